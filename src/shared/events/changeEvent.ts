@@ -1,0 +1,62 @@
+/**
+ * The change-event model shared by the reader (which produces it) and the sinks (which consume it).
+ *
+ * The JSON is Debezium-compatible (the `io.debezium.connector.postgresql` envelope without the
+ * `schema` part, as Debezium emits with `value.converter.schemas.enable=false`), so existing Debezium
+ * consumers can read it. Two additions, both optional for Debezium readers:
+ * - `key`: the primary key columns, because Event Hubs does not surface the Kafka record key to AMQP
+ *   consumers (Azure/azure-event-hubs-for-kafka#114);
+ * - `source.commit_lsn`: the LSN of the transaction's commit record.
+ */
+
+/** c = create, u = update, d = delete, r = read (snapshot), t = truncate, m = logical message (heartbeat). */
+export type ChangeOp = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
+
+/** Debezium's `source.snapshot` values. `last` marks the final row of a snapshot. */
+export type SnapshotMarker = 'true' | 'first' | 'last' | 'false' | 'incremental';
+
+/** A row image: column name to JSON value (see README "Type mapping" for how each PG type is encoded). */
+export type RowImage = Record<string, unknown>;
+
+export interface SourceInfo {
+  /** Version of pg-cdc-functions that produced the event. */
+  version: string;
+  connector: 'postgresql';
+  /** Logical server name (topic prefix), from configuration. */
+  name: string;
+  /** Commit time of the transaction (snapshot: time of the read), ms since the epoch. */
+  ts_ms: number;
+  snapshot: SnapshotMarker;
+  db: string;
+  schema: string;
+  table: string;
+  txId: number | null;
+  /**
+   * WAL position of this change as a decimal number (Debezium does the same). Exact up to 2^53 bytes
+   * of WAL (8 PiB); sinks use it as the version of the row (see `rowVersion`).
+   */
+  lsn: number | null;
+  /** Debezium's `["<last commit lsn>","<lsn>"]` as a JSON string. */
+  sequence: string | null;
+  /** LSN of this transaction's commit record (extension; absent on snapshot rows). */
+  commit_lsn?: number | null;
+  /** Unchanged TOASTed columns that could not be filled in (extension; see README "TOAST"). */
+  unchanged_toast?: string[];
+}
+
+export interface ChangeEvent {
+  before: RowImage | null;
+  after: RowImage | null;
+  source: SourceInfo;
+  op: ChangeOp;
+  /** When the reader produced the event, ms since the epoch. */
+  ts_ms: number;
+  /** Primary key (or replica identity) columns and values (extension; null for truncate). */
+  key: RowImage | null;
+  transaction?: null | { id: string; total_order: number; data_collection_order: number };
+}
+
+/** Fully qualified `schema.table` of an event. */
+export function tableId(source: Pick<SourceInfo, 'schema' | 'table'>): string {
+  return `${source.schema}.${source.table}`;
+}
