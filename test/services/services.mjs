@@ -22,8 +22,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
-export const envFile = path.join(repoRoot, '.services.env');
-const stateFile = path.join(repoRoot, '.services.state.json');
+// PG_CDC_SERVICES_STATE_DIR lets a second, independent set of services run beside the usual one
+// (the orchestrator's own lifecycle test uses it).
+const stateDir = process.env.PG_CDC_SERVICES_STATE_DIR ?? repoRoot;
+export const envFile = path.join(stateDir, '.services.env');
+const stateFile = path.join(stateDir, '.services.state.json');
 
 export const KAFKA_VERSION = '4.1.1';
 export const ELASTICSEARCH_VERSION = '8.19.21';
