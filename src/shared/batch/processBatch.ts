@@ -1,0 +1,103 @@
+/**
+ * The batch core, after powertools' BatchProcessor: every record is decoded and prepared in its own
+ * try/catch; the sink writes what is left in one call; dead-letters are stored; then, and only then,
+ * the invocation fails if any record must be retried, with an error carrying every cause. Re-running
+ * the whole batch is safe: sinks are idempotent (row versions, ingestion tags) and dead-letter blobs
+ * have deterministic names.
+ */
+import { tableId } from '../events/changeEvent.js';
+import { decodeBody } from '../events/decode.js';
+import { BatchProcessingError, canRetry, describeError, TransientSinkError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import type { DeadLetterStore } from '../deadletter/types.js';
+import type { BatchInfo, BatchReport, EventRecord, PreparedRecord, RecordOutcome, Sink } from './types.js';
+
+export interface ProcessBatchOptions<T> {
+  sink: Sink<T>;
+  deadLetters: DeadLetterStore;
+  batch: BatchInfo;
+  logger?: Logger;
+}
+
+function outcomeOfError(error: unknown): RecordOutcome {
+  return canRetry(error) ? { status: 'retry', error } : { status: 'deadLetter', reason: describeError(error), error };
+}
+
+export async function processBatch<T>(records: readonly EventRecord[], options: ProcessBatchOptions<T>): Promise<BatchReport> {
+  const { sink, deadLetters, batch } = options;
+  const logger = options.logger ?? silentLogger;
+  const outcomes: RecordOutcome[] = records.map(() => ({ status: 'ok' }));
+  const prepared: PreparedRecord<T>[] = [];
+
+  records.forEach((record, index) => {
+    try {
+      const decoded = decodeBody(record.body);
+      if (decoded.kind === 'tombstone') {
+        outcomes[index] = { status: 'skipped', reason: 'tombstone' };
+        return;
+      }
+      if (decoded.kind === 'message') {
+        outcomes[index] = { status: 'skipped', reason: 'logical message' };
+        return;
+      }
+      const item = sink.prepare(decoded.event, record);
+      if (item === null) {
+        outcomes[index] = { status: 'skipped', reason: `not written by ${sink.name} (${tableId(decoded.event.source)} ${decoded.event.op})` };
+        return;
+      }
+      prepared.push({ index, record, event: decoded.event, item });
+    } catch (error) {
+      outcomes[index] = outcomeOfError(error);
+    }
+  });
+
+  if (prepared.length > 0) {
+    try {
+      const failures = await sink.write(prepared, batch);
+      for (const [index, outcome] of failures) outcomes[index] = outcome;
+    } catch (error) {
+      const outcome = outcomeOfError(error);
+      for (const p of prepared) outcomes[p.index] = outcome;
+    }
+  }
+
+  // Dead-letters are written before deciding the invocation's fate; a record whose dead-letter
+  // cannot be stored is retried, never dropped.
+  await Promise.all(
+    outcomes.map(async (outcome, index) => {
+      if (outcome.status !== 'deadLetter') return;
+      const record = records[index];
+      if (!record) return;
+      try {
+        await deadLetters.put({ record, batch, reason: outcome.reason });
+        logger.warn(`${batch.functionName}: dead-lettered partition ${record.partitionId} offset ${record.offset}: ${outcome.reason}`);
+      } catch (error) {
+        outcomes[index] = { status: 'retry', error: new TransientSinkError(`Dead-letter store failed for offset ${record.offset}`, error, 'DEAD_LETTER_FAILED') };
+      }
+    }),
+  );
+
+  const report: BatchReport = { total: records.length, ok: 0, skipped: 0, deadLettered: 0, retried: 0, outcomes };
+  const retryErrors: unknown[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.status === 'ok') report.ok++;
+    else if (outcome.status === 'skipped') report.skipped++;
+    else if (outcome.status === 'deadLetter') report.deadLettered++;
+    else {
+      report.retried++;
+      retryErrors.push(outcome.error);
+    }
+  }
+  logger.info(
+    `${batch.functionName}: partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset}: ` +
+      `${report.total} records, ${report.ok} ok, ${report.skipped} skipped, ${report.deadLettered} dead-lettered, ${report.retried} to retry`,
+  );
+  if (retryErrors.length > 0) {
+    const distinct = [...new Set(retryErrors.map(describeError))];
+    throw new BatchProcessingError(
+      `${report.retried} of ${report.total} records must be retried (partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset}): ${distinct.slice(0, 3).join('; ')}`,
+      retryErrors,
+    );
+  }
+  return report;
+}

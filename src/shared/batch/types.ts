@@ -1,0 +1,61 @@
+import type { ChangeEvent } from '../events/changeEvent.js';
+
+/** One Event Hubs event as the trigger delivered it, with its position. */
+export interface EventRecord {
+  /** Parsed object, string or Buffer, as the host handed it over. */
+  body: unknown;
+  partitionId: string;
+  offset: string;
+  sequenceNumber: string;
+  enqueuedTimeUtc?: string;
+  properties?: Record<string, unknown>;
+}
+
+/** Where a batch comes from: used for dead-letter names, ADX ingestion tags and logs. */
+export interface BatchInfo {
+  functionName: string;
+  invocationId?: string;
+  consumerGroup?: string;
+  eventHubName?: string;
+  partitionId: string;
+  firstOffset: string;
+  lastOffset: string;
+}
+
+export type RecordOutcome =
+  | { status: 'ok' }
+  /** Nothing to write (tombstone, heartbeat, not routed to this sink, superseded). */
+  | { status: 'skipped'; reason: string }
+  /** Can never succeed: stored in the dead-letter store, the batch continues. */
+  | { status: 'deadLetter'; reason: string; error?: unknown }
+  /** Transient: the invocation fails after everything else is done, and the host retries the batch. */
+  | { status: 'retry'; error: unknown };
+
+export interface PreparedRecord<T> {
+  /** Position of the record in the batch. */
+  index: number;
+  record: EventRecord;
+  event: ChangeEvent;
+  item: T;
+}
+
+/**
+ * A sink in two steps: `prepare` is pure and per record (route, unwrap, shape; throw a
+ * `PermanentRecordError` to dead-letter, return null to skip); `write` sends everything prepared in
+ * one go and reports the records that did not succeed. If `write` throws, every record it was given
+ * takes the error's path (retry when `canRetry`, dead-letter otherwise).
+ */
+export interface Sink<T> {
+  readonly name: string;
+  prepare(event: ChangeEvent, record: EventRecord): T | null;
+  write(records: readonly PreparedRecord<T>[], batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>>;
+}
+
+export interface BatchReport {
+  total: number;
+  ok: number;
+  skipped: number;
+  deadLettered: number;
+  retried: number;
+  outcomes: RecordOutcome[];
+}

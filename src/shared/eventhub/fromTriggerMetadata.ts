@@ -1,0 +1,83 @@
+/**
+ * From what the Event Hubs trigger (`cardinality: 'many'`) delivers to `EventRecord`s: the messages
+ * array plus `context.triggerMetadata` arrays (`offsetArray`, `sequenceNumberArray`,
+ * `enqueuedTimeUtcArray`, `propertiesArray`) and `partitionContext`. The host's converter turns
+ * numeric strings into numbers and may hand 64-bit integers over as numbers, strings or Long-like
+ * objects, so every position is normalised to a string here.
+ */
+import type { BatchInfo, EventRecord } from '../batch/types.js';
+
+export interface TriggerContextLike {
+  invocationId: string;
+  functionName: string;
+  triggerMetadata?: Record<string, unknown>;
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function positionText(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'object' && 'toString' in value && typeof value.toString === 'function') {
+    const text = (value as { toString(): string }).toString();
+    if (text !== '[object Object]') return text;
+  }
+  return JSON.stringify(value);
+}
+
+function field(obj: unknown, ...names: string[]): string | undefined {
+  if (typeof obj !== 'object' || obj === null) return undefined;
+  for (const name of names) {
+    const value = (obj as Record<string, unknown>)[name];
+    if (value !== undefined && value !== null) return positionText(value);
+  }
+  return undefined;
+}
+
+export interface TriggerBatch {
+  records: EventRecord[];
+  batch: BatchInfo;
+}
+
+export function fromTriggerMetadata(messages: unknown, context: TriggerContextLike): TriggerBatch {
+  const bodies = Array.isArray(messages) ? messages : [messages];
+  const meta = context.triggerMetadata ?? {};
+  const partitionContext = meta.partitionContext;
+  const partitionId = field(partitionContext, 'partitionId', 'PartitionId') ?? 'unknown';
+  const offsets = asArray(meta.offsetArray);
+  const sequenceNumbers = asArray(meta.sequenceNumberArray);
+  const enqueued = asArray(meta.enqueuedTimeUtcArray);
+  const properties = asArray(meta.propertiesArray);
+
+  const records = bodies.map((body, i): EventRecord => {
+    const props = properties[i];
+    const record: EventRecord = {
+      body,
+      partitionId,
+      // Without metadata (never in production) the index keeps names unique within the batch.
+      offset: positionText(offsets[i]) ?? `unknown-${i}`,
+      sequenceNumber: positionText(sequenceNumbers[i]) ?? String(i),
+    };
+    const time = positionText(enqueued[i]);
+    if (time !== undefined) record.enqueuedTimeUtc = time;
+    if (typeof props === 'object' && props !== null && !Array.isArray(props)) record.properties = props as Record<string, unknown>;
+    return record;
+  });
+
+  const batch: BatchInfo = {
+    functionName: context.functionName,
+    invocationId: context.invocationId,
+    partitionId,
+    firstOffset: records[0]?.offset ?? '',
+    lastOffset: records.at(-1)?.offset ?? '',
+  };
+  const consumerGroup = field(partitionContext, 'consumerGroup', 'ConsumerGroup');
+  const eventHubName = field(partitionContext, 'eventHubName', 'EventHubName');
+  if (consumerGroup !== undefined) batch.consumerGroup = consumerGroup;
+  if (eventHubName !== undefined) batch.eventHubName = eventHubName;
+  return { records, batch };
+}

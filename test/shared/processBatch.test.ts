@@ -1,0 +1,97 @@
+import { describe, expect, it } from '@jest/globals';
+import { processBatch } from '../../src/shared/batch/processBatch.js';
+import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink } from '../../src/shared/batch/types.js';
+import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
+import type { DeadLetterStore } from '../../src/shared/deadletter/types.js';
+import { BatchProcessingError, PermanentRecordError, TransientSinkError } from '../../src/shared/errors.js';
+import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
+import { changeEvent, order } from '../functions/factories.js';
+
+const batch: BatchInfo = { functionName: 'test', partitionId: '3', firstOffset: '0', lastOffset: '9' };
+const records = (bodies: unknown[]): EventRecord[] => bodies.map((body, i) => ({ body, partitionId: '3', offset: String(i * 10), sequenceNumber: String(i) }));
+
+/** A sink that records what it writes and fails the ids it is told to. */
+class FakeSink implements Sink<number> {
+  readonly name = 'fake';
+  written: number[] = [];
+  constructor(private readonly fail: Map<number, RecordOutcome> = new Map(), private readonly throwOnWrite?: Error) {}
+  prepare(event: ChangeEvent): number | null {
+    if (event.source.table === 'skip_me') return null;
+    if (event.source.table === 'poison') throw new PermanentRecordError('UNKNOWN_TABLE', 'No route for table retail.poison');
+    return Number(event.after?.orderid ?? event.before?.orderid);
+  }
+  write(prepared: readonly PreparedRecord<number>[]): Promise<ReadonlyMap<number, RecordOutcome>> {
+    if (this.throwOnWrite) return Promise.reject(this.throwOnWrite);
+    const failures = new Map<number, RecordOutcome>();
+    for (const p of prepared) {
+      const outcome = this.fail.get(p.item);
+      if (outcome) failures.set(p.index, outcome);
+      else this.written.push(p.item);
+    }
+    return Promise.resolve(failures);
+  }
+}
+
+describe('processBatch', () => {
+  it('applies good records, dead-letters poison and skips tombstones in a mixed batch', async () => {
+    // Prepare
+    const sink = new FakeSink();
+    const deadLetters = new MemoryDeadLetterStore();
+    const bodies = [changeEvent({ after: order(1) }), 'not json', null, changeEvent({ table: 'retail.poison' }), changeEvent({ table: 'retail.skip_me' }), 7, changeEvent({ after: order(2) })];
+    // Act
+    const report = await processBatch(records(bodies), { sink, deadLetters, batch });
+    // Assess
+    expect(sink.written).toEqual([1, 2]);
+    expect(report).toMatchObject({ total: 7, ok: 2, skipped: 2, deadLettered: 3, retried: 0 });
+    expect([...deadLetters.documents.values()].map((d) => [d.offset, d.reason.split(':')[0]])).toEqual([
+      ['10', 'PermanentRecordError'],
+      ['30', 'PermanentRecordError'],
+      ['50', 'PermanentRecordError'],
+    ]);
+  });
+
+  it('fails the invocation after dead-letters are written and successes applied when a record must be retried', async () => {
+    const sink = new FakeSink(new Map<number, RecordOutcome>([
+      [2, { status: 'retry', error: new TransientSinkError('429 throttled') }],
+      [3, { status: 'deadLetter', reason: '400 mapper_parsing_exception' }],
+    ]));
+    const deadLetters = new MemoryDeadLetterStore();
+    const bodies = [1, 2, 3, 4].map((id) => changeEvent({ after: order(id) }));
+
+    const error = await processBatch(records(bodies), { sink, deadLetters, batch }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(BatchProcessingError);
+    expect((error as BatchProcessingError).canRetry).toBe(true);
+    expect((error as BatchProcessingError).errors).toHaveLength(1);
+    expect((error as Error).message).toMatch(/1 of 4 records must be retried.*429 throttled/);
+    expect(sink.written).toEqual([1, 4]);
+    expect(deadLetters.documents.size).toBe(1);
+  });
+
+  it('retries every record when the sink throws a transient error, dead-letters them on a permanent one', async () => {
+    const bodies = [1, 2].map((id) => changeEvent({ after: order(id) }));
+    const transient = processBatch(records(bodies), { sink: new FakeSink(new Map(), new TransientSinkError('ECONNREFUSED')), deadLetters: new MemoryDeadLetterStore(), batch });
+    await expect(transient).rejects.toThrow(/2 of 2 records must be retried.*ECONNREFUSED/);
+
+    const deadLetters = new MemoryDeadLetterStore();
+    const report = await processBatch(records(bodies), { sink: new FakeSink(new Map(), new PermanentRecordError('REJECTED_BY_SINK', 'schema mismatch')), deadLetters, batch });
+    expect(report.deadLettered).toBe(2);
+    expect(deadLetters.documents.size).toBe(2);
+  });
+
+  it('treats an unknown error from the sink as retryable (never drops)', async () => {
+    const run = processBatch(records([changeEvent()]), { sink: new FakeSink(new Map(), new Error('socket hang up')), deadLetters: new MemoryDeadLetterStore(), batch });
+    await expect(run).rejects.toBeInstanceOf(BatchProcessingError);
+  });
+
+  it('retries a record whose dead-letter cannot be stored', async () => {
+    const broken: DeadLetterStore = { put: () => Promise.reject(new Error('storage down')) };
+    const run = processBatch(records(['garbage']), { sink: new FakeSink(), deadLetters: broken, batch });
+    await expect(run).rejects.toThrow(/Dead-letter store failed for offset 0/);
+  });
+
+  it('writes nothing and reports zero for an empty batch', async () => {
+    const report = await processBatch([], { sink: new FakeSink(), deadLetters: new MemoryDeadLetterStore(), batch });
+    expect(report).toMatchObject({ total: 0, ok: 0 });
+  });
+});
