@@ -1,0 +1,142 @@
+/**
+ * The ADX sink: one ingestion per ADX table per invocation, JSON lines with a named mapping, tagged
+ * for redelivery (see `idempotency.ts`). New source columns are added to the table and its mapping
+ * before the batch that carries them is ingested.
+ */
+import { silentLogger, type Logger } from '../logger.js';
+import { addColumnsCommands } from './commands.js';
+import { AdxSinkError, toAdxSinkError } from './errors.js';
+import { deterministicSourceId, ingestionTag } from './idempotency.js';
+import { isChangeEvent, toHistoryRows, toTableRow, type AdxRow } from './rows.js';
+import { CDC_COLUMN_NAMES, inferKqlType } from './schema.js';
+import type { ControlClient, Ingestor } from './clients.js';
+import type { AdxBatch, AdxConfig, AdxTableRoute, AdxTableWrite, ColumnDef } from './types.js';
+
+export interface AdxSinkOptions {
+  config: Pick<AdxConfig, 'routes' | 'database' | 'mode'>;
+  ingestor: Ingestor;
+  control: ControlClient;
+  logger?: Logger;
+}
+
+/** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */
+export function toJsonLines(rows: readonly AdxRow[]): Buffer {
+  let text = '';
+  for (const row of rows) text += JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n';
+  return Buffer.from(text, 'utf8');
+}
+
+/** Columns of `rows` that `known` lacks, typed from their first non-null value (all-null ones wait). */
+export function findNewColumns(rows: readonly AdxRow[], known: ReadonlySet<string>): ColumnDef[] {
+  const found = new Map<string, ColumnDef>();
+  for (const row of rows) {
+    for (const [name, value] of Object.entries(row)) {
+      if (known.has(name) || found.has(name) || CDC_COLUMN_NAMES.has(name)) continue;
+      const type = inferKqlType(value);
+      if (type !== undefined) found.set(name, { name, type });
+    }
+  }
+  return [...found.values()];
+}
+
+export class AdxSink {
+  private readonly routesByName = new Map<string, AdxTableRoute>();
+  /** Columns added at run time, per ADX table (the declared ones come from the route). */
+  private readonly discovered = new Map<string, ColumnDef[]>();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: AdxSinkOptions) {
+    this.logger = options.logger ?? silentLogger;
+    for (const route of options.config.routes) {
+      this.routesByName.set(route.source, route);
+      this.routesByName.set(route.table, route);
+    }
+  }
+
+  get mode(): string {
+    return this.options.ingestor.mode;
+  }
+
+  /** The route for a `rowsByTable` key: a source table `schema.table` or an ADX table name. */
+  routeFor(tableKey: string): AdxTableRoute | undefined {
+    return this.routesByName.get(tableKey);
+  }
+
+  /**
+   * Writes one invocation's batch. Throws `AdxSinkError` (`canRetry` tells transient from
+   * permanent, `table` names the table). Tables written before a failure are skipped on the retry
+   * by their tags, so throwing part-way is safe.
+   */
+  async writeBatch(batch: AdxBatch): Promise<AdxTableWrite[]> {
+    const work: { route: AdxTableRoute; rows: AdxRow[]; history: AdxRow[] }[] = [];
+    for (const [tableKey, records] of batch.rowsByTable) {
+      const route = this.routeFor(tableKey);
+      if (route === undefined) {
+        throw new AdxSinkError(`No ADX route for table ${tableKey} (configure it in ADX_TABLE_ROUTES)`, { canRetry: false, sourceTable: tableKey });
+      }
+      const rows: AdxRow[] = [];
+      const history: AdxRow[] = [];
+      for (const record of records) {
+        if (isChangeEvent(record)) {
+          const row = toTableRow(record);
+          if (row !== null) rows.push(row);
+          if (route.historyTable !== null) history.push(...toHistoryRows(record, route));
+        } else {
+          rows.push(record);
+        }
+      }
+      work.push({ route, rows, history });
+    }
+
+    const results: AdxTableWrite[] = [];
+    for (const { route, rows, history } of work) {
+      const tag = ingestionTag(route.source, batch.partitionId, batch.firstOffset, batch.lastOffset);
+      if (rows.length > 0) {
+        const addedColumns = await this.ensureColumns(route, rows);
+        await this.ingest(route, route.table, route.mapping, rows, tag);
+        results.push({ table: route.table, sourceTable: route.source, rows: rows.length, tag, addedColumns });
+      }
+      if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
+        await this.ingest(route, route.historyTable, route.historyMapping, history, tag);
+        results.push({ table: route.historyTable, sourceTable: route.source, rows: history.length, tag, addedColumns: [] });
+      }
+    }
+    return results;
+  }
+
+  private knownColumns(route: AdxTableRoute): ColumnDef[] {
+    return [...route.columns, ...(this.discovered.get(route.table) ?? [])];
+  }
+
+  /** `.alter-merge table` + mapping rewrite for columns the table does not have yet. */
+  private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[]): Promise<ColumnDef[]> {
+    const known = this.knownColumns(route);
+    const added = findNewColumns(rows, new Set(known.map((c) => c.name)));
+    if (added.length === 0) return [];
+    this.logger.info(`ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')}`);
+    for (const command of addColumnsCommands(route, known, added)) {
+      try {
+        await this.options.control.execute(command.text);
+      } catch (error) {
+        throw toAdxSinkError(error, `ADX ${command.description}`, { table: route.table, sourceTable: route.source });
+      }
+    }
+    this.discovered.set(route.table, [...(this.discovered.get(route.table) ?? []), ...added]);
+    return added;
+  }
+
+  private async ingest(route: AdxTableRoute, table: string, mapping: string, rows: readonly AdxRow[], tag: string): Promise<void> {
+    const data = toJsonLines(rows);
+    try {
+      await this.options.ingestor.ingest({ table, mapping, data, rows: rows.length, tag, sourceId: deterministicSourceId(table, tag) });
+    } catch (error) {
+      throw toAdxSinkError(error, `ADX ${this.options.ingestor.mode} ingestion of ${rows.length} rows`, { table, sourceTable: route.source });
+    }
+    this.logger.debug(`ADX: ${this.options.ingestor.mode} ingestion of ${rows.length} rows into ${table} (${tag})`);
+  }
+
+  close(): void {
+    this.options.ingestor.close();
+    this.options.control.close();
+  }
+}

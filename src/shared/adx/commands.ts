@@ -1,0 +1,121 @@
+/**
+ * Control commands for the ADX side, generated as a pure function of the configuration. Every command
+ * is idempotent, so `npm run adx:setup` can run on every deployment:
+ * `.create-merge table` (adds missing columns, keeps data), `.create-or-alter ... mapping`,
+ * `.alter ... policy`, `.create ifnotexists materialized-view`, `.create-or-alter function`.
+ */
+import { kqlName, kqlString } from './kql.js';
+import { HISTORY_COLUMNS, tableColumns } from './schema.js';
+import type { AdxConfig, AdxTableRoute, ColumnDef, IngestionBatchingPolicy } from './types.js';
+
+export interface AdxCommand {
+  /** What the command does, for `--dry-run` output and logs. */
+  description: string;
+  text: string;
+}
+
+function columnList(columns: readonly ColumnDef[]): string {
+  return columns.map((c) => `${kqlName(c.name)}:${c.type}`).join(', ');
+}
+
+/** JSON mapping text: each column from the same-named top-level property of the JSON line. */
+export function jsonMapping(columns: readonly ColumnDef[]): string {
+  return JSON.stringify(columns.map((c) => ({ column: c.name, datatype: c.type, Properties: { Path: jsonPath(c.name) } })));
+}
+
+function jsonPath(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? `$.${name}` : `$['${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}']`;
+}
+
+function withProps(folder: string, docstring: string): string {
+  return `with (folder=${kqlString(folder)}, docstring=${kqlString(docstring)})`;
+}
+
+export function createMergeTableCommand(table: string, columns: readonly ColumnDef[], folder: string, docstring: string): AdxCommand {
+  return {
+    description: `table ${table} (create or add missing columns)`,
+    text: `.create-merge table ${kqlName(table)} (${columnList(columns)}) ${withProps(folder, docstring)}`,
+  };
+}
+
+export function mappingCommand(table: string, mapping: string, columns: readonly ColumnDef[]): AdxCommand {
+  return {
+    description: `JSON ingestion mapping ${mapping} on ${table}`,
+    text: `.create-or-alter table ${kqlName(table)} ingestion json mapping ${kqlString(mapping)} ${kqlString(jsonMapping(columns))}`,
+  };
+}
+
+export function batchingPolicyCommand(table: string, policy: IngestionBatchingPolicy): AdxCommand {
+  return {
+    description: `ingestion batching policy on ${table}`,
+    text: `.alter table ${kqlName(table)} policy ingestionbatching ${kqlString(JSON.stringify(policy))}`,
+  };
+}
+
+/**
+ * Latest row per key. A materialized view must end in its `summarize`, so deleted rows cannot be
+ * filtered inside it: the delete is the latest row of its key (flag `__deleted`), and the function
+ * from `currentFunctionCommand` filters it out.
+ */
+export function latestViewQuery(route: AdxTableRoute): string {
+  const by = route.keys.map(kqlName).join(', ');
+  return `${kqlName(route.table)} | summarize arg_max(${kqlName('__lsn')}, *) by ${by}`;
+}
+
+export function latestViewCommand(route: AdxTableRoute, folder: string): AdxCommand {
+  return {
+    description: `materialized view ${route.latestView} (latest row per ${route.keys.join(', ')}; backfilled)`,
+    text:
+      `.create async ifnotexists materialized-view with (backfill=true, folder=${kqlString(folder)}, ` +
+      `docstring=${kqlString(`Latest change per key of ${route.table} (deleted rows flagged by __deleted)`)}) ` +
+      `${kqlName(route.latestView)} on table ${kqlName(route.table)} { ${latestViewQuery(route)} }`,
+  };
+}
+
+export function currentFunctionCommand(route: AdxTableRoute, folder: string): AdxCommand {
+  return {
+    description: `function ${route.currentFunction}() (current rows: latest per key, deletes excluded)`,
+    text:
+      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows`)} ` +
+      `${kqlName(route.currentFunction)}() { ${kqlName(route.latestView)} | where not(${kqlName('__deleted')}) }`,
+  };
+}
+
+/** Every command for one routed table, in execution order. */
+export function routeSetupCommands(route: AdxTableRoute, config: Pick<AdxConfig, 'batching' | 'folder'>): AdxCommand[] {
+  const columns = tableColumns(route);
+  const commands: AdxCommand[] = [
+    createMergeTableCommand(route.table, columns, config.folder, `Change events of ${route.source} (row image + CDC columns)`),
+    mappingCommand(route.table, route.mapping, columns),
+    batchingPolicyCommand(route.table, config.batching),
+  ];
+  if (route.historyTable !== null && route.historyMapping !== null) {
+    commands.push(
+      createMergeTableCommand(route.historyTable, HISTORY_COLUMNS, config.folder, `Per-column change history of ${route.source}`),
+      mappingCommand(route.historyTable, route.historyMapping, HISTORY_COLUMNS),
+      batchingPolicyCommand(route.historyTable, config.batching),
+    );
+  }
+  commands.push(latestViewCommand(route, config.folder), currentFunctionCommand(route, config.folder));
+  return commands;
+}
+
+/** `npm run adx:setup`: every configured table. */
+export function setupCommands(config: Pick<AdxConfig, 'routes' | 'batching' | 'folder'>): AdxCommand[] {
+  return config.routes.flatMap((route) => routeSetupCommands(route, config));
+}
+
+/**
+ * A new source column reached the sink: add it to the table and rewrite the mapping with every
+ * known column, before the batch that carries it is ingested.
+ */
+export function addColumnsCommands(route: AdxTableRoute, known: readonly ColumnDef[], added: readonly ColumnDef[]): AdxCommand[] {
+  const all = tableColumns(route, [...known, ...added]);
+  return [
+    {
+      description: `add columns ${added.map((c) => c.name).join(', ')} to ${route.table}`,
+      text: `.alter-merge table ${kqlName(route.table)} (${columnList(added)})`,
+    },
+    mappingCommand(route.table, route.mapping, all),
+  ];
+}

@@ -1,0 +1,189 @@
+/**
+ * ADX sink configuration from the environment, validated once at start-up. Every failure names the
+ * variable; the application key never appears in messages (`describeAdxConfig` masks it).
+ */
+import { ConfigError } from '../errors.js';
+import { getInt, getOptionalString, getString, type Env } from '../config/env.js';
+import { isPlainName } from './kql.js';
+import { KQL_TYPES } from './types.js';
+import type { AdxAuth, AdxConfig, AdxIngestionMode, AdxTableRoute, AdxTableRouteInput, ColumnDef, IngestionBatchingPolicy } from './types.js';
+
+const MODES: readonly AdxIngestionMode[] = ['queued', 'managed-streaming', 'inline'];
+const AUTHS: readonly AdxAuth[] = ['managed-identity', 'default', 'app-key', 'none'];
+
+/**
+ * The tables of the source documents: `retail.orders_info` as the `Orders` table with the
+ * `OrdersEventMapping` mapping of the Kafka-Connect demo, and `bank.holding` with its per-field change
+ * history (stock type and quantity, with the owning user as context).
+ */
+export const DEFAULT_ROUTES: readonly AdxTableRouteInput[] = [
+  {
+    source: 'retail.orders_info',
+    table: 'Orders',
+    keys: ['orderid'],
+    columns: { orderid: 'string', custid: 'string', city: 'string', amount: 'int', purchase_time: 'datetime' },
+    mapping: 'OrdersEventMapping',
+  },
+  {
+    source: 'bank.holding',
+    table: 'Holding',
+    keys: ['holding_id'],
+    columns: {
+      holding_id: 'long',
+      user_id: 'long',
+      holding_stock: 'string',
+      holding_quantity: 'long',
+      datetime_created: 'datetime',
+      datetime_updated: 'datetime',
+    },
+    historyColumns: ['holding_stock', 'holding_quantity'],
+    historyContext: ['user_id'],
+  },
+];
+
+/** The batching policy of the source document: 30 s / 500 items / 1 GB (ADX default is 5 min). */
+export const DEFAULT_BATCHING: IngestionBatchingPolicy = {
+  MaximumBatchingTimeSpan: '00:00:30',
+  MaximumNumberOfItems: 500,
+  MaximumRawDataSizeMB: 1024,
+};
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], defaultValue: T): T {
+  const value = getOptionalString(env, name) ?? defaultValue;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`Setting ${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
+function httpUrl(env: Env, name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (error) {
+    throw new ConfigError(`Setting ${name} is not a URL`, error);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`Setting ${name} must be an http(s) URL`);
+  if (url.username || url.password) throw new ConfigError(`Setting ${name} must not carry credentials`);
+  return value.replace(/\/+$/, '');
+}
+
+/** `https://mycluster.westeurope.kusto.windows.net` → `https://ingest-mycluster.westeurope.kusto.windows.net`. */
+export function deriveIngestUrl(clusterUrl: string): string {
+  const url = new URL(clusterUrl);
+  if (url.hostname.startsWith('ingest-') || url.hostname === 'localhost' || /^[\d.]+$/.test(url.hostname)) return clusterUrl;
+  url.hostname = `ingest-${url.hostname}`;
+  return url.toString().replace(/\/+$/, '');
+}
+
+/** Fills the route defaults and checks names, keys and types. `where` names the setting for errors. */
+export function resolveRoute(input: AdxTableRouteInput, where: string): AdxTableRoute {
+  const fail = (message: string): never => {
+    throw new ConfigError(`Setting ${where}: ${message}`);
+  };
+  if (typeof input !== 'object' || input === null) fail('each route must be an object');
+  if (typeof input.source !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(input.source)) fail(`source must be "schema.table", got ${JSON.stringify(input.source)}`);
+  const name = (value: unknown, what: string): string => {
+    if (typeof value !== 'string' || !isPlainName(value)) fail(`${what} must be a plain ADX name ([A-Za-z_][A-Za-z0-9_]*), got ${JSON.stringify(value)}`);
+    return value as string;
+  };
+  const table = name(input.table, `table of ${input.source}`);
+  if (typeof input.columns !== 'object' || input.columns === null || Array.isArray(input.columns)) fail(`columns of ${input.source} must be an object { column: type }`);
+  const columns: ColumnDef[] = Object.entries(input.columns).map(([column, type]) => {
+    if (!(KQL_TYPES as readonly string[]).includes(type)) fail(`type of ${input.source}.${column} must be one of ${KQL_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
+    if (column.startsWith('__')) fail(`column ${column} of ${input.source}: names starting with __ are reserved for CDC columns`);
+    return { name: column, type: type };
+  });
+  if (!Array.isArray(input.keys) || input.keys.length === 0) fail(`keys of ${input.source} must be a non-empty array`);
+  for (const key of input.keys) {
+    if (!columns.some((c) => c.name === key)) fail(`key ${String(key)} of ${input.source} is not among its columns`);
+  }
+  const historyTable = input.historyTable === null ? null : name(input.historyTable ?? `${table}History`, `historyTable of ${input.source}`);
+  return {
+    source: input.source,
+    table,
+    keys: [...input.keys],
+    columns,
+    mapping: name(input.mapping ?? `${table}EventMapping`, `mapping of ${input.source}`),
+    historyTable,
+    historyMapping: historyTable === null ? null : `${historyTable}Mapping`,
+    historyColumns: input.historyColumns ? [...input.historyColumns] : null,
+    historyContext: input.historyContext ? [...input.historyContext] : [],
+    latestView: name(input.latestView ?? `${table}Latest`, `latestView of ${input.source}`),
+    currentFunction: name(input.currentFunction ?? `${table}Current`, `currentFunction of ${input.source}`),
+  };
+}
+
+function parseRoutes(env: Env): AdxTableRoute[] {
+  const text = getOptionalString(env, 'ADX_TABLE_ROUTES');
+  let inputs: unknown = DEFAULT_ROUTES;
+  if (text !== undefined) {
+    try {
+      inputs = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError('Setting ADX_TABLE_ROUTES is not valid JSON', error);
+    }
+  }
+  if (!Array.isArray(inputs) || inputs.length === 0) throw new ConfigError('Setting ADX_TABLE_ROUTES must be a non-empty JSON array of routes');
+  const routes = (inputs as AdxTableRouteInput[]).map((input, i) => resolveRoute(input, `ADX_TABLE_ROUTES[${i}]`));
+  const names = new Map<string, string>();
+  for (const route of routes) {
+    for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
+      if (n === null) continue;
+      const previous = names.get(n.toLowerCase());
+      if (previous !== undefined) throw new ConfigError(`Setting ADX_TABLE_ROUTES: name ${n} is used twice (${previous} and ${route.source})`);
+      names.set(n.toLowerCase(), route.source);
+    }
+  }
+  const sources = new Set<string>();
+  for (const route of routes) {
+    if (sources.has(route.source)) throw new ConfigError(`Setting ADX_TABLE_ROUTES: source ${route.source} is routed twice`);
+    sources.add(route.source);
+  }
+  return routes;
+}
+
+export function loadAdxConfig(env: Env): AdxConfig {
+  const mode = oneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
+  const authKind = oneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
+  const clusterUrl = httpUrl(env, 'ADX_CLUSTER_URL', getString(env, 'ADX_CLUSTER_URL'));
+  const ingestText = getOptionalString(env, 'ADX_INGEST_URL');
+  const ingestUrl = ingestText === undefined ? deriveIngestUrl(clusterUrl) : httpUrl(env, 'ADX_INGEST_URL', ingestText);
+  const database = getString(env, 'ADX_DATABASE');
+  const clientId = getOptionalString(env, 'ADX_CLIENT_ID');
+  const tenantId = getOptionalString(env, 'ADX_TENANT_ID');
+  const clientSecret = getOptionalString(env, 'ADX_CLIENT_SECRET');
+  if (authKind === 'app-key') {
+    if (clientId === undefined) throw new ConfigError('Missing required setting ADX_CLIENT_ID (ADX_AUTH=app-key)');
+    if (tenantId === undefined) throw new ConfigError('Missing required setting ADX_TENANT_ID (ADX_AUTH=app-key)');
+    if (clientSecret === undefined) throw new ConfigError('Missing required setting ADX_CLIENT_SECRET (ADX_AUTH=app-key)');
+  } else if (clientSecret !== undefined) {
+    throw new ConfigError(`Setting ADX_CLIENT_SECRET is only used with ADX_AUTH=app-key (ADX_AUTH=${authKind}); remove it`);
+  }
+  return {
+    clusterUrl,
+    ingestUrl,
+    database,
+    mode,
+    auth: { kind: authKind, clientId, tenantId, clientSecret },
+    routes: parseRoutes(env),
+    batching: {
+      MaximumBatchingTimeSpan: getOptionalString(env, 'ADX_BATCHING_TIMESPAN') ?? DEFAULT_BATCHING.MaximumBatchingTimeSpan,
+      MaximumNumberOfItems: getInt(env, 'ADX_BATCHING_MAX_ITEMS', DEFAULT_BATCHING.MaximumNumberOfItems, { min: 1 }),
+      MaximumRawDataSizeMB: getInt(env, 'ADX_BATCHING_MAX_MB', DEFAULT_BATCHING.MaximumRawDataSizeMB, { min: 1, max: 4096 }),
+    },
+    folder: getOptionalString(env, 'ADX_FOLDER') ?? 'cdc',
+  };
+}
+
+/** The configuration for logs: the secret is masked. */
+export function describeAdxConfig(config: AdxConfig): Record<string, unknown> {
+  return {
+    clusterUrl: config.clusterUrl,
+    ingestUrl: config.ingestUrl,
+    database: config.database,
+    mode: config.mode,
+    auth: { kind: config.auth.kind, clientId: config.auth.clientId, tenantId: config.auth.tenantId, clientSecret: config.auth.clientSecret ? '***' : undefined },
+    tables: config.routes.map((r) => `${r.source} -> ${r.table}`),
+  };
+}

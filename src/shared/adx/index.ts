@@ -1,0 +1,30 @@
+/**
+ * The ADX (Kusto) sink. The seam with the sink core: `createAdxSinkFromEnv(env)` once per host, then
+ * `sink.writeBatch({ partitionId, firstOffset, lastOffset, rowsByTable })` per invocation.
+ */
+import type { Env } from '../config/env.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { AdxSink } from './adxSink.js';
+import { createClients } from './clients.js';
+import { describeAdxConfig, loadAdxConfig } from './config.js';
+
+export { AdxSink, findNewColumns, toJsonLines } from './adxSink.js';
+export type { AdxSinkOptions } from './adxSink.js';
+export { createClients, inlineIngestCommand } from './clients.js';
+export type { ControlClient, IngestRequest, Ingestor } from './clients.js';
+export { addColumnsCommands, jsonMapping, latestViewQuery, setupCommands } from './commands.js';
+export type { AdxCommand } from './commands.js';
+export { DEFAULT_BATCHING, DEFAULT_ROUTES, deriveIngestUrl, describeAdxConfig, loadAdxConfig, resolveRoute } from './config.js';
+export { AdxSinkError, isTransient, toAdxSinkError } from './errors.js';
+export { deterministicSourceId, ingestionTag } from './idempotency.js';
+export { isChangeEvent, toHistoryRows, toTableRow } from './rows.js';
+export { CDC_COLUMNS, HISTORY_COLUMNS, tableColumns } from './schema.js';
+export type * from './types.js';
+
+/** Reads and validates the ADX settings (throws `ConfigError` naming the variable) and connects. */
+export function createAdxSinkFromEnv(env: Env, options: { logger?: Logger } = {}): AdxSink {
+  const config = loadAdxConfig(env);
+  const logger = options.logger ?? silentLogger;
+  logger.info('ADX sink', describeAdxConfig(config));
+  return new AdxSink({ config, ...createClients(config), logger });
+}

@@ -1,0 +1,103 @@
+/**
+ * Change event → ADX rows. Pure functions: one table row per change (the row image plus the CDC
+ * columns) and, for the change-history table, one row per changed column.
+ */
+import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
+import type { AdxTableRoute } from './types.js';
+
+export type AdxRow = Record<string, unknown>;
+
+/** Whether a record handed to the sink is a change event (as opposed to an already flattened row). */
+export function isChangeEvent(value: unknown): value is ChangeEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.op === 'string' && typeof v.source === 'object' && v.source !== null && 'before' in v && 'after' in v;
+}
+
+function lsnOf(event: ChangeEvent): number {
+  // Snapshot rows may carry no LSN: 0 makes any later change of the key win in arg_max.
+  return event.source.lsn ?? event.source.commit_lsn ?? 0;
+}
+
+function commitTime(event: ChangeEvent): string {
+  return new Date(event.source.ts_ms).toISOString();
+}
+
+/**
+ * The table row of a change, or null for events that are not row changes (truncate, logical
+ * messages). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
+ * `__deleted: true`, so the latest-state view sees the delete as the key's last version.
+ */
+export function toTableRow(event: ChangeEvent): AdxRow | null {
+  if (event.op === 't' || event.op === 'm') return null;
+  const image: RowImage | null = event.op === 'd' ? event.before : event.after;
+  return {
+    ...(event.key ?? {}),
+    ...(image ?? {}),
+    __op: event.op,
+    __lsn: lsnOf(event),
+    __commit_lsn: event.source.commit_lsn ?? null,
+    __commit_time: commitTime(event),
+    __deleted: event.op === 'd',
+    __table: tableId(event.source),
+    __txid: event.source.txId,
+    __snapshot: event.source.snapshot,
+    __unchanged_toast: event.source.unchanged_toast && event.source.unchanged_toast.length > 0 ? event.source.unchanged_toast : null,
+  };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+function pick(image: RowImage | null, columns: readonly string[]): Record<string, unknown> | null {
+  if (image === null || columns.length === 0) return null;
+  const out: Record<string, unknown> = {};
+  for (const c of columns) out[c] = image[c] ?? null;
+  return out;
+}
+
+/**
+ * Per-column history of a change (the `holding_pivot` of the source document). Inserts record the
+ * new values (old value known to be absent); updates record the columns whose value changed, or every
+ * tracked column when there is no before image (`OldValueKnown: false`: REPLICA IDENTITY DEFAULT
+ * sends no old values); deletes record the old values they carry. Snapshot reads, truncates and
+ * logical messages are not changes and give no rows; unchanged TOAST columns are skipped (their new
+ * value is not in the event).
+ */
+export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
+  if (event.op !== 'c' && event.op !== 'u' && event.op !== 'd') return [];
+  const { before, after } = event;
+  const toast = new Set(event.source.unchanged_toast ?? []);
+  const keys = new Set(route.keys);
+  const tracked =
+    route.historyColumns ??
+    [...new Set([...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keys.has(c) && !c.startsWith('__'));
+  const key = event.key ?? pick(after ?? before, route.keys);
+  const base = {
+    SourceTable: tableId(event.source),
+    Key: key,
+    Op: event.op,
+    CommitTime: commitTime(event),
+    Lsn: lsnOf(event),
+    TxId: event.source.txId,
+    Context: pick(after ?? before, route.historyContext),
+  };
+  const rows: AdxRow[] = [];
+  for (const column of tracked) {
+    if (toast.has(column)) continue;
+    if (event.op === 'c') {
+      if (after === null || !(column in after)) continue;
+      rows.push({ ...base, Column: column, OldValue: null, NewValue: after[column], OldValueKnown: true });
+    } else if (event.op === 'u') {
+      if (after === null || !(column in after)) continue;
+      const known = before !== null && column in before;
+      if (known && sameValue(before[column], after[column])) continue;
+      rows.push({ ...base, Column: column, OldValue: known ? before[column] : null, NewValue: after[column], OldValueKnown: known });
+    } else {
+      const known = before !== null && column in before;
+      rows.push({ ...base, Column: column, OldValue: known ? before[column] : null, NewValue: null, OldValueKnown: known });
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,69 @@
+/**
+ * The ADX table layout: the source row's columns plus the CDC columns, and the change-history table.
+ */
+import type { AdxTableRoute, ColumnDef, KqlType } from './types.js';
+
+/** CDC columns appended to every routed table (prefix `__` keeps them clear of source columns). */
+export const CDC_COLUMNS: readonly ColumnDef[] = [
+  { name: '__op', type: 'string' },
+  { name: '__lsn', type: 'long' },
+  { name: '__commit_lsn', type: 'long' },
+  { name: '__commit_time', type: 'datetime' },
+  { name: '__deleted', type: 'bool' },
+  { name: '__table', type: 'string' },
+  { name: '__txid', type: 'long' },
+  { name: '__snapshot', type: 'string' },
+  { name: '__unchanged_toast', type: 'dynamic' },
+];
+
+export const CDC_COLUMN_NAMES: ReadonlySet<string> = new Set(CDC_COLUMNS.map((c) => c.name));
+
+/** One row per changed column (after the `holding_pivot` of the source document, plus LSN and flags). */
+export const HISTORY_COLUMNS: readonly ColumnDef[] = [
+  { name: 'SourceTable', type: 'string' },
+  { name: 'Key', type: 'dynamic' },
+  { name: 'Column', type: 'string' },
+  { name: 'OldValue', type: 'dynamic' },
+  { name: 'NewValue', type: 'dynamic' },
+  /** False when the event had no before image for this column (REPLICA IDENTITY other than FULL). */
+  { name: 'OldValueKnown', type: 'bool' },
+  { name: 'Op', type: 'string' },
+  { name: 'CommitTime', type: 'datetime' },
+  { name: 'Lsn', type: 'long' },
+  { name: 'TxId', type: 'long' },
+  { name: 'Context', type: 'dynamic' },
+];
+
+/** All columns of a routed table, in table order: declared source columns, then the CDC columns. */
+export function tableColumns(route: AdxTableRoute, extra: readonly ColumnDef[] = []): ColumnDef[] {
+  const seen = new Set<string>();
+  const out: ColumnDef[] = [];
+  for (const column of [...route.columns, ...extra, ...CDC_COLUMNS]) {
+    if (seen.has(column.name)) continue;
+    seen.add(column.name);
+    out.push(column);
+  }
+  return out;
+}
+
+/**
+ * The ADX type for a value of a column the configuration does not declare. Conservative: whole
+ * numbers become `long`, other numbers `real`, objects and arrays `dynamic`, and strings stay `string`
+ * (a string that looks like a date is not guessed: declare the column to get `datetime`).
+ * Returns undefined for null/undefined: the type is decided by the first non-null value.
+ */
+export function inferKqlType(value: unknown): KqlType | undefined {
+  if (value === null || value === undefined) return undefined;
+  switch (typeof value) {
+    case 'boolean':
+      return 'bool';
+    case 'number':
+      return Number.isInteger(value) ? 'long' : 'real';
+    case 'bigint':
+      return 'long';
+    case 'string':
+      return 'string';
+    default:
+      return 'dynamic';
+  }
+}

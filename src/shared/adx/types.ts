@@ -1,0 +1,101 @@
+/** Types shared by the ADX (Kusto) sink, its setup commands and its configuration. */
+
+/** The scalar types an ADX column can have. */
+export const KQL_TYPES = ['bool', 'datetime', 'decimal', 'dynamic', 'guid', 'int', 'long', 'real', 'string', 'timespan'] as const;
+export type KqlType = (typeof KQL_TYPES)[number];
+
+export interface ColumnDef {
+  name: string;
+  type: KqlType;
+}
+
+/** How one source table (`schema.table`) lands in ADX. Defaults are filled in by `resolveRoute`. */
+export interface AdxTableRouteInput {
+  /** Source table, `schema.table` (as `tableId()` of the change event). */
+  source: string;
+  /** ADX table holding one row per change (the row image plus the CDC columns). */
+  table: string;
+  /** Primary-key columns: the materialized view keeps the latest row per key. */
+  keys: string[];
+  /** The row's columns and their ADX types, in table order. Unknown columns are added at run time. */
+  columns: Record<string, KqlType>;
+  /** JSON ingestion mapping name. Default `<table>EventMapping`. */
+  mapping?: string;
+  /** Change-history table (one row per changed column). Default `<table>History`; `null` disables it. */
+  historyTable?: string | null;
+  /** Columns tracked in the change history. Default: every non-key column, including new ones. */
+  historyColumns?: string[];
+  /** Columns copied into the history row's `Context` (e.g. the owning user). Default none. */
+  historyContext?: string[];
+  /** Materialized view with the latest row per key (deleted rows included, flagged). Default `<table>Latest`. */
+  latestView?: string;
+  /** Stored function over the view without deleted rows. Default `<table>Current`. */
+  currentFunction?: string;
+}
+
+export interface AdxTableRoute {
+  source: string;
+  table: string;
+  keys: string[];
+  columns: ColumnDef[];
+  mapping: string;
+  historyTable: string | null;
+  historyMapping: string | null;
+  historyColumns: string[] | null;
+  historyContext: string[];
+  latestView: string;
+  currentFunction: string;
+}
+
+export interface IngestionBatchingPolicy {
+  MaximumBatchingTimeSpan: string;
+  MaximumNumberOfItems: number;
+  MaximumRawDataSizeMB: number;
+}
+
+export type AdxIngestionMode = 'queued' | 'managed-streaming' | 'inline';
+export type AdxAuth = 'managed-identity' | 'default' | 'app-key' | 'none';
+
+export interface AdxAuthConfig {
+  kind: AdxAuth;
+  /** Managed identity (user-assigned) or application client id. */
+  clientId?: string;
+  tenantId?: string;
+  /** Application key; never logged (see `describeAdxConfig`). */
+  clientSecret?: string;
+}
+
+export interface AdxConfig {
+  clusterUrl: string;
+  ingestUrl: string;
+  database: string;
+  mode: AdxIngestionMode;
+  auth: AdxAuthConfig;
+  routes: AdxTableRoute[];
+  batching: IngestionBatchingPolicy;
+  /** Folder for the tables, views and functions the setup creates. */
+  folder: string;
+}
+
+/** What the sink core hands over per invocation: rows grouped by table (see `AdxSink.writeBatch`). */
+export interface AdxBatch {
+  /** Event Hubs partition id. */
+  partitionId: string;
+  /** Offset of the first and last event of the invocation's batch, as the host reports them. */
+  firstOffset: string;
+  lastOffset: string;
+  /**
+   * Keyed by source table `schema.table` (or by ADX table name). Values are change events (the
+   * Debezium envelope of `src/shared/events/changeEvent.ts`) or rows already flattened by `toTableRow`.
+   */
+  rowsByTable: Map<string, Record<string, unknown>[]>;
+}
+
+/** Per-table outcome of one `writeBatch`. */
+export interface AdxTableWrite {
+  table: string;
+  sourceTable: string;
+  rows: number;
+  tag: string;
+  addedColumns: ColumnDef[];
+}

@@ -1,0 +1,159 @@
+import { describe, expect, it } from '@jest/globals';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  DEFAULT_BATCHING,
+  DEFAULT_ROUTES,
+  addColumnsCommands,
+  inlineIngestCommand,
+  jsonMapping,
+  loadAdxConfig,
+  resolveRoute,
+  setupCommands,
+  tableColumns,
+} from '../../../src/shared/adx/index.js';
+import { databaseFor, validateKql } from './helpers/kqlValidator.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const routes = DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `DEFAULT_ROUTES[${i}]`));
+const config = { routes, batching: DEFAULT_BATCHING, folder: 'cdc' };
+
+describe('the validator itself', () => {
+  it('flags a misspelled command, which the language service parses without a diagnostic', () => {
+    expect(validateKql('.crete-merge table T (a:string)')).toEqual([expect.stringContaining('UnknownCommand')]);
+  });
+
+  it('flags an unknown column against the configured schema', () => {
+    expect(validateKql('OrdersCurrent() | where cty == "x"', databaseFor(routes))).toEqual([expect.stringContaining("'cty'")]);
+  });
+
+  it('flags a bad query operator', () => {
+    expect(validateKql('Orders | wher city == "x"', databaseFor(routes)).length).toBeGreaterThan(0);
+  });
+});
+
+describe('setupCommands (npm run adx:setup)', () => {
+  const commands = setupCommands(config);
+
+  it('creates, per configured table: table, mapping, batching policy, history table + mapping + policy, view, function', () => {
+    expect(commands.map((c) => c.text.split(' (')[0]!.split(' with')[0])).toEqual([
+      ".create-merge table ['Orders']",
+      ".create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping' '[{\"column\":\"orderid\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.orderid\"}},{\"column\":\"custid\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.custid\"}},{\"column\":\"city\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.city\"}},{\"column\":\"amount\",\"datatype\":\"int\",\"Properties\":{\"Path\":\"$.amount\"}},{\"column\":\"purchase_time\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.purchase_time\"}},{\"column\":\"__op\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__op\"}},{\"column\":\"__lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__lsn\"}},{\"column\":\"__commit_lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__commit_lsn\"}},{\"column\":\"__commit_time\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.__commit_time\"}},{\"column\":\"__deleted\",\"datatype\":\"bool\",\"Properties\":{\"Path\":\"$.__deleted\"}},{\"column\":\"__table\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__table\"}},{\"column\":\"__txid\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__txid\"}},{\"column\":\"__snapshot\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__snapshot\"}},{\"column\":\"__unchanged_toast\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.__unchanged_toast\"}}]'",
+      ".alter table ['Orders'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      ".create-merge table ['OrdersHistory']",
+      ".create-or-alter table ['OrdersHistory'] ingestion json mapping 'OrdersHistoryMapping' '[{\"column\":\"SourceTable\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.SourceTable\"}},{\"column\":\"Key\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.Key\"}},{\"column\":\"Column\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.Column\"}},{\"column\":\"OldValue\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.OldValue\"}},{\"column\":\"NewValue\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.NewValue\"}},{\"column\":\"OldValueKnown\",\"datatype\":\"bool\",\"Properties\":{\"Path\":\"$.OldValueKnown\"}},{\"column\":\"Op\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.Op\"}},{\"column\":\"CommitTime\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.CommitTime\"}},{\"column\":\"Lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.Lsn\"}},{\"column\":\"TxId\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.TxId\"}},{\"column\":\"Context\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.Context\"}}]'",
+      ".alter table ['OrdersHistory'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      '.create async ifnotexists materialized-view',
+      '.create-or-alter function',
+      ".create-merge table ['Holding']",
+      expect.stringMatching(/^\.create-or-alter table \['Holding'\] ingestion json mapping 'HoldingEventMapping' /),
+      ".alter table ['Holding'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      ".create-merge table ['HoldingHistory']",
+      expect.stringMatching(/^\.create-or-alter table \['HoldingHistory'\] ingestion json mapping 'HoldingHistoryMapping' /),
+      expect.stringMatching(/^\.alter table \['HoldingHistory'\] policy ingestionbatching /),
+      '.create async ifnotexists materialized-view',
+      '.create-or-alter function',
+    ]);
+  });
+
+  it('gives the Orders table the columns of the source document plus the CDC columns', () => {
+    expect(commands[0]!.text).toBe(
+      ".create-merge table ['Orders'] (['orderid']:string, ['custid']:string, ['city']:string, ['amount']:int, ['purchase_time']:datetime, " +
+        "['__op']:string, ['__lsn']:long, ['__commit_lsn']:long, ['__commit_time']:datetime, ['__deleted']:bool, ['__table']:string, " +
+        "['__txid']:long, ['__snapshot']:string, ['__unchanged_toast']:dynamic) with (folder='cdc', docstring='Change events of retail.orders_info (row image + CDC columns)')",
+    );
+  });
+
+  it('defines the latest-state view as arg_max on the LSN by key, backfilled, and filters deletes in a function on top', () => {
+    expect(commands[6]!.text).toBe(
+      ".create async ifnotexists materialized-view with (backfill=true, folder='cdc', docstring='Latest change per key of Orders (deleted rows flagged by __deleted)') " +
+        "['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }",
+    );
+    expect(commands[7]!.text).toBe(
+      ".create-or-alter function with (folder='cdc', docstring='Current rows of retail.orders_info: OrdersLatest without deleted rows') " +
+        "['OrdersCurrent']() { ['OrdersLatest'] | where not(['__deleted']) }",
+    );
+  });
+
+  it.each(setupCommands(config).map((c) => [c.description, c.text]))('%s: valid KQL against the resulting schema', (_d, text) => {
+    expect(validateKql(text, databaseFor(routes))).toEqual([]);
+  });
+
+  it('is a pure function of the configuration', () => {
+    expect(setupCommands(config)).toEqual(setupCommands({ ...config, routes: DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `x[${i}]`)) }));
+  });
+
+  it('follows the configured routing from ADX_TABLE_ROUTES (names, keys, types, mapping, no history)', () => {
+    const routed = loadAdxConfig({
+      ADX_CLUSTER_URL: 'https://c.kusto.windows.net',
+      ADX_DATABASE: 'db',
+      ADX_TABLE_ROUTES: JSON.stringify([
+        { source: 'sales.line', table: 'Lines', keys: ['order', 'line no'], columns: { order: 'long', 'line no': 'int', price: 'decimal', meta: 'dynamic' }, mapping: 'LinesMap', historyTable: null },
+      ]),
+    });
+    const cmds = setupCommands(routed);
+    expect(cmds.map((c) => c.description)).toEqual([
+      'table Lines (create or add missing columns)',
+      'JSON ingestion mapping LinesMap on Lines',
+      'ingestion batching policy on Lines',
+      'materialized view LinesLatest (latest row per order, line no; backfilled)',
+      'function LinesCurrent() (current rows: latest per key, deletes excluded)',
+    ]);
+    // The mapping's JSON path quotes the name; the KQL string literal escapes the quotes again.
+    expect(cmds[1]!.text).toContain(String.raw`{"column":"line no","datatype":"int","Properties":{"Path":"$[\'line no\']"}}`);
+    expect(cmds[3]!.text).toContain("by ['order'], ['line no'] }");
+    for (const c of cmds) expect(validateKql(c.text, databaseFor(routed.routes))).toEqual([]);
+  });
+});
+
+describe('addColumnsCommands (a new source column reaches ADX)', () => {
+  it('adds the column with .alter-merge and rewrites the mapping with every known column', () => {
+    const orders = routes[0]!;
+    const cmds = addColumnsCommands(orders, orders.columns, [{ name: 'coupon', type: 'string' }]);
+    expect(cmds.map((c) => c.text)).toEqual([
+      ".alter-merge table ['Orders'] (['coupon']:string)",
+      `.create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping' '${jsonMapping(tableColumns(orders, [{ name: 'coupon', type: 'string' }]))}'`,
+    ]);
+    expect(JSON.parse(jsonMapping(tableColumns(orders, [{ name: 'coupon', type: 'string' }]))) as unknown[]).toContainEqual({
+      column: 'coupon',
+      datatype: 'string',
+      Properties: { Path: '$.coupon' },
+    });
+    const db = databaseFor(routes, { Orders: [{ name: 'coupon', type: 'string' }] });
+    for (const c of cmds) expect(validateKql(c.text, db)).toEqual([]);
+  });
+});
+
+describe('inline ingestion command (Kusto emulator)', () => {
+  it('is a valid .ingest inline with format, mapping, tags and ingestIfNotExists', () => {
+    const text = inlineIngestCommand({
+      table: 'Orders',
+      mapping: 'OrdersEventMapping',
+      data: Buffer.from('{"orderid":"1"}\n{"orderid":"2"}\n'),
+      rows: 2,
+      tag: 'cdc:retail.orders_info:p0:10-20',
+      sourceId: '00000000-0000-4000-8000-000000000000',
+    });
+    expect(text).toBe(
+      ".ingest inline into table ['Orders'] with (format='json', ingestionMappingReference='OrdersEventMapping', " +
+        `tags='["ingest-by:cdc:retail.orders_info:p0:10-20"]', ingestIfNotExists='["cdc:retail.orders_info:p0:10-20"]') <|\n` +
+        '{"orderid":"1"}\n{"orderid":"2"}',
+    );
+    expect(validateKql(text, databaseFor(routes))).toEqual([]);
+  });
+});
+
+describe('ready queries (queries/*.kql)', () => {
+  const dir = path.join(repoRoot, 'queries');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.kql'));
+
+  it('cover the source documents\' analyses', () => {
+    expect(files.length).toBeGreaterThanOrEqual(10);
+    expect(files).toEqual(expect.arrayContaining(['holding-stock-type-changes-by-user.kql', 'holding-most-sold-stock.kql', 'orders-avg-sales-by-city.kql']));
+  });
+
+  it.each(files)('%s is valid KQL against the configured schema', (file) => {
+    expect(validateKql(fs.readFileSync(path.join(dir, file), 'utf8'), databaseFor(routes))).toEqual([]);
+  });
+});
