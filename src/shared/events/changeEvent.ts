@@ -54,6 +54,11 @@ export interface ChangeEvent {
   /** Primary key (or replica identity) columns and values (extension; null for truncate). */
   key: RowImage | null;
   transaction?: null | { id: string; total_order: number; data_collection_order: number };
+  /**
+   * Set on a pointer event whose full event was too large for the hub (extension, written by the
+   * reader): `before`/`after` are null here; read the full event (same JSON) from this Blob.
+   */
+  deadletter?: { container: string; blob: string; bytes: number };
 }
 
 /** Fully qualified `schema.table` of an event. */

@@ -1,0 +1,261 @@
+/**
+ * Reader configuration: every setting comes from an environment variable, is validated once at
+ * start-up, and a bad value fails fast naming the variable and what it expects.
+ */
+import { redact } from './redact.js';
+
+export type SnapshotMode = 'initial' | 'never' | 'initial_only';
+export type SecurityProtocol = 'PLAINTEXT' | 'SASL_PLAINTEXT' | 'SASL_SSL';
+export type SaslMechanism = 'PLAIN' | 'OAUTHBEARER';
+
+export interface TableRef {
+  schema: string;
+  table: string;
+}
+
+export interface ReaderConfig {
+  pg: { host: string; port: number; user: string; password: string | undefined; database: string; ssl: boolean };
+  slotName: string;
+  publicationName: string;
+  /** null = every table (publication FOR ALL TABLES). */
+  tables: TableRef[] | null;
+  snapshotMode: SnapshotMode;
+  snapshotChunkRows: number;
+  stateSchema: string;
+  serverName: string;
+  topic: string;
+  /** `{prefix}`, `{schema}`, `{table}` placeholders; null = every table to `topic`. */
+  topicTemplate: string | null;
+  kafka: {
+    brokers: string[];
+    clientId: string;
+    securityProtocol: SecurityProtocol;
+    saslMechanism: SaslMechanism;
+    saslUsername: string;
+    saslPassword: string | undefined;
+    oauthScope: string | undefined;
+    maxMessageBytes: number;
+    requestTimeoutMs: number;
+    metadataMaxAgeMs: number;
+  };
+  maxInflightBytes: number;
+  statusIntervalMs: number;
+  heartbeatIntervalMs: number;
+  deadLetter: { connectionString: string | undefined; accountUrl: string | undefined; container: string };
+  healthPort: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  appInsightsConnectionString: string | undefined;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'READER_CONFIG_INVALID';
+  constructor(
+    readonly variable: string,
+    expected: string,
+    got: string | undefined,
+    secret = false,
+  ) {
+    super(`${variable}: expected ${expected}, got ${got === undefined ? '(unset)' : secret ? '(redacted)' : JSON.stringify(redact(got))}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback?: string): string {
+  const v = env[name]?.trim();
+  if (v) return v;
+  if (fallback !== undefined) return fallback;
+  throw new ConfigError(name, 'a non-empty value', undefined);
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : undefined;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `an integer between ${min} and ${max}`, raw);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `an integer between ${min} and ${max}`, raw);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const hit = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (!hit) throw new ConfigError(name, `one of ${allowed.join(', ')}`, raw);
+  return hit;
+}
+
+/** Slot names: PostgreSQL allows lower-case letters, digits and underscores only. */
+function slotName(env: Env, name: string, fallback: string): string {
+  const v = str(env, name, fallback);
+  if (!/^[a-z0-9_]{1,63}$/.test(v)) throw new ConfigError(name, 'lower-case letters, digits and _ (at most 63)', v);
+  return v;
+}
+
+/**
+ * Parses `schema.table` entries separated by commas. A part may be double-quoted to hold dots,
+ * commas or upper case (`"My Schema"."Weird Name"`); unquoted parts are folded to lower case as
+ * PostgreSQL does.
+ */
+export function parseTableList(raw: string, variable = 'CDC_TABLES'): TableRef[] {
+  const out: TableRef[] = [];
+  let i = 0;
+  const parts: string[] = [];
+  let current = '';
+  const fail = (): never => {
+    throw new ConfigError(variable, 'a comma-separated list of schema.table (quote parts with "")', raw);
+  };
+  const flushPart = (quoted: boolean) => {
+    if (!quoted) current = current.trim().toLowerCase();
+    if (current === '') fail();
+    parts.push(current);
+    current = '';
+  };
+  const flushEntry = () => {
+    if (parts.length !== 2) fail();
+    out.push({ schema: parts[0]!, table: parts[1]! });
+    parts.length = 0;
+  };
+  while (i < raw.length) {
+    const ch = raw[i]!;
+    if (ch === '"' && current.trim() === '') {
+      let j = i + 1;
+      let v = '';
+      for (;;) {
+        if (j >= raw.length) fail();
+        if (raw[j] === '"') {
+          if (raw[j + 1] === '"') {
+            v += '"';
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        v += raw[j];
+        j++;
+      }
+      current = v;
+      i = j + 1;
+      while (i < raw.length && raw[i] === ' ') i++;
+      if (i < raw.length && raw[i] !== '.' && raw[i] !== ',') fail();
+      if (i >= raw.length) {
+        flushPart(true);
+        break;
+      }
+      flushPart(true);
+      if (raw[i] === ',') flushEntry();
+      i++;
+      if (i >= raw.length && raw[i - 1] === '.') fail();
+      continue;
+    }
+    if (ch === '.') {
+      flushPart(false);
+    } else if (ch === ',') {
+      flushPart(false);
+      flushEntry();
+    } else {
+      current += ch;
+    }
+    i++;
+  }
+  if (current.trim() !== '') flushPart(false);
+  if (parts.length > 0) flushEntry();
+  if (out.length === 0) fail();
+  return out;
+}
+
+function parseBrokers(raw: string, variable: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0 || list.some((b) => !/^[^\s:]+:\d{1,5}$/.test(b))) throw new ConfigError(variable, 'host:port[,host:port...]', raw);
+  return list;
+}
+
+/** Event Hubs connection string → the namespace's Kafka endpoint. */
+function brokersFromConnectionString(cs: string): string[] {
+  const m = /Endpoint=sb:\/\/([^/;]+)/i.exec(cs);
+  if (!m) throw new ConfigError('EVENTHUBS_CONNECTION_STRING', 'an Event Hubs connection string with Endpoint=sb://<namespace>.servicebus.windows.net/', cs, true);
+  const host = m[1]!;
+  return [host.includes(':') ? host : `${host}:9093`];
+}
+
+/** Every value that must never reach a log line or an error message. */
+export function secretsOf(config: ReaderConfig): string[] {
+  return [config.pg.password, config.kafka.saslPassword, config.deadLetter.connectionString, config.appInsightsConnectionString].filter(
+    (s): s is string => typeof s === 'string' && s.length > 0,
+  );
+}
+
+export function loadConfig(env: Env = process.env): ReaderConfig {
+  const ehConnectionString = optional(env, 'EVENTHUBS_CONNECTION_STRING');
+  const brokersRaw = optional(env, 'KAFKA_BROKERS');
+  let brokers: string[];
+  if (brokersRaw) brokers = parseBrokers(brokersRaw, 'KAFKA_BROKERS');
+  else if (ehConnectionString) brokers = brokersFromConnectionString(ehConnectionString);
+  else throw new ConfigError('KAFKA_BROKERS', 'host:port[,host:port...] (or set EVENTHUBS_CONNECTION_STRING)', undefined);
+
+  const securityProtocol = oneOf<SecurityProtocol>(env, 'KAFKA_SECURITY_PROTOCOL', ['PLAINTEXT', 'SASL_PLAINTEXT', 'SASL_SSL'], ehConnectionString ? 'SASL_SSL' : 'PLAINTEXT');
+  const saslMechanism = oneOf<SaslMechanism>(env, 'KAFKA_SASL_MECHANISM', ['PLAIN', 'OAUTHBEARER'], 'PLAIN');
+  const saslPassword = optional(env, 'KAFKA_SASL_PASSWORD') ?? ehConnectionString;
+  if (securityProtocol !== 'PLAINTEXT' && saslMechanism === 'PLAIN' && !saslPassword) {
+    throw new ConfigError('KAFKA_SASL_PASSWORD', `a password (for Event Hubs: the namespace connection string) when KAFKA_SECURITY_PROTOCOL=${securityProtocol} and KAFKA_SASL_MECHANISM=PLAIN`, undefined);
+  }
+  const maxMessageBytes = int(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000, 1024, 1_046_527);
+  const tablesRaw = optional(env, 'CDC_TABLES');
+  const topicTemplate = optional(env, 'CDC_TOPIC_TEMPLATE') ?? null;
+  if (topicTemplate !== null && !topicTemplate.includes('{table}')) {
+    throw new ConfigError('CDC_TOPIC_TEMPLATE', 'a template containing {table} (and optionally {prefix}, {schema})', topicTemplate);
+  }
+  const dlCs = optional(env, 'DEADLETTER_CONNECTION_STRING') ?? optional(env, 'AZURE_STORAGE_CONNECTION_STRING');
+  const dlUrl = optional(env, 'DEADLETTER_ACCOUNT_URL');
+  if (dlUrl !== undefined && !/^https?:\/\//.test(dlUrl)) throw new ConfigError('DEADLETTER_ACCOUNT_URL', 'an https:// Blob service URL', dlUrl);
+  const container = str(env, 'DEADLETTER_CONTAINER', 'cdc-deadletter');
+  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container)) throw new ConfigError('DEADLETTER_CONTAINER', 'a Blob container name (3-63 lower-case letters, digits, -)', container);
+  const stateSchema = str(env, 'CDC_STATE_SCHEMA', 'cdc_reader');
+  const pgPassword = optional(env, 'PGPASSWORD');
+  const sslmode = oneOf(env, 'PGSSLMODE', ['disable', 'prefer', 'require', 'verify-full'], 'prefer');
+
+  return {
+    pg: {
+      host: str(env, 'PGHOST', 'localhost'),
+      port: int(env, 'PGPORT', 5432, 1, 65535),
+      user: str(env, 'PGUSER', 'postgres'),
+      password: pgPassword,
+      database: str(env, 'PGDATABASE', 'postgres'),
+      ssl: sslmode === 'require' || sslmode === 'verify-full',
+    },
+    slotName: slotName(env, 'CDC_SLOT', 'pg_cdc_reader'),
+    publicationName: str(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
+    tables: tablesRaw === undefined || tablesRaw === '*' ? null : parseTableList(tablesRaw),
+    snapshotMode: oneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
+    snapshotChunkRows: int(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, 1, 1_000_000),
+    stateSchema,
+    serverName: str(env, 'CDC_SERVER_NAME', 'pgcdc'),
+    topic: str(env, 'CDC_TOPIC', 'cdc-events'),
+    topicTemplate,
+    kafka: {
+      brokers,
+      clientId: str(env, 'KAFKA_CLIENT_ID', 'pg-cdc-reader'),
+      securityProtocol,
+      saslMechanism,
+      saslUsername: str(env, 'KAFKA_SASL_USERNAME', '$ConnectionString'),
+      saslPassword,
+      oauthScope: optional(env, 'KAFKA_OAUTH_SCOPE'),
+      maxMessageBytes,
+      requestTimeoutMs: int(env, 'KAFKA_REQUEST_TIMEOUT_MS', 60_000, 20_000, 600_000),
+      metadataMaxAgeMs: int(env, 'KAFKA_METADATA_MAX_AGE_MS', 180_000, 1_000, 3_600_000),
+    },
+    maxInflightBytes: int(env, 'CDC_MAX_INFLIGHT_BYTES', 16 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024),
+    statusIntervalMs: int(env, 'CDC_STATUS_INTERVAL_MS', 10_000, 100, 600_000),
+    heartbeatIntervalMs: int(env, 'CDC_HEARTBEAT_INTERVAL_MS', 0, 0, 3_600_000),
+    deadLetter: { connectionString: dlCs, accountUrl: dlUrl, container },
+    healthPort: int(env, 'HEALTH_PORT', 8080, 0, 65535),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], 'info'),
+    appInsightsConnectionString: optional(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING'),
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * Entry point of the reader container: `node dist/src/reader/main.js` (or `npm run reader`).
+ * Exit codes: 0 stopped on SIGTERM/SIGINT (or initial_only finished), 1 failed, 2 bad configuration.
+ */
+import { ConfigError, loadConfig, secretsOf } from './config.js';
+import type { ReaderConfig } from './config.js';
+import { createLogger, errorFields } from './logger.js';
+import { startHealthServer } from './health.js';
+import { Reader } from './reader.js';
+import { KafkaPublisher } from './publish/kafkaPublisher.js';
+import { BlobDeadLetterStore } from './publish/deadLetter.js';
+import { attachOpenTelemetry } from './otel.js';
+import { redact } from './redact.js';
+
+async function main(): Promise<number> {
+  let config: ReaderConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    const log = createLogger();
+    log.error('invalid configuration', { ...errorFields(err), variable: err instanceof ConfigError ? err.variable : undefined });
+    return 2;
+  }
+  const log = createLogger({ level: config.logLevel, secrets: secretsOf(config), base: { component: 'reader', slot: config.slotName } });
+  const publisher = await KafkaPublisher.create(config.kafka);
+  const deadLetter =
+    config.deadLetter.connectionString || config.deadLetter.accountUrl
+      ? await BlobDeadLetterStore.create({ connectionString: config.deadLetter.connectionString, accountUrl: config.deadLetter.accountUrl, container: config.deadLetter.container })
+      : null;
+  if (!deadLetter) log.warn('no dead-letter store configured: an event larger than the hub limit will stop the reader');
+  const reader = new Reader({ config, log, publisher, deadLetter });
+  const otel = config.appInsightsConnectionString ? await attachOpenTelemetry(config.appInsightsConnectionString, reader.metrics, log) : null;
+  const health = config.healthPort > 0 ? await startHealthServer(config.healthPort, { live: () => reader.phase !== 'failed', ready: () => reader.ready, metrics: () => reader.metrics.toJSON() }) : null;
+
+  let signalled = false;
+  const onSignal = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info('shutting down', { signal });
+    void reader.stop();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
+  let code = 0;
+  try {
+    await reader.run();
+  } catch (err) {
+    log.error('reader failed', { ...errorFields(err), ...(typeof (err as { code?: unknown }).code === 'string' ? { code: (err as { code: string }).code } : {}) });
+    code = 1;
+  }
+  await publisher.close().catch(() => undefined);
+  await otel?.shutdown().catch(() => undefined);
+  health?.close();
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(redact(`reader crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) + '\n');
+    process.exit(1);
+  },
+);

@@ -1,0 +1,149 @@
+/**
+ * Ordered, bounded, retrying delivery. Records are queued in WAL order and sent in batches with one
+ * request in flight; a failed batch is retried (with backoff, forever, until shutdown) before anything
+ * after it, so per-key order holds and nothing is skipped. Memory is bounded by `maxInflightBytes`:
+ * `waitForCapacity()` is what the replication stream awaits before taking the next message.
+ */
+import type { Logger } from '../logger.js';
+import { errorFields } from '../logger.js';
+import type { OutRecord, Publisher } from './publisher.js';
+import type { AckTracker, TxEntry } from './ackTracker.js';
+
+interface Queued {
+  record: OutRecord;
+  bytes: number;
+  entry: TxEntry;
+  enqueuedAt: number;
+}
+
+export interface PipelineOptions {
+  maxInflightBytes: number;
+  maxBatchBytes?: number;
+  maxBatchRecords?: number;
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Called with each batch's records once the broker confirmed them (metrics). */
+  onConfirmed?: (count: number, enqueuedAt: number[]) => void;
+  /** Called when the acknowledged LSN advanced. */
+  onAck?: () => void;
+}
+
+export class Pipeline {
+  private queue: Queued[] = [];
+  private qHead = 0;
+  private inflightBytes = 0;
+  private peakInflightBytes = 0;
+  private sending = false;
+  private stopped = false;
+  private capacityWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
+  private consecutiveFailures = 0;
+  private readonly maxBatchBytes: number;
+  private readonly maxBatchRecords: number;
+
+  constructor(
+    private readonly publisher: Publisher,
+    private readonly tracker: AckTracker,
+    private readonly log: Logger,
+    private readonly opts: PipelineOptions,
+  ) {
+    this.maxBatchBytes = opts.maxBatchBytes ?? 900_000;
+    this.maxBatchRecords = opts.maxBatchRecords ?? 2_000;
+  }
+
+  /** Queues a record for `entry` (the transaction it belongs to). */
+  enqueue(record: OutRecord, entry: TxEntry): void {
+    const bytes = record.value.length + (record.key?.length ?? 0) + 64;
+    entry.pending++;
+    this.queue.push({ record, bytes, entry, enqueuedAt: performance.now() });
+    this.inflightBytes += bytes;
+    if (this.inflightBytes > this.peakInflightBytes) this.peakInflightBytes = this.inflightBytes;
+    this.kick();
+  }
+
+  /** True while queued + in-flight bytes exceed the bound. */
+  get saturated(): boolean {
+    return this.inflightBytes >= this.opts.maxInflightBytes;
+  }
+
+  /** Resolves when there is room under the in-flight bound. */
+  waitForCapacity(): Promise<void> {
+    if (!this.saturated || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.capacityWaiters.push(resolve));
+  }
+
+  /** Resolves when every queued record was confirmed by the broker. */
+  drain(): Promise<void> {
+    if (this.pendingRecords === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  get pendingRecords(): number {
+    return this.queue.length - this.qHead;
+  }
+
+  get bytesInFlight(): number {
+    return this.inflightBytes;
+  }
+
+  /** Highest in-flight byte count seen: the reader's own memory-bound evidence. */
+  get peakBytesInFlight(): number {
+    return this.peakInflightBytes;
+  }
+
+  /** True while the broker has failed the last request(s). */
+  get brokerHealthy(): boolean {
+    return this.consecutiveFailures === 0;
+  }
+
+  /** Stops retrying; pending records stay unconfirmed (their LSNs are never acknowledged). */
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.capacityWaiters.splice(0)) w();
+  }
+
+  private kick(): void {
+    if (this.sending || this.stopped || this.pendingRecords === 0) return;
+    this.sending = true;
+    // Let the current burst of synchronous enqueues finish first so it goes out as one batch.
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped && this.pendingRecords > 0) {
+      let bytes = 0;
+      let end = this.qHead;
+      while (end < this.queue.length && end - this.qHead < this.maxBatchRecords) {
+        const q = this.queue[end]!;
+        if (end > this.qHead && bytes + q.bytes > this.maxBatchBytes) break;
+        bytes += q.bytes;
+        end++;
+      }
+      const batch = this.queue.slice(this.qHead, end);
+      try {
+        await this.publisher.send(batch.map((q) => q.record));
+      } catch (err) {
+        this.consecutiveFailures++;
+        const delay = Math.min(this.opts.retryMaxMs ?? 30_000, (this.opts.retryInitialMs ?? 200) * 2 ** Math.min(this.consecutiveFailures - 1, 10));
+        this.log.warn('broker send failed; retrying the same batch', { ...errorFields(err), records: batch.length, attempt: this.consecutiveFailures, retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+        continue;
+      }
+      if (this.consecutiveFailures > 0) this.log.info('broker send recovered', { afterFailures: this.consecutiveFailures });
+      this.consecutiveFailures = 0;
+      for (const q of batch) this.tracker.confirm(q.entry);
+      this.qHead = end;
+      this.inflightBytes -= bytes;
+      if (this.qHead > 4096 && this.qHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.qHead);
+        this.qHead = 0;
+      }
+      this.opts.onConfirmed?.(batch.length, batch.map((q) => q.enqueuedAt));
+      const before = this.tracker.ackedLsn;
+      if (this.tracker.advance() !== before) this.opts.onAck?.();
+      if (!this.saturated) for (const w of this.capacityWaiters.splice(0)) w();
+    }
+    this.sending = false;
+    if (this.pendingRecords === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,17 @@
+/** What the reader needs from a broker: send a batch in order, resolve only once it is durable. */
+export interface OutRecord {
+  topic: string;
+  key: Buffer | undefined;
+  value: Buffer;
+  headers?: Map<string, Buffer>;
+}
+
+export interface Publisher {
+  /**
+   * Sends the records in order; resolves when the broker acknowledged every one of them (acks=all),
+   * rejects if any failed. Callers never have two sends outstanding, which keeps per-partition order
+   * without an idempotent producer (Event Hubs Standard has none).
+   */
+  send(records: OutRecord[]): Promise<void>;
+  close(): Promise<void>;
+}

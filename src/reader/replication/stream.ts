@@ -1,0 +1,260 @@
+/**
+ * The pgoutput change stream: decodes each message, builds events, queues them on the pipeline in WAL
+ * order, and confirms to PostgreSQL only what the broker acknowledged (manual acknowledgement).
+ *
+ * Protocol v1 (no in-progress streaming): the server decodes a transaction once it commits, spilling
+ * large ones to disk, and sends it message by message; the reader never holds a transaction, it holds
+ * at most `CDC_MAX_INFLIGHT_BYTES` of events (flow control pauses the socket while the handler waits
+ * for capacity). Aborted transactions are never sent, so nothing uncommitted reaches a sink.
+ */
+import type { ClientConfig } from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import type { Pgoutput } from 'pg-logical-replication';
+import type { ChangeEvent } from '../../shared/events/changeEvent.js';
+import { buildEnvelope } from '../encode/envelope.js';
+import type { RecordBuilder } from '../encode/toRecord.js';
+import type { Query, TypeRegistry } from '../encode/typeRegistry.js';
+import type { Logger } from '../logger.js';
+import { errorFields } from '../logger.js';
+import type { Lsn } from '../lsn.js';
+import { formatLsn, parseLsn } from '../lsn.js';
+import type { AckTracker, TxEntry } from '../publish/ackTracker.js';
+import type { Pipeline } from '../publish/pipeline.js';
+import { TextPgoutputPlugin } from './plugin.js';
+import type { RelationInfo } from './relations.js';
+import { decodeTuple, describeRelation, keyOf } from './relations.js';
+
+export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3';
+
+export interface StreamDeps {
+  pg: ClientConfig;
+  slot: string;
+  publication: string;
+  query: Query;
+  types: TypeRegistry;
+  records: RecordBuilder;
+  pipeline: Pipeline;
+  tracker: AckTracker;
+  log: Logger;
+  serverName: string;
+  db: string;
+  statusIntervalMs: number;
+  /** Tables of this schema are never published (the reader's own state). */
+  stateSchema: string;
+  /** The slot's confirmed_flush_lsn at start (what is already acknowledged). */
+  confirmedFlush: Lsn | null;
+  onFatal: (err: Error) => void;
+  onEvents?: (count: number) => void;
+}
+
+interface OpenTx {
+  xid: number;
+  commitLsn: Lsn;
+  commitTimeMs: number;
+  entry: TxEntry;
+}
+
+export class ChangeStream {
+  private readonly service: LogicalReplicationService;
+  private readonly plugin: TextPgoutputPlugin;
+  private readonly relations = new Map<number, RelationInfo>();
+  private tx: OpenTx | null = null;
+  private lastCommitLsn: Lsn | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private failed = false;
+  private lastStatusSent = 0;
+  private statusScheduled = false;
+  private lastReportedFlush: Lsn | null = null;
+  /** Last WAL position received from the server (data or keepalive). */
+  receivedLsn: Lsn | null = null;
+
+  constructor(private readonly d: StreamDeps) {
+    this.plugin = new TextPgoutputPlugin(d.publication);
+    this.service = new LogicalReplicationService(
+      { ...d.pg, options: SESSION_OPTIONS },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+    );
+    this.service.on('data', (lsn: string, msg: Pgoutput.Message) => this.onData(lsn, msg));
+    this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
+      this.receivedLsn = parseLsn(lsn);
+      if (shouldRespond) this.sendStatus();
+    });
+    this.service.on('error', (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+  }
+
+  /** Starts streaming from the slot's confirmed position; resolves once the server started. */
+  async start(): Promise<void> {
+    const started = new Promise<void>((resolve, reject) => {
+      this.service.once('start', () => resolve());
+      this.service.once('error', reject);
+    });
+    this.service.subscribe(this.plugin, this.d.slot).then(
+      () => {
+        if (!this.stopping) this.fail(new Error('replication stream ended unexpectedly'));
+      },
+      (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
+    );
+    await started;
+    this.statusTimer = setInterval(() => this.sendStatus(), this.d.statusIntervalMs);
+    this.d.log.info('streaming started', { slot: this.d.slot, publication: this.d.publication, from: this.d.confirmedFlush === null ? null : formatLsn(this.d.confirmedFlush) });
+  }
+
+  /** Graceful stop: take no more messages, wait for the broker, confirm, disconnect. */
+  async stop(drainTimeoutMs = 30_000): Promise<void> {
+    this.stopping = true;
+    await Promise.race([this.d.pipeline.drain(), new Promise((r) => setTimeout(r, drainTimeoutMs))]);
+    this.d.tracker.advance();
+    this.sendStatus(true);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
+    await this.service.stop().catch(() => undefined);
+  }
+
+  /** The LSN most recently confirmed to PostgreSQL (commit LSN; PostgreSQL stores it + 1). */
+  get reportedFlush(): Lsn | null {
+    return this.lastReportedFlush;
+  }
+
+  /** Sends a standby status update with the acknowledged position. */
+  sendStatus(force = false): void {
+    if (this.failed && !force) return;
+    const acked = this.d.tracker.ackedLsn;
+    // The library reports lsn + 1: a commit LSN confirms its transaction; before any ack, re-confirm
+    // the slot's own position (confirmed_flush − 1) so nothing moves.
+    let lsn: Lsn | null = acked ?? (this.d.confirmedFlush !== null && this.d.confirmedFlush > 0n ? this.d.confirmedFlush - 1n : null);
+    if (lsn === null) return;
+    if (this.lastReportedFlush !== null && lsn < this.lastReportedFlush) lsn = this.lastReportedFlush;
+    this.lastStatusSent = Date.now();
+    this.lastReportedFlush = lsn;
+    void this.service.acknowledge(formatLsn(lsn)).catch(() => undefined);
+  }
+
+  /** Called when the acknowledged LSN advanced: report it soon (at most every 100 ms). */
+  ackAdvanced(): void {
+    if (this.statusScheduled) return;
+    const wait = Math.max(0, 100 - (Date.now() - this.lastStatusSent));
+    this.statusScheduled = true;
+    setTimeout(() => {
+      this.statusScheduled = false;
+      this.sendStatus();
+    }, wait).unref();
+  }
+
+  private fail(err: Error): void {
+    if (this.failed || this.stopping) return;
+    this.failed = true;
+    this.d.log.error('replication stream failed', errorFields(err));
+    this.d.onFatal(err);
+  }
+
+  private onData(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
+    if (this.failed || this.stopping) return new Promise<void>(() => undefined); // keep the socket paused
+    try {
+      const lsn = parseLsn(lsnText);
+      this.receivedLsn = lsn;
+      switch (msg.tag) {
+        case 'begin':
+          this.onBegin(msg);
+          return undefined;
+        case 'commit':
+          this.onCommit();
+          return undefined;
+        case 'relation':
+          return this.onRelation(msg).catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+        case 'insert':
+        case 'update':
+        case 'delete':
+        case 'truncate':
+          return this.onChange(lsn, msg);
+        default:
+          return undefined; // type, origin, logical messages (heartbeats)
+      }
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return new Promise<void>(() => undefined);
+    }
+  }
+
+  private onBegin(msg: Pgoutput.MessageBegin): void {
+    const entry = this.d.tracker.open();
+    const commitTimeMs = Number(BigInt(msg.commitTime as bigint) / 1000n);
+    entry.commitTimeMs = commitTimeMs;
+    this.tx = { xid: msg.xid, commitLsn: msg.commitLsn ? parseLsn(msg.commitLsn) : 0n, commitTimeMs, entry };
+  }
+
+  private onCommit(): void {
+    const tx = this.tx;
+    if (!tx) return;
+    this.tx = null;
+    const before = this.d.tracker.ackedLsn;
+    this.d.tracker.close(tx.entry, tx.commitLsn);
+    this.lastCommitLsn = tx.commitLsn;
+    if (this.d.tracker.ackedLsn !== before) this.ackAdvanced();
+  }
+
+  private async onRelation(msg: Pgoutput.MessageRelation): Promise<void> {
+    const info = await describeRelation(this.d.query, this.d.types, msg);
+    const prev = this.relations.get(msg.relationOid);
+    this.relations.set(msg.relationOid, info);
+    if (prev && prev.columns.map((c) => c.name).join('\u0000') !== info.columns.map((c) => c.name).join('\u0000')) {
+      this.d.log.info('table schema changed', { table: `${info.schema}.${info.table}`, columns: info.columns.map((c) => c.name) });
+    }
+  }
+
+  private relation(oid: number): RelationInfo {
+    const r = this.relations.get(oid);
+    if (!r) throw new Error(`change for unknown relation ${oid} (no Relation message seen)`);
+    return r;
+  }
+
+  private async onChange(lsn: Lsn, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): Promise<void> {
+    const tx = this.tx;
+    if (!tx) throw new Error(`${msg.tag} outside a transaction`);
+    const events = this.toEvents(lsn, tx, msg);
+    for (const event of events) {
+      const record = this.d.records.tryBuild(event) ?? (await this.d.records.buildLarge(event));
+      this.d.pipeline.enqueue(record, tx.entry);
+    }
+    this.d.onEvents?.(events.length);
+    if (this.d.pipeline.saturated) await this.d.pipeline.waitForCapacity();
+  }
+
+  private toEvents(lsn: Lsn, tx: OpenTx, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): ChangeEvent[] {
+    const now = Date.now();
+    const base = (rel: RelationInfo) => ({
+      serverName: this.d.serverName, db: this.d.db, schema: rel.schema, table: rel.table, lsn,
+      commitLsn: tx.commitLsn, lastCommitLsn: this.lastCommitLsn, txId: tx.xid, sourceTsMs: tx.commitTimeMs,
+      snapshot: 'false' as const, nowMs: now,
+    });
+    if (msg.tag === 'truncate') {
+      return msg.relations
+        .map((r) => this.relation(r.relationOid))
+        .filter((rel) => rel.schema !== this.d.stateSchema)
+        .map((rel) => buildEnvelope({ ...base(rel), op: 't', before: null, after: null, key: null }));
+    }
+    const rel = this.relation(msg.relation.relationOid);
+    if (rel.schema === this.d.stateSchema) return [];
+    if (msg.tag === 'insert') {
+      const { row, unchanged } = decodeTuple(rel, msg.new);
+      return [buildEnvelope({ ...base(rel), op: 'c', before: null, after: row, key: keyOf(rel, row), unchangedToast: unchanged })];
+    }
+    if (msg.tag === 'delete') {
+      const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
+      return [buildEnvelope({ ...base(rel), op: 'd', before, after: null, key: keyOf(rel, before) })];
+    }
+    const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
+    const { row: after, unchanged } = decodeTuple(rel, msg.new);
+    const newKey = keyOf(rel, { ...(old ?? {}), ...after });
+    const oldKey = old ? keyOf(rel, old) : null;
+    if (oldKey && newKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
+      // Primary key changed: a delete of the old key and a create of the new one (as Debezium does),
+      // so key-addressed sinks do not keep the old row.
+      return [
+        buildEnvelope({ ...base(rel), op: 'd', before: old, after: null, key: oldKey }),
+        buildEnvelope({ ...base(rel), op: 'c', before: null, after, key: newKey, unchangedToast: unchanged }),
+      ];
+    }
+    return [buildEnvelope({ ...base(rel), op: 'u', before: old, after, key: newKey, unchangedToast: unchanged })];
+  }
+}
