@@ -79,7 +79,7 @@ export function ensureError(value: unknown): Error {
  */
 export function canRetry(error: unknown): boolean {
   if (typeof error === 'object' && error !== null && 'canRetry' in error) {
-    return (error as { canRetry: unknown }).canRetry !== false;
+    return (error).canRetry !== false;
   }
   return true;
 }

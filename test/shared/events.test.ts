@@ -103,7 +103,7 @@ describe('Router', () => {
   it('routes configured tables and rejects unknown ones permanently', () => {
     const router = new Router(DEFAULT_ROUTES);
     expect(router.route('retail', 'orders_info').elasticsearch?.index).toBe('cdc-retail.orders_info');
-    expect(() => router.route('public', 'nope')).toThrow(expect.objectContaining({ code: 'UNKNOWN_TABLE', canRetry: false }) as Error);
+    expect(() => router.route('public', 'nope')).toThrow(expect.objectContaining({ code: 'UNKNOWN_TABLE', canRetry: false }));
   });
   it('fills the wildcard route with the table name', () => {
     const router = new Router({ '*': { elasticsearch: { index: 'cdc-{schema}.{table}' }, adx: { table: '{table}' } } });

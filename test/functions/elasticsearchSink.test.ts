@@ -1,0 +1,108 @@
+/**
+ * The elasticsearchSink handler with an InvocationContext and batches shaped as the Event Hubs
+ * trigger delivers them, against real Elasticsearch and a Blob dead-letter container (Azurite).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { Client } from '@elastic/elasticsearch';
+import { BlobDeadLetterStore } from '../../src/shared/deadletter/blobDeadLetterStore.js';
+import type { DeadLetterDocument } from '../../src/shared/deadletter/types.js';
+import { BatchProcessingError } from '../../src/shared/errors.js';
+import { createElasticsearchSinkHandler } from '../../src/shared/functions/elasticsearchSinkHandler.js';
+import { lazy } from '../../src/shared/functions/eventHubBatchHandler.js';
+import { serviceEnv, uniqueName } from '../helpers/services.js';
+import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from '../shared/esTestKit.js';
+import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
+
+const client = testClient();
+const index = uniqueIndex('es_handler');
+const indices = [index, `${index}-holding`, `${index}-control`];
+let container: ContainerClient;
+
+async function deadLetters(): Promise<DeadLetterDocument[]> {
+  const docs: DeadLetterDocument[] = [];
+  for await (const blob of container.listBlobsFlat()) {
+    const buffer = await container.getBlobClient(blob.name).downloadToBuffer();
+    docs.push(JSON.parse(buffer.toString()) as DeadLetterDocument);
+  }
+  return docs;
+}
+
+beforeAll(() => {
+  container = BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString).getContainerClient(uniqueName('dlq').replaceAll('_', '-'));
+});
+afterAll(async () => {
+  await container.deleteIfExists();
+  await cleanup(client, indices);
+  await client.close();
+});
+
+const handler = () =>
+  createElasticsearchSinkHandler(
+    lazy(() => ({ sink: testSink(client, testRoutes(index), { controlIndex: `${index}-control` }), deadLetters: new BlobDeadLetterStore(container) })),
+  );
+
+describe('elasticsearchSink handler', () => {
+  it('writes a mixed batch of object, string, Buffer and {schema,payload} bodies and dead-letters the malformed ones with their positions', async () => {
+    // Prepare
+    const bodies = [
+      hostBody(changeEvent({ after: order(1), lsn: 10 }), 'object'),
+      hostBody(changeEvent({ after: order(2), lsn: 20 }), 'string'),
+      Buffer.from('{"truncated'), // bytes that are not JSON
+      hostBody(changeEvent({ after: order(3), lsn: 30 }), 'buffer'),
+      hostBody(changeEvent({ after: order(4), lsn: 40 }), 'schemaPayload'),
+      123, // "123" parsed by the host: JSON, not an envelope
+      hostBody(changeEvent({ table: 'public.unrouted', after: { id: 1 }, key: { id: 1 } })),
+      '', // Kafka tombstone
+    ];
+    const { messages, context, logs } = triggerBatch(bodies, { partitionId: '7', firstOffset: 1000, firstSequenceNumber: 50 });
+
+    // Act
+    const report = await handler()(messages, context);
+    await client.indices.refresh({ index });
+
+    // Assess
+    expect(report).toMatchObject({ total: 8, ok: 4, skipped: 1, deadLettered: 3, retried: 0 });
+    for (const id of ['1', '2', '3', '4']) expect(await getSource(client, index, id)).toBeDefined();
+    const letters = (await deadLetters()).sort((a, b) => Number(a.sequenceNumber) - Number(b.sequenceNumber));
+    expect(letters.map((l) => [l.partitionId, l.offset, l.sequenceNumber, l.bodyType])).toEqual([
+      ['7', '2024', '52', 'buffer'],
+      ['7', '3560', '55', 'json'],
+      ['7', '4072', '56', 'json'],
+    ]);
+    expect(Buffer.from(letters[0]!.body, 'base64').toString()).toBe('{"truncated');
+    expect(letters[0]).toMatchObject({ functionName: 'elasticsearchSink', consumerGroup: 'elasticsearch-sink', eventHubName: 'pgcdc', reason: expect.stringMatching(/not JSON/) as string });
+    expect(letters[2]?.reason).toMatch(/No route for table public.unrouted/);
+    expect(logs.some((l) => l.includes('3 dead-lettered'))).toBe(true);
+  });
+
+  it('overwrites rather than duplicates dead-letters when the host redelivers the batch', async () => {
+    const { messages, context } = triggerBatch([Buffer.from('garbage')], { partitionId: '8', firstOffset: 1, firstSequenceNumber: 1 });
+    await handler()(messages, context);
+    await handler()(messages, context);
+    expect((await deadLetters()).filter((l) => l.partitionId === '8')).toHaveLength(1);
+  });
+
+  it('throws a retryable error carrying the cause when Elasticsearch is down, after storing dead-letters', async () => {
+    const down = new Client({ node: 'http://127.0.0.1:9', maxRetries: 0, requestTimeout: 500 });
+    const h = createEventHubBatchHandlerFor(down);
+    const { messages, context } = triggerBatch([hostBody(changeEvent({ lsn: 5 })), 'not json'], { partitionId: '9' });
+    const error = await h(messages, context).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BatchProcessingError);
+    expect((error as BatchProcessingError).canRetry).toBe(true);
+    expect((await deadLetters()).filter((l) => l.partitionId === '9')).toHaveLength(1);
+    await down.close();
+  });
+
+  it('fails naming the variable when configuration is missing', async () => {
+    const { elasticsearchSinkHandler } = await import('../../src/shared/functions/elasticsearchSinkHandler.js');
+    const { messages, context } = triggerBatch([hostBody(changeEvent())]);
+    await expect(elasticsearchSinkHandler({})(messages, context)).rejects.toThrow(/ELASTICSEARCH_URL/);
+  });
+});
+
+function createEventHubBatchHandlerFor(c: Client) {
+  return createElasticsearchSinkHandler(
+    lazy(() => ({ sink: testSink(c, testRoutes(index), { ensureTemplates: false }), deadLetters: new BlobDeadLetterStore(container) })),
+  );
+}

@@ -1,0 +1,137 @@
+/** The Elasticsearch sink against the real test service. */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Client } from '@elastic/elasticsearch';
+import { processBatch } from '../../src/shared/batch/processBatch.js';
+import type { BatchInfo, EventRecord } from '../../src/shared/batch/types.js';
+import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
+import type { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
+import { BatchProcessingError } from '../../src/shared/errors.js';
+import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
+import { changeEvent, order } from '../functions/factories.js';
+import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from './esTestKit.js';
+
+const client = testClient();
+const index = uniqueIndex('es_sink');
+const controlIndex = `${index}-control`;
+const indices = [index, `${index}-holding`, controlIndex];
+let sink: ElasticsearchSink;
+let offset = 0;
+
+function recordsOf(events: unknown[]): EventRecord[] {
+  return events.map((body) => ({ body, partitionId: '0', offset: String(offset++), sequenceNumber: String(offset) }));
+}
+const batch: BatchInfo = { functionName: 'elasticsearchSink', partitionId: '0', firstOffset: '0', lastOffset: '0' };
+
+async function run(events: unknown[], deadLetters = new MemoryDeadLetterStore(), s: ElasticsearchSink = sink) {
+  const report = await processBatch(recordsOf(events), { sink: s, deadLetters, batch });
+  await client.indices.refresh({ index });
+  return report;
+}
+
+const upsert = (id: number, lsn: number, amount: number, op: 'c' | 'u' = 'u'): ChangeEvent => changeEvent({ op, after: order(id, { amount }), lsn });
+const del = (id: number, lsn: number): ChangeEvent => changeEvent({ op: 'd', before: order(id), lsn });
+
+beforeAll(() => {
+  sink = testSink(client, testRoutes(index), { controlIndex });
+});
+afterAll(async () => {
+  await cleanup(client, indices);
+  await client.close();
+});
+
+describe('ElasticsearchSink (real Elasticsearch)', () => {
+  it('creates the index from the template with the explicit mapping and the -live alias', async () => {
+    await run([upsert(1, 100, 10, 'c')]);
+    const mapping = await client.indices.getMapping({ index });
+    const props = mapping[index]?.mappings.properties ?? {};
+    expect(props.amount).toEqual({ type: 'long' });
+    expect(props.city).toMatchObject({ type: 'text', fields: { keyword: { type: 'keyword' } } });
+    expect(props.__deleted).toEqual({ type: 'boolean' });
+    expect(props.__version).toEqual({ type: 'long' });
+    const aliases = await client.indices.getAlias({ index });
+    expect(Object.keys(aliases[index]?.aliases ?? {})).toEqual([`${index}-live`]);
+  });
+
+  it('upserts with _id = key and version = LSN; duplicates and reordering never regress a document', async () => {
+    const report = await run([upsert(2, 300, 3), upsert(2, 100, 1, 'c'), upsert(2, 200, 2), upsert(2, 300, 3)]);
+    expect(report).toMatchObject({ ok: 4, deadLettered: 0, retried: 0 });
+    const doc = await getSource(client, index, '2');
+    expect(doc).toMatchObject({ version: 300, source: { orderid: 2, amount: 3, __lsn: 300, __version: 300, __deleted: false, __op: 'u' } });
+    // A redelivery of the whole history later changes nothing.
+    await run([upsert(2, 100, 1, 'c'), upsert(2, 200, 2)]);
+    expect((await getSource(client, index, '2'))?.source.amount).toBe(3);
+  });
+
+  it('soft-deletes with the delete version, so a late older write cannot resurrect the row', async () => {
+    await run([upsert(3, 100, 1, 'c'), del(3, 200)]);
+    expect(await getSource(client, index, '3')).toMatchObject({ version: 200, source: { orderid: 3, __deleted: true, __op: 'd' } });
+    // Late update from before the delete (after gc_deletes would have forgotten a hard delete).
+    await run([upsert(3, 150, 99)]);
+    expect(await getSource(client, index, '3')).toMatchObject({ version: 200, source: { __deleted: true } });
+    const live = await client.count({ index: `${index}-live`, query: { term: { orderid: 3 } } });
+    expect(live.count).toBe(0);
+    // A re-insert after the delete brings it back.
+    await run([upsert(3, 250, 5, 'c')]);
+    expect((await client.count({ index: `${index}-live`, query: { term: { orderid: 3 } } })).count).toBe(1);
+  });
+
+  it('dead-letters a document the mapping rejects (400) and writes the rest of the batch', async () => {
+    const deadLetters = new MemoryDeadLetterStore();
+    const poison = changeEvent({ after: { ...order(4), amount: 'not a number' }, lsn: 100 });
+    const report = await run([upsert(5, 100, 1, 'c'), poison, upsert(6, 100, 1, 'c')], deadLetters);
+    expect(report).toMatchObject({ ok: 2, deadLettered: 1, retried: 0 });
+    const [letter] = [...deadLetters.documents.values()];
+    expect(letter?.reason).toMatch(/400 .*document_parsing_exception|400 .*mapper_parsing_exception/);
+    expect(JSON.parse(Buffer.from(letter?.body ?? '', 'base64').toString())).toMatchObject({ after: { amount: 'not a number' } });
+    expect(await getSource(client, index, '4')).toBeUndefined();
+    expect(await getSource(client, index, '6')).toBeDefined();
+  });
+
+  it('retries throttled items (429) and fails the invocation until Elasticsearch accepts them', async () => {
+    await run([upsert(7, 100, 1, 'c')]);
+    // A read_only_allow_delete block (what the disk flood stage sets) answers writes with 429.
+    await client.indices.putSettings({ index, settings: { 'index.blocks.read_only_allow_delete': true } });
+    try {
+      const error = await run([upsert(7, 200, 2)]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BatchProcessingError);
+      expect((error as Error).message).toMatch(/429/);
+    } finally {
+      await client.indices.putSettings({ index, settings: { 'index.blocks.read_only_allow_delete': null } });
+    }
+    // The host re-runs the same batch: now it succeeds.
+    await run([upsert(7, 200, 2)]);
+    expect((await getSource(client, index, '7'))?.source.amount).toBe(2);
+  });
+
+  it('fails the whole invocation (retry, nothing dead-lettered) when Elasticsearch is unreachable', async () => {
+    const down = new Client({ node: 'http://127.0.0.1:9', maxRetries: 0, requestTimeout: 1000 });
+    const deadLetters = new MemoryDeadLetterStore();
+    const error = await processBatch(recordsOf([upsert(8, 100, 1, 'c')]), {
+      sink: testSink(down, testRoutes(index), { controlIndex, ensureTemplates: false }),
+      deadLetters,
+      batch,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BatchProcessingError);
+    expect(deadLetters.documents.size).toBe(0);
+    await down.close();
+  });
+
+  it('applies a truncate as versioned soft-deletes plus a watermark that skips late older writes', async () => {
+    const t = changeEvent({ table: 'bank.holding', op: 't', lsn: 400, key: null });
+    const holding = (id: number, lsn: number) =>
+      changeEvent({ table: 'bank.holding', op: 'c', key: { holding_id: id }, after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id }, lsn });
+    const holdingIndex = `${index}-holding`;
+    await run([holding(1, 100), holding(2, 200), holding(3, 300)]);
+    // Within one batch the older write lands first and the truncate then soft-deletes it.
+    const report = await run([t, holding(2, 250), holding(4, 500)]);
+    expect(report).toMatchObject({ ok: 3, retried: 0 });
+    await client.indices.refresh({ index: holdingIndex });
+    const live = await client.search<{ holding_id: number }>({ index: `${holdingIndex}-live`, sort: ['holding_id'] });
+    expect(live.hits.hits.map((h) => h._source?.holding_id)).toEqual([4]);
+    expect(await getSource(client, holdingIndex, '1')).toMatchObject({ version: 400, source: { __deleted: true, __op: 't' } });
+    // Redelivery of the pre-truncate insert after the truncate: skipped, not resurrected.
+    const late = await run([holding(1, 100)]);
+    expect(late.skipped).toBe(1);
+    expect(await getSource(client, holdingIndex, '1')).toMatchObject({ version: 400, source: { __deleted: true } });
+  });
+});
