@@ -103,7 +103,9 @@ export class ChangeStream {
   /** Graceful stop: take no more messages, wait for the broker, confirm, disconnect. */
   async stop(drainTimeoutMs = 30_000): Promise<void> {
     this.stopping = true;
-    await Promise.race([this.d.pipeline.drain(), new Promise((r) => setTimeout(r, drainTimeoutMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.d.pipeline.drain(), new Promise((r) => (timer = setTimeout(r, drainTimeoutMs)))]);
+    clearTimeout(timer);
     this.d.tracker.advance();
     this.sendStatus(true);
     if (this.statusTimer) clearInterval(this.statusTimer);
