@@ -106,8 +106,8 @@ describe('Router', () => {
     expect(() => router.route('public', 'nope')).toThrow(expect.objectContaining({ code: 'UNKNOWN_TABLE', canRetry: false }));
   });
   it('fills the wildcard route with the table name', () => {
-    const router = new Router({ '*': { elasticsearch: { index: 'cdc-{schema}.{table}' }, adx: { table: '{table}' } } });
-    expect(router.route('Public', 'Items')).toEqual({ elasticsearch: { index: 'cdc-public.items' }, adx: { table: 'Items' } });
+    const router = new Router({ '*': { elasticsearch: { index: 'cdc-{schema}.{table}' } } });
+    expect(router.route('Public', 'Items')).toEqual({ elasticsearch: { index: 'cdc-public.items' } });
   });
   it('fails fast on a bad index name', () => {
     expect(() => new Router({ 'a.b': { elasticsearch: { index: 'Upper' } } })).toThrow(ConfigError);

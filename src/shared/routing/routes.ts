@@ -1,18 +1,11 @@
 /**
- * Which source table goes where: ADX table (+ ingestion mapping), Elasticsearch index (+ explicit
- * field mapping) and which columns the change history keeps as context. Configured as JSON in
+ * Which source table goes to which Elasticsearch index (+ explicit field mapping) and which columns
+ * the change history keeps as context. (ADX routing is `ADX_TABLE_ROUTES`, owned by the ADX sink.) Configured as JSON in
  * `CDC_ROUTES`; a `"*"` entry catches every other table, with `{schema}` and `{table}` placeholders.
  * A table without a route is a permanent failure for that record (dead-letter), not a retry.
  */
 import { getJson, type Env } from '../config/env.js';
 import { ConfigError, PermanentRecordError } from '../errors.js';
-
-export interface AdxRoute {
-  /** Target ADX table. */
-  table: string;
-  /** Ingestion mapping reference (JSON mapping) in that table, if any. */
-  mapping?: string;
-}
 
 export interface ElasticsearchRoute {
   /** Target index (lowercase). */
@@ -21,15 +14,18 @@ export interface ElasticsearchRoute {
   properties?: Record<string, unknown>;
 }
 
+/** Same meaning as `historyColumns` / `historyContext` of the ADX routes. */
 export interface HistoryRoute {
-  /** Columns copied into every change-history row of the table (e.g. `user_id`), to filter by. */
+  /** Columns tracked in the change history. Default: every column that is not part of the key. */
+  columns?: string[];
+  /** Columns copied into every change-history row's `Context` (e.g. `user_id`), to filter by. */
   context?: string[];
-  /** Columns left out of the history (e.g. `datetime_updated`). */
-  exclude?: string[];
+  /** Set false to keep the table out of the change history. */
+  enabled?: boolean;
 }
 
+/** ADX routes live in `ADX_TABLE_ROUTES` (see `src/shared/adx/config.ts`). */
 export interface TableRoute {
-  adx?: AdxRoute;
   elasticsearch?: ElasticsearchRoute;
   history?: HistoryRoute;
 }
@@ -39,7 +35,6 @@ export type RoutesConfig = Record<string, TableRoute>;
 /** The source document's tables, routed like the source documents do. */
 export const DEFAULT_ROUTES: RoutesConfig = {
   'retail.orders_info': {
-    adx: { table: 'Orders', mapping: 'OrdersEventMapping' },
     elasticsearch: {
       index: 'cdc-retail.orders_info',
       properties: {
@@ -52,7 +47,6 @@ export const DEFAULT_ROUTES: RoutesConfig = {
     },
   },
   'bank.holding': {
-    adx: { table: 'Holding' },
     elasticsearch: {
       index: 'cdc-bank.holding',
       properties: {
@@ -64,7 +58,7 @@ export const DEFAULT_ROUTES: RoutesConfig = {
         datetime_updated: { type: 'date' },
       },
     },
-    history: { context: ['user_id'], exclude: ['datetime_created', 'datetime_updated'] },
+    history: { columns: ['holding_stock', 'holding_quantity'], context: ['user_id'] },
   },
 };
 
@@ -101,7 +95,6 @@ export class Router {
     const wildcard = this.#wildcard;
     if (!wildcard) throw new PermanentRecordError('UNKNOWN_TABLE', `No route for table ${schema}.${table}`);
     const route: TableRoute = { ...wildcard };
-    if (wildcard.adx) route.adx = { ...wildcard.adx, table: substitute(wildcard.adx.table, schema, table) };
     if (wildcard.elasticsearch) {
       route.elasticsearch = { ...wildcard.elasticsearch, index: substitute(wildcard.elasticsearch.index, schema, table).toLowerCase() };
     }
@@ -113,9 +106,6 @@ function validateRoute(table: string, route: TableRoute): void {
   const where = `CDC_ROUTES["${table}"]`;
   if (table !== '*' && !/^[^.]+\.[^.]+$/.test(table)) throw new ConfigError(`${where}: key must be "schema.table" or "*"`);
   if (typeof route !== 'object' || route === null) throw new ConfigError(`${where} must be an object`);
-  if (route.adx !== undefined && (typeof route.adx.table !== 'string' || route.adx.table === '')) {
-    throw new ConfigError(`${where}.adx.table must be a non-empty string`);
-  }
   if (route.elasticsearch !== undefined) {
     const index = route.elasticsearch.index;
     const probe = typeof index === 'string' ? substitute(index, 'schema', 'table') : '';

@@ -1,0 +1,59 @@
+/** Writes the change history to Elasticsearch (the ADX history table is filled by the ADX sink). */
+import type { Client } from '@elastic/elasticsearch';
+import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
+import { getInt, getString, type Env } from '../config/env.js';
+import type { ChangeEvent } from '../events/changeEvent.js';
+import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch/bulkWriter.js';
+import { TransientSinkError } from '../errors.js';
+import { routerFromEnv, type Router } from '../routing/routes.js';
+import { DEFAULT_HISTORY_INDEX, historyDocument, historyDocumentId, putHistoryTemplate } from './historyIndex.js';
+import { historyRows, type HistoryRow } from './pivot.js';
+
+export interface HistorySinkOptions {
+  client: Client;
+  router: Router;
+  index?: string;
+  bulk?: BulkWriterOptions;
+  replicas?: number;
+}
+
+export class ElasticsearchHistorySink implements Sink<HistoryRow[]> {
+  readonly name = 'change-history';
+  readonly index: string;
+  #template: Promise<void> | undefined;
+
+  constructor(private readonly options: HistorySinkOptions) {
+    this.index = options.index ?? DEFAULT_HISTORY_INDEX;
+  }
+
+  prepare(event: ChangeEvent): HistoryRow[] | null {
+    const route = this.options.router.route(event.source.schema, event.source.table);
+    const rows = historyRows(event, route.history);
+    return rows.length > 0 ? rows : null;
+  }
+
+  async write(records: readonly PreparedRecord<HistoryRow[]>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+    this.#template ??= putHistoryTemplate(this.options.client, this.index, this.options.replicas).catch((error: unknown) => {
+      this.#template = undefined;
+      throw new TransientSinkError('Could not put the change-history index template', error);
+    });
+    await this.#template;
+    const ops: BulkOp[] = [];
+    for (const { index, item } of records) {
+      for (const row of item) {
+        ops.push({ recordIndex: index, action: { create: { _index: this.index, _id: historyDocumentId(row) } }, document: historyDocument(row) });
+      }
+    }
+    return writeBulk(this.options.client, ops, this.options.bulk);
+  }
+}
+
+export function historySinkFromEnv(env: Env, client: Client): ElasticsearchHistorySink {
+  return new ElasticsearchHistorySink({
+    client,
+    router: routerFromEnv(env),
+    index: getString(env, 'HISTORY_INDEX', DEFAULT_HISTORY_INDEX),
+    bulk: { maxAttempts: getInt(env, 'ES_BULK_MAX_ATTEMPTS', 3, { min: 1 }), backoffMs: getInt(env, 'ES_BULK_BACKOFF_MS', 200, { min: 0 }) },
+    replicas: getInt(env, 'ES_NUMBER_OF_REPLICAS', 1, { min: 0 }),
+  });
+}
