@@ -14,6 +14,7 @@
  * log tail and the likely fix are printed.
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -376,7 +377,7 @@ async function startKafka(workDir) {
   );
   const cp = `${kafkaLibs}/*`;
   const jvm = ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4j}`, '-cp', cp];
-  const clusterId = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+  const clusterId = randomBytes(16).toString('base64url');
   const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { encoding: 'utf8' });
   if (format.status !== 0) {
     throw new ServiceError('kafka', `storage format failed (exit ${format.status})`, 'check the JDK (17+) and the jars fetched by Maven', `${format.stdout}\n${format.stderr}`);
