@@ -1,0 +1,107 @@
+/**
+ * The adxSink handler with trigger-shaped batches, through the real AdxSink of src/shared/adx with
+ * in-memory ingestor and control clients (ADX itself cannot run here).
+ */
+import { describe, expect, it } from '@jest/globals';
+import { AdxSink, DEFAULT_ROUTES, resolveRoute, type ControlClient, type IngestRequest, type Ingestor } from '../../src/shared/adx/index.js';
+import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
+import { BatchProcessingError } from '../../src/shared/errors.js';
+import { createEventHubBatchHandler, lazy } from '../../src/shared/functions/eventHubBatchHandler.js';
+import { AdxBatchSink } from '../../src/shared/sinks/adxBatchSink.js';
+import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
+
+class FakeIngestor implements Ingestor {
+  readonly mode = 'queued' as const;
+  readonly requests: IngestRequest[] = [];
+  constructor(private readonly failFor: Map<string, Error> = new Map()) {}
+  ingest(request: IngestRequest): Promise<void> {
+    const failure = this.failFor.get(request.table);
+    if (failure) return Promise.reject(failure);
+    this.requests.push(request);
+    return Promise.resolve();
+  }
+  close(): void {}
+}
+const control: ControlClient = { execute: () => Promise.resolve([]), close: () => undefined };
+
+function setup(failFor?: Map<string, Error>) {
+  const ingestor = new FakeIngestor(failFor);
+  const routes = DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `ADX_TABLE_ROUTES[${i}]`));
+  const adx = new AdxSink({ config: { routes, database: 'cdc', mode: 'queued' }, ingestor, control });
+  const deadLetters = new MemoryDeadLetterStore();
+  const handler = createEventHubBatchHandler(lazy(() => ({ sink: new AdxBatchSink(adx), deadLetters })));
+  return { ingestor, deadLetters, handler };
+}
+
+const holding = (id: number, lsn: number) =>
+  changeEvent({ table: 'bank.holding', op: 'c', key: { holding_id: id }, after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: 10 }, lsn });
+
+const mixedBatch = () => [
+  hostBody(changeEvent({ after: order(1), lsn: 10 }), 'object'),
+  hostBody(changeEvent({ after: order(2), lsn: 20 }), 'buffer'),
+  'not json at all',
+  hostBody(holding(1000, 30), 'string'),
+  hostBody(changeEvent({ table: 'public.unrouted', after: { id: 1 }, key: { id: 1 } })),
+  hostBody(changeEvent({ op: 'd', before: order(1), lsn: 40 }), 'schemaPayload'),
+];
+
+function text(buffer: Buffer): Record<string, unknown>[] {
+  return buffer.toString().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('adxSink handler', () => {
+  it('ingests once per ADX table per invocation, tagged with partition and offsets, and dead-letters the rest', async () => {
+    const { ingestor, deadLetters, handler } = setup();
+    const { messages, context } = triggerBatch(mixedBatch(), { functionName: 'adxSink', partitionId: '2', firstOffset: 100 });
+
+    const report = await handler(messages, context);
+
+    expect(report).toMatchObject({ total: 6, ok: 4, deadLettered: 2, retried: 0 });
+    expect(ingestor.requests.map((r) => [r.table, r.rows, r.tag])).toEqual([
+      ['Orders', 3, 'cdc:retail.orders_info:p2:100-2660'],
+      ['OrdersHistory', 12, 'cdc:retail.orders_info:p2:100-2660'],
+      ['Holding', 1, 'cdc:bank.holding:p2:100-2660'],
+      ['HoldingHistory', 2, 'cdc:bank.holding:p2:100-2660'],
+    ]);
+    const orders = text(ingestor.requests[0]!.data);
+    expect(orders.map((r) => [r.orderid, r.__op, r.__lsn, r.__deleted])).toEqual([
+      [1, 'c', 10, false],
+      [2, 'c', 20, false],
+      [1, 'd', 40, true],
+    ]);
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+      expect.stringMatching(/not JSON/),
+      expect.stringMatching(/No ADX route for table public.unrouted/),
+    ]);
+  });
+
+  it('fails the invocation on a transient ADX failure, after dead-letters are stored; the retry uses the same tag', async () => {
+    const throttled = Object.assign(new Error('Too many requests'), { response: { status: 429 } });
+    const failing = setup(new Map([['Orders', throttled]]));
+    const { messages, context } = triggerBatch(mixedBatch(), { functionName: 'adxSink', partitionId: '2', firstOffset: 100 });
+
+    const error = await failing.handler(messages, context).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(BatchProcessingError);
+    expect((error as Error).message).toMatch(/3 of 6 records must be retried.*429/);
+    expect(failing.deadLetters.documents.size).toBe(2);
+    // The other table was written; on the retry ADX skips it by its tag (ingestIfNotExists).
+    expect(failing.ingestor.requests.map((r) => r.tag)).toEqual(['cdc:bank.holding:p2:100-2660', 'cdc:bank.holding:p2:100-2660']);
+    const healthy = setup();
+    await healthy.handler(messages, context);
+    expect(new Set(healthy.ingestor.requests.map((r) => r.tag))).toEqual(new Set(['cdc:retail.orders_info:p2:100-2660', 'cdc:bank.holding:p2:100-2660']));
+  });
+
+  it('dead-letters the records of a table ADX rejects permanently and writes the other tables', async () => {
+    const rejected = Object.assign(new Error('Mapping OrdersEventMapping does not exist'), { response: { status: 400 } });
+    const { ingestor, deadLetters, handler } = setup(new Map([['Orders', rejected]]));
+    const { messages, context } = triggerBatch(mixedBatch(), { functionName: 'adxSink' });
+
+    const report = await handler(messages, context);
+
+    expect(report).toMatchObject({ ok: 1, deadLettered: 5, retried: 0 });
+    expect(ingestor.requests.map((r) => r.table)).toEqual(['Holding', 'HoldingHistory']);
+    expect(report.outcomes.filter((o) => o.status === 'deadLetter')).toHaveLength(5);
+    expect([...deadLetters.documents.values()].filter((d) => d.reason.includes('rejected'))).toHaveLength(3);
+  });
+});
