@@ -1,12 +1,14 @@
-import { app } from '@azure/functions';
+import { app, type EventHubFunctionOptions } from '@azure/functions';
 import { adxSinkHandler } from '../shared/functions/adxSinkHandler.js';
-import { consumerGroup, EVENT_HUB_CONNECTION, EVENT_HUB_NAME, retryPolicy } from '../shared/functions/settings.js';
+import { consumerGroup, EVENT_HUB_CONNECTION, eventHubName, retryPolicy } from '../shared/functions/settings.js';
 
-app.eventHub('adxSink', {
+export const adxSinkOptions: EventHubFunctionOptions = {
   connection: EVENT_HUB_CONNECTION,
-  eventHubName: EVENT_HUB_NAME,
+  eventHubName: eventHubName(process.env),
   consumerGroup: consumerGroup(process.env, 'ADX_CONSUMER_GROUP', 'adx-sink'),
   cardinality: 'many',
   retry: retryPolicy(process.env),
   handler: adxSinkHandler(),
-});
+};
+
+app.eventHub('adxSink', adxSinkOptions);

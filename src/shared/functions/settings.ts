@@ -7,8 +7,13 @@ import { getInt, type Env } from '../config/env.js';
 
 /** Name of the connection setting prefix: `EventHubConnection` (connection string) or `EventHubConnection__fullyQualifiedNamespace` (identity). */
 export const EVENT_HUB_CONNECTION = 'EventHubConnection';
-/** The event hub carrying the change events (app setting `CDC_EVENTHUB_NAME`). */
-export const EVENT_HUB_NAME = '%CDC_EVENTHUB_NAME%';
+/**
+ * The event hub carrying the change events: `CDC_TOPIC`, the same setting the reader publishes to
+ * (one Kafka topic = one event hub), default `cdc-events`.
+ */
+export function eventHubName(env: Env): string {
+  return env.CDC_TOPIC === undefined ? 'cdc-events' : '%CDC_TOPIC%';
+}
 
 /** Unbounded exponential backoff: a failing batch holds its partition's checkpoint until it succeeds. */
 export function retryPolicy(env: Env): ExponentialBackoffRetryOptions {
