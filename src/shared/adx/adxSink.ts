@@ -5,7 +5,7 @@
  */
 import { silentLogger, type Logger } from '../logger.js';
 import { addColumnsCommands } from './commands.js';
-import { AdxSinkError, toAdxSinkError } from './errors.js';
+import { AdxBatchWriteError, AdxSinkError, toAdxSinkError, type AdxTableFailure } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
 import { isChangeEvent, toHistoryRows, toTableRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, inferKqlType } from './schema.js';
@@ -63,43 +63,60 @@ export class AdxSink {
   }
 
   /**
-   * Writes one invocation's batch. Throws `AdxSinkError` (`canRetry` tells transient from
-   * permanent, `table` names the table). Tables written before a failure are skipped on the retry
-   * by their tags, so throwing part-way is safe.
+   * Writes one invocation's batch: one ingestion per ADX table. Throws `AdxSinkError` (`canRetry`
+   * tells transient from permanent, `table` names the table; with several failing tables an
+   * `AdxBatchWriteError` listing them, retryable if any of them is). Tables written before a failure
+   * are skipped on the retry by their tags, so failing part-way is safe.
    */
   async writeBatch(batch: AdxBatch): Promise<AdxTableWrite[]> {
-    const work: { route: AdxTableRoute; rows: AdxRow[]; history: AdxRow[] }[] = [];
+    const { written, failures } = await this.writeTables(batch);
+    if (failures.length === 1) throw failures[0]!.error;
+    if (failures.length > 1) throw new AdxBatchWriteError(failures);
+    return written;
+  }
+
+  /** Like `writeBatch`, but every table is attempted and failures are returned per source table. */
+  async writeTables(batch: AdxBatch): Promise<{ written: AdxTableWrite[]; failures: AdxTableFailure[] }> {
+    const written: AdxTableWrite[] = [];
+    const failures: AdxTableFailure[] = [];
     for (const [tableKey, records] of batch.rowsByTable) {
       const route = this.routeFor(tableKey);
       if (route === undefined) {
-        throw new AdxSinkError(`No ADX route for table ${tableKey} (configure it in ADX_TABLE_ROUTES)`, { canRetry: false, sourceTable: tableKey });
+        const error = new AdxSinkError(`No ADX route for table ${tableKey} (configure it in ADX_TABLE_ROUTES)`, { canRetry: false, sourceTable: tableKey });
+        failures.push({ tableKey, error });
+        continue;
       }
-      const rows: AdxRow[] = [];
-      const history: AdxRow[] = [];
-      for (const record of records) {
-        if (isChangeEvent(record)) {
-          const row = toTableRow(record);
-          if (row !== null) rows.push(row);
-          if (route.historyTable !== null) history.push(...toHistoryRows(record, route));
-        } else {
-          rows.push(record);
-        }
+      try {
+        written.push(...(await this.writeRoute(route, records, batch)));
+      } catch (error) {
+        failures.push({ tableKey, error: toAdxSinkError(error, 'ADX write', { table: route.table, sourceTable: route.source }) });
       }
-      work.push({ route, rows, history });
     }
+    return { written, failures };
+  }
 
+  private async writeRoute(route: AdxTableRoute, records: readonly Record<string, unknown>[], batch: AdxBatch): Promise<AdxTableWrite[]> {
+    const rows: AdxRow[] = [];
+    const history: AdxRow[] = [];
+    for (const record of records) {
+      if (isChangeEvent(record)) {
+        const row = toTableRow(record);
+        if (row !== null) rows.push(row);
+        if (route.historyTable !== null) history.push(...toHistoryRows(record, route));
+      } else {
+        rows.push(record);
+      }
+    }
     const results: AdxTableWrite[] = [];
-    for (const { route, rows, history } of work) {
-      const tag = ingestionTag(route.source, batch.partitionId, batch.firstOffset, batch.lastOffset);
-      if (rows.length > 0) {
-        const addedColumns = await this.ensureColumns(route, rows);
-        await this.ingest(route, route.table, route.mapping, rows, tag);
-        results.push({ table: route.table, sourceTable: route.source, rows: rows.length, tag, addedColumns });
-      }
-      if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
-        await this.ingest(route, route.historyTable, route.historyMapping, history, tag);
-        results.push({ table: route.historyTable, sourceTable: route.source, rows: history.length, tag, addedColumns: [] });
-      }
+    const tag = ingestionTag(route.source, batch.partitionId, batch.firstOffset, batch.lastOffset);
+    if (rows.length > 0) {
+      const addedColumns = await this.ensureColumns(route, rows);
+      await this.ingest(route, route.table, route.mapping, rows, tag);
+      results.push({ table: route.table, sourceTable: route.source, rows: rows.length, tag, addedColumns });
+    }
+    if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
+      await this.ingest(route, route.historyTable, route.historyMapping, history, tag);
+      results.push({ table: route.historyTable, sourceTable: route.source, rows: history.length, tag, addedColumns: [] });
     }
     return results;
   }

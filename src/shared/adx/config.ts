@@ -143,6 +143,12 @@ function parseRoutes(env: Env): AdxTableRoute[] {
   return routes;
 }
 
+function timespan(env: Env, name: string, defaultValue: string): string {
+  const value = getOptionalString(env, name) ?? defaultValue;
+  if (!/^(\d+\.)?\d{2}:\d{2}:\d{2}$/.test(value)) throw new ConfigError(`Setting ${name} must be a timespan like 00:00:30, got "${value}"`);
+  return value;
+}
+
 export function loadAdxConfig(env: Env): AdxConfig {
   const mode = oneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
   const authKind = oneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
@@ -168,7 +174,7 @@ export function loadAdxConfig(env: Env): AdxConfig {
     auth: { kind: authKind, clientId, tenantId, clientSecret },
     routes: parseRoutes(env),
     batching: {
-      MaximumBatchingTimeSpan: getOptionalString(env, 'ADX_BATCHING_TIMESPAN') ?? DEFAULT_BATCHING.MaximumBatchingTimeSpan,
+      MaximumBatchingTimeSpan: timespan(env, 'ADX_BATCHING_TIMESPAN', DEFAULT_BATCHING.MaximumBatchingTimeSpan),
       MaximumNumberOfItems: getInt(env, 'ADX_BATCHING_MAX_ITEMS', DEFAULT_BATCHING.MaximumNumberOfItems, { min: 1 }),
       MaximumRawDataSizeMB: getInt(env, 'ADX_BATCHING_MAX_MB', DEFAULT_BATCHING.MaximumRawDataSizeMB, { min: 1, max: 4096 }),
     },

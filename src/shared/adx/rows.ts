@@ -70,9 +70,11 @@ export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[
   const { before, after } = event;
   const toast = new Set(event.source.unchanged_toast ?? []);
   const keys = new Set(route.keys);
+  // Default: the declared columns plus any the images carry, so a key-only delete still records
+  // (as unknown old values) which columns went away.
   const tracked =
     route.historyColumns ??
-    [...new Set([...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keys.has(c) && !c.startsWith('__'));
+    [...new Set([...route.columns.map((c) => c.name), ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keys.has(c) && !c.startsWith('__'));
   const key = event.key ?? pick(after ?? before, route.keys);
   const base = {
     SourceTable: tableId(event.source),

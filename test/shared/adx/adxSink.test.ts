@@ -1,0 +1,323 @@
+/**
+ * The ADX sink end to end over the wire: the real azure-kusto-ingest / azure-kusto-data clients talk
+ * to a local stand-in for the Kusto endpoints (engine + data management), upload to a real Azurite
+ * blob container and enqueue on a real Azurite queue. The test then reads the queue message and the
+ * blob exactly as ADX's data-management service would receive them.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { gunzipSync } from 'node:zlib';
+import {
+  AdxBatchWriteError,
+  AdxSinkError,
+  createAdxSinkFromEnv,
+  deterministicSourceId,
+  type AdxBatch,
+  type AdxSink,
+} from '../../../src/shared/adx/index.js';
+import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
+import { adxEvent, holdingRow, orderRow } from './helpers/events.js';
+import { kustoError, startKustoStandIn, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
+
+interface QueueMessage {
+  Id: string;
+  BlobPath: string;
+  RawDataSize: number;
+  DatabaseName: string;
+  TableName: string;
+  RetainBlobOnSuccess: boolean;
+  FlushImmediately: boolean;
+  IgnoreSizeLimit: boolean;
+  ReportLevel: number;
+  ReportMethod: number;
+  SourceMessageCreationTime: string;
+  IngestionStatusInTable: null;
+  ApplicationForTracing: string;
+  ClientVersionForTracing: string;
+  AdditionalProperties: Record<string, unknown>;
+}
+
+const ordersEvents = [
+  adxEvent({ op: 'c', after: orderRow('51', 183, 'Austin'), lsn: 34220200 }),
+  adxEvent({ op: 'u', before: orderRow('51', 183, 'Austin'), after: orderRow('51', 200, 'Austin'), lsn: 34220300 }),
+  adxEvent({ op: 'd', before: { orderid: '51' }, lsn: 34220400 }),
+];
+
+const expectedOrdersLines =
+  [
+    '{"orderid":"51","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":"51","custid":"306","city":"Austin","amount":200,"purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":"51","__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+  ].join('\n') + '\n';
+
+function batch(rowsByTable: [string, Record<string, unknown>[]][], first = '4096', last = '8192', partitionId = '3'): AdxBatch {
+  return { partitionId, firstOffset: first, lastOffset: last, rowsByTable: new Map(rowsByTable) };
+}
+
+const asRecords = (events: unknown[]): Record<string, unknown>[] => events as Record<string, unknown>[];
+
+async function decodedMessages(storage: IngestionStorage): Promise<QueueMessage[]> {
+  return (await storage.peekMessages()).map((m) => JSON.parse(Buffer.from(m, 'base64').toString('utf8')) as QueueMessage);
+}
+
+function blobName(message: QueueMessage): string {
+  const path = new URL(message.BlobPath).pathname;
+  return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+}
+
+describe('AdxSink, queued ingestion (default)', () => {
+  let storage: IngestionStorage;
+  let engine: KustoStandIn;
+  let dm: KustoStandIn;
+  let sink: AdxSink;
+
+  beforeAll(async () => {
+    storage = await createIngestionStorage();
+    engine = await startKustoStandIn();
+    dm = await startKustoStandIn({
+      resources: {
+        queue: storage.queueUri,
+        container: storage.containerUri,
+        failedQueue: storage.failedQueueUri,
+        successQueue: storage.successQueueUri,
+        statusTable: storage.statusTableUri,
+      },
+      authorizationContext: 'stand-in-identity-token',
+    });
+    sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_INGEST_URL: dm.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none' });
+  });
+
+  afterAll(async () => {
+    sink?.close();
+    await Promise.all([engine?.close(), dm?.close()]);
+  });
+
+  it('uploads one gzip JSON-lines blob per table and enqueues the message the DM service expects', async () => {
+    const result = await sink.writeBatch(
+      batch([
+        ['retail.orders_info', asRecords(ordersEvents)],
+        ['bank.holding', asRecords([adxEvent({ table: 'bank.holding', op: 'c', after: holdingRow(1000, 'VFIAX', 10), lsn: 34220500 })])],
+      ]),
+    );
+    expect(result.map((r) => [r.table, r.rows, r.tag])).toEqual([
+      ['Orders', 3, 'cdc:retail.orders_info:p3:4096-8192'],
+      ['OrdersHistory', 9, 'cdc:retail.orders_info:p3:4096-8192'],
+      ['Holding', 1, 'cdc:bank.holding:p3:4096-8192'],
+      ['HoldingHistory', 2, 'cdc:bank.holding:p3:4096-8192'],
+    ]);
+
+    // Data management: resources and the identity token, against NetDefaultDB; the engine saw nothing.
+    expect(dm.commands.map((c) => [c.db, c.csl.trim()])).toEqual([
+      ['NetDefaultDB', '.get ingestion resources'],
+      ['NetDefaultDB', '.get kusto identity token'],
+    ]);
+    expect(engine.commands).toEqual([]);
+
+    const messages = await decodedMessages(storage);
+    expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'Holding', 'HoldingHistory']);
+    const orders = messages[0]!;
+    const tag = 'cdc:retail.orders_info:p3:4096-8192';
+    expect(orders).toEqual({
+      BlobPath: expect.stringMatching(new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__Orders__${deterministicSourceId('Orders', tag)}\\.json\\.gz\\?`)),
+      RawDataSize: Buffer.byteLength(expectedOrdersLines),
+      DatabaseName: 'cdcdb',
+      TableName: 'Orders',
+      RetainBlobOnSuccess: true,
+      FlushImmediately: false,
+      IgnoreSizeLimit: false,
+      ReportLevel: 0,
+      ReportMethod: 0,
+      SourceMessageCreationTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      Id: deterministicSourceId('Orders', tag),
+      IngestionStatusInTable: null,
+      ApplicationForTracing: 'pg-cdc-functions',
+      ClientVersionForTracing: expect.stringMatching(/^Kusto\.JavaScript\.Client:/),
+      AdditionalProperties: {
+        authorizationContext: 'stand-in-identity-token',
+        tags: JSON.stringify([`ingest-by:${tag}`]),
+        ingestIfNotExists: JSON.stringify([tag]),
+        ingestionMappingReference: 'OrdersEventMapping',
+        ingestionMappingType: 'Json',
+        format: 'json',
+      },
+    });
+    // The blob the DM would read: the exact JSON lines, gzip-compressed.
+    expect(gunzipSync(await storage.downloadBlob(blobName(orders))).toString('utf8')).toBe(expectedOrdersLines);
+
+    const history = messages[1]!;
+    expect(history.AdditionalProperties).toMatchObject({ ingestionMappingReference: 'OrdersHistoryMapping', ingestIfNotExists: JSON.stringify([tag]) });
+    const historyLines = gunzipSync(await storage.downloadBlob(blobName(history)))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(historyLines.map((r) => [r.Op, r.Column, r.OldValue, r.NewValue, r.OldValueKnown, r.Lsn])).toEqual([
+      ['c', 'custid', null, '306', true, 34220200],
+      ['c', 'city', null, 'Austin', true, 34220200],
+      ['c', 'amount', null, 183, true, 34220200],
+      ['c', 'purchase_time', null, '2020-10-09 07:23:10', true, 34220200],
+      ['u', 'amount', 183, 200, true, 34220300],
+      // REPLICA IDENTITY DEFAULT: the delete carries the key only, so the old values are unknown.
+      ['d', 'custid', null, null, false, 34220400],
+      ['d', 'city', null, null, false, 34220400],
+      ['d', 'amount', null, null, false, 34220400],
+      ['d', 'purchase_time', null, null, false, 34220400],
+    ]);
+    expect(historyLines.every((r) => JSON.stringify(r.Key) === '{"orderid":"51"}' && r.SourceTable === 'retail.orders_info')).toBe(true);
+
+    const holdingHistory = messages[3]!;
+    expect(gunzipSync(await storage.downloadBlob(blobName(holdingHistory))).toString('utf8')).toBe(
+      '{"SourceTable":"bank.holding","Key":{"holding_id":1000},"Op":"c","CommitTime":"2020-10-07T07:56:32.691Z","Lsn":34220500,"TxId":653,"Context":{"user_id":1},"Column":"holding_stock","OldValue":null,"NewValue":"VFIAX","OldValueKnown":true}\n' +
+        '{"SourceTable":"bank.holding","Key":{"holding_id":1000},"Op":"c","CommitTime":"2020-10-07T07:56:32.691Z","Lsn":34220500,"TxId":653,"Context":{"user_id":1},"Column":"holding_quantity","OldValue":null,"NewValue":10,"OldValueKnown":true}\n',
+    );
+  });
+
+  it('redelivers the same batch with the same tag, ingestIfNotExists and blob name (ADX drops the second ingestion)', async () => {
+    const before = (await decodedMessages(storage)).length;
+    const redelivery = batch([['retail.orders_info', asRecords(ordersEvents)]], '4096', '8192');
+    await sink.writeBatch(redelivery);
+    const messages = (await decodedMessages(storage)).slice(before);
+    expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory']);
+    const [again] = messages;
+    const first = (await decodedMessages(storage))[0]!;
+    expect(again!.AdditionalProperties.ingestIfNotExists).toBe(first.AdditionalProperties.ingestIfNotExists);
+    expect(again!.AdditionalProperties.tags).toBe(first.AdditionalProperties.tags);
+    expect(again!.Id).toBe(first.Id);
+    expect(blobName(again!)).toBe(blobName(first));
+
+    // Different boundaries (e.g. after a restart the host reads a longer first batch): a new tag, so
+    // the overlap is ingested again; the latest-state view dedups it (same key, same __lsn).
+    await sink.writeBatch(batch([['retail.orders_info', asRecords(ordersEvents)]], '4096', '9000'));
+    const last = (await decodedMessages(storage)).filter((m) => m.TableName === 'Orders').at(-1)!;
+    expect(last.AdditionalProperties.ingestIfNotExists).toBe(JSON.stringify(['cdc:retail.orders_info:p3:4096-9000']));
+  });
+
+  it('adds a new source column on the engine (.alter-merge + mapping) before ingesting the batch that carries it', async () => {
+    const withCoupon = adxEvent({ op: 'c', after: { ...orderRow('52'), coupon: 'SPRING' }, lsn: 34221000 });
+    const before = (await decodedMessages(storage)).length;
+    const result = await sink.writeBatch(batch([['retail.orders_info', asRecords([withCoupon])]], '9001', '9001'));
+    expect(result[0]!.addedColumns).toEqual([{ name: 'coupon', type: 'string' }]);
+    expect(engine.commands.map((c) => [c.db, c.csl.split(" '[")[0]])).toEqual([
+      ['cdcdb', ".alter-merge table ['Orders'] (['coupon']:string)"],
+      ['cdcdb', ".create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping'"],
+    ]);
+    expect(engine.commands[1]!.csl).toContain(`{"column":"coupon","datatype":"string","Properties":{"Path":"$.coupon"}}`);
+    const [message] = (await decodedMessages(storage)).slice(before);
+    expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toContain('"coupon":"SPRING"');
+
+    // Known from now on: no second alter.
+    await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'));
+    expect(engine.commands).toHaveLength(2);
+  });
+});
+
+describe('AdxSink, failures', () => {
+  const servers: KustoStandIn[] = [];
+  const sinks: AdxSink[] = [];
+  afterEach(async () => {
+    for (const s of sinks.splice(0)) s.close();
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+
+  async function inlineSink(options: StandInOptions): Promise<AdxSink> {
+    const engine = await startKustoStandIn(options);
+    servers.push(engine);
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    sinks.push(sink);
+    return sink;
+  }
+
+  it('a schema rejection is permanent and names the table', async () => {
+    const sink = await inlineSink({
+      onCommand: (c) => (c.csl.startsWith('.ingest') ? { status: 400, body: kustoError('BadRequest', "Mapping 'OrdersEventMapping' does not match the table schema", true) } : undefined),
+    });
+    const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AdxSinkError);
+    expect(error).toMatchObject({ canRetry: false, code: 'REJECTED_BY_SINK', table: 'Orders', sourceTable: 'retail.orders_info', status: 400 });
+    expect((error as Error).message).toContain("Mapping 'OrdersEventMapping' does not match the table schema");
+  });
+
+  it('throttling and server errors are transient', async () => {
+    const sink = await inlineSink({ onCommand: () => ({ status: 503, body: kustoError('ServiceUnavailable', 'busy', false) }) });
+    const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
+    expect(error).toMatchObject({ canRetry: true, code: 'SINK_UNAVAILABLE', table: 'Orders' });
+  });
+
+  it('an unreachable cluster is transient', async () => {
+    const engine = await startKustoStandIn();
+    await engine.close();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    sinks.push(sink);
+    const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
+    expect(error).toMatchObject({ canRetry: true, table: 'Orders' });
+  });
+
+  it('a table without an ADX route is permanent; other tables of the batch are still written', async () => {
+    const sink = await inlineSink({});
+    const { written, failures } = await sink.writeTables(
+      batch([
+        ['public.unrouted', [{ a: 1 }]],
+        ['retail.orders_info', asRecords([ordersEvents[0]])],
+      ]),
+    );
+    expect(written.map((w) => w.table)).toEqual(['Orders', 'OrdersHistory']);
+    expect(failures.map((f) => [f.tableKey, f.error.canRetry])).toEqual([['public.unrouted', false]]);
+    await expect(sink.writeBatch(batch([['public.unrouted', [{ a: 1 }]], ['other.unrouted', [{ a: 1 }]]]))).rejects.toBeInstanceOf(AdxBatchWriteError);
+  });
+});
+
+describe('AdxSink, inline ingestion (Kusto emulator)', () => {
+  let engine: KustoStandIn;
+  let sink: AdxSink;
+  beforeAll(async () => {
+    engine = await startKustoStandIn();
+    sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+  });
+  afterAll(async () => {
+    sink?.close();
+    await engine?.close();
+  });
+
+  it('sends .ingest inline with the mapping, the tag and ingestIfNotExists, after any .alter-merge', async () => {
+    const withNote = adxEvent({ op: 'c', after: { ...orderRow('60'), note: 'gift' }, lsn: 70 });
+    await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0], withNote])]], '1', '2', '0'));
+    const tag = 'cdc:retail.orders_info:p0:1-2';
+    expect(engine.commands.map((c) => c.csl.split('\n')[0])).toEqual([
+      ".alter-merge table ['Orders'] (['note']:string)",
+      expect.stringMatching(/^\.create-or-alter table \['Orders'\] ingestion json mapping 'OrdersEventMapping' /),
+      `.ingest inline into table ['Orders'] with (format='json', ingestionMappingReference='OrdersEventMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
+      `.ingest inline into table ['OrdersHistory'] with (format='json', ingestionMappingReference='OrdersHistoryMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
+    ]);
+    const ingest = engine.commands[2]!.csl;
+    expect(ingest.split('\n').slice(1)).toEqual([expectedOrdersLines.split('\n')[0], expect.stringContaining('"orderid":"60","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","note":"gift"')]);
+    expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
+  });
+});
+
+describe('AdxSink, managed streaming', () => {
+  let storage: IngestionStorage;
+  let engine: KustoStandIn;
+  let dm: KustoStandIn;
+  let sink: AdxSink;
+  beforeAll(async () => {
+    storage = await createIngestionStorage();
+    engine = await startKustoStandIn();
+    dm = await startKustoStandIn({
+      resources: { queue: storage.queueUri, container: storage.containerUri, failedQueue: storage.failedQueueUri, successQueue: storage.successQueueUri, statusTable: storage.statusTableUri },
+    });
+    sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_INGEST_URL: dm.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'managed-streaming' });
+  });
+  afterAll(async () => {
+    sink?.close();
+    await Promise.all([engine?.close(), dm?.close()]);
+  });
+
+  it('streams gzip JSON lines to the engine with the mapping name (nothing queued)', async () => {
+    await sink.writeBatch(batch([['retail.orders_info', asRecords(ordersEvents)]]));
+    expect(engine.streams.map((s) => [s.db, s.table, s.query, s.headers['content-encoding']])).toEqual([
+      ['cdcdb', 'Orders', { streamFormat: 'json', mappingName: 'OrdersEventMapping' }, 'gzip'],
+      ['cdcdb', 'OrdersHistory', { streamFormat: 'json', mappingName: 'OrdersHistoryMapping' }, 'gzip'],
+    ]);
+    expect(engine.streams[0]!.text).toBe(expectedOrdersLines);
+    expect(await storage.peekMessages()).toEqual([]);
+  });
+});

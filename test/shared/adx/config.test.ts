@@ -1,0 +1,100 @@
+import { describe, expect, it } from '@jest/globals';
+import { AdxSinkError, deriveIngestUrl, describeAdxConfig, isTransient, loadAdxConfig, toAdxSinkError } from '../../../src/shared/adx/index.js';
+import { ConfigError } from '../../../src/shared/errors.js';
+
+const base = { ADX_CLUSTER_URL: 'https://mycluster.westeurope.kusto.windows.net', ADX_DATABASE: 'cdc' };
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadAdxConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadAdxConfig', () => {
+  it('defaults: queued ingestion, managed identity, derived ingest- URL, the source documents\' tables', () => {
+    const config = loadAdxConfig(base);
+    expect(config).toMatchObject({
+      clusterUrl: 'https://mycluster.westeurope.kusto.windows.net',
+      ingestUrl: 'https://ingest-mycluster.westeurope.kusto.windows.net',
+      database: 'cdc',
+      mode: 'queued',
+      auth: { kind: 'managed-identity' },
+      batching: { MaximumBatchingTimeSpan: '00:00:30', MaximumNumberOfItems: 500, MaximumRawDataSizeMB: 1024 },
+      folder: 'cdc',
+    });
+    expect(config.routes.map((r) => [r.source, r.table, r.mapping, r.historyTable, r.latestView, r.currentFunction])).toEqual([
+      ['retail.orders_info', 'Orders', 'OrdersEventMapping', 'OrdersHistory', 'OrdersLatest', 'OrdersCurrent'],
+      ['bank.holding', 'Holding', 'HoldingEventMapping', 'HoldingHistory', 'HoldingLatest', 'HoldingCurrent'],
+    ]);
+  });
+
+  it('keeps local endpoints (emulator, stand-in) as they are', () => {
+    expect(deriveIngestUrl('http://localhost:8080')).toBe('http://localhost:8080');
+    expect(deriveIngestUrl('http://127.0.0.1:8080')).toBe('http://127.0.0.1:8080');
+    expect(loadAdxConfig({ ...base, ADX_INGEST_URL: 'https://ingest-other.kusto.windows.net/' }).ingestUrl).toBe('https://ingest-other.kusto.windows.net');
+  });
+
+  it.each([
+    [{ ADX_DATABASE: 'cdc' }, 'ADX_CLUSTER_URL'],
+    [{ ADX_CLUSTER_URL: 'https://c.kusto.windows.net' }, 'ADX_DATABASE'],
+    [{ ...base, ADX_CLUSTER_URL: 'not a url' }, 'ADX_CLUSTER_URL'],
+    [{ ...base, ADX_INGESTION_MODE: 'stream' }, 'ADX_INGESTION_MODE'],
+    [{ ...base, ADX_AUTH: 'password' }, 'ADX_AUTH'],
+    [{ ...base, ADX_AUTH: 'app-key', ADX_TENANT_ID: 't', ADX_CLIENT_SECRET: 's3cr3t' }, 'ADX_CLIENT_ID'],
+    [{ ...base, ADX_AUTH: 'app-key', ADX_CLIENT_ID: 'c', ADX_CLIENT_SECRET: 's3cr3t' }, 'ADX_TENANT_ID'],
+    [{ ...base, ADX_AUTH: 'app-key', ADX_CLIENT_ID: 'c', ADX_TENANT_ID: 't' }, 'ADX_CLIENT_SECRET'],
+    [{ ...base, ADX_CLIENT_SECRET: 's3cr3t' }, 'ADX_CLIENT_SECRET'],
+    [{ ...base, ADX_TABLE_ROUTES: '{' }, 'ADX_TABLE_ROUTES'],
+    [{ ...base, ADX_TABLE_ROUTES: '[]' }, 'ADX_TABLE_ROUTES'],
+    [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"y":"string"}}]' }, 'ADX_TABLE_ROUTES[0]: key x'],
+    [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"varchar"}}]' }, 'ADX_TABLE_ROUTES[0]: type of a.b.x'],
+    [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T;drop","keys":["x"],"columns":{"x":"long"}}]' }, 'ADX_TABLE_ROUTES[0]: table'],
+    [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"long"}},{"source":"a.c","table":"T","keys":["x"],"columns":{"x":"long"}}]' }, 'used twice'],
+    [{ ...base, ADX_BATCHING_MAX_ITEMS: 'many' }, 'ADX_BATCHING_MAX_ITEMS'],
+    [{ ...base, ADX_BATCHING_TIMESPAN: '30s' }, 'ADX_BATCHING_TIMESPAN'],
+  ])('fails fast naming the setting (%j)', (env, name) => {
+    const error = configError(env);
+    expect(error.message).toContain(name);
+    expect(error.message).not.toContain('s3cr3t');
+    expect(error.canRetry).toBe(false);
+  });
+
+  it('accepts an application key and never shows it', () => {
+    const config = loadAdxConfig({ ...base, ADX_AUTH: 'app-key', ADX_CLIENT_ID: 'app', ADX_TENANT_ID: 'tenant', ADX_CLIENT_SECRET: 's3cr3t' });
+    expect(config.auth).toEqual({ kind: 'app-key', clientId: 'app', tenantId: 'tenant', clientSecret: 's3cr3t' });
+    expect(JSON.stringify(describeAdxConfig(config))).not.toContain('s3cr3t');
+  });
+});
+
+describe('error classification', () => {
+  const axiosLike = (status: number, message = 'x', permanent?: boolean) =>
+    Object.assign(new Error(`Request failed with status code ${status}`), {
+      response: { status, data: { error: { '@message': message, ...(permanent === undefined ? {} : { '@permanent': permanent }) } } },
+    });
+
+  it.each([
+    [axiosLike(429), true],
+    [axiosLike(500), true],
+    [axiosLike(503), true],
+    [axiosLike(401), true],
+    [axiosLike(400), false],
+    [axiosLike(404), false],
+    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), true],
+    [Object.assign(new Error('streaming rejected'), { '@permanent': true }), false],
+    [Object.assign(new Error('throttled'), { name: 'ThrottlingError' }), true],
+    [new Error('Failed to upload to blob.'), true],
+  ])('%s → transient %s', (error, transient) => {
+    expect(isTransient(error)).toBe(transient);
+  });
+
+  it('names the table and keeps the service message, not the request', () => {
+    const error = toAdxSinkError(axiosLike(400, "Mapping 'OrdersEventMapping' not found", true), 'ADX queued ingestion of 3 rows', { table: 'Orders', sourceTable: 'retail.orders_info' });
+    expect(error).toBeInstanceOf(AdxSinkError);
+    expect(error).toMatchObject({ canRetry: false, code: 'REJECTED_BY_SINK', table: 'Orders', sourceTable: 'retail.orders_info', status: 400 });
+    expect(error.message).toBe("ADX queued ingestion of 3 rows (table Orders) failed (rejected): HTTP 400: Mapping 'OrdersEventMapping' not found");
+  });
+});
