@@ -149,6 +149,21 @@ function timespan(env: Env, name: string, defaultValue: string): string {
   return value;
 }
 
+/** The part of the configuration the setup commands depend on (no cluster needed: `--dry-run`). */
+export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batching' | 'folder'> {
+  const folder = getOptionalString(env, 'ADX_FOLDER') ?? 'cdc';
+  if (/['\\\n]/.test(folder)) throw new ConfigError('Setting ADX_FOLDER must not contain quotes, backslashes or newlines');
+  return {
+    routes: parseRoutes(env),
+    batching: {
+      MaximumBatchingTimeSpan: timespan(env, 'ADX_BATCHING_TIMESPAN', DEFAULT_BATCHING.MaximumBatchingTimeSpan),
+      MaximumNumberOfItems: getInt(env, 'ADX_BATCHING_MAX_ITEMS', DEFAULT_BATCHING.MaximumNumberOfItems, { min: 1 }),
+      MaximumRawDataSizeMB: getInt(env, 'ADX_BATCHING_MAX_MB', DEFAULT_BATCHING.MaximumRawDataSizeMB, { min: 1, max: 4096 }),
+    },
+    folder,
+  };
+}
+
 export function loadAdxConfig(env: Env): AdxConfig {
   const mode = oneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
   const authKind = oneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
@@ -172,13 +187,7 @@ export function loadAdxConfig(env: Env): AdxConfig {
     database,
     mode,
     auth: { kind: authKind, clientId, tenantId, clientSecret },
-    routes: parseRoutes(env),
-    batching: {
-      MaximumBatchingTimeSpan: timespan(env, 'ADX_BATCHING_TIMESPAN', DEFAULT_BATCHING.MaximumBatchingTimeSpan),
-      MaximumNumberOfItems: getInt(env, 'ADX_BATCHING_MAX_ITEMS', DEFAULT_BATCHING.MaximumNumberOfItems, { min: 1 }),
-      MaximumRawDataSizeMB: getInt(env, 'ADX_BATCHING_MAX_MB', DEFAULT_BATCHING.MaximumRawDataSizeMB, { min: 1, max: 4096 }),
-    },
-    folder: getOptionalString(env, 'ADX_FOLDER') ?? 'cdc',
+    ...loadAdxSchemaConfig(env),
   };
 }
 

@@ -10,11 +10,13 @@ import { describeAdxConfig, loadAdxConfig } from './config.js';
 
 export { AdxSink, findNewColumns, toJsonLines } from './adxSink.js';
 export type { AdxSinkOptions } from './adxSink.js';
-export { createClients, inlineIngestCommand } from './clients.js';
+export { connectionFactory, createClients, inlineIngestCommand, KustoControlClient } from './clients.js';
 export type { ControlClient, IngestRequest, Ingestor } from './clients.js';
 export { addColumnsCommands, jsonMapping, latestViewQuery, setupCommands } from './commands.js';
 export type { AdxCommand } from './commands.js';
-export { DEFAULT_BATCHING, DEFAULT_ROUTES, deriveIngestUrl, describeAdxConfig, loadAdxConfig, resolveRoute } from './config.js';
+export { DEFAULT_BATCHING, DEFAULT_ROUTES, deriveIngestUrl, describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig, resolveRoute } from './config.js';
+export { runAdxSetup } from './setup.js';
+export type { SetupResult } from './setup.js';
 export { AdxBatchWriteError, AdxSinkError, isTransient, toAdxSinkError } from './errors.js';
 export type { AdxTableFailure } from './errors.js';
 export { deterministicSourceId, ingestionTag } from './idempotency.js';

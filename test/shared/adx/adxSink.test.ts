@@ -9,14 +9,20 @@ import { gunzipSync } from 'node:zlib';
 import {
   AdxBatchWriteError,
   AdxSinkError,
+  connectionFactory,
   createAdxSinkFromEnv,
   deterministicSourceId,
+  KustoControlClient,
+  loadAdxConfig,
+  loadAdxSchemaConfig,
+  runAdxSetup,
+  setupCommands,
   type AdxBatch,
   type AdxSink,
 } from '../../../src/shared/adx/index.js';
 import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
 import { adxEvent, holdingRow, orderRow } from './helpers/events.js';
-import { kustoError, startKustoStandIn, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
+import { kustoError, startKustoStandIn, v1Table, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
 
 interface QueueMessage {
   Id: string;
@@ -319,5 +325,49 @@ describe('AdxSink, managed streaming', () => {
     ]);
     expect(engine.streams[0]!.text).toBe(expectedOrdersLines);
     expect(await storage.peekMessages()).toEqual([]);
+  });
+});
+
+describe('adx:setup against the engine', () => {
+  it('runs every generated command in order on the configured database and reports the backfill operations', async () => {
+    const engine = await startKustoStandIn({
+      onCommand: (c) =>
+        c.csl.startsWith('.create async') ? { status: 200, body: v1Table([['OperationId', 'guid']], [['5a0d6c5e-0000-4000-8000-000000000001']]) } : undefined,
+    });
+    const config = loadAdxConfig({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none' });
+    const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
+    const lines: string[] = [];
+    try {
+      const result = await runAdxSetup(config, control, (l) => lines.push(l));
+      expect(engine.commands.map((c) => [c.db, c.csl])).toEqual(setupCommands(config).map((c) => ['cdcdb', c.text]));
+      expect(result.operations.map((o) => o.operationId)).toEqual(['5a0d6c5e-0000-4000-8000-000000000001', '5a0d6c5e-0000-4000-8000-000000000001']);
+      expect(lines[0]).toBe('ok   table Orders (create or add missing columns)\n');
+    } finally {
+      control.close();
+      await engine.close();
+    }
+  });
+
+  it('stops at the first failing command, naming it', async () => {
+    const engine = await startKustoStandIn({
+      onCommand: (c) => (c.csl.includes('policy ingestionbatching') ? { status: 403, body: kustoError('Forbidden', 'principal is not a table admin', true) } : undefined),
+    });
+    const config = loadAdxConfig({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none' });
+    const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
+    try {
+      const error = await runAdxSetup(config, control, () => undefined).catch((e: unknown) => e);
+      expect((error as Error).message).toMatch(/^adx:setup: ingestion batching policy on Orders failed .*HTTP 403.*principal is not a table admin$/);
+      expect(engine.commands).toHaveLength(3);
+    } finally {
+      control.close();
+      await engine.close();
+    }
+  });
+
+  it('--dry-run prints the commands without a cluster', async () => {
+    const lines: string[] = [];
+    await runAdxSetup(loadAdxSchemaConfig({}), null, (l) => lines.push(l));
+    expect(lines).toHaveLength(16);
+    expect(lines[0]).toBe(`// table Orders (create or add missing columns)\n${setupCommands(loadAdxSchemaConfig({}))[0]!.text}\n\n`);
   });
 });

@@ -1,0 +1,32 @@
+/**
+ * `npm run adx:setup [-- --dry-run]`: for every table in ADX_TABLE_ROUTES, the table (source columns
+ * + CDC columns), its JSON mapping, the change-history table and mapping, the ingestion batching
+ * policy, the latest-state materialized view and the `<Table>Current()` function. Safe to run again.
+ * `--dry-run` prints the commands without connecting (only the routing settings are needed).
+ */
+import { KustoControlClient, connectionFactory } from '../src/shared/adx/clients.js';
+import { describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig } from '../src/shared/adx/config.js';
+import { runAdxSetup } from '../src/shared/adx/setup.js';
+import { describeError } from '../src/shared/errors.js';
+
+const write = (line: string): void => void process.stdout.write(line);
+const dryRun = process.argv.includes('--dry-run');
+
+try {
+  if (dryRun) {
+    await runAdxSetup(loadAdxSchemaConfig(process.env), null, write);
+  } else {
+    const config = loadAdxConfig(process.env);
+    write(`adx:setup: ${JSON.stringify(describeAdxConfig(config))}\n`);
+    const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
+    try {
+      const result = await runAdxSetup(config, control, write);
+      write(`adx:setup: ${result.executed.length} commands ok\n`);
+    } finally {
+      control.close();
+    }
+  }
+} catch (error) {
+  process.stderr.write(`adx:setup failed: ${describeError(error)}\n`);
+  process.exitCode = 1;
+}
