@@ -1,0 +1,146 @@
+/**
+ * `npm run bench:sinks`: Elasticsearch sink throughput through the real handler (trigger-shaped
+ * batches, decode, unwrap, versioned bulk, item checks) against the client's own `helpers.bulk`
+ * indexing the same documents on the same cluster in the same run. Writes `esDocsPerSec`,
+ * `helpersBulkDocsPerSec` and `esRatio` into bench/results/sinks.json, keeping the other keys there
+ * (the ADX figures). Needs ELASTICSEARCH_URL (read from .services.env when unset).
+ *
+ * Settings: BENCH_ES_DOCS (50000), BENCH_BATCH (500, host.json maxEventBatchSize),
+ * BENCH_PARTITIONS (4: invocations in flight, one per partition, like the host), BENCH_ROUNDS (3).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// @azure/functions is CommonJS and its InvocationContext is not a detectable named export in Node ESM.
+import functions from '@azure/functions';
+import { Client } from '@elastic/elasticsearch';
+import type { ChangeEvent } from '../src/shared/events/changeEvent.js';
+import { unwrap } from '../src/shared/events/unwrap.js';
+import { MemoryDeadLetterStore } from '../src/shared/deadletter/memoryDeadLetterStore.js';
+import { ElasticsearchSink } from '../src/shared/elasticsearch/elasticsearchSink.js';
+import { createEventHubBatchHandler, lazy } from '../src/shared/functions/eventHubBatchHandler.js';
+import { DEFAULT_ROUTES, Router } from '../src/shared/routing/routes.js';
+
+const RESULTS = 'bench/results/sinks.json';
+const { InvocationContext } = functions;
+
+function loadServicesEnv(): void {
+  if (process.env.ELASTICSEARCH_URL || !existsSync('.services.env')) return;
+  for (const line of readFileSync('.services.env', 'utf8').split('\n')) {
+    const match = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (match?.[1] && match[2] !== undefined) process.env[match[1]] ??= match[2];
+  }
+}
+
+const int = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+const CITIES = ['Austin', 'Chicago', 'New York', 'Seattle', 'Denver'];
+function events(count: number, lsnBase: number): ChangeEvent[] {
+  return Array.from({ length: count }, (_, i) => ({
+    before: null,
+    after: { orderid: i + 1, custid: (i * 7) % 1000, amount: (i * 13) % 500, city: CITIES[i % CITIES.length], purchase_time: '2020-10-09 07:23:10' },
+    source: { version: 'bench', connector: 'postgresql', name: 'bench', ts_ms: 1_700_000_000_000 + i, snapshot: 'false', db: 'postgres', schema: 'retail', table: 'orders_info', txId: i, lsn: lsnBase + i * 64, sequence: null },
+    op: 'c',
+    ts_ms: 1_700_000_000_000 + i,
+    key: { orderid: i + 1 },
+  }));
+}
+
+function routes(index: string) {
+  const base = DEFAULT_ROUTES['retail.orders_info'];
+  return new Router({ 'retail.orders_info': { ...base, elasticsearch: { index, properties: base?.elasticsearch?.properties ?? {} } } });
+}
+
+async function viaHandler(client: Client, index: string, all: ChangeEvent[], batchSize: number, partitions: number): Promise<number> {
+  const sink = new ElasticsearchSink({ client, router: routes(index), templates: { replicas: 0 }, controlIndex: `${index}-control` });
+  const handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters: new MemoryDeadLetterStore() })));
+  // Bodies as the host hands them over (parsed JSON), split across partitions like the hub does.
+  const bodies = all.map((e) => JSON.parse(JSON.stringify(e)) as unknown);
+  const perPartition: unknown[][] = Array.from({ length: partitions }, () => []);
+  bodies.forEach((b, i) => perPartition[i % partitions]?.push(b));
+  await sink.ensureTemplates();
+  const started = performance.now();
+  await Promise.all(
+    perPartition.map(async (list, p) => {
+      for (let offset = 0; offset < list.length; offset += batchSize) {
+        const chunk = list.slice(offset, offset + batchSize);
+        const context = new InvocationContext({
+          functionName: 'elasticsearchSink',
+          logHandler: () => undefined,
+          triggerMetadata: {
+            partitionContext: { partitionId: String(p), consumerGroup: 'bench', eventHubName: 'bench' },
+            offsetArray: chunk.map((_, i) => offset + i),
+            sequenceNumberArray: chunk.map((_, i) => offset + i),
+            enqueuedTimeUtcArray: chunk.map(() => new Date().toISOString()),
+          },
+        });
+        const report = await handler(chunk, context);
+        if (report.ok !== chunk.length) throw new Error(`handler wrote ${report.ok} of ${chunk.length}`);
+      }
+    }),
+  );
+  return (all.length / (performance.now() - started)) * 1000;
+}
+
+async function viaHelpersBulk(client: Client, index: string, all: ChangeEvent[], partitions: number): Promise<number> {
+  // The same documents the sink writes (unwrapped row + metadata), plain index actions.
+  const docs = all.map((e) => {
+    const u = unwrap(e);
+    return { id: String(e.key?.orderid), doc: u.kind === 'truncate' ? {} : { ...u.row, __version: e.source.lsn } };
+  });
+  await client.indices.create({ index, settings: { number_of_replicas: 0, number_of_shards: 1 } });
+  const started = performance.now();
+  const stats = await client.helpers.bulk({
+    datasource: docs,
+    concurrency: partitions,
+    onDocument: (d) => [{ index: { _index: index, _id: d.id } }, d.doc],
+    onDrop: (d) => {
+      throw new Error(`helpers.bulk dropped a document: ${JSON.stringify(d.error)}`);
+    },
+  });
+  if (stats.successful !== all.length) throw new Error(`helpers.bulk wrote ${stats.successful} of ${all.length}`);
+  return (all.length / (performance.now() - started)) * 1000;
+}
+
+loadServicesEnv();
+const url = process.env.ELASTICSEARCH_URL;
+if (!url) throw new Error('ELASTICSEARCH_URL is not set (start the services: npm run services:up)');
+const client = new Client({ node: url });
+const total = int('BENCH_ES_DOCS', 50_000);
+const batchSize = int('BENCH_BATCH', 500);
+const partitions = int('BENCH_PARTITIONS', 4);
+const rounds = int('BENCH_ROUNDS', 3);
+const prefix = `bench-sinks-${Date.now().toString(36)}`;
+const handlerRates: number[] = [];
+const helperRates: number[] = [];
+try {
+  // Warm-up (JIT, templates, connection pool), not measured.
+  await viaHandler(client, `${prefix}-warm`, events(2000, 1000), batchSize, partitions);
+  for (let round = 0; round < rounds; round++) {
+    const all = events(total, 1_000_000 * (round + 1));
+    helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions));
+    handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions));
+  }
+} finally {
+  await client.indices.delete({ index: `${prefix}-*` }).catch(() => undefined);
+  await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-*` }).catch(() => undefined);
+  await client.close();
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const es = Math.round(median(handlerRates));
+const helpers = Math.round(median(helperRates));
+const previous: Record<string, unknown> = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, unknown>) : {};
+const result = {
+  ...previous,
+  measuredAt: new Date().toISOString(),
+  node: process.version,
+  esDocs: total,
+  esBatch: batchSize,
+  esPartitions: partitions,
+  esRounds: rounds,
+  esDocsPerSec: es,
+  helpersBulkDocsPerSec: helpers,
+  esRatio: Math.round((es / helpers) * 100) / 100,
+  esRoundsDocsPerSec: { handler: handlerRates.map(Math.round), helpersBulk: helperRates.map(Math.round) },
+};
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(RESULTS, JSON.stringify(result, null, 2) + '\n');
+process.stdout.write(`bench:sinks: handler ${es} docs/s, helpers.bulk ${helpers} docs/s, esRatio ${result.esRatio}\n`);
