@@ -86,6 +86,7 @@ export async function cleanup(c: pg.Client, name: string, schemas: string[] = []
 
 export interface Collected {
   key: string | undefined;
+  raw: string;
   event: ChangeEvent;
   partition: number;
   offset: bigint;
@@ -111,7 +112,7 @@ export class TopicCollector {
     const stream = await c.consumer.consume({ topics, mode: 'earliest', autocommit: false, sessionTimeout: 10_000, heartbeatInterval: 500 });
     c.stream = stream;
     stream.on('data', (m: { key: string | undefined; value: string; partition: number; offset: bigint }) => {
-      c.items.push({ key: m.key || undefined, event: JSON.parse(m.value) as ChangeEvent, partition: m.partition, offset: m.offset });
+      c.items.push({ key: m.key || undefined, raw: m.value, event: JSON.parse(m.value) as ChangeEvent, partition: m.partition, offset: m.offset });
     });
     return c;
   }

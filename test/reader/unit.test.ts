@@ -143,6 +143,7 @@ describe('envelope', () => {
     expect(recordKey(e.key)!.toString()).toBe('{"id":1}');
     expect(topicFor('sales', 'orders', { topic: 't', template: '{prefix}.{schema}.{table}', prefix: 'p' })).toBe('p.sales.orders');
     expect(topicFor('sales', 'orders', { topic: 't', template: null, prefix: 'p' })).toBe('t');
+    expect(topicFor('My "S"', 'x;drop table y', { topic: 't', template: '{prefix}.{schema}.{table}', prefix: 'p' })).toBe('p.My__S_.x_drop_table_y');
   });
 });
 

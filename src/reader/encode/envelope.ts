@@ -58,8 +58,12 @@ export function recordKey(key: RowImage | null): Buffer | undefined {
   return key === null ? undefined : Buffer.from(JSON.stringify(key));
 }
 
-/** Resolves the destination topic for a table. */
+/**
+ * Resolves the destination topic for a table. Kafka topic and event hub names allow letters, digits,
+ * `.`, `_` and `-` only: any other character of a schema or table name becomes `_` (as Debezium does).
+ */
 export function topicFor(schema: string, table: string, opts: { topic: string; template: string | null; prefix: string }): string {
   if (opts.template === null) return opts.topic;
-  return opts.template.replaceAll('{prefix}', opts.prefix).replaceAll('{schema}', schema).replaceAll('{table}', table);
+  const safe = (x: string) => x.replace(/[^A-Za-z0-9._-]/g, '_');
+  return opts.template.replaceAll('{prefix}', safe(opts.prefix)).replaceAll('{schema}', safe(schema)).replaceAll('{table}', safe(table)).slice(0, 249);
 }
