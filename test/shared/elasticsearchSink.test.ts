@@ -87,6 +87,13 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(await getSource(client, index, '6')).toBeDefined();
   });
 
+  it('dead-letters a key too long for an _id instead of failing the whole bulk request', async () => {
+    const deadLetters = new MemoryDeadLetterStore();
+    const long = changeEvent({ after: order(9), key: { orderid: 'x'.repeat(600) }, lsn: 100 });
+    const report = await run([long, upsert(10, 100, 1, 'c')], deadLetters);
+    expect(report).toMatchObject({ ok: 1, deadLettered: 1 });
+  });
+
   it('retries throttled items (429) and fails the invocation until Elasticsearch accepts them', async () => {
     await run([upsert(7, 100, 1, 'c')]);
     // A read_only_allow_delete block (what the disk flood stage sets) answers writes with 429.

@@ -20,7 +20,7 @@ import { tableId, type ChangeEvent } from '../events/changeEvent.js';
 import { documentId } from '../events/documentId.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
-import { canRetry, describeError, TransientSinkError } from '../errors.js';
+import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
@@ -45,6 +45,7 @@ export interface ElasticsearchSinkOptions {
 }
 
 const TRUNCATE_PAGE_SIZE = 1000;
+const MAX_ID_BYTES = 512;
 
 interface Watermark {
   index: string;
@@ -71,7 +72,10 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const version = rowVersion(event);
     const unwrapped = unwrap(event, { fields: this.#fields });
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
-    return { kind: 'write', index, id: documentId(event), version, document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version } };
+    const id = documentId(event);
+    // Elasticsearch refuses the whole bulk request (not just the item) for an _id over 512 bytes.
+    if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new PermanentRecordError('REJECTED_BY_SINK', `Key of ${tableId(event.source)} is longer than ${MAX_ID_BYTES} bytes`);
+    return { kind: 'write', index, id, version, document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version } };
   }
 
   async write(records: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
