@@ -130,3 +130,68 @@ export class TopicCollector {
     await this.consumer?.close(true).catch(() => undefined);
   }
 }
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ChildReader {
+  proc: ChildProcess;
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** Runs the real entry point (src/reader/main.ts through the dev loader) as a child process. */
+export function spawnReader(env: Record<string, string>): ChildReader {
+  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', 'src/reader/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      if (err) lines.push({ stderr: err });
+      resolve(code);
+    }),
+  );
+  return { proc, lines, exited };
+}
+
+export async function slotInactive(c: pg.Client, slot: string): Promise<void> {
+  await eventually('slot inactive', async () => {
+    const r = await c.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    return r.rows.length === 0 || !(r.rows[0] as { active: boolean }).active ? true : undefined;
+  }, 20_000);
+}
+
+/** Final state per key under the sink versioning rule: the event with the highest source.lsn wins. */
+export function converge(events: ChangeEvent[], keyColumn: string): Map<string, Record<string, unknown> | null> {
+  const best = new Map<string, { v: number; after: Record<string, unknown> | null }>();
+  for (const e of events) {
+    if (e.op === 't' || !e.key) continue;
+    const k = JSON.stringify(e.key[keyColumn]);
+    const v = e.source.lsn ?? 0;
+    const cur = best.get(k);
+    if (!cur || v > cur.v) best.set(k, { v, after: e.op === 'd' ? null : (e.after ?? null) });
+  }
+  return new Map([...best].map(([k, x]) => [k, x.after]));
+}
