@@ -87,6 +87,21 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(await getSource(client, index, '6')).toBeDefined();
   });
 
+  it('keeps unchanged TOAST columns from the stored document or from an earlier write in the batch', async () => {
+    const toasted = (lsn: number, amount: number) => {
+      const e = changeEvent({ op: 'u', after: { orderid: 11, custid: 1, amount, purchase_time: '2020-10-09 07:23:10' }, lsn });
+      e.source.unchanged_toast = ['city'];
+      return e;
+    };
+    await run([changeEvent({ op: 'c', after: order(11, { city: 'A very long city' }), lsn: 100 })]);
+    await run([toasted(200, 2)]);
+    expect((await getSource(client, index, '11'))?.source).toMatchObject({ city: 'A very long city', amount: 2 });
+    await run([changeEvent({ op: 'u', after: order(11, { city: 'Changed', amount: 3 }), lsn: 300 }), toasted(400, 4)]);
+    expect((await getSource(client, index, '11'))?.source).toMatchObject({ city: 'Changed', amount: 4, __version: 400 });
+    await run([toasted(100, 1)].map((e) => ({ ...e, key: { orderid: 12 }, after: { ...e.after, orderid: 12 } })));
+    expect((await getSource(client, index, '12'))?.source).toMatchObject({ __unchanged_toast: ['city'] });
+  });
+
   it('dead-letters a key too long for an _id instead of failing the whole bulk request', async () => {
     const deadLetters = new MemoryDeadLetterStore();
     const long = changeEvent({ after: order(9), key: { orderid: 'x'.repeat(600) }, lsn: 100 });

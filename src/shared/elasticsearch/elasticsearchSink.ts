@@ -28,7 +28,7 @@ import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js'
 import { putTableTemplates, type TemplateOptions } from './templates.js';
 
 export type ElasticsearchItem =
-  | { kind: 'write'; index: string; id: string; version: number; document: Record<string, unknown> }
+  | { kind: 'write'; index: string; id: string; version: number; document: Record<string, unknown>; unchangedToast?: string[] }
   | { kind: 'truncate'; index: string; version: number; table: string };
 
 export interface ElasticsearchSinkOptions {
@@ -75,7 +75,10 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const id = documentId(event);
     // Elasticsearch refuses the whole bulk request (not just the item) for an _id over 512 bytes.
     if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new PermanentRecordError('REJECTED_BY_SINK', `Key of ${tableId(event.source)} is longer than ${MAX_ID_BYTES} bytes`);
-    return { kind: 'write', index, id, version, document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version } };
+    const item: ElasticsearchItem = { kind: 'write', index, id, version, document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version } };
+    const toast = event.source.unchanged_toast;
+    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast;
+    return item;
   }
 
   async write(records: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
@@ -85,6 +88,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const watermarks = await this.#watermarks(indices);
     const failures = new Map<number, RecordOutcome>();
 
+    await this.#fillUnchangedToast(records);
     const ops: BulkOp[] = [];
     for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
@@ -126,6 +130,43 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       throw new TransientSinkError('Could not put Elasticsearch index templates', error);
     });
     return this.#templates;
+  }
+
+  /**
+   * An update that left a TOASTed column unchanged carries no value for it; indexing the row as is
+   * would drop the column from the document. Its value is taken from the latest earlier write of the
+   * same key in this batch, else from the document in the index (one mget per batch). Without either,
+   * the document lists the columns in `__unchanged_toast`.
+   */
+  async #fillUnchangedToast(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
+    const needing = records.filter((r) => r.item.kind === 'write' && r.item.unchangedToast !== undefined);
+    if (needing.length === 0) return;
+    const keyOf = (index: string, id: string) => `${index}\u0000${id}`;
+    const stored = new Map<string, Record<string, unknown>>();
+    const wanted = new Map<string, { _index: string; _id: string }>();
+    for (const { item } of needing) if (item.kind === 'write') wanted.set(keyOf(item.index, item.id), { _index: item.index, _id: item.id });
+    try {
+      const response = await this.#options.client.mget<Record<string, unknown>>({ docs: [...wanted.values()] });
+      for (const doc of response.docs) if ('found' in doc && doc.found && doc._source) stored.set(keyOf(doc._index, doc._id), doc._source);
+    } catch (error) {
+      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 404) throw new TransientSinkError('Could not read documents to fill unchanged TOAST columns', error);
+    }
+    const latest = new Map<string, Record<string, unknown>>();
+    for (const { item } of records) {
+      if (item.kind !== 'write') continue;
+      const key = keyOf(item.index, item.id);
+      if (item.unchangedToast) {
+        const base = latest.get(key) ?? stored.get(key);
+        const missing: string[] = [];
+        for (const column of item.unchangedToast) {
+          if (column in item.document) continue;
+          if (base && column in base) item.document[column] = base[column];
+          else missing.push(column);
+        }
+        if (missing.length > 0) item.document.__unchanged_toast = missing;
+      }
+      latest.set(key, item.document);
+    }
   }
 
   async #watermarks(indices: readonly string[]): Promise<Map<string, number>> {

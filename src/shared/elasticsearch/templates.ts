@@ -31,6 +31,7 @@ export const METADATA_PROPERTIES: Record<string, unknown> = {
   __txId: { type: 'long' },
   __snapshot: { type: 'keyword' },
   __deleted: { type: 'boolean' },
+  __unchanged_toast: { type: 'keyword' },
 };
 
 /** Filter of the `-live` alias: everything not soft-deleted. */
