@@ -22,7 +22,16 @@ export interface AdxSinkOptions {
 /** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */
 export function toJsonLines(rows: readonly AdxRow[]): Buffer {
   let text = '';
-  for (const row of rows) text += JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n';
+  for (const row of rows) {
+    let line: string;
+    try {
+      // No replacer on the fast path: a replacer function makes JSON.stringify several times slower.
+      line = JSON.stringify(row);
+    } catch {
+      line = JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    }
+    text += line + '\n';
+  }
   return Buffer.from(text, 'utf8');
 }
 
