@@ -37,14 +37,14 @@ export function mostCommonOldValueQuery(table: string, column: string, from: str
 }
 
 /** How many times did user X change stock type (updates with a different stock, and deletes)? */
-export async function stockTypeChangesOfUser(client: Client, index: string, userId: number): Promise<number> {
-  const response = await client.count({ index, ...changeCountQuery('bank.holding', 'holding_stock', { user_id: userId }) });
+export async function stockTypeChangesOfUser(client: Client, index: string, userId: number, table = 'bank.holding'): Promise<number> {
+  const response = await client.count({ index, ...changeCountQuery(table, 'holding_stock', { user_id: userId }) });
   return response.count;
 }
 
 /** Most commonly sold stock between two dates (ISO 8601), with how often; undefined when none. */
-export async function mostSoldStock(client: Client, index: string, from: string, to: string): Promise<{ stock: string; count: number } | undefined> {
-  const response = await client.search({ index, ...mostCommonOldValueQuery('bank.holding', 'holding_stock', from, to) });
+export async function mostSoldStock(client: Client, index: string, from: string, to: string, table = 'bank.holding'): Promise<{ stock: string; count: number } | undefined> {
+  const response = await client.search({ index, ...mostCommonOldValueQuery(table, 'holding_stock', from, to) });
   const buckets = (response.aggregations?.values as estypes.AggregationsStringTermsAggregate | undefined)?.buckets;
   const top = Array.isArray(buckets) ? buckets[0] : undefined;
   return top ? { stock: String(top.key), count: top.doc_count } : undefined;
