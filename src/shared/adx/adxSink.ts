@@ -4,11 +4,12 @@
  * before the batch that carries them is ingested.
  */
 import { silentLogger, type Logger } from '../logger.js';
-import { addColumnsCommands } from './commands.js';
+import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand } from './commands.js';
 import { AdxBatchWriteError, AdxSinkError, toAdxSinkError, type AdxTableFailure } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
 import { isChangeEvent, toHistoryRows, toTableRow, type AdxRow } from './rows.js';
-import { CDC_COLUMN_NAMES, inferKqlType } from './schema.js';
+import { CDC_COLUMN_NAMES, inferKqlType, tableColumns } from './schema.js';
+import { KQL_TYPES } from './types.js';
 import type { ControlClient, Ingestor } from './clients.js';
 import type { AdxBatch, AdxConfig, AdxTableRoute, AdxTableWrite, ColumnDef } from './types.js';
 
@@ -46,6 +47,23 @@ export function findNewColumns(rows: readonly AdxRow[], known: ReadonlySet<strin
     }
   }
   return [...found.values()];
+}
+
+/** Columns from the result of `.show table T schema as json` (empty if it cannot be read). */
+export function parseSchemaRows(rows: readonly Record<string, unknown>[]): ColumnDef[] {
+  const schema = rows[0]?.Schema;
+  if (typeof schema !== 'string') return [];
+  try {
+    const parsed = JSON.parse(schema) as { OrderedColumns?: { Name?: unknown; CslType?: unknown }[] };
+    const columns: ColumnDef[] = [];
+    for (const c of parsed.OrderedColumns ?? []) {
+      if (typeof c.Name !== 'string' || !(KQL_TYPES as readonly unknown[]).includes(c.CslType)) return [];
+      columns.push({ name: c.Name, type: c.CslType as ColumnDef['type'] });
+    }
+    return columns;
+  } catch {
+    return [];
+  }
 }
 
 export class AdxSink {
@@ -134,20 +152,30 @@ export class AdxSink {
     return [...route.columns, ...(this.discovered.get(route.table) ?? [])];
   }
 
-  /** `.alter-merge table` + mapping rewrite for columns the table does not have yet. */
+  /**
+   * `.alter-merge table` for columns the table does not have yet, then the mapping rewritten from the
+   * table's schema as ADX reports it (so columns another process or an earlier run added stay mapped),
+   * falling back to the columns this process knows if the schema cannot be read.
+   */
   private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[]): Promise<ColumnDef[]> {
     const known = this.knownColumns(route);
     const added = findNewColumns(rows, new Set(known.map((c) => c.name)));
     if (added.length === 0) return [];
     this.logger.info(`ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')}`);
-    for (const command of addColumnsCommands(route, known, added)) {
+    const run = async (command: AdxCommand): Promise<Record<string, unknown>[]> => {
       try {
-        await this.options.control.execute(command.text);
+        return await this.options.control.execute(command.text);
       } catch (error) {
         throw toAdxSinkError(error, `ADX ${command.description}`, { table: route.table, sourceTable: route.source });
       }
-    }
-    this.discovered.set(route.table, [...(this.discovered.get(route.table) ?? []), ...added]);
+    };
+    await run(alterMergeCommand(route, added));
+    const reported = parseSchemaRows(await run(showSchemaCommand(route.table)));
+    const columns = reported.length > 0 ? reported : tableColumns(route, [...known, ...added]);
+    await run(mappingCommand(route.table, route.mapping, columns));
+    const declared = new Set([...route.columns.map((c) => c.name), ...CDC_COLUMN_NAMES]);
+    const extra = new Map([...known, ...added, ...columns].filter((c) => !declared.has(c.name)).map((c) => [c.name, c] as const));
+    this.discovered.set(route.table, [...extra.values()]);
     return added;
   }
 

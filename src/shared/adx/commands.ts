@@ -107,15 +107,21 @@ export function setupCommands(config: Pick<AdxConfig, 'routes' | 'batching' | 'f
 
 /**
  * A new source column reached the sink: add it to the table and rewrite the mapping with every
- * known column, before the batch that carries it is ingested.
+ * known column, before the batch that carries it is ingested. (`AdxSink` builds the mapping from the
+ * table's schema as ADX reports it after the alter, see `showSchemaCommand`.)
  */
 export function addColumnsCommands(route: AdxTableRoute, known: readonly ColumnDef[], added: readonly ColumnDef[]): AdxCommand[] {
-  const all = tableColumns(route, [...known, ...added]);
-  return [
-    {
-      description: `add columns ${added.map((c) => c.name).join(', ')} to ${route.table}`,
-      text: `.alter-merge table ${kqlName(route.table)} (${columnList(added)})`,
-    },
-    mappingCommand(route.table, route.mapping, all),
-  ];
+  return [alterMergeCommand(route, added), mappingCommand(route.table, route.mapping, tableColumns(route, [...known, ...added]))];
+}
+
+export function alterMergeCommand(route: AdxTableRoute, added: readonly ColumnDef[]): AdxCommand {
+  return {
+    description: `add columns ${added.map((c) => c.name).join(', ')} to ${route.table}`,
+    text: `.alter-merge table ${kqlName(route.table)} (${columnList(added)})`,
+  };
+}
+
+/** The table's columns as ADX has them (`Schema` is JSON with `OrderedColumns[{Name, CslType}]`). */
+export function showSchemaCommand(table: string): AdxCommand {
+  return { description: `schema of ${table}`, text: `.show table ${kqlName(table)} schema as json` };
 }

@@ -8,11 +8,11 @@ import { AdxSink } from './adxSink.js';
 import { createClients } from './clients.js';
 import { describeAdxConfig, loadAdxConfig } from './config.js';
 
-export { AdxSink, findNewColumns, toJsonLines } from './adxSink.js';
+export { AdxSink, findNewColumns, parseSchemaRows, toJsonLines } from './adxSink.js';
 export type { AdxSinkOptions } from './adxSink.js';
 export { connectionFactory, createClients, inlineIngestCommand, KustoControlClient } from './clients.js';
 export type { ControlClient, IngestRequest, Ingestor } from './clients.js';
-export { addColumnsCommands, jsonMapping, latestViewQuery, setupCommands } from './commands.js';
+export { addColumnsCommands, alterMergeCommand, jsonMapping, latestViewQuery, mappingCommand, setupCommands, showSchemaCommand } from './commands.js';
 export type { AdxCommand } from './commands.js';
 export { DEFAULT_BATCHING, DEFAULT_ROUTES, deriveIngestUrl, describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig, resolveRoute } from './config.js';
 export { runAdxSetup } from './setup.js';

@@ -204,15 +204,16 @@ describe('AdxSink, queued ingestion (default)', () => {
     expect(result[0]!.addedColumns).toEqual([{ name: 'coupon', type: 'string' }]);
     expect(engine.commands.map((c) => [c.db, c.csl.split(" '[")[0]])).toEqual([
       ['cdcdb', ".alter-merge table ['Orders'] (['coupon']:string)"],
+      ['cdcdb', ".show table ['Orders'] schema as json"],
       ['cdcdb', ".create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping'"],
     ]);
-    expect(engine.commands[1]!.csl).toContain(`{"column":"coupon","datatype":"string","Properties":{"Path":"$.coupon"}}`);
+    expect(engine.commands[2]!.csl).toContain(`{"column":"coupon","datatype":"string","Properties":{"Path":"$.coupon"}}`);
     const [message] = (await decodedMessages(storage)).slice(before);
     expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toContain('"coupon":"SPRING"');
 
     // Known from now on: no second alter.
     await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'));
-    expect(engine.commands).toHaveLength(2);
+    expect(engine.commands).toHaveLength(3);
   });
 });
 
@@ -271,6 +272,42 @@ describe('AdxSink, failures', () => {
   });
 });
 
+describe('AdxSink, new columns after a restart', () => {
+  it('maps every column the table has (as ADX reports it), not only the ones this process has seen', async () => {
+    // Another process (or an earlier run) already added `legacy`; this process only sees `fresh`.
+    const schema = {
+      Name: 'Orders',
+      OrderedColumns: [
+        ...['orderid', 'custid', 'city'].map((n) => ({ Name: n, CslType: 'string' })),
+        { Name: 'amount', CslType: 'int' },
+        { Name: 'purchase_time', CslType: 'datetime' },
+        { Name: '__op', CslType: 'string' },
+        { Name: '__lsn', CslType: 'long' },
+        { Name: 'legacy', CslType: 'string' },
+        { Name: 'fresh', CslType: 'long' },
+      ],
+    };
+    const engine = await startKustoStandIn({
+      onCommand: (c) =>
+        c.csl.startsWith('.show table') ? { status: 200, body: v1Table([['TableName', 'string'], ['Schema', 'string']], [['Orders', JSON.stringify(schema)]]) } : undefined,
+    });
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    try {
+      await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('70'), fresh: 7 }, lsn: 80 })])]]));
+      const mapping = engine.commands.find((c) => c.csl.includes('ingestion json mapping'))!.csl;
+      const columns = (JSON.parse(mapping.slice(mapping.indexOf("'[") + 1, -1)) as { column: string }[]).map((m) => m.column);
+      expect(columns).toEqual(['orderid', 'custid', 'city', 'amount', 'purchase_time', '__op', '__lsn', 'legacy', 'fresh']);
+      // `legacy` is known now: a later batch carrying it needs no alter.
+      const before = engine.commands.length;
+      await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('71'), legacy: 'x' }, lsn: 81 })])]], '9', '9'));
+      expect(engine.commands.slice(before).map((c) => c.csl.slice(0, 14))).toEqual(['.ingest inline', '.ingest inline']);
+    } finally {
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
 describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   let engine: KustoStandIn;
   let sink: AdxSink;
@@ -289,11 +326,12 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
     const tag = 'cdc:retail.orders_info:p0:1-2';
     expect(engine.commands.map((c) => c.csl.split('\n')[0])).toEqual([
       ".alter-merge table ['Orders'] (['note']:string)",
+      ".show table ['Orders'] schema as json",
       expect.stringMatching(/^\.create-or-alter table \['Orders'\] ingestion json mapping 'OrdersEventMapping' /),
       `.ingest inline into table ['Orders'] with (format='json', ingestionMappingReference='OrdersEventMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
       `.ingest inline into table ['OrdersHistory'] with (format='json', ingestionMappingReference='OrdersHistoryMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
     ]);
-    const ingest = engine.commands[2]!.csl;
+    const ingest = engine.commands[3]!.csl;
     expect(ingest.split('\n').slice(1)).toEqual([expectedOrdersLines.split('\n')[0], expect.stringContaining('"orderid":"60","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","note":"gift"')]);
     expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
   });

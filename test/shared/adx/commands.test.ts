@@ -11,6 +11,7 @@ import {
   loadAdxConfig,
   resolveRoute,
   setupCommands,
+  showSchemaCommand,
   tableColumns,
 } from '../../../src/shared/adx/index.js';
 import { databaseFor, validateKql } from './helpers/kqlValidator.js';
@@ -121,7 +122,8 @@ describe('addColumnsCommands (a new source column reaches ADX)', () => {
       Properties: { Path: '$.coupon' },
     });
     const db = databaseFor(routes, { Orders: [{ name: 'coupon', type: 'string' }] });
-    for (const c of cmds) expect(validateKql(c.text, db)).toEqual([]);
+    for (const c of [...cmds, showSchemaCommand('Orders')]) expect(validateKql(c.text, db)).toEqual([]);
+    expect(showSchemaCommand('Orders').text).toBe(".show table ['Orders'] schema as json");
   });
 });
 
