@@ -7,7 +7,7 @@ import { silentLogger, type Logger } from '../logger.js';
 import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand } from './commands.js';
 import { AdxBatchWriteError, AdxSinkError, toAdxSinkError, type AdxTableFailure } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { isChangeEvent, toHistoryRows, toTableRow, type AdxRow } from './rows.js';
+import { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, inferKqlType, tableColumns } from './schema.js';
 import { KQL_TYPES } from './types.js';
 import type { ControlClient, Ingestor } from './clients.js';
@@ -127,6 +127,11 @@ export class AdxSink {
     const history: AdxRow[] = [];
     for (const record of records) {
       if (isChangeEvent(record)) {
+        if (isPointerWithoutImage(record)) {
+          // Not written: the full event is in the reader's dead-letter Blob; replay it from there.
+          this.logger.warn(`ADX: ${route.source} ${record.op} at LSN ${record.source.lsn} arrived as a pointer to ${record.deadletter?.container}/${record.deadletter?.blob}; not written to ${route.table}`);
+          continue;
+        }
         const row = toTableRow(record);
         if (row !== null) rows.push(row);
         if (route.historyTable !== null) history.push(...toHistoryRows(record, route));

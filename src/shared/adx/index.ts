@@ -20,7 +20,7 @@ export type { SetupResult } from './setup.js';
 export { AdxBatchWriteError, AdxSinkError, isTransient, toAdxSinkError } from './errors.js';
 export type { AdxTableFailure } from './errors.js';
 export { deterministicSourceId, ingestionTag } from './idempotency.js';
-export { isChangeEvent, toHistoryRows, toTableRow } from './rows.js';
+export { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow } from './rows.js';
 export { CDC_COLUMNS, HISTORY_COLUMNS, tableColumns } from './schema.js';
 export type * from './types.js';
 

@@ -24,12 +24,21 @@ function commitTime(event: ChangeEvent): string {
 }
 
 /**
+ * A pointer event: the reader stored the full event (too large for the hub) in a Blob and published
+ * it without row images. For an insert/update the new values are not in it, so writing it would put
+ * a row of nulls on top of the key's latest state; a delete still says everything (key + op).
+ */
+export function isPointerWithoutImage(event: ChangeEvent): boolean {
+  return event.deadletter !== undefined && event.op !== 'd' && event.after === null;
+}
+
+/**
  * The table row of a change, or null for events that are not row changes (truncate, logical
- * messages). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
+ * messages) and for insert/update pointer events without their row image (`isPointerWithoutImage`). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
  * `__deleted: true`, so the latest-state view sees the delete as the key's last version.
  */
 export function toTableRow(event: ChangeEvent): AdxRow | null {
-  if (event.op === 't' || event.op === 'm') return null;
+  if (event.op === 't' || event.op === 'm' || isPointerWithoutImage(event)) return null;
   const image: RowImage | null = event.op === 'd' ? event.before : event.after;
   return {
     ...(event.key ?? {}),
@@ -66,7 +75,7 @@ function pick(image: RowImage | null, columns: readonly string[]): Record<string
  * value is not in the event).
  */
 export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
-  if (event.op !== 'c' && event.op !== 'u' && event.op !== 'd') return [];
+  if ((event.op !== 'c' && event.op !== 'u' && event.op !== 'd') || isPointerWithoutImage(event)) return [];
   const { before, after } = event;
   const toast = new Set(event.source.unchanged_toast ?? []);
   const keys = new Set(route.keys);

@@ -42,6 +42,14 @@ describe('toTableRow', () => {
     expect(toTableRow(adxEvent({ op: 'u', after: orderRow('1'), lsn: 9, unchangedToast: ['city'] }))).toMatchObject({ __unchanged_toast: ['city'] });
   });
 
+  it('gives no row for an insert/update pointer event without its image (a row of nulls would hide the real state); a delete pointer is a delete', () => {
+    const pointer = { ...adxEvent({ op: 'u', after: null, lsn: 5 }), key: { orderid: '9' }, deadletter: { container: 'cdc-deadletter', blob: 'x.json', bytes: 2_000_000 } };
+    expect(toTableRow(pointer)).toBeNull();
+    expect(toHistoryRows(pointer, orders)).toEqual([]);
+    const deletePointer = { ...adxEvent({ op: 'd', before: null, key: { orderid: '9' }, lsn: 6 }), deadletter: { container: 'c', blob: 'y.json', bytes: 2_000_000 } };
+    expect(toTableRow(deletePointer)).toMatchObject({ orderid: '9', __deleted: true, __lsn: 6 });
+  });
+
   it('gives no row for truncates and logical messages', () => {
     expect(toTableRow(adxEvent({ op: 't', lsn: 1 }))).toBeNull();
     expect(toTableRow(adxEvent({ op: 'm', lsn: 1 }))).toBeNull();
