@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { AdxSinkError, deriveIngestUrl, describeAdxConfig, isTransient, loadAdxConfig, toAdxSinkError } from '../../../src/shared/adx/index.js';
+import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
+import { AdxSinkError, connectionFactory, deriveIngestUrl, describeAdxConfig, isTransient, loadAdxConfig, toAdxSinkError } from '../../../src/shared/adx/index.js';
 import { ConfigError } from '../../../src/shared/errors.js';
 
 const base = { ADX_CLUSTER_URL: 'https://mycluster.westeurope.kusto.windows.net', ADX_DATABASE: 'cdc' };
@@ -67,6 +68,27 @@ describe('loadAdxConfig', () => {
     const config = loadAdxConfig({ ...base, ADX_AUTH: 'app-key', ADX_CLIENT_ID: 'app', ADX_TENANT_ID: 'tenant', ADX_CLIENT_SECRET: 's3cr3t' });
     expect(config.auth).toEqual({ kind: 'app-key', clientId: 'app', tenantId: 'tenant', clientSecret: 's3cr3t' });
     expect(JSON.stringify(describeAdxConfig(config))).not.toContain('s3cr3t');
+  });
+});
+
+describe('authentication (connection builders)', () => {
+  const build = (env: Record<string, string>) => {
+    const config = loadAdxConfig({ ...base, ...env });
+    return connectionFactory(config)(config.clusterUrl);
+  };
+
+  it('managed identity (system- or user-assigned) and DefaultAzureCredential use a token credential', () => {
+    expect(build({}).tokenCredential).toBeInstanceOf(ManagedIdentityCredential);
+    expect(build({ ADX_CLIENT_ID: '11111111-2222-3333-4444-555555555555' }).tokenCredential).toBeInstanceOf(ManagedIdentityCredential);
+    expect(build({ ADX_AUTH: 'default' }).tokenCredential).toBeInstanceOf(DefaultAzureCredential);
+  });
+
+  it('app-key uses the application id, key and tenant; none sends no credentials', () => {
+    const kcsb = build({ ADX_AUTH: 'app-key', ADX_CLIENT_ID: 'app', ADX_TENANT_ID: 'tenant', ADX_CLIENT_SECRET: 's3cr3t' });
+    expect([kcsb.applicationClientId, kcsb.applicationKey, kcsb.authorityId]).toEqual(['app', 's3cr3t', 'tenant']);
+    const none = build({ ADX_AUTH: 'none' });
+    expect([none.tokenCredential, none.applicationKey, none.useManagedIdentityAuth]).toEqual([undefined, undefined, undefined]);
+    expect(none.initialCatalog).toBe('cdc');
   });
 });
 
