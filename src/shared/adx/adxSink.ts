@@ -106,6 +106,7 @@ export class AdxSink {
   async writeTables(batch: AdxBatch): Promise<{ written: AdxTableWrite[]; failures: AdxTableFailure[] }> {
     const written: AdxTableWrite[] = [];
     const failures: AdxTableFailure[] = [];
+    const logger = batch.logger ?? this.logger;
     for (const [tableKey, records] of batch.rowsByTable) {
       const route = this.routeFor(tableKey);
       if (route === undefined) {
@@ -114,7 +115,7 @@ export class AdxSink {
         continue;
       }
       try {
-        written.push(...(await this.writeRoute(route, records, batch)));
+        written.push(...(await this.writeRoute(route, records, batch, logger)));
       } catch (error) {
         failures.push({ tableKey, error: toAdxSinkError(error, 'ADX write', { table: route.table, sourceTable: route.source }) });
       }
@@ -122,14 +123,14 @@ export class AdxSink {
     return { written, failures };
   }
 
-  private async writeRoute(route: AdxTableRoute, records: readonly Record<string, unknown>[], batch: AdxBatch): Promise<AdxTableWrite[]> {
+  private async writeRoute(route: AdxTableRoute, records: readonly Record<string, unknown>[], batch: AdxBatch, logger: Logger): Promise<AdxTableWrite[]> {
     const rows: AdxRow[] = [];
     const history: AdxRow[] = [];
     for (const record of records) {
       if (isChangeEvent(record)) {
         if (isPointerWithoutImage(record)) {
           // Not written: the full event is in the reader's dead-letter Blob; replay it from there.
-          this.logger.warn(`ADX: ${route.source} ${record.op} at LSN ${record.source.lsn} arrived as a pointer to ${record.deadletter?.container}/${record.deadletter?.blob}; not written to ${route.table}`);
+          logger.warn(`ADX: ${route.source} ${record.op} at LSN ${record.source.lsn} arrived as a pointer to ${record.deadletter?.container}/${record.deadletter?.blob}; not written to ${route.table}`);
           continue;
         }
         const row = toTableRow(record);
@@ -142,12 +143,12 @@ export class AdxSink {
     const results: AdxTableWrite[] = [];
     const tag = ingestionTag(route.source, batch.partitionId, batch.firstOffset, batch.lastOffset);
     if (rows.length > 0) {
-      const addedColumns = await this.ensureColumns(route, rows);
-      await this.ingest(route, route.table, route.mapping, rows, tag);
+      const addedColumns = await this.ensureColumns(route, rows, logger);
+      await this.ingest(route, route.table, route.mapping, rows, tag, logger);
       results.push({ table: route.table, sourceTable: route.source, rows: rows.length, tag, addedColumns });
     }
     if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
-      await this.ingest(route, route.historyTable, route.historyMapping, history, tag);
+      await this.ingest(route, route.historyTable, route.historyMapping, history, tag, logger);
       results.push({ table: route.historyTable, sourceTable: route.source, rows: history.length, tag, addedColumns: [] });
     }
     return results;
@@ -162,11 +163,11 @@ export class AdxSink {
    * table's schema as ADX reports it (so columns another process or an earlier run added stay mapped),
    * falling back to the columns this process knows if the schema cannot be read.
    */
-  private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[]): Promise<ColumnDef[]> {
+  private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[], logger: Logger): Promise<ColumnDef[]> {
     const known = this.knownColumns(route);
     const added = findNewColumns(rows, new Set(known.map((c) => c.name)));
     if (added.length === 0) return [];
-    this.logger.info(`ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')}`);
+    logger.info(`ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')}`);
     const run = async (command: AdxCommand): Promise<Record<string, unknown>[]> => {
       try {
         return await this.options.control.execute(command.text);
@@ -184,14 +185,14 @@ export class AdxSink {
     return added;
   }
 
-  private async ingest(route: AdxTableRoute, table: string, mapping: string, rows: readonly AdxRow[], tag: string): Promise<void> {
+  private async ingest(route: AdxTableRoute, table: string, mapping: string, rows: readonly AdxRow[], tag: string, logger: Logger): Promise<void> {
     const data = toJsonLines(rows);
     try {
       await this.options.ingestor.ingest({ table, mapping, data, rows: rows.length, tag, sourceId: deterministicSourceId(table, tag) });
     } catch (error) {
       throw toAdxSinkError(error, `ADX ${this.options.ingestor.mode} ingestion of ${rows.length} rows`, { table, sourceTable: route.source });
     }
-    this.logger.debug(`ADX: ${this.options.ingestor.mode} ingestion of ${rows.length} rows into ${table} (${tag})`);
+    logger.debug(`ADX: ${this.options.ingestor.mode} ingestion of ${rows.length} rows into ${table} (${tag})`);
   }
 
   close(): void {

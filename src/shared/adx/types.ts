@@ -1,4 +1,5 @@
 /** Types shared by the ADX (Kusto) sink, its setup commands and its configuration. */
+import type { Logger } from '../logger.js';
 
 /** The scalar types an ADX column can have. */
 export const KQL_TYPES = ['bool', 'datetime', 'decimal', 'dynamic', 'guid', 'int', 'long', 'real', 'string', 'timespan'] as const;
@@ -89,6 +90,8 @@ export interface AdxBatch {
    * Debezium envelope of `src/shared/events/changeEvent.ts`) or rows already flattened by `toTableRow`.
    */
   rowsByTable: Map<string, Record<string, unknown>[]>;
+  /** The invocation's logger (default: the sink's). */
+  logger?: Logger;
 }
 
 /** Per-table outcome of one `writeBatch`. */

@@ -337,6 +337,27 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   });
 });
 
+describe('AdxSink, pointer events', () => {
+  it('skips an update that arrived as a pointer (no row image) and warns on the invocation logger', async () => {
+    const engine = await startKustoStandIn();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const warnings: unknown[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (...args: unknown[]) => void warnings.push(...args) };
+    const pointer = { ...adxEvent({ op: 'u', after: null, key: { orderid: '51' }, lsn: 90 }), deadletter: { container: 'cdc-deadletter', blob: 'p0/90.json', bytes: 2_000_000 } };
+    try {
+      const written = await sink.writeBatch({ ...batch([['retail.orders_info', asRecords([pointer, ordersEvents[0]])]]), logger });
+      expect(written.map((w) => [w.table, w.rows])).toEqual([
+        ['Orders', 1],
+        ['OrdersHistory', 4],
+      ]);
+      expect(warnings).toEqual([expect.stringContaining('pointer to cdc-deadletter/p0/90.json; not written to Orders')]);
+    } finally {
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
 describe('AdxSink, managed streaming', () => {
   let storage: IngestionStorage;
   let engine: KustoStandIn;
