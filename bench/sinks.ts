@@ -1,12 +1,13 @@
 /**
  * `npm run bench:sinks`: Elasticsearch sink throughput through the real handler (trigger-shaped
- * batches, decode, unwrap, versioned bulk, item checks) against the client's own `helpers.bulk`
+ * batches of Buffer bodies, JSON decode, unwrap, versioned bulk, item checks) against the client's own `helpers.bulk`
  * indexing the same documents on the same cluster in the same run. Writes `esDocsPerSec`,
  * `helpersBulkDocsPerSec` and `esRatio` into bench/results/sinks.json, keeping the other keys there
  * (the ADX figures). Needs ELASTICSEARCH_URL (read from .services.env when unset).
  *
- * Settings: BENCH_ES_DOCS (50000), BENCH_BATCH (500, host.json maxEventBatchSize),
- * BENCH_PARTITIONS (4: invocations in flight, one per partition, like the host), BENCH_ROUNDS (3).
+ * Settings: BENCH_ES_DOCS (50000), BENCH_BATCH (host.json maxEventBatchSize), BENCH_PARTITIONS (4:
+ * invocations in flight, one per partition, like the host), BENCH_ROUNDS (5). `esRatio` is the median
+ * of the per-round ratios (paired runs, alternating order).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 // @azure/functions is CommonJS and its InvocationContext is not a detectable named export in Node ESM.
@@ -52,8 +53,8 @@ function routes(index: string) {
 async function viaHandler(client: Client, index: string, all: ChangeEvent[], batchSize: number, partitions: number): Promise<number> {
   const sink = new ElasticsearchSink({ client, router: routes(index), templates: { replicas: 0 }, controlIndex: `${index}-control` });
   const handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters: new MemoryDeadLetterStore() })));
-  // Bodies as the host hands them over (parsed JSON), split across partitions like the hub does.
-  const bodies = all.map((e) => JSON.parse(JSON.stringify(e)) as unknown);
+  // Bodies as the host hands them over with dataType 'binary' (Buffers), split across partitions.
+  const bodies = all.map((e) => Buffer.from(JSON.stringify(e)));
   const perPartition: unknown[][] = Array.from({ length: partitions }, () => []);
   bodies.forEach((b, i) => perPartition[i % partitions]?.push(b));
   await sink.ensureTemplates();
@@ -105,19 +106,29 @@ const url = process.env.ELASTICSEARCH_URL;
 if (!url) throw new Error('ELASTICSEARCH_URL is not set (start the services: npm run services:up)');
 const client = new Client({ node: url });
 const total = int('BENCH_ES_DOCS', 50_000);
-const batchSize = int('BENCH_BATCH', 500);
+const hostJson = JSON.parse(readFileSync('host.json', 'utf8')) as { extensions?: { eventHubs?: { maxEventBatchSize?: number } } };
+const batchSize = int('BENCH_BATCH', hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100);
 const partitions = int('BENCH_PARTITIONS', 4);
-const rounds = int('BENCH_ROUNDS', 3);
+const rounds = int('BENCH_ROUNDS', 5);
 const prefix = `bench-sinks-${Date.now().toString(36)}`;
 const handlerRates: number[] = [];
 const helperRates: number[] = [];
 try {
   // Warm-up (JIT, templates, connection pool), not measured.
   await viaHandler(client, `${prefix}-warm`, events(2000, 1000), batchSize, partitions);
+  await viaHelpersBulk(client, `${prefix}-warm-helpers`, events(2000, 1000), partitions);
+  // Paired rounds in alternating order: the machine is shared, so each round's ratio compares two
+  // runs made seconds apart, and the median of those ratios is the figure.
   for (let round = 0; round < rounds; round++) {
     const all = events(total, 1_000_000 * (round + 1));
-    helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions));
-    handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions));
+    if (round % 2 === 0) {
+      helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions));
+      handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions));
+    } else {
+      handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions));
+      helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions));
+    }
+    await client.indices.delete({ index: `${prefix}-*-${round}` }).catch(() => undefined);
   }
 } finally {
   await client.indices.delete({ index: `${prefix}-*` }).catch(() => undefined);
@@ -138,7 +149,7 @@ const result = {
   esRounds: rounds,
   esDocsPerSec: es,
   helpersBulkDocsPerSec: helpers,
-  esRatio: Math.round((es / helpers) * 100) / 100,
+  esRatio: Math.round(median(handlerRates.map((h, i) => h / (helperRates[i] ?? h))) * 100) / 100,
   esRoundsDocsPerSec: { handler: handlerRates.map(Math.round), helpersBulk: helperRates.map(Math.round) },
 };
 mkdirSync('bench/results', { recursive: true });

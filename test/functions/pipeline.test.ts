@@ -36,7 +36,8 @@ async function deliver(): Promise<void> {
   const partitions = new Map<number, typeof items>();
   for (const item of items) partitions.set(item.partition, [...(partitions.get(item.partition) ?? []), item]);
   for (const [partition, list] of partitions) {
-    const bodies = list.map((i) => JSON.parse(i.raw) as unknown);
+    // As the trigger delivers them with dataType 'binary'.
+    const bodies = list.map((i) => Buffer.from(i.raw));
     const first = Number(list[0]?.offset ?? 0n);
     for (const [handler, functionName] of [[esHandler, 'elasticsearchSink'], [historyHandler, 'changeHistory']] as const) {
       const { messages, context } = triggerBatch(bodies, { partitionId: String(partition), firstOffset: first, functionName });

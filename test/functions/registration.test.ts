@@ -8,8 +8,8 @@ import { ordersGeneratorOptions } from '../../src/functions/ordersGenerator.js';
 describe('function registration', () => {
   const sinks = [adxSinkOptions, elasticsearchSinkOptions, changeHistoryOptions];
 
-  it.each(sinks)('batches (cardinality many) and retries forever with exponential backoff', (options) => {
-    expect(options).toMatchObject({ cardinality: 'many', connection: 'EventHubConnection', eventHubName: 'cdc-events' });
+  it.each(sinks)('batches (cardinality many, binary bodies) and retries forever with exponential backoff', (options) => {
+    expect(options).toMatchObject({ cardinality: 'many', dataType: 'binary', connection: 'EventHubConnection', eventHubName: 'cdc-events' });
     expect(options.retry).toEqual({ strategy: 'exponentialBackoff', maxRetryCount: -1, minimumInterval: { seconds: 5 }, maximumInterval: { seconds: 900 } });
   });
 

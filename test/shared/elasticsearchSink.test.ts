@@ -152,8 +152,12 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(live.hits.hits.map((h) => h._source?.holding_id)).toEqual([4]);
     expect(await getSource(client, holdingIndex, '1')).toMatchObject({ version: 400, source: { __deleted: true, __op: 't' } });
     // Redelivery of the pre-truncate insert after the truncate: skipped, not resurrected.
-    const late = await run([holding(1, 100)]);
-    expect(late.skipped).toBe(1);
+    // ... and a pre-truncate insert of a row the index never had (e.g. from a lagging partition).
+    const late = await run([holding(1, 100), holding(5, 300)]);
+    expect(late.skipped).toBe(2);
+    await client.indices.refresh({ index: holdingIndex });
+    expect((await client.count({ index: `${holdingIndex}-live` })).count).toBe(1);
+    expect(await getSource(client, holdingIndex, '5')).toMatchObject({ version: 400, source: { __deleted: true, __op: 't' } });
     expect(await getSource(client, holdingIndex, '1')).toMatchObject({ version: 400, source: { __deleted: true } });
   });
 });

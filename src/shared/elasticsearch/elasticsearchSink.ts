@@ -10,8 +10,9 @@
  *
  * Truncate: a watermark `{ index, version }` goes to the control index, then every live document of
  * the index with `__version` below the truncate's is soft-deleted with the truncate's version
- * (`__op: 't'`). Later writes below the watermark (redeliveries from before the truncate, rows not yet
- * in the index) are skipped, so a truncate cannot be undone either. (No delete-by-query: it would
+ * (`__op: 't'`). Later writes below the watermark (events from before the truncate that arrive late,
+ * e.g. from a lagging partition) are soft-deleted again at the watermark's version right after the
+ * batch's bulk write (the watermarks are read in parallel with it), so a truncate cannot be undone. (No delete-by-query: it would
  * forget versions, and the test cluster has no reindex module.)
  */
 import type { Client } from '@elastic/elasticsearch';
@@ -85,18 +86,16 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     await this.ensureTemplates();
     const client = this.#options.client;
     const indices = [...new Set(records.map((r) => r.item.index))];
-    const watermarks = await this.#watermarks(indices);
+    // Truncate watermarks are read alongside the bulk write (no extra round trip on the hot path);
+    // a write that turns out to be older than a truncate is soft-deleted again right after.
+    const watermarksRead = this.#watermarks(indices);
+    watermarksRead.catch(() => undefined);
     const failures = new Map<number, RecordOutcome>();
 
     await this.#fillUnchangedToast(records);
     const ops: BulkOp[] = [];
     for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
-      const watermark = watermarks.get(item.index);
-      if (watermark !== undefined && item.version < watermark) {
-        failures.set(index, { status: 'skipped', reason: `superseded by truncate of ${item.index} at version ${watermark}` });
-        continue;
-      }
       ops.push({
         recordIndex: index,
         action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: 'external' } },
@@ -104,6 +103,23 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       });
     }
     if (ops.length > 0) for (const [i, outcome] of await writeBulk(client, ops, this.#options.bulk)) failures.set(i, outcome);
+
+    const watermarks = await watermarksRead;
+    const superseded: BulkOp[] = [];
+    for (const { index, item } of records) {
+      if (item.kind !== 'write') continue;
+      const watermark = watermarks.get(item.index);
+      if (watermark === undefined || item.version >= watermark) continue;
+      failures.set(index, { status: 'skipped', reason: `superseded by truncate of ${item.index} at version ${watermark}` });
+      superseded.push({
+        recordIndex: index,
+        action: { index: { _index: item.index, _id: item.id, version: watermark, version_type: 'external' } },
+        document: { ...item.document, __op: 't', __deleted: true, __version: watermark },
+      });
+    }
+    if (superseded.length > 0) {
+      for (const [i, outcome] of await writeBulk(client, superseded, this.#options.bulk)) if (outcome.status === 'retry') failures.set(i, outcome);
+    }
 
     for (const { index, item } of records) {
       if (item.kind !== 'truncate') continue;

@@ -2,7 +2,7 @@
  * Settings read when the functions are registered (host start-up). Names in `%...%` are resolved by
  * the Functions host from app settings at run time.
  */
-import type { ExponentialBackoffRetryOptions } from '@azure/functions';
+import type { EventHubFunctionOptions, ExponentialBackoffRetryOptions } from '@azure/functions';
 import { getInt, type Env } from '../config/env.js';
 
 /** Name of the connection setting prefix: `EventHubConnection` (connection string) or `EventHubConnection__fullyQualifiedNamespace` (identity). */
@@ -30,3 +30,15 @@ export function consumerGroup(env: Env, setting: string, defaultName: string): s
   return env[setting] === undefined ? defaultName : `%${setting}%`;
 }
 
+
+/**
+ * Event Hubs trigger options plus `dataType`, which the host honours but the library's types omit
+ * (azure-functions-nodejs-library#187, #340; the library copies unknown trigger options into the
+ * binding). Without it, with `cardinality: 'many'` the host binds bodies through Json.NET and one
+ * non-JSON event fails the whole batch before our code runs — with an unbounded retry policy that
+ * stalls the partition forever. `binary` hands every body over as a Buffer with its original bytes
+ * (kept exact in the dead-letter store); `decodeBody` parses it.
+ */
+export type SinkTriggerOptions = EventHubFunctionOptions & { dataType: 'binary' | 'string' };
+
+export const BODY_DATA_TYPE = 'binary' as const;
