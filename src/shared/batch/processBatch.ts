@@ -53,7 +53,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
 
   if (prepared.length > 0) {
     try {
-      const failures = await sink.write(prepared, batch);
+      const failures = await sink.write(prepared, batch, { logger });
       for (const [index, outcome] of failures) outcomes[index] = outcome;
     } catch (error) {
       const outcome = outcomeOfError(error);

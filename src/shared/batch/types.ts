@@ -1,4 +1,5 @@
 import type { ChangeEvent } from '../events/changeEvent.js';
+import type { Logger } from '../logger.js';
 
 /** One Event Hubs event as the trigger delivered it, with its position. */
 export interface EventRecord {
@@ -48,7 +49,13 @@ export interface PreparedRecord<T> {
 export interface Sink<T> {
   readonly name: string;
   prepare(event: ChangeEvent, record: EventRecord): T | null;
-  write(records: readonly PreparedRecord<T>[], batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>>;
+  write(records: readonly PreparedRecord<T>[], batch: BatchInfo, context: SinkWriteContext): Promise<ReadonlyMap<number, RecordOutcome>>;
+}
+
+/** Per-invocation things a sink may use while writing. */
+export interface SinkWriteContext {
+  /** The invocation's logger. */
+  logger: Logger;
 }
 
 export interface BatchReport {

@@ -6,7 +6,7 @@
  * failure is transient, dead-letter when ADX rejected it.
  */
 import type { AdxBatch, AdxSink, AdxTableFailure, AdxTableWrite } from '../adx/index.js';
-import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
+import type { BatchInfo, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
 import { describeError, PermanentRecordError } from '../errors.js';
 
@@ -28,7 +28,7 @@ export class AdxBatchSink implements Sink<ChangeEvent> {
     return event;
   }
 
-  async write(records: readonly PreparedRecord<ChangeEvent>[], batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+  async write(records: readonly PreparedRecord<ChangeEvent>[], batch: BatchInfo, context?: SinkWriteContext): Promise<ReadonlyMap<number, RecordOutcome>> {
     const rowsByTable = new Map<string, Record<string, unknown>[]>();
     const indicesByTable = new Map<string, number[]>();
     for (const { index, item } of records) {
@@ -47,6 +47,7 @@ export class AdxBatchSink implements Sink<ChangeEvent> {
       firstOffset: batch.firstOffset,
       lastOffset: batch.lastOffset,
       rowsByTable,
+      ...(context ? { logger: context.logger } : {}),
     });
     const outcomes = new Map<number, RecordOutcome>();
     for (const { tableKey, error } of failures) {
