@@ -79,7 +79,9 @@ describe('elasticsearchSink handler', () => {
   it('overwrites rather than duplicates dead-letters when the host redelivers the batch', async () => {
     const { messages, context } = triggerBatch([Buffer.from('garbage')], { partitionId: '8', firstOffset: 1, firstSequenceNumber: 1 });
     await handler()(messages, context);
-    await handler()(messages, context);
+    const again = triggerBatch([Buffer.from('garbage')], { partitionId: '8', firstOffset: 1, firstSequenceNumber: 1, retryCount: 3 });
+    await handler()(again.messages, again.context);
+    expect(again.logs.some((l) => l.startsWith('warning: elasticsearchSink: retry 3 of partition 8'))).toBe(true);
     expect((await deadLetters()).filter((l) => l.partitionId === '8')).toHaveLength(1);
   });
 

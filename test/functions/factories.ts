@@ -77,6 +77,8 @@ export interface TriggerOptions {
   functionName?: string;
   consumerGroup?: string;
   logHandler?: LogHandler;
+  /** Set on a re-run by the retry policy. */
+  retryCount?: number;
 }
 
 /**
@@ -92,6 +94,7 @@ export function triggerBatch(bodies: unknown[], options: TriggerOptions = {}): {
     invocationId: `inv-${firstOffset}`,
     functionName: options.functionName ?? 'elasticsearchSink',
     logHandler: options.logHandler ?? ((level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`)),
+    ...(options.retryCount === undefined ? {} : { retryContext: { retryCount: options.retryCount, maxRetryCount: -1 } }),
     triggerMetadata: {
       partitionContext: {
         consumerGroup: options.consumerGroup ?? 'elasticsearch-sink',

@@ -35,7 +35,12 @@ export function lazy<T>(factory: () => T | Promise<T>): () => Promise<T> {
 export function createEventHubBatchHandler<T>(deps: () => Promise<BatchHandlerDeps<T>>): EventHubBatchHandler {
   return async (messages, context) => {
     const { records, batch } = fromTriggerMetadata(messages, context);
+    const logger = loggerFromContext(context);
+    const retry = context.retryContext;
+    if (retry && retry.retryCount > 0) {
+      logger.warn(`${batch.functionName}: retry ${retry.retryCount} of partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset} (the checkpoint waits until it succeeds)`);
+    }
     const { sink, deadLetters } = await deps();
-    return processBatch(records, { sink, deadLetters, batch, logger: loggerFromContext(context) });
+    return processBatch(records, { sink, deadLetters, batch, logger });
   };
 }
