@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'NOT_AN_ENVELOPE'
   | 'UNKNOWN_TABLE'
   | 'NO_KEY'
+  | 'POINTER_BROKEN'
   | 'REJECTED_BY_SINK'
   | 'SINK_UNAVAILABLE'
   | 'DEAD_LETTER_FAILED'

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { Client } from '@elastic/elasticsearch';
-import { BlobDeadLetterStore } from '../../src/shared/deadletter/blobDeadLetterStore.js';
+import { BlobDeadLetterStore, BlobPointerResolver } from '../../src/shared/deadletter/blobDeadLetterStore.js';
 import type { DeadLetterDocument } from '../../src/shared/deadletter/types.js';
 import { BatchProcessingError } from '../../src/shared/errors.js';
 import { createElasticsearchSinkHandler } from '../../src/shared/functions/elasticsearchSinkHandler.js';
@@ -39,7 +39,11 @@ afterAll(async () => {
 
 const handler = () =>
   createElasticsearchSinkHandler(
-    lazy(() => ({ sink: testSink(client, testRoutes(index), { controlIndex: `${index}-control` }), deadLetters: new BlobDeadLetterStore(container) })),
+    lazy(() => ({
+      sink: testSink(client, testRoutes(index), { controlIndex: `${index}-control` }),
+      deadLetters: new BlobDeadLetterStore(container),
+      pointers: new BlobPointerResolver(BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString)),
+    })),
   );
 
 describe('elasticsearchSink handler', () => {
@@ -94,6 +98,24 @@ describe('elasticsearchSink handler', () => {
     expect((error as BatchProcessingError).canRetry).toBe(true);
     expect((await deadLetters()).filter((l) => l.partitionId === '9')).toHaveLength(1);
     await down.close();
+  });
+
+  it('writes an oversized event the reader sent as a pointer to a Blob', async () => {
+    // Prepare: the reader stored the full event in its container and published a pointer.
+    const full = changeEvent({ after: order(77, { city: 'c'.repeat(3000) }), lsn: 7700 });
+    await container.createIfNotExists();
+    const blob = 'pgcdc/retail/orders_info/7700.json';
+    const text = JSON.stringify(full);
+    await container.getBlockBlobClient(blob).upload(text, Buffer.byteLength(text));
+    const pointer = { ...full, before: null, after: null, deadletter: { container: container.containerName, blob, bytes: text.length } };
+    const { messages, context } = triggerBatch([Buffer.from(JSON.stringify(pointer))], { partitionId: '10' });
+    // Act
+    const report = await handler()(messages, context);
+    await client.indices.refresh({ index });
+    // Assess
+    expect(report.ok).toBe(1);
+    expect((await getSource(client, index, '77'))?.source.city).toHaveLength(3000);
+    await container.deleteBlob(blob);
   });
 
   it('fails naming the variable when configuration is missing', async () => {

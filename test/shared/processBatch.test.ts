@@ -4,6 +4,7 @@ import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink } from
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import type { DeadLetterStore } from '../../src/shared/deadletter/types.js';
 import { BatchProcessingError, PermanentRecordError, TransientSinkError } from '../../src/shared/errors.js';
+import type { PointerResolver } from '../../src/shared/batch/pointers.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { changeEvent, order } from '../functions/factories.js';
 
@@ -93,5 +94,35 @@ describe('processBatch', () => {
   it('writes nothing and reports zero for an empty batch', async () => {
     const report = await processBatch([], { sink: new FakeSink(), deadLetters: new MemoryDeadLetterStore(), batch });
     expect(report).toMatchObject({ total: 0, ok: 0 });
+  });
+
+  describe('pointer events (oversized events the reader put in a Blob)', () => {
+    const full = changeEvent({ after: order(42, { city: 'x'.repeat(2000) }), lsn: 4242 });
+    const pointer = (blob: string) => ({ ...full, before: null, after: null, deadletter: { container: 'reader-dlq', blob, bytes: 5000 } });
+    const blobs = new Map([['present.json', Buffer.from(JSON.stringify(full))], ['junk.json', Buffer.from('{"not":"an event"}')]]);
+    const resolver: PointerResolver = {
+      fetch: ({ blob }) => {
+        if (blob === 'flaky.json') return Promise.reject(new Error('ETIMEDOUT'));
+        const bytes = blobs.get(blob);
+        return bytes ? Promise.resolve(bytes) : Promise.reject(new PermanentRecordError('POINTER_BROKEN', `Pointer blob reader-dlq/${blob} does not exist`));
+      },
+    };
+
+    it('replaces a pointer by the full event before the sink sees it', async () => {
+      const sink = new FakeSink();
+      const report = await processBatch(records([pointer('present.json')]), { sink, deadLetters: new MemoryDeadLetterStore(), batch, pointers: resolver });
+      expect(report.ok).toBe(1);
+      expect(sink.written).toEqual([42]);
+    });
+
+    it('dead-letters a pointer to a missing or junk Blob, retries when storage fails or is not configured', async () => {
+      const deadLetters = new MemoryDeadLetterStore();
+      const sink = new FakeSink();
+      const run = processBatch(records([pointer('missing.json'), pointer('junk.json'), pointer('flaky.json'), changeEvent({ after: order(7) })]), { sink, deadLetters, batch, pointers: resolver });
+      await expect(run).rejects.toThrow(/1 of 4 records must be retried.*ETIMEDOUT/);
+      expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([expect.stringMatching(/does not exist/), expect.stringMatching(/does not hold a full change event/)]);
+      expect(sink.written).toEqual([7]);
+      await expect(processBatch(records([pointer('present.json')]), { sink, deadLetters, batch })).rejects.toThrow(/no pointer store is configured/);
+    });
   });
 });

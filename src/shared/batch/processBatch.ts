@@ -10,6 +10,8 @@ import { decodeBody } from '../events/decode.js';
 import { BatchProcessingError, canRetry, describeError, TransientSinkError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
+import type { ChangeEvent } from '../events/changeEvent.js';
+import { resolvePointers, type PointerResolver } from './pointers.js';
 import type { BatchInfo, BatchReport, EventRecord, PreparedRecord, RecordOutcome, Sink } from './types.js';
 
 export interface ProcessBatchOptions<T> {
@@ -17,9 +19,11 @@ export interface ProcessBatchOptions<T> {
   deadLetters: DeadLetterStore;
   batch: BatchInfo;
   logger?: Logger;
+  /** Fetches the full event of a pointer event (`deadletter` set by the reader for oversized events). */
+  pointers?: PointerResolver;
 }
 
-function outcomeOfError(error: unknown): RecordOutcome {
+export function outcomeOfError(error: unknown): RecordOutcome {
   return canRetry(error) ? { status: 'retry', error } : { status: 'deadLetter', reason: describeError(error), error };
 }
 
@@ -29,23 +33,30 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   const outcomes: RecordOutcome[] = records.map(() => ({ status: 'ok' }));
   const prepared: PreparedRecord<T>[] = [];
 
-  records.forEach((record, index) => {
+  const events: (ChangeEvent | undefined)[] = records.map((record, index) => {
     try {
       const decoded = decodeBody(record.body);
-      if (decoded.kind === 'tombstone') {
-        outcomes[index] = { status: 'skipped', reason: 'tombstone' };
-        return;
-      }
-      if (decoded.kind === 'message') {
-        outcomes[index] = { status: 'skipped', reason: 'logical message' };
-        return;
-      }
-      const item = sink.prepare(decoded.event, record);
+      if (decoded.kind === 'event') return decoded.event;
+      outcomes[index] = { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
+    } catch (error) {
+      outcomes[index] = outcomeOfError(error);
+    }
+    return undefined;
+  });
+
+  // Oversized events arrive as pointers to a Blob holding the full event: fetch them first.
+  await resolvePointers(events, outcomes, options.pointers);
+
+  events.forEach((event, index) => {
+    const record = records[index];
+    if (event === undefined || record === undefined || outcomes[index]?.status !== 'ok') return;
+    try {
+      const item = sink.prepare(event, record);
       if (item === null) {
-        outcomes[index] = { status: 'skipped', reason: `not written by ${sink.name} (${tableId(decoded.event.source)} ${decoded.event.op})` };
+        outcomes[index] = { status: 'skipped', reason: `not written by ${sink.name} (${tableId(event.source)} ${event.op})` };
         return;
       }
-      prepared.push({ index, record, event: decoded.event, item });
+      prepared.push({ index, record, event, item });
     } catch (error) {
       outcomes[index] = outcomeOfError(error);
     }

@@ -71,8 +71,14 @@ function validateEnvelope(value: Record<string, unknown>): ChangeEvent {
   if (before !== undefined && before !== null && !isObject(before)) fail('before is not an object');
   if (after !== undefined && after !== null && !isObject(after)) fail('after is not an object');
   if (key !== undefined && key !== null && !isObject(key)) fail('key is not an object');
-  if ((op === 'c' || op === 'u' || op === 'r') && !isObject(after)) fail(`op ${op} without after`);
-  if (op === 'd' && !isObject(before) && !isObject(key)) fail('delete without before or key');
+  const pointer = value.deadletter;
+  if (pointer !== undefined && pointer !== null) {
+    // A pointer event: the full event (too large for the hub) is in a Blob; row images are null here.
+    if (!isObject(pointer) || typeof pointer.container !== 'string' || typeof pointer.blob !== 'string') fail('deadletter pointer without container/blob');
+  } else {
+    if ((op === 'c' || op === 'u' || op === 'r') && !isObject(after)) fail(`op ${op} without after`);
+    if (op === 'd' && !isObject(before) && !isObject(key)) fail('delete without before or key');
+  }
   if (source.lsn !== undefined && source.lsn !== null && typeof source.lsn !== 'number') fail('source.lsn is not a number');
   return value as unknown as ChangeEvent;
 }

@@ -1,5 +1,5 @@
 import type { Env } from '../config/env.js';
-import { deadLetterStoreFromEnv } from '../deadletter/blobDeadLetterStore.js';
+import { deadLetterStoreFromEnv, pointerResolverFromEnv } from '../deadletter/blobDeadLetterStore.js';
 import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
 import { elasticsearchSinkFromEnv, type ElasticsearchItem } from '../elasticsearch/elasticsearchSink.js';
 import { createEventHubBatchHandler, lazy, type BatchHandlerDeps, type EventHubBatchHandler } from './eventHubBatchHandler.js';
@@ -7,7 +7,7 @@ import { createEventHubBatchHandler, lazy, type BatchHandlerDeps, type EventHubB
 export function elasticsearchDepsFromEnv(env: Env): BatchHandlerDeps<ElasticsearchItem> {
   return {
     sink: elasticsearchSinkFromEnv(env, elasticsearchClientFromEnv(env)),
-    deadLetters: deadLetterStoreFromEnv(env),
+    deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env),
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import type { InvocationContext } from '@azure/functions';
 import { processBatch } from '../batch/processBatch.js';
+import type { PointerResolver } from '../batch/pointers.js';
 import type { BatchReport, Sink } from '../batch/types.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
 import { fromTriggerMetadata } from '../eventhub/fromTriggerMetadata.js';
@@ -14,6 +15,8 @@ import { loggerFromContext } from '../logger.js';
 export interface BatchHandlerDeps<T> {
   sink: Sink<T>;
   deadLetters: DeadLetterStore;
+  /** Reads the full events behind pointer events (oversized events the reader put in a Blob). */
+  pointers?: PointerResolver;
 }
 
 export type EventHubBatchHandler = (messages: unknown, context: InvocationContext) => Promise<BatchReport>;
@@ -40,7 +43,7 @@ export function createEventHubBatchHandler<T>(deps: () => Promise<BatchHandlerDe
     if (retry && retry.retryCount > 0) {
       logger.warn(`${batch.functionName}: retry ${retry.retryCount} of partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset} (the checkpoint waits until it succeeds)`);
     }
-    const { sink, deadLetters } = await deps();
-    return processBatch(records, { sink, deadLetters, batch, logger });
+    const { sink, deadLetters, pointers } = await deps();
+    return processBatch(records, { sink, deadLetters, batch, logger, ...(pointers ? { pointers } : {}) });
   };
 }

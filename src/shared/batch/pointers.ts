@@ -1,0 +1,47 @@
+/**
+ * Pointer events: the reader puts an event too large for the hub (1 MB) in a Blob and publishes a
+ * small pointer (same key, source and LSN, `deadletter: { container, blob, bytes }`, row images null).
+ * The sinks read the full event back before doing anything else, so large rows are written like any
+ * other. A Blob that does not exist (or does not hold an event) is a permanent failure for that record;
+ * storage unavailable is transient.
+ */
+import { describeError, PermanentRecordError, TransientSinkError } from '../errors.js';
+import { decodeBody } from '../events/decode.js';
+import type { ChangeEvent } from '../events/changeEvent.js';
+import type { RecordOutcome } from './types.js';
+
+export interface PointerResolver {
+  /** The Blob's bytes; throws `PermanentRecordError` when it does not exist, a retryable error otherwise. */
+  fetch(pointer: { container: string; blob: string }): Promise<Buffer>;
+}
+
+const CONCURRENCY = 8;
+
+export async function resolvePointers(events: (ChangeEvent | undefined)[], outcomes: RecordOutcome[], resolver: PointerResolver | undefined): Promise<void> {
+  const pending = events.flatMap((event, index) => (event?.deadletter ? [index] : []));
+  if (pending.length === 0) return;
+  const work = async (index: number): Promise<void> => {
+    const pointer = events[index]?.deadletter;
+    if (!pointer) return;
+    try {
+      if (!resolver) throw new TransientSinkError(`Pointer event (${pointer.container}/${pointer.blob}) but no pointer store is configured`);
+      const bytes = await resolver.fetch(pointer);
+      const notAnEvent = (cause?: unknown) => new PermanentRecordError('POINTER_BROKEN', `Blob ${pointer.container}/${pointer.blob} does not hold a full change event`, cause);
+      let decoded;
+      try {
+        decoded = decodeBody(bytes);
+      } catch (error) {
+        throw notAnEvent(error);
+      }
+      if (decoded.kind !== 'event' || decoded.event.deadletter) throw notAnEvent();
+      events[index] = decoded.event;
+    } catch (error) {
+      events[index] = undefined;
+      outcomes[index] =
+        error instanceof PermanentRecordError
+          ? { status: 'deadLetter', reason: describeError(error), error }
+          : { status: 'retry', error: error instanceof TransientSinkError ? error : new TransientSinkError(`Could not read pointer blob ${pointer.container}/${pointer.blob}`, error) };
+    }
+  };
+  for (let i = 0; i < pending.length; i += CONCURRENCY) await Promise.all(pending.slice(i, i + CONCURRENCY).map(work));
+}
