@@ -114,3 +114,15 @@ describe('change history in Elasticsearch, source-document questions', () => {
     expect(await mostSoldStock(client, index, '2021-07-01T00:00:00Z', '2021-07-02T00:00:00Z')).toBeUndefined();
   });
 });
+
+describe('change history across tables', () => {
+  it('accepts the same key column as a number in one table and as text in another', async () => {
+    const sink = new ElasticsearchHistorySink({ client, router: new Router({ '*': {} }), index, replicas: 0 });
+    const handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters: new MemoryDeadLetterStore() })));
+    const a = changeEvent({ table: 'public.a', op: 'c', key: { id: 1 }, after: { id: 1, v: 1, ctx: { nested: true } }, lsn: 10 });
+    const b = changeEvent({ table: 'public.b', op: 'c', key: { id: 'x-1' }, after: { id: 'x-1', v: 'text' }, lsn: 20 });
+    const { messages, context } = triggerBatch([hostBody(a, 'buffer'), hostBody(b, 'buffer')], { functionName: 'changeHistory', partitionId: '5' });
+    const report = await handler(messages, context);
+    expect(report).toMatchObject({ ok: 2, deadLettered: 0 });
+  });
+});

@@ -48,8 +48,12 @@ async function deliver(): Promise<void> {
   await client.indices.refresh({ index: [index, historyIndex] });
 }
 
+/**
+ * A time between two phases of the workload. Commit times reach the sinks in milliseconds, so the
+ * phases are kept 5 ms apart on each side of the stamp (part of the workload, not a wait for a result).
+ */
 async function stamp(): Promise<string> {
-  const { rows } = await c.query<{ t: Date }>('SELECT clock_timestamp() AS t');
+  const { rows } = await c.query<{ t: Date }>('SELECT pg_sleep(0.005), clock_timestamp() AS t, pg_sleep(0.005)');
   return rows[0]!.t.toISOString();
 }
 

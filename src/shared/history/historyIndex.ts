@@ -32,7 +32,14 @@ export function historyTemplate(index: string, replicas = 1) {
           TxId: { type: 'long' },
           Context: { type: 'object', dynamic: true },
         },
-        dynamic_templates: [{ strings: { match_mapping_type: 'string', mapping: { type: 'keyword' } } }],
+        // Key and Context hold columns of every table: one column name can be a number in one table
+        // and text in another, so every scalar under them is a keyword (a term query on a number
+        // still matches: Elasticsearch compares its text form).
+        dynamic_templates: (['Key', 'Context'] as const).flatMap((field) =>
+          (['string', 'long', 'double', 'boolean'] as const).map((type) => ({
+            [`${field.toLowerCase()}_${type}`]: { path_match: `${field}.*`, match_mapping_type: type, mapping: { type: 'keyword', ignore_above: 1024 } },
+          })),
+        ),
       },
     },
     _meta: { managed_by: 'pg-cdc-functions' },
