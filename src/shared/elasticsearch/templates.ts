@@ -43,6 +43,9 @@ export function commonComponentTemplate(options: TemplateOptions = {}) {
     template: {
       settings: { number_of_shards: options.shards ?? 1, number_of_replicas: options.replicas ?? 1 },
       mappings: {
+        // A text column whose first value looks like a date would otherwise become a date field and
+        // reject (400, dead-letter) its next non-date value; dates are mapped explicitly per table.
+        date_detection: false,
         dynamic_templates: [
           // Strings: exact-match keyword with a full-text sub-field.
           { strings: { match_mapping_type: 'string', mapping: { type: 'keyword', ignore_above: 1024, fields: { text: { type: 'text' } } } } },
