@@ -54,7 +54,7 @@ describe('configuration', () => {
     expect(() => getInt({ N: '0' }, 'N', 1, { min: 1 })).toThrow(/N must be >= 1/);
     expect(() => getBool({ B: 'maybe' }, 'B', false)).toThrow(/B must be true or false/);
     expect(() => getJson({ J: '{' }, 'J', {})).toThrow(/J is not valid JSON/);
-    expect(() => deadLetterStoreFromEnv({})).toThrow(/DEADLETTER_STORAGE_ACCOUNT_URL or DEADLETTER_STORAGE_CONNECTION_STRING/);
+    expect(() => deadLetterStoreFromEnv({})).toThrow(/SINK_DEADLETTER_ACCOUNT_URL or SINK_DEADLETTER_CONNECTION_STRING/);
   });
   it('trims, defaults and splits', () => {
     expect(getString({ A: '  x ' }, 'A')).toBe('x');

@@ -32,19 +32,24 @@ export class BlobDeadLetterStore implements DeadLetterStore {
 }
 
 /**
- * `DEADLETTER_STORAGE_CONNECTION_STRING` (falls back to `AzureWebJobsStorage`), or
- * `DEADLETTER_STORAGE_ACCOUNT_URL` with DefaultAzureCredential (managed identity);
- * container `DEADLETTER_CONTAINER` (default `cdc-deadletter`).
+ * `SINK_DEADLETTER_CONNECTION_STRING`, or `SINK_DEADLETTER_ACCOUNT_URL` with DefaultAzureCredential
+ * (managed identity), else `AZURE_STORAGE_CONNECTION_STRING`, else `AzureWebJobsStorage`; container
+ * `SINK_DEADLETTER_CONTAINER` (default `cdc-sink-deadletter`, apart from the reader's `cdc-deadletter`).
  */
 export function deadLetterStoreFromEnv(env: Env): BlobDeadLetterStore {
-  const containerName = getString(env, 'DEADLETTER_CONTAINER', 'cdc-deadletter');
-  const accountUrl = getOptionalString(env, 'DEADLETTER_STORAGE_ACCOUNT_URL');
-  const connectionString = getOptionalString(env, 'DEADLETTER_STORAGE_CONNECTION_STRING') ?? getOptionalString(env, 'AzureWebJobsStorage');
-  let service: BlobServiceClient;
-  if (accountUrl) service = new BlobServiceClient(accountUrl, new DefaultAzureCredential());
-  else if (connectionString) service = BlobServiceClient.fromConnectionString(connectionString);
-  else throw new ConfigError('Missing required setting DEADLETTER_STORAGE_ACCOUNT_URL or DEADLETTER_STORAGE_CONNECTION_STRING');
+  const containerName = getString(env, 'SINK_DEADLETTER_CONTAINER', 'cdc-sink-deadletter');
+  const service = blobServiceFromEnv(env, 'SINK_DEADLETTER_CONNECTION_STRING', 'SINK_DEADLETTER_ACCOUNT_URL');
+  if (!service) throw new ConfigError('Missing required setting SINK_DEADLETTER_ACCOUNT_URL or SINK_DEADLETTER_CONNECTION_STRING (or AzureWebJobsStorage)');
   return new BlobDeadLetterStore(service.getContainerClient(containerName));
+}
+
+function blobServiceFromEnv(env: Env, connectionSetting: string, urlSetting: string): BlobServiceClient | undefined {
+  const connectionString = getOptionalString(env, connectionSetting);
+  if (connectionString) return BlobServiceClient.fromConnectionString(connectionString);
+  const accountUrl = getOptionalString(env, urlSetting);
+  if (accountUrl) return new BlobServiceClient(accountUrl, new DefaultAzureCredential());
+  const fallback = getOptionalString(env, 'AZURE_STORAGE_CONNECTION_STRING') ?? getOptionalString(env, 'AzureWebJobsStorage');
+  return fallback ? BlobServiceClient.fromConnectionString(fallback) : undefined;
 }
 
 /** Reads the full events behind the reader's pointer events (see `batch/pointers.ts`). */
@@ -64,15 +69,14 @@ export class BlobPointerResolver implements PointerResolver {
 }
 
 /**
- * The storage account of the reader's oversized events: `POINTER_STORAGE_CONNECTION_STRING` or
- * `POINTER_STORAGE_ACCOUNT_URL` (DefaultAzureCredential), else the dead-letter store's account.
- * Undefined when nothing is configured (pointer events are then retried until it is).
+ * The storage account where the reader puts oversized events (the reader's DEADLETTER_* account):
+ * `READER_DEADLETTER_CONNECTION_STRING` or `READER_DEADLETTER_ACCOUNT_URL` (DefaultAzureCredential),
+ * else the sink dead-letter account. Undefined when nothing is configured (pointer events are then
+ * retried until it is).
  */
 export function pointerResolverFromEnv(env: Env): BlobPointerResolver | undefined {
-  const connectionString = getOptionalString(env, 'POINTER_STORAGE_CONNECTION_STRING');
-  if (connectionString) return new BlobPointerResolver(BlobServiceClient.fromConnectionString(connectionString));
-  const accountUrl = getOptionalString(env, 'POINTER_STORAGE_ACCOUNT_URL') ?? getOptionalString(env, 'DEADLETTER_STORAGE_ACCOUNT_URL');
-  if (accountUrl) return new BlobPointerResolver(new BlobServiceClient(accountUrl, new DefaultAzureCredential()));
-  const fallback = getOptionalString(env, 'DEADLETTER_STORAGE_CONNECTION_STRING') ?? getOptionalString(env, 'AzureWebJobsStorage');
-  return fallback ? new BlobPointerResolver(BlobServiceClient.fromConnectionString(fallback)) : undefined;
+  const service =
+    blobServiceFromEnv(env, 'READER_DEADLETTER_CONNECTION_STRING', 'READER_DEADLETTER_ACCOUNT_URL') ??
+    blobServiceFromEnv(env, 'SINK_DEADLETTER_CONNECTION_STRING', 'SINK_DEADLETTER_ACCOUNT_URL');
+  return service ? new BlobPointerResolver(service) : undefined;
 }
