@@ -7,7 +7,7 @@ import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLet
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { createEventHubBatchHandler, lazy } from '../../src/shared/functions/eventHubBatchHandler.js';
 import { ElasticsearchHistorySink } from '../../src/shared/history/historySink.js';
-import { mostSoldStock, stockTypeChangesOfUser } from '../../src/shared/history/queries.js';
+import { changeCount, mostSoldStock, stockTypeChangesOfUser } from '../../src/shared/history/queries.js';
 import { DEFAULT_ROUTES, Router } from '../../src/shared/routing/routes.js';
 import { cleanup, testClient, uniqueIndex } from '../shared/esTestKit.js';
 import { changeEvent, hostBody, triggerBatch } from './factories.js';
@@ -106,6 +106,13 @@ describe('change history in Elasticsearch, source-document questions', () => {
     expect(await stockTypeChangesOfUser(client, index, 2)).toBe(1); // delete of SP500
     expect(await stockTypeChangesOfUser(client, index, 3)).toBe(2); // delete of 1002, VTSAX→SP500 on 1003
     expect(await stockTypeChangesOfUser(client, index, 4)).toBe(0);
+  });
+
+  it('answers: how many times did user X change stock quantity (the "exercise for the reader")', async () => {
+    const quantityChanges = (user: number) => changeCount(client, index, 'bank.holding', 'holding_quantity', { user_id: user });
+    expect(await quantityChanges(1)).toBe(2); // 10→100, 100→5
+    expect(await quantityChanges(2)).toBe(1); // delete
+    expect(await quantityChanges(3)).toBe(2); // delete of 1002, 100→10 on 1003
   });
 
   it('answers: most commonly sold stock between two dates', async () => {

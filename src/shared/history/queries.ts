@@ -36,6 +36,11 @@ export function mostCommonOldValueQuery(table: string, column: string, from: str
   };
 }
 
+/** How many times did the rows of `context` change (or delete) `column`? */
+export async function changeCount(client: Client, index: string, table: string, column: string, context: Record<string, string | number>): Promise<number> {
+  return (await client.count({ index, ...changeCountQuery(table, column, context) })).count;
+}
+
 /** How many times did user X change stock type (updates with a different stock, and deletes)? */
 export async function stockTypeChangesOfUser(client: Client, index: string, userId: number, table = 'bank.holding'): Promise<number> {
   const response = await client.count({ index, ...changeCountQuery(table, 'holding_stock', { user_id: userId }) });
