@@ -32,6 +32,8 @@ function errorText(error: estypes.ErrorCause | undefined): string {
   return `${error.type}: ${reason}${cause}`;
 }
 
+const BULK_FILTER = ['items.*.status', 'items.*.error', 'items.*._id', 'items.*._index'];
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function writeBulk(client: Client, ops: readonly BulkOp[], options: BulkWriterOptions = {}): Promise<Map<number, RecordOutcome>> {
@@ -48,14 +50,15 @@ export async function writeBulk(client: Client, ops: readonly BulkOp[], options:
     }
     let response;
     try {
-      response = await client.bulk({ operations, refresh: options.refresh ?? false });
+      // Only what is read back: smaller responses for ES to write and for us to parse.
+      response = await client.bulk({ operations, refresh: options.refresh ?? false, filter_path: BULK_FILTER });
     } catch (error) {
       throw new TransientSinkError(`Elasticsearch bulk request failed: ${(error as Error).message}`, error);
     }
     const again: BulkOp[] = [];
     const lastErrors = new Map<BulkOp, string>();
     pending.forEach((op, i) => {
-      const item = response.items[i];
+      const item = (response.items as typeof response.items | undefined)?.[i];
       const result = item ? Object.values(item)[0] : undefined;
       if (!result) {
         again.push(op);
