@@ -62,6 +62,23 @@ export class Reader {
 
   /** Runs until stopped (resolves) or failed (rejects). In `initial_only` mode resolves after the snapshot. */
   async run(): Promise<void> {
+    try {
+      await this.runInner();
+    } catch (err) {
+      this.phase = 'failed';
+      this.pipeline?.stop();
+      await this.stream?.stop(0).catch(() => undefined);
+      await this.close();
+      throw err;
+    } finally {
+      this.ended = true;
+      this.resolveDone();
+    }
+  }
+
+  private ended = false;
+
+  private async runInner(): Promise<void> {
     const { config, log } = this.d;
     let failWith: (err: Error) => void = () => undefined;
     const failed = new Promise<never>((_, reject) => (failWith = reject));
@@ -228,6 +245,7 @@ export class Reader {
 
   /** Graceful stop: no more reading, flush to the broker, acknowledge, disconnect. */
   async stop(): Promise<void> {
+    if (this.ended) return;
     if (this.stopping) return this.done ?? undefined;
     this.stopping = true;
     if (this.phase === 'streaming' && this.stream) {
