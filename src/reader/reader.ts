@@ -263,6 +263,11 @@ export class Reader {
 
   private resolveDone: () => void = () => undefined;
 
+  /** Highest bytes ever queued for the broker, snapshot and stream (the memory bound, observed). */
+  get peakBytesInFlight(): number {
+    return Math.max(this.peakInflightBytes, this.pipeline?.peakBytesInFlight ?? 0);
+  }
+
   /** Acknowledged LSN reported to PostgreSQL (tests). */
   get acknowledged(): Lsn | null {
     return this.stream?.reportedFlush ?? null;

@@ -95,10 +95,13 @@ export interface Collected {
 /** Reads a topic from the beginning into memory. */
 export class TopicCollector {
   readonly items: Collected[] = [];
+  /** With `keysOnly`: distinct record keys seen, and the message count. */
+  readonly keys = new Set<string>();
+  count = 0;
   private consumer: Consumer<string, string, string, string> | null = null;
   private stream: { close(): Promise<void> } | null = null;
 
-  static async start(topics: string[]): Promise<TopicCollector> {
+  static async start(topics: string[], opts: { keysOnly?: boolean } = {}): Promise<TopicCollector> {
     const c = new TopicCollector();
     const env = serviceEnv();
     c.consumer = new Consumer({
@@ -112,6 +115,11 @@ export class TopicCollector {
     const stream = await c.consumer.consume({ topics, mode: 'earliest', autocommit: false, sessionTimeout: 10_000, heartbeatInterval: 500 });
     c.stream = stream;
     stream.on('data', (m: { key: string | undefined; value: string; partition: number; offset: bigint }) => {
+      c.count++;
+      if (opts.keysOnly) {
+        if (m.key) c.keys.add(m.key);
+        return;
+      }
       c.items.push({ key: m.key || undefined, raw: m.value, event: JSON.parse(m.value) as ChangeEvent, partition: m.partition, offset: m.offset });
     });
     return c;

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type pg from 'pg';
+import { BlobServiceClient } from '@azure/storage-blob';
+import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
+import { cleanup, eventually, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from './helpers.js';
+import { serviceEnv } from '../helpers/services.js';
+
+describe('reader: large transactions, oversized events, heartbeats', () => {
+  let c: pg.Client;
+  const names: { name: string; schema: string }[] = [];
+  beforeAll(async () => {
+    c = await pgClient();
+  });
+  afterAll(async () => {
+    for (const n of names) await cleanup(c, n.name, [n.schema]);
+    await c.end();
+  });
+
+  test('a 200k-row transaction streams through with in-flight bytes bounded', async () => {
+    const name = uniqueName('rd_big');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.t (id int PRIMARY KEY, payload text)`);
+    const bound = 2 * 1024 * 1024;
+    const r = await startReader(readerEnv(name, { CDC_TABLES: `${schema}.t`, CDC_SNAPSHOT_MODE: 'never', CDC_MAX_INFLIGHT_BYTES: String(bound) }));
+    const topic = await TopicCollector.start([`${name}_events`], { keysOnly: true });
+    const rows = 200_000;
+    await c.query(`INSERT INTO ${schema}.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, ${rows}) g`);
+    await eventually('every row of the transaction on the topic', () => (topic.keys.size >= rows ? true : undefined), 240_000, 250);
+    const peak = r.reader.peakBytesInFlight;
+    await r.stop();
+    await topic.close();
+    expect(topic.keys.size).toBe(rows);
+    // The reader never held more than the bound (plus one event) of the transaction.
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(bound + 4096);
+  }, 300_000);
+
+  test('an event too large for the hub goes to the dead-letter container with a pointer on the hub', async () => {
+    const name = uniqueName('rd_dlq');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.t (id int PRIMARY KEY, doc text)`);
+    const r = await startReader(readerEnv(name, { CDC_TABLES: `${schema}.t`, CDC_SNAPSHOT_MODE: 'never', KAFKA_MAX_MESSAGE_BYTES: '8192' }));
+    const topic = await TopicCollector.start([`${name}_events`]);
+    const big = 'z'.repeat(20_000);
+    await c.query(`INSERT INTO ${schema}.t VALUES (1, '${big}'), (2, 'small')`);
+    const events = await topic.waitFor('two events', (es) => es.length >= 2);
+    await r.stop();
+    await topic.close();
+    const [pointer, small] = events;
+    expect(small!.after).toEqual({ id: 2, doc: 'small' });
+    expect(pointer!.after).toBeNull();
+    expect(pointer!.key).toEqual({ id: 1 });
+    expect(pointer!.op).toBe('c');
+    expect(pointer!.deadletter).toMatchObject({ container: r.config.deadLetter.container, bytes: expect.any(Number) as number });
+    const blob = BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString).getContainerClient(pointer!.deadletter!.container).getBlobClient(pointer!.deadletter!.blob);
+    const full = JSON.parse((await blob.downloadToBuffer()).toString()) as ChangeEvent;
+    expect(full.after).toEqual({ id: 1, doc: big });
+    expect(full.source.lsn).toBe(pointer!.source.lsn);
+    await BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString).getContainerClient(pointer!.deadletter!.container).deleteIfExists();
+  });
+
+  test('heartbeat: the slot advances while only other tables write', async () => {
+    const name = uniqueName('rd_hb');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.captured (id int PRIMARY KEY); CREATE TABLE ${schema}.other (id int)`);
+    const r = await startReader(readerEnv(name, { CDC_TABLES: `${schema}.captured`, CDC_SNAPSHOT_MODE: 'never', CDC_HEARTBEAT_INTERVAL_MS: '200' }));
+    await c.query(`INSERT INTO ${schema}.other SELECT generate_series(1, 5000)`);
+    const after = (await c.query<{ l: string }>("SELECT (pg_current_wal_lsn() - '0/0')::text AS l")).rows[0]!.l;
+    await eventually('slot confirmed past the other table’s writes', async () => {
+      const s = await c.query<{ confirmed: string }>("SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [name]);
+      return BigInt(s.rows[0]!.confirmed) > BigInt(after) ? true : undefined;
+    }, 20_000);
+    expect(r.reader.metrics.changes).toBe(0);
+    await r.stop();
+  });
+});
