@@ -63,7 +63,7 @@ describe('reader: kill -9 under load, graceful SIGTERM', () => {
       const seen = new Set(topic.events().map((e) => e.after?.orderid as number));
       const missing = [...want].filter((id) => !seen.has(id));
       last.proc.kill('SIGKILL');
-      throw new Error(`${(err as Error).message}; ${missing.length} of ${want.size} missing (first: ${missing.slice(0, 10).join(',')}); last reader said: ${JSON.stringify(last.lines.slice(-8))}`);
+      throw new Error(`${(err as Error).message}; ${missing.length} of ${want.size} missing (first: ${missing.slice(0, 10).join(',')}); last reader said: ${JSON.stringify(last.lines.slice(-8))}`, { cause: err });
     }
     last.proc.kill('SIGTERM');
     expect(await last.exited).toBe(0);

@@ -53,7 +53,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     expect(pointer!.after).toBeNull();
     expect(pointer!.key).toEqual({ id: 1 });
     expect(pointer!.op).toBe('c');
-    expect(pointer!.deadletter).toMatchObject({ container: r.config.deadLetter.container, bytes: expect.any(Number) as number });
+    expect(pointer!.deadletter).toMatchObject({ container: r.config.deadLetter.container, bytes: expect.any(Number) as unknown });
     const blob = BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString).getContainerClient(pointer!.deadletter!.container).getBlobClient(pointer!.deadletter!.blob);
     const full = JSON.parse((await blob.downloadToBuffer()).toString()) as ChangeEvent;
     expect(full.after).toEqual({ id: 1, doc: big });

@@ -160,7 +160,7 @@ export function spawnReader(env: Record<string, string>): ChildReader {
   });
   const lines: Record<string, unknown>[] = [];
   let buf = '';
-  proc.stdout!.on('data', (d: Buffer) => {
+  proc.stdout.on('data', (d: Buffer) => {
     buf += d.toString();
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
@@ -174,7 +174,7 @@ export function spawnReader(env: Record<string, string>): ChildReader {
     }
   });
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) =>
     proc.on('exit', (code) => {
       if (err) lines.push({ stderr: err });

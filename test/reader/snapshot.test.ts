@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
+import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { cleanup, converge, eventually, pgClient, readerEnv, slotInactive, spawnReader, startReader, TopicCollector, uniqueName } from './helpers.js';
 
 async function tableState(c: pg.Client, table: string): Promise<Map<string, Record<string, unknown>>> {
@@ -7,7 +8,7 @@ async function tableState(c: pg.Client, table: string): Promise<Map<string, Reco
   return new Map(r.rows.map((row) => [JSON.stringify(row.id), { id: row.id, v: row.v, note: row.note }]));
 }
 
-function expectConverged(events: import('../../src/shared/events/changeEvent.js').ChangeEvent[], state: Map<string, Record<string, unknown>>): void {
+function expectConverged(events: ChangeEvent[], state: Map<string, Record<string, unknown>>): void {
   const final = converge(events, 'id');
   const live = new Map([...final].filter(([, v]) => v !== null));
   expect(live.size).toBe(state.size);
@@ -65,7 +66,7 @@ describe('reader: initial snapshot', () => {
     expect(snap.every((e) => e.source.snapshot === 'true' && e.source.txId === null)).toBe(true);
     expectConverged(events, state);
     const progress = r.log.lines.filter((l) => l.msg === 'snapshot progress');
-    expect(progress.at(-1)).toMatchObject({ rows: expect.any(Number) as number, done: true });
+    expect(progress.at(-1)).toMatchObject({ rows: expect.any(Number) as unknown, done: true });
     expect(progress.at(-1)).toHaveProperty('rowsPerSec');
     expect(progress.at(-1)).toHaveProperty('etaSec');
   });

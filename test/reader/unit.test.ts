@@ -35,7 +35,7 @@ describe('config', () => {
   ])('invalid %j names %s', (env, variable) => {
     let err: unknown;
     try {
-      loadConfig(env as Record<string, string>);
+      loadConfig(env);
     } catch (e) {
       err = e;
     }
