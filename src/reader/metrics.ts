@@ -3,31 +3,32 @@
  * minute); exported through OpenTelemetry when an exporter is attached (see `attachOpenTelemetry`).
  */
 
-/** A fixed-bucket latency histogram with percentile estimates. */
+/** Latency histogram: exact percentiles over the most recent `window` samples (a ring buffer). */
 export class Histogram {
-  private readonly counts: number[];
+  private readonly samples: Float64Array;
+  private next = 0;
   count = 0;
   sum = 0;
-  constructor(readonly bounds: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000]) {
-    this.counts = new Array<number>(bounds.length + 1).fill(0);
+  constructor(readonly window = 100_000) {
+    this.samples = new Float64Array(window);
   }
   record(v: number): void {
-    let i = 0;
-    while (i < this.bounds.length && v > this.bounds[i]!) i++;
-    this.counts[i]!++;
+    this.samples[this.next] = v;
+    this.next = (this.next + 1) % this.window;
     this.count++;
     this.sum += v;
   }
-  /** Upper bound of the bucket holding the p-th percentile (0..1). */
+  /** The p-th percentile (0..1) of the recent samples, null when empty. */
   percentile(p: number): number | null {
-    if (this.count === 0) return null;
-    const target = Math.ceil(this.count * p);
-    let seen = 0;
-    for (let i = 0; i < this.counts.length; i++) {
-      seen += this.counts[i]!;
-      if (seen >= target) return i < this.bounds.length ? this.bounds[i]! : Infinity;
-    }
-    return null;
+    const n = Math.min(this.count, this.window);
+    if (n === 0) return null;
+    const sorted = this.samples.slice(0, n).sort();
+    return sorted[Math.min(n - 1, Math.max(0, Math.ceil(n * p) - 1))]!;
+  }
+  reset(): void {
+    this.count = 0;
+    this.sum = 0;
+    this.next = 0;
   }
 }
 

@@ -195,7 +195,7 @@ export class Reader {
     slot = await slotState(meta, config.slotName);
     const confirmedFlush = slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : null;
     const tracker = new AckTracker(null, (e) => {
-      if (e.commitTimeMs > 0) this.metrics.commitToAckMs.record(Date.now() - e.commitTimeMs);
+      if (e.commitTimeMs > 0) this.metrics.commitToAckMs.record(performance.timeOrigin + performance.now() - e.commitTimeMs);
     });
     const pipeline = new Pipeline(this.d.publisher, tracker, log, {
       maxInflightBytes: config.maxInflightBytes,
