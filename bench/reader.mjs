@@ -64,7 +64,8 @@ function startReader(healthPort) {
     CDC_SLOT: slot, CDC_PUBLICATION: `${tag}_pub`, CDC_TABLES: `${tag}.t`, CDC_TOPIC: `${tag}_events`, CDC_STATE_SCHEMA: `${tag}_state`,
     CDC_SNAPSHOT_MODE: 'never', HEALTH_PORT: String(healthPort), LOG_LEVEL: 'warn', DEADLETTER_CONTAINER: tag.replace(/_/g, '-'),
   };
-  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', 'src/reader/main.ts'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // The compiled entry point, as in the container (`npm run bench:reader` builds first).
+  const proc = spawn(process.execPath, ['--max-old-space-size=128', '--max-semi-space-size=4', 'dist/src/reader/main.js'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => proc.on('exit', r));
   return { proc, exited, port: healthPort };
 }
@@ -90,7 +91,9 @@ async function stopReader(r) {
 }
 function pgbench(args, script) {
   writeFileSync(`/tmp/${tag}.sql`, script);
-  return execFileSync('pgbench', ['-n', '-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-f', `/tmp/${tag}.sql`, ...args, pgEnv.PGDATABASE], { encoding: 'utf8' });
+  // synchronous_commit=on for the load (the test server defaults to off, which delays the WAL
+  // flush, and so logical decoding, by up to wal_writer_delay = 200 ms).
+  return execFileSync('pgbench', ['-n', '-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-f', `/tmp/${tag}.sql`, ...args, pgEnv.PGDATABASE], { encoding: 'utf8', env: { ...process.env, PGOPTIONS: '-c synchronous_commit=on' } });
 }
 
 const result = { measuredAt: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, transactions: N, bulkRows: BULK, rateTarget: RATE };
@@ -111,7 +114,7 @@ try {
 
   // 2. the physical ceiling: pg_recvlogical on the twin slot
   const t0 = performance.now();
-  execFileSync('pg_recvlogical', ['-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-d', pgEnv.PGDATABASE, '--slot', limitSlot, '--start', '--no-loop', '-o', 'proto_version=1', '-o', `publication_names=${tag}_pub`, '--endpos', endPosText(endPos), '-f', '/dev/null'], { stdio: 'inherit' });
+  execFileSync('sh', ['-c', 'exec "$@" > /dev/null', 'pg_recvlogical', 'pg_recvlogical', '-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-d', pgEnv.PGDATABASE, '--slot', limitSlot, '--start', '--no-loop', '-o', 'proto_version=1', '-o', `publication_names=${tag}_pub`, '--endpos', endPosText(endPos), '-f', '-'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const limitSecs = (performance.now() - t0) / 1000;
   result.limitPerSec = Math.round(N / limitSecs);
   log('pg_recvlogical', { seconds: limitSecs, perSec: result.limitPerSec });
@@ -140,6 +143,9 @@ try {
   // 4. latency at a fixed rate, with a fresh reader (fresh histogram)
   r = startReader(18000 + Math.floor(Math.random() * 1000));
   await waitReady(r);
+  pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', '3'], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'warm-up');\n`);
+  await waitConfirmed(slot, (await markEnd()) + 1n);
+  await fetch(`http://127.0.0.1:${r.port}/metrics/reset`, { method: 'POST' });
   log('fixed-rate load', { rate: RATE, seconds: RATE_SECONDS });
   const out = pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', String(RATE_SECONDS)], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'paced');\n`);
   const achieved = /tps = ([\d.]+)/.exec(out);

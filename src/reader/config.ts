@@ -250,7 +250,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
       requestTimeoutMs: int(env, 'KAFKA_REQUEST_TIMEOUT_MS', 60_000, 20_000, 600_000),
       metadataMaxAgeMs: int(env, 'KAFKA_METADATA_MAX_AGE_MS', 180_000, 1_000, 3_600_000),
     },
-    maxInflightBytes: int(env, 'CDC_MAX_INFLIGHT_BYTES', 16 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024),
+    maxInflightBytes: int(env, 'CDC_MAX_INFLIGHT_BYTES', 8 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024),
     statusIntervalMs: int(env, 'CDC_STATUS_INTERVAL_MS', 10_000, 100, 600_000),
     heartbeatIntervalMs: int(env, 'CDC_HEARTBEAT_INTERVAL_MS', 0, 0, 3_600_000),
     deadLetter: { connectionString: dlCs, accountUrl: dlUrl, container },

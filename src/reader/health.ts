@@ -1,4 +1,7 @@
-/** /healthz (process alive, not failed), /readyz (streaming or snapshotting, broker reachable), /metrics. */
+/**
+ * /healthz (process alive, not failed), /readyz (streaming or snapshotting, broker reachable),
+ * GET /metrics (JSON), POST /metrics/reset (fresh latency window).
+ */
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 
@@ -6,6 +9,7 @@ export interface HealthSource {
   live(): boolean;
   ready(): boolean;
   metrics(): Record<string, unknown>;
+  resetMetrics?(): void;
 }
 
 export function startHealthServer(port: number, source: HealthSource): Promise<Server> {
@@ -17,7 +21,12 @@ export function startHealthServer(port: number, source: HealthSource): Promise<S
     };
     if (path === '/healthz') reply(source.live() ? 200 : 503, { status: source.live() ? 'ok' : 'failed' });
     else if (path === '/readyz') reply(source.ready() ? 200 : 503, { status: source.ready() ? 'ready' : 'not ready' });
-    else if (path === '/metrics') reply(200, source.metrics());
+    else if (path === '/metrics' && req.method === 'GET') reply(200, source.metrics());
+    else if (path === '/metrics/reset' && req.method === 'POST') {
+      // Starts a fresh latency window (benchmarks measure a steady state, not the warm-up).
+      source.resetMetrics?.();
+      reply(200, { status: 'reset' });
+    }
     else reply(404, { status: 'not found' });
   });
   return new Promise((resolve, reject) => {

@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   if (!deadLetter) log.warn('no dead-letter store configured: an event larger than the hub limit will stop the reader');
   const reader = new Reader({ config, log, publisher, deadLetter });
   const otel = config.appInsightsConnectionString ? await attachOpenTelemetry(config.appInsightsConnectionString, reader.metrics, log) : null;
-  const health = config.healthPort > 0 ? await startHealthServer(config.healthPort, { live: () => reader.phase !== 'failed', ready: () => reader.ready, metrics: () => reader.metrics.toJSON() }) : null;
+  const health = config.healthPort > 0 ? await startHealthServer(config.healthPort, { live: () => reader.phase !== 'failed', ready: () => reader.ready, metrics: () => reader.metrics.toJSON(), resetMetrics: () => reader.metrics.commitToAckMs.reset() }) : null;
 
   let signalled = false;
   const onSignal = (signal: string) => {

@@ -64,6 +64,7 @@ export class ReaderMetrics {
       slotLagBytes: this.slotLagBytes,
       slotLagSeconds: this.slotLagSeconds,
       inflightBytes: this.inflightBytes,
+      memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
       commitToAckMs: { count: this.commitToAckMs.count, p50: this.commitToAckMs.percentile(0.5), p99: this.commitToAckMs.percentile(0.99) },
     };
   }

@@ -180,7 +180,7 @@ export class ChangeStream {
 
   private onBegin(msg: Pgoutput.MessageBegin): void {
     const entry = this.d.tracker.open();
-    const commitTimeMs = Number(msg.commitTime as bigint) / 1000;
+    const commitTimeMs = Number(msg.commitTime) / 1000;
     entry.commitTimeMs = commitTimeMs;
     this.tx = { xid: msg.xid, commitLsn: msg.commitLsn ? parseLsn(msg.commitLsn) : 0n, commitTimeMs, entry };
   }
