@@ -538,13 +538,15 @@ export function readEnvFile(file = envFile) {
   return env;
 }
 
+/**
+ * Whether a service from an earlier `up` still serves. Its process being alive is not enough (the
+ * port could be another's), but one slow probe is not death either: on a loaded machine a JVM can
+ * take seconds to answer, so the probe gets a grace period before the service is replaced.
+ */
 async function alive(name, svc) {
   if (!svc || !isAlive(svc.pid)) return false;
-  try {
-    return await SERVICES[name].probe(svc.endpoint);
-  } catch {
-    return false;
-  }
+  const result = await waitUntil(name, () => SERVICES[name].probe(svc.endpoint), { timeoutMs: 20_000, pid: svc.pid, intervalMs: 500 });
+  return result.ok;
 }
 
 /**
