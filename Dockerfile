@@ -1,0 +1,28 @@
+# The replication reader container (src/reader). Build: docker build -t pg-cdc-reader .
+# Runs `node dist/src/reader/main.js` as the unprivileged `node` user; configuration from the
+# environment (docs/reader.md), probes on HEALTH_PORT (/healthz, /readyz).
+
+FROM node:22-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src/reader ./src/reader
+COPY src/shared/events ./src/shared/events
+# Compiles the reader (and the shared event model) only, so other packages' code cannot break it.
+RUN npx tsc -p src/reader/tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:22-slim
+ENV NODE_ENV=production HEALTH_PORT=8080
+WORKDIR /app
+COPY --from=build --chown=root:root /app/package.json ./
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist/src/reader ./dist/src/reader
+COPY --from=build --chown=root:root /app/dist/src/shared ./dist/src/shared
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Heap limits keep the resident set under ~200 MB (measured with a 1M-row transaction, bench/reader.mjs);
+# the reader's own bound is CDC_MAX_INFLIGHT_BYTES.
+CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=8", "dist/src/reader/main.js"]
