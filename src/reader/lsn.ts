@@ -7,7 +7,11 @@ export type Lsn = bigint;
 export function parseLsn(text: string): Lsn {
   const slash = text.indexOf('/');
   if (slash <= 0) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
-  return (BigInt(`0x${text.slice(0, slash)}`) << 32n) | BigInt(`0x${text.slice(slash + 1)}`);
+  const hi = parseInt(text.slice(0, slash), 16);
+  const lo = parseInt(text.slice(slash + 1), 16);
+  if (Number.isNaN(hi) || Number.isNaN(lo)) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  // Hot path (every change): exact in double arithmetic below 2^53, else fall back to BigInt shifts.
+  return hi < 0x200000 ? BigInt(hi * 4294967296 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 export function formatLsn(lsn: Lsn): string {

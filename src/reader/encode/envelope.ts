@@ -42,7 +42,7 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
       table: input.table,
       txId: input.txId,
       lsn: Number(input.lsn),
-      sequence: JSON.stringify([input.lastCommitLsn === null ? null : input.lastCommitLsn.toString(), input.lsn.toString()]),
+      sequence: `[${input.lastCommitLsn === null ? 'null' : `"${input.lastCommitLsn}"`},"${input.lsn}"]`,
       commit_lsn: input.commitLsn === null ? null : Number(input.commitLsn),
     },
     op: input.op,

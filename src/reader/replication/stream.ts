@@ -66,8 +66,6 @@ export class ChangeStream {
   private lastStatusSent = 0;
   private statusScheduled = false;
   private lastReportedFlush: Lsn | null = null;
-  /** Last WAL position received from the server (data or keepalive). */
-  receivedLsn: Lsn | null = null;
 
   constructor(private readonly d: StreamDeps) {
     this.plugin = new TextPgoutputPlugin(d.publication);
@@ -76,8 +74,7 @@ export class ChangeStream {
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
     );
     this.service.on('data', (lsn: string, msg: Pgoutput.Message) => this.onData(lsn, msg));
-    this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-      this.receivedLsn = parseLsn(lsn);
+    this.service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
       if (shouldRespond) this.sendStatus();
     });
     this.service.on('error', (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
@@ -153,8 +150,6 @@ export class ChangeStream {
   private onData(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
     if (this.failed || this.stopping) return new Promise<void>(() => undefined); // keep the socket paused
     try {
-      const lsn = parseLsn(lsnText);
-      this.receivedLsn = lsn;
       switch (msg.tag) {
         case 'begin':
           this.onBegin(msg);
@@ -168,7 +163,7 @@ export class ChangeStream {
         case 'update':
         case 'delete':
         case 'truncate':
-          return this.onChange(lsn, msg);
+          return this.onChange(parseLsn(lsnText), msg);
         default:
           return undefined; // type, origin, logical messages (heartbeats)
       }
