@@ -268,6 +268,11 @@ export class Reader {
     return Math.max(this.peakInflightBytes, this.pipeline?.peakBytesInFlight ?? 0);
   }
 
+  /** Most decoded messages ever waiting behind a paused socket. */
+  get peakPendingMessages(): number {
+    return this.stream?.peakPending ?? 0;
+  }
+
   /** Acknowledged LSN reported to PostgreSQL (tests). */
   get acknowledged(): Lsn | null {
     return this.stream?.reportedFlush ?? null;

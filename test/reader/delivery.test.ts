@@ -28,12 +28,16 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     await c.query(`INSERT INTO ${schema}.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, ${rows}) g`);
     await eventually('every row of the transaction on the topic', () => (topic.keys.size >= rows ? true : undefined), 240_000, 250);
     const peak = r.reader.peakBytesInFlight;
+    const pendingPeak = r.reader.peakPendingMessages;
     await r.stop();
     await topic.close();
     expect(topic.keys.size).toBe(rows);
     // The reader never held more than the bound (plus one event) of the transaction.
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(bound + 4096);
+    // Reading really pauses: decoded messages waiting behind the paused socket stay a few socket chunks' worth.
+    expect(pendingPeak).toBeGreaterThan(0);
+    expect(pendingPeak).toBeLessThan(5_000);
   }, 300_000);
 
   test('an event too large for the hub goes to the dead-letter container with a pointer on the hub', async () => {

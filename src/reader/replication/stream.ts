@@ -71,7 +71,10 @@ export class ChangeStream {
     this.plugin = new TextPgoutputPlugin(d.publication);
     this.service = new LogicalReplicationService(
       { ...d.pg, options: SESSION_OPTIONS },
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+      // Flow control is done here (see onData): messages are handled synchronously and the socket is
+      // paused only while an asynchronous step (relation lookup, dead-letter write, waiting for broker
+      // capacity) is in progress, instead of the library's promise per message.
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
     this.service.on('data', (lsn: string, msg: Pgoutput.Message) => this.onData(lsn, msg));
     this.service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
@@ -147,29 +150,92 @@ export class ChangeStream {
     this.d.onFatal(err);
   }
 
-  private onData(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
-    if (this.failed || this.stopping) return new Promise<void>(() => undefined); // keep the socket paused
+  private pending: ({ lsn: string; msg: Pgoutput.Message } | undefined)[] = [];
+  private pendingHead = 0;
+  private busy = false;
+  /** Most messages ever waiting while the socket was paused (memory-bound evidence). */
+  peakPending = 0;
+
+  /** The replication socket (pg-logical-replication keeps its connection private; its own flow control pauses the same stream). */
+  private socket(): { pause(): unknown; resume(): unknown } | undefined {
+    return (this.service as unknown as { _connection?: { stream?: { pause(): unknown; resume(): unknown } } | null })._connection?.stream;
+  }
+
+  private onData(lsnText: string, msg: Pgoutput.Message): void {
+    if (this.failed || this.stopping) {
+      // Not handled, so never acknowledged: the slot sends it again after a restart.
+      this.socket()?.pause();
+      return;
+    }
+    if (this.busy) {
+      // Already parsed from the socket chunk being read when the socket was paused: bounded by it.
+      this.pending.push({ lsn: lsnText, msg });
+      const n = this.pending.length - this.pendingHead;
+      if (n > this.peakPending) this.peakPending = n;
+      return;
+    }
+    const p = this.step(lsnText, msg);
+    if (p) this.waitThenDrain(p);
+  }
+
+  /** Handles one message; returns a promise only when it has to wait. */
+  private step(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
     try {
-      switch (msg.tag) {
-        case 'begin':
-          this.onBegin(msg);
-          return undefined;
-        case 'commit':
-          this.onCommit();
-          return undefined;
-        case 'relation':
-          return this.onRelation(msg).catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
-        case 'insert':
-        case 'update':
-        case 'delete':
-        case 'truncate':
-          return this.onChange(parseLsn(lsnText), msg);
-        default:
-          return undefined; // type, origin, logical messages (heartbeats)
-      }
+      return this.handle(lsnText, msg);
     } catch (err) {
       this.fail(err instanceof Error ? err : new Error(String(err)));
-      return new Promise<void>(() => undefined);
+      this.socket()?.pause();
+      return undefined;
+    }
+  }
+
+  private waitThenDrain(p: Promise<void>): void {
+    this.busy = true;
+    this.socket()?.pause();
+    p.then(
+      () => this.drainPending(),
+      (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  private drainPending(): void {
+    while (this.pendingHead < this.pending.length) {
+      if (this.failed || this.stopping) return; // stay paused
+      const item = this.pending[this.pendingHead]!;
+      this.pending[this.pendingHead++] = undefined;
+      const p = this.step(item.lsn, item.msg);
+      if (this.failed) return;
+      if (p) {
+        p.then(
+          () => this.drainPending(),
+          (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
+        );
+        return;
+      }
+    }
+    this.pending = [];
+    this.pendingHead = 0;
+    this.busy = false;
+    if (!this.failed && !this.stopping) this.socket()?.resume();
+  }
+
+  private handle(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
+    switch (msg.tag) {
+      case 'begin':
+        this.onBegin(msg);
+        return undefined;
+      case 'commit':
+        this.onCommit();
+        return undefined;
+      case 'relation':
+        return this.onRelation(msg);
+      case 'insert':
+      case 'update':
+      case 'delete':
+      case 'truncate':
+        return this.onChange(parseLsn(lsnText), msg);
+      default:
+        return undefined; // type, origin, logical messages (heartbeats)
     }
   }
 
@@ -205,15 +271,25 @@ export class ChangeStream {
     return r;
   }
 
-  private async onChange(lsn: Lsn, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): Promise<void> {
+  private onChange(lsn: Lsn, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): Promise<void> | undefined {
     const tx = this.tx;
     if (!tx) throw new Error(`${msg.tag} outside a transaction`);
     const events = this.toEvents(lsn, tx, msg);
-    for (const event of events) {
-      const record = this.d.records.tryBuild(event) ?? (await this.d.records.buildLarge(event));
+    for (let i = 0; i < events.length; i++) {
+      const record = this.d.records.tryBuild(events[i]!);
+      if (record === null) return this.publishSlow(events.slice(i), tx);
       this.d.pipeline.enqueue(record, tx.entry);
+      this.d.onEvents?.(1);
     }
-    this.d.onEvents?.(events.length);
+    return this.d.pipeline.saturated ? this.d.pipeline.waitForCapacity() : undefined;
+  }
+
+  /** Events too large for the hub: dead-letter write first (awaited), in order. */
+  private async publishSlow(events: ChangeEvent[], tx: OpenTx): Promise<void> {
+    for (const event of events) {
+      this.d.pipeline.enqueue(await this.d.records.build(event), tx.entry);
+      this.d.onEvents?.(1);
+    }
     if (this.d.pipeline.saturated) await this.d.pipeline.waitForCapacity();
   }
 
