@@ -74,7 +74,9 @@ async function waitReady(r) {
     try {
       const res = await fetch(`http://127.0.0.1:${r.port}/readyz`);
       if (res.status === 200) return;
-    } catch {}
+    } catch {
+      // not listening yet
+    }
     await new Promise((res) => setTimeout(res, 50));
   }
 }
