@@ -1,20 +1,23 @@
 /**
  * The ADX sink: one ingestion per ADX table per invocation, JSON lines with a named mapping, tagged
  * for redelivery (see `idempotency.ts`). New source columns are added to the table and its mapping
- * before the batch that carries them is ingested.
+ * before the batch that carries them is ingested. A truncate is a row in the truncates table (its
+ * LSN hides the table's older rows in the current-rows function) and a history row.
  */
 import { silentLogger, type Logger } from '../logger.js';
 import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand } from './commands.js';
 import { AdxBatchWriteError, AdxSinkError, toAdxSinkError, type AdxTableFailure } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow, type AdxRow } from './rows.js';
-import { CDC_COLUMN_NAMES, inferKqlType, tableColumns } from './schema.js';
+import { DEFAULT_TRUNCATES_TABLE } from './config.js';
+import { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
+import { CDC_COLUMN_NAMES, inferKqlType, tableColumns, truncatesMapping } from './schema.js';
 import { KQL_TYPES } from './types.js';
 import type { ControlClient, Ingestor } from './clients.js';
 import type { AdxBatch, AdxConfig, AdxTableRoute, AdxTableWrite, ColumnDef } from './types.js';
 
 export interface AdxSinkOptions {
-  config: Pick<AdxConfig, 'routes' | 'database' | 'mode'>;
+  /** `truncatesTable` defaults to `CdcTruncates` (as `ADX_TRUNCATES_TABLE`). */
+  config: Pick<AdxConfig, 'routes' | 'database' | 'mode'> & Partial<Pick<AdxConfig, 'truncatesTable'>>;
   ingestor: Ingestor;
   control: ControlClient;
   logger?: Logger;
@@ -126,8 +129,11 @@ export class AdxSink {
   private async writeRoute(route: AdxTableRoute, records: readonly Record<string, unknown>[], batch: AdxBatch, logger: Logger): Promise<AdxTableWrite[]> {
     const rows: AdxRow[] = [];
     const history: AdxRow[] = [];
+    const truncates: AdxRow[] = [];
     for (const record of records) {
       if (isChangeEvent(record)) {
+        const truncate = toTruncateRow(record, route);
+        if (truncate !== null) truncates.push(truncate);
         if (isPointerWithoutImage(record)) {
           // Not written: the full event is in the reader's dead-letter Blob; replay it from there.
           logger.warn(`ADX: ${route.source} ${record.op} at LSN ${record.source.lsn} arrived as a pointer to ${record.deadletter?.container}/${record.deadletter?.blob}; not written to ${route.table}`);
@@ -150,6 +156,13 @@ export class AdxSink {
     if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
       await this.ingest(route, route.historyTable, route.historyMapping, history, tag, logger);
       results.push({ table: route.historyTable, sourceTable: route.source, rows: history.length, tag, addedColumns: [] });
+    }
+    if (truncates.length > 0) {
+      // Same tag as the table's rows: a redelivered batch is skipped here too (per target table).
+      const table = this.options.config.truncatesTable ?? DEFAULT_TRUNCATES_TABLE;
+      await this.ingest(route, table, truncatesMapping(table), truncates, tag, logger);
+      logger.info(`ADX: truncate of ${route.source} at LSN ${truncates.map((t) => String(t.Lsn)).join(', ')} recorded in ${table}`);
+      results.push({ table, sourceTable: route.source, rows: truncates.length, tag, addedColumns: [] });
     }
     return results;
   }

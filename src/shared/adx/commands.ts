@@ -2,16 +2,22 @@
  * Control commands for the ADX side, generated as a pure function of the configuration. Every command
  * is idempotent, so `npm run adx:setup` can run on every deployment:
  * `.create-merge table` (adds missing columns, keeps data), `.create-or-alter ... mapping`,
- * `.alter ... policy`, `.create ifnotexists materialized-view`, `.create-or-alter function`.
+ * `.alter ... policy`, `.create ifnotexists materialized-view` (an existing view is brought up to date
+ * by `viewUpgradeCommands`), `.create-or-alter function`.
  */
 import { kqlName, kqlString } from './kql.js';
-import { HISTORY_COLUMNS, tableColumns } from './schema.js';
+import { HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping } from './schema.js';
 import type { AdxConfig, AdxTableRoute, ColumnDef, IngestionBatchingPolicy } from './types.js';
 
 export interface AdxCommand {
   /** What the command does, for `--dry-run` output and logs. */
   description: string;
   text: string;
+  /**
+   * Set on a route's materialized-view command: `adx:setup` first brings an existing view of that
+   * name up to date (`viewUpgradeCommands`), since `.create ifnotexists` leaves it untouched.
+   */
+  route?: AdxTableRoute;
 }
 
 function columnList(columns: readonly ColumnDef[]): string {
@@ -62,27 +68,94 @@ export function latestViewQuery(route: AdxTableRoute): string {
   return `${kqlName(route.table)} | summarize arg_max(${kqlName('__lsn')}, *) by ${by}`;
 }
 
+/**
+ * `autoUpdateSchema=true`: the view is `arg_max(__lsn, *)`, the kind the option is documented for
+ * (`arg_max(Timestamp, *)` / `arg_min` / `take_any(*)`), so a column `.alter-merge` adds to the source
+ * table is added to the view. Without it, ADX *disables* an `arg_max(..., *)` view when its source
+ * table's columns change (docs: `.alter materialized-view`, "Alter with no change to the query").
+ */
 export function latestViewCommand(route: AdxTableRoute, folder: string): AdxCommand {
   return {
-    description: `materialized view ${route.latestView} (latest row per ${route.keys.join(', ')}; backfilled)`,
+    description: `materialized view ${route.latestView} (latest row per ${route.keys.join(', ')}; backfilled; autoUpdateSchema)`,
     text:
-      `.create async ifnotexists materialized-view with (backfill=true, folder=${kqlString(folder)}, ` +
+      `.create async ifnotexists materialized-view with (backfill=true, autoUpdateSchema=true, folder=${kqlString(folder)}, ` +
       `docstring=${kqlString(`Latest change per key of ${route.table} (deleted rows flagged by __deleted)`)}) ` +
       `${kqlName(route.latestView)} on table ${kqlName(route.table)} { ${latestViewQuery(route)} }`,
+    route,
   };
 }
 
-export function currentFunctionCommand(route: AdxTableRoute, folder: string): AdxCommand {
+/** `.show materialized-views`: `Name`, `IsEnabled`, `AutoUpdateSchema`, ... of every view of the database. */
+export function showMaterializedViewsCommand(): AdxCommand {
+  return { description: 'materialized views of the database', text: '.show materialized-views' };
+}
+
+/** What `adx:setup` knows of an existing view (from `.show materialized-views`). */
+export interface ExistingView {
+  isEnabled: boolean;
+  autoUpdateSchema: boolean;
+}
+
+/**
+ * An existing latest-state view created before `autoUpdateSchema` (or disabled): re-align its schema
+ * with the table's (`.alter materialized-view` with the same query, the documented fix after a
+ * source-table schema change), turn `autoUpdateSchema` on, and enable it again if it was disabled
+ * (materialization resumes where it stopped; no record is skipped). Nothing for an up-to-date view.
+ */
+export function viewUpgradeCommands(route: AdxTableRoute, existing: ExistingView): AdxCommand[] {
+  if (existing.autoUpdateSchema && existing.isEnabled) return [];
+  const commands: AdxCommand[] = [];
+  if (!existing.autoUpdateSchema) {
+    commands.push(
+      {
+        description: `re-align materialized view ${route.latestView} with the columns of ${route.table}`,
+        text: `.alter materialized-view ${kqlName(route.latestView)} on table ${kqlName(route.table)} { ${latestViewQuery(route)} }`,
+      },
+      {
+        description: `autoUpdateSchema on materialized view ${route.latestView}`,
+        text: `.alter materialized-view ${kqlName(route.latestView)} autoUpdateSchema true`,
+      },
+    );
+  }
+  if (!existing.isEnabled) {
+    commands.push({ description: `enable materialized view ${route.latestView}`, text: `.enable materialized-view ${kqlName(route.latestView)}` });
+  }
+  return commands;
+}
+
+/**
+ * The body of the current-rows function: the latest row per key, without deletes and without rows
+ * older than the table's latest truncate (`__lsn` below its `Lsn`; the versioning contract). A key
+ * written again after the truncate has a higher `__lsn` and shows; a late event from before it does not.
+ */
+export function currentFunctionBody(route: AdxTableRoute, truncatesTable: string): string {
+  return (
+    `{ let truncatedBelow = toscalar(${kqlName(truncatesTable)} | where ${kqlName('Table')} == ${kqlString(route.table)} | summarize max(${kqlName('Lsn')})); ` +
+    `${kqlName(route.latestView)} | where not(${kqlName('__deleted')}) and (isnull(truncatedBelow) or ${kqlName('__lsn')} >= truncatedBelow) }`
+  );
+}
+
+export function currentFunctionCommand(route: AdxTableRoute, folder: string, truncatesTable: string): AdxCommand {
   return {
-    description: `function ${route.currentFunction}() (current rows: latest per key, deletes excluded)`,
+    description: `function ${route.currentFunction}() (current rows: latest per key, deletes and truncated rows excluded)`,
     text:
-      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows`)} ` +
-      `${kqlName(route.currentFunction)}() { ${kqlName(route.latestView)} | where not(${kqlName('__deleted')}) }`,
+      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows and rows older than the latest truncate in ${truncatesTable}`)} ` +
+      `${kqlName(route.currentFunction)}() ${currentFunctionBody(route, truncatesTable)}`,
   };
+}
+
+/** The per-database truncates table, its mapping and batching policy (before the functions that read it). */
+export function truncatesTableCommands(config: Pick<AdxConfig, 'batching' | 'folder' | 'truncatesTable'>): AdxCommand[] {
+  const table = config.truncatesTable;
+  return [
+    createMergeTableCommand(table, TRUNCATE_COLUMNS, config.folder, 'TRUNCATEs of the routed tables: rows of Table with __lsn below Lsn are gone'),
+    mappingCommand(table, truncatesMapping(table), TRUNCATE_COLUMNS),
+    batchingPolicyCommand(table, config.batching),
+  ];
 }
 
 /** Every command for one routed table, in execution order. */
-export function routeSetupCommands(route: AdxTableRoute, config: Pick<AdxConfig, 'batching' | 'folder'>): AdxCommand[] {
+export function routeSetupCommands(route: AdxTableRoute, config: Pick<AdxConfig, 'batching' | 'folder' | 'truncatesTable'>): AdxCommand[] {
   const columns = tableColumns(route);
   const commands: AdxCommand[] = [
     createMergeTableCommand(route.table, columns, config.folder, `Change events of ${route.source} (row image + CDC columns)`),
@@ -96,13 +169,13 @@ export function routeSetupCommands(route: AdxTableRoute, config: Pick<AdxConfig,
       batchingPolicyCommand(route.historyTable, config.batching),
     );
   }
-  commands.push(latestViewCommand(route, config.folder), currentFunctionCommand(route, config.folder));
+  commands.push(latestViewCommand(route, config.folder), currentFunctionCommand(route, config.folder, config.truncatesTable));
   return commands;
 }
 
-/** `npm run adx:setup`: every configured table. */
-export function setupCommands(config: Pick<AdxConfig, 'routes' | 'batching' | 'folder'>): AdxCommand[] {
-  return config.routes.flatMap((route) => routeSetupCommands(route, config));
+/** `npm run adx:setup`: the truncates table, then every configured table. */
+export function setupCommands(config: Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'>): AdxCommand[] {
+  return [...truncatesTableCommands(config), ...config.routes.flatMap((route) => routeSetupCommands(route, config))];
 }
 
 /**

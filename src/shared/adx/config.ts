@@ -114,6 +114,8 @@ export function resolveRoute(input: AdxTableRouteInput, where: string): AdxTable
   };
 }
 
+export const DEFAULT_TRUNCATES_TABLE = 'CdcTruncates';
+
 function parseRoutes(env: Env): AdxTableRoute[] {
   const text = getOptionalString(env, 'ADX_TABLE_ROUTES');
   let inputs: unknown = DEFAULT_ROUTES;
@@ -150,11 +152,22 @@ function timespan(env: Env, name: string, defaultValue: string): string {
 }
 
 /** The part of the configuration the setup commands depend on (no cluster needed: `--dry-run`). */
-export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batching' | 'folder'> {
+export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'> {
   const folder = getOptionalString(env, 'ADX_FOLDER') ?? 'cdc';
   if (/['\\\n]/.test(folder)) throw new ConfigError('Setting ADX_FOLDER must not contain quotes, backslashes or newlines');
+  const truncatesTable = getOptionalString(env, 'ADX_TRUNCATES_TABLE') ?? DEFAULT_TRUNCATES_TABLE;
+  if (!isPlainName(truncatesTable)) throw new ConfigError(`Setting ADX_TRUNCATES_TABLE must be a plain ADX name ([A-Za-z_][A-Za-z0-9_]*), got "${truncatesTable}"`);
+  const routes = parseRoutes(env);
+  for (const route of routes) {
+    for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
+      if (n !== null && n.toLowerCase() === truncatesTable.toLowerCase()) {
+        throw new ConfigError(`Setting ADX_TRUNCATES_TABLE: name ${truncatesTable} is also used by the route of ${route.source} (ADX_TABLE_ROUTES)`);
+      }
+    }
+  }
   return {
-    routes: parseRoutes(env),
+    truncatesTable,
+    routes,
     batching: {
       MaximumBatchingTimeSpan: timespan(env, 'ADX_BATCHING_TIMESPAN', DEFAULT_BATCHING.MaximumBatchingTimeSpan),
       MaximumNumberOfItems: getInt(env, 'ADX_BATCHING_MAX_ITEMS', DEFAULT_BATCHING.MaximumNumberOfItems, { min: 1 }),
@@ -200,5 +213,6 @@ export function describeAdxConfig(config: AdxConfig): Record<string, unknown> {
     mode: config.mode,
     auth: { kind: config.auth.kind, clientId: config.auth.clientId, tenantId: config.auth.tenantId, clientSecret: config.auth.clientSecret ? '***' : undefined },
     tables: config.routes.map((r) => `${r.source} -> ${r.table}`),
+    truncatesTable: config.truncatesTable,
   };
 }

@@ -12,16 +12,28 @@ export { AdxSink, findNewColumns, parseSchemaRows, toJsonLines } from './adxSink
 export type { AdxSinkOptions } from './adxSink.js';
 export { connectionFactory, createClients, inlineIngestCommand, KustoControlClient } from './clients.js';
 export type { ControlClient, IngestRequest, Ingestor } from './clients.js';
-export { addColumnsCommands, alterMergeCommand, jsonMapping, latestViewQuery, mappingCommand, setupCommands, showSchemaCommand } from './commands.js';
-export type { AdxCommand } from './commands.js';
-export { DEFAULT_BATCHING, DEFAULT_ROUTES, deriveIngestUrl, describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig, resolveRoute } from './config.js';
-export { runAdxSetup } from './setup.js';
+export {
+  addColumnsCommands,
+  alterMergeCommand,
+  currentFunctionBody,
+  jsonMapping,
+  latestViewQuery,
+  mappingCommand,
+  setupCommands,
+  showMaterializedViewsCommand,
+  showSchemaCommand,
+  truncatesTableCommands,
+  viewUpgradeCommands,
+} from './commands.js';
+export type { AdxCommand, ExistingView } from './commands.js';
+export { DEFAULT_BATCHING, DEFAULT_ROUTES, DEFAULT_TRUNCATES_TABLE, deriveIngestUrl, describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig, resolveRoute } from './config.js';
+export { parseMaterializedViews, runAdxSetup } from './setup.js';
 export type { SetupResult } from './setup.js';
 export { AdxBatchWriteError, AdxSinkError, isTransient, toAdxSinkError } from './errors.js';
 export type { AdxTableFailure } from './errors.js';
 export { deterministicSourceId, ingestionTag } from './idempotency.js';
-export { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow } from './rows.js';
-export { CDC_COLUMNS, HISTORY_COLUMNS, tableColumns } from './schema.js';
+export { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow, toTruncateRow } from './rows.js';
+export { CDC_COLUMNS, HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping } from './schema.js';
 export type * from './types.js';
 
 /** Reads and validates the ADX settings (throws `ConfigError` naming the variable) and connects. */

@@ -55,6 +55,22 @@ export function toTableRow(event: ChangeEvent): AdxRow | null {
   };
 }
 
+/**
+ * The truncates-table row of a `t` event (null for any other event): the ADX table whose rows it
+ * removes and the truncate's version. Rows of that table with a lower `__lsn` are left out by the
+ * route's current-rows function (see `currentFunctionCommand`); the append-only table keeps them.
+ */
+export function toTruncateRow(event: ChangeEvent, route: AdxTableRoute): AdxRow | null {
+  if (event.op !== 't') return null;
+  return {
+    SourceTable: tableId(event.source),
+    Table: route.table,
+    Lsn: lsnOf(event),
+    CommitTime: commitTime(event),
+    TxId: event.source.txId,
+  };
+}
+
 function sameValue(a: unknown, b: unknown): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
@@ -70,11 +86,29 @@ function pick(image: RowImage | null, columns: readonly string[]): Record<string
  * Per-column history of a change (the `holding_pivot` of the source document). Inserts record the
  * new values (old value known to be absent); updates record the columns whose value changed, or every
  * tracked column when there is no before image (`OldValueKnown: false`: REPLICA IDENTITY DEFAULT
- * sends no old values); deletes record the old values they carry. Snapshot reads, truncates and
- * logical messages are not changes and give no rows; unchanged TOAST columns are skipped (their new
- * value is not in the event).
+ * sends no old values); deletes record the old values they carry. A truncate gives one row with
+ * `Column` and `Key` null (as the Elasticsearch history, src/shared/history/pivot.ts): every row of
+ * the table went, old values unknown. Snapshot reads and logical messages are not changes and give
+ * no rows; unchanged TOAST columns are skipped (their new value is not in the event).
  */
 export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
+  if (event.op === 't') {
+    return [
+      {
+        SourceTable: tableId(event.source),
+        Key: null,
+        Op: 't',
+        CommitTime: commitTime(event),
+        Lsn: lsnOf(event),
+        TxId: event.source.txId,
+        Context: null,
+        Column: null,
+        OldValue: null,
+        NewValue: null,
+        OldValueKnown: false,
+      },
+    ];
+  }
   if ((event.op !== 'c' && event.op !== 'u' && event.op !== 'd') || isPointerWithoutImage(event)) return [];
   const { before, after } = event;
   const toast = new Set(event.source.unchanged_toast ?? []);

@@ -34,6 +34,24 @@ export const HISTORY_COLUMNS: readonly ColumnDef[] = [
   { name: 'Context', type: 'dynamic' },
 ];
 
+/**
+ * The per-database truncates table: one row per `TRUNCATE` of a routed table. Rows of `Table` whose
+ * `__lsn` is below the latest `Lsn` are gone (the versioning contract: a truncate removes the rows
+ * whose version is below its `source.lsn`).
+ */
+export const TRUNCATE_COLUMNS: readonly ColumnDef[] = [
+  { name: 'SourceTable', type: 'string' },
+  { name: 'Table', type: 'string' },
+  { name: 'Lsn', type: 'long' },
+  { name: 'CommitTime', type: 'datetime' },
+  { name: 'TxId', type: 'long' },
+];
+
+/** Name of the truncates table's JSON mapping. */
+export function truncatesMapping(truncatesTable: string): string {
+  return `${truncatesTable}Mapping`;
+}
+
 /** All columns of a routed table, in table order: declared source columns, then the CDC columns. */
 export function tableColumns(route: AdxTableRoute, extra: readonly ColumnDef[] = []): ColumnDef[] {
   const seen = new Set<string>();

@@ -1,8 +1,10 @@
 /**
  * `npm run adx:setup`: runs the generated commands in order against the engine, or prints them
  * (`--dry-run`). Every command is idempotent; the first failure stops the run, naming the command.
+ * Before a route's materialized view, an existing view of that name is brought up to date
+ * (`viewUpgradeCommands`: `autoUpdateSchema`, re-enable), which `.create ifnotexists` would not do.
  */
-import { setupCommands, type AdxCommand } from './commands.js';
+import { setupCommands, showMaterializedViewsCommand, viewUpgradeCommands, type AdxCommand, type ExistingView } from './commands.js';
 import { toAdxSinkError } from './errors.js';
 import type { ControlClient } from './clients.js';
 import type { AdxConfig } from './types.js';
@@ -13,31 +15,57 @@ export interface SetupResult {
   operations: { command: AdxCommand; operationId: string }[];
 }
 
+function flag(value: unknown): boolean {
+  return value === true || (typeof value === 'string' && value.toLowerCase() === 'true');
+}
+
+/** The views `.show materialized-views` lists, by lower-cased name (ADX names are case-insensitive). */
+export function parseMaterializedViews(rows: readonly Record<string, unknown>[]): Map<string, ExistingView> {
+  const views = new Map<string, ExistingView>();
+  for (const row of rows) {
+    if (typeof row.Name !== 'string') continue;
+    views.set(row.Name.toLowerCase(), { isEnabled: flag(row.IsEnabled), autoUpdateSchema: flag(row.AutoUpdateSchema) });
+  }
+  return views;
+}
+
 export async function runAdxSetup(
-  config: Pick<AdxConfig, 'routes' | 'batching' | 'folder'>,
+  config: Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'>,
   control: ControlClient | null,
   write: (line: string) => void,
 ): Promise<SetupResult> {
   const commands = setupCommands(config);
   const result: SetupResult = { executed: [], operations: [] };
-  for (const command of commands) {
-    if (control === null) {
-      write(`// ${command.description}\n${command.text}\n\n`);
-      continue;
-    }
-    let rows: Record<string, unknown>[];
+  const execute = async (command: AdxCommand): Promise<Record<string, unknown>[]> => {
     try {
-      rows = await control.execute(command.text);
+      return await (control as ControlClient).execute(command.text);
     } catch (error) {
       throw toAdxSinkError(error, `adx:setup: ${command.description}`);
     }
-    result.executed.push(command);
-    const operationId = rows[0]?.OperationId;
-    if (typeof operationId === 'string') {
-      result.operations.push({ command, operationId });
-      write(`ok   ${command.description} (operation ${operationId}: .show operations ${operationId})\n`);
-    } else {
-      write(`ok   ${command.description}\n`);
+  };
+  const existing = control === null ? new Map<string, ExistingView>() : parseMaterializedViews(await execute(showMaterializedViewsCommand()));
+  for (const command of commands) {
+    if (control === null) {
+      if (command.route !== undefined) {
+        const upgrade = viewUpgradeCommands(command.route, { isEnabled: false, autoUpdateSchema: false });
+        write(`// only if ${command.route.latestView} exists without autoUpdateSchema or disabled (adx:setup checks .show materialized-views):\n`);
+        write(upgrade.map((c) => `//   ${c.text}\n`).join('') + '\n');
+      }
+      write(`// ${command.description}\n${command.text}\n\n`);
+      continue;
+    }
+    const view = command.route === undefined ? undefined : existing.get(command.route.latestView.toLowerCase());
+    const toRun = command.route !== undefined && view !== undefined ? [...viewUpgradeCommands(command.route, view), command] : [command];
+    for (const c of toRun) {
+      const rows = await execute(c);
+      result.executed.push(c);
+      const operationId = rows[0]?.OperationId;
+      if (typeof operationId === 'string') {
+        result.operations.push({ command: c, operationId });
+        write(`ok   ${c.description} (operation ${operationId}: .show operations ${operationId})\n`);
+      } else {
+        write(`ok   ${c.description}\n`);
+      }
     }
   }
   return result;

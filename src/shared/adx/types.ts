@@ -76,6 +76,11 @@ export interface AdxConfig {
   batching: IngestionBatchingPolicy;
   /** Folder for the tables, views and functions the setup creates. */
   folder: string;
+  /**
+   * Per-database table of truncates (`TRUNCATE_COLUMNS`): one row per `t` event; each route's
+   * current-rows function leaves out rows below its table's latest truncate. Default `CdcTruncates`.
+   */
+  truncatesTable: string;
 }
 
 /** What the sink core hands over per invocation: rows grouped by table (see `AdxSink.writeBatch`). */

@@ -215,6 +215,72 @@ describe('AdxSink, queued ingestion (default)', () => {
     await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'));
     expect(engine.commands).toHaveLength(3);
   });
+  it('records a truncate in the truncates table with the same tag, and as one history row; the table itself gets no row', async () => {
+    const before = (await decodedMessages(storage)).length;
+    const events = [
+      adxEvent({ op: 'c', after: orderRow('54'), lsn: 34222000 }),
+      adxEvent({ op: 't', lsn: 34222100 }),
+      adxEvent({ op: 'c', after: orderRow('55'), lsn: 34222200 }),
+    ];
+    const tag = 'cdc:retail.orders_info:p3:9100-9102';
+    const result = await sink.writeBatch(batch([['retail.orders_info', asRecords(events)]], '9100', '9102'));
+    expect(result.map((r) => [r.table, r.rows, r.tag])).toEqual([
+      ['Orders', 2, tag],
+      ['OrdersHistory', 9, tag],
+      ['CdcTruncates', 1, tag],
+    ]);
+    const messages = (await decodedMessages(storage)).slice(before);
+    expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'CdcTruncates']);
+    const truncateLine = '{"SourceTable":"retail.orders_info","Table":"Orders","Lsn":34222100,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n';
+    const truncates = messages[2]!;
+    expect(truncates).toMatchObject({
+      BlobPath: expect.stringMatching(new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__CdcTruncates__${deterministicSourceId('CdcTruncates', tag)}\\.json\\.gz\\?`)),
+      Id: deterministicSourceId('CdcTruncates', tag),
+      RawDataSize: Buffer.byteLength(truncateLine),
+      DatabaseName: 'cdcdb',
+      TableName: 'CdcTruncates',
+      AdditionalProperties: {
+        authorizationContext: 'stand-in-identity-token',
+        tags: JSON.stringify([`ingest-by:${tag}`]),
+        ingestIfNotExists: JSON.stringify([tag]),
+        ingestionMappingReference: 'CdcTruncatesMapping',
+        ingestionMappingType: 'Json',
+        format: 'json',
+      },
+    });
+    expect(gunzipSync(await storage.downloadBlob(blobName(truncates))).toString('utf8')).toBe(truncateLine);
+
+    const orderLines = gunzipSync(await storage.downloadBlob(blobName(messages[0]!))).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(orderLines.map((r) => [r.orderid, r.__op, r.__lsn])).toEqual([
+      ['54', 'c', 34222000],
+      ['55', 'c', 34222200],
+    ]);
+    const historyLines = gunzipSync(await storage.downloadBlob(blobName(messages[1]!))).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(historyLines.filter((r) => r.Op === 't')).toEqual([
+      { SourceTable: 'retail.orders_info', Key: null, Op: 't', CommitTime: '2020-10-07T07:56:32.691Z', Lsn: 34222100, TxId: 653, Context: null, Column: null, OldValue: null, NewValue: null, OldValueKnown: false },
+    ]);
+
+    // Redelivered with the same boundaries: the same tag, ingestIfNotExists and blob for the truncate row too.
+    await sink.writeBatch(batch([['retail.orders_info', asRecords(events)]], '9100', '9102'));
+    const again = (await decodedMessages(storage)).slice(before + 3);
+    expect(again.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'CdcTruncates']);
+    expect(again[2]!.AdditionalProperties.ingestIfNotExists).toBe(JSON.stringify([tag]));
+    expect(again[2]!.Id).toBe(truncates.Id);
+    expect(blobName(again[2]!)).toBe(blobName(truncates));
+  });
+
+  it('a batch of only a truncate writes the truncates table and the history, nothing into the table', async () => {
+    const before = (await decodedMessages(storage)).length;
+    const result = await sink.writeBatch(batch([['bank.holding', asRecords([adxEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })])]], '9200', '9200'));
+    expect(result.map((r) => [r.table, r.rows])).toEqual([
+      ['HoldingHistory', 1],
+      ['CdcTruncates', 1],
+    ]);
+    const [, message] = (await decodedMessages(storage)).slice(before);
+    expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toBe(
+      '{"SourceTable":"bank.holding","Table":"Holding","Lsn":34223000,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n',
+    );
+  });
 });
 
 describe('AdxSink, failures', () => {
@@ -398,9 +464,10 @@ describe('adx:setup against the engine', () => {
     const lines: string[] = [];
     try {
       const result = await runAdxSetup(config, control, (l) => lines.push(l));
-      expect(engine.commands.map((c) => [c.db, c.csl])).toEqual(setupCommands(config).map((c) => ['cdcdb', c.text]));
+      // No view yet: the existing views are listed, then exactly the generated commands run.
+      expect(engine.commands.map((c) => [c.db, c.csl])).toEqual([['cdcdb', '.show materialized-views'], ...setupCommands(config).map((c) => ['cdcdb', c.text])]);
       expect(result.operations.map((o) => o.operationId)).toEqual(['5a0d6c5e-0000-4000-8000-000000000001', '5a0d6c5e-0000-4000-8000-000000000001']);
-      expect(lines[0]).toBe('ok   table Orders (create or add missing columns)\n');
+      expect(lines[0]).toBe('ok   table CdcTruncates (create or add missing columns)\n');
     } finally {
       control.close();
       await engine.close();
@@ -415,8 +482,8 @@ describe('adx:setup against the engine', () => {
     const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
     try {
       const error = await runAdxSetup(config, control, () => undefined).catch((e: unknown) => e);
-      expect((error as Error).message).toMatch(/^adx:setup: ingestion batching policy on Orders failed .*HTTP 403.*principal is not a table admin$/);
-      expect(engine.commands).toHaveLength(3);
+      expect((error as Error).message).toMatch(/^adx:setup: ingestion batching policy on CdcTruncates failed .*HTTP 403.*principal is not a table admin$/);
+      expect(engine.commands).toHaveLength(4);
     } finally {
       control.close();
       await engine.close();
@@ -426,7 +493,46 @@ describe('adx:setup against the engine', () => {
   it('--dry-run prints the commands without a cluster', async () => {
     const lines: string[] = [];
     await runAdxSetup(loadAdxSchemaConfig({}), null, (l) => lines.push(l));
-    expect(lines).toHaveLength(16);
-    expect(lines[0]).toBe(`// table Orders (create or add missing columns)\n${setupCommands(loadAdxSchemaConfig({}))[0]!.text}\n\n`);
+    // 19 commands, and before each of the 2 views the upgrade an existing view would get (2 lines each).
+    expect(lines).toHaveLength(23);
+    expect(lines[0]).toBe(`// table CdcTruncates (create or add missing columns)\n${setupCommands(loadAdxSchemaConfig({}))[0]!.text}\n\n`);
+    expect(lines[9]).toBe('// only if OrdersLatest exists without autoUpdateSchema or disabled (adx:setup checks .show materialized-views):\n');
+    expect(lines[10]).toContain("//   .alter materialized-view ['OrdersLatest'] autoUpdateSchema true\n");
+  });
+
+  it('brings existing views up to date before their (no-op) create: re-align + autoUpdateSchema + enable a disabled one, nothing for a current one', async () => {
+    const views = v1Table(
+      [
+        ['Name', 'string'],
+        ['SourceTable', 'string'],
+        ['IsEnabled', 'bool'],
+        ['AutoUpdateSchema', 'bool'],
+      ],
+      [
+        ['OrdersLatest', 'Orders', false, false],
+        ['HoldingLatest', 'Holding', true, true],
+      ],
+    );
+    const engine = await startKustoStandIn({ onCommand: (c) => (c.csl === '.show materialized-views' ? { status: 200, body: views } : undefined) });
+    const config = loadAdxConfig({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none' });
+    const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
+    try {
+      const result = await runAdxSetup(config, control, () => undefined);
+      const sent = engine.commands.map((c) => c.csl);
+      const generated = setupCommands(config).map((c) => c.text);
+      const ordersView = generated.findIndex((t) => t.includes("materialized-view with (backfill=true, autoUpdateSchema=true, folder='cdc', docstring='Latest change per key of Orders"));
+      expect(sent).toEqual([
+        '.show materialized-views',
+        ...generated.slice(0, ordersView),
+        ".alter materialized-view ['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }",
+        ".alter materialized-view ['OrdersLatest'] autoUpdateSchema true",
+        ".enable materialized-view ['OrdersLatest']",
+        ...generated.slice(ordersView),
+      ]);
+      expect(result.executed).toHaveLength(generated.length + 3);
+    } finally {
+      control.close();
+      await engine.close();
+    }
   });
 });

@@ -11,14 +11,16 @@ import {
   loadAdxConfig,
   resolveRoute,
   setupCommands,
+  showMaterializedViewsCommand,
   showSchemaCommand,
   tableColumns,
+  viewUpgradeCommands,
 } from '../../../src/shared/adx/index.js';
 import { databaseFor, validateKql } from './helpers/kqlValidator.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const routes = DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `DEFAULT_ROUTES[${i}]`));
-const config = { routes, batching: DEFAULT_BATCHING, folder: 'cdc' };
+const config = { routes, batching: DEFAULT_BATCHING, folder: 'cdc', truncatesTable: 'CdcTruncates' };
 
 describe('the validator itself', () => {
   it('flags a misspelled command, which the language service parses without a diagnostic', () => {
@@ -37,8 +39,17 @@ describe('the validator itself', () => {
 describe('setupCommands (npm run adx:setup)', () => {
   const commands = setupCommands(config);
 
-  it('creates, per configured table: table, mapping, batching policy, history table + mapping + policy, view, function', () => {
+  it('creates the truncates table, then per configured table: table, mapping, batching policy, history table + mapping + policy, view, function', () => {
     expect(commands.map((c) => c.text.split(' (')[0]!.split(' with')[0])).toEqual([
+      ".create-merge table ['CdcTruncates']",
+      `.create-or-alter table ['CdcTruncates'] ingestion json mapping 'CdcTruncatesMapping' '${jsonMapping([
+        { name: 'SourceTable', type: 'string' },
+        { name: 'Table', type: 'string' },
+        { name: 'Lsn', type: 'long' },
+        { name: 'CommitTime', type: 'datetime' },
+        { name: 'TxId', type: 'long' },
+      ])}'`,
+      ".alter table ['CdcTruncates'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
       ".create-merge table ['Orders']",
       ".create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping' '[{\"column\":\"orderid\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.orderid\"}},{\"column\":\"custid\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.custid\"}},{\"column\":\"city\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.city\"}},{\"column\":\"amount\",\"datatype\":\"int\",\"Properties\":{\"Path\":\"$.amount\"}},{\"column\":\"purchase_time\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.purchase_time\"}},{\"column\":\"__op\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__op\"}},{\"column\":\"__lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__lsn\"}},{\"column\":\"__commit_lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__commit_lsn\"}},{\"column\":\"__commit_time\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.__commit_time\"}},{\"column\":\"__deleted\",\"datatype\":\"bool\",\"Properties\":{\"Path\":\"$.__deleted\"}},{\"column\":\"__table\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__table\"}},{\"column\":\"__txid\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__txid\"}},{\"column\":\"__snapshot\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__snapshot\"}},{\"column\":\"__unchanged_toast\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.__unchanged_toast\"}}]'",
       ".alter table ['Orders'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
@@ -58,23 +69,44 @@ describe('setupCommands (npm run adx:setup)', () => {
     ]);
   });
 
-  it('gives the Orders table the columns of the source document plus the CDC columns', () => {
+  it('creates the truncates table (one row per TRUNCATE of a routed table)', () => {
     expect(commands[0]!.text).toBe(
+      ".create-merge table ['CdcTruncates'] (['SourceTable']:string, ['Table']:string, ['Lsn']:long, ['CommitTime']:datetime, ['TxId']:long) " +
+        "with (folder='cdc', docstring='TRUNCATEs of the routed tables: rows of Table with __lsn below Lsn are gone')",
+    );
+  });
+
+  it('gives the Orders table the columns of the source document plus the CDC columns', () => {
+    expect(commands[3]!.text).toBe(
       ".create-merge table ['Orders'] (['orderid']:string, ['custid']:string, ['city']:string, ['amount']:int, ['purchase_time']:datetime, " +
         "['__op']:string, ['__lsn']:long, ['__commit_lsn']:long, ['__commit_time']:datetime, ['__deleted']:bool, ['__table']:string, " +
         "['__txid']:long, ['__snapshot']:string, ['__unchanged_toast']:dynamic) with (folder='cdc', docstring='Change events of retail.orders_info (row image + CDC columns)')",
     );
   });
 
-  it('defines the latest-state view as arg_max on the LSN by key, backfilled, and filters deletes in a function on top', () => {
-    expect(commands[6]!.text).toBe(
-      ".create async ifnotexists materialized-view with (backfill=true, folder='cdc', docstring='Latest change per key of Orders (deleted rows flagged by __deleted)') " +
+  it('defines the latest-state view as arg_max on the LSN by key, backfilled, with autoUpdateSchema (new source columns reach it)', () => {
+    expect(commands[9]!.text).toBe(
+      ".create async ifnotexists materialized-view with (backfill=true, autoUpdateSchema=true, folder='cdc', docstring='Latest change per key of Orders (deleted rows flagged by __deleted)') " +
         "['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }",
     );
-    expect(commands[7]!.text).toBe(
-      ".create-or-alter function with (folder='cdc', docstring='Current rows of retail.orders_info: OrdersLatest without deleted rows') " +
-        "['OrdersCurrent']() { ['OrdersLatest'] | where not(['__deleted']) }",
+  });
+
+  it('filters deletes and rows older than the latest truncate of the table in the current-rows function', () => {
+    expect(commands[10]!.text).toBe(
+      ".create-or-alter function with (folder='cdc', docstring='Current rows of retail.orders_info: OrdersLatest without deleted rows and rows older than the latest truncate in CdcTruncates') " +
+        "['OrdersCurrent']() { let truncatedBelow = toscalar(['CdcTruncates'] | where ['Table'] == 'Orders' | summarize max(['Lsn'])); " +
+        "['OrdersLatest'] | where not(['__deleted']) and (isnull(truncatedBelow) or ['__lsn'] >= truncatedBelow) }",
     );
+    // The Holding function reads the Holding truncates only.
+    expect(commands.at(-1)!.text).toContain("where ['Table'] == 'Holding' | summarize max(['Lsn'])); ['HoldingLatest'] |");
+  });
+
+  it('is validated against a schema with the truncates table: a wrong name in the function body is an error', () => {
+    const wrong = commands[10]!.text.replace("['Table'] ==", "['Tabel'] ==");
+    expect(validateKql(wrong, databaseFor(routes))).toEqual([expect.stringContaining("'Tabel'")]);
+    const noTruncates = setupCommands({ ...config, truncatesTable: 'Truncs' });
+    expect(validateKql(noTruncates[10]!.text, databaseFor(routes))).toEqual([expect.stringContaining("'Truncs'")]);
+    expect(validateKql(noTruncates[10]!.text, databaseFor(routes, {}, 'Truncs'))).toEqual([]);
   });
 
   it.each(setupCommands(config).map((c) => [c.description, c.text]))('%s: valid KQL against the resulting schema', (_d, text) => {
@@ -95,16 +127,50 @@ describe('setupCommands (npm run adx:setup)', () => {
     });
     const cmds = setupCommands(routed);
     expect(cmds.map((c) => c.description)).toEqual([
+      'table CdcTruncates (create or add missing columns)',
+      'JSON ingestion mapping CdcTruncatesMapping on CdcTruncates',
+      'ingestion batching policy on CdcTruncates',
       'table Lines (create or add missing columns)',
       'JSON ingestion mapping LinesMap on Lines',
       'ingestion batching policy on Lines',
-      'materialized view LinesLatest (latest row per order, line no; backfilled)',
-      'function LinesCurrent() (current rows: latest per key, deletes excluded)',
+      'materialized view LinesLatest (latest row per order, line no; backfilled; autoUpdateSchema)',
+      'function LinesCurrent() (current rows: latest per key, deletes and truncated rows excluded)',
     ]);
     // The mapping's JSON path quotes the name; the KQL string literal escapes the quotes again.
-    expect(cmds[1]!.text).toContain(String.raw`{"column":"line no","datatype":"int","Properties":{"Path":"$[\'line no\']"}}`);
-    expect(cmds[3]!.text).toContain("by ['order'], ['line no'] }");
+    expect(cmds[4]!.text).toContain(String.raw`{"column":"line no","datatype":"int","Properties":{"Path":"$[\'line no\']"}}`);
+    expect(cmds[6]!.text).toContain("by ['order'], ['line no'] }");
     for (const c of cmds) expect(validateKql(c.text, databaseFor(routed.routes))).toEqual([]);
+  });
+});
+
+describe('viewUpgradeCommands (an existing latest-state view, which .create ifnotexists leaves alone)', () => {
+  const orders = routes[0]!;
+  const realign = ".alter materialized-view ['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }";
+  const auto = ".alter materialized-view ['OrdersLatest'] autoUpdateSchema true";
+  const enable = ".enable materialized-view ['OrdersLatest']";
+
+  it('nothing for a view with autoUpdateSchema that is enabled', () => {
+    expect(viewUpgradeCommands(orders, { isEnabled: true, autoUpdateSchema: true })).toEqual([]);
+  });
+
+  it('a view created without autoUpdateSchema: re-aligned with the table (same query) and switched to autoUpdateSchema', () => {
+    expect(viewUpgradeCommands(orders, { isEnabled: true, autoUpdateSchema: false }).map((c) => c.text)).toEqual([realign, auto]);
+  });
+
+  it('a view ADX disabled after a column was added: re-aligned, autoUpdateSchema, enabled again', () => {
+    expect(viewUpgradeCommands(orders, { isEnabled: false, autoUpdateSchema: false }).map((c) => c.text)).toEqual([realign, auto, enable]);
+    expect(viewUpgradeCommands(orders, { isEnabled: false, autoUpdateSchema: true }).map((c) => c.text)).toEqual([enable]);
+  });
+
+  it('are valid KQL against a schema where the table has gained a column', () => {
+    const db = databaseFor(routes, { Orders: [{ name: 'coupon', type: 'string' }] });
+    for (const c of [...viewUpgradeCommands(orders, { isEnabled: false, autoUpdateSchema: false }), showMaterializedViewsCommand()]) expect(validateKql(c.text, db)).toEqual([]);
+    expect(showMaterializedViewsCommand().text).toBe('.show materialized-views');
+  });
+
+  it('the validator rejects a misspelt variant (so the checks above mean something)', () => {
+    expect(validateKql(auto.replace('true', 'yes')).length).toBeGreaterThan(0);
+    expect(validateKql(enable.replace('materialized-view', 'materialized-vew')).length).toBeGreaterThan(0);
   });
 });
 

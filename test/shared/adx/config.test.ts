@@ -26,7 +26,9 @@ describe('loadAdxConfig', () => {
       auth: { kind: 'managed-identity' },
       batching: { MaximumBatchingTimeSpan: '00:00:30', MaximumNumberOfItems: 500, MaximumRawDataSizeMB: 1024 },
       folder: 'cdc',
+      truncatesTable: 'CdcTruncates',
     });
+    expect(loadAdxConfig({ ...base, ADX_TRUNCATES_TABLE: 'PgTruncates' }).truncatesTable).toBe('PgTruncates');
     expect(config.routes.map((r) => [r.source, r.table, r.mapping, r.historyTable, r.latestView, r.currentFunction])).toEqual([
       ['retail.orders_info', 'Orders', 'OrdersEventMapping', 'OrdersHistory', 'OrdersLatest', 'OrdersCurrent'],
       ['bank.holding', 'Holding', 'HoldingEventMapping', 'HoldingHistory', 'HoldingLatest', 'HoldingCurrent'],
@@ -57,6 +59,8 @@ describe('loadAdxConfig', () => {
     [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"long"}},{"source":"a.c","table":"T","keys":["x"],"columns":{"x":"long"}}]' }, 'used twice'],
     [{ ...base, ADX_BATCHING_MAX_ITEMS: 'many' }, 'ADX_BATCHING_MAX_ITEMS'],
     [{ ...base, ADX_BATCHING_TIMESPAN: '30s' }, 'ADX_BATCHING_TIMESPAN'],
+    [{ ...base, ADX_TRUNCATES_TABLE: 'Cdc Truncates' }, 'ADX_TRUNCATES_TABLE'],
+    [{ ...base, ADX_TRUNCATES_TABLE: 'orderslatest' }, 'ADX_TRUNCATES_TABLE: name orderslatest is also used by the route of retail.orders_info'],
   ])('fails fast naming the setting (%j)', (env, name) => {
     const error = configError(env);
     expect(error.message).toContain(name);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { DEFAULT_ROUTES, findNewColumns, resolveRoute, toHistoryRows, toJsonLines, toTableRow } from '../../../src/shared/adx/index.js';
+import { DEFAULT_ROUTES, findNewColumns, resolveRoute, toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/index.js';
 import { adxEvent, holdingRow, orderRow } from './helpers/events.js';
 
 const orders = resolveRoute(DEFAULT_ROUTES[0]!, 'orders');
@@ -100,11 +100,45 @@ describe('toHistoryRows (per-column change history)', () => {
     ]);
   });
 
-  it('skips unchanged TOAST columns, snapshot reads and truncates', () => {
+  it('skips unchanged TOAST columns and snapshot reads', () => {
     const toast = adxEvent({ op: 'u', before: null, after: orderRow('7'), lsn: 60, unchangedToast: ['city'] });
     expect(toHistoryRows(toast, orders).map((r) => r.Column)).toEqual(['custid', 'amount', 'purchase_time']);
     expect(toHistoryRows(adxEvent({ op: 'r', after: orderRow('7'), lsn: 61 }), orders)).toEqual([]);
-    expect(toHistoryRows(adxEvent({ op: 't', lsn: 62 }), orders)).toEqual([]);
+    expect(toHistoryRows(adxEvent({ op: 'm', lsn: 63 }), orders)).toEqual([]);
+  });
+
+  it('records a truncate as one row without column or key (as the Elasticsearch history does)', () => {
+    expect(toHistoryRows(adxEvent({ table: 'bank.holding', op: 't', lsn: 62 }), holding)).toEqual([
+      {
+        SourceTable: 'bank.holding',
+        Key: null,
+        Op: 't',
+        CommitTime: '2020-10-07T07:56:32.691Z',
+        Lsn: 62,
+        TxId: 653,
+        Context: null,
+        Column: null,
+        OldValue: null,
+        NewValue: null,
+        OldValueKnown: false,
+      },
+    ]);
+  });
+});
+
+describe('toTruncateRow (the truncates table)', () => {
+  it('is the source table, the ADX table whose rows it removes, the truncate LSN, commit time and transaction', () => {
+    expect(toTruncateRow(adxEvent({ op: 't', lsn: 34230000 }), orders)).toEqual({
+      SourceTable: 'retail.orders_info',
+      Table: 'Orders',
+      Lsn: 34230000,
+      CommitTime: '2020-10-07T07:56:32.691Z',
+      TxId: 653,
+    });
+  });
+
+  it('is null for every other operation', () => {
+    for (const op of ['c', 'u', 'd', 'r', 'm'] as const) expect(toTruncateRow(adxEvent({ op, after: orderRow('1'), lsn: 5 }), orders)).toBeNull();
   });
 });
 

@@ -5,7 +5,7 @@
  * without a diagnostic; `validateKql` reports those (and bad/skipped syntax nodes) too.
  */
 import { createRequire } from 'node:module';
-import { HISTORY_COLUMNS, latestViewQuery, tableColumns } from '../../../../src/shared/adx/index.js';
+import { currentFunctionBody, DEFAULT_TRUNCATES_TABLE, HISTORY_COLUMNS, latestViewQuery, tableColumns, TRUNCATE_COLUMNS } from '../../../../src/shared/adx/index.js';
 import type { AdxTableRoute, ColumnDef } from '../../../../src/shared/adx/index.js';
 
 interface Diagnostic {
@@ -48,16 +48,19 @@ function schemaText(columns: readonly ColumnDef[]): string {
   return `(${columns.map((c) => `['${c.name}']:${c.type}`).join(', ')})`;
 }
 
-/** The database as `adx:setup` leaves it: tables, history tables, views and functions of every route. */
-export function databaseFor(routes: readonly AdxTableRoute[], extraColumns: Record<string, ColumnDef[]> = {}): unknown {
+/**
+ * The database as `adx:setup` leaves it: the truncates table, and the tables, history tables, views
+ * and functions of every route (function bodies as the setup writes them).
+ */
+export function databaseFor(routes: readonly AdxTableRoute[], extraColumns: Record<string, ColumnDef[]> = {}, truncatesTable = DEFAULT_TRUNCATES_TABLE): unknown {
   const K = kusto();
-  const members: unknown[] = [];
+  const members: unknown[] = [new K.Symbols.TableSymbol.$ctor7(truncatesTable, schemaText(TRUNCATE_COLUMNS), null)];
   for (const route of routes) {
     const columns = tableColumns(route, extraColumns[route.table] ?? []);
     members.push(new K.Symbols.TableSymbol.$ctor7(route.table, schemaText(columns), null));
     if (route.historyTable !== null) members.push(new K.Symbols.TableSymbol.$ctor7(route.historyTable, schemaText(HISTORY_COLUMNS), null));
     members.push(new K.Symbols.MaterializedViewSymbol.$ctor3(route.latestView, schemaText(columns), latestViewQuery(route), null));
-    members.push(new K.Symbols.FunctionSymbol.$ctor16(route.currentFunction, '()', `{ ['${route.latestView}'] | where not(['__deleted']) }`, null));
+    members.push(new K.Symbols.FunctionSymbol.$ctor16(route.currentFunction, '()', currentFunctionBody(route, truncatesTable), null));
   }
   return K.GlobalState.Default.WithDatabase(new K.Symbols.DatabaseSymbol.ctor('cdc', members));
 }

@@ -49,7 +49,9 @@ export interface KustoStandIn {
   close(): Promise<void>;
 }
 
-type Column = [name: string, type: 'string' | 'long' | 'datetime' | 'guid'];
+type Column = [name: string, type: 'string' | 'long' | 'datetime' | 'guid' | 'bool'];
+
+const DATA_TYPES = { string: 'String', long: 'Int64', guid: 'Guid', datetime: 'DateTime', bool: 'Boolean' } as const;
 
 /** A v1 management response with one table. */
 export function v1Table(columns: Column[], rows: unknown[][]): unknown {
@@ -57,7 +59,7 @@ export function v1Table(columns: Column[], rows: unknown[][]): unknown {
     Tables: [
       {
         TableName: 'Table_0',
-        Columns: columns.map(([name, type]) => ({ ColumnName: name, DataType: type === 'string' ? 'String' : type === 'long' ? 'Int64' : type === 'guid' ? 'Guid' : 'DateTime', ColumnType: type })),
+        Columns: columns.map(([name, type]) => ({ ColumnName: name, DataType: DATA_TYPES[type], ColumnType: type })),
         Rows: rows,
       },
     ],
