@@ -104,4 +104,23 @@ describe('adxSink handler', () => {
     expect(report.outcomes.filter((o) => o.status === 'deadLetter')).toHaveLength(5);
     expect([...deadLetters.documents.values()].filter((d) => d.reason.includes('rejected'))).toHaveLength(3);
   });
+
+  it('delivers a truncate through the handler: a row in CdcTruncates with the batch tag, a history row, no table row', async () => {
+    const { ingestor, deadLetters, handler } = setup();
+    const batch = [hostBody(changeEvent({ after: order(7), lsn: 500 })), hostBody(changeEvent({ op: 't', lsn: 600 })), hostBody(changeEvent({ after: order(8), lsn: 700 }))];
+    const { messages, context } = triggerBatch(batch, { functionName: 'adxSink', partitionId: '1', firstOffset: 10 });
+
+    const report = await handler(messages, context);
+
+    expect(report).toMatchObject({ total: 3, ok: 3, deadLettered: 0, retried: 0 });
+    expect(deadLetters.documents.size).toBe(0);
+    const tag = ingestor.requests[0]!.tag;
+    expect(ingestor.requests.map((r) => [r.table, r.mapping, r.rows, r.tag])).toEqual([
+      ['Orders', 'OrdersEventMapping', 2, tag],
+      ['OrdersHistory', 'OrdersHistoryMapping', 9, tag],
+      ['CdcTruncates', 'CdcTruncatesMapping', 1, tag],
+    ]);
+    expect(text(ingestor.requests[2]!.data)).toEqual([{ SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2023-11-14T22:13:20.000Z', TxId: 653 }]);
+    expect(text(ingestor.requests[1]!.data).filter((r) => r.Op === 't')).toEqual([expect.objectContaining({ Column: null, Key: null, Lsn: 600 })]);
+  });
 });

@@ -4,6 +4,7 @@
  * before the batch that carries them is ingested. A truncate is a row in the truncates table (its
  * LSN hides the table's older rows in the current-rows function) and a history row.
  */
+import { createHash } from 'node:crypto';
 import { silentLogger, type Logger } from '../logger.js';
 import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand } from './commands.js';
 import { AdxBatchWriteError, AdxSinkError, toAdxSinkError, type AdxTableFailure } from './errors.js';
@@ -69,10 +70,22 @@ export function parseSchemaRows(rows: readonly Record<string, unknown>[]): Colum
   }
 }
 
+/**
+ * The mapping name for a column set: `<mapping>_<12 hex of the columns' names and types>`. A name
+ * always denotes the same mapping, so instances that add different columns at the same moment never
+ * overwrite a mapping another one ingests with (each ingests with the mapping of the schema it read).
+ */
+export function versionedMappingName(mapping: string, columns: readonly ColumnDef[]): string {
+  const hash = createHash('sha256').update(columns.map((c) => `${c.name}:${c.type}`).join('\n')).digest('hex');
+  return `${mapping}_${hash.slice(0, 12)}`;
+}
+
 export class AdxSink {
   private readonly routesByName = new Map<string, AdxTableRoute>();
   /** Columns added at run time, per ADX table (the declared ones come from the route). */
   private readonly discovered = new Map<string, ColumnDef[]>();
+  /** Mapping this process ingests with, per ADX table, once it has added a column (default: the route's). */
+  private readonly mappings = new Map<string, string>();
   private readonly logger: Logger;
 
   constructor(private readonly options: AdxSinkOptions) {
@@ -150,7 +163,7 @@ export class AdxSink {
     const tag = ingestionTag(route.source, batch.partitionId, batch.firstOffset, batch.lastOffset);
     if (rows.length > 0) {
       const addedColumns = await this.ensureColumns(route, rows, logger);
-      await this.ingest(route, route.table, route.mapping, rows, tag, logger);
+      await this.ingest(route, route.table, this.mappings.get(route.table) ?? route.mapping, rows, tag, logger);
       results.push({ table: route.table, sourceTable: route.source, rows: rows.length, tag, addedColumns });
     }
     if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
@@ -172,9 +185,11 @@ export class AdxSink {
   }
 
   /**
-   * `.alter-merge table` for columns the table does not have yet, then the mapping rewritten from the
-   * table's schema as ADX reports it (so columns another process or an earlier run added stay mapped),
-   * falling back to the columns this process knows if the schema cannot be read.
+   * `.alter-merge table` for columns the table does not have yet, then a mapping of the table's schema
+   * as ADX reports it (so columns another process or an earlier run added stay mapped; the columns this
+   * process knows if the schema cannot be read), named after its columns (`versionedMappingName`):
+   * this process ingests with that mapping from now on. The route's mapping (declared columns, written
+   * by `adx:setup`) is left alone, so no instance can overwrite the mapping another one relies on.
    */
   private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[], logger: Logger): Promise<ColumnDef[]> {
     const known = this.knownColumns(route);
@@ -191,7 +206,9 @@ export class AdxSink {
     await run(alterMergeCommand(route, added));
     const reported = parseSchemaRows(await run(showSchemaCommand(route.table)));
     const columns = reported.length > 0 ? reported : tableColumns(route, [...known, ...added]);
-    await run(mappingCommand(route.table, route.mapping, columns));
+    const mapping = versionedMappingName(route.mapping, columns);
+    await run(mappingCommand(route.table, mapping, columns));
+    this.mappings.set(route.table, mapping);
     const declared = new Set([...route.columns.map((c) => c.name), ...CDC_COLUMN_NAMES]);
     const extra = new Map([...known, ...added, ...columns].filter((c) => !declared.has(c.name)).map((c) => [c.name, c] as const));
     this.discovered.set(route.table, [...extra.values()]);

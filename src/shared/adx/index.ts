@@ -8,7 +8,7 @@ import { AdxSink } from './adxSink.js';
 import { createClients } from './clients.js';
 import { describeAdxConfig, loadAdxConfig } from './config.js';
 
-export { AdxSink, findNewColumns, parseSchemaRows, toJsonLines } from './adxSink.js';
+export { AdxSink, findNewColumns, parseSchemaRows, toJsonLines, versionedMappingName } from './adxSink.js';
 export type { AdxSinkOptions } from './adxSink.js';
 export { connectionFactory, createClients, inlineIngestCommand, KustoControlClient } from './clients.js';
 export type { ControlClient, IngestRequest, Ingestor } from './clients.js';

@@ -15,8 +15,12 @@ import {
   KustoControlClient,
   loadAdxConfig,
   loadAdxSchemaConfig,
+  DEFAULT_ROUTES,
+  resolveRoute,
   runAdxSetup,
   setupCommands,
+  tableColumns,
+  versionedMappingName,
   type AdxBatch,
   type AdxSink,
 } from '../../../src/shared/adx/index.js';
@@ -202,18 +206,24 @@ describe('AdxSink, queued ingestion (default)', () => {
     const before = (await decodedMessages(storage)).length;
     const result = await sink.writeBatch(batch([['retail.orders_info', asRecords([withCoupon])]], '9001', '9001'));
     expect(result[0]!.addedColumns).toEqual([{ name: 'coupon', type: 'string' }]);
+    // The stand-in answers `.show table ... schema` with nothing: the sink maps the columns it knows.
+    const couponMapping = versionedMappingName('OrdersEventMapping', tableColumns(resolveRoute(DEFAULT_ROUTES[0]!, 'r'), [{ name: 'coupon', type: 'string' }]));
     expect(engine.commands.map((c) => [c.db, c.csl.split(" '[")[0]])).toEqual([
       ['cdcdb', ".alter-merge table ['Orders'] (['coupon']:string)"],
       ['cdcdb', ".show table ['Orders'] schema as json"],
-      ['cdcdb', ".create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping'"],
+      ['cdcdb', `.create-or-alter table ['Orders'] ingestion json mapping '${couponMapping}'`],
     ]);
+    expect(couponMapping).toMatch(/^OrdersEventMapping_[0-9a-f]{12}$/);
     expect(engine.commands[2]!.csl).toContain(`{"column":"coupon","datatype":"string","Properties":{"Path":"$.coupon"}}`);
     const [message] = (await decodedMessages(storage)).slice(before);
+    // The batch is ingested with the mapping of the columns this process read after its alter.
+    expect(message!.AdditionalProperties.ingestionMappingReference).toBe(couponMapping);
     expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toContain('"coupon":"SPRING"');
 
-    // Known from now on: no second alter.
+    // Known from now on: no second alter, same mapping.
     await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'));
     expect(engine.commands).toHaveLength(3);
+    expect((await decodedMessages(storage)).at(-2)!.AdditionalProperties.ingestionMappingReference).toBe(couponMapping);
   });
   it('records a truncate in the truncates table with the same tag, and as one history row; the table itself gets no row', async () => {
     const before = (await decodedMessages(storage)).length;
@@ -374,6 +384,56 @@ describe('AdxSink, new columns after a restart', () => {
   });
 });
 
+describe('AdxSink, two instances adding different columns at the same moment', () => {
+  it("never overwrites the mapping another instance ingests with (each mapping name denotes one column set)", async () => {
+    const base = [
+      ...['orderid', 'custid', 'city'].map((n) => ({ Name: n, CslType: 'string' })),
+      { Name: 'amount', CslType: 'int' },
+      { Name: 'purchase_time', CslType: 'datetime' },
+      { Name: '__op', CslType: 'string' },
+      { Name: '__lsn', CslType: 'long' },
+    ];
+    // The race: A adds `a` and reads the schema; B adds `b`, reads, writes its mapping and ingests;
+    // then A writes its mapping (from its older read, without `b`) and ingests. Replayed in that
+    // order of effects: B's commands first, then A's with the schema A had read.
+    let schema = [...base, { Name: 'a', CslType: 'long' }, { Name: 'b', CslType: 'string' }];
+    const engine = await startKustoStandIn({
+      onCommand: (c) =>
+        c.csl.startsWith('.show table') ? { status: 200, body: v1Table([['TableName', 'string'], ['Schema', 'string']], [['Orders', JSON.stringify({ Name: 'Orders', OrderedColumns: schema })]]) } : undefined,
+    });
+    const env = { ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' };
+    const a = createAdxSinkFromEnv(env);
+    const b = createAdxSinkFromEnv(env);
+    try {
+      await b.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('81'), b: 'B' }, lsn: 91 })])]], '1', '1', '1'));
+      schema = [...base, { Name: 'a', CslType: 'long' }];
+      await a.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('80'), a: 1 }, lsn: 90 })])]], '1', '1', '0'));
+
+      const mappingText = (csl: string): string => csl.slice(csl.indexOf("'[") + 1, -1);
+      const definitions = new Map<string, Set<string>>();
+      for (const c of engine.commands) {
+        const m = /ingestion json mapping '([^']+)' /.exec(c.csl);
+        if (m) definitions.set(m[1]!, (definitions.get(m[1]!) ?? new Set()).add(mappingText(c.csl)));
+      }
+      expect([...definitions.values()].every((texts) => texts.size === 1)).toBe(true);
+      const used = (row: string): string => /ingestionMappingReference='([^']+)'/.exec(engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']") && c.csl.includes(row))!.csl)![1]!;
+      const bMapping = used('"orderid":"81"');
+      const aMapping = used('"orderid":"80"');
+      expect(bMapping).not.toBe(aMapping);
+      // B's ingestion still finds `b` in its mapping after A's write (with one shared mapping name,
+      // A's later write would have dropped it and B's queued rows would lose the column).
+      expect(JSON.parse([...definitions.get(bMapping)!][0]!)).toContainEqual({ column: 'b', datatype: 'string', Properties: { Path: '$.b' } });
+      expect(JSON.parse([...definitions.get(aMapping)!][0]!)).toContainEqual({ column: 'a', datatype: 'long', Properties: { Path: '$.a' } });
+      // The route's own mapping (written by adx:setup) is never rewritten by the sink.
+      expect(definitions.has('OrdersEventMapping')).toBe(false);
+    } finally {
+      a.close();
+      b.close();
+      await engine.close();
+    }
+  });
+});
+
 describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   let engine: KustoStandIn;
   let sink: AdxSink;
@@ -393,8 +453,8 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
     expect(engine.commands.map((c) => c.csl.split('\n')[0])).toEqual([
       ".alter-merge table ['Orders'] (['note']:string)",
       ".show table ['Orders'] schema as json",
-      expect.stringMatching(/^\.create-or-alter table \['Orders'\] ingestion json mapping 'OrdersEventMapping' /),
-      `.ingest inline into table ['Orders'] with (format='json', ingestionMappingReference='OrdersEventMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
+      expect.stringMatching(/^\.create-or-alter table \['Orders'\] ingestion json mapping 'OrdersEventMapping_[0-9a-f]{12}' /),
+      expect.stringMatching(/^\.ingest inline into table \['Orders'\] with \(format='json', ingestionMappingReference='OrdersEventMapping_[0-9a-f]{12}', tags/),
       `.ingest inline into table ['OrdersHistory'] with (format='json', ingestionMappingReference='OrdersHistoryMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
     ]);
     const ingest = engine.commands[3]!.csl;
