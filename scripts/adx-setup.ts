@@ -1,8 +1,10 @@
 /**
- * `npm run adx:setup [-- --dry-run]`: for every table in ADX_TABLE_ROUTES, the table (source columns
- * + CDC columns), its JSON mapping, the change-history table and mapping, the ingestion batching
- * policy, the latest-state materialized view and the `<Table>Current()` function. Safe to run again.
- * `--dry-run` prints the commands without connecting (only the routing settings are needed).
+ * `npm run adx:setup [-- --dry-run]`: the truncates table (ADX_TRUNCATES_TABLE), then for every table
+ * in ADX_TABLE_ROUTES the table (source columns + CDC columns), its JSON mapping, the change-history
+ * table and mapping, the ingestion batching policy, the latest-state materialized view
+ * (`autoUpdateSchema`; an existing view is upgraded / re-enabled first) and the `<Table>Current()`
+ * function. Safe to run again. `--dry-run` prints the commands without connecting (only the routing
+ * settings are needed).
  */
 import { KustoControlClient, connectionFactory } from '../src/shared/adx/clients.js';
 import { describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig } from '../src/shared/adx/config.js';
