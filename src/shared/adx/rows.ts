@@ -3,6 +3,7 @@
  * columns) and, for the change-history table, one row per changed column.
  */
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
+import { columnChanges } from '../history/pivot.js';
 import type { AdxTableRoute } from './types.js';
 
 export type AdxRow = Record<string, unknown>;
@@ -71,10 +72,6 @@ export function toTruncateRow(event: ChangeEvent, route: AdxTableRoute): AdxRow 
   };
 }
 
-function sameValue(a: unknown, b: unknown): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
 function pick(image: RowImage | null, columns: readonly string[]): Record<string, unknown> | null {
   if (image === null || columns.length === 0) return null;
   const out: Record<string, unknown> = {};
@@ -111,7 +108,6 @@ export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[
   }
   if ((event.op !== 'c' && event.op !== 'u' && event.op !== 'd') || isPointerWithoutImage(event)) return [];
   const { before, after } = event;
-  const toast = new Set(event.source.unchanged_toast ?? []);
   const keys = new Set(route.keys);
   // Default: the declared columns plus any the images carry, so a key-only delete still records
   // (as unknown old values) which columns went away.
@@ -128,21 +124,5 @@ export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[
     TxId: event.source.txId,
     Context: pick(after ?? before, route.historyContext),
   };
-  const rows: AdxRow[] = [];
-  for (const column of tracked) {
-    if (toast.has(column)) continue;
-    if (event.op === 'c') {
-      if (after === null || !(column in after)) continue;
-      rows.push({ ...base, Column: column, OldValue: null, NewValue: after[column], OldValueKnown: true });
-    } else if (event.op === 'u') {
-      if (after === null || !(column in after)) continue;
-      const known = before !== null && column in before;
-      if (known && sameValue(before[column], after[column])) continue;
-      rows.push({ ...base, Column: column, OldValue: known ? before[column] : null, NewValue: after[column], OldValueKnown: known });
-    } else {
-      const known = before !== null && column in before;
-      rows.push({ ...base, Column: column, OldValue: known ? before[column] : null, NewValue: null, OldValueKnown: known });
-    }
-  }
-  return rows;
+  return columnChanges(event, tracked).map((change) => ({ ...base, ...change }));
 }

@@ -61,23 +61,41 @@ export function historyRows(event: ChangeEvent, route: HistoryRoute = {}): Histo
   if (op === 't') return [{ ...base, Column: null, OldValue: null, NewValue: null, OldValueKnown: false }];
 
   const keyColumns = new Set(Object.keys(key ?? {}));
-  const toast = new Set(event.source.unchanged_toast ?? []);
   const tracked = route.columns ?? [...new Set([...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
-  const rows: HistoryRow[] = [];
+  return columnChanges(event, tracked).map((change) => ({ ...base, ...change }));
+}
+
+/** One changed column of one event: the part of a history row both sinks (ES and ADX) share. */
+export interface ColumnChange {
+  Column: string;
+  OldValue: unknown;
+  NewValue: unknown;
+  OldValueKnown: boolean;
+}
+
+/**
+ * The pivot itself, for an insert, update or delete: one entry per tracked column that the event
+ * changed (rules in the header comment). Unchanged TOAST columns are skipped: their new value is not
+ * in the event.
+ */
+export function columnChanges(event: Pick<ChangeEvent, 'op' | 'before' | 'after' | 'source'>, tracked: readonly string[]): ColumnChange[] {
+  const { op, before, after } = event;
+  const toast = new Set(event.source.unchanged_toast ?? []);
+  const changes: ColumnChange[] = [];
   for (const column of tracked) {
     if (toast.has(column)) continue;
     if (op === 'c') {
       if (!after || !(column in after)) continue;
-      rows.push({ ...base, Column: column, OldValue: null, NewValue: after[column], OldValueKnown: true });
+      changes.push({ Column: column, OldValue: null, NewValue: after[column], OldValueKnown: true });
     } else if (op === 'u') {
       if (!after || !(column in after)) continue;
       const known = before !== null && column in before;
       if (known && sameValue(before[column], after[column])) continue;
-      rows.push({ ...base, Column: column, OldValue: known ? before[column] : null, NewValue: after[column], OldValueKnown: known });
-    } else {
+      changes.push({ Column: column, OldValue: known ? before[column] : null, NewValue: after[column], OldValueKnown: known });
+    } else if (op === 'd') {
       const known = before !== null && column in before;
-      rows.push({ ...base, Column: column, OldValue: known ? before[column] : null, NewValue: null, OldValueKnown: known });
+      changes.push({ Column: column, OldValue: known ? before[column] : null, NewValue: null, OldValueKnown: known });
     }
   }
-  return rows;
+  return changes;
 }
