@@ -45,6 +45,8 @@ export interface ReaderConfig {
   healthPort: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   appInsightsConnectionString: string | undefined;
+  /** OpenTelemetry metric export (used only with `appInsightsConnectionString`). */
+  otel: { exportIntervalMs: number; serviceName: string };
 }
 
 export class ConfigError extends Error {
@@ -191,6 +193,35 @@ export function secretsOf(config: ReaderConfig): string[] {
   );
 }
 
+/**
+ * Application Insights connection string: needs `InstrumentationKey=<lower-case GUID>` (the exporter
+ * rejects anything else) and an `IngestionEndpoint` that is an http(s) URL when given.
+ */
+function appInsightsConnectionString(env: Env): string | undefined {
+  const name = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
+  const cs = optional(env, name);
+  if (cs === undefined) return undefined;
+  const fields = new Map(
+    cs
+      .split(';')
+      .map((kv) => kv.trim())
+      .filter(Boolean)
+      .map((kv) => {
+        const i = kv.indexOf('=');
+        return [kv.slice(0, i < 0 ? kv.length : i).trim().toLowerCase(), i < 0 ? '' : kv.slice(i + 1).trim()] as const;
+      }),
+  );
+  const ikey = fields.get('instrumentationkey') ?? '';
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ikey)) {
+    throw new ConfigError(name, 'an Application Insights connection string with InstrumentationKey=<lower-case GUID>', cs, true);
+  }
+  const ingestion = fields.get('ingestionendpoint');
+  if (ingestion !== undefined && !/^https?:\/\/[^\s/]+/i.test(ingestion)) {
+    throw new ConfigError(name, 'an IngestionEndpoint=https://... in the connection string', cs, true);
+  }
+  return cs;
+}
+
 export function loadConfig(env: Env = process.env): ReaderConfig {
   const ehConnectionString = optional(env, 'EVENTHUBS_CONNECTION_STRING');
   const brokersRaw = optional(env, 'KAFKA_BROKERS');
@@ -256,6 +287,11 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     deadLetter: { connectionString: dlCs, accountUrl: dlUrl, container },
     healthPort: int(env, 'HEALTH_PORT', 8080, 0, 65535),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], 'info'),
-    appInsightsConnectionString: optional(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING'),
+    appInsightsConnectionString: appInsightsConnectionString(env),
+    otel: {
+      // The standard OpenTelemetry SDK variable (milliseconds, default 60000).
+      exportIntervalMs: int(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, 500, 3_600_000),
+      serviceName: str(env, 'OTEL_SERVICE_NAME', 'pg-cdc-reader'),
+    },
   };
 }

@@ -29,7 +29,10 @@ async function main(): Promise<number> {
       : null;
   if (!deadLetter) log.warn('no dead-letter store configured: an event larger than the hub limit will stop the reader');
   const reader = new Reader({ config, log, publisher, deadLetter });
-  const otel = config.appInsightsConnectionString ? await attachOpenTelemetry(config.appInsightsConnectionString, reader.metrics, log) : null;
+  const otel = config.appInsightsConnectionString
+    ? await attachOpenTelemetry({ connectionString: config.appInsightsConnectionString, exportIntervalMs: config.otel.exportIntervalMs, serviceName: config.otel.serviceName, slot: config.slotName }, reader.metrics, log)
+    : null;
+  if (!otel) log.info('APPLICATIONINSIGHTS_CONNECTION_STRING not set: metrics only on /metrics and in the logs');
   const health = config.healthPort > 0 ? await startHealthServer(config.healthPort, { live: () => reader.phase !== 'failed', ready: () => reader.ready, metrics: () => reader.metrics.toJSON(), resetMetrics: () => reader.metrics.commitToAckMs.reset() }) : null;
 
   let signalled = false;
@@ -50,7 +53,12 @@ async function main(): Promise<number> {
     code = 1;
   }
   await publisher.close().catch(() => undefined);
-  await otel?.shutdown().catch(() => undefined);
+  // Last metric export; bounded so an unreachable ingestion endpoint cannot hold the exit.
+  if (otel) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([otel.shutdown().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
+  }
   health?.close();
   return code;
 }

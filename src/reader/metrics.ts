@@ -1,6 +1,7 @@
 /**
- * Reader metrics. Kept in-process (served as JSON on /metrics of the health port, and logged every
- * minute); exported through OpenTelemetry when an exporter is attached (see `attachOpenTelemetry`).
+ * Reader metrics: the single place where the reader's figures are kept. Served as JSON on /metrics of
+ * the health port, logged every minute, and observed by the OpenTelemetry instruments of `otel.ts`
+ * (Application Insights export), which read these fields and never keep counts of their own.
  */
 
 /** Latency histogram: exact percentiles over the most recent `window` samples (a ring buffer). */
@@ -9,10 +10,20 @@ export class Histogram {
   private next = 0;
   count = 0;
   sum = 0;
+  /** Called with every recorded value (the OpenTelemetry histogram subscribes here). */
+  private listeners: ((v: number) => void)[] = [];
   constructor(readonly window = 100_000) {
     this.samples = new Float64Array(window);
   }
+  /** Subscribes to recorded values; returns the unsubscribe function. */
+  subscribe(listener: (v: number) => void): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
   record(v: number): void {
+    for (let i = 0; i < this.listeners.length; i++) this.listeners[i]!(v);
     this.samples[this.next] = v;
     this.next = (this.next + 1) % this.window;
     this.count++;
@@ -32,9 +43,32 @@ export class Histogram {
   }
 }
 
+/** Streamed change events of one table, by `op` (c, u, d, t). */
+export interface TableChanges {
+  schema: string;
+  table: string;
+  byOp: Record<string, number>;
+}
+
+/** Snapshot progress of one table. */
+export interface TableSnapshotProgress {
+  schema: string;
+  table: string;
+  /** Rows delivered to the broker (including those of an interrupted earlier run). */
+  rowsDone: number;
+  /** The planner's estimate (`pg_class.reltuples`) while the table is read, the exact count once done. */
+  rowsTotal: number;
+  done: boolean;
+}
+
 export class ReaderMetrics {
+  /** Streamed change events (snapshot rows not included), the sum of `changesByTable`. */
   changes = 0;
+  /** schema → table → counts by op. */
+  readonly changesByTable = new Map<string, Map<string, TableChanges>>();
   snapshotRows = 0;
+  /** `schema.table` → progress (rows, total, done). */
+  readonly snapshotTables = new Map<string, TableSnapshotProgress>();
   snapshotDone = false;
   deadLettered = 0;
   slotLagBytes: number | null = null;
@@ -44,6 +78,22 @@ export class ReaderMetrics {
   private lastChanges = 0;
   private lastAt = Date.now();
   changesPerSec = 0;
+
+  /** Counts one streamed change event. */
+  countChange(schema: string, table: string, op: string): void {
+    this.changes++;
+    let bySchema = this.changesByTable.get(schema);
+    if (bySchema === undefined) this.changesByTable.set(schema, (bySchema = new Map<string, TableChanges>()));
+    let t = bySchema.get(table);
+    if (t === undefined) bySchema.set(table, (t = { schema, table, byOp: {} }));
+    t.byOp[op] = (t.byOp[op] ?? 0) + 1;
+  }
+
+  /** Records the snapshot progress of a table; `added` rows were delivered since the last call. */
+  snapshotProgress(p: TableSnapshotProgress, added: number): void {
+    this.snapshotRows += added;
+    this.snapshotTables.set(`${p.schema}.${p.table}`, { ...p, rowsTotal: p.done ? p.rowsDone : Math.max(p.rowsTotal, p.rowsDone) });
+  }
 
   /** Updates the rate gauges; call periodically. */
   tick(now = Date.now()): void {
@@ -57,9 +107,11 @@ export class ReaderMetrics {
   toJSON(): Record<string, unknown> {
     return {
       changes: this.changes,
+      changesByTable: Object.fromEntries([...this.changesByTable.values()].flatMap((m) => [...m.values()].map((t) => [`${t.schema}.${t.table}`, { ...t.byOp }]))),
       changesPerSec: Math.round(this.changesPerSec),
       snapshotRows: this.snapshotRows,
       snapshotDone: this.snapshotDone,
+      snapshotTables: [...this.snapshotTables.values()],
       deadLettered: this.deadLettered,
       slotLagBytes: this.slotLagBytes,
       slotLagSeconds: this.slotLagSeconds,

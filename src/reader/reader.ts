@@ -152,7 +152,7 @@ export class Reader {
       try {
         const result = await Promise.race([
           runSnapshot(
-            { client: snapClient, types, progress: progress!, records, pipeline: snapPipeline, tracker: snapTracker, log: log.child({ phase: 'snapshot' }), serverName: config.serverName, db: config.pg.database, chunkRows: config.snapshotChunkRows, isStopping: () => this.stopping, onRows: (n) => (this.metrics.snapshotRows += n) },
+            { client: snapClient, types, progress: progress!, records, pipeline: snapPipeline, tracker: snapTracker, log: log.child({ phase: 'snapshot' }), serverName: config.serverName, db: config.pg.database, chunkRows: config.snapshotChunkRows, isStopping: () => this.stopping, onProgress: (p, added) => this.metrics.snapshotProgress(p, added) },
             { tables: toRead, progress: planned, versionLsn: snapshotPlan.versionLsn, exportedSnapshot: exported?.snapshot ?? null },
           ),
           failed,
@@ -205,7 +205,7 @@ export class Reader {
     const stream = new ChangeStream({
       pg: this.pgConfig(), slot: config.slotName, publication: config.publicationName, query, types, records, pipeline, tracker,
       log: log.child({ phase: 'stream' }), serverName: config.serverName, db: config.pg.database, statusIntervalMs: config.statusIntervalMs,
-      stateSchema: config.stateSchema, confirmedFlush, onFatal: (err) => this.fatal?.(err), onEvents: (n) => (this.metrics.changes += n),
+      stateSchema: config.stateSchema, confirmedFlush, onFatal: (err) => this.fatal?.(err), onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
     });
     this.stream = stream;
     await Promise.race([stream.start(), failed]);

@@ -44,7 +44,8 @@ export interface StreamDeps {
   /** The slot's confirmed_flush_lsn at start (what is already acknowledged). */
   confirmedFlush: Lsn | null;
   onFatal: (err: Error) => void;
-  onEvents?: (count: number) => void;
+  /** Called for every change event handed to the pipeline. */
+  onEvent?: (schema: string, table: string, op: string) => void;
 }
 
 interface OpenTx {
@@ -279,7 +280,8 @@ export class ChangeStream {
       const record = this.d.records.tryBuild(events[i]!);
       if (record === null) return this.publishSlow(events.slice(i), tx);
       this.d.pipeline.enqueue(record, tx.entry);
-      this.d.onEvents?.(1);
+      const e = events[i]!;
+      this.d.onEvent?.(e.source.schema, e.source.table, e.op);
     }
     return this.d.pipeline.saturated ? this.d.pipeline.waitForCapacity() : undefined;
   }
@@ -288,7 +290,7 @@ export class ChangeStream {
   private async publishSlow(events: ChangeEvent[], tx: OpenTx): Promise<void> {
     for (const event of events) {
       this.d.pipeline.enqueue(await this.d.records.build(event), tx.entry);
-      this.d.onEvents?.(1);
+      this.d.onEvent?.(event.source.schema, event.source.table, event.op);
     }
     if (this.d.pipeline.saturated) await this.d.pipeline.waitForCapacity();
   }

@@ -13,6 +13,7 @@ import type { Pipeline } from '../publish/pipeline.js';
 import type { AckTracker } from '../publish/ackTracker.js';
 import type { Logger } from '../logger.js';
 import type { Lsn } from '../lsn.js';
+import type { TableSnapshotProgress } from '../metrics.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import { qualified, quoteIdent } from '../replication/sql.js';
@@ -30,7 +31,8 @@ export interface SnapshotDeps {
   db: string;
   chunkRows: number;
   isStopping: () => boolean;
-  onRows?: (rows: number) => void;
+  /** Progress of a table: at its start, after every delivered chunk (`added` rows), when skipped as done. */
+  onProgress?: (p: TableSnapshotProgress, added: number) => void;
 }
 
 export interface SnapshotPlan {
@@ -52,7 +54,10 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
     log.info('snapshot started', { tables: plan.tables.length, exported: plan.exportedSnapshot !== null, versionLsn: plan.versionLsn.toString() });
     for (const table of plan.tables) {
       const p = plan.progress.find((x) => x.schema === table.schema && x.table === table.table) ?? { schema: table.schema, table: table.table, lastKey: null, rows: 0, done: false };
-      if (p.done) continue;
+      if (p.done) {
+        deps.onProgress?.({ schema: p.schema, table: p.table, rowsDone: p.rows, rowsTotal: p.rows, done: true }, 0);
+        continue;
+      }
       const result = await snapshotTable(deps, plan, table, p);
       if (result === 'stopped') return 'stopped';
     }
@@ -74,6 +79,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
   const startRows = p.rows;
   let lastLog = started;
   const order = chunkKey.map(quoteIdent).join(', ');
+  deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: keyed ? p.rows : 0, rowsTotal: estimate, done: false }, 0);
   if (!keyed) {
     // No usable unique key: read in one pass (a crash restarts this table).
     await client.query(`DECLARE cdc_snap NO SCROLL CURSOR FOR SELECT * FROM ${name}`);
@@ -115,10 +121,10 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
     if (deps.isStopping() && deps.pipeline.pendingRecords > 0) return 'stopped';
     const n = res.rows.length;
     p.rows += n;
-    deps.onRows?.(n);
     const last = res.rows[n - 1] as Record<string, string | null> | undefined;
     if (keyed && last) p.lastKey = chunkKey.map((k) => last[k] as string);
     p.done = n < deps.chunkRows;
+    deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: p.rows, rowsTotal: estimate, done: p.done }, n);
     if (keyed || p.done) await deps.progress.save(p);
     const t = Date.now();
     if (p.done || t - lastLog > 5_000) {
