@@ -65,7 +65,9 @@ function startReader(healthPort) {
     CDC_SNAPSHOT_MODE: 'never', HEALTH_PORT: String(healthPort), LOG_LEVEL: 'warn', DEADLETTER_CONTAINER: tag.replace(/_/g, '-'),
   };
   // The compiled entry point, as in the container (`npm run bench:reader` builds first).
-  const proc = spawn(process.execPath, ['--max-old-space-size=128', '--max-semi-space-size=8', 'dist/src/reader/main.js'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each reader process there (profiling, not for figures).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...prof, '--max-old-space-size=128', '--max-semi-space-size=8', 'dist/src/reader/main.js'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => proc.on('exit', r));
   return { proc, exited, port: healthPort };
 }

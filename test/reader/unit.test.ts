@@ -7,7 +7,7 @@ import { memoryLogger, createLogger } from '../../src/reader/logger.js';
 import { formatLsn, parseLsn } from '../../src/reader/lsn.js';
 import { redact } from '../../src/reader/redact.js';
 import { decodeBytea, decodeFloat, decodeInt8, decodeJson, decodeTimestamp, decodeTimestamptz, parseArray, decodeInt } from '../../src/reader/encode/pgTypes.js';
-import { buildEnvelope, recordKey, topicFor } from '../../src/reader/encode/envelope.js';
+import { buildEnvelope, recordKey, serializeEvent, topicFor } from '../../src/reader/encode/envelope.js';
 import { quoteIdent, quoteLiteral } from '../../src/reader/replication/sql.js';
 import { eventually } from '../helpers/services.js';
 
@@ -231,5 +231,24 @@ describe('pipeline', () => {
     await p.drain();
     expect(pub.sent.flat()).toHaveLength(100);
     expect(p.peakBytesInFlight).toBeLessThan(1000 + 200);
+  });
+});
+
+describe('serializeEvent (hand-assembled envelope JSON)', () => {
+  const base = { serverName: 'pg"cdc', db: 'postgres', schema: 'My Schema', table: 'weird\u2028"name', lsn: 24023128n, commitLsn: 24023320n, lastCommitLsn: 24022904n, txId: 771, sourceTsMs: 1732170000123.456, snapshot: 'false' as const, nowMs: 1732170000130 };
+  const json = decodeJson('{"big": 12345678901234567890, "s": "\\u00e9\\n", "a": [1, null, {"x": 1.50}]}');
+  const cases = [
+    buildEnvelope({ ...base, op: 'c', before: null, after: { id: 1, t: 'é "q" \\ \n', j: json, n: null, f: 'NaN', arr: [1, null, 3] }, key: { id: 1 } }),
+    buildEnvelope({ ...base, op: 'u', before: { id: 1, v: 'a' }, after: { id: 1 }, key: { id: 1 }, unchangedToast: ['doc', 'x"y'] }),
+    buildEnvelope({ ...base, op: 'd', before: { id: '9007199254740993' }, after: null, key: { id: '9007199254740993' } }),
+    buildEnvelope({ ...base, op: 't', before: null, after: null, key: null, lastCommitLsn: null }),
+    buildEnvelope({ ...base, op: 'r', before: null, after: { id: 2 }, key: { a: 1, b: 'x' }, commitLsn: null, lastCommitLsn: null, txId: null, snapshot: 'true', sourceTsMs: Number.NaN }),
+  ];
+  test('every op: byte-identical to JSON.stringify', () => {
+    for (const e of cases) expect(serializeEvent(e, e.key === null ? null : JSON.stringify(e.key))).toBe(JSON.stringify(e));
+  });
+  test('events with other fields fall back to JSON.stringify', () => {
+    const e = { ...cases[0]!, deadletter: { container: 'c', blob: 'b', bytes: 3 } };
+    expect(serializeEvent(e, JSON.stringify(e.key))).toBe(JSON.stringify(e));
   });
 });

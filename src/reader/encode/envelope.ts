@@ -53,6 +53,28 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
   return event;
 }
 
+const J = JSON.stringify;
+const num = (n: number | null | undefined): string => (typeof n === 'number' && Number.isFinite(n) ? String(n) : 'null');
+const str = (v: string | null): string => (v === null ? 'null' : J(v));
+const row = (r: RowImage | null): string => (r === null ? 'null' : J(r));
+
+/**
+ * The event's JSON, byte-identical to `JSON.stringify(event)` for an event made by `buildEnvelope`, but
+ * assembled from the fixed envelope layout with `keyJson` (the record key's JSON) reused, so the key is
+ * serialised once per event and the constant source fields are not walked as an object. Events with
+ * other fields (`transaction`, `deadletter`) go through `JSON.stringify`.
+ */
+export function serializeEvent(event: ChangeEvent, keyJson: string | null): string {
+  if (event.transaction !== undefined || event.deadletter !== undefined) return J(event);
+  const s = event.source;
+  return (
+    `{"before":${row(event.before)},"after":${row(event.after)},"source":{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},` +
+    `"ts_ms":${num(s.ts_ms)},"snapshot":${J(s.snapshot)},"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},` +
+    `"lsn":${num(s.lsn)},"sequence":${str(s.sequence)}${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}` +
+    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}}`
+  );
+}
+
 /** The Kafka record key: the key columns as JSON, in key-column order (Debezium's key without schema). */
 export function recordKey(key: RowImage | null): Buffer | undefined {
   return key === null ? undefined : Buffer.from(JSON.stringify(key));

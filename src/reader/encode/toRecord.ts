@@ -7,7 +7,7 @@ import { errorFields } from '../logger.js';
 import type { DeadLetterStore } from '../publish/deadLetter.js';
 import { deadLetterBlobName, pointerEvent } from '../publish/deadLetter.js';
 import type { OutRecord } from '../publish/publisher.js';
-import { recordKey, topicFor } from './envelope.js';
+import { recordKey, serializeEvent, topicFor } from './envelope.js';
 
 export interface RecordBuilderOptions {
   topic: string;
@@ -27,8 +27,10 @@ export class RecordBuilder {
 
   /** Synchronous fast path; returns null when the event is too large (use `buildLarge`). */
   tryBuild(event: ChangeEvent): OutRecord | null {
-    const value = Buffer.from(JSON.stringify(event));
-    const key = recordKey(event.key);
+    // The key's JSON serves as the record key and inside the value (serialised once).
+    const keyJson = event.key === null ? null : JSON.stringify(event.key);
+    const value = Buffer.from(serializeEvent(event, keyJson));
+    const key = keyJson === null ? undefined : Buffer.from(keyJson);
     // Record overhead (headers, lengths, batch header) stays well under 1 KiB.
     if (value.length + (key?.length ?? 0) + 1024 > this.opts.maxMessageBytes) return null;
     return { topic: this.topic(event), key, value };

@@ -10,7 +10,7 @@
 import type { ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
-import type { ChangeEvent } from '../../shared/events/changeEvent.js';
+import type { ChangeEvent, ChangeOp, RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import type { RecordBuilder } from '../encode/toRecord.js';
 import type { Query, TypeRegistry } from '../encode/typeRegistry.js';
@@ -297,26 +297,27 @@ export class ChangeStream {
 
   private toEvents(lsn: Lsn, tx: OpenTx, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): ChangeEvent[] {
     const now = Date.now();
-    const base = (rel: RelationInfo) => ({
-      serverName: this.d.serverName, db: this.d.db, schema: rel.schema, table: rel.table, lsn,
-      commitLsn: tx.commitLsn, lastCommitLsn: this.lastCommitLsn, txId: tx.xid, sourceTsMs: tx.commitTimeMs,
-      snapshot: 'false' as const, nowMs: now,
-    });
+    // One input object per event (no shared base object spread into each).
+    const env = (rel: RelationInfo, op: ChangeOp, before: RowImage | null, after: RowImage | null, key: RowImage | null, unchangedToast?: string[]): ChangeEvent =>
+      buildEnvelope({
+        op, before, after, key, unchangedToast, serverName: this.d.serverName, db: this.d.db, schema: rel.schema, table: rel.table, lsn,
+        commitLsn: tx.commitLsn, lastCommitLsn: this.lastCommitLsn, txId: tx.xid, sourceTsMs: tx.commitTimeMs, snapshot: 'false', nowMs: now,
+      });
     if (msg.tag === 'truncate') {
       return msg.relations
         .map((r) => this.relation(r.relationOid))
         .filter((rel) => rel.schema !== this.d.stateSchema)
-        .map((rel) => buildEnvelope({ ...base(rel), op: 't', before: null, after: null, key: null }));
+        .map((rel) => env(rel, 't', null, null, null));
     }
     const rel = this.relation(msg.relation.relationOid);
     if (rel.schema === this.d.stateSchema) return [];
     if (msg.tag === 'insert') {
       const { row, unchanged } = decodeTuple(rel, msg.new);
-      return [buildEnvelope({ ...base(rel), op: 'c', before: null, after: row, key: keyOf(rel, row), unchangedToast: unchanged })];
+      return [env(rel, 'c', null, row, keyOf(rel, row), unchanged)];
     }
     if (msg.tag === 'delete') {
       const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
-      return [buildEnvelope({ ...base(rel), op: 'd', before, after: null, key: keyOf(rel, before) })];
+      return [env(rel, 'd', before, null, keyOf(rel, before))];
     }
     const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
@@ -326,10 +327,10 @@ export class ChangeStream {
       // Primary key changed: a delete of the old key and a create of the new one (as Debezium does),
       // so key-addressed sinks do not keep the old row.
       return [
-        buildEnvelope({ ...base(rel), op: 'd', before: old, after: null, key: oldKey }),
-        buildEnvelope({ ...base(rel), op: 'c', before: null, after, key: newKey, unchangedToast: unchanged }),
+        env(rel, 'd', old, null, oldKey),
+        env(rel, 'c', null, after, newKey, unchanged),
       ];
     }
-    return [buildEnvelope({ ...base(rel), op: 'u', before: old, after, key: newKey, unchangedToast: unchanged })];
+    return [env(rel, 'u', old, after, newKey, unchanged)];
   }
 }
