@@ -2,14 +2,78 @@
  * pgoutput through pg-logical-replication, with two changes to its plugin:
  * - column values stay PostgreSQL text (the reader decodes them itself, exactly: pg's global type
  *   parsers would turn numeric/int8/timestamptz into lossy JS values);
- * - START_REPLICATION quotes the slot and publication names.
+ * - START_REPLICATION quotes the slot and publication names;
+ * - Begin and Commit (two of the three messages of every single-row transaction) are decoded here into
+ *   numbers: the library would format each LSN as a hex string and each time as a BigInt, which the
+ *   reader only parsed back. The string/BigInt fields stay available as lazy getters.
  */
 import { PgoutputPlugin } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Client } from 'pg';
 import { quoteIdent, quoteLiteral } from './sql.js';
+import type { Lsn } from '../lsn.js';
 
 const identity = (raw: unknown): unknown => raw;
+
+/** µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01. */
+const PG_EPOCH_US = 946_684_800_000_000;
+
+function lsnAt(b: Buffer, at: number): Lsn {
+  const hi = b.readUInt32BE(at);
+  const lo = b.readUInt32BE(at + 4);
+  return hi < 0x200000 ? BigInt(hi * 4294967296 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** µs since 1970 (exact: below 2^53). */
+function timeUsAt(b: Buffer, at: number): number {
+  return b.readUInt32BE(at) * 4294967296 + b.readUInt32BE(at + 4) + PG_EPOCH_US;
+}
+
+function lsnText(lsn: Lsn): string | null {
+  if (lsn === 0n) return null;
+  return `${(lsn >> 32n).toString(16).padStart(8, '0')}/${(lsn & 0xffffffffn).toString(16).padStart(8, '0')}`.toUpperCase();
+}
+
+/** pgoutput Begin: Int64 final LSN, Int64 commit time (µs since 2000), Int32 xid. */
+export class BeginMessage implements Pgoutput.MessageBegin {
+  readonly tag = 'begin' as const;
+  /** The transaction's commit LSN (0n when absent). */
+  readonly commitLsnValue: Lsn;
+  /** Commit time, ms since 1970 (fractional part: µs). */
+  readonly commitTimeMs: number;
+  readonly xid: number;
+  private readonly timeUs: number;
+  constructor(b: Buffer) {
+    this.commitLsnValue = lsnAt(b, 1);
+    this.timeUs = timeUsAt(b, 9);
+    this.commitTimeMs = this.timeUs / 1000;
+    this.xid = b.readInt32BE(17);
+  }
+  get commitLsn(): string | null {
+    return lsnText(this.commitLsnValue);
+  }
+  get commitTime(): bigint {
+    return BigInt(this.timeUs);
+  }
+}
+
+/** pgoutput Commit: Int8 flags, Int64 commit LSN, Int64 end LSN, Int64 commit time. Nothing of it is needed on the hot path. */
+export class CommitMessage implements Pgoutput.MessageCommit {
+  readonly tag = 'commit' as const;
+  readonly flags: number;
+  constructor(private readonly b: Buffer) {
+    this.flags = b.readUInt8(1);
+  }
+  get commitLsn(): string | null {
+    return lsnText(lsnAt(this.b, 2));
+  }
+  get commitEndLsn(): string | null {
+    return lsnText(lsnAt(this.b, 10));
+  }
+  get commitTime(): bigint {
+    return BigInt(timeUsAt(this.b, 18));
+  }
+}
 
 export class TextPgoutputPlugin extends PgoutputPlugin {
   constructor(private readonly publication: string) {
@@ -17,6 +81,8 @@ export class TextPgoutputPlugin extends PgoutputPlugin {
   }
 
   override parse(buffer: Buffer): Pgoutput.Message {
+    if (buffer[0] === 0x42 /* B */ && buffer.length >= 21) return new BeginMessage(buffer);
+    if (buffer[0] === 0x43 /* C */ && buffer.length >= 26) return new CommitMessage(buffer);
     const msg = super.parse(buffer);
     if (msg.tag === 'relation') for (const c of msg.columns) c.parser = identity;
     return msg;

@@ -20,7 +20,7 @@ import type { Lsn } from '../lsn.js';
 import { formatLsn, parseLsn } from '../lsn.js';
 import type { AckTracker, TxEntry } from '../publish/ackTracker.js';
 import type { Pipeline } from '../publish/pipeline.js';
-import { TextPgoutputPlugin } from './plugin.js';
+import { BeginMessage, TextPgoutputPlugin } from './plugin.js';
 import type { RelationInfo } from './relations.js';
 import { decodeTuple, describeRelation, keyOf } from './relations.js';
 
@@ -242,9 +242,11 @@ export class ChangeStream {
 
   private onBegin(msg: Pgoutput.MessageBegin): void {
     const entry = this.d.tracker.open();
-    const commitTimeMs = Number(msg.commitTime) / 1000;
+    // BeginMessage (TextPgoutputPlugin) carries the numbers already; the library's shape otherwise.
+    const fast = msg instanceof BeginMessage;
+    const commitTimeMs = fast ? msg.commitTimeMs : Number(msg.commitTime) / 1000;
     entry.commitTimeMs = commitTimeMs;
-    this.tx = { xid: msg.xid, commitLsn: msg.commitLsn ? parseLsn(msg.commitLsn) : 0n, commitTimeMs, entry };
+    this.tx = { xid: msg.xid, commitLsn: fast ? msg.commitLsnValue : msg.commitLsn ? parseLsn(msg.commitLsn) : 0n, commitTimeMs, entry };
   }
 
   private onCommit(): void {
