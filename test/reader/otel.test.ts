@@ -166,6 +166,30 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
     expect(child.lines.filter((l) => l.level === 'warn' && String(l.msg).startsWith('opentelemetry'))).toEqual([]);
   });
 
+  test('an unreachable ingestion endpoint is logged (masked) and does not disturb the change stream or the shutdown', async () => {
+    const ikey = '11111111-2222-4333-8444-555555555555';
+    // Port 1 on the loopback: connection refused.
+    const connectionString = `InstrumentationKey=${ikey};IngestionEndpoint=https://127.0.0.1:1/`;
+    const slot = `${name}_down`;
+    const topic = await TopicCollector.start([`${slot}_events`]);
+    const child = spawnReader(readerEnv(slot, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString, OTEL_METRIC_EXPORT_INTERVAL: '500', APPLICATION_INSIGHTS_NO_STATSBEAT: 'true' }));
+    try {
+      await eventually('streaming', () => (child.lines.some((l) => l.msg === 'streaming started') ? true : undefined), 60_000);
+      for (let i = 200; i < 205; i++) await c.query(`INSERT INTO ${table} VALUES ($1, 'while export fails')`, [i]);
+      await topic.waitFor('5 inserts', (ev) => ev.filter((e) => e.op === 'c').length >= 5);
+      await eventually('export failure logged', () => (child.lines.some((l) => l.level === 'warn' && String(l.msg).startsWith('opentelemetry')) ? true : undefined), 20_000);
+    } finally {
+      // Graceful stop, then the last export (bounded to 5 s in main.ts), then exit 0.
+      child.proc.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+      await topic.close();
+      await cleanup(c, slot);
+    }
+    const all = JSON.stringify(child.lines);
+    expect(all).not.toContain(connectionString);
+    expect(all).not.toContain(ikey);
+  });
+
   test('configuration: connection string and export interval are validated, the secret is never echoed', () => {
     const base = { KAFKA_BROKERS: 'localhost:9092' };
     const bad = 'InstrumentationKey=not-a-guid;IngestionEndpoint=https://x.in.applicationinsights.azure.com/';
