@@ -8,12 +8,26 @@ import type { Logger } from '../logger.js';
 import { errorFields } from '../logger.js';
 import type { OutRecord, Publisher } from './publisher.js';
 import type { AckTracker, TxEntry } from './ackTracker.js';
+import type { RecordBuilder } from '../encode/toRecord.js';
+import type { TypeRegistry } from '../encode/typeRegistry.js';
 
 interface Queued {
   record: OutRecord;
   bytes: number;
   entry: TxEntry;
   enqueuedAt: number;
+}
+
+/** What every producer of events (the snapshot and the change stream) needs to encode and publish them. */
+export interface EventOutputDeps {
+  types: TypeRegistry;
+  records: RecordBuilder;
+  pipeline: Pipeline;
+  tracker: AckTracker;
+  log: Logger;
+  /** Logical server name: `source.name`. */
+  serverName: string;
+  db: string;
 }
 
 export interface PipelineOptions {

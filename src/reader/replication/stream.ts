@@ -12,32 +12,23 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
 import type { ChangeEvent, ChangeOp, RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
-import type { RecordBuilder } from '../encode/toRecord.js';
-import type { Query, TypeRegistry } from '../encode/typeRegistry.js';
-import type { Logger } from '../logger.js';
+import type { Query } from '../encode/typeRegistry.js';
 import { errorFields } from '../logger.js';
 import type { Lsn } from '../lsn.js';
 import { formatLsn, parseLsn } from '../lsn.js';
-import type { AckTracker, TxEntry } from '../publish/ackTracker.js';
-import type { Pipeline } from '../publish/pipeline.js';
+import type { TxEntry } from '../publish/ackTracker.js';
+import type { EventOutputDeps } from '../publish/pipeline.js';
 import { BeginMessage, TextPgoutputPlugin } from './plugin.js';
 import type { RelationInfo } from './relations.js';
 import { decodeTuple, describeRelation, keyOf } from './relations.js';
 
 export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3';
 
-export interface StreamDeps {
+export interface StreamDeps extends EventOutputDeps {
   pg: ClientConfig;
   slot: string;
   publication: string;
   query: Query;
-  types: TypeRegistry;
-  records: RecordBuilder;
-  pipeline: Pipeline;
-  tracker: AckTracker;
-  log: Logger;
-  serverName: string;
-  db: string;
   statusIntervalMs: number;
   /** Tables of this schema are never published (the reader's own state). */
   stateSchema: string;

@@ -7,28 +7,17 @@
 import type { Client } from 'pg';
 import type { CheckedTable } from '../replication/checks.js';
 import type { ProgressStore, TableProgress } from './progress.js';
-import type { TypeRegistry } from '../encode/typeRegistry.js';
-import type { RecordBuilder } from '../encode/toRecord.js';
-import type { Pipeline } from '../publish/pipeline.js';
-import type { AckTracker } from '../publish/ackTracker.js';
-import type { Logger } from '../logger.js';
+import type { EventOutputDeps } from '../publish/pipeline.js';
 import type { Lsn } from '../lsn.js';
 import type { TableSnapshotProgress } from '../metrics.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import { qualified, quoteIdent } from '../replication/sql.js';
 
-export interface SnapshotDeps {
+export interface SnapshotDeps extends EventOutputDeps {
   /** A connection whose type parsers return text (see `textTypes`). */
   client: Client;
-  types: TypeRegistry;
   progress: ProgressStore;
-  records: RecordBuilder;
-  pipeline: Pipeline;
-  tracker: AckTracker;
-  log: Logger;
-  serverName: string;
-  db: string;
   chunkRows: number;
   isStopping: () => boolean;
   /** Progress of a table: at its start, after every delivered chunk (`added` rows), when skipped as done. */

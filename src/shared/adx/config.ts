@@ -3,7 +3,7 @@
  * variable; the application key never appears in messages (`describeAdxConfig` masks it).
  */
 import { ConfigError } from '../errors.js';
-import { getInt, getOptionalString, getString, type Env } from '../config/env.js';
+import { getInt, getOneOf, getOptionalString, getString, type Env } from '../config/env.js';
 import { isPlainName } from './kql.js';
 import { KQL_TYPES } from './types.js';
 import type { AdxAuth, AdxConfig, AdxIngestionMode, AdxTableRoute, AdxTableRouteInput, ColumnDef, IngestionBatchingPolicy } from './types.js';
@@ -47,14 +47,6 @@ export const DEFAULT_BATCHING: IngestionBatchingPolicy = {
   MaximumNumberOfItems: 500,
   MaximumRawDataSizeMB: 1024,
 };
-
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], defaultValue: T): T {
-  const value = getOptionalString(env, name) ?? defaultValue;
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new ConfigError(`Setting ${name} must be one of ${allowed.join(', ')}, got "${value}"`);
-  }
-  return value as T;
-}
 
 function httpUrl(env: Env, name: string, value: string): string {
   let url: URL;
@@ -178,8 +170,8 @@ export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batch
 }
 
 export function loadAdxConfig(env: Env): AdxConfig {
-  const mode = oneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
-  const authKind = oneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
+  const mode = getOneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
+  const authKind = getOneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
   const clusterUrl = httpUrl(env, 'ADX_CLUSTER_URL', getString(env, 'ADX_CLUSTER_URL'));
   const ingestText = getOptionalString(env, 'ADX_INGEST_URL');
   const ingestUrl = ingestText === undefined ? deriveIngestUrl(clusterUrl) : httpUrl(env, 'ADX_INGEST_URL', ingestText);

@@ -31,6 +31,14 @@ export function getInt(env: Env, name: string, defaultValue: number, range: { mi
   return parsed;
 }
 
+export function getOneOf<T extends string>(env: Env, name: string, allowed: readonly T[], defaultValue: T): T {
+  const value = raw(env, name) ?? defaultValue;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`Setting ${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
 export function getBool(env: Env, name: string, defaultValue: boolean): boolean {
   const value = raw(env, name)?.toLowerCase();
   if (value === undefined) return defaultValue;
