@@ -29,13 +29,32 @@ const CITIES = ['Austin', 'Chicago', 'New York', 'Seattle', 'Denver', 'Cleveland
 /** Orders change events as the reader emits them: 70% inserts, 25% updates (with before image), 5% deletes. */
 function bodies(count: number): string[] {
   return Array.from({ length: count }, (_, i) => {
-    const after = { orderid: String(i + 1), custid: String((i * 7) % 1000), city: CITIES[i % CITIES.length]!, amount: (i * 13) % 500, purchase_time: '2020-10-09 07:23:10' };
+    const after = {
+      orderid: String(i + 1),
+      custid: String((i * 7) % 1000),
+      city: CITIES[i % CITIES.length]!,
+      amount: (i * 13) % 500,
+      purchase_time: '2020-10-09 07:23:10',
+    };
     const kind = i % 20;
     const op = kind < 14 ? 'c' : kind < 19 ? 'u' : 'd';
     const event: ChangeEvent = {
       before: op === 'c' ? null : op === 'u' ? { ...after, amount: after.amount + 1 } : { orderid: after.orderid },
       after: op === 'd' ? null : after,
-      source: { version: 'bench', connector: 'postgresql', name: 'bench', ts_ms: 1_700_000_000_000 + i, snapshot: 'false', db: 'postgres', schema: 'retail', table: 'orders_info', txId: 1000 + i, lsn: 34_000_000 + i * 64, sequence: null, commit_lsn: 34_000_000 + i * 64 + 8 },
+      source: {
+        version: 'bench',
+        connector: 'postgresql',
+        name: 'bench',
+        ts_ms: 1_700_000_000_000 + i,
+        snapshot: 'false',
+        db: 'postgres',
+        schema: 'retail',
+        table: 'orders_info',
+        txId: 1000 + i,
+        lsn: 34_000_000 + i * 64,
+        sequence: null,
+        commit_lsn: 34_000_000 + i * 64 + 8,
+      },
       op,
       ts_ms: 1_700_000_000_000 + i,
       key: { orderid: after.orderid },
@@ -106,11 +125,17 @@ function writeResults(result: AdxBenchResult): void {
   // bench:sinks keeps the other keys of sinks.json; these are the ADX ones.
   const sinksFile = 'bench/results/sinks.json';
   const sinks = existsSync(sinksFile) ? (JSON.parse(readFileSync(sinksFile, 'utf8')) as Record<string, unknown>) : {};
-  writeFileSync(sinksFile, JSON.stringify({ ...sinks, adxCpuUsPerEvent: result.usPerEvent, adxCpuStagesUsPerEvent: result.stages, adxMeasuredAt: measured.measuredAt }, null, 2) + '\n');
+  writeFileSync(
+    sinksFile,
+    JSON.stringify({ ...sinks, adxCpuUsPerEvent: result.usPerEvent, adxCpuStagesUsPerEvent: result.stages, adxMeasuredAt: measured.measuredAt }, null, 2) +
+      '\n',
+  );
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const result = measureAdxUsPerEvent();
   writeResults(result);
-  process.stdout.write(`bench:adx: ${result.usPerEvent} µs CPU per event (parse ${result.stages.parse}, unwrap ${result.stages.unwrap}, serialise ${result.stages.serialise}, gzip ${result.stages.compress}); ${result.gzipBytesPerEvent} gzip bytes/event; ${result.events} events, batches of ${result.batch}, best of ${result.rounds}\n`);
+  process.stdout.write(
+    `bench:adx: ${result.usPerEvent} µs CPU per event (parse ${result.stages.parse}, unwrap ${result.stages.unwrap}, serialise ${result.stages.serialise}, gzip ${result.stages.compress}); ${result.gzipBytesPerEvent} gzip bytes/event; ${result.events} events, batches of ${result.batch}, best of ${result.rounds}\n`,
+  );
 }

@@ -18,7 +18,9 @@ const TOTAL = Number(process.env.TOTAL ?? 100_000);
 const SINGLE = Number(process.env.SINGLE ?? 2_000);
 const value = JSON.stringify({ before: null, after: { id: 1, payload: randomBytes(150).toString('hex') }, op: 'c' });
 
-function pct(sorted, p) { return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]; }
+function pct(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
 
 async function run(name, send, close) {
   // warm-up (metadata, topic auto-creation)
@@ -36,7 +38,13 @@ async function run(name, send, close) {
   }
   lat.sort((a, b) => a - b);
   await close();
-  return { client: name, batchedPerSec: Math.round(batchedPerSec), batch: BATCH, singleP50Ms: +pct(lat, 0.5).toFixed(2), singleP99Ms: +pct(lat, 0.99).toFixed(2) };
+  return {
+    client: name,
+    batchedPerSec: Math.round(batchedPerSec),
+    batch: BATCH,
+    singleP50Ms: +pct(lat, 0.5).toFixed(2),
+    singleP99Ms: +pct(lat, 0.99).toFixed(2),
+  };
 }
 
 const b = brokers();
@@ -46,12 +54,24 @@ const results = [];
   const kafka = new Kafka({ clientId: 'bench', brokers: b, logLevel: logLevel.NOTHING });
   const p = kafka.producer({ allowAutoTopicCreation: true, maxInFlightRequests: 1 });
   await p.connect();
-  results.push(await run('kafkajs', (messages) => p.send({ topic, acks: -1, messages }), () => p.disconnect()));
+  results.push(
+    await run(
+      'kafkajs',
+      (messages) => p.send({ topic, acks: -1, messages }),
+      () => p.disconnect(),
+    ),
+  );
 }
 {
   const topic = `bench_platformatic_${Date.now()}`;
   const p = new Producer({ clientId: 'bench', bootstrapBrokers: b, serializers: stringSerializers, autocreateTopics: true, acks: -1 });
-  results.push(await run('@platformatic/kafka', (messages) => p.send({ messages: messages.map((m) => ({ topic, ...m })) }), () => p.close()));
+  results.push(
+    await run(
+      '@platformatic/kafka',
+      (messages) => p.send({ messages: messages.map((m) => ({ topic, ...m })) }),
+      () => p.close(),
+    ),
+  );
 }
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const out = { measuredAt: new Date().toISOString(), node: process.version, total: TOTAL, valueBytes: value.length, results };

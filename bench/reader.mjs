@@ -60,14 +60,28 @@ async function waitConfirmed(s, target, timeoutMs = 600_000) {
 }
 function startReader(healthPort) {
   const env = {
-    PATH: process.env.PATH, ...pgEnv, KAFKA_BROKERS: envFile.KAFKA_BROKERS, AZURE_STORAGE_CONNECTION_STRING: envFile.AZURE_STORAGE_CONNECTION_STRING,
-    CDC_SLOT: slot, CDC_PUBLICATION: `${tag}_pub`, CDC_TABLES: `${tag}.t`, CDC_TOPIC: `${tag}_events`, CDC_STATE_SCHEMA: `${tag}_state`,
-    CDC_SNAPSHOT_MODE: 'never', HEALTH_PORT: String(healthPort), LOG_LEVEL: 'warn', DEADLETTER_CONTAINER: tag.replace(/_/g, '-'),
+    PATH: process.env.PATH,
+    ...pgEnv,
+    KAFKA_BROKERS: envFile.KAFKA_BROKERS,
+    AZURE_STORAGE_CONNECTION_STRING: envFile.AZURE_STORAGE_CONNECTION_STRING,
+    CDC_SLOT: slot,
+    CDC_PUBLICATION: `${tag}_pub`,
+    CDC_TABLES: `${tag}.t`,
+    CDC_TOPIC: `${tag}_events`,
+    CDC_STATE_SCHEMA: `${tag}_state`,
+    CDC_SNAPSHOT_MODE: 'never',
+    HEALTH_PORT: String(healthPort),
+    LOG_LEVEL: 'warn',
+    DEADLETTER_CONTAINER: tag.replace(/_/g, '-'),
   };
   // The compiled entry point, as in the container (`npm run bench:reader` builds first).
   // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each reader process there (profiling, not for figures).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const proc = spawn(process.execPath, [...prof, '--max-old-space-size=128', '--max-semi-space-size=8', 'dist/src/reader/main.js'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, [...prof, '--max-old-space-size=128', '--max-semi-space-size=8', 'dist/src/reader/main.js'], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const exited = new Promise((r) => proc.on('exit', r));
   return { proc, exited, port: healthPort };
 }
@@ -97,10 +111,19 @@ function pgbench(args, script) {
   writeFileSync(`/tmp/${tag}.sql`, script);
   // synchronous_commit=on for the load (the test server defaults to off, which delays the WAL
   // flush, and so logical decoding, by up to wal_writer_delay = 200 ms).
-  return execFileSync('pgbench', ['-n', '-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-f', `/tmp/${tag}.sql`, ...args, pgEnv.PGDATABASE], { encoding: 'utf8', env: { ...process.env, PGOPTIONS: '-c synchronous_commit=on' } });
+  return execFileSync('pgbench', ['-n', '-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-f', `/tmp/${tag}.sql`, ...args, pgEnv.PGDATABASE], {
+    encoding: 'utf8',
+    env: { ...process.env, PGOPTIONS: '-c synchronous_commit=on' },
+  });
 }
 
-const result = { measuredAt: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, transactions: N, bulkRows: BULK, rateTarget: RATE };
+const result = {
+  measuredAt: new Date().toISOString(),
+  machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+  transactions: N,
+  bulkRows: BULK,
+  rateTarget: RATE,
+};
 let peakRss = 0;
 try {
   await q(`CREATE SCHEMA ${tag}; CREATE TABLE ${tag}.t (id bigserial PRIMARY KEY, v int NOT NULL, note text)`);
@@ -118,7 +141,36 @@ try {
 
   // 2. the physical ceiling: pg_recvlogical on the twin slot
   const t0 = performance.now();
-  execFileSync('sh', ['-c', 'exec "$@" > /dev/null', 'pg_recvlogical', 'pg_recvlogical', '-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-d', pgEnv.PGDATABASE, '--slot', limitSlot, '--start', '--no-loop', '-o', 'proto_version=1', '-o', `publication_names=${tag}_pub`, '--endpos', endPosText(endPos), '-f', '-'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(
+    'sh',
+    [
+      '-c',
+      'exec "$@" > /dev/null',
+      'pg_recvlogical',
+      'pg_recvlogical',
+      '-h',
+      pgEnv.PGHOST,
+      '-p',
+      pgEnv.PGPORT,
+      '-U',
+      pgEnv.PGUSER,
+      '-d',
+      pgEnv.PGDATABASE,
+      '--slot',
+      limitSlot,
+      '--start',
+      '--no-loop',
+      '-o',
+      'proto_version=1',
+      '-o',
+      `publication_names=${tag}_pub`,
+      '--endpos',
+      endPosText(endPos),
+      '-f',
+      '-',
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
   const limitSecs = (performance.now() - t0) / 1000;
   result.limitPerSec = Math.round(N / limitSecs);
   log('pg_recvlogical', { seconds: limitSecs, perSec: result.limitPerSec });
@@ -164,7 +216,9 @@ try {
   result.targets = { ratio: 0.9, p99Ms: 50, peakRssMb: 200 };
   result.command = 'npm run bench:reader';
 } finally {
-  await q('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active', [[slot, limitSlot]]).catch(() => undefined);
+  await q('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active', [[slot, limitSlot]]).catch(
+    () => undefined,
+  );
   await q(`DROP PUBLICATION IF EXISTS ${tag}_pub; DROP SCHEMA IF EXISTS ${tag} CASCADE; DROP SCHEMA IF EXISTS ${tag}_state CASCADE`).catch(() => undefined);
   await c.end();
 }

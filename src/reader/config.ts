@@ -173,7 +173,10 @@ export function parseTableList(raw: string, variable = 'CDC_TABLES'): TableRef[]
 }
 
 function parseBrokers(raw: string, variable: string): string[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.length === 0 || list.some((b) => !/^[^\s:]+:\d{1,5}$/.test(b))) throw new ConfigError(variable, 'host:port[,host:port...]', raw);
   return list;
 }
@@ -181,7 +184,8 @@ function parseBrokers(raw: string, variable: string): string[] {
 /** Event Hubs connection string → the namespace's Kafka endpoint. */
 function brokersFromConnectionString(cs: string): string[] {
   const m = /Endpoint=sb:\/\/([^/;]+)/i.exec(cs);
-  if (!m) throw new ConfigError('EVENTHUBS_CONNECTION_STRING', 'an Event Hubs connection string with Endpoint=sb://<namespace>.servicebus.windows.net/', cs, true);
+  if (!m)
+    throw new ConfigError('EVENTHUBS_CONNECTION_STRING', 'an Event Hubs connection string with Endpoint=sb://<namespace>.servicebus.windows.net/', cs, true);
   const host = m[1]!;
   return [host.includes(':') ? host : `${host}:9093`];
 }
@@ -208,7 +212,13 @@ function appInsightsConnectionString(env: Env): string | undefined {
       .filter(Boolean)
       .map((kv) => {
         const i = kv.indexOf('=');
-        return [kv.slice(0, i < 0 ? kv.length : i).trim().toLowerCase(), i < 0 ? '' : kv.slice(i + 1).trim()] as const;
+        return [
+          kv
+            .slice(0, i < 0 ? kv.length : i)
+            .trim()
+            .toLowerCase(),
+          i < 0 ? '' : kv.slice(i + 1).trim(),
+        ] as const;
       }),
   );
   const ikey = fields.get('instrumentationkey') ?? '';
@@ -230,11 +240,20 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
   else if (ehConnectionString) brokers = brokersFromConnectionString(ehConnectionString);
   else throw new ConfigError('KAFKA_BROKERS', 'host:port[,host:port...] (or set EVENTHUBS_CONNECTION_STRING)', undefined);
 
-  const securityProtocol = oneOf<SecurityProtocol>(env, 'KAFKA_SECURITY_PROTOCOL', ['PLAINTEXT', 'SASL_PLAINTEXT', 'SASL_SSL'], ehConnectionString ? 'SASL_SSL' : 'PLAINTEXT');
+  const securityProtocol = oneOf<SecurityProtocol>(
+    env,
+    'KAFKA_SECURITY_PROTOCOL',
+    ['PLAINTEXT', 'SASL_PLAINTEXT', 'SASL_SSL'],
+    ehConnectionString ? 'SASL_SSL' : 'PLAINTEXT',
+  );
   const saslMechanism = oneOf<SaslMechanism>(env, 'KAFKA_SASL_MECHANISM', ['PLAIN', 'OAUTHBEARER'], 'PLAIN');
   const saslPassword = optional(env, 'KAFKA_SASL_PASSWORD') ?? ehConnectionString;
   if (securityProtocol !== 'PLAINTEXT' && saslMechanism === 'PLAIN' && !saslPassword) {
-    throw new ConfigError('KAFKA_SASL_PASSWORD', `a password (for Event Hubs: the namespace connection string) when KAFKA_SECURITY_PROTOCOL=${securityProtocol} and KAFKA_SASL_MECHANISM=PLAIN`, undefined);
+    throw new ConfigError(
+      'KAFKA_SASL_PASSWORD',
+      `a password (for Event Hubs: the namespace connection string) when KAFKA_SECURITY_PROTOCOL=${securityProtocol} and KAFKA_SASL_MECHANISM=PLAIN`,
+      undefined,
+    );
   }
   const maxMessageBytes = int(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000, 1024, 1_046_527);
   const tablesRaw = optional(env, 'CDC_TABLES');
@@ -246,7 +265,8 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
   const dlUrl = optional(env, 'DEADLETTER_ACCOUNT_URL');
   if (dlUrl !== undefined && !/^https?:\/\//.test(dlUrl)) throw new ConfigError('DEADLETTER_ACCOUNT_URL', 'an https:// Blob service URL', dlUrl);
   const container = str(env, 'DEADLETTER_CONTAINER', 'cdc-deadletter');
-  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container)) throw new ConfigError('DEADLETTER_CONTAINER', 'a Blob container name (3-63 lower-case letters, digits, -)', container);
+  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container))
+    throw new ConfigError('DEADLETTER_CONTAINER', 'a Blob container name (3-63 lower-case letters, digits, -)', container);
   const stateSchema = str(env, 'CDC_STATE_SCHEMA', 'cdc_reader');
   const pgPassword = optional(env, 'PGPASSWORD');
   const sslmode = oneOf(env, 'PGSSLMODE', ['disable', 'prefer', 'require', 'verify-full'], 'prefer');

@@ -26,8 +26,7 @@ export function startHealthServer(port: number, source: HealthSource): Promise<S
       // Starts a fresh latency window (benchmarks measure a steady state, not the warm-up).
       source.resetMetrics?.();
       reply(200, { status: 'reset' });
-    }
-    else reply(404, { status: 'not found' });
+    } else reply(404, { status: 'not found' });
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -25,15 +25,36 @@ async function main(): Promise<number> {
   const publisher = await KafkaPublisher.create(config.kafka);
   const deadLetter =
     config.deadLetter.connectionString || config.deadLetter.accountUrl
-      ? await BlobDeadLetterStore.create({ connectionString: config.deadLetter.connectionString, accountUrl: config.deadLetter.accountUrl, container: config.deadLetter.container })
+      ? await BlobDeadLetterStore.create({
+          connectionString: config.deadLetter.connectionString,
+          accountUrl: config.deadLetter.accountUrl,
+          container: config.deadLetter.container,
+        })
       : null;
   if (!deadLetter) log.warn('no dead-letter store configured: an event larger than the hub limit will stop the reader');
   const reader = new Reader({ config, log, publisher, deadLetter });
   const otel = config.appInsightsConnectionString
-    ? await attachOpenTelemetry({ connectionString: config.appInsightsConnectionString, exportIntervalMs: config.otel.exportIntervalMs, serviceName: config.otel.serviceName, slot: config.slotName }, reader.metrics, log)
+    ? await attachOpenTelemetry(
+        {
+          connectionString: config.appInsightsConnectionString,
+          exportIntervalMs: config.otel.exportIntervalMs,
+          serviceName: config.otel.serviceName,
+          slot: config.slotName,
+        },
+        reader.metrics,
+        log,
+      )
     : null;
   if (!otel) log.info('APPLICATIONINSIGHTS_CONNECTION_STRING not set: metrics only on /metrics and in the logs');
-  const health = config.healthPort > 0 ? await startHealthServer(config.healthPort, { live: () => reader.phase !== 'failed', ready: () => reader.ready, metrics: () => reader.metrics.toJSON(), resetMetrics: () => reader.metrics.commitToAckMs.reset() }) : null;
+  const health =
+    config.healthPort > 0
+      ? await startHealthServer(config.healthPort, {
+          live: () => reader.phase !== 'failed',
+          ready: () => reader.ready,
+          metrics: () => reader.metrics.toJSON(),
+          resetMetrics: () => reader.metrics.commitToAckMs.reset(),
+        })
+      : null;
 
   let signalled = false;
   const onSignal = (signal: string) => {
@@ -49,7 +70,10 @@ async function main(): Promise<number> {
   try {
     await reader.run();
   } catch (err) {
-    log.error('reader failed', { ...errorFields(err), ...(typeof (err as { code?: unknown }).code === 'string' ? { code: (err as { code: string }).code } : {}) });
+    log.error('reader failed', {
+      ...errorFields(err),
+      ...(typeof (err as { code?: unknown }).code === 'string' ? { code: (err as { code: string }).code } : {}),
+    });
     code = 1;
   }
   await publisher.close().catch(() => undefined);

@@ -107,7 +107,9 @@ export class ReaderMetrics {
   toJSON(): Record<string, unknown> {
     return {
       changes: this.changes,
-      changesByTable: Object.fromEntries([...this.changesByTable.values()].flatMap((m) => [...m.values()].map((t) => [`${t.schema}.${t.table}`, { ...t.byOp }]))),
+      changesByTable: Object.fromEntries(
+        [...this.changesByTable.values()].flatMap((m) => [...m.values()].map((t) => [`${t.schema}.${t.table}`, { ...t.byOp }])),
+      ),
       changesPerSec: Math.round(this.changesPerSec),
       snapshotRows: this.snapshotRows,
       snapshotDone: this.snapshotDone,

@@ -84,7 +84,10 @@ export function attachOpenTelemetry(options: OtelOptions, metrics: ReaderMetrics
   const meter = provider.getMeter('pg-cdc-reader');
   const base: Attributes = { 'cdc.slot': options.slot };
 
-  const changes = meter.createObservableCounter(METRIC_NAMES.changes, { description: 'Change events streamed to the broker, by table and op (snapshot rows not included)', unit: '{event}' });
+  const changes = meter.createObservableCounter(METRIC_NAMES.changes, {
+    description: 'Change events streamed to the broker, by table and op (snapshot rows not included)',
+    unit: '{event}',
+  });
   changes.addCallback((r) => {
     for (const bySchema of metrics.changesByTable.values()) {
       for (const t of bySchema.values()) {
@@ -92,22 +95,42 @@ export function attachOpenTelemetry(options: OtelOptions, metrics: ReaderMetrics
       }
     }
   });
-  meter.createObservableGauge(METRIC_NAMES.changesPerSec, { description: 'Change events per second over the last second', unit: '{event}/s' }).addCallback((r) => r.observe(metrics.changesPerSec, base));
-  meter.createObservableGauge(METRIC_NAMES.slotLagBytes, { description: 'pg_current_wal_lsn() - confirmed_flush_lsn of the slot', unit: 'By' }).addCallback((r) => {
-    if (metrics.slotLagBytes !== null) r.observe(metrics.slotLagBytes, base);
-  });
-  meter.createObservableGauge(METRIC_NAMES.slotLagSeconds, { description: 'Age of the oldest commit not yet acknowledged by the broker', unit: 's' }).addCallback((r) => r.observe(metrics.slotLagSeconds, base));
-  meter.createObservableGauge(METRIC_NAMES.inflightBytes, { description: 'Event bytes queued or in flight to the broker', unit: 'By' }).addCallback((r) => r.observe(metrics.inflightBytes, base));
+  meter
+    .createObservableGauge(METRIC_NAMES.changesPerSec, { description: 'Change events per second over the last second', unit: '{event}/s' })
+    .addCallback((r) => r.observe(metrics.changesPerSec, base));
+  meter
+    .createObservableGauge(METRIC_NAMES.slotLagBytes, { description: 'pg_current_wal_lsn() - confirmed_flush_lsn of the slot', unit: 'By' })
+    .addCallback((r) => {
+      if (metrics.slotLagBytes !== null) r.observe(metrics.slotLagBytes, base);
+    });
+  meter
+    .createObservableGauge(METRIC_NAMES.slotLagSeconds, { description: 'Age of the oldest commit not yet acknowledged by the broker', unit: 's' })
+    .addCallback((r) => r.observe(metrics.slotLagSeconds, base));
+  meter
+    .createObservableGauge(METRIC_NAMES.inflightBytes, { description: 'Event bytes queued or in flight to the broker', unit: 'By' })
+    .addCallback((r) => r.observe(metrics.inflightBytes, base));
   meter.createObservableGauge(METRIC_NAMES.snapshotRowsDone, { description: 'Snapshot rows delivered, by table', unit: '{row}' }).addCallback((r) => {
     for (const t of metrics.snapshotTables.values()) r.observe(t.rowsDone, { ...base, 'cdc.table': `${t.schema}.${t.table}`, 'cdc.snapshot.done': t.done });
   });
-  meter.createObservableGauge(METRIC_NAMES.snapshotRowsTotal, { description: 'Snapshot rows to read, by table (planner estimate until the table is done)', unit: '{row}' }).addCallback((r) => {
-    for (const t of metrics.snapshotTables.values()) r.observe(t.rowsTotal, { ...base, 'cdc.table': `${t.schema}.${t.table}`, 'cdc.snapshot.done': t.done });
+  meter
+    .createObservableGauge(METRIC_NAMES.snapshotRowsTotal, {
+      description: 'Snapshot rows to read, by table (planner estimate until the table is done)',
+      unit: '{row}',
+    })
+    .addCallback((r) => {
+      for (const t of metrics.snapshotTables.values()) r.observe(t.rowsTotal, { ...base, 'cdc.table': `${t.schema}.${t.table}`, 'cdc.snapshot.done': t.done });
+    });
+  const latency = meter.createHistogram(METRIC_NAMES.commitToAckMs, {
+    description: 'Commit time in PostgreSQL to broker acknowledgement of the whole transaction',
+    unit: 'ms',
   });
-  const latency = meter.createHistogram(METRIC_NAMES.commitToAckMs, { description: 'Commit time in PostgreSQL to broker acknowledgement of the whole transaction', unit: 'ms' });
   const unsubscribe = metrics.commitToAckMs.subscribe((v) => latency.record(v, base));
 
-  log.info('Application Insights metric export on', { exportIntervalMs: options.exportIntervalMs, serviceName: options.serviceName, metrics: Object.values(METRIC_NAMES) });
+  log.info('Application Insights metric export on', {
+    exportIntervalMs: options.exportIntervalMs,
+    serviceName: options.serviceName,
+    metrics: Object.values(METRIC_NAMES),
+  });
   return Promise.resolve({
     forceFlush: () => provider.forceFlush(),
     shutdown: async () => {

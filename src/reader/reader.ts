@@ -53,7 +53,16 @@ export class Reader {
 
   private pgConfig(extra: Partial<ClientConfig> = {}): ClientConfig {
     const c = this.d.config.pg;
-    return { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, ssl: c.ssl ? { rejectUnauthorized: false } : undefined, application_name: 'pg-cdc-reader', ...extra };
+    return {
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      ssl: c.ssl ? { rejectUnauthorized: false } : undefined,
+      application_name: 'pg-cdc-reader',
+      ...extra,
+    };
   }
 
   get ready(): boolean {
@@ -103,7 +112,13 @@ export class Reader {
     let slot = await slotState(meta, config.slotName);
     checkSlotUsable(config.slotName, slot);
     const pub = await ensurePublication(meta, config.publicationName, tables, config.tables === null);
-    log.info('start-up checks passed', { tables: tables.map((t) => `${t.schema}.${t.table}`), publication: config.publicationName, publicationState: pub, slot: config.slotName, slotExists: slot.exists });
+    log.info('start-up checks passed', {
+      tables: tables.map((t) => `${t.schema}.${t.table}`),
+      publication: config.publicationName,
+      publicationState: pub,
+      slot: config.slotName,
+      slotExists: slot.exists,
+    });
 
     const types = new TypeRegistry(query);
     const records = new RecordBuilder(
@@ -152,7 +167,20 @@ export class Reader {
       try {
         const result = await Promise.race([
           runSnapshot(
-            { client: snapClient, types, progress: progress!, records, pipeline: snapPipeline, tracker: snapTracker, log: log.child({ phase: 'snapshot' }), serverName: config.serverName, db: config.pg.database, chunkRows: config.snapshotChunkRows, isStopping: () => this.stopping, onProgress: (p, added) => this.metrics.snapshotProgress(p, added) },
+            {
+              client: snapClient,
+              types,
+              progress: progress!,
+              records,
+              pipeline: snapPipeline,
+              tracker: snapTracker,
+              log: log.child({ phase: 'snapshot' }),
+              serverName: config.serverName,
+              db: config.pg.database,
+              chunkRows: config.snapshotChunkRows,
+              isStopping: () => this.stopping,
+              onProgress: (p, added) => this.metrics.snapshotProgress(p, added),
+            },
             { tables: toRead, progress: planned, versionLsn: snapshotPlan.versionLsn, exportedSnapshot: exported?.snapshot ?? null },
           ),
           failed,
@@ -177,7 +205,9 @@ export class Reader {
     }
 
     if (config.snapshotMode === 'initial_only') {
-      await meta.query('SELECT pg_catalog.pg_drop_replication_slot($1)', [config.slotName]).catch((err: unknown) => log.warn('could not drop the slot after initial_only snapshot', errorFields(err)));
+      await meta
+        .query('SELECT pg_catalog.pg_drop_replication_slot($1)', [config.slotName])
+        .catch((err: unknown) => log.warn('could not drop the slot after initial_only snapshot', errorFields(err)));
       log.info('initial_only: snapshot delivered, slot dropped, exiting');
       await this.close();
       this.phase = 'stopped';
@@ -203,9 +233,22 @@ export class Reader {
     });
     this.pipeline = pipeline;
     const stream = new ChangeStream({
-      pg: this.pgConfig(), slot: config.slotName, publication: config.publicationName, query, types, records, pipeline, tracker,
-      log: log.child({ phase: 'stream' }), serverName: config.serverName, db: config.pg.database, statusIntervalMs: config.statusIntervalMs,
-      stateSchema: config.stateSchema, confirmedFlush, onFatal: (err) => this.fatal?.(err), onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
+      pg: this.pgConfig(),
+      slot: config.slotName,
+      publication: config.publicationName,
+      query,
+      types,
+      records,
+      pipeline,
+      tracker,
+      log: log.child({ phase: 'stream' }),
+      serverName: config.serverName,
+      db: config.pg.database,
+      statusIntervalMs: config.statusIntervalMs,
+      stateSchema: config.stateSchema,
+      confirmedFlush,
+      onFatal: (err) => this.fatal?.(err),
+      onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
     });
     this.stream = stream;
     await Promise.race([stream.start(), failed]);
@@ -223,7 +266,10 @@ export class Reader {
     this.timers.push(
       setInterval(() => {
         meta
-          .query<{ lag: string | null }>('SELECT (pg_catalog.pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag FROM pg_catalog.pg_replication_slots WHERE slot_name = $1', [config.slotName])
+          .query<{ lag: string | null }>(
+            'SELECT (pg_catalog.pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag FROM pg_catalog.pg_replication_slots WHERE slot_name = $1',
+            [config.slotName],
+          )
           .then((r) => (this.metrics.slotLagBytes = r.rows[0]?.lag == null ? null : Number(r.rows[0].lag)))
           .catch((err: unknown) => log.warn('slot lag query failed', errorFields(err)));
       }, 10_000),
@@ -233,7 +279,9 @@ export class Reader {
         setInterval(() => {
           // A transactional logical message: an empty transaction the reader acknowledges, so the slot
           // advances even when no captured table changes while other databases write WAL.
-          meta.query("SELECT pg_catalog.pg_logical_emit_message(true, 'pg-cdc-heartbeat', now()::text)").catch((err: unknown) => log.warn('heartbeat failed', errorFields(err)));
+          meta
+            .query("SELECT pg_catalog.pg_logical_emit_message(true, 'pg-cdc-heartbeat', now()::text)")
+            .catch((err: unknown) => log.warn('heartbeat failed', errorFields(err)));
         }, config.heartbeatIntervalMs),
       );
     }

@@ -80,7 +80,7 @@ export function ensureError(value: unknown): Error {
  */
 export function canRetry(error: unknown): boolean {
   if (typeof error === 'object' && error !== null && 'canRetry' in error) {
-    return (error).canRetry !== false;
+    return error.canRetry !== false;
   }
   return true;
 }

@@ -34,7 +34,13 @@ function setup(failFor?: Map<string, Error>) {
 }
 
 const holding = (id: number, lsn: number) =>
-  changeEvent({ table: 'bank.holding', op: 'c', key: { holding_id: id }, after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: 10 }, lsn });
+  changeEvent({
+    table: 'bank.holding',
+    op: 'c',
+    key: { holding_id: id },
+    after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: 10 },
+    lsn,
+  });
 
 const mixedBatch = () => [
   hostBody(changeEvent({ after: order(1), lsn: 10 }), 'object'),
@@ -46,7 +52,11 @@ const mixedBatch = () => [
 ];
 
 function text(buffer: Buffer): Record<string, unknown>[] {
-  return buffer.toString().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  return buffer
+    .toString()
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 describe('adxSink handler', () => {
@@ -107,7 +117,11 @@ describe('adxSink handler', () => {
 
   it('delivers a truncate through the handler: a row in CdcTruncates with the batch tag, a history row, no table row', async () => {
     const { ingestor, deadLetters, handler } = setup();
-    const batch = [hostBody(changeEvent({ after: order(7), lsn: 500 })), hostBody(changeEvent({ op: 't', lsn: 600 })), hostBody(changeEvent({ after: order(8), lsn: 700 }))];
+    const batch = [
+      hostBody(changeEvent({ after: order(7), lsn: 500 })),
+      hostBody(changeEvent({ op: 't', lsn: 600 })),
+      hostBody(changeEvent({ after: order(8), lsn: 700 })),
+    ];
     const { messages, context } = triggerBatch(batch, { functionName: 'adxSink', partitionId: '1', firstOffset: 10 });
 
     const report = await handler(messages, context);
@@ -120,7 +134,9 @@ describe('adxSink handler', () => {
       ['OrdersHistory', 'OrdersHistoryMapping', 9, tag],
       ['CdcTruncates', 'CdcTruncatesMapping', 1, tag],
     ]);
-    expect(text(ingestor.requests[2]!.data)).toEqual([{ SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2023-11-14T22:13:20.000Z', TxId: 653 }]);
+    expect(text(ingestor.requests[2]!.data)).toEqual([
+      { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2023-11-14T22:13:20.000Z', TxId: 653 },
+    ]);
     expect(text(ingestor.requests[1]!.data).filter((r) => r.Op === 't')).toEqual([expect.objectContaining({ Column: null, Key: null, Lsn: 600 })]);
   });
 });

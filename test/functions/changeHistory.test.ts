@@ -90,7 +90,12 @@ afterAll(async () => {
 
 describe('change history in Elasticsearch, source-document questions', () => {
   it('writes one row per changed column with old and new values', async () => {
-    const rows = await client.search<Record<string, unknown>>({ index, size: 100, query: { term: { KeyText: '1000' } }, sort: [{ Lsn: 'asc' }, { Column: 'asc' }] });
+    const rows = await client.search<Record<string, unknown>>({
+      index,
+      size: 100,
+      query: { term: { KeyText: '1000' } },
+      sort: [{ Lsn: 'asc' }, { Column: 'asc' }],
+    });
     expect(rows.hits.hits.map((h) => [h._source?.Op, h._source?.Column, h._source?.OldValue, h._source?.NewValue])).toEqual([
       ['c', 'holding_quantity', null, '10'],
       ['c', 'holding_stock', null, 'VFIAX'],

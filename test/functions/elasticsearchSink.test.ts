@@ -75,7 +75,12 @@ describe('elasticsearchSink handler', () => {
       ['7', '4072', '56', 'json'],
     ]);
     expect(Buffer.from(letters[0]!.body, 'base64').toString()).toBe('{"truncated');
-    expect(letters[0]).toMatchObject({ functionName: 'elasticsearchSink', consumerGroup: 'elasticsearch-sink', eventHubName: 'pgcdc', reason: expect.stringMatching(/not JSON/) as unknown as string });
+    expect(letters[0]).toMatchObject({
+      functionName: 'elasticsearchSink',
+      consumerGroup: 'elasticsearch-sink',
+      eventHubName: 'pgcdc',
+      reason: expect.stringMatching(/not JSON/) as unknown as string,
+    });
     expect(letters[2]?.reason).toMatch(/No route for table public.unrouted/);
     expect(logs.some((l) => l.includes('3 dead-lettered'))).toBe(true);
   });

@@ -39,7 +39,10 @@ async function deliver(): Promise<void> {
     // As the trigger delivers them with dataType 'binary'.
     const bodies = list.map((i) => Buffer.from(i.raw));
     const first = Number(list[0]?.offset ?? 0n);
-    for (const [handler, functionName] of [[esHandler, 'elasticsearchSink'], [historyHandler, 'changeHistory']] as const) {
+    for (const [handler, functionName] of [
+      [esHandler, 'elasticsearchSink'],
+      [historyHandler, 'changeHistory'],
+    ] as const) {
       const { messages, context } = triggerBatch(bodies, { partitionId: String(partition), firstOffset: first, functionName });
       const report = await handler(messages, context);
       expect(report.retried).toBe(0);
@@ -64,7 +67,9 @@ beforeAll(async () => {
     ALTER TABLE ${bank}.holding REPLICA IDENTITY FULL;`);
   reader = await startReader(readerEnv(name, { CDC_TABLES: `${bank}.holding`, CDC_SNAPSHOT_MODE: 'never' }));
   topic = await TopicCollector.start([`${name}_events`]);
-  const routes: RoutesConfig = { [`${bank}.holding`]: { ...DEFAULT_ROUTES['bank.holding'], elasticsearch: { ...DEFAULT_ROUTES['bank.holding']!.elasticsearch!, index } } };
+  const routes: RoutesConfig = {
+    [`${bank}.holding`]: { ...DEFAULT_ROUTES['bank.holding'], elasticsearch: { ...DEFAULT_ROUTES['bank.holding']!.elasticsearch!, index } },
+  };
   const router = new Router(routes);
   const es = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex: `${index}-control` });
   const history = new ElasticsearchHistorySink({ client, router, index: historyIndex, replicas: 0 });
@@ -109,9 +114,21 @@ describe('PostgreSQL → reader → Kafka → sink handlers → Elasticsearch', 
     delivered = 0;
     await deliver();
 
-    const { rows } = await c.query<{ holding_id: number; holding_stock: string; holding_quantity: number }>(`SELECT holding_id, holding_stock, holding_quantity FROM ${bank}.holding ORDER BY holding_id`);
-    const live = await client.search<{ holding_id: number; holding_stock: string; holding_quantity: number }>({ index: `${index}-live`, sort: ['holding_id'], size: 100 });
-    expect(live.hits.hits.map((h) => ({ holding_id: h._source?.holding_id, holding_stock: h._source?.holding_stock, holding_quantity: h._source?.holding_quantity }))).toEqual(rows);
+    const { rows } = await c.query<{ holding_id: number; holding_stock: string; holding_quantity: number }>(
+      `SELECT holding_id, holding_stock, holding_quantity FROM ${bank}.holding ORDER BY holding_id`,
+    );
+    const live = await client.search<{ holding_id: number; holding_stock: string; holding_quantity: number }>({
+      index: `${index}-live`,
+      sort: ['holding_id'],
+      size: 100,
+    });
+    expect(
+      live.hits.hits.map((h) => ({
+        holding_id: h._source?.holding_id,
+        holding_stock: h._source?.holding_stock,
+        holding_quantity: h._source?.holding_quantity,
+      })),
+    ).toEqual(rows);
     expect(deadLetters.documents.size).toBe(0);
   });
 

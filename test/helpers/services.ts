@@ -32,7 +32,9 @@ export function serviceEnv(): ServiceEnv {
       user: process.env.PGUSER ?? 'postgres',
       database: process.env.PGDATABASE ?? 'postgres',
     },
-    kafkaBrokers: required('KAFKA_BROKERS').split(',').map((b) => b.trim()),
+    kafkaBrokers: required('KAFKA_BROKERS')
+      .split(',')
+      .map((b) => b.trim()),
     elasticsearchUrl: required('ELASTICSEARCH_URL'),
     azureStorageConnectionString: required('AZURE_STORAGE_CONNECTION_STRING'),
   };
@@ -49,12 +51,7 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-  intervalMs = 100,
-): Promise<T> {
+export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

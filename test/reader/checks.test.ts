@@ -39,7 +39,10 @@ describe('reader: start-up checks', () => {
 
   test('wal_level not logical: says how to fix it on Azure Flexible Server and plain PostgreSQL', async () => {
     const fake = { query: () => Promise.resolve({ rows: [{ wal_level: 'replica' }] }) } as unknown as pg.Client;
-    const err = await checkWalLevel(fake).then(() => null, (e: unknown) => e as StartupError);
+    const err = await checkWalLevel(fake).then(
+      () => null,
+      (e: unknown) => e as StartupError,
+    );
     expect(err?.code).toBe('WAL_LEVEL_NOT_LOGICAL');
     expect(err?.message).toMatch(/wal_level is 'replica'/);
     expect(err?.message).toMatch(/Azure Database for PostgreSQL Flexible Server.*wal_level.*LOGICAL.*restart/s);

@@ -10,7 +10,9 @@ describe('reader: kill -9 under load, graceful SIGTERM', () => {
 
   beforeAll(async () => {
     c = await pgClient();
-    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (orderid SERIAL PRIMARY KEY, custid int NOT NULL, amount int NOT NULL, city varchar(255) NOT NULL, purchase_time varchar(20) NOT NULL)`);
+    await c.query(
+      `CREATE SCHEMA ${schema}; CREATE TABLE ${table} (orderid SERIAL PRIMARY KEY, custid int NOT NULL, amount int NOT NULL, city varchar(255) NOT NULL, purchase_time varchar(20) NOT NULL)`,
+    );
   });
   afterAll(async () => {
     await cleanup(c, name, [schema]);
@@ -35,7 +37,9 @@ describe('reader: kill -9 under load, graceful SIGTERM', () => {
         writer = w;
         load = (async () => {
           while (writing) {
-            const r = await w.query<{ orderid: number }>(`INSERT INTO ${table} (custid, amount, city, purchase_time) VALUES (1, 10, 'Oslo', '2024-01-01') RETURNING orderid`);
+            const r = await w.query<{ orderid: number }>(
+              `INSERT INTO ${table} (custid, amount, city, purchase_time) VALUES (1, 10, 'Oslo', '2024-01-01') RETURNING orderid`,
+            );
             committed.push(r.rows[0]!.orderid);
           }
         })();
@@ -55,15 +59,22 @@ describe('reader: kill -9 under load, graceful SIGTERM', () => {
     await writer!.end();
     const want = new Set(committed);
     try {
-      await eventually('every committed id on the topic', () => {
-        const seen = new Set(topic.events().map((e) => e.after?.orderid as number));
-        return [...want].every((id) => seen.has(id)) ? true : undefined;
-      }, 60_000);
+      await eventually(
+        'every committed id on the topic',
+        () => {
+          const seen = new Set(topic.events().map((e) => e.after?.orderid as number));
+          return [...want].every((id) => seen.has(id)) ? true : undefined;
+        },
+        60_000,
+      );
     } catch (err) {
       const seen = new Set(topic.events().map((e) => e.after?.orderid as number));
       const missing = [...want].filter((id) => !seen.has(id));
       last.proc.kill('SIGKILL');
-      throw new Error(`${(err as Error).message}; ${missing.length} of ${want.size} missing (first: ${missing.slice(0, 10).join(',')}); last reader said: ${JSON.stringify(last.lines.slice(-8))}`, { cause: err });
+      throw new Error(
+        `${(err as Error).message}; ${missing.length} of ${want.size} missing (first: ${missing.slice(0, 10).join(',')}); last reader said: ${JSON.stringify(last.lines.slice(-8))}`,
+        { cause: err },
+      );
     }
     last.proc.kill('SIGTERM');
     expect(await last.exited).toBe(0);
@@ -81,7 +92,10 @@ describe('reader: kill -9 under load, graceful SIGTERM', () => {
       lsnById.set(id, e.source.lsn!);
     }
     // After the graceful stop, the slot confirmed everything the reader delivered.
-    const slot = await c.query<{ confirmed: string }>("SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [name]);
+    const slot = await c.query<{ confirmed: string }>(
+      "SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1",
+      [name],
+    );
     const maxCommit = Math.max(...events.map((e) => e.source.commit_lsn!));
     expect(Number(slot.rows[0]!.confirmed)).toBeGreaterThan(maxCommit);
   });

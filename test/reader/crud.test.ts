@@ -33,7 +33,9 @@ describe('reader: insert/update/delete/truncate', () => {
     await c.query(`UPDATE ${retail}.orders_info SET amount = 150 WHERE orderid = 1`);
     await c.query(`DELETE FROM ${retail}.orders_info WHERE orderid = 1`);
     await c.query(`TRUNCATE ${retail}.orders_info`);
-    const events = (await topic.waitFor('4 retail events', (es) => es.filter((e) => e.source.schema === retail).length >= 4)).filter((e) => e.source.schema === retail);
+    const events = (await topic.waitFor('4 retail events', (es) => es.filter((e) => e.source.schema === retail).length >= 4)).filter(
+      (e) => e.source.schema === retail,
+    );
     expect(events.map((e) => e.op)).toEqual(['c', 'u', 'd', 't']);
     const [ins, upd, del, tr] = events;
     expect(ins!.after).toEqual({ orderid: 1, custid: 1, amount: 100, city: 'Seattle', purchase_time: '2024-01-01 10:00:00' });
@@ -64,10 +66,19 @@ describe('reader: insert/update/delete/truncate', () => {
     await c.query(`UPDATE ${bank}.holding SET holding_quantity = 20, datetime_updated = '2024-01-02 11:00:00.5' WHERE holding_id = 1000`);
     await c.query(`DELETE FROM ${bank}.holding WHERE holding_id = 1000`);
     await c.query(`BEGIN; INSERT INTO ${bank}.holding VALUES (1001, 2, 'AAPL', 1, now(), now()); TRUNCATE ${bank}.holding; COMMIT`);
-    const events = (await topic.waitFor('5 bank events', (es) => es.filter((e) => e.source.schema === bank).length >= 5)).filter((e) => e.source.schema === bank);
+    const events = (await topic.waitFor('5 bank events', (es) => es.filter((e) => e.source.schema === bank).length >= 5)).filter(
+      (e) => e.source.schema === bank,
+    );
     expect(events.map((e) => e.op)).toEqual(['c', 'u', 'd', 'c', 't']);
     const [, upd, del, ins2, tr] = events;
-    const first = { holding_id: 1000, user_id: 1, holding_stock: 'VFIAX', holding_quantity: 10, datetime_created: '2024-01-01T10:00:00', datetime_updated: '2024-01-01T10:00:00' };
+    const first = {
+      holding_id: 1000,
+      user_id: 1,
+      holding_stock: 'VFIAX',
+      holding_quantity: 10,
+      datetime_created: '2024-01-01T10:00:00',
+      datetime_updated: '2024-01-01T10:00:00',
+    };
     expect(upd!.before).toEqual(first);
     expect(upd!.after).toEqual({ ...first, holding_quantity: 20, datetime_updated: '2024-01-02T11:00:00.5' });
     expect(del!.before).toEqual({ ...first, holding_quantity: 20, datetime_updated: '2024-01-02T11:00:00.5' });
@@ -86,7 +97,9 @@ describe('reader: insert/update/delete/truncate', () => {
     // confirmed_flush = last commit LSN + 1 once acknowledged (poll: status updates are periodic)
     const { eventually } = await import('./helpers.js');
     await eventually('slot confirmed past the last published commit', async () => {
-      const s = await c.query<{ confirmed: string }>("SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [name]);
+      const s = await c.query<{ confirmed: string }>("SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [
+        name,
+      ]);
       return Number(s.rows[0]!.confirmed) > last ? true : undefined;
     });
     expect(Number(slot.rows[0]!.current)).toBeGreaterThan(0);

@@ -58,7 +58,9 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     expect(pointer!.key).toEqual({ id: 1 });
     expect(pointer!.op).toBe('c');
     expect(pointer!.deadletter).toMatchObject({ container: r.config.deadLetter.container, bytes: expect.any(Number) as unknown });
-    const blob = BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString).getContainerClient(pointer!.deadletter!.container).getBlobClient(pointer!.deadletter!.blob);
+    const blob = BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString)
+      .getContainerClient(pointer!.deadletter!.container)
+      .getBlobClient(pointer!.deadletter!.blob);
     const full = JSON.parse((await blob.downloadToBuffer()).toString()) as ChangeEvent;
     expect(full.after).toEqual({ id: 1, doc: big });
     expect(full.source.lsn).toBe(pointer!.source.lsn);
@@ -73,10 +75,17 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     const r = await startReader(readerEnv(name, { CDC_TABLES: `${schema}.captured`, CDC_SNAPSHOT_MODE: 'never', CDC_HEARTBEAT_INTERVAL_MS: '200' }));
     await c.query(`INSERT INTO ${schema}.other SELECT generate_series(1, 5000)`);
     const after = (await c.query<{ l: string }>("SELECT (pg_current_wal_lsn() - '0/0')::text AS l")).rows[0]!.l;
-    await eventually('slot confirmed past the other table’s writes', async () => {
-      const s = await c.query<{ confirmed: string }>("SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [name]);
-      return BigInt(s.rows[0]!.confirmed) > BigInt(after) ? true : undefined;
-    }, 20_000);
+    await eventually(
+      'slot confirmed past the other table’s writes',
+      async () => {
+        const s = await c.query<{ confirmed: string }>(
+          "SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1",
+          [name],
+        );
+        return BigInt(s.rows[0]!.confirmed) > BigInt(after) ? true : undefined;
+      },
+      20_000,
+    );
     expect(r.reader.metrics.changes).toBe(0);
     await r.stop();
   });

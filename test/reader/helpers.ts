@@ -74,10 +74,14 @@ export async function startReader(env: Record<string, string>, waitFor: 'streami
 
 /** Drops the slot (waiting for it to become inactive), publication and state schema of a test. */
 export async function cleanup(c: pg.Client, name: string, schemas: string[] = []): Promise<void> {
-  await eventually('slot inactive', async () => {
-    const r = await c.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [name]);
-    return r.rows.length === 0 || !(r.rows[0] as { active: boolean }).active ? true : undefined;
-  }, 20_000);
+  await eventually(
+    'slot inactive',
+    async () => {
+      const r = await c.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [name]);
+      return r.rows.length === 0 || !(r.rows[0] as { active: boolean }).active ? true : undefined;
+    },
+    20_000,
+  );
   await c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [name]);
   await c.query(`DROP PUBLICATION IF EXISTS "${name}_pub"`);
   await c.query(`DROP SCHEMA IF EXISTS "${name}_state" CASCADE`);
@@ -185,10 +189,14 @@ export function spawnReader(env: Record<string, string>): ChildReader {
 }
 
 export async function slotInactive(c: pg.Client, slot: string): Promise<void> {
-  await eventually('slot inactive', async () => {
-    const r = await c.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-    return r.rows.length === 0 || !(r.rows[0] as { active: boolean }).active ? true : undefined;
-  }, 20_000);
+  await eventually(
+    'slot inactive',
+    async () => {
+      const r = await c.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      return r.rows.length === 0 || !(r.rows[0] as { active: boolean }).active ? true : undefined;
+    },
+    20_000,
+  );
 }
 
 /** Final state per key under the sink versioning rule: the event with the highest source.lsn wins. */

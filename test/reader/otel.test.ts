@@ -26,15 +26,45 @@ interface Envelope {
   name: string;
   iKey: string;
   tags?: Record<string, string>;
-  data: { baseType: string; baseData: { metrics: { name: string; value: number; count?: number; min?: number; max?: number }[]; properties?: Record<string, string> } };
+  data: {
+    baseType: string;
+    baseData: { metrics: { name: string; value: number; count?: number; min?: number; max?: number }[]; properties?: Record<string, string> };
+  };
 }
 
 /** Plays the Application Insights ingestion endpoint: records envelopes, answers as Breeze does. */
-async function fakeBreeze(): Promise<{ server: Server; port: number; caFile: string; dir: string; envelopes: Envelope[]; requests: { path: string; encoding: string | undefined }[] }> {
+async function fakeBreeze(): Promise<{
+  server: Server;
+  port: number;
+  caFile: string;
+  dir: string;
+  envelopes: Envelope[];
+  requests: { path: string; encoding: string | undefined }[];
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'fake-breeze-'));
   const keyFile = join(dir, 'key.pem');
   const caFile = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const envelopes: Envelope[] = [];
   const requests: { path: string; encoding: string | undefined }[] = [];
   const server = createServer({ key: readFileSync(keyFile), cert: readFileSync(caFile) }, (req, res) => {
@@ -111,17 +141,31 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
       for (let i = 1; i <= 4; i++) await c.query(`DELETE FROM ${table} WHERE id = $1`, [i]);
       await topic.waitFor('20 streamed changes', (ev) => ev.filter((e) => e.op !== 'r').length >= 20);
 
-      const sum = (n: string, filter: (p: Record<string, string>) => boolean = () => true) => points(breeze.envelopes, n).filter((p) => filter(p.properties)).reduce((a, p) => a + p.value, 0);
+      const sum = (n: string, filter: (p: Record<string, string>) => boolean = () => true) =>
+        points(breeze.envelopes, n)
+          .filter((p) => filter(p.properties))
+          .reduce((a, p) => a + p.value, 0);
       const byOp = (op: string) => sum('cdc.reader.changes', (p) => p['cdc.op'] === op && p['cdc.table'] === table);
       try {
-        await eventually('exported changes, latency and slot lag', () => {
-          const lat = points(breeze.envelopes, 'cdc.reader.commit_to_ack.ms');
-          return byOp('c') >= 10 && byOp('u') >= 6 && byOp('d') >= 4 && lat.reduce((a, p) => a + (p.count ?? 0), 0) >= 20 && points(breeze.envelopes, 'cdc.reader.slot.lag.bytes').length > 0
-            ? true
-            : undefined;
-        }, 45_000);
+        await eventually(
+          'exported changes, latency and slot lag',
+          () => {
+            const lat = points(breeze.envelopes, 'cdc.reader.commit_to_ack.ms');
+            return byOp('c') >= 10 &&
+              byOp('u') >= 6 &&
+              byOp('d') >= 4 &&
+              lat.reduce((a, p) => a + (p.count ?? 0), 0) >= 20 &&
+              points(breeze.envelopes, 'cdc.reader.slot.lag.bytes').length > 0
+              ? true
+              : undefined;
+          },
+          45_000,
+        );
       } catch (err) {
-        throw new Error(`${(err as Error).message}; metrics seen: ${[...new Set(breeze.envelopes.flatMap((e) => e.data.baseData.metrics.map((m) => m.name)))].join(', ')}; requests: ${JSON.stringify(breeze.requests.slice(0, 3))}; logs: ${JSON.stringify(child.lines.filter((l) => l.level === 'warn' || l.level === 'error').slice(-5))}`, { cause: err });
+        throw new Error(
+          `${(err as Error).message}; metrics seen: ${[...new Set(breeze.envelopes.flatMap((e) => e.data.baseData.metrics.map((m) => m.name)))].join(', ')}; requests: ${JSON.stringify(breeze.requests.slice(0, 3))}; logs: ${JSON.stringify(child.lines.filter((l) => l.level === 'warn' || l.level === 'error').slice(-5))}`,
+          { cause: err },
+        );
       }
 
       // Envelope shape as the exporter sends it to Breeze.
@@ -172,12 +216,24 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
     const connectionString = `InstrumentationKey=${ikey};IngestionEndpoint=https://127.0.0.1:1/`;
     const slot = `${name}_down`;
     const topic = await TopicCollector.start([`${slot}_events`]);
-    const child = spawnReader(readerEnv(slot, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString, OTEL_METRIC_EXPORT_INTERVAL: '500', APPLICATION_INSIGHTS_NO_STATSBEAT: 'true' }));
+    const child = spawnReader(
+      readerEnv(slot, {
+        CDC_TABLES: table,
+        CDC_SNAPSHOT_MODE: 'never',
+        APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString,
+        OTEL_METRIC_EXPORT_INTERVAL: '500',
+        APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+      }),
+    );
     try {
       await eventually('streaming', () => (child.lines.some((l) => l.msg === 'streaming started') ? true : undefined), 60_000);
       for (let i = 200; i < 205; i++) await c.query(`INSERT INTO ${table} VALUES ($1, 'while export fails')`, [i]);
       await topic.waitFor('5 inserts', (ev) => ev.filter((e) => e.op === 'c').length >= 5);
-      await eventually('export failure logged', () => (child.lines.some((l) => l.level === 'warn' && String(l.msg).startsWith('opentelemetry')) ? true : undefined), 20_000);
+      await eventually(
+        'export failure logged',
+        () => (child.lines.some((l) => l.level === 'warn' && String(l.msg).startsWith('opentelemetry')) ? true : undefined),
+        20_000,
+      );
     } finally {
       // Graceful stop, then the last export (bounded to 5 s in main.ts), then exit 0.
       child.proc.kill('SIGTERM');
@@ -204,7 +260,10 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
     expect(() => loadConfig({ ...base, APPLICATIONINSIGHTS_CONNECTION_STRING: good.replace('https://', 'ftp://') })).toThrow(/IngestionEndpoint/);
     expect(loadConfig({ ...base, APPLICATIONINSIGHTS_CONNECTION_STRING: good }).appInsightsConnectionString).toBe(good);
     expect(loadConfig(base).otel).toEqual({ exportIntervalMs: 60_000, serviceName: 'pg-cdc-reader' });
-    expect(loadConfig({ ...base, OTEL_METRIC_EXPORT_INTERVAL: '1500', OTEL_SERVICE_NAME: 'reader-eu' }).otel).toEqual({ exportIntervalMs: 1500, serviceName: 'reader-eu' });
+    expect(loadConfig({ ...base, OTEL_METRIC_EXPORT_INTERVAL: '1500', OTEL_SERVICE_NAME: 'reader-eu' }).otel).toEqual({
+      exportIntervalMs: 1500,
+      serviceName: 'reader-eu',
+    });
     expect(() => loadConfig({ ...base, OTEL_METRIC_EXPORT_INTERVAL: '10' })).toThrow(/OTEL_METRIC_EXPORT_INTERVAL/);
     expect(() => loadConfig({ ...base, OTEL_METRIC_EXPORT_INTERVAL: 'soon' })).toThrow(/OTEL_METRIC_EXPORT_INTERVAL/);
   });

@@ -41,7 +41,12 @@ describe('reader: initial snapshot', () => {
     const load = (async () => {
       while (writing) {
         const id = next++;
-        await writer.query(`BEGIN; INSERT INTO ${table} VALUES ($1, $1, 'live'); UPDATE ${table} SET v = v + 1, note = 'upd' WHERE id = $2; DELETE FROM ${table} WHERE id = $3; COMMIT`.replace(/\$1/g, String(id)).replace('$2', String((id * 7) % 20000 + 1)).replace('$3', String((id * 13) % 20000 + 1)));
+        await writer.query(
+          `BEGIN; INSERT INTO ${table} VALUES ($1, $1, 'live'); UPDATE ${table} SET v = v + 1, note = 'upd' WHERE id = $2; DELETE FROM ${table} WHERE id = $3; COMMIT`
+            .replace(/\$1/g, String(id))
+            .replace('$2', String(((id * 7) % 20000) + 1))
+            .replace('$3', String(((id * 13) % 20000) + 1)),
+        );
       }
     })();
     const r = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_CHUNK_ROWS: '3000' }));
@@ -51,10 +56,14 @@ describe('reader: initial snapshot', () => {
     await writer.end();
     const state = await tableState(c, table);
     const topic = await TopicCollector.start([`${name}_events`]);
-    await topic.waitFor('snapshot and every change up to the last write', (es) => {
-      const f = converge(es, 'id');
-      return [...state].every(([k, row]) => JSON.stringify(f.get(k)) === JSON.stringify(row)) && [...f].filter(([, v]) => v !== null).length === state.size;
-    }, 60_000);
+    await topic.waitFor(
+      'snapshot and every change up to the last write',
+      (es) => {
+        const f = converge(es, 'id');
+        return [...state].every(([k, row]) => JSON.stringify(f.get(k)) === JSON.stringify(row)) && [...f].filter(([, v]) => v !== null).length === state.size;
+      },
+      60_000,
+    );
     await r.stop();
     const events = topic.events();
     await topic.close();
@@ -80,13 +89,22 @@ describe('reader: initial snapshot', () => {
       INSERT INTO ${table} SELECT g, g, repeat('p', 200) FROM generate_series(1, 40000) g`);
     const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_CHUNK_ROWS: '2000' });
     const first = spawnReader(env);
-    await eventually('a few chunks delivered', async () => {
-      const p = await c.query<{ rows: string; done: boolean }>(`SELECT rows::text, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`, [name]).catch(() => ({ rows: [] }));
-      return p.rows[0] && Number(p.rows[0].rows) >= 6000 ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'a few chunks delivered',
+      async () => {
+        const p = await c
+          .query<{ rows: string; done: boolean }>(`SELECT rows::text, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`, [name])
+          .catch(() => ({ rows: [] }));
+        return p.rows[0] && Number(p.rows[0].rows) >= 6000 ? true : undefined;
+      },
+      60_000,
+    );
     first.proc.kill('SIGKILL');
     await first.exited;
-    const progressAtCrash = Number((await c.query<{ rows: string; done: boolean }>(`SELECT rows::text, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`, [name])).rows[0]!.rows);
+    const progressAtCrash = Number(
+      (await c.query<{ rows: string; done: boolean }>(`SELECT rows::text, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`, [name])).rows[0]!
+        .rows,
+    );
     expect(progressAtCrash).toBeLessThan(40000);
     // Changes while the reader is down: to rows already delivered, rows not yet read, deletes, inserts.
     await c.query(`UPDATE ${table} SET v = -1, note = 'after-crash' WHERE id IN (1, 2, 39999);
@@ -97,10 +115,14 @@ describe('reader: initial snapshot', () => {
     expect(second.log.lines.some((l) => l.msg === 'resuming interrupted snapshot with a fresh snapshot')).toBe(true);
     const state = await tableState(c, table);
     const topic = await TopicCollector.start([`${name}_events`]);
-    await topic.waitFor('every row and change', (es) => {
-      const f = converge(es, 'id');
-      return [...state].every(([k, row]) => JSON.stringify(f.get(k)) === JSON.stringify(row)) && f.get('3') === null && f.get('39998') === null;
-    }, 60_000);
+    await topic.waitFor(
+      'every row and change',
+      (es) => {
+        const f = converge(es, 'id');
+        return [...state].every(([k, row]) => JSON.stringify(f.get(k)) === JSON.stringify(row)) && f.get('3') === null && f.get('39998') === null;
+      },
+      60_000,
+    );
     await second.stop();
     const events = topic.events();
     await topic.close();

@@ -28,9 +28,25 @@ describe('reader: types, TOAST, weird identifiers, schema changes', () => {
       CREATE SCHEMA ${q(weirdSchema)};
       CREATE TABLE ${q(weirdSchema)}."Weird Name" ("Id" int PRIMARY KEY, "x;drop table y" text);
       CREATE TABLE ${q(weirdSchema)}."x;drop table y" (id int PRIMARY KEY);`);
-    const tables = [`${s}.all_types`, `${s}.toasty`, `${s}.toasty_full`, `${s}.evolving`, `${q(weirdSchema)}."Weird Name"`, `${q(weirdSchema)}."x;drop table y"`].join(',');
-    r = await startReader(readerEnv(name, { CDC_TABLES: tables, CDC_SNAPSHOT_MODE: 'never', CDC_TOPIC_TEMPLATE: '{prefix}.{schema}.{table}', CDC_SERVER_NAME: name }));
-    topic = await TopicCollector.start([`${name}.${s}.all_types`, `${name}.${s}.toasty`, `${name}.${s}.toasty_full`, `${name}.${s}.evolving`, `${name}.${weirdSchema.replace(/[^A-Za-z0-9._-]/g, '_')}.Weird_Name`, `${name}.${weirdSchema.replace(/[^A-Za-z0-9._-]/g, '_')}.x_drop_table_y`]);
+    const tables = [
+      `${s}.all_types`,
+      `${s}.toasty`,
+      `${s}.toasty_full`,
+      `${s}.evolving`,
+      `${q(weirdSchema)}."Weird Name"`,
+      `${q(weirdSchema)}."x;drop table y"`,
+    ].join(',');
+    r = await startReader(
+      readerEnv(name, { CDC_TABLES: tables, CDC_SNAPSHOT_MODE: 'never', CDC_TOPIC_TEMPLATE: '{prefix}.{schema}.{table}', CDC_SERVER_NAME: name }),
+    );
+    topic = await TopicCollector.start([
+      `${name}.${s}.all_types`,
+      `${name}.${s}.toasty`,
+      `${name}.${s}.toasty_full`,
+      `${name}.${s}.evolving`,
+      `${name}.${weirdSchema.replace(/[^A-Za-z0-9._-]/g, '_')}.Weird_Name`,
+      `${name}.${weirdSchema.replace(/[^A-Za-z0-9._-]/g, '_')}.x_drop_table_y`,
+    ]);
   });
 
   afterAll(async () => {
@@ -126,7 +142,13 @@ describe('reader: types, TOAST, weird identifiers, schema changes', () => {
     await c.query(`INSERT INTO ${s}.evolving VALUES (2, 'y', 2.25)`);
     await c.query(`ALTER TABLE ${s}.evolving DROP COLUMN a`);
     await c.query(`UPDATE ${s}.evolving SET b = 3 WHERE id = 1`);
-    const events = (await topic.waitFor('evolving events', (es) => es.filter((e) => e.source.table === 'evolving').length >= 3)).filter((e) => e.source.table === 'evolving');
-    expect(events.map((e) => e.after)).toEqual([{ id: 1, a: 'x' }, { id: 2, a: 'y', b: '2.25' }, { id: 1, b: '3' }]);
+    const events = (await topic.waitFor('evolving events', (es) => es.filter((e) => e.source.table === 'evolving').length >= 3)).filter(
+      (e) => e.source.table === 'evolving',
+    );
+    expect(events.map((e) => e.after)).toEqual([
+      { id: 1, a: 'x' },
+      { id: 2, a: 'y', b: '2.25' },
+      { id: 1, b: '3' },
+    ]);
   });
 });

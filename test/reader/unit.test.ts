@@ -6,7 +6,16 @@ import type { OutRecord, Publisher } from '../../src/reader/publish/publisher.js
 import { memoryLogger, createLogger } from '../../src/reader/logger.js';
 import { formatLsn, parseLsn } from '../../src/reader/lsn.js';
 import { redact } from '../../src/reader/redact.js';
-import { decodeBytea, decodeFloat, decodeInt8, decodeJson, decodeTimestamp, decodeTimestamptz, parseArray, decodeInt } from '../../src/reader/encode/pgTypes.js';
+import {
+  decodeBytea,
+  decodeFloat,
+  decodeInt8,
+  decodeJson,
+  decodeTimestamp,
+  decodeTimestamptz,
+  parseArray,
+  decodeInt,
+} from '../../src/reader/encode/pgTypes.js';
 import { buildEnvelope, recordKey, serializeEvent, topicFor } from '../../src/reader/encode/envelope.js';
 import { quoteIdent, quoteLiteral } from '../../src/reader/replication/sql.js';
 import { BeginMessage, CommitMessage, TextPgoutputPlugin } from '../../src/reader/replication/plugin.js';
@@ -19,8 +28,21 @@ const base = { KAFKA_BROKERS: 'localhost:9092' };
 describe('config', () => {
   test('defaults', () => {
     const c = loadConfig(base);
-    expect(c).toMatchObject({ slotName: 'pg_cdc_reader', publicationName: 'pg_cdc_publication', tables: null, snapshotMode: 'initial', topic: 'cdc-events', topicTemplate: null });
-    expect(c.kafka).toMatchObject({ brokers: ['localhost:9092'], securityProtocol: 'PLAINTEXT', maxMessageBytes: 1_000_000, requestTimeoutMs: 60_000, metadataMaxAgeMs: 180_000 });
+    expect(c).toMatchObject({
+      slotName: 'pg_cdc_reader',
+      publicationName: 'pg_cdc_publication',
+      tables: null,
+      snapshotMode: 'initial',
+      topic: 'cdc-events',
+      topicTemplate: null,
+    });
+    expect(c.kafka).toMatchObject({
+      brokers: ['localhost:9092'],
+      securityProtocol: 'PLAINTEXT',
+      maxMessageBytes: 1_000_000,
+      requestTimeoutMs: 60_000,
+      metadataMaxAgeMs: 180_000,
+    });
   });
 
   test.each([
@@ -51,7 +73,13 @@ describe('config', () => {
   test('Event Hubs connection string: brokers, SASL_SSL/PLAIN, redacted', () => {
     const cs = 'Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0c2VjcmV0';
     const c = loadConfig({ EVENTHUBS_CONNECTION_STRING: cs });
-    expect(c.kafka).toMatchObject({ brokers: ['myns.servicebus.windows.net:9093'], securityProtocol: 'SASL_SSL', saslMechanism: 'PLAIN', saslUsername: '$ConnectionString', saslPassword: cs });
+    expect(c.kafka).toMatchObject({
+      brokers: ['myns.servicebus.windows.net:9093'],
+      securityProtocol: 'SASL_SSL',
+      saslMechanism: 'PLAIN',
+      saslUsername: '$ConnectionString',
+      saslPassword: cs,
+    });
     expect(secretsOf(c)).toContain(cs);
     const lines: string[] = [];
     const log = createLogger({ secrets: secretsOf(c), write: (l) => lines.push(l) });
@@ -132,7 +160,10 @@ describe('type decoding', () => {
   });
   test('arrays: nested, quoted, NULL', () => {
     expect(parseArray('{1,2,NULL}', decodeInt)).toEqual([1, 2, null]);
-    expect(parseArray('{{a,b},{"c d","e\\"f"}}', (t) => t)).toEqual([['a', 'b'], ['c d', 'e"f']]);
+    expect(parseArray('{{a,b},{"c d","e\\"f"}}', (t) => t)).toEqual([
+      ['a', 'b'],
+      ['c d', 'e"f'],
+    ]);
     expect(parseArray('{}', (t) => t)).toEqual([]);
     expect(parseArray('{"NULL",NULL}', (t) => t)).toEqual(['NULL', null]);
     expect(parseArray('[0:1]={7,8}', decodeInt)).toEqual([7, 8]);
@@ -141,7 +172,23 @@ describe('type decoding', () => {
 
 describe('envelope', () => {
   test('Debezium fields, LSNs as numbers, key as record key', () => {
-    const e = buildEnvelope({ op: 'u', serverName: 's', db: 'd', schema: 'a', table: 'b', before: { id: 1 }, after: { id: 1, v: 2 }, key: { id: 1 }, lsn: 100n, commitLsn: 120n, lastCommitLsn: 90n, txId: 7, sourceTsMs: 1, snapshot: 'false', nowMs: 2 });
+    const e = buildEnvelope({
+      op: 'u',
+      serverName: 's',
+      db: 'd',
+      schema: 'a',
+      table: 'b',
+      before: { id: 1 },
+      after: { id: 1, v: 2 },
+      key: { id: 1 },
+      lsn: 100n,
+      commitLsn: 120n,
+      lastCommitLsn: 90n,
+      txId: 7,
+      sourceTsMs: 1,
+      snapshot: 'false',
+      nowMs: 2,
+    });
     expect(e.source).toMatchObject({ connector: 'postgresql', lsn: 100, commit_lsn: 120, sequence: '["90","100"]', txId: 7 });
     expect(recordKey(e.key)!.toString()).toBe('{"id":1}');
     expect(topicFor('sales', 'orders', { topic: 't', template: '{prefix}.{schema}.{table}', prefix: 'p' })).toBe('p.sales.orders');
@@ -238,14 +285,37 @@ describe('pipeline', () => {
 });
 
 describe('serializeEvent (hand-assembled envelope JSON)', () => {
-  const base = { serverName: 'pg"cdc', db: 'postgres', schema: 'My Schema', table: 'weird\u2028"name', lsn: 24023128n, commitLsn: 24023320n, lastCommitLsn: 24022904n, txId: 771, sourceTsMs: 1732170000123.456, snapshot: 'false' as const, nowMs: 1732170000130 };
+  const base = {
+    serverName: 'pg"cdc',
+    db: 'postgres',
+    schema: 'My Schema',
+    table: 'weird\u2028"name',
+    lsn: 24023128n,
+    commitLsn: 24023320n,
+    lastCommitLsn: 24022904n,
+    txId: 771,
+    sourceTsMs: 1732170000123.456,
+    snapshot: 'false' as const,
+    nowMs: 1732170000130,
+  };
   const json = decodeJson('{"big": 12345678901234567890, "s": "\\u00e9\\n", "a": [1, null, {"x": 1.50}]}');
   const cases = [
     buildEnvelope({ ...base, op: 'c', before: null, after: { id: 1, t: 'é "q" \\ \n', j: json, n: null, f: 'NaN', arr: [1, null, 3] }, key: { id: 1 } }),
     buildEnvelope({ ...base, op: 'u', before: { id: 1, v: 'a' }, after: { id: 1 }, key: { id: 1 }, unchangedToast: ['doc', 'x"y'] }),
     buildEnvelope({ ...base, op: 'd', before: { id: '9007199254740993' }, after: null, key: { id: '9007199254740993' } }),
     buildEnvelope({ ...base, op: 't', before: null, after: null, key: null, lastCommitLsn: null }),
-    buildEnvelope({ ...base, op: 'r', before: null, after: { id: 2 }, key: { a: 1, b: 'x' }, commitLsn: null, lastCommitLsn: null, txId: null, snapshot: 'true', sourceTsMs: Number.NaN }),
+    buildEnvelope({
+      ...base,
+      op: 'r',
+      before: null,
+      after: { id: 2 },
+      key: { a: 1, b: 'x' },
+      commitLsn: null,
+      lastCommitLsn: null,
+      txId: null,
+      snapshot: 'true',
+      sourceTsMs: Number.NaN,
+    }),
   ];
   test('every op: byte-identical to JSON.stringify', () => {
     for (const e of cases) expect(serializeEvent(e, e.key === null ? null : JSON.stringify(e.key))).toBe(JSON.stringify(e));

@@ -49,10 +49,7 @@ const log = (msg) => process.stderr.write(`[services] ${msg}\n`);
 export class ServiceError extends Error {
   /** @param {string} service @param {string} message @param {string} fix @param {string} [logTail] */
   constructor(service, message, fix, logTail) {
-    super(
-      `${service}: ${message}\n  likely fix: ${fix}` +
-        (logTail ? `\n  last lines of the ${service} log:\n${indent(logTail)}` : ''),
-    );
+    super(`${service}: ${message}\n  likely fix: ${fix}` + (logTail ? `\n  last lines of the ${service} log:\n${indent(logTail)}` : ''));
     this.name = 'ServiceError';
   }
 }
@@ -184,9 +181,7 @@ function spawnDetached(cmd, args, { logFile, env, cwd, owner }) {
 function pgBinDir() {
   if (process.env.PG_BINDIR) return process.env.PG_BINDIR;
   const root = '/usr/lib/postgresql';
-  const versions = fs.existsSync(root)
-    ? fs.readdirSync(root).filter((v) => Number(v) >= 15 && fs.existsSync(path.join(root, v, 'bin', 'initdb')))
-    : [];
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => Number(v) >= 15 && fs.existsSync(path.join(root, v, 'bin', 'initdb'))) : [];
   versions.sort((a, b) => Number(b) - Number(a));
   if (versions[0]) return path.join(root, versions[0], 'bin');
   try {
@@ -217,7 +212,12 @@ async function startPostgres(workDir) {
     ...asOwner,
   });
   if (init.status !== 0) {
-    throw new ServiceError('postgres', `initdb failed (exit ${init.status})`, 'check that the data directory is writable by the service user', `${init.stdout}\n${init.stderr}`);
+    throw new ServiceError(
+      'postgres',
+      `initdb failed (exit ${init.status})`,
+      'check that the data directory is writable by the service user',
+      `${init.stdout}\n${init.stderr}`,
+    );
   }
   // Logical decoding for the reader; enough slots/senders for parallel test suites; durability
   // traded for speed (only the reader is killed in crash tests, never the server).
@@ -240,7 +240,12 @@ async function startPostgres(workDir) {
   fs.appendFileSync(path.join(data, 'postgresql.conf'), `\n# pg-cdc-functions test service\n${conf}\n`);
   const start = spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-l', logFile, '-w', '-t', '60', 'start'], { encoding: 'utf8', ...asOwner });
   if (start.status !== 0) {
-    throw new ServiceError('postgres', `pg_ctl start failed (exit ${start.status})`, 'see the log; a port clash or too little shared memory are the usual causes', tail(logFile));
+    throw new ServiceError(
+      'postgres',
+      `pg_ctl start failed (exit ${start.status})`,
+      'see the log; a port clash or too little shared memory are the usual causes',
+      tail(logFile),
+    );
   }
   const pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const endpoint = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGDATABASE: 'postgres' };
@@ -263,10 +268,12 @@ async function probePostgres(env) {
 
 async function stopPostgres(svc) {
   if (!isAlive(svc.pid)) return;
-  const asOwner = svc.owner ? (() => {
-    const o = serviceUser();
-    return o ? { uid: o.uid, gid: o.gid } : {};
-  })() : {};
+  const asOwner = svc.owner
+    ? (() => {
+        const o = serviceUser();
+        return o ? { uid: o.uid, gid: o.gid } : {};
+      })()
+    : {};
   const r = spawnSync(path.join(svc.bin, 'pg_ctl'), ['-D', svc.data, '-m', 'fast', '-w', '-t', '60', 'stop'], { encoding: 'utf8', ...asOwner });
   if (r.status !== 0) await stopGroup(svc.pid);
 }
@@ -286,7 +293,16 @@ function ensureMavenArtifacts() {
   const started = Date.now();
   const mvn = spawnSync(
     'mvn',
-    ['-B', '-q', '-f', path.join(here, 'pom.xml'), `-Dservices.home=${servicesHome}`, `-Dkafka.version=${KAFKA_VERSION}`, `-Delasticsearch.version=${ELASTICSEARCH_VERSION}`, 'package'],
+    [
+      '-B',
+      '-q',
+      '-f',
+      path.join(here, 'pom.xml'),
+      `-Dservices.home=${servicesHome}`,
+      `-Dkafka.version=${KAFKA_VERSION}`,
+      `-Delasticsearch.version=${ELASTICSEARCH_VERSION}`,
+      'package',
+    ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   if (mvn.status !== 0) {
@@ -380,7 +396,12 @@ async function startKafka(workDir) {
   const clusterId = randomBytes(16).toString('base64url');
   const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { encoding: 'utf8' });
   if (format.status !== 0) {
-    throw new ServiceError('kafka', `storage format failed (exit ${format.status})`, 'check the JDK (17+) and the jars fetched by Maven', `${format.stdout}\n${format.stderr}`);
+    throw new ServiceError(
+      'kafka',
+      `storage format failed (exit ${format.status})`,
+      'check the JDK (17+) and the jars fetched by Maven',
+      `${format.stdout}\n${format.stderr}`,
+    );
   }
   const pid = spawnDetached(java, [...jvm, 'kafka.Kafka', props], { logFile, cwd: dir });
   const endpoint = { KAFKA_BROKERS: `127.0.0.1:${port}` };
@@ -398,7 +419,14 @@ async function startKafka(workDir) {
  */
 async function probeKafka(brokers) {
   const { Kafka, logLevel } = await import('kafkajs');
-  const admin = new Kafka({ brokers: brokers.split(','), clientId: 'services-probe', logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 2000, requestTimeout: 5000 }).admin();
+  const admin = new Kafka({
+    brokers: brokers.split(','),
+    clientId: 'services-probe',
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 2000,
+    requestTimeout: 5000,
+  }).admin();
   try {
     await admin.connect();
     const cluster = await admin.describeCluster();
@@ -453,7 +481,12 @@ async function startElasticsearch(workDir) {
   if (!ready.ok) {
     await stopGroup(pid, 5000);
     const esLog = path.join(dir, 'logs', 'pg-cdc-functions-test.log');
-    throw new ServiceError('elasticsearch', ready.reason ?? 'not ready', 'see the log; vm.max_map_count too low (sysctl -w vm.max_map_count=262144) or a JDK older than 17 are the usual causes', `${tail(logFile, 10)}\n${tail(esLog, 15)}`);
+    throw new ServiceError(
+      'elasticsearch',
+      ready.reason ?? 'not ready',
+      'see the log; vm.max_map_count too low (sysctl -w vm.max_map_count=262144) or a JDK older than 17 are the usual causes',
+      `${tail(logFile, 10)}\n${tail(esLog, 15)}`,
+    );
   }
   return { pid, dir, logFile, endpoint: { ELASTICSEARCH_URL: url } };
 }
@@ -479,7 +512,26 @@ async function startAzurite(workDir) {
   if (!fs.existsSync(bin)) throw new ServiceError('azurite', `${bin} not found`, 'run npm ci first (azurite is a devDependency)');
   const pid = spawnDetached(
     process.execPath,
-    [bin, '--location', dir, '--blobHost', '127.0.0.1', '--blobPort', String(blobPort), '--queueHost', '127.0.0.1', '--queuePort', String(queuePort), '--tableHost', '127.0.0.1', '--tablePort', String(tablePort), '--skipApiVersionCheck', '--loose', '--disableTelemetry'],
+    [
+      bin,
+      '--location',
+      dir,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(blobPort),
+      '--queueHost',
+      '127.0.0.1',
+      '--queuePort',
+      String(queuePort),
+      '--tableHost',
+      '127.0.0.1',
+      '--tablePort',
+      String(tablePort),
+      '--skipApiVersionCheck',
+      '--loose',
+      '--disableTelemetry',
+    ],
     { logFile, cwd: dir },
   );
   const blob = `http://127.0.0.1:${blobPort}/${AZURITE_ACCOUNT}`;
@@ -611,7 +663,11 @@ export async function up(opts = {}) {
   if (Object.keys(failures).length > 0) {
     // Leave nothing half-started behind.
     await down({ only: startedNow });
-    throw new Error(Object.values(failures).map((e) => e.message).join('\n\n'));
+    throw new Error(
+      Object.values(failures)
+        .map((e) => e.message)
+        .join('\n\n'),
+    );
   }
   writeEnvFile(env);
   return { env, startedNow, timings };

@@ -141,7 +141,13 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
   it('applies a truncate as versioned soft-deletes plus a watermark that skips late older writes', async () => {
     const t = changeEvent({ table: 'bank.holding', op: 't', lsn: 400, key: null });
     const holding = (id: number, lsn: number) =>
-      changeEvent({ table: 'bank.holding', op: 'c', key: { holding_id: id }, after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id }, lsn });
+      changeEvent({
+        table: 'bank.holding',
+        op: 'c',
+        key: { holding_id: id },
+        after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id },
+        lsn,
+      });
     const holdingIndex = `${index}-holding`;
     await run([holding(1, 100), holding(2, 200), holding(3, 300)]);
     // Within one batch the older write lands first and the truncate then soft-deletes it.

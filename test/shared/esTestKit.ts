@@ -15,7 +15,10 @@ export function uniqueIndex(prefix: string): string {
 /** Routes `retail.orders_info` and `bank.holding` to fresh indices with the default mappings. */
 export function testRoutes(ordersIndex: string, holdingIndex = `${ordersIndex}-holding`): RoutesConfig {
   return {
-    'retail.orders_info': { ...DEFAULT_ROUTES['retail.orders_info'], elasticsearch: { ...DEFAULT_ROUTES['retail.orders_info']!.elasticsearch!, index: ordersIndex } },
+    'retail.orders_info': {
+      ...DEFAULT_ROUTES['retail.orders_info'],
+      elasticsearch: { ...DEFAULT_ROUTES['retail.orders_info']!.elasticsearch!, index: ordersIndex },
+    },
     'bank.holding': { ...DEFAULT_ROUTES['bank.holding'], elasticsearch: { ...DEFAULT_ROUTES['bank.holding']!.elasticsearch!, index: holdingIndex } },
   };
 }

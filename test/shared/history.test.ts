@@ -2,7 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import { historyRows } from '../../src/shared/history/pivot.js';
 import { changeEvent } from '../functions/factories.js';
 
-const holding = (id: number, stock: string, quantity: number, user = 1) => ({ holding_id: id, user_id: user, holding_stock: stock, holding_quantity: quantity });
+const holding = (id: number, stock: string, quantity: number, user = 1) => ({
+  holding_id: id,
+  user_id: user,
+  holding_stock: stock,
+  holding_quantity: quantity,
+});
 const route = { columns: ['holding_stock', 'holding_quantity'], context: ['user_id'] };
 const ev = (op: 'c' | 'u' | 'd' | 't' | 'r', before: Record<string, unknown> | null, after: Record<string, unknown> | null, lsn = 1000) =>
   changeEvent({ table: 'bank.holding', op, before, after, key: op === 't' ? null : { holding_id: 1000 }, lsn, tsMs: Date.UTC(2021, 5, 1) });
@@ -14,7 +19,15 @@ describe('historyRows (holding_pivot generalised)', () => {
       ['holding_stock', null, 'VFIAX', true],
       ['holding_quantity', null, 10, true],
     ]);
-    expect(rows[0]).toMatchObject({ SourceTable: 'bank.holding', Key: { holding_id: 1000 }, KeyText: '1000', Op: 'c', Lsn: 1000, CommitTime: '2021-06-01T00:00:00.000Z', Context: { user_id: 1 } });
+    expect(rows[0]).toMatchObject({
+      SourceTable: 'bank.holding',
+      Key: { holding_id: 1000 },
+      KeyText: '1000',
+      Op: 'c',
+      Lsn: 1000,
+      CommitTime: '2021-06-01T00:00:00.000Z',
+      Context: { user_id: 1 },
+    });
   });
 
   it('gives rows only for the changed columns of an update with a full before image', () => {

@@ -15,7 +15,10 @@ const records = (bodies: unknown[]): EventRecord[] => bodies.map((body, i) => ({
 class FakeSink implements Sink<number> {
   readonly name = 'fake';
   written: number[] = [];
-  constructor(private readonly fail: Map<number, RecordOutcome> = new Map(), private readonly throwOnWrite?: Error) {}
+  constructor(
+    private readonly fail: Map<number, RecordOutcome> = new Map(),
+    private readonly throwOnWrite?: Error,
+  ) {}
   prepare(event: ChangeEvent): number | null {
     if (event.source.table === 'skip_me') return null;
     if (event.source.table === 'poison') throw new PermanentRecordError('UNKNOWN_TABLE', 'No route for table retail.poison');
@@ -38,7 +41,15 @@ describe('processBatch', () => {
     // Prepare
     const sink = new FakeSink();
     const deadLetters = new MemoryDeadLetterStore();
-    const bodies = [changeEvent({ after: order(1) }), 'not json', null, changeEvent({ table: 'retail.poison' }), changeEvent({ table: 'retail.skip_me' }), 7, changeEvent({ after: order(2) })];
+    const bodies = [
+      changeEvent({ after: order(1) }),
+      'not json',
+      null,
+      changeEvent({ table: 'retail.poison' }),
+      changeEvent({ table: 'retail.skip_me' }),
+      7,
+      changeEvent({ after: order(2) }),
+    ];
     // Act
     const report = await processBatch(records(bodies), { sink, deadLetters, batch });
     // Assess
@@ -52,10 +63,12 @@ describe('processBatch', () => {
   });
 
   it('fails the invocation after dead-letters are written and successes applied when a record must be retried', async () => {
-    const sink = new FakeSink(new Map<number, RecordOutcome>([
-      [2, { status: 'retry', error: new TransientSinkError('429 throttled') }],
-      [3, { status: 'deadLetter', reason: '400 mapper_parsing_exception' }],
-    ]));
+    const sink = new FakeSink(
+      new Map<number, RecordOutcome>([
+        [2, { status: 'retry', error: new TransientSinkError('429 throttled') }],
+        [3, { status: 'deadLetter', reason: '400 mapper_parsing_exception' }],
+      ]),
+    );
     const deadLetters = new MemoryDeadLetterStore();
     const bodies = [1, 2, 3, 4].map((id) => changeEvent({ after: order(id) }));
 
@@ -71,17 +84,29 @@ describe('processBatch', () => {
 
   it('retries every record when the sink throws a transient error, dead-letters them on a permanent one', async () => {
     const bodies = [1, 2].map((id) => changeEvent({ after: order(id) }));
-    const transient = processBatch(records(bodies), { sink: new FakeSink(new Map(), new TransientSinkError('ECONNREFUSED')), deadLetters: new MemoryDeadLetterStore(), batch });
+    const transient = processBatch(records(bodies), {
+      sink: new FakeSink(new Map(), new TransientSinkError('ECONNREFUSED')),
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
     await expect(transient).rejects.toThrow(/2 of 2 records must be retried.*ECONNREFUSED/);
 
     const deadLetters = new MemoryDeadLetterStore();
-    const report = await processBatch(records(bodies), { sink: new FakeSink(new Map(), new PermanentRecordError('REJECTED_BY_SINK', 'schema mismatch')), deadLetters, batch });
+    const report = await processBatch(records(bodies), {
+      sink: new FakeSink(new Map(), new PermanentRecordError('REJECTED_BY_SINK', 'schema mismatch')),
+      deadLetters,
+      batch,
+    });
     expect(report.deadLettered).toBe(2);
     expect(deadLetters.documents.size).toBe(2);
   });
 
   it('treats an unknown error from the sink as retryable (never drops)', async () => {
-    const run = processBatch(records([changeEvent()]), { sink: new FakeSink(new Map(), new Error('socket hang up')), deadLetters: new MemoryDeadLetterStore(), batch });
+    const run = processBatch(records([changeEvent()]), {
+      sink: new FakeSink(new Map(), new Error('socket hang up')),
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
     await expect(run).rejects.toBeInstanceOf(BatchProcessingError);
   });
 
@@ -99,7 +124,10 @@ describe('processBatch', () => {
   describe('pointer events (oversized events the reader put in a Blob)', () => {
     const full = changeEvent({ after: order(42, { city: 'x'.repeat(2000) }), lsn: 4242 });
     const pointer = (blob: string) => ({ ...full, before: null, after: null, deadletter: { container: 'reader-dlq', blob, bytes: 5000 } });
-    const blobs = new Map([['present.json', Buffer.from(JSON.stringify(full))], ['junk.json', Buffer.from('{"not":"an event"}')]]);
+    const blobs = new Map([
+      ['present.json', Buffer.from(JSON.stringify(full))],
+      ['junk.json', Buffer.from('{"not":"an event"}')],
+    ]);
     const resolver: PointerResolver = {
       fetch: ({ blob }) => {
         if (blob === 'flaky.json') return Promise.reject(new Error('ETIMEDOUT'));
@@ -118,9 +146,17 @@ describe('processBatch', () => {
     it('dead-letters a pointer to a missing or junk Blob, retries when storage fails or is not configured', async () => {
       const deadLetters = new MemoryDeadLetterStore();
       const sink = new FakeSink();
-      const run = processBatch(records([pointer('missing.json'), pointer('junk.json'), pointer('flaky.json'), changeEvent({ after: order(7) })]), { sink, deadLetters, batch, pointers: resolver });
+      const run = processBatch(records([pointer('missing.json'), pointer('junk.json'), pointer('flaky.json'), changeEvent({ after: order(7) })]), {
+        sink,
+        deadLetters,
+        batch,
+        pointers: resolver,
+      });
       await expect(run).rejects.toThrow(/1 of 4 records must be retried.*ETIMEDOUT/);
-      expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([expect.stringMatching(/does not exist/), expect.stringMatching(/does not hold a full change event/)]);
+      expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+        expect.stringMatching(/does not exist/),
+        expect.stringMatching(/does not hold a full change event/),
+      ]);
       expect(sink.written).toEqual([7]);
       await expect(processBatch(records([pointer('present.json')]), { sink, deadLetters, batch })).rejects.toThrow(/no pointer store is configured/);
     });

@@ -23,7 +23,15 @@ describe('fromTriggerMetadata', () => {
       ['100', '5', '2024-01-01T00:00:00Z', { a: 1 }],
       ['200', '6', '2024-01-01T00:00:01Z', undefined],
     ]);
-    expect(batch).toEqual({ functionName: 'f', invocationId: 'i', partitionId: '3', consumerGroup: 'g', eventHubName: 'h', firstOffset: '100', lastOffset: '200' });
+    expect(batch).toEqual({
+      functionName: 'f',
+      invocationId: 'i',
+      partitionId: '3',
+      consumerGroup: 'g',
+      eventHubName: 'h',
+      firstOffset: '100',
+      lastOffset: '200',
+    });
   });
 
   it('copes with a single message and no metadata (names stay unique within the batch)', () => {
@@ -43,7 +51,15 @@ describe('dead-letter documents', () => {
     expect(deadLetterName(letter)).toBe('adxSink/1/00000000000000000007_42.json');
   });
   it('keep the original bytes and the position', () => {
-    expect(toDeadLetterDocument(letter, new Date(0))).toMatchObject({ body: '3q0=', bodyType: 'buffer', partitionId: '1', offset: '42', sequenceNumber: '7', consumerGroup: 'adx-sink', reason: 'NotJson' });
+    expect(toDeadLetterDocument(letter, new Date(0))).toMatchObject({
+      body: '3q0=',
+      bodyType: 'buffer',
+      partitionId: '1',
+      offset: '42',
+      sequenceNumber: '7',
+      consumerGroup: 'adx-sink',
+      reason: 'NotJson',
+    });
   });
 });
 

@@ -40,14 +40,22 @@ export class RecordBuilder {
   async buildLarge(event: ChangeEvent): Promise<OutRecord> {
     const body = Buffer.from(JSON.stringify(event));
     if (!this.deadLetter) {
-      throw new Error(`event of ${body.length} bytes exceeds KAFKA_MAX_MESSAGE_BYTES and no dead-letter store is configured (set AZURE_STORAGE_CONNECTION_STRING or DEADLETTER_ACCOUNT_URL)`);
+      throw new Error(
+        `event of ${body.length} bytes exceeds KAFKA_MAX_MESSAGE_BYTES and no dead-letter store is configured (set AZURE_STORAGE_CONNECTION_STRING or DEADLETTER_ACCOUNT_URL)`,
+      );
     }
     const name = deadLetterBlobName(event);
     for (let attempt = 1; ; attempt++) {
       try {
         const where = await this.deadLetter.put(name, body);
         this.deadLettered++;
-        this.log.warn('event too large for the hub: stored in the dead-letter container, pointer published', { bytes: body.length, schema: event.source.schema, table: event.source.table, lsn: event.source.lsn, blob: where.blob });
+        this.log.warn('event too large for the hub: stored in the dead-letter container, pointer published', {
+          bytes: body.length,
+          schema: event.source.schema,
+          table: event.source.table,
+          lsn: event.source.lsn,
+          blob: where.blob,
+        });
         const pointer = pointerEvent(event, where, body.length);
         return { topic: this.topic(event), key: recordKey(event.key), value: Buffer.from(JSON.stringify(pointer)) };
       } catch (err) {

@@ -139,7 +139,12 @@ export class Pipeline {
       } catch (err) {
         this.consecutiveFailures++;
         const delay = Math.min(this.opts.retryMaxMs ?? 30_000, (this.opts.retryInitialMs ?? 200) * 2 ** Math.min(this.consecutiveFailures - 1, 10));
-        this.log.warn('broker send failed; retrying the same batch', { ...errorFields(err), records: batch.length, attempt: this.consecutiveFailures, retryInMs: delay });
+        this.log.warn('broker send failed; retrying the same batch', {
+          ...errorFields(err),
+          records: batch.length,
+          attempt: this.consecutiveFailures,
+          retryInMs: delay,
+        });
         await new Promise((r) => setTimeout(r, delay));
         continue;
       }
@@ -152,7 +157,10 @@ export class Pipeline {
         this.queue = this.queue.slice(this.qHead);
         this.qHead = 0;
       }
-      this.opts.onConfirmed?.(batch.length, batch.map((q) => q.enqueuedAt));
+      this.opts.onConfirmed?.(
+        batch.length,
+        batch.map((q) => q.enqueuedAt),
+      );
       const before = this.tracker.ackedLsn;
       if (this.tracker.advance() !== before) this.opts.onAck?.();
       if (!this.saturated) for (const w of this.capacityWaiters.splice(0)) w();

@@ -61,7 +61,14 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
   } else refs = tables;
   const out: CheckedTable[] = [];
   for (const t of refs) {
-    const { rows } = await client.query<{ oid: number; relreplident: string; can_select: boolean; pk: string[] | null; ri: string[] | null; cols: string[] | null }>(
+    const { rows } = await client.query<{
+      oid: number;
+      relreplident: string;
+      can_select: boolean;
+      pk: string[] | null;
+      ri: string[] | null;
+      cols: string[] | null;
+    }>(
       `SELECT c.oid::int AS oid, c.relreplident::text AS relreplident,
               has_table_privilege(c.oid, 'SELECT') AS can_select,
               (SELECT array_agg(a.attname::text ORDER BY k.ord)
@@ -82,9 +89,16 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
     );
     const r = rows[0];
     const name = qualified(t.schema, t.table);
-    if (!r) throw new StartupError('TABLE_NOT_FOUND', `table ${name} does not exist (CDC_TABLES lists it). Check the name; quote parts with upper case or punctuation: "My Schema"."My Table".`);
+    if (!r)
+      throw new StartupError(
+        'TABLE_NOT_FOUND',
+        `table ${name} does not exist (CDC_TABLES lists it). Check the name; quote parts with upper case or punctuation: "My Schema"."My Table".`,
+      );
     if (!r.can_select) {
-      throw new StartupError('MISSING_SELECT_PRIVILEGE', `no SELECT privilege on ${name} (needed for the snapshot and TOAST handling). Fix: GRANT SELECT ON ${name} TO current_user's role, e.g. GRANT SELECT ON ${name} TO ${quoteIdent('<reader role>')};`);
+      throw new StartupError(
+        'MISSING_SELECT_PRIVILEGE',
+        `no SELECT privilege on ${name} (needed for the snapshot and TOAST handling). Fix: GRANT SELECT ON ${name} TO current_user's role, e.g. GRANT SELECT ON ${name} TO ${quoteIdent('<reader role>')};`,
+      );
     }
     const pk = r.pk ?? [];
     const ident = r.relreplident as CheckedTable['replicaIdentity'];
@@ -111,7 +125,14 @@ export interface SlotState {
 }
 
 export async function slotState(client: Client, slot: string): Promise<SlotState> {
-  const { rows } = await client.query<{ active: boolean; active_pid: number | null; plugin: string | null; restart_lsn: string | null; confirmed_flush_lsn: string | null; database: string | null }>(
+  const { rows } = await client.query<{
+    active: boolean;
+    active_pid: number | null;
+    plugin: string | null;
+    restart_lsn: string | null;
+    confirmed_flush_lsn: string | null;
+    database: string | null;
+  }>(
     'SELECT active, active_pid, plugin::text, restart_lsn::text, confirmed_flush_lsn::text, database::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1',
     [slot],
   );
@@ -130,12 +151,20 @@ export function checkSlotUsable(slot: string, state: SlotState): void {
     );
   }
   if (state.plugin !== 'pgoutput') {
-    throw new StartupError('SLOT_WRONG_PLUGIN', `replication slot ${quoteIdent(slot)} uses output plugin '${state.plugin ?? '?'}', not pgoutput. Choose another CDC_SLOT or drop it: SELECT pg_drop_replication_slot('${slot}');`);
+    throw new StartupError(
+      'SLOT_WRONG_PLUGIN',
+      `replication slot ${quoteIdent(slot)} uses output plugin '${state.plugin ?? '?'}', not pgoutput. Choose another CDC_SLOT or drop it: SELECT pg_drop_replication_slot('${slot}');`,
+    );
   }
 }
 
 /** Creates the publication when missing; adds listed tables missing from an existing one. */
-export async function ensurePublication(client: Client, name: string, tables: CheckedTable[], allTables: boolean): Promise<'created' | 'updated' | 'unchanged'> {
+export async function ensurePublication(
+  client: Client,
+  name: string,
+  tables: CheckedTable[],
+  allTables: boolean,
+): Promise<'created' | 'updated' | 'unchanged'> {
   const { rows } = await client.query<{ puballtables: boolean }>('SELECT puballtables FROM pg_catalog.pg_publication WHERE pubname = $1', [name]);
   const list = tables.map((t) => qualified(t.schema, t.table)).join(', ');
   if (!rows[0]) {
@@ -144,7 +173,10 @@ export async function ensurePublication(client: Client, name: string, tables: Ch
     return 'created';
   }
   if (rows[0].puballtables) return 'unchanged';
-  const existing = await client.query<{ schemaname: string; tablename: string }>('SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1', [name]);
+  const existing = await client.query<{ schemaname: string; tablename: string }>(
+    'SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1',
+    [name],
+  );
   const have = new Set(existing.rows.map((r) => `${r.schemaname}\u0000${r.tablename}`));
   const missing = tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
   if (missing.length === 0) return 'unchanged';

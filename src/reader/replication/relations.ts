@@ -33,7 +33,13 @@ export async function primaryKeyColumns(query: Query, relOid: number): Promise<s
 export async function describeRelation(
   query: Query,
   types: TypeRegistry,
-  msg: { relationOid: number; schema: string; name: string; replicaIdentity: RelationInfo['replicaIdentity']; columns: { name: string; typeOid: number; flags: number }[] },
+  msg: {
+    relationOid: number;
+    schema: string;
+    name: string;
+    replicaIdentity: RelationInfo['replicaIdentity'];
+    columns: { name: string; typeOid: number; flags: number }[];
+  },
 ): Promise<RelationInfo> {
   await types.ensure(msg.columns.map((c) => c.typeOid));
   let keyColumns = await primaryKeyColumns(query, msg.relationOid);

@@ -89,7 +89,11 @@ export class ChangeStream {
     );
     await started;
     this.statusTimer = setInterval(() => this.sendStatus(), this.d.statusIntervalMs);
-    this.d.log.info('streaming started', { slot: this.d.slot, publication: this.d.publication, from: this.d.confirmedFlush === null ? null : formatLsn(this.d.confirmedFlush) });
+    this.d.log.info('streaming started', {
+      slot: this.d.slot,
+      publication: this.d.publication,
+      from: this.d.confirmedFlush === null ? null : formatLsn(this.d.confirmedFlush),
+    });
   }
 
   /** Graceful stop: take no more messages, wait for the broker, confirm, disconnect. */
@@ -265,7 +269,10 @@ export class ChangeStream {
     return r;
   }
 
-  private onChange(lsn: Lsn, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): Promise<void> | undefined {
+  private onChange(
+    lsn: Lsn,
+    msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
+  ): Promise<void> | undefined {
     const tx = this.tx;
     if (!tx) throw new Error(`${msg.tag} outside a transaction`);
     const events = this.toEvents(lsn, tx, msg);
@@ -288,13 +295,38 @@ export class ChangeStream {
     if (this.d.pipeline.saturated) await this.d.pipeline.waitForCapacity();
   }
 
-  private toEvents(lsn: Lsn, tx: OpenTx, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): ChangeEvent[] {
+  private toEvents(
+    lsn: Lsn,
+    tx: OpenTx,
+    msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
+  ): ChangeEvent[] {
     const now = Date.now();
     // One input object per event (no shared base object spread into each).
-    const env = (rel: RelationInfo, op: ChangeOp, before: RowImage | null, after: RowImage | null, key: RowImage | null, unchangedToast?: string[]): ChangeEvent =>
+    const env = (
+      rel: RelationInfo,
+      op: ChangeOp,
+      before: RowImage | null,
+      after: RowImage | null,
+      key: RowImage | null,
+      unchangedToast?: string[],
+    ): ChangeEvent =>
       buildEnvelope({
-        op, before, after, key, unchangedToast, serverName: this.d.serverName, db: this.d.db, schema: rel.schema, table: rel.table, lsn,
-        commitLsn: tx.commitLsn, lastCommitLsn: this.lastCommitLsn, txId: tx.xid, sourceTsMs: tx.commitTimeMs, snapshot: 'false', nowMs: now,
+        op,
+        before,
+        after,
+        key,
+        unchangedToast,
+        serverName: this.d.serverName,
+        db: this.d.db,
+        schema: rel.schema,
+        table: rel.table,
+        lsn,
+        commitLsn: tx.commitLsn,
+        lastCommitLsn: this.lastCommitLsn,
+        txId: tx.xid,
+        sourceTsMs: tx.commitTimeMs,
+        snapshot: 'false',
+        nowMs: now,
       });
     if (msg.tag === 'truncate') {
       return msg.relations
@@ -319,10 +351,7 @@ export class ChangeStream {
     if (oldKey && newKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
       // Primary key changed: a delete of the old key and a create of the new one (as Debezium does),
       // so key-addressed sinks do not keep the old row.
-      return [
-        env(rel, 'd', old, null, oldKey),
-        env(rel, 'c', null, after, newKey, unchanged),
-      ];
+      return [env(rel, 'd', old, null, oldKey), env(rel, 'c', null, after, newKey, unchanged)];
     }
     return [env(rel, 'u', old, after, newKey, unchanged)];
   }

@@ -43,10 +43,16 @@ export class ProgressStore {
   }
 
   async load(): Promise<SnapshotState | null> {
-    const { rows } = await this.client.query<{ schema_name: string; table_name: string; last_key: string[] | null; rows: string; done: boolean; version_lsn: string | null }>(
-      `SELECT schema_name, table_name, last_key, rows::text, done, version_lsn::text FROM ${this.t} WHERE slot_name = $1 ORDER BY schema_name, table_name`,
-      [this.slot],
-    );
+    const { rows } = await this.client.query<{
+      schema_name: string;
+      table_name: string;
+      last_key: string[] | null;
+      rows: string;
+      done: boolean;
+      version_lsn: string | null;
+    }>(`SELECT schema_name, table_name, last_key, rows::text, done, version_lsn::text FROM ${this.t} WHERE slot_name = $1 ORDER BY schema_name, table_name`, [
+      this.slot,
+    ]);
     if (rows.length === 0) return null;
     return {
       versionLsn: rows.find((r) => r.version_lsn !== null)?.version_lsn ?? null,

@@ -42,7 +42,13 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
     if (plan.exportedSnapshot !== null) await client.query(`SET TRANSACTION SNAPSHOT '${plan.exportedSnapshot.replace(/'/g, "''")}'`);
     log.info('snapshot started', { tables: plan.tables.length, exported: plan.exportedSnapshot !== null, versionLsn: plan.versionLsn.toString() });
     for (const table of plan.tables) {
-      const p = plan.progress.find((x) => x.schema === table.schema && x.table === table.table) ?? { schema: table.schema, table: table.table, lastKey: null, rows: 0, done: false };
+      const p = plan.progress.find((x) => x.schema === table.schema && x.table === table.table) ?? {
+        schema: table.schema,
+        table: table.table,
+        lastKey: null,
+        rows: 0,
+        done: false,
+      };
       if (p.done) {
         deps.onProgress?.({ schema: p.schema, table: p.table, rowsDone: p.rows, rowsTotal: p.rows, done: true }, 0);
         continue;
@@ -97,9 +103,21 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
       const key: RowImage = {};
       for (const k of chunkKey) key[k] = row[k] ?? null;
       const event = buildEnvelope({
-        op: 'r', serverName: deps.serverName, db: deps.db, schema: table.schema, table: table.table,
-        before: null, after: row, key, lsn: plan.versionLsn, commitLsn: null, lastCommitLsn: null, txId: null,
-        sourceTsMs: now, snapshot: 'true', nowMs: now,
+        op: 'r',
+        serverName: deps.serverName,
+        db: deps.db,
+        schema: table.schema,
+        table: table.table,
+        before: null,
+        after: row,
+        key,
+        lsn: plan.versionLsn,
+        commitLsn: null,
+        lastCommitLsn: null,
+        txId: null,
+        sourceTsMs: now,
+        snapshot: 'true',
+        nowMs: now,
       });
       const record = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
       deps.pipeline.enqueue(record, entry);
@@ -120,7 +138,14 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
       lastLog = t;
       const rate = ((p.rows - startRows) / Math.max(1, t - started)) * 1000;
       const remaining = Math.max(0, estimate - p.rows);
-      log.info('snapshot progress', { table: `${table.schema}.${table.table}`, rows: p.rows, rowsPerSec: Math.round(rate), estimatedRows: estimate, etaSec: p.done ? 0 : rate > 0 ? Math.round(remaining / rate) : null, done: p.done });
+      log.info('snapshot progress', {
+        table: `${table.schema}.${table.table}`,
+        rows: p.rows,
+        rowsPerSec: Math.round(rate),
+        estimatedRows: estimate,
+        etaSec: p.done ? 0 : rate > 0 ? Math.round(remaining / rate) : null,
+        done: p.done,
+      });
     }
     if (p.done) break;
   }

@@ -76,7 +76,9 @@ export function parseSchemaRows(rows: readonly Record<string, unknown>[]): Colum
  * overwrite a mapping another one ingests with (each ingests with the mapping of the schema it read).
  */
 export function versionedMappingName(mapping: string, columns: readonly ColumnDef[]): string {
-  const hash = createHash('sha256').update(columns.map((c) => `${c.name}:${c.type}`).join('\n')).digest('hex');
+  const hash = createHash('sha256')
+    .update(columns.map((c) => `${c.name}:${c.type}`).join('\n'))
+    .digest('hex');
   return `${mapping}_${hash.slice(0, 12)}`;
 }
 
@@ -149,7 +151,9 @@ export class AdxSink {
         if (truncate !== null) truncates.push(truncate);
         if (isPointerWithoutImage(record)) {
           // Not written: the full event is in the reader's dead-letter Blob; replay it from there.
-          logger.warn(`ADX: ${route.source} ${record.op} at LSN ${record.source.lsn} arrived as a pointer to ${record.deadletter?.container}/${record.deadletter?.blob}; not written to ${route.table}`);
+          logger.warn(
+            `ADX: ${route.source} ${record.op} at LSN ${record.source.lsn} arrived as a pointer to ${record.deadletter?.container}/${record.deadletter?.blob}; not written to ${route.table}`,
+          );
           continue;
         }
         const row = toTableRow(record);

@@ -71,7 +71,12 @@ export function connectionFactory(config: Pick<AdxConfig, 'auth' | 'database'>):
   return (url) => {
     let kcsb: KustoConnectionStringBuilder;
     if (config.auth.kind === 'app-key') {
-      kcsb = KustoConnectionStringBuilder.withAadApplicationKeyAuthentication(url, config.auth.clientId ?? '', config.auth.clientSecret ?? '', config.auth.tenantId);
+      kcsb = KustoConnectionStringBuilder.withAadApplicationKeyAuthentication(
+        url,
+        config.auth.clientId ?? '',
+        config.auth.clientSecret ?? '',
+        config.auth.tenantId,
+      );
     } else if (credential !== undefined) {
       kcsb = KustoConnectionStringBuilder.withTokenCredential(url, credential);
     } else {
@@ -201,7 +206,10 @@ export function createClients(config: AdxConfig): AdxClients {
     case 'managed-streaming':
       return {
         control,
-        ingestor: new ManagedStreamingIngestor(new ManagedStreamingIngestClient(kcsb(config.clusterUrl), kcsb(config.ingestUrl), undefined, false), config.database),
+        ingestor: new ManagedStreamingIngestor(
+          new ManagedStreamingIngestClient(kcsb(config.clusterUrl), kcsb(config.ingestUrl), undefined, false),
+          config.database,
+        ),
       };
     case 'inline':
       return { control, ingestor: new InlineIngestor(control) };

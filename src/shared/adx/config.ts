@@ -80,9 +80,11 @@ export function resolveRoute(input: AdxTableRouteInput, where: string): AdxTable
     return value as string;
   };
   const table = name(input.table, `table of ${input.source}`);
-  if (typeof input.columns !== 'object' || input.columns === null || Array.isArray(input.columns)) fail(`columns of ${input.source} must be an object { column: type }`);
+  if (typeof input.columns !== 'object' || input.columns === null || Array.isArray(input.columns))
+    fail(`columns of ${input.source} must be an object { column: type }`);
   const columns: ColumnDef[] = Object.entries(input.columns).map(([column, type]) => {
-    if (!(KQL_TYPES as readonly string[]).includes(type)) fail(`type of ${input.source}.${column} must be one of ${KQL_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
+    if (!(KQL_TYPES as readonly string[]).includes(type))
+      fail(`type of ${input.source}.${column} must be one of ${KQL_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
     if (column.startsWith('__')) fail(`column ${column} of ${input.source}: names starting with __ are reserved for CDC columns`);
     return { name: column, type: type };
   });
@@ -148,7 +150,8 @@ export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batch
   const folder = getOptionalString(env, 'ADX_FOLDER') ?? 'cdc';
   if (/['\\\n]/.test(folder)) throw new ConfigError('Setting ADX_FOLDER must not contain quotes, backslashes or newlines');
   const truncatesTable = getOptionalString(env, 'ADX_TRUNCATES_TABLE') ?? DEFAULT_TRUNCATES_TABLE;
-  if (!isPlainName(truncatesTable)) throw new ConfigError(`Setting ADX_TRUNCATES_TABLE must be a plain ADX name ([A-Za-z_][A-Za-z0-9_]*), got "${truncatesTable}"`);
+  if (!isPlainName(truncatesTable))
+    throw new ConfigError(`Setting ADX_TRUNCATES_TABLE must be a plain ADX name ([A-Za-z_][A-Za-z0-9_]*), got "${truncatesTable}"`);
   const routes = parseRoutes(env);
   for (const route of routes) {
     for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
@@ -203,7 +206,12 @@ export function describeAdxConfig(config: AdxConfig): Record<string, unknown> {
     ingestUrl: config.ingestUrl,
     database: config.database,
     mode: config.mode,
-    auth: { kind: config.auth.kind, clientId: config.auth.clientId, tenantId: config.auth.tenantId, clientSecret: config.auth.clientSecret ? '***' : undefined },
+    auth: {
+      kind: config.auth.kind,
+      clientId: config.auth.clientId,
+      tenantId: config.auth.tenantId,
+      clientSecret: config.auth.clientSecret ? '***' : undefined,
+    },
     tables: config.routes.map((r) => `${r.source} -> ${r.table}`),
     truncatesTable: config.truncatesTable,
   };

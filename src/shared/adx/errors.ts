@@ -66,7 +66,13 @@ function inspect(error: unknown): Inspected {
   const e = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
   const response = e.response as { status?: unknown; data?: unknown } | undefined;
   const status =
-    typeof response?.status === 'number' ? response.status : typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
+    typeof response?.status === 'number'
+      ? response.status
+      : typeof e.statusCode === 'number'
+        ? e.statusCode
+        : typeof e.status === 'number'
+          ? e.status
+          : undefined;
   let serviceMessage: string | undefined;
   const data = response?.data as { error?: { '@message'?: unknown; message?: unknown } } | undefined;
   if (data && typeof data === 'object' && data.error) {

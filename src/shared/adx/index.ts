@@ -26,7 +26,16 @@ export {
   viewUpgradeCommands,
 } from './commands.js';
 export type { AdxCommand, ExistingView } from './commands.js';
-export { DEFAULT_BATCHING, DEFAULT_ROUTES, DEFAULT_TRUNCATES_TABLE, deriveIngestUrl, describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig, resolveRoute } from './config.js';
+export {
+  DEFAULT_BATCHING,
+  DEFAULT_ROUTES,
+  DEFAULT_TRUNCATES_TABLE,
+  deriveIngestUrl,
+  describeAdxConfig,
+  loadAdxConfig,
+  loadAdxSchemaConfig,
+  resolveRoute,
+} from './config.js';
 export { parseMaterializedViews, runAdxSetup } from './setup.js';
 export type { SetupResult } from './setup.js';
 export { AdxBatchWriteError, AdxSinkError, isTransient, toAdxSinkError } from './errors.js';

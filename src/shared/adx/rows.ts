@@ -113,7 +113,9 @@ export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[
   // (as unknown old values) which columns went away.
   const tracked =
     route.historyColumns ??
-    [...new Set([...route.columns.map((c) => c.name), ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keys.has(c) && !c.startsWith('__'));
+    [...new Set([...route.columns.map((c) => c.name), ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter(
+      (c) => !keys.has(c) && !c.startsWith('__'),
+    );
   const key = event.key ?? pick(after ?? before, route.keys);
   const base = {
     SourceTable: tableId(event.source),

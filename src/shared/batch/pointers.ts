@@ -26,7 +26,8 @@ export async function resolvePointers(events: (ChangeEvent | undefined)[], outco
     try {
       if (!resolver) throw new TransientSinkError(`Pointer event (${pointer.container}/${pointer.blob}) but no pointer store is configured`);
       const bytes = await resolver.fetch(pointer);
-      const notAnEvent = (cause?: unknown) => new PermanentRecordError('POINTER_BROKEN', `Blob ${pointer.container}/${pointer.blob} does not hold a full change event`, cause);
+      const notAnEvent = (cause?: unknown) =>
+        new PermanentRecordError('POINTER_BROKEN', `Blob ${pointer.container}/${pointer.blob} does not hold a full change event`, cause);
       let decoded;
       try {
         decoded = decodeBody(bytes);
@@ -40,7 +41,11 @@ export async function resolvePointers(events: (ChangeEvent | undefined)[], outco
       outcomes[index] =
         error instanceof PermanentRecordError
           ? { status: 'deadLetter', reason: describeError(error), error }
-          : { status: 'retry', error: error instanceof TransientSinkError ? error : new TransientSinkError(`Could not read pointer blob ${pointer.container}/${pointer.blob}`, error) };
+          : {
+              status: 'retry',
+              error:
+                error instanceof TransientSinkError ? error : new TransientSinkError(`Could not read pointer blob ${pointer.container}/${pointer.blob}`, error),
+            };
     }
   };
   for (let i = 0; i < pending.length; i += CONCURRENCY) await Promise.all(pending.slice(i, i + CONCURRENCY).map(work));

@@ -83,7 +83,10 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
         await deadLetters.put({ record, batch, reason: outcome.reason });
         logger.warn(`${batch.functionName}: dead-lettered partition ${record.partitionId} offset ${record.offset}: ${outcome.reason}`);
       } catch (error) {
-        outcomes[index] = { status: 'retry', error: new TransientSinkError(`Dead-letter store failed for offset ${record.offset}`, error, 'DEAD_LETTER_FAILED') };
+        outcomes[index] = {
+          status: 'retry',
+          error: new TransientSinkError(`Dead-letter store failed for offset ${record.offset}`, error, 'DEAD_LETTER_FAILED'),
+        };
       }
     }),
   );

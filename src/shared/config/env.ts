@@ -50,7 +50,10 @@ export function getBool(env: Env, name: string, defaultValue: boolean): boolean 
 export function getList(env: Env, name: string, defaultValue: readonly string[]): string[] {
   const value = raw(env, name);
   if (value === undefined) return [...defaultValue];
-  return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 export function getJson<T>(env: Env, name: string, defaultValue: T): T {

@@ -75,8 +75,15 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
     const id = documentId(event);
     // Elasticsearch refuses the whole bulk request (not just the item) for an _id over 512 bytes.
-    if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new PermanentRecordError('REJECTED_BY_SINK', `Key of ${tableId(event.source)} is longer than ${MAX_ID_BYTES} bytes`);
-    const item: ElasticsearchItem = { kind: 'write', index, id, version, document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version } };
+    if (Buffer.byteLength(id) > MAX_ID_BYTES)
+      throw new PermanentRecordError('REJECTED_BY_SINK', `Key of ${tableId(event.source)} is longer than ${MAX_ID_BYTES} bytes`);
+    const item: ElasticsearchItem = {
+      kind: 'write',
+      index,
+      id,
+      version,
+      document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version },
+    };
     const toast = event.source.unchanged_toast;
     if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast;
     return item;
@@ -165,7 +172,8 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       const response = await this.#options.client.mget<Record<string, unknown>>({ docs: [...wanted.values()] });
       for (const doc of response.docs) if ('found' in doc && doc.found && doc._source) stored.set(keyOf(doc._index, doc._id), doc._source);
     } catch (error) {
-      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 404) throw new TransientSinkError('Could not read documents to fill unchanged TOAST columns', error);
+      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 404)
+        throw new TransientSinkError('Could not read documents to fill unchanged TOAST columns', error);
     }
     const latest = new Map<string, Record<string, unknown>>();
     for (const { item } of records) {

@@ -26,7 +26,7 @@ export async function setupElasticsearch(client: Client, options: SetupOptions):
   templates.push(`cdc-history-${options.historyIndex}`);
   const indices = [...options.router.tables().flatMap(([, route]) => (route.elasticsearch ? [route.elasticsearch.index] : [])), options.historyIndex];
   const result: SetupResult = { templates, created: [], existing: [] };
-  for (const index of indices) (await createIndexIfMissing(client, index) ? result.created : result.existing).push(index);
+  for (const index of indices) ((await createIndexIfMissing(client, index)) ? result.created : result.existing).push(index);
   return result;
 }
 

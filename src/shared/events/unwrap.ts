@@ -37,10 +37,7 @@ export interface UnwrapOptions {
   fields: readonly MetadataField[];
 }
 
-export type Unwrapped =
-  | { kind: 'upsert'; row: RowImage }
-  | { kind: 'delete'; row: RowImage }
-  | { kind: 'truncate' };
+export type Unwrapped = { kind: 'upsert'; row: RowImage } | { kind: 'delete'; row: RowImage } | { kind: 'truncate' };
 
 export function parseMetadataFields(list: readonly string[], settingName = 'CDC_UNWRAP_FIELDS'): MetadataField[] {
   return list.map((name) => {

@@ -9,5 +9,4 @@ export function changeHistoryDepsFromEnv(env: Env): BatchHandlerDeps<HistoryRow[
   return { sink: historySinkFromEnv(env, elasticsearchClientFromEnv(env)), deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env) };
 }
 
-export const changeHistoryHandler = (env: Env = process.env): EventHubBatchHandler =>
-  createEventHubBatchHandler(lazy(() => changeHistoryDepsFromEnv(env)));
+export const changeHistoryHandler = (env: Env = process.env): EventHubBatchHandler => createEventHubBatchHandler(lazy(() => changeHistoryDepsFromEnv(env)));

@@ -7,7 +7,8 @@ import { createEventHubBatchHandler, lazy, type BatchHandlerDeps, type EventHubB
 export function elasticsearchDepsFromEnv(env: Env): BatchHandlerDeps<ElasticsearchItem> {
   return {
     sink: elasticsearchSinkFromEnv(env, elasticsearchClientFromEnv(env)),
-    deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env),
+    deadLetters: deadLetterStoreFromEnv(env),
+    pointers: pointerResolverFromEnv(env),
   };
 }
 

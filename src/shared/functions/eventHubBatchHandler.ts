@@ -41,7 +41,9 @@ export function createEventHubBatchHandler<T>(deps: () => Promise<BatchHandlerDe
     const logger = loggerFromContext(context);
     const retry = context.retryContext;
     if (retry && retry.retryCount > 0) {
-      logger.warn(`${batch.functionName}: retry ${retry.retryCount} of partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset} (the checkpoint waits until it succeeds)`);
+      logger.warn(
+        `${batch.functionName}: retry ${retry.retryCount} of partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset} (the checkpoint waits until it succeeds)`,
+      );
     }
     const { sink, deadLetters, pointers } = await deps();
     return processBatch(records, { sink, deadLetters, batch, logger, ...(pointers ? { pointers } : {}) });

@@ -30,7 +30,6 @@ export function consumerGroup(env: Env, setting: string, defaultName: string): s
   return env[setting] === undefined ? defaultName : `%${setting}%`;
 }
 
-
 /**
  * Event Hubs trigger options plus `dataType`, which the host honours but the library's types omit
  * (azure-functions-nodejs-library#187, #340; the library copies unknown trigger options into the

@@ -61,7 +61,8 @@ export function historyRows(event: ChangeEvent, route: HistoryRoute = {}): Histo
   if (op === 't') return [{ ...base, Column: null, OldValue: null, NewValue: null, OldValueKnown: false }];
 
   const keyColumns = new Set(Object.keys(key ?? {}));
-  const tracked = route.columns ?? [...new Set([...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
+  const tracked =
+    route.columns ?? [...new Set([...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
   return columnChanges(event, tracked).map((change) => ({ ...base, ...change }));
 }
 

@@ -48,7 +48,13 @@ export async function stockTypeChangesOfUser(client: Client, index: string, user
 }
 
 /** Most commonly sold stock between two dates (ISO 8601), with how often; undefined when none. */
-export async function mostSoldStock(client: Client, index: string, from: string, to: string, table = 'bank.holding'): Promise<{ stock: string; count: number } | undefined> {
+export async function mostSoldStock(
+  client: Client,
+  index: string,
+  from: string,
+  to: string,
+  table = 'bank.holding',
+): Promise<{ stock: string; count: number } | undefined> {
   const response = await client.search({ index, ...mostCommonOldValueQuery(table, 'holding_stock', from, to) });
   const buckets = (response.aggregations?.values as estypes.AggregationsStringTermsAggregate | undefined)?.buckets;
   const top = Array.isArray(buckets) ? buckets[0] : undefined;

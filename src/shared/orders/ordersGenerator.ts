@@ -7,7 +7,20 @@ import pg from 'pg';
 import { getBool, getInt, getOptionalString, getString, type Env } from '../config/env.js';
 import { ConfigError } from '../errors.js';
 
-export const CITIES = ['New York', 'Los Angeles', 'Chicago', 'Houston', 'Phoenix', 'Philadelphia', 'San Antonio', 'San Diego', 'Dallas', 'Austin', 'Seattle', 'Denver'] as const;
+export const CITIES = [
+  'New York',
+  'Los Angeles',
+  'Chicago',
+  'Houston',
+  'Phoenix',
+  'Philadelphia',
+  'San Antonio',
+  'San Diego',
+  'Dallas',
+  'Austin',
+  'Seattle',
+  'Denver',
+] as const;
 
 export interface Order {
   custid: number;
@@ -79,7 +92,11 @@ export async function generateOrders(config: OrdersGeneratorConfig, random?: () 
   await client.connect();
   try {
     const now = new Date();
-    return await insertOrders(client, config.table, Array.from({ length: config.perRun }, () => randomOrder(random, now)));
+    return await insertOrders(
+      client,
+      config.table,
+      Array.from({ length: config.perRun }, () => randomOrder(random, now)),
+    );
   } finally {
     await client.end();
   }

@@ -127,7 +127,9 @@ describe('AdxSink, queued ingestion (default)', () => {
     const orders = messages[0]!;
     const tag = 'cdc:retail.orders_info:p3:4096-8192';
     expect(orders).toEqual({
-      BlobPath: expect.stringMatching(new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__Orders__${deterministicSourceId('Orders', tag)}\\.json\\.gz\\?`)),
+      BlobPath: expect.stringMatching(
+        new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__Orders__${deterministicSourceId('Orders', tag)}\\.json\\.gz\\?`),
+      ),
       RawDataSize: Buffer.byteLength(expectedOrdersLines),
       DatabaseName: 'cdcdb',
       TableName: 'Orders',
@@ -221,7 +223,9 @@ describe('AdxSink, queued ingestion (default)', () => {
     expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toContain('"coupon":"SPRING"');
 
     // Known from now on: no second alter, same mapping.
-    await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'));
+    await sink.writeBatch(
+      batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'),
+    );
     expect(engine.commands).toHaveLength(3);
     expect((await decodedMessages(storage)).at(-2)!.AdditionalProperties.ingestionMappingReference).toBe(couponMapping);
   });
@@ -244,7 +248,9 @@ describe('AdxSink, queued ingestion (default)', () => {
     const truncateLine = '{"SourceTable":"retail.orders_info","Table":"Orders","Lsn":34222100,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n';
     const truncates = messages[2]!;
     expect(truncates).toMatchObject({
-      BlobPath: expect.stringMatching(new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__CdcTruncates__${deterministicSourceId('CdcTruncates', tag)}\\.json\\.gz\\?`)),
+      BlobPath: expect.stringMatching(
+        new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__CdcTruncates__${deterministicSourceId('CdcTruncates', tag)}\\.json\\.gz\\?`),
+      ),
       Id: deterministicSourceId('CdcTruncates', tag),
       RawDataSize: Buffer.byteLength(truncateLine),
       DatabaseName: 'cdcdb',
@@ -260,14 +266,34 @@ describe('AdxSink, queued ingestion (default)', () => {
     });
     expect(gunzipSync(await storage.downloadBlob(blobName(truncates))).toString('utf8')).toBe(truncateLine);
 
-    const orderLines = gunzipSync(await storage.downloadBlob(blobName(messages[0]!))).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const orderLines = gunzipSync(await storage.downloadBlob(blobName(messages[0]!)))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(orderLines.map((r) => [r.orderid, r.__op, r.__lsn])).toEqual([
       ['54', 'c', 34222000],
       ['55', 'c', 34222200],
     ]);
-    const historyLines = gunzipSync(await storage.downloadBlob(blobName(messages[1]!))).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const historyLines = gunzipSync(await storage.downloadBlob(blobName(messages[1]!)))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(historyLines.filter((r) => r.Op === 't')).toEqual([
-      { SourceTable: 'retail.orders_info', Key: null, Op: 't', CommitTime: '2020-10-07T07:56:32.691Z', Lsn: 34222100, TxId: 653, Context: null, Column: null, OldValue: null, NewValue: null, OldValueKnown: false },
+      {
+        SourceTable: 'retail.orders_info',
+        Key: null,
+        Op: 't',
+        CommitTime: '2020-10-07T07:56:32.691Z',
+        Lsn: 34222100,
+        TxId: 653,
+        Context: null,
+        Column: null,
+        OldValue: null,
+        NewValue: null,
+        OldValueKnown: false,
+      },
     ]);
 
     // Redelivered with the same boundaries: the same tag, ingestIfNotExists and blob for the truncate row too.
@@ -311,7 +337,10 @@ describe('AdxSink, failures', () => {
 
   it('a schema rejection is permanent and names the table', async () => {
     const sink = await inlineSink({
-      onCommand: (c) => (c.csl.startsWith('.ingest') ? { status: 400, body: kustoError('BadRequest', "Mapping 'OrdersEventMapping' does not match the table schema", true) } : undefined),
+      onCommand: (c) =>
+        c.csl.startsWith('.ingest')
+          ? { status: 400, body: kustoError('BadRequest', "Mapping 'OrdersEventMapping' does not match the table schema", true) }
+          : undefined,
     });
     const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AdxSinkError);
@@ -344,7 +373,14 @@ describe('AdxSink, failures', () => {
     );
     expect(written.map((w) => w.table)).toEqual(['Orders', 'OrdersHistory']);
     expect(failures.map((f) => [f.tableKey, f.error.canRetry])).toEqual([['public.unrouted', false]]);
-    await expect(sink.writeBatch(batch([['public.unrouted', [{ a: 1 }]], ['other.unrouted', [{ a: 1 }]]]))).rejects.toBeInstanceOf(AdxBatchWriteError);
+    await expect(
+      sink.writeBatch(
+        batch([
+          ['public.unrouted', [{ a: 1 }]],
+          ['other.unrouted', [{ a: 1 }]],
+        ]),
+      ),
+    ).rejects.toBeInstanceOf(AdxBatchWriteError);
   });
 });
 
@@ -365,7 +401,18 @@ describe('AdxSink, new columns after a restart', () => {
     };
     const engine = await startKustoStandIn({
       onCommand: (c) =>
-        c.csl.startsWith('.show table') ? { status: 200, body: v1Table([['TableName', 'string'], ['Schema', 'string']], [['Orders', JSON.stringify(schema)]]) } : undefined,
+        c.csl.startsWith('.show table')
+          ? {
+              status: 200,
+              body: v1Table(
+                [
+                  ['TableName', 'string'],
+                  ['Schema', 'string'],
+                ],
+                [['Orders', JSON.stringify(schema)]],
+              ),
+            }
+          : undefined,
     });
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
     try {
@@ -385,7 +432,7 @@ describe('AdxSink, new columns after a restart', () => {
 });
 
 describe('AdxSink, two instances adding different columns at the same moment', () => {
-  it("never overwrites the mapping another instance ingests with (each mapping name denotes one column set)", async () => {
+  it('never overwrites the mapping another instance ingests with (each mapping name denotes one column set)', async () => {
     const base = [
       ...['orderid', 'custid', 'city'].map((n) => ({ Name: n, CslType: 'string' })),
       { Name: 'amount', CslType: 'int' },
@@ -399,7 +446,18 @@ describe('AdxSink, two instances adding different columns at the same moment', (
     let schema = [...base, { Name: 'a', CslType: 'long' }, { Name: 'b', CslType: 'string' }];
     const engine = await startKustoStandIn({
       onCommand: (c) =>
-        c.csl.startsWith('.show table') ? { status: 200, body: v1Table([['TableName', 'string'], ['Schema', 'string']], [['Orders', JSON.stringify({ Name: 'Orders', OrderedColumns: schema })]]) } : undefined,
+        c.csl.startsWith('.show table')
+          ? {
+              status: 200,
+              body: v1Table(
+                [
+                  ['TableName', 'string'],
+                  ['Schema', 'string'],
+                ],
+                [['Orders', JSON.stringify({ Name: 'Orders', OrderedColumns: schema })]],
+              ),
+            }
+          : undefined,
     });
     const env = { ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' };
     const a = createAdxSinkFromEnv(env);
@@ -416,7 +474,10 @@ describe('AdxSink, two instances adding different columns at the same moment', (
         if (m) definitions.set(m[1]!, (definitions.get(m[1]!) ?? new Set()).add(mappingText(c.csl)));
       }
       expect([...definitions.values()].every((texts) => texts.size === 1)).toBe(true);
-      const used = (row: string): string => /ingestionMappingReference='([^']+)'/.exec(engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']") && c.csl.includes(row))!.csl)![1]!;
+      const used = (row: string): string =>
+        /ingestionMappingReference='([^']+)'/.exec(
+          engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']") && c.csl.includes(row))!.csl,
+        )![1]!;
       const bMapping = used('"orderid":"81"');
       const aMapping = used('"orderid":"80"');
       expect(bMapping).not.toBe(aMapping);
@@ -458,7 +519,10 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
       `.ingest inline into table ['OrdersHistory'] with (format='json', ingestionMappingReference='OrdersHistoryMapping', tags='["ingest-by:${tag}"]', ingestIfNotExists='["${tag}"]') <|`,
     ]);
     const ingest = engine.commands[3]!.csl;
-    expect(ingest.split('\n').slice(1)).toEqual([expectedOrdersLines.split('\n')[0], expect.stringContaining('"orderid":"60","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","note":"gift"')]);
+    expect(ingest.split('\n').slice(1)).toEqual([
+      expectedOrdersLines.split('\n')[0],
+      expect.stringContaining('"orderid":"60","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","note":"gift"'),
+    ]);
     expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
   });
 });
@@ -469,7 +533,10 @@ describe('AdxSink, pointer events', () => {
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
     const warnings: unknown[] = [];
     const logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (...args: unknown[]) => void warnings.push(...args) };
-    const pointer = { ...adxEvent({ op: 'u', after: null, key: { orderid: '51' }, lsn: 90 }), deadletter: { container: 'cdc-deadletter', blob: 'p0/90.json', bytes: 2_000_000 } };
+    const pointer = {
+      ...adxEvent({ op: 'u', after: null, key: { orderid: '51' }, lsn: 90 }),
+      deadletter: { container: 'cdc-deadletter', blob: 'p0/90.json', bytes: 2_000_000 },
+    };
     try {
       const written = await sink.writeBatch({ ...batch([['retail.orders_info', asRecords([pointer, ordersEvents[0]])]]), logger });
       expect(written.map((w) => [w.table, w.rows])).toEqual([
@@ -493,9 +560,21 @@ describe('AdxSink, managed streaming', () => {
     storage = await createIngestionStorage();
     engine = await startKustoStandIn();
     dm = await startKustoStandIn({
-      resources: { queue: storage.queueUri, container: storage.containerUri, failedQueue: storage.failedQueueUri, successQueue: storage.successQueueUri, statusTable: storage.statusTableUri },
+      resources: {
+        queue: storage.queueUri,
+        container: storage.containerUri,
+        failedQueue: storage.failedQueueUri,
+        successQueue: storage.successQueueUri,
+        statusTable: storage.statusTableUri,
+      },
     });
-    sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_INGEST_URL: dm.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'managed-streaming' });
+    sink = createAdxSinkFromEnv({
+      ADX_CLUSTER_URL: engine.url,
+      ADX_INGEST_URL: dm.url,
+      ADX_DATABASE: 'cdcdb',
+      ADX_AUTH: 'none',
+      ADX_INGESTION_MODE: 'managed-streaming',
+    });
   });
   afterAll(async () => {
     sink?.close();
@@ -525,7 +604,10 @@ describe('adx:setup against the engine', () => {
     try {
       const result = await runAdxSetup(config, control, (l) => lines.push(l));
       // No view yet: the existing views are listed, then exactly the generated commands run.
-      expect(engine.commands.map((c) => [c.db, c.csl])).toEqual([['cdcdb', '.show materialized-views'], ...setupCommands(config).map((c) => ['cdcdb', c.text])]);
+      expect(engine.commands.map((c) => [c.db, c.csl])).toEqual([
+        ['cdcdb', '.show materialized-views'],
+        ...setupCommands(config).map((c) => ['cdcdb', c.text]),
+      ]);
       expect(result.operations.map((o) => o.operationId)).toEqual(['5a0d6c5e-0000-4000-8000-000000000001', '5a0d6c5e-0000-4000-8000-000000000001']);
       expect(lines[0]).toBe('ok   table CdcTruncates (create or add missing columns)\n');
     } finally {
@@ -536,7 +618,8 @@ describe('adx:setup against the engine', () => {
 
   it('stops at the first failing command, naming it', async () => {
     const engine = await startKustoStandIn({
-      onCommand: (c) => (c.csl.includes('policy ingestionbatching') ? { status: 403, body: kustoError('Forbidden', 'principal is not a table admin', true) } : undefined),
+      onCommand: (c) =>
+        c.csl.includes('policy ingestionbatching') ? { status: 403, body: kustoError('Forbidden', 'principal is not a table admin', true) } : undefined,
     });
     const config = loadAdxConfig({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none' });
     const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
@@ -580,7 +663,9 @@ describe('adx:setup against the engine', () => {
       const result = await runAdxSetup(config, control, () => undefined);
       const sent = engine.commands.map((c) => c.csl);
       const generated = setupCommands(config).map((c) => c.text);
-      const ordersView = generated.findIndex((t) => t.includes("materialized-view with (backfill=true, autoUpdateSchema=true, folder='cdc', docstring='Latest change per key of Orders"));
+      const ordersView = generated.findIndex((t) =>
+        t.includes("materialized-view with (backfill=true, autoUpdateSchema=true, folder='cdc', docstring='Latest change per key of Orders"),
+      );
       expect(sent).toEqual([
         '.show materialized-views',
         ...generated.slice(0, ordersView),

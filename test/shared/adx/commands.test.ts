@@ -49,18 +49,18 @@ describe('setupCommands (npm run adx:setup)', () => {
         { name: 'CommitTime', type: 'datetime' },
         { name: 'TxId', type: 'long' },
       ])}'`,
-      ".alter table ['CdcTruncates'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      '.alter table [\'CdcTruncates\'] policy ingestionbatching \'{"MaximumBatchingTimeSpan":"00:00:30","MaximumNumberOfItems":500,"MaximumRawDataSizeMB":1024}\'',
       ".create-merge table ['Orders']",
-      ".create-or-alter table ['Orders'] ingestion json mapping 'OrdersEventMapping' '[{\"column\":\"orderid\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.orderid\"}},{\"column\":\"custid\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.custid\"}},{\"column\":\"city\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.city\"}},{\"column\":\"amount\",\"datatype\":\"int\",\"Properties\":{\"Path\":\"$.amount\"}},{\"column\":\"purchase_time\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.purchase_time\"}},{\"column\":\"__op\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__op\"}},{\"column\":\"__lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__lsn\"}},{\"column\":\"__commit_lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__commit_lsn\"}},{\"column\":\"__commit_time\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.__commit_time\"}},{\"column\":\"__deleted\",\"datatype\":\"bool\",\"Properties\":{\"Path\":\"$.__deleted\"}},{\"column\":\"__table\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__table\"}},{\"column\":\"__txid\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.__txid\"}},{\"column\":\"__snapshot\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.__snapshot\"}},{\"column\":\"__unchanged_toast\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.__unchanged_toast\"}}]'",
-      ".alter table ['Orders'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      '.create-or-alter table [\'Orders\'] ingestion json mapping \'OrdersEventMapping\' \'[{"column":"orderid","datatype":"string","Properties":{"Path":"$.orderid"}},{"column":"custid","datatype":"string","Properties":{"Path":"$.custid"}},{"column":"city","datatype":"string","Properties":{"Path":"$.city"}},{"column":"amount","datatype":"int","Properties":{"Path":"$.amount"}},{"column":"purchase_time","datatype":"datetime","Properties":{"Path":"$.purchase_time"}},{"column":"__op","datatype":"string","Properties":{"Path":"$.__op"}},{"column":"__lsn","datatype":"long","Properties":{"Path":"$.__lsn"}},{"column":"__commit_lsn","datatype":"long","Properties":{"Path":"$.__commit_lsn"}},{"column":"__commit_time","datatype":"datetime","Properties":{"Path":"$.__commit_time"}},{"column":"__deleted","datatype":"bool","Properties":{"Path":"$.__deleted"}},{"column":"__table","datatype":"string","Properties":{"Path":"$.__table"}},{"column":"__txid","datatype":"long","Properties":{"Path":"$.__txid"}},{"column":"__snapshot","datatype":"string","Properties":{"Path":"$.__snapshot"}},{"column":"__unchanged_toast","datatype":"dynamic","Properties":{"Path":"$.__unchanged_toast"}}]\'',
+      '.alter table [\'Orders\'] policy ingestionbatching \'{"MaximumBatchingTimeSpan":"00:00:30","MaximumNumberOfItems":500,"MaximumRawDataSizeMB":1024}\'',
       ".create-merge table ['OrdersHistory']",
-      ".create-or-alter table ['OrdersHistory'] ingestion json mapping 'OrdersHistoryMapping' '[{\"column\":\"SourceTable\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.SourceTable\"}},{\"column\":\"Key\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.Key\"}},{\"column\":\"Column\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.Column\"}},{\"column\":\"OldValue\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.OldValue\"}},{\"column\":\"NewValue\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.NewValue\"}},{\"column\":\"OldValueKnown\",\"datatype\":\"bool\",\"Properties\":{\"Path\":\"$.OldValueKnown\"}},{\"column\":\"Op\",\"datatype\":\"string\",\"Properties\":{\"Path\":\"$.Op\"}},{\"column\":\"CommitTime\",\"datatype\":\"datetime\",\"Properties\":{\"Path\":\"$.CommitTime\"}},{\"column\":\"Lsn\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.Lsn\"}},{\"column\":\"TxId\",\"datatype\":\"long\",\"Properties\":{\"Path\":\"$.TxId\"}},{\"column\":\"Context\",\"datatype\":\"dynamic\",\"Properties\":{\"Path\":\"$.Context\"}}]'",
-      ".alter table ['OrdersHistory'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      '.create-or-alter table [\'OrdersHistory\'] ingestion json mapping \'OrdersHistoryMapping\' \'[{"column":"SourceTable","datatype":"string","Properties":{"Path":"$.SourceTable"}},{"column":"Key","datatype":"dynamic","Properties":{"Path":"$.Key"}},{"column":"Column","datatype":"string","Properties":{"Path":"$.Column"}},{"column":"OldValue","datatype":"dynamic","Properties":{"Path":"$.OldValue"}},{"column":"NewValue","datatype":"dynamic","Properties":{"Path":"$.NewValue"}},{"column":"OldValueKnown","datatype":"bool","Properties":{"Path":"$.OldValueKnown"}},{"column":"Op","datatype":"string","Properties":{"Path":"$.Op"}},{"column":"CommitTime","datatype":"datetime","Properties":{"Path":"$.CommitTime"}},{"column":"Lsn","datatype":"long","Properties":{"Path":"$.Lsn"}},{"column":"TxId","datatype":"long","Properties":{"Path":"$.TxId"}},{"column":"Context","datatype":"dynamic","Properties":{"Path":"$.Context"}}]\'',
+      '.alter table [\'OrdersHistory\'] policy ingestionbatching \'{"MaximumBatchingTimeSpan":"00:00:30","MaximumNumberOfItems":500,"MaximumRawDataSizeMB":1024}\'',
       '.create async ifnotexists materialized-view',
       '.create-or-alter function',
       ".create-merge table ['Holding']",
       expect.stringMatching(/^\.create-or-alter table \['Holding'\] ingestion json mapping 'HoldingEventMapping' /),
-      ".alter table ['Holding'] policy ingestionbatching '{\"MaximumBatchingTimeSpan\":\"00:00:30\",\"MaximumNumberOfItems\":500,\"MaximumRawDataSizeMB\":1024}'",
+      '.alter table [\'Holding\'] policy ingestionbatching \'{"MaximumBatchingTimeSpan":"00:00:30","MaximumNumberOfItems":500,"MaximumRawDataSizeMB":1024}\'',
       ".create-merge table ['HoldingHistory']",
       expect.stringMatching(/^\.create-or-alter table \['HoldingHistory'\] ingestion json mapping 'HoldingHistoryMapping' /),
       expect.stringMatching(/^\.alter table \['HoldingHistory'\] policy ingestionbatching /),
@@ -122,7 +122,14 @@ describe('setupCommands (npm run adx:setup)', () => {
       ADX_CLUSTER_URL: 'https://c.kusto.windows.net',
       ADX_DATABASE: 'db',
       ADX_TABLE_ROUTES: JSON.stringify([
-        { source: 'sales.line', table: 'Lines', keys: ['order', 'line no'], columns: { order: 'long', 'line no': 'int', price: 'decimal', meta: 'dynamic' }, mapping: 'LinesMap', historyTable: null },
+        {
+          source: 'sales.line',
+          table: 'Lines',
+          keys: ['order', 'line no'],
+          columns: { order: 'long', 'line no': 'int', price: 'decimal', meta: 'dynamic' },
+          mapping: 'LinesMap',
+          historyTable: null,
+        },
       ]),
     });
     const cmds = setupCommands(routed);
@@ -164,7 +171,8 @@ describe('viewUpgradeCommands (an existing latest-state view, which .create ifno
 
   it('are valid KQL against a schema where the table has gained a column', () => {
     const db = databaseFor(routes, { Orders: [{ name: 'coupon', type: 'string' }] });
-    for (const c of [...viewUpgradeCommands(orders, { isEnabled: false, autoUpdateSchema: false }), showMaterializedViewsCommand()]) expect(validateKql(c.text, db)).toEqual([]);
+    for (const c of [...viewUpgradeCommands(orders, { isEnabled: false, autoUpdateSchema: false }), showMaterializedViewsCommand()])
+      expect(validateKql(c.text, db)).toEqual([]);
     expect(showMaterializedViewsCommand().text).toBe('.show materialized-views');
   });
 
@@ -216,7 +224,7 @@ describe('ready queries (queries/*.kql)', () => {
   const dir = path.join(repoRoot, 'queries');
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.kql'));
 
-  it('cover the source documents\' analyses', () => {
+  it("cover the source documents' analyses", () => {
     expect(files.length).toBeGreaterThanOrEqual(10);
     expect(files).toEqual(expect.arrayContaining(['holding-stock-type-changes-by-user.kql', 'holding-most-sold-stock.kql', 'orders-avg-sales-by-city.kql']));
   });

@@ -1,6 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
-import { AdxSinkError, connectionFactory, deriveIngestUrl, describeAdxConfig, isTransient, loadAdxConfig, toAdxSinkError } from '../../../src/shared/adx/index.js';
+import {
+  AdxSinkError,
+  connectionFactory,
+  deriveIngestUrl,
+  describeAdxConfig,
+  isTransient,
+  loadAdxConfig,
+  toAdxSinkError,
+} from '../../../src/shared/adx/index.js';
 import { ConfigError } from '../../../src/shared/errors.js';
 
 const base = { ADX_CLUSTER_URL: 'https://mycluster.westeurope.kusto.windows.net', ADX_DATABASE: 'cdc' };
@@ -16,7 +24,7 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe('loadAdxConfig', () => {
-  it('defaults: queued ingestion, managed identity, derived ingest- URL, the source documents\' tables', () => {
+  it("defaults: queued ingestion, managed identity, derived ingest- URL, the source documents' tables", () => {
     const config = loadAdxConfig(base);
     expect(config).toMatchObject({
       clusterUrl: 'https://mycluster.westeurope.kusto.windows.net',
@@ -56,7 +64,13 @@ describe('loadAdxConfig', () => {
     [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"y":"string"}}]' }, 'ADX_TABLE_ROUTES[0]: key x'],
     [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"varchar"}}]' }, 'ADX_TABLE_ROUTES[0]: type of a.b.x'],
     [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T;drop","keys":["x"],"columns":{"x":"long"}}]' }, 'ADX_TABLE_ROUTES[0]: table'],
-    [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"long"}},{"source":"a.c","table":"T","keys":["x"],"columns":{"x":"long"}}]' }, 'used twice'],
+    [
+      {
+        ...base,
+        ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"long"}},{"source":"a.c","table":"T","keys":["x"],"columns":{"x":"long"}}]',
+      },
+      'used twice',
+    ],
     [{ ...base, ADX_BATCHING_MAX_ITEMS: 'many' }, 'ADX_BATCHING_MAX_ITEMS'],
     [{ ...base, ADX_BATCHING_TIMESPAN: '30s' }, 'ADX_BATCHING_TIMESPAN'],
     [{ ...base, ADX_TRUNCATES_TABLE: 'Cdc Truncates' }, 'ADX_TRUNCATES_TABLE'],
@@ -118,7 +132,10 @@ describe('error classification', () => {
   });
 
   it('names the table and keeps the service message, not the request', () => {
-    const error = toAdxSinkError(axiosLike(400, "Mapping 'OrdersEventMapping' not found", true), 'ADX queued ingestion of 3 rows', { table: 'Orders', sourceTable: 'retail.orders_info' });
+    const error = toAdxSinkError(axiosLike(400, "Mapping 'OrdersEventMapping' not found", true), 'ADX queued ingestion of 3 rows', {
+      table: 'Orders',
+      sourceTable: 'retail.orders_info',
+    });
     expect(error).toBeInstanceOf(AdxSinkError);
     expect(error).toMatchObject({ canRetry: false, code: 'REJECTED_BY_SINK', table: 'Orders', sourceTable: 'retail.orders_info', status: 400 });
     expect(error.message).toBe("ADX queued ingestion of 3 rows (table Orders) failed (rejected): HTTP 400: Mapping 'OrdersEventMapping' not found");

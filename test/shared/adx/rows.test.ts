@@ -43,10 +43,17 @@ describe('toTableRow', () => {
   });
 
   it('gives no row for an insert/update pointer event without its image (a row of nulls would hide the real state); a delete pointer is a delete', () => {
-    const pointer = { ...adxEvent({ op: 'u', after: null, lsn: 5 }), key: { orderid: '9' }, deadletter: { container: 'cdc-deadletter', blob: 'x.json', bytes: 2_000_000 } };
+    const pointer = {
+      ...adxEvent({ op: 'u', after: null, lsn: 5 }),
+      key: { orderid: '9' },
+      deadletter: { container: 'cdc-deadletter', blob: 'x.json', bytes: 2_000_000 },
+    };
     expect(toTableRow(pointer)).toBeNull();
     expect(toHistoryRows(pointer, orders)).toEqual([]);
-    const deletePointer = { ...adxEvent({ op: 'd', before: null, key: { orderid: '9' }, lsn: 6 }), deadletter: { container: 'c', blob: 'y.json', bytes: 2_000_000 } };
+    const deletePointer = {
+      ...adxEvent({ op: 'd', before: null, key: { orderid: '9' }, lsn: 6 }),
+      deadletter: { container: 'c', blob: 'y.json', bytes: 2_000_000 },
+    };
     expect(toTableRow(deletePointer)).toMatchObject({ orderid: '9', __deleted: true, __lsn: 6 });
   });
 
@@ -68,7 +75,9 @@ describe('toHistoryRows (per-column change history)', () => {
 
   it('records only changed columns of an update with a before image (REPLICA IDENTITY FULL)', () => {
     const event = adxEvent({ table: 'bank.holding', op: 'u', before: holdingRow(1000, 'VFIAX', 10), after: holdingRow(1000, 'VFIAX', 100), lsn: 20 });
-    expect(toHistoryRows(event, holding)).toEqual([{ ...base, Op: 'u', Lsn: 20, Column: 'holding_quantity', OldValue: 10, NewValue: 100, OldValueKnown: true }]);
+    expect(toHistoryRows(event, holding)).toEqual([
+      { ...base, Op: 'u', Lsn: 20, Column: 'holding_quantity', OldValue: 10, NewValue: 100, OldValueKnown: true },
+    ]);
   });
 
   it('records every tracked column with OldValueKnown=false when there is no before image (REPLICA IDENTITY DEFAULT)', () => {
@@ -149,7 +158,15 @@ describe('serialisation and new columns', () => {
 
   it('finds columns the table lacks and types them from the first non-null value', () => {
     const known = new Set(orders.columns.map((c) => c.name));
-    expect(findNewColumns([{ ...orderRow('1'), coupon: null, rate: 1.5 }, { coupon: 'A', tags: ['x'], n: 3, ok: true, __op: 'c' }], known)).toEqual([
+    expect(
+      findNewColumns(
+        [
+          { ...orderRow('1'), coupon: null, rate: 1.5 },
+          { coupon: 'A', tags: ['x'], n: 3, ok: true, __op: 'c' },
+        ],
+        known,
+      ),
+    ).toEqual([
       { name: 'rate', type: 'real' },
       { name: 'coupon', type: 'string' },
       { name: 'tags', type: 'dynamic' },

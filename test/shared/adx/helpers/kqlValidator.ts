@@ -5,7 +5,14 @@
  * without a diagnostic; `validateKql` reports those (and bad/skipped syntax nodes) too.
  */
 import { createRequire } from 'node:module';
-import { currentFunctionBody, DEFAULT_TRUNCATES_TABLE, HISTORY_COLUMNS, latestViewQuery, tableColumns, TRUNCATE_COLUMNS } from '../../../../src/shared/adx/index.js';
+import {
+  currentFunctionBody,
+  DEFAULT_TRUNCATES_TABLE,
+  HISTORY_COLUMNS,
+  latestViewQuery,
+  tableColumns,
+  TRUNCATE_COLUMNS,
+} from '../../../../src/shared/adx/index.js';
 import type { AdxTableRoute, ColumnDef } from '../../../../src/shared/adx/index.js';
 
 interface Diagnostic {
@@ -17,7 +24,9 @@ interface SyntaxElement {
   Kind: number;
 }
 interface KustoLanguage {
-  KustoCode: { ParseAndAnalyze(text: string, globals: unknown): { Kind: string; Syntax: unknown; GetDiagnostics(): { Count: number; getItem(i: number): Diagnostic } } };
+  KustoCode: {
+    ParseAndAnalyze(text: string, globals: unknown): { Kind: string; Syntax: unknown; GetDiagnostics(): { Count: number; getItem(i: number): Diagnostic } };
+  };
   GlobalState: { Default: { WithDatabase(db: unknown): unknown } };
   Syntax: {
     SyntaxElement: { WalkElements(root: unknown, action: (e: SyntaxElement) => void): void };
@@ -52,7 +61,11 @@ function schemaText(columns: readonly ColumnDef[]): string {
  * The database as `adx:setup` leaves it: the truncates table, and the tables, history tables, views
  * and functions of every route (function bodies as the setup writes them).
  */
-export function databaseFor(routes: readonly AdxTableRoute[], extraColumns: Record<string, ColumnDef[]> = {}, truncatesTable = DEFAULT_TRUNCATES_TABLE): unknown {
+export function databaseFor(
+  routes: readonly AdxTableRoute[],
+  extraColumns: Record<string, ColumnDef[]> = {},
+  truncatesTable = DEFAULT_TRUNCATES_TABLE,
+): unknown {
   const K = kusto();
   const members: unknown[] = [new K.Symbols.TableSymbol.$ctor7(truncatesTable, schemaText(TRUNCATE_COLUMNS), null)];
   for (const route of routes) {
