@@ -18,6 +18,52 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
+  // Module boundaries (README "Module map"): plumbing at the bottom, the event model on it, the sinks
+  // on both, hosts at the edge; the reader sees only the plumbing and the event model.
+  {
+    files: ['src/shared/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@azure/functions', message: 'src/shared is host-independent: Functions adapters live in src/functions/host.' }],
+          patterns: [{ regex: '(^|/)(functions|reader|worker)/', message: 'src/shared never imports a host or the reader.' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/shared/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./', message: 'The plumbing core imports nothing of ours outside src/shared/core.' }] }],
+    },
+  },
+  {
+    files: ['src/shared/events/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^\\.\\./(?!core/)', message: 'The event model imports only the plumbing core (src/shared/core).' }] },
+      ],
+    },
+  },
+  {
+    files: ['src/reader/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@azure/functions', message: 'The reader is not a Functions host.' }],
+          patterns: [
+            {
+              regex: '(^|/)shared/(?!(core|events)/)|(^|/)(functions|worker)/',
+              message: 'The reader imports only the plumbing core (src/shared/core) and the event model (src/shared/events).',
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     // Plain Node scripts (service orchestration, configs) are checked without type information.
     files: ['**/*.mjs', '**/*.cjs', '**/*.js'],

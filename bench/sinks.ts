@@ -17,7 +17,8 @@ import type { ChangeEvent } from '../src/shared/events/changeEvent.js';
 import { unwrap } from '../src/shared/events/unwrap.js';
 import { MemoryDeadLetterStore } from '../src/shared/deadletter/memoryDeadLetterStore.js';
 import { ElasticsearchSink } from '../src/shared/elasticsearch/elasticsearchSink.js';
-import { createEventHubBatchHandler, lazy } from '../src/shared/functions/eventHubBatchHandler.js';
+import { createEventHubBatchHandler } from '../src/functions/host/eventHubBatchHandler.js';
+import { lazy } from '../src/shared/core/lazy.js';
 import { DEFAULT_ROUTES, Router } from '../src/shared/routing/routes.js';
 
 const RESULTS = 'bench/results/sinks.json';

@@ -9,7 +9,7 @@
 import { KustoControlClient, connectionFactory } from '../src/shared/adx/clients.js';
 import { describeAdxConfig, loadAdxConfig, loadAdxSchemaConfig } from '../src/shared/adx/config.js';
 import { runAdxSetup } from '../src/shared/adx/setup.js';
-import { describeError } from '../src/shared/errors.js';
+import { describeError } from '../src/shared/core/errors.js';
 
 const write = (line: string): void => void process.stdout.write(line);
 const dryRun = process.argv.includes('--dry-run');

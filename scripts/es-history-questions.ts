@@ -4,7 +4,7 @@
  * Defaults: user 1, the last 30 days.
  */
 import { elasticsearchClientFromEnv } from '../src/shared/elasticsearch/client.js';
-import { describeError } from '../src/shared/errors.js';
+import { describeError } from '../src/shared/core/errors.js';
 import { DEFAULT_HISTORY_INDEX } from '../src/shared/history/historyIndex.js';
 import { changeCount, changeCountQuery, mostCommonOldValueQuery, mostSoldStock } from '../src/shared/history/queries.js';
 

@@ -4,7 +4,7 @@
  */
 import { elasticsearchClientFromEnv } from '../src/shared/elasticsearch/client.js';
 import { setupElasticsearch, setupOptionsFromEnv } from '../src/shared/elasticsearch/setup.js';
-import { describeError } from '../src/shared/errors.js';
+import { describeError } from '../src/shared/core/errors.js';
 
 const client = elasticsearchClientFromEnv(process.env);
 try {

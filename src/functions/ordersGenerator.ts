@@ -1,5 +1,5 @@
 import { app, type TimerFunctionOptions } from '@azure/functions';
-import { ordersGeneratorHandler } from '../shared/functions/ordersGeneratorHandler.js';
+import { ordersGeneratorHandler } from './host/ordersGeneratorHandler.js';
 
 // Six-field NCRONTAB ({second} {minute} {hour} {day} {month} {day-of-week}); default every 10 seconds.
 // Does nothing unless ORDERS_GENERATOR_ENABLED=true.

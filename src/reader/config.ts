@@ -2,7 +2,10 @@
  * Reader configuration: every setting comes from an environment variable, is validated once at
  * start-up, and a bad value fails fast naming the variable and what it expects.
  */
-import { redact } from './redact.js';
+import { getInt, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
+import { ConfigError } from '../shared/core/errors.js';
+
+export { ConfigError };
 
 export type SnapshotMode = 'initial' | 'never' | 'initial_only';
 export type SecurityProtocol = 'PLAINTEXT' | 'SASL_PLAINTEXT' | 'SASL_SSL';
@@ -49,53 +52,9 @@ export interface ReaderConfig {
   otel: { exportIntervalMs: number; serviceName: string };
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'READER_CONFIG_INVALID';
-  constructor(
-    readonly variable: string,
-    expected: string,
-    got: string | undefined,
-    secret = false,
-  ) {
-    super(`${variable}: expected ${expected}, got ${got === undefined ? '(unset)' : secret ? '(redacted)' : JSON.stringify(redact(got))}`);
-  }
-}
-
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string, fallback?: string): string {
-  const v = env[name]?.trim();
-  if (v) return v;
-  if (fallback !== undefined) return fallback;
-  throw new ConfigError(name, 'a non-empty value', undefined);
-}
-
-function optional(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `an integer between ${min} and ${max}`, raw);
-  const n = Number(raw);
-  if (n < min || n > max) throw new ConfigError(name, `an integer between ${min} and ${max}`, raw);
-  return n;
-}
-
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const hit = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
-  if (!hit) throw new ConfigError(name, `one of ${allowed.join(', ')}`, raw);
-  return hit;
-}
-
 /** Slot names: PostgreSQL allows lower-case letters, digits and underscores only. */
 function slotName(env: Env, name: string, fallback: string): string {
-  const v = str(env, name, fallback);
+  const v = getString(env, name, fallback);
   if (!/^[a-z0-9_]{1,63}$/.test(v)) throw new ConfigError(name, 'lower-case letters, digits and _ (at most 63)', v);
   return v;
 }
@@ -185,7 +144,9 @@ function parseBrokers(raw: string, variable: string): string[] {
 function brokersFromConnectionString(cs: string): string[] {
   const m = /Endpoint=sb:\/\/([^/;]+)/i.exec(cs);
   if (!m)
-    throw new ConfigError('EVENTHUBS_CONNECTION_STRING', 'an Event Hubs connection string with Endpoint=sb://<namespace>.servicebus.windows.net/', cs, true);
+    throw new ConfigError('EVENTHUBS_CONNECTION_STRING', 'an Event Hubs connection string with Endpoint=sb://<namespace>.servicebus.windows.net/', cs, {
+      secret: true,
+    });
   const host = m[1]!;
   return [host.includes(':') ? host : `${host}:9093`];
 }
@@ -203,7 +164,7 @@ export function secretsOf(config: ReaderConfig): string[] {
  */
 function appInsightsConnectionString(env: Env): string | undefined {
   const name = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
-  const cs = optional(env, name);
+  const cs = getOptionalString(env, name);
   if (cs === undefined) return undefined;
   const fields = new Map(
     cs
@@ -223,31 +184,31 @@ function appInsightsConnectionString(env: Env): string | undefined {
   );
   const ikey = fields.get('instrumentationkey') ?? '';
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ikey)) {
-    throw new ConfigError(name, 'an Application Insights connection string with InstrumentationKey=<lower-case GUID>', cs, true);
+    throw new ConfigError(name, 'an Application Insights connection string with InstrumentationKey=<lower-case GUID>', cs, { secret: true });
   }
   const ingestion = fields.get('ingestionendpoint');
   if (ingestion !== undefined && !/^https?:\/\/[^\s/]+/i.test(ingestion)) {
-    throw new ConfigError(name, 'an IngestionEndpoint=https://... in the connection string', cs, true);
+    throw new ConfigError(name, 'an IngestionEndpoint=https://... in the connection string', cs, { secret: true });
   }
   return cs;
 }
 
 export function loadConfig(env: Env = process.env): ReaderConfig {
-  const ehConnectionString = optional(env, 'EVENTHUBS_CONNECTION_STRING');
-  const brokersRaw = optional(env, 'KAFKA_BROKERS');
+  const ehConnectionString = getOptionalString(env, 'EVENTHUBS_CONNECTION_STRING');
+  const brokersRaw = getOptionalString(env, 'KAFKA_BROKERS');
   let brokers: string[];
   if (brokersRaw) brokers = parseBrokers(brokersRaw, 'KAFKA_BROKERS');
   else if (ehConnectionString) brokers = brokersFromConnectionString(ehConnectionString);
   else throw new ConfigError('KAFKA_BROKERS', 'host:port[,host:port...] (or set EVENTHUBS_CONNECTION_STRING)', undefined);
 
-  const securityProtocol = oneOf<SecurityProtocol>(
+  const securityProtocol = getOneOf<SecurityProtocol>(
     env,
     'KAFKA_SECURITY_PROTOCOL',
     ['PLAINTEXT', 'SASL_PLAINTEXT', 'SASL_SSL'],
     ehConnectionString ? 'SASL_SSL' : 'PLAINTEXT',
   );
-  const saslMechanism = oneOf<SaslMechanism>(env, 'KAFKA_SASL_MECHANISM', ['PLAIN', 'OAUTHBEARER'], 'PLAIN');
-  const saslPassword = optional(env, 'KAFKA_SASL_PASSWORD') ?? ehConnectionString;
+  const saslMechanism = getOneOf<SaslMechanism>(env, 'KAFKA_SASL_MECHANISM', ['PLAIN', 'OAUTHBEARER'], 'PLAIN');
+  const saslPassword = getOptionalString(env, 'KAFKA_SASL_PASSWORD') ?? ehConnectionString;
   if (securityProtocol !== 'PLAINTEXT' && saslMechanism === 'PLAIN' && !saslPassword) {
     throw new ConfigError(
       'KAFKA_SASL_PASSWORD',
@@ -255,63 +216,63 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
       undefined,
     );
   }
-  const maxMessageBytes = int(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000, 1024, 1_046_527);
-  const tablesRaw = optional(env, 'CDC_TABLES');
-  const topicTemplate = optional(env, 'CDC_TOPIC_TEMPLATE') ?? null;
+  const maxMessageBytes = getInt(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000, { min: 1024, max: 1_046_527 });
+  const tablesRaw = getOptionalString(env, 'CDC_TABLES');
+  const topicTemplate = getOptionalString(env, 'CDC_TOPIC_TEMPLATE') ?? null;
   if (topicTemplate !== null && !topicTemplate.includes('{table}')) {
     throw new ConfigError('CDC_TOPIC_TEMPLATE', 'a template containing {table} (and optionally {prefix}, {schema})', topicTemplate);
   }
-  const dlCs = optional(env, 'DEADLETTER_CONNECTION_STRING') ?? optional(env, 'AZURE_STORAGE_CONNECTION_STRING');
-  const dlUrl = optional(env, 'DEADLETTER_ACCOUNT_URL');
+  const dlCs = getOptionalString(env, 'DEADLETTER_CONNECTION_STRING') ?? getOptionalString(env, 'AZURE_STORAGE_CONNECTION_STRING');
+  const dlUrl = getOptionalString(env, 'DEADLETTER_ACCOUNT_URL');
   if (dlUrl !== undefined && !/^https?:\/\//.test(dlUrl)) throw new ConfigError('DEADLETTER_ACCOUNT_URL', 'an https:// Blob service URL', dlUrl);
-  const container = str(env, 'DEADLETTER_CONTAINER', 'cdc-deadletter');
+  const container = getString(env, 'DEADLETTER_CONTAINER', 'cdc-deadletter');
   if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container))
     throw new ConfigError('DEADLETTER_CONTAINER', 'a Blob container name (3-63 lower-case letters, digits, -)', container);
-  const stateSchema = str(env, 'CDC_STATE_SCHEMA', 'cdc_reader');
-  const pgPassword = optional(env, 'PGPASSWORD');
-  const sslmode = oneOf(env, 'PGSSLMODE', ['disable', 'prefer', 'require', 'verify-full'], 'prefer');
+  const stateSchema = getString(env, 'CDC_STATE_SCHEMA', 'cdc_reader');
+  const pgPassword = getOptionalString(env, 'PGPASSWORD');
+  const sslmode = getOneOf(env, 'PGSSLMODE', ['disable', 'prefer', 'require', 'verify-full'], 'prefer');
 
   return {
     pg: {
-      host: str(env, 'PGHOST', 'localhost'),
-      port: int(env, 'PGPORT', 5432, 1, 65535),
-      user: str(env, 'PGUSER', 'postgres'),
+      host: getString(env, 'PGHOST', 'localhost'),
+      port: getInt(env, 'PGPORT', 5432, { min: 1, max: 65535 }),
+      user: getString(env, 'PGUSER', 'postgres'),
       password: pgPassword,
-      database: str(env, 'PGDATABASE', 'postgres'),
+      database: getString(env, 'PGDATABASE', 'postgres'),
       ssl: sslmode === 'require' || sslmode === 'verify-full',
     },
     slotName: slotName(env, 'CDC_SLOT', 'pg_cdc_reader'),
-    publicationName: str(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
+    publicationName: getString(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
     tables: tablesRaw === undefined || tablesRaw === '*' ? null : parseTableList(tablesRaw),
-    snapshotMode: oneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
-    snapshotChunkRows: int(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, 1, 1_000_000),
+    snapshotMode: getOneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
+    snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
     stateSchema,
-    serverName: str(env, 'CDC_SERVER_NAME', 'pgcdc'),
-    topic: str(env, 'CDC_TOPIC', 'cdc-events'),
+    serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
+    topic: getString(env, 'CDC_TOPIC', 'cdc-events'),
     topicTemplate,
     kafka: {
       brokers,
-      clientId: str(env, 'KAFKA_CLIENT_ID', 'pg-cdc-reader'),
+      clientId: getString(env, 'KAFKA_CLIENT_ID', 'pg-cdc-reader'),
       securityProtocol,
       saslMechanism,
-      saslUsername: str(env, 'KAFKA_SASL_USERNAME', '$ConnectionString'),
+      saslUsername: getString(env, 'KAFKA_SASL_USERNAME', '$ConnectionString'),
       saslPassword,
-      oauthScope: optional(env, 'KAFKA_OAUTH_SCOPE'),
+      oauthScope: getOptionalString(env, 'KAFKA_OAUTH_SCOPE'),
       maxMessageBytes,
-      requestTimeoutMs: int(env, 'KAFKA_REQUEST_TIMEOUT_MS', 60_000, 20_000, 600_000),
-      metadataMaxAgeMs: int(env, 'KAFKA_METADATA_MAX_AGE_MS', 180_000, 1_000, 3_600_000),
+      requestTimeoutMs: getInt(env, 'KAFKA_REQUEST_TIMEOUT_MS', 60_000, { min: 20_000, max: 600_000 }),
+      metadataMaxAgeMs: getInt(env, 'KAFKA_METADATA_MAX_AGE_MS', 180_000, { min: 1_000, max: 3_600_000 }),
     },
-    maxInflightBytes: int(env, 'CDC_MAX_INFLIGHT_BYTES', 8 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024),
-    statusIntervalMs: int(env, 'CDC_STATUS_INTERVAL_MS', 10_000, 100, 600_000),
-    heartbeatIntervalMs: int(env, 'CDC_HEARTBEAT_INTERVAL_MS', 0, 0, 3_600_000),
+    maxInflightBytes: getInt(env, 'CDC_MAX_INFLIGHT_BYTES', 8 * 1024 * 1024, { min: 1024 * 1024, max: 1024 * 1024 * 1024 }),
+    statusIntervalMs: getInt(env, 'CDC_STATUS_INTERVAL_MS', 10_000, { min: 100, max: 600_000 }),
+    heartbeatIntervalMs: getInt(env, 'CDC_HEARTBEAT_INTERVAL_MS', 0, { min: 0, max: 3_600_000 }),
     deadLetter: { connectionString: dlCs, accountUrl: dlUrl, container },
-    healthPort: int(env, 'HEALTH_PORT', 8080, 0, 65535),
-    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], 'info'),
+    healthPort: getInt(env, 'HEALTH_PORT', 8080, { min: 0, max: 65535 }),
+    logLevel: getOneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], 'info'),
     appInsightsConnectionString: appInsightsConnectionString(env),
     otel: {
       // The standard OpenTelemetry SDK variable (milliseconds, default 60000).
-      exportIntervalMs: int(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, 500, 3_600_000),
-      serviceName: str(env, 'OTEL_SERVICE_NAME', 'pg-cdc-reader'),
+      exportIntervalMs: getInt(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, { min: 500, max: 3_600_000 }),
+      serviceName: getString(env, 'OTEL_SERVICE_NAME', 'pg-cdc-reader'),
     },
   };
 }

@@ -1,4 +1,6 @@
-/** Errors with a stable code and, where it helps, what to do about it. */
+/** The reader's start-up failures: a stable code and a message that says how to fix it. */
+import { CdcError } from '../shared/core/errors.js';
+
 export type StartupErrorCode =
   | 'WAL_LEVEL_NOT_LOGICAL'
   | 'MISSING_REPLICATION_PRIVILEGE'
@@ -10,17 +12,11 @@ export type StartupErrorCode =
   | 'PUBLICATION_MISMATCH'
   | 'NO_TABLES';
 
-export class StartupError extends Error {
-  override readonly name = 'StartupError';
-  constructor(
-    readonly code: StartupErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** A start-up check failed; retrying the same configuration cannot help until the cause is fixed. */
+export class StartupError extends CdcError {
+  declare readonly code: StartupErrorCode;
 
-/** Normalises anything thrown into an Error. */
-export function ensureError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
+  constructor(code: StartupErrorCode, message: string, cause?: unknown) {
+    super(code, message, { canRetry: false, cause });
+  }
 }

@@ -4,13 +4,13 @@
  */
 import { ConfigError, loadConfig, secretsOf } from './config.js';
 import type { ReaderConfig } from './config.js';
-import { createLogger, errorFields } from './logger.js';
+import { createLogger, errorFields } from '../shared/core/logger.js';
 import { startHealthServer } from './health.js';
 import { Reader } from './reader.js';
 import { KafkaPublisher } from './publish/kafkaPublisher.js';
 import { BlobDeadLetterStore } from './publish/deadLetter.js';
 import { attachOpenTelemetry } from './otel.js';
-import { redact } from './redact.js';
+import { redact } from '../shared/core/redact.js';
 
 async function main(): Promise<number> {
   let config: ReaderConfig;

@@ -14,7 +14,7 @@ import type { Attributes, DiagLogger } from '@opentelemetry/api';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AzureMonitorMetricExporter } from '@azure/monitor-opentelemetry-exporter';
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/core/logger.js';
 import type { ReaderMetrics } from './metrics.js';
 
 export interface OtelOptions {

@@ -5,8 +5,8 @@
 import pg from 'pg';
 import type { ClientConfig } from 'pg';
 import type { ReaderConfig } from './config.js';
-import type { Logger } from './logger.js';
-import { errorFields } from './logger.js';
+import type { Logger } from '../shared/core/logger.js';
+import { errorFields } from '../shared/core/logger.js';
 import type { Lsn } from './lsn.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { ReaderMetrics } from './metrics.js';

@@ -5,8 +5,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { AdxSink, DEFAULT_ROUTES, resolveRoute, type ControlClient, type IngestRequest, type Ingestor } from '../../src/shared/adx/index.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
-import { BatchProcessingError } from '../../src/shared/errors.js';
-import { createEventHubBatchHandler, lazy } from '../../src/shared/functions/eventHubBatchHandler.js';
+import { BatchProcessingError } from '../../src/shared/core/errors.js';
+import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
+import { lazy } from '../../src/shared/core/lazy.js';
 import { AdxBatchSink } from '../../src/shared/sinks/adxBatchSink.js';
 import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
 

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { createEventHubBatchHandler, lazy } from '../../src/shared/functions/eventHubBatchHandler.js';
+import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
+import { lazy } from '../../src/shared/core/lazy.js';
 import { ElasticsearchHistorySink } from '../../src/shared/history/historySink.js';
 import { changeCount, mostSoldStock, stockTypeChangesOfUser } from '../../src/shared/history/queries.js';
 import { DEFAULT_ROUTES, Router } from '../../src/shared/routing/routes.js';

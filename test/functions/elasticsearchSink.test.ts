@@ -7,9 +7,11 @@ import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { Client } from '@elastic/elasticsearch';
 import { BlobDeadLetterStore, BlobPointerResolver } from '../../src/shared/deadletter/blobDeadLetterStore.js';
 import type { DeadLetterDocument } from '../../src/shared/deadletter/types.js';
-import { BatchProcessingError } from '../../src/shared/errors.js';
-import { createElasticsearchSinkHandler } from '../../src/shared/functions/elasticsearchSinkHandler.js';
-import { lazy } from '../../src/shared/functions/eventHubBatchHandler.js';
+import { BatchProcessingError } from '../../src/shared/core/errors.js';
+import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
+import { sinkTriggerOptions } from '../../src/functions/host/registerSinks.js';
+import { sinkDefinition } from '../../src/shared/sinks/registry.js';
+import { lazy } from '../../src/shared/core/lazy.js';
 import { serviceEnv, uniqueName } from '../helpers/services.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from '../shared/esTestKit.js';
 import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
@@ -38,7 +40,7 @@ afterAll(async () => {
 });
 
 const handler = () =>
-  createElasticsearchSinkHandler(
+  createEventHubBatchHandler(
     lazy(() => ({
       sink: testSink(client, testRoutes(index), { controlIndex: `${index}-control` }),
       deadLetters: new BlobDeadLetterStore(container),
@@ -124,14 +126,14 @@ describe('elasticsearchSink handler', () => {
   });
 
   it('fails naming the variable when configuration is missing', async () => {
-    const { elasticsearchSinkHandler } = await import('../../src/shared/functions/elasticsearchSinkHandler.js');
+    const { handler } = sinkTriggerOptions(sinkDefinition('elasticsearchSink'), {});
     const { messages, context } = triggerBatch([hostBody(changeEvent())]);
-    await expect(elasticsearchSinkHandler({})(messages, context)).rejects.toThrow(/ELASTICSEARCH_URL/);
+    await expect(handler(messages, context)).rejects.toThrow(/ELASTICSEARCH_URL/);
   });
 });
 
 function createEventHubBatchHandlerFor(c: Client) {
-  return createElasticsearchSinkHandler(
+  return createEventHubBatchHandler(
     lazy(() => ({ sink: testSink(c, testRoutes(index), { ensureTemplates: false }), deadLetters: new BlobDeadLetterStore(container) })),
   );
 }

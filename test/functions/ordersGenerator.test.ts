@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { InvocationContext, type Timer } from '@azure/functions';
 import pg from 'pg';
-import { ordersGeneratorHandler } from '../../src/shared/functions/ordersGeneratorHandler.js';
+import { ordersGeneratorHandler } from '../../src/functions/host/ordersGeneratorHandler.js';
 import { CITIES, createTableSql, purchaseTime, randomOrder } from '../../src/shared/orders/ordersGenerator.js';
 import { serviceEnv, uniqueName } from '../helpers/services.js';
 

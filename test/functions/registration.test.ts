@@ -1,13 +1,12 @@
 /** How the functions register with the host (the library skips the actual call outside the host). */
-import { describe, expect, it } from '@jest/globals';
-import { trigger } from '@azure/functions';
-import { adxSinkOptions } from '../../src/functions/adxSink.js';
-import { changeHistoryOptions } from '../../src/functions/changeHistory.js';
-import { elasticsearchSinkOptions } from '../../src/functions/elasticsearchSink.js';
+import { describe, expect, it, jest } from '@jest/globals';
+import { app, trigger } from '@azure/functions';
 import { ordersGeneratorOptions } from '../../src/functions/ordersGenerator.js';
+import { registerSinks, sinkTriggerOptions } from '../../src/functions/host/registerSinks.js';
+import { SINKS, sinkDefinition } from '../../src/shared/sinks/registry.js';
 
 describe('function registration', () => {
-  const sinks = [adxSinkOptions, elasticsearchSinkOptions, changeHistoryOptions];
+  const sinks = SINKS.map((definition) => sinkTriggerOptions(definition, {}));
 
   it.each(sinks)('batches (cardinality many, binary bodies) and retries forever with exponential backoff', (options) => {
     expect(options).toMatchObject({ cardinality: 'many', dataType: 'binary', connection: 'EventHubConnection', eventHubName: 'cdc-events' });
@@ -15,12 +14,24 @@ describe('function registration', () => {
   });
 
   it('passes dataType through to the trigger binding (the library copies unknown trigger options)', () => {
-    const { handler: _handler, retry: _retry, ...triggerOptions } = elasticsearchSinkOptions;
+    const { handler: _handler, retry: _retry, ...triggerOptions } = sinkTriggerOptions(sinkDefinition('elasticsearchSink'), {});
     expect(trigger.eventHub(triggerOptions)).toMatchObject({ type: 'eventHubTrigger', dataType: 'binary', cardinality: 'many' });
   });
 
-  it('gives every sink its own consumer group', () => {
-    expect(new Set(sinks.map((o) => o.consumerGroup)).size).toBe(3);
+  it('gives every sink its own consumer group, overridable by its setting', () => {
+    expect(sinks.map((o) => o.consumerGroup)).toEqual(['adx-sink', 'elasticsearch-sink', 'change-history']);
+    expect(sinkTriggerOptions(sinkDefinition('adxSink'), { ADX_CONSUMER_GROUP: 'mine' }).consumerGroup).toBe('%ADX_CONSUMER_GROUP%');
+    expect(sinkTriggerOptions(sinkDefinition('adxSink'), { CDC_TOPIC: 'hub2' }).eventHubName).toBe('%CDC_TOPIC%');
+  });
+
+  it('registers one Event Hubs function per sink of the table, by its name', () => {
+    const spy = jest.spyOn(app, 'eventHub').mockImplementation(() => undefined);
+    try {
+      registerSinks({});
+      expect(spy.mock.calls.map(([name]) => name)).toEqual(['adxSink', 'elasticsearchSink', 'changeHistory']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('schedules the orders generator with a six-field NCRONTAB expression', () => {

@@ -7,7 +7,7 @@ import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
 import { BlobDeadLetterStore } from '../../src/reader/publish/deadLetter.js';
-import { memoryLogger } from '../../src/reader/logger.js';
+import { memoryLogger } from '../../src/shared/core/logger.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 
 export { uniqueName, eventually };

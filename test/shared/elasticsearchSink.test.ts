@@ -5,7 +5,7 @@ import { processBatch } from '../../src/shared/batch/processBatch.js';
 import type { BatchInfo, EventRecord } from '../../src/shared/batch/types.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import type { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
-import { BatchProcessingError } from '../../src/shared/errors.js';
+import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { changeEvent, order } from '../functions/factories.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from './esTestKit.js';

@@ -4,7 +4,7 @@ import { documentId } from '../../src/shared/events/documentId.js';
 import { rowVersion } from '../../src/shared/events/rowVersion.js';
 import { parseMetadataFields, unwrap } from '../../src/shared/events/unwrap.js';
 import { Router, DEFAULT_ROUTES } from '../../src/shared/routing/routes.js';
-import { PermanentRecordError, ConfigError } from '../../src/shared/errors.js';
+import { PermanentRecordError, ConfigError } from '../../src/shared/core/errors.js';
 import { changeEvent, hostBody, order, type BodyShape } from '../functions/factories.js';
 
 describe('decodeBody', () => {

@@ -3,7 +3,7 @@ import { processBatch } from '../../src/shared/batch/processBatch.js';
 import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink } from '../../src/shared/batch/types.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import type { DeadLetterStore } from '../../src/shared/deadletter/types.js';
-import { BatchProcessingError, PermanentRecordError, TransientSinkError } from '../../src/shared/errors.js';
+import { BatchProcessingError, PermanentRecordError, TransientSinkError } from '../../src/shared/core/errors.js';
 import type { PointerResolver } from '../../src/shared/batch/pointers.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { changeEvent, order } from '../functions/factories.js';

@@ -2,8 +2,8 @@
  * ChangeEvent → Kafka record, with the dead-letter path for events the hub cannot take.
  */
 import type { ChangeEvent } from '../../shared/events/changeEvent.js';
-import type { Logger } from '../logger.js';
-import { errorFields } from '../logger.js';
+import type { Logger } from '../../shared/core/logger.js';
+import { errorFields } from '../../shared/core/logger.js';
 import type { DeadLetterStore } from '../publish/deadLetter.js';
 import { deadLetterBlobName, pointerEvent } from '../publish/deadLetter.js';
 import type { OutRecord } from '../publish/publisher.js';

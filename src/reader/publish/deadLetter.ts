@@ -2,7 +2,7 @@
  * Events too large for the hub go to a Blob container; the hub receives a small pointer event
  * instead (same key, same source/LSN, `deadletter` set, `before`/`after` null). Never dropped.
  */
-import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { ContainerClient } from '@azure/storage-blob';
 import type { ChangeEvent } from '../../shared/events/changeEvent.js';
 
 export interface DeadLetterStore {
@@ -28,13 +28,10 @@ export class BlobDeadLetterStore implements DeadLetterStore {
   ) {}
 
   static async create(opts: { connectionString?: string | undefined; accountUrl?: string | undefined; container: string }): Promise<BlobDeadLetterStore> {
-    const { BlobServiceClient } = await import('@azure/storage-blob');
-    let service: BlobServiceClient;
-    if (opts.connectionString) service = BlobServiceClient.fromConnectionString(opts.connectionString);
-    else if (opts.accountUrl) {
-      const { DefaultAzureCredential } = await import('@azure/identity');
-      service = new BlobServiceClient(opts.accountUrl, new DefaultAzureCredential());
-    } else throw new Error('dead-letter store not configured');
+    // Loaded on demand: the Azure SDKs are only needed when a store is configured.
+    const { blobServiceClient } = await import('../../shared/core/blobService.js');
+    const service = blobServiceClient(opts);
+    if (!service) throw new Error('dead-letter store not configured');
     return new BlobDeadLetterStore(service.getContainerClient(opts.container), opts.container);
   }
 

@@ -4,8 +4,8 @@
  * after it, so per-key order holds and nothing is skipped. Memory is bounded by `maxInflightBytes`:
  * `waitForCapacity()` is what the replication stream awaits before taking the next message.
  */
-import type { Logger } from '../logger.js';
-import { errorFields } from '../logger.js';
+import type { Logger } from '../../shared/core/logger.js';
+import { errorFields } from '../../shared/core/logger.js';
 import type { OutRecord, Publisher } from './publisher.js';
 import type { AckTracker, TxEntry } from './ackTracker.js';
 import type { RecordBuilder } from '../encode/toRecord.js';

@@ -13,7 +13,7 @@ import type { Pgoutput } from 'pg-logical-replication';
 import type { ChangeEvent, ChangeOp, RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import type { Query } from '../encode/typeRegistry.js';
-import { errorFields } from '../logger.js';
+import { errorFields } from '../../shared/core/logger.js';
 import type { Lsn } from '../lsn.js';
 import { formatLsn, parseLsn } from '../lsn.js';
 import type { TxEntry } from '../publish/ackTracker.js';

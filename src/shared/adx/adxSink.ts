@@ -5,7 +5,7 @@
  * LSN hides the table's older rows in the current-rows function) and a history row.
  */
 import { createHash } from 'node:crypto';
-import { silentLogger, type Logger } from '../logger.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand } from './commands.js';
 import { AdxBatchWriteError, AdxSinkError, toAdxSinkError, type AdxTableFailure } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';

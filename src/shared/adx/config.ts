@@ -2,8 +2,8 @@
  * ADX sink configuration from the environment, validated once at start-up. Every failure names the
  * variable; the application key never appears in messages (`describeAdxConfig` masks it).
  */
-import { ConfigError } from '../errors.js';
-import { getInt, getOneOf, getOptionalString, getString, type Env } from '../config/env.js';
+import { ConfigError } from '../core/errors.js';
+import { getInt, getOneOf, getOptionalString, getString, getUrl, type Env } from '../core/env.js';
 import { isPlainName } from './kql.js';
 import { KQL_TYPES } from './types.js';
 import type { AdxAuth, AdxConfig, AdxIngestionMode, AdxTableRoute, AdxTableRouteInput, ColumnDef, IngestionBatchingPolicy } from './types.js';
@@ -48,18 +48,6 @@ export const DEFAULT_BATCHING: IngestionBatchingPolicy = {
   MaximumRawDataSizeMB: 1024,
 };
 
-function httpUrl(env: Env, name: string, value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch (error) {
-    throw new ConfigError(`Setting ${name} is not a URL`, error);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`Setting ${name} must be an http(s) URL`);
-  if (url.username || url.password) throw new ConfigError(`Setting ${name} must not carry credentials`);
-  return value.replace(/\/+$/, '');
-}
-
 /** `https://mycluster.westeurope.kusto.windows.net` → `https://ingest-mycluster.westeurope.kusto.windows.net`. */
 export function deriveIngestUrl(clusterUrl: string): string {
   const url = new URL(clusterUrl);
@@ -68,29 +56,32 @@ export function deriveIngestUrl(clusterUrl: string): string {
   return url.toString().replace(/\/+$/, '');
 }
 
-/** Fills the route defaults and checks names, keys and types. `where` names the setting for errors. */
+/**
+ * Fills the route defaults and checks names, keys and types. `where` is the route's place in its
+ * setting (`ADX_TABLE_ROUTES[2]`); errors name the setting and that place.
+ */
 export function resolveRoute(input: AdxTableRouteInput, where: string): AdxTableRoute {
-  const fail = (message: string): never => {
-    throw new ConfigError(`Setting ${where}: ${message}`);
+  const variable = where.replace(/\[.*$/, '');
+  const fail = (expected: string, got: unknown): never => {
+    throw new ConfigError(variable, `${where}: ${expected}`, typeof got === 'string' ? got : (JSON.stringify(got) ?? String(got)));
   };
-  if (typeof input !== 'object' || input === null) fail('each route must be an object');
-  if (typeof input.source !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(input.source)) fail(`source must be "schema.table", got ${JSON.stringify(input.source)}`);
+  if (typeof input !== 'object' || input === null) fail('a route object', input);
+  if (typeof input.source !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(input.source)) fail('source "schema.table"', input.source);
   const name = (value: unknown, what: string): string => {
-    if (typeof value !== 'string' || !isPlainName(value)) fail(`${what} must be a plain ADX name ([A-Za-z_][A-Za-z0-9_]*), got ${JSON.stringify(value)}`);
+    if (typeof value !== 'string' || !isPlainName(value)) fail(`${what}: a plain ADX name ([A-Za-z_][A-Za-z0-9_]*)`, value);
     return value as string;
   };
   const table = name(input.table, `table of ${input.source}`);
   if (typeof input.columns !== 'object' || input.columns === null || Array.isArray(input.columns))
-    fail(`columns of ${input.source} must be an object { column: type }`);
+    fail(`columns of ${input.source}: an object { column: type }`, input.columns);
   const columns: ColumnDef[] = Object.entries(input.columns).map(([column, type]) => {
-    if (!(KQL_TYPES as readonly string[]).includes(type))
-      fail(`type of ${input.source}.${column} must be one of ${KQL_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
-    if (column.startsWith('__')) fail(`column ${column} of ${input.source}: names starting with __ are reserved for CDC columns`);
+    if (!(KQL_TYPES as readonly string[]).includes(type)) fail(`type of ${input.source}.${column}: one of ${KQL_TYPES.join(', ')}`, type);
+    if (column.startsWith('__')) fail(`columns of ${input.source}: names not starting with __ (reserved for CDC columns)`, column);
     return { name: column, type: type };
   });
-  if (!Array.isArray(input.keys) || input.keys.length === 0) fail(`keys of ${input.source} must be a non-empty array`);
+  if (!Array.isArray(input.keys) || input.keys.length === 0) fail(`keys of ${input.source}: a non-empty array`, input.keys);
   for (const key of input.keys) {
-    if (!columns.some((c) => c.name === key)) fail(`key ${String(key)} of ${input.source} is not among its columns`);
+    if (!columns.some((c) => c.name === key)) fail(`keys of ${input.source}: names among its columns`, key);
   }
   const historyTable = input.historyTable === null ? null : name(input.historyTable ?? `${table}History`, `historyTable of ${input.source}`);
   return {
@@ -117,23 +108,23 @@ function parseRoutes(env: Env): AdxTableRoute[] {
     try {
       inputs = JSON.parse(text);
     } catch (error) {
-      throw new ConfigError('Setting ADX_TABLE_ROUTES is not valid JSON', error);
+      throw new ConfigError('ADX_TABLE_ROUTES', 'a JSON array of routes', text, { cause: error });
     }
   }
-  if (!Array.isArray(inputs) || inputs.length === 0) throw new ConfigError('Setting ADX_TABLE_ROUTES must be a non-empty JSON array of routes');
+  if (!Array.isArray(inputs) || inputs.length === 0) throw new ConfigError('ADX_TABLE_ROUTES', 'a non-empty JSON array of routes', text);
   const routes = (inputs as AdxTableRouteInput[]).map((input, i) => resolveRoute(input, `ADX_TABLE_ROUTES[${i}]`));
   const names = new Map<string, string>();
   for (const route of routes) {
     for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
       if (n === null) continue;
       const previous = names.get(n.toLowerCase());
-      if (previous !== undefined) throw new ConfigError(`Setting ADX_TABLE_ROUTES: name ${n} is used twice (${previous} and ${route.source})`);
+      if (previous !== undefined) throw new ConfigError('ADX_TABLE_ROUTES', 'each ADX name used once', `${n} (used by ${previous} and ${route.source})`);
       names.set(n.toLowerCase(), route.source);
     }
   }
   const sources = new Set<string>();
   for (const route of routes) {
-    if (sources.has(route.source)) throw new ConfigError(`Setting ADX_TABLE_ROUTES: source ${route.source} is routed twice`);
+    if (sources.has(route.source)) throw new ConfigError('ADX_TABLE_ROUTES', 'each source table routed once', route.source);
     sources.add(route.source);
   }
   return routes;
@@ -141,22 +132,21 @@ function parseRoutes(env: Env): AdxTableRoute[] {
 
 function timespan(env: Env, name: string, defaultValue: string): string {
   const value = getOptionalString(env, name) ?? defaultValue;
-  if (!/^(\d+\.)?\d{2}:\d{2}:\d{2}$/.test(value)) throw new ConfigError(`Setting ${name} must be a timespan like 00:00:30, got "${value}"`);
+  if (!/^(\d+\.)?\d{2}:\d{2}:\d{2}$/.test(value)) throw new ConfigError(name, 'a timespan like 00:00:30', value);
   return value;
 }
 
 /** The part of the configuration the setup commands depend on (no cluster needed: `--dry-run`). */
 export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'> {
   const folder = getOptionalString(env, 'ADX_FOLDER') ?? 'cdc';
-  if (/['\\\n]/.test(folder)) throw new ConfigError('Setting ADX_FOLDER must not contain quotes, backslashes or newlines');
+  if (/['\\\n]/.test(folder)) throw new ConfigError('ADX_FOLDER', 'a folder name without quotes, backslashes or newlines', folder);
   const truncatesTable = getOptionalString(env, 'ADX_TRUNCATES_TABLE') ?? DEFAULT_TRUNCATES_TABLE;
-  if (!isPlainName(truncatesTable))
-    throw new ConfigError(`Setting ADX_TRUNCATES_TABLE must be a plain ADX name ([A-Za-z_][A-Za-z0-9_]*), got "${truncatesTable}"`);
+  if (!isPlainName(truncatesTable)) throw new ConfigError('ADX_TRUNCATES_TABLE', 'a plain ADX name ([A-Za-z_][A-Za-z0-9_]*)', truncatesTable);
   const routes = parseRoutes(env);
   for (const route of routes) {
     for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
       if (n !== null && n.toLowerCase() === truncatesTable.toLowerCase()) {
-        throw new ConfigError(`Setting ADX_TRUNCATES_TABLE: name ${truncatesTable} is also used by the route of ${route.source} (ADX_TABLE_ROUTES)`);
+        throw new ConfigError('ADX_TRUNCATES_TABLE', `a name no route uses (the route of ${route.source} in ADX_TABLE_ROUTES uses it)`, truncatesTable);
       }
     }
   }
@@ -175,19 +165,20 @@ export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batch
 export function loadAdxConfig(env: Env): AdxConfig {
   const mode = getOneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
   const authKind = getOneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
-  const clusterUrl = httpUrl(env, 'ADX_CLUSTER_URL', getString(env, 'ADX_CLUSTER_URL'));
-  const ingestText = getOptionalString(env, 'ADX_INGEST_URL');
-  const ingestUrl = ingestText === undefined ? deriveIngestUrl(clusterUrl) : httpUrl(env, 'ADX_INGEST_URL', ingestText);
+  const clusterUrl = getUrl(env, 'ADX_CLUSTER_URL');
+  const ingestUrl = getOptionalString(env, 'ADX_INGEST_URL') === undefined ? deriveIngestUrl(clusterUrl) : getUrl(env, 'ADX_INGEST_URL');
   const database = getString(env, 'ADX_DATABASE');
   const clientId = getOptionalString(env, 'ADX_CLIENT_ID');
   const tenantId = getOptionalString(env, 'ADX_TENANT_ID');
   const clientSecret = getOptionalString(env, 'ADX_CLIENT_SECRET');
   if (authKind === 'app-key') {
-    if (clientId === undefined) throw new ConfigError('Missing required setting ADX_CLIENT_ID (ADX_AUTH=app-key)');
-    if (tenantId === undefined) throw new ConfigError('Missing required setting ADX_TENANT_ID (ADX_AUTH=app-key)');
-    if (clientSecret === undefined) throw new ConfigError('Missing required setting ADX_CLIENT_SECRET (ADX_AUTH=app-key)');
+    if (clientId === undefined) throw new ConfigError('ADX_CLIENT_ID', 'the application (client) id when ADX_AUTH=app-key', undefined);
+    if (tenantId === undefined) throw new ConfigError('ADX_TENANT_ID', 'the tenant id when ADX_AUTH=app-key', undefined);
+    if (clientSecret === undefined) throw new ConfigError('ADX_CLIENT_SECRET', 'the application key when ADX_AUTH=app-key', undefined);
   } else if (clientSecret !== undefined) {
-    throw new ConfigError(`Setting ADX_CLIENT_SECRET is only used with ADX_AUTH=app-key (ADX_AUTH=${authKind}); remove it`);
+    throw new ConfigError('ADX_CLIENT_SECRET', `no value: it is only used with ADX_AUTH=app-key (ADX_AUTH=${authKind}); remove it`, clientSecret, {
+      secret: true,
+    });
   }
   return {
     clusterUrl,

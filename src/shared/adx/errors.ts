@@ -3,7 +3,7 @@
  * the invocation; permanent (the service rejected the request: schema, mapping, bad command) →
  * `canRetry: false`, naming the table so the core can dead-letter its rows.
  */
-import { CdcError } from '../errors.js';
+import { CdcError } from '../core/errors.js';
 
 export class AdxSinkError extends CdcError {
   /** ADX table the failure belongs to (undefined for failures before a table was chosen). */

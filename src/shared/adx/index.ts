@@ -2,8 +2,8 @@
  * The ADX (Kusto) sink. The seam with the sink core: `createAdxSinkFromEnv(env)` once per host, then
  * `sink.writeBatch({ partitionId, firstOffset, lastOffset, rowsByTable })` per invocation.
  */
-import type { Env } from '../config/env.js';
-import { silentLogger, type Logger } from '../logger.js';
+import type { Env } from '../core/env.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { AdxSink } from './adxSink.js';
 import { createClients } from './clients.js';
 import { describeAdxConfig, loadAdxConfig } from './config.js';

@@ -1,5 +1,5 @@
 /** Types shared by the ADX (Kusto) sink, its setup commands and its configuration. */
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 
 /** The scalar types an ADX column can have. */
 export const KQL_TYPES = ['bool', 'datetime', 'decimal', 'dynamic', 'guid', 'int', 'long', 'real', 'string', 'timespan'] as const;

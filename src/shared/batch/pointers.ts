@@ -5,7 +5,7 @@
  * other. A Blob that does not exist (or does not hold an event) is a permanent failure for that record;
  * storage unavailable is transient.
  */
-import { describeError, PermanentRecordError, TransientSinkError } from '../errors.js';
+import { describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import { decodeBody } from '../events/decode.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
 import type { RecordOutcome } from './types.js';

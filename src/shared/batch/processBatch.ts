@@ -7,8 +7,8 @@
  */
 import { tableId } from '../events/changeEvent.js';
 import { decodeBody } from '../events/decode.js';
-import { BatchProcessingError, canRetry, describeError, TransientSinkError } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { BatchProcessingError, canRetry, describeError, TransientSinkError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
 import { resolvePointers, type PointerResolver } from './pointers.js';

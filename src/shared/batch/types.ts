@@ -1,5 +1,5 @@
 import type { ChangeEvent } from '../events/changeEvent.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 
 /** One Event Hubs event as the trigger delivered it, with its position. */
 export interface EventRecord {

@@ -2,10 +2,10 @@
  * Dead-letter store in an Azure Blob container: one JSON blob per record, named deterministically so
  * that a redelivered batch overwrites instead of duplicating.
  */
-import { DefaultAzureCredential } from '@azure/identity';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { getOptionalString, getString, type Env } from '../config/env.js';
-import { ConfigError, PermanentRecordError, TransientSinkError } from '../errors.js';
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import { blobServiceClient } from '../core/blobService.js';
+import { getOptionalString, getString, type Env } from '../core/env.js';
+import { ConfigError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import type { PointerResolver } from '../batch/pointers.js';
 import { deadLetterName, toDeadLetterDocument } from './deadLetterDocument.js';
 import type { DeadLetter, DeadLetterStore } from './types.js';
@@ -39,17 +39,20 @@ export class BlobDeadLetterStore implements DeadLetterStore {
 export function deadLetterStoreFromEnv(env: Env): BlobDeadLetterStore {
   const containerName = getString(env, 'SINK_DEADLETTER_CONTAINER', 'cdc-sink-deadletter');
   const service = blobServiceFromEnv(env, 'SINK_DEADLETTER_CONNECTION_STRING', 'SINK_DEADLETTER_ACCOUNT_URL');
-  if (!service) throw new ConfigError('Missing required setting SINK_DEADLETTER_ACCOUNT_URL or SINK_DEADLETTER_CONNECTION_STRING (or AzureWebJobsStorage)');
+  if (!service)
+    throw new ConfigError(
+      'SINK_DEADLETTER_ACCOUNT_URL',
+      'a Blob service URL (or SINK_DEADLETTER_CONNECTION_STRING, AZURE_STORAGE_CONNECTION_STRING or AzureWebJobsStorage)',
+      undefined,
+    );
   return new BlobDeadLetterStore(service.getContainerClient(containerName));
 }
 
 function blobServiceFromEnv(env: Env, connectionSetting: string, urlSetting: string): BlobServiceClient | undefined {
-  const connectionString = getOptionalString(env, connectionSetting);
-  if (connectionString) return BlobServiceClient.fromConnectionString(connectionString);
-  const accountUrl = getOptionalString(env, urlSetting);
-  if (accountUrl) return new BlobServiceClient(accountUrl, new DefaultAzureCredential());
-  const fallback = getOptionalString(env, 'AZURE_STORAGE_CONNECTION_STRING') ?? getOptionalString(env, 'AzureWebJobsStorage');
-  return fallback ? BlobServiceClient.fromConnectionString(fallback) : undefined;
+  return (
+    blobServiceClient({ connectionString: getOptionalString(env, connectionSetting), accountUrl: getOptionalString(env, urlSetting) }) ??
+    blobServiceClient({ connectionString: getOptionalString(env, 'AZURE_STORAGE_CONNECTION_STRING') ?? getOptionalString(env, 'AzureWebJobsStorage') })
+  );
 }
 
 /** Reads the full events behind the reader's pointer events (see `batch/pointers.ts`). */

@@ -5,7 +5,7 @@
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { estypes } from '@elastic/elasticsearch';
-import { PermanentRecordError, TransientSinkError } from '../errors.js';
+import { PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import type { RecordOutcome } from '../batch/types.js';
 import { itemVerdict } from './bulkItemOutcome.js';
 

@@ -1,5 +1,5 @@
 import { Client, type ClientOptions } from '@elastic/elasticsearch';
-import { getInt, getOptionalString, getString, type Env } from '../config/env.js';
+import { getInt, getOptionalString, getString, type Env } from '../core/env.js';
 
 /**
  * `ELASTICSEARCH_URL` (required), then `ELASTICSEARCH_API_KEY` or

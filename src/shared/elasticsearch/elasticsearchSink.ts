@@ -16,13 +16,13 @@
  * forget versions, and the test cluster has no reindex module.)
  */
 import type { Client } from '@elastic/elasticsearch';
-import { getBool, getInt, getList, getString, type Env } from '../config/env.js';
+import { getBool, getInt, getList, getString, type Env } from '../core/env.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
 import { documentId } from '../events/documentId.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
-import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';

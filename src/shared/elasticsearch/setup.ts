@@ -3,7 +3,7 @@
  * and of the change history, then the indices themselves (with their `-live` aliases).
  */
 import type { Client } from '@elastic/elasticsearch';
-import { getInt, getString, type Env } from '../config/env.js';
+import { getInt, getString, type Env } from '../core/env.js';
 import { DEFAULT_HISTORY_INDEX, putHistoryTemplate } from '../history/historyIndex.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import { createIndexIfMissing, putTableTemplates } from './templates.js';

@@ -4,7 +4,7 @@
  * Buffers (`dataType: 'binary'`), so all three are accepted. The Debezium envelope may be wrapped as
  * `{ schema, payload }` (`schemas.enable=true`).
  */
-import { PermanentRecordError } from '../errors.js';
+import { PermanentRecordError } from '../core/errors.js';
 import type { ChangeEvent, ChangeOp } from './changeEvent.js';
 
 export type Decoded =

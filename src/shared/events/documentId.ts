@@ -1,4 +1,4 @@
-import { PermanentRecordError } from '../errors.js';
+import { PermanentRecordError } from '../core/errors.js';
 import { tableId, type ChangeEvent, type RowImage } from './changeEvent.js';
 
 /**

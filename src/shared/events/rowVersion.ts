@@ -6,7 +6,7 @@
  * - snapshot rows (`op: 'r'`): the reader sets `source.lsn` to the slot's consistent point, which sorts
  *   below every change streamed after the snapshot for the same key.
  */
-import { PermanentRecordError } from '../errors.js';
+import { PermanentRecordError } from '../core/errors.js';
 import type { ChangeEvent } from './changeEvent.js';
 
 /** Largest value Elasticsearch accepts as an external version (a Java long), and exact in JS. */

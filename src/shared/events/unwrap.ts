@@ -4,7 +4,7 @@
  * (Debezium's `add.fields` and `delete.handling.mode=rewrite`). Deletes and truncates are explicit
  * results; tombstones never get here (see `decodeBody`).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { tableId, type ChangeEvent, type RowImage } from './changeEvent.js';
 import { rowVersion } from './rowVersion.js';
 
@@ -43,7 +43,7 @@ export function parseMetadataFields(list: readonly string[], settingName = 'CDC_
   return list.map((name) => {
     const key = name.trim().replace(/^__/, '').replace('.', '_');
     if (!Object.hasOwn(METADATA_FIELDS, key)) {
-      throw new ConfigError(`Setting ${settingName}: unknown metadata field "${name}" (known: ${Object.keys(METADATA_FIELDS).join(', ')})`);
+      throw new ConfigError(settingName, `metadata fields among ${Object.keys(METADATA_FIELDS).join(', ')}`, name);
     }
     return key as MetadataField;
   });

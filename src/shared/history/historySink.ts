@@ -1,10 +1,10 @@
 /** Writes the change history to Elasticsearch (the ADX history table is filled by the ADX sink). */
 import type { Client } from '@elastic/elasticsearch';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
-import { getInt, getString, type Env } from '../config/env.js';
+import { getInt, getString, type Env } from '../core/env.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch/bulkWriter.js';
-import { TransientSinkError } from '../errors.js';
+import { TransientSinkError } from '../core/errors.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import { DEFAULT_HISTORY_INDEX, historyDocument, historyDocumentId, putHistoryTemplate } from './historyIndex.js';
 import { historyRows, type HistoryRow } from './pivot.js';

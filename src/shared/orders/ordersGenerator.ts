@@ -4,8 +4,8 @@
  * has something to carry. Off unless `ORDERS_GENERATOR_ENABLED=true`.
  */
 import pg from 'pg';
-import { getBool, getInt, getOptionalString, getString, type Env } from '../config/env.js';
-import { ConfigError } from '../errors.js';
+import { getBool, getInt, getOptionalString, getString, type Env } from '../core/env.js';
+import { ConfigError } from '../core/errors.js';
 
 export const CITIES = [
   'New York',
@@ -41,7 +41,7 @@ export interface OrdersGeneratorConfig {
 
 export function ordersGeneratorConfigFromEnv(env: Env): OrdersGeneratorConfig {
   const table = getString(env, 'ORDERS_TABLE', 'retail.orders_info');
-  if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(table)) throw new ConfigError(`Setting ORDERS_TABLE must be schema.table in lower case, got "${table}"`);
+  if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(table)) throw new ConfigError('ORDERS_TABLE', 'schema.table in lower case', table);
   return {
     enabled: getBool(env, 'ORDERS_GENERATOR_ENABLED', false),
     perRun: getInt(env, 'ORDERS_PER_RUN', 10, { min: 1, max: 10_000 }),

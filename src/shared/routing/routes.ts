@@ -4,8 +4,8 @@
  * `CDC_ROUTES`; a `"*"` entry catches every other table, with `{schema}` and `{table}` placeholders.
  * A table without a route is a permanent failure for that record (dead-letter), not a retry.
  */
-import { getJson, type Env } from '../config/env.js';
-import { ConfigError, PermanentRecordError } from '../errors.js';
+import { getJson, type Env } from '../core/env.js';
+import { ConfigError, PermanentRecordError } from '../core/errors.js';
 
 export interface ElasticsearchRoute {
   /** Target index (lowercase). */
@@ -104,12 +104,12 @@ export class Router {
 
 function validateRoute(table: string, route: TableRoute): void {
   const where = `CDC_ROUTES["${table}"]`;
-  if (table !== '*' && !/^[^.]+\.[^.]+$/.test(table)) throw new ConfigError(`${where}: key must be "schema.table" or "*"`);
-  if (typeof route !== 'object' || route === null) throw new ConfigError(`${where} must be an object`);
+  if (table !== '*' && !/^[^.]+\.[^.]+$/.test(table)) throw new ConfigError('CDC_ROUTES', 'keys of the form "schema.table" or "*"', table);
+  if (typeof route !== 'object' || route === null) throw new ConfigError('CDC_ROUTES', `an object as the route of ${table}`, JSON.stringify(route));
   if (route.elasticsearch !== undefined) {
     const index = route.elasticsearch.index;
     const probe = typeof index === 'string' ? substitute(index, 'schema', 'table') : '';
-    if (!INDEX_NAME.test(probe)) throw new ConfigError(`${where}.elasticsearch.index must be a lowercase index name, got ${JSON.stringify(index)}`);
+    if (!INDEX_NAME.test(probe)) throw new ConfigError('CDC_ROUTES', `a lowercase index name in ${where}.elasticsearch.index`, JSON.stringify(index));
   }
 }
 

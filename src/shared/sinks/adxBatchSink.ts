@@ -8,7 +8,7 @@
 import type { AdxBatch, AdxSink, AdxTableFailure, AdxTableWrite } from '../adx/index.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
-import { describeError, PermanentRecordError } from '../errors.js';
+import { describeError, PermanentRecordError } from '../core/errors.js';
 
 /** The part of `AdxSink` the core needs (a seam for tests). */
 export type AdxWriter = Pick<AdxSink, 'routeFor'> & {

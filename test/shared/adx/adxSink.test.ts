@@ -4,6 +4,7 @@
  * blob container and enqueue on a real Azurite queue. The test then reads the queue message and the
  * blob exactly as ADX's data-management service would receive them.
  */
+import { silentLogger } from '../../../src/shared/core/logger.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
 import {
@@ -532,7 +533,7 @@ describe('AdxSink, pointer events', () => {
     const engine = await startKustoStandIn();
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
     const warnings: unknown[] = [];
-    const logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (...args: unknown[]) => void warnings.push(...args) };
+    const logger = { ...silentLogger, warn: (...args: unknown[]) => void warnings.push(...args) };
     const pointer = {
       ...adxEvent({ op: 'u', after: null, key: { orderid: '51' }, lsn: 90 }),
       deadletter: { container: 'cdc-deadletter', blob: 'p0/90.json', bytes: 2_000_000 },

@@ -9,7 +9,7 @@ import {
   loadAdxConfig,
   toAdxSinkError,
 } from '../../../src/shared/adx/index.js';
-import { ConfigError } from '../../../src/shared/errors.js';
+import { ConfigError } from '../../../src/shared/core/errors.js';
 
 const base = { ADX_CLUSTER_URL: 'https://mycluster.westeurope.kusto.windows.net', ADX_DATABASE: 'cdc' };
 
@@ -61,7 +61,10 @@ describe('loadAdxConfig', () => {
     [{ ...base, ADX_CLIENT_SECRET: 's3cr3t' }, 'ADX_CLIENT_SECRET'],
     [{ ...base, ADX_TABLE_ROUTES: '{' }, 'ADX_TABLE_ROUTES'],
     [{ ...base, ADX_TABLE_ROUTES: '[]' }, 'ADX_TABLE_ROUTES'],
-    [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"y":"string"}}]' }, 'ADX_TABLE_ROUTES[0]: key x'],
+    [
+      { ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"y":"string"}}]' },
+      'ADX_TABLE_ROUTES[0]: keys of a.b: names among its columns, got "x"',
+    ],
     [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"varchar"}}]' }, 'ADX_TABLE_ROUTES[0]: type of a.b.x'],
     [{ ...base, ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T;drop","keys":["x"],"columns":{"x":"long"}}]' }, 'ADX_TABLE_ROUTES[0]: table'],
     [
@@ -69,12 +72,15 @@ describe('loadAdxConfig', () => {
         ...base,
         ADX_TABLE_ROUTES: '[{"source":"a.b","table":"T","keys":["x"],"columns":{"x":"long"}},{"source":"a.c","table":"T","keys":["x"],"columns":{"x":"long"}}]',
       },
-      'used twice',
+      'each ADX name used once, got "T (used by a.b and a.c)"',
     ],
     [{ ...base, ADX_BATCHING_MAX_ITEMS: 'many' }, 'ADX_BATCHING_MAX_ITEMS'],
     [{ ...base, ADX_BATCHING_TIMESPAN: '30s' }, 'ADX_BATCHING_TIMESPAN'],
     [{ ...base, ADX_TRUNCATES_TABLE: 'Cdc Truncates' }, 'ADX_TRUNCATES_TABLE'],
-    [{ ...base, ADX_TRUNCATES_TABLE: 'orderslatest' }, 'ADX_TRUNCATES_TABLE: name orderslatest is also used by the route of retail.orders_info'],
+    [
+      { ...base, ADX_TRUNCATES_TABLE: 'orderslatest' },
+      'ADX_TRUNCATES_TABLE: expected a name no route uses (the route of retail.orders_info in ADX_TABLE_ROUTES uses it), got "orderslatest"',
+    ],
   ])('fails fast naming the setting (%j)', (env, name) => {
     const error = configError(env);
     expect(error.message).toContain(name);

@@ -1,8 +1,11 @@
 /**
- * Typed errors. Every error says whether retrying can help (`canRetry`): transient failures
- * (sink down, throttled, timeout) fail the invocation so the host's retry policy holds the
- * checkpoint; permanent ones send the record to the dead-letter store.
+ * The one error root of the project (after platformatic/kafka's `errors.ts`). Every error carries a
+ * stable `code` and says whether retrying can help (`canRetry`): transient failures (sink down,
+ * throttled, timeout) fail the invocation so the host's retry policy holds the checkpoint; permanent
+ * ones send the record to the dead-letter store. The reader's start-up failures and every
+ * configuration error share the same root.
  */
+import { redact } from './redact.js';
 
 export type ErrorCode =
   | 'INVALID_CONFIG'
@@ -17,10 +20,10 @@ export type ErrorCode =
   | 'BATCH_PROCESSING';
 
 export class CdcError extends Error {
-  readonly code: ErrorCode;
+  readonly code: string;
   readonly canRetry: boolean;
 
-  constructor(code: ErrorCode, message: string, options: { canRetry: boolean; cause?: unknown }) {
+  constructor(code: string, message: string, options: { canRetry: boolean; cause?: unknown }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -28,10 +31,18 @@ export class CdcError extends Error {
   }
 }
 
-/** Configuration is missing or malformed; thrown at start-up, naming the variable. */
+/**
+ * A setting is missing or malformed; thrown at start-up. The message is `<VARIABLE>: expected
+ * <what>, got <value>`; a secret's value is never shown (`secret: true`), and any other value passes
+ * through `redact` (a connection string pasted into the wrong variable still has its key masked).
+ */
 export class ConfigError extends CdcError {
-  constructor(message: string, cause?: unknown) {
-    super('INVALID_CONFIG', message, { canRetry: false, cause });
+  readonly variable: string;
+
+  constructor(variable: string, expected: string, got: string | undefined, options: { secret?: boolean; cause?: unknown } = {}) {
+    const shown = got === undefined ? '(unset)' : options.secret === true ? '(redacted)' : JSON.stringify(redact(got));
+    super('INVALID_CONFIG', `${variable}: expected ${expected}, got ${shown}`, { canRetry: false, cause: options.cause });
+    this.variable = variable;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { InvocationContext, Timer } from '@azure/functions';
-import type { Env } from '../config/env.js';
-import { generateOrders, ordersGeneratorConfigFromEnv } from '../orders/ordersGenerator.js';
+import type { Env } from '../../shared/core/env.js';
+import { generateOrders, ordersGeneratorConfigFromEnv } from '../../shared/orders/ordersGenerator.js';
 
 export function ordersGeneratorHandler(env: Env = process.env) {
   return async (timer: Timer, context: InvocationContext): Promise<number[]> => {

@@ -5,7 +5,7 @@
  * numeric strings into numbers and may hand 64-bit integers over as numbers, strings or Long-like
  * objects, so every position is normalised to a string here.
  */
-import type { BatchInfo, EventRecord } from '../batch/types.js';
+import type { BatchInfo, EventRecord } from '../../shared/batch/types.js';
 
 export interface TriggerContextLike {
   invocationId: string;

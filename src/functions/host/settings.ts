@@ -3,7 +3,7 @@
  * the Functions host from app settings at run time.
  */
 import type { EventHubFunctionOptions, ExponentialBackoffRetryOptions } from '@azure/functions';
-import { getInt, type Env } from '../config/env.js';
+import { getInt, type Env } from '../../shared/core/env.js';
 
 /** Name of the connection setting prefix: `EventHubConnection` (connection string) or `EventHubConnection__fullyQualifiedNamespace` (identity). */
 export const EVENT_HUB_CONNECTION = 'EventHubConnection';

@@ -2,7 +2,11 @@ import { redact } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-/** The logger the reader's components receive; tests pass their own. */
+/**
+ * The one logging interface: a message plus structured fields, and `child` for fields every line of
+ * a component carries. The reader writes JSON lines (`createLogger`); the Functions host adapts its
+ * `InvocationContext` (src/functions/host); tests pass `memoryLogger`.
+ */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -56,6 +60,15 @@ export function createLogger(
   };
   return make(options.base ?? {});
 }
+
+/** A logger that drops everything (default for library code used outside a host). */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+};
 
 /** A logger that keeps lines in memory (tests). */
 export function memoryLogger(): Logger & { lines: Record<string, unknown>[] } {

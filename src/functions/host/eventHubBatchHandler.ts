@@ -1,0 +1,30 @@
+/**
+ * The body of every Event Hubs function: positions from the trigger metadata, the batch core, a
+ * report. Dependencies are built on first use (and again after a failure, see `lazy`), so a missing
+ * setting fails the invocation naming the variable, and the retry policy holds the checkpoint until
+ * the configuration is fixed.
+ */
+import type { InvocationContext } from '@azure/functions';
+import { processBatch } from '../../shared/batch/processBatch.js';
+import type { BatchReport } from '../../shared/batch/types.js';
+import type { SinkDeps } from '../../shared/sinks/registry.js';
+import { fromTriggerMetadata } from './fromTriggerMetadata.js';
+import { loggerFromContext } from './logger.js';
+
+export type EventHubBatchHandler = (messages: unknown, context: InvocationContext) => Promise<BatchReport>;
+
+export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>): EventHubBatchHandler {
+  return async (messages, context) => {
+    const { records, batch } = fromTriggerMetadata(messages, context);
+    const logger = loggerFromContext(context);
+    const retry = context.retryContext;
+    if (retry && retry.retryCount > 0) {
+      logger.warn(
+        `${batch.functionName}: retry ${retry.retryCount} of partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset} ` +
+          '(the checkpoint waits until it succeeds)',
+      );
+    }
+    const { sink, deadLetters, pointers } = await deps();
+    return processBatch(records, { sink, deadLetters, batch, logger, ...(pointers ? { pointers } : {}) });
+  };
+}

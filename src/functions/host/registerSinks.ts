@@ -1,0 +1,24 @@
+/** The one registration point of the sink functions: one Event Hubs trigger per entry of `SINKS`. */
+import { app } from '@azure/functions';
+import type { Env } from '../../shared/core/env.js';
+import { lazy } from '../../shared/core/lazy.js';
+import { SINKS, type SinkDefinition } from '../../shared/sinks/registry.js';
+import { createEventHubBatchHandler } from './eventHubBatchHandler.js';
+import { BODY_DATA_TYPE, consumerGroup, EVENT_HUB_CONNECTION, eventHubName, retryPolicy, type SinkTriggerOptions } from './settings.js';
+
+/** The trigger of one sink: batches of binary bodies, its own consumer group, retries that hold the checkpoint. */
+export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTriggerOptions {
+  return {
+    connection: EVENT_HUB_CONNECTION,
+    eventHubName: eventHubName(env),
+    consumerGroup: consumerGroup(env, definition.consumerGroupSetting, definition.defaultConsumerGroup),
+    cardinality: 'many',
+    dataType: BODY_DATA_TYPE,
+    retry: retryPolicy(env),
+    handler: createEventHubBatchHandler(lazy(() => definition.depsFromEnv(env))),
+  };
+}
+
+export function registerSinks(env: Env, sinks: readonly SinkDefinition[] = SINKS): void {
+  for (const definition of sinks) app.eventHub(definition.name, sinkTriggerOptions(definition, env));
+}

@@ -1,0 +1,63 @@
+/**
+ * The table of sinks every host runs: each sink's name, its default consumer group (one per sink, or
+ * they would compete for the same events) and how its dependencies are built from the environment.
+ * The Functions host (src/functions/host/registerSinks.ts) registers one Event Hubs function per
+ * entry; a worker host runs the same entries from Kafka consumer groups.
+ */
+import { createAdxSinkFromEnv } from '../adx/index.js';
+import type { PointerResolver } from '../batch/pointers.js';
+import type { Sink } from '../batch/types.js';
+import type { Env } from '../core/env.js';
+import { deadLetterStoreFromEnv, pointerResolverFromEnv } from '../deadletter/blobDeadLetterStore.js';
+import type { DeadLetterStore } from '../deadletter/types.js';
+import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
+import { elasticsearchSinkFromEnv } from '../elasticsearch/elasticsearchSink.js';
+import { historySinkFromEnv } from '../history/historySink.js';
+import { AdxBatchSink } from './adxBatchSink.js';
+
+/** What running a sink needs: the sink, where poison records go, and how pointer events are read. */
+export interface SinkDeps<T = unknown> {
+  sink: Sink<T>;
+  deadLetters: DeadLetterStore;
+  /** Reads the full events behind pointer events (oversized events the reader put in a Blob). */
+  pointers?: PointerResolver | undefined;
+}
+
+export interface SinkDefinition {
+  /** Function name in the Functions host; also the sink's name in logs and dead-letter paths. */
+  name: 'adxSink' | 'elasticsearchSink' | 'changeHistory';
+  /** Setting that overrides the consumer group, and the group used without it. */
+  consumerGroupSetting: string;
+  defaultConsumerGroup: string;
+  /** Builds the sink and its stores; throws `ConfigError` naming a missing or bad setting. */
+  depsFromEnv(env: Env): SinkDeps;
+}
+
+const stores = (env: Env) => ({ deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env) });
+
+export const SINKS: readonly SinkDefinition[] = [
+  {
+    name: 'adxSink',
+    consumerGroupSetting: 'ADX_CONSUMER_GROUP',
+    defaultConsumerGroup: 'adx-sink',
+    depsFromEnv: (env) => ({ sink: new AdxBatchSink(createAdxSinkFromEnv(env)), ...stores(env) }),
+  },
+  {
+    name: 'elasticsearchSink',
+    consumerGroupSetting: 'ES_CONSUMER_GROUP',
+    defaultConsumerGroup: 'elasticsearch-sink',
+    depsFromEnv: (env) => ({ sink: elasticsearchSinkFromEnv(env, elasticsearchClientFromEnv(env)), ...stores(env) }),
+  },
+  {
+    name: 'changeHistory',
+    consumerGroupSetting: 'HISTORY_CONSUMER_GROUP',
+    defaultConsumerGroup: 'change-history',
+    depsFromEnv: (env) => ({ sink: historySinkFromEnv(env, elasticsearchClientFromEnv(env)), ...stores(env) }),
+  },
+];
+
+export function sinkDefinition(name: SinkDefinition['name']): SinkDefinition {
+  const definition = SINKS.find((s) => s.name === name);
+  if (definition === undefined) throw new Error(`no sink named ${name}`);
+  return definition;
+}

@@ -1,0 +1,85 @@
+import { describe, expect, test } from '@jest/globals';
+import { ConfigError, loadConfig, parseTableList, secretsOf } from '../../src/reader/config.js';
+import { createLogger } from '../../src/shared/core/logger.js';
+
+const base = { KAFKA_BROKERS: 'localhost:9092' };
+
+describe('config', () => {
+  test('defaults', () => {
+    const c = loadConfig(base);
+    expect(c).toMatchObject({
+      slotName: 'pg_cdc_reader',
+      publicationName: 'pg_cdc_publication',
+      tables: null,
+      snapshotMode: 'initial',
+      topic: 'cdc-events',
+      topicTemplate: null,
+    });
+    expect(c.kafka).toMatchObject({
+      brokers: ['localhost:9092'],
+      securityProtocol: 'PLAINTEXT',
+      maxMessageBytes: 1_000_000,
+      requestTimeoutMs: 60_000,
+      metadataMaxAgeMs: 180_000,
+    });
+  });
+
+  test.each([
+    [{}, 'KAFKA_BROKERS'],
+    [{ ...base, KAFKA_BROKERS: 'nohostport' }, 'KAFKA_BROKERS'],
+    [{ ...base, CDC_SNAPSHOT_MODE: 'sometimes' }, 'CDC_SNAPSHOT_MODE'],
+    [{ ...base, CDC_SLOT: 'Bad-Slot' }, 'CDC_SLOT'],
+    [{ ...base, PGPORT: 'x' }, 'PGPORT'],
+    [{ ...base, KAFKA_MAX_MESSAGE_BYTES: '2000000' }, 'KAFKA_MAX_MESSAGE_BYTES'],
+    [{ ...base, KAFKA_REQUEST_TIMEOUT_MS: '1000' }, 'KAFKA_REQUEST_TIMEOUT_MS'],
+    [{ ...base, CDC_TOPIC_TEMPLATE: '{prefix}.{schema}' }, 'CDC_TOPIC_TEMPLATE'],
+    [{ ...base, KAFKA_SECURITY_PROTOCOL: 'SASL_SSL' }, 'KAFKA_SASL_PASSWORD'],
+    [{ ...base, CDC_TABLES: 'nodot' }, 'CDC_TABLES'],
+    [{ ...base, DEADLETTER_CONTAINER: 'Bad_Name' }, 'DEADLETTER_CONTAINER'],
+  ])('invalid %j names %s', (env, variable) => {
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as Error).message).toContain(variable);
+    expect((err as Error).message).toMatch(/expected/);
+  });
+
+  test('Event Hubs connection string: brokers, SASL_SSL/PLAIN, redacted', () => {
+    const cs = 'Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0c2VjcmV0';
+    const c = loadConfig({ EVENTHUBS_CONNECTION_STRING: cs });
+    expect(c.kafka).toMatchObject({
+      brokers: ['myns.servicebus.windows.net:9093'],
+      securityProtocol: 'SASL_SSL',
+      saslMechanism: 'PLAIN',
+      saslUsername: '$ConnectionString',
+      saslPassword: cs,
+    });
+    expect(secretsOf(c)).toContain(cs);
+    const lines: string[] = [];
+    const log = createLogger({ secrets: secretsOf(c), write: (l) => lines.push(l) });
+    log.error('failed', { error: `connect failed with ${cs}` });
+    expect(lines.join('\n')).not.toContain('c2VjcmV0c2VjcmV0');
+  });
+
+  test('a secret in a bad value is not echoed', () => {
+    expect(() => loadConfig({ EVENTHUBS_CONNECTION_STRING: 'SharedAccessKey=topsecret' })).toThrow(/redacted/);
+  });
+
+  test('table list: quoting, case folding, weird names', () => {
+    expect(parseTableList('retail.orders_info, Bank.Holding')).toEqual([
+      { schema: 'retail', table: 'orders_info' },
+      { schema: 'bank', table: 'holding' },
+    ]);
+    expect(parseTableList('"My Schema"."Weird Name","s"."x;drop table y"')).toEqual([
+      { schema: 'My Schema', table: 'Weird Name' },
+      { schema: 's', table: 'x;drop table y' },
+    ]);
+    expect(parseTableList('"a""b".c')).toEqual([{ schema: 'a"b', table: 'c' }]);
+    expect(() => parseTableList('a.b.c')).toThrow(ConfigError);
+  });
+});

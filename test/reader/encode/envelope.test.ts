@@ -1,0 +1,72 @@
+import { describe, expect, test } from '@jest/globals';
+import { decodeJson } from '../../../src/reader/encode/pgTypes.js';
+import { buildEnvelope, recordKey, serializeEvent, topicFor } from '../../../src/reader/encode/envelope.js';
+
+describe('envelope', () => {
+  test('Debezium fields, LSNs as numbers, key as record key', () => {
+    const e = buildEnvelope({
+      op: 'u',
+      serverName: 's',
+      db: 'd',
+      schema: 'a',
+      table: 'b',
+      before: { id: 1 },
+      after: { id: 1, v: 2 },
+      key: { id: 1 },
+      lsn: 100n,
+      commitLsn: 120n,
+      lastCommitLsn: 90n,
+      txId: 7,
+      sourceTsMs: 1,
+      snapshot: 'false',
+      nowMs: 2,
+    });
+    expect(e.source).toMatchObject({ connector: 'postgresql', lsn: 100, commit_lsn: 120, sequence: '["90","100"]', txId: 7 });
+    expect(recordKey(e.key)!.toString()).toBe('{"id":1}');
+    expect(topicFor('sales', 'orders', { topic: 't', template: '{prefix}.{schema}.{table}', prefix: 'p' })).toBe('p.sales.orders');
+    expect(topicFor('sales', 'orders', { topic: 't', template: null, prefix: 'p' })).toBe('t');
+    expect(topicFor('My "S"', 'x;drop table y', { topic: 't', template: '{prefix}.{schema}.{table}', prefix: 'p' })).toBe('p.My__S_.x_drop_table_y');
+  });
+});
+
+describe('serializeEvent (hand-assembled envelope JSON)', () => {
+  const base = {
+    serverName: 'pg"cdc',
+    db: 'postgres',
+    schema: 'My Schema',
+    table: 'weird\u2028"name',
+    lsn: 24023128n,
+    commitLsn: 24023320n,
+    lastCommitLsn: 24022904n,
+    txId: 771,
+    sourceTsMs: 1732170000123.456,
+    snapshot: 'false' as const,
+    nowMs: 1732170000130,
+  };
+  const json = decodeJson('{"big": 12345678901234567890, "s": "\\u00e9\\n", "a": [1, null, {"x": 1.50}]}');
+  const cases = [
+    buildEnvelope({ ...base, op: 'c', before: null, after: { id: 1, t: 'é "q" \\ \n', j: json, n: null, f: 'NaN', arr: [1, null, 3] }, key: { id: 1 } }),
+    buildEnvelope({ ...base, op: 'u', before: { id: 1, v: 'a' }, after: { id: 1 }, key: { id: 1 }, unchangedToast: ['doc', 'x"y'] }),
+    buildEnvelope({ ...base, op: 'd', before: { id: '9007199254740993' }, after: null, key: { id: '9007199254740993' } }),
+    buildEnvelope({ ...base, op: 't', before: null, after: null, key: null, lastCommitLsn: null }),
+    buildEnvelope({
+      ...base,
+      op: 'r',
+      before: null,
+      after: { id: 2 },
+      key: { a: 1, b: 'x' },
+      commitLsn: null,
+      lastCommitLsn: null,
+      txId: null,
+      snapshot: 'true',
+      sourceTsMs: Number.NaN,
+    }),
+  ];
+  test('every op: byte-identical to JSON.stringify', () => {
+    for (const e of cases) expect(serializeEvent(e, e.key === null ? null : JSON.stringify(e.key))).toBe(JSON.stringify(e));
+  });
+  test('events with other fields fall back to JSON.stringify', () => {
+    const e = { ...cases[0]!, deadletter: { container: 'c', blob: 'b', bytes: 3 } };
+    expect(serializeEvent(e, JSON.stringify(e.key))).toBe(JSON.stringify(e));
+  });
+});
