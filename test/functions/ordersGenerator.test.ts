@@ -40,4 +40,21 @@ describe('ordersGenerator', () => {
     expect(rows[0]?.n).toBe('25');
     for (const city of rows[0]?.cities ?? []) expect(CITIES).toContain(city);
   });
+
+  it('connects with the same PG* settings as the reader: PGSSLMODE=require against a server without TLS is refused, naming PGSSLMODE', async () => {
+    const env = {
+      ORDERS_GENERATOR_ENABLED: 'true',
+      ORDERS_TABLE: table,
+      PGHOST: pgEnv.host,
+      PGPORT: String(pgEnv.port),
+      PGUSER: pgEnv.user,
+      PGDATABASE: pgEnv.database,
+      PGSSLMODE: 'require',
+    };
+    await expect(ordersGeneratorHandler(env)(timer, new InvocationContext({ logHandler: () => undefined }))).rejects.toThrow(
+      /does not offer TLS but PGSSLMODE=require requires it/,
+    );
+    const viaUrl = { ORDERS_GENERATOR_ENABLED: 'true', ORDERS_TABLE: table, ORDERS_PG_CONNECTION_STRING: `${connectionString}?sslmode=disable` };
+    expect(await ordersGeneratorHandler(viaUrl)(timer, new InvocationContext({ logHandler: () => undefined }))).toHaveLength(10);
+  });
 });

@@ -140,7 +140,7 @@ function groupAlive(pgid) {
 }
 
 /** The unprivileged user that runs PostgreSQL and Elasticsearch when we are root. */
-function serviceUser() {
+export function serviceUser() {
   if (process.getuid?.() !== 0) return null;
   const user = process.env.PG_CDC_SERVICES_USER ?? 'postgres';
   try {
@@ -197,7 +197,11 @@ function pgBinDir() {
   );
 }
 
-async function startPostgres(workDir) {
+/**
+ * Starts a PostgreSQL server in `workDir` (also used by tests that need a server of their own, e.g.
+ * with TLS: `extraConf` lines are appended to postgresql.conf, and win over the defaults above them).
+ */
+export async function startPostgres(workDir, { extraConf = [] } = {}) {
   const bin = pgBinDir();
   const owner = serviceUser();
   const dir = path.join(workDir, 'postgres');
@@ -236,6 +240,7 @@ async function startPostgres(workDir) {
     `logical_decoding_work_mem = 64MB`,
     `wal_sender_timeout = 60s`,
     `log_min_messages = warning`,
+    ...extraConf,
   ].join('\n');
   fs.appendFileSync(path.join(data, 'postgresql.conf'), `\n# pg-cdc-functions test service\n${conf}\n`);
   const start = spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-l', logFile, '-w', '-t', '60', 'start'], { encoding: 'utf8', ...asOwner });
@@ -266,7 +271,7 @@ async function probePostgres(env) {
   }
 }
 
-async function stopPostgres(svc) {
+export async function stopPostgres(svc) {
   if (!isAlive(svc.pid)) return;
   const asOwner = svc.owner
     ? (() => {

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { getBool, getInt, getOptionalString, getString, type Env } from '../core/env.js';
 import { ConfigError } from '../core/errors.js';
+import { connectPg, pgClientOptions, pgEnvFromUrl, pgSettingsFromEnv, type PgSettings } from '../core/postgres.js';
 
 export const CITIES = [
   'New York',
@@ -35,18 +36,19 @@ export interface OrdersGeneratorConfig {
   perRun: number;
   /** Target table, `schema.table`. */
   table: string;
-  /** PostgreSQL connection string; without it, the standard PGHOST/PGUSER/... variables. */
-  connectionString: string | undefined;
+  /** Where to connect: `ORDERS_PG_CONNECTION_STRING` (a postgres:// URL), else PGHOST, PGSSLMODE, ... as the reader. */
+  pg: PgSettings;
 }
 
 export function ordersGeneratorConfigFromEnv(env: Env): OrdersGeneratorConfig {
   const table = getString(env, 'ORDERS_TABLE', 'retail.orders_info');
   if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(table)) throw new ConfigError('ORDERS_TABLE', 'schema.table in lower case', table);
+  const connectionString = getOptionalString(env, 'ORDERS_PG_CONNECTION_STRING');
   return {
     enabled: getBool(env, 'ORDERS_GENERATOR_ENABLED', false),
     perRun: getInt(env, 'ORDERS_PER_RUN', 10, { min: 1, max: 10_000 }),
     table,
-    connectionString: getOptionalString(env, 'ORDERS_PG_CONNECTION_STRING'),
+    pg: pgSettingsFromEnv(connectionString === undefined ? env : pgEnvFromUrl(connectionString, 'ORDERS_PG_CONNECTION_STRING')),
   };
 }
 
@@ -88,8 +90,16 @@ export async function insertOrders(client: pg.ClientBase, table: string, orders:
 
 /** One timer run: connect, insert `perRun` random orders, disconnect. */
 export async function generateOrders(config: OrdersGeneratorConfig, random?: () => number): Promise<number[]> {
-  const client = new pg.Client(config.connectionString === undefined ? {} : { connectionString: config.connectionString });
-  await client.connect();
+  const { connection: client } = await connectPg(config.pg, async (ssl) => {
+    const candidate = new pg.Client(pgClientOptions(config.pg, ssl, 'pg-cdc-orders-generator'));
+    try {
+      await candidate.connect();
+      return candidate;
+    } catch (error) {
+      await candidate.end().catch(() => undefined);
+      throw error;
+    }
+  });
   try {
     const now = new Date();
     return await insertOrders(

@@ -1,0 +1,232 @@
+/**
+ * PostgreSQL connection settings from the standard libpq variables, with `PGSSLMODE` meaning what
+ * libpq says it means (https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION):
+ *
+ * | mode | TLS | certificate chain | host name |
+ * |---|---|---|---|
+ * | `disable` | never | – | – |
+ * | `allow` | only if the server insists | not checked | not checked |
+ * | `prefer` (default) | if the server offers it | not checked | not checked |
+ * | `require` | always | not checked (checked as `verify-ca` when a root CA is given, as libpq does) | not checked |
+ * | `verify-ca` | always | checked against the root CA | not checked |
+ * | `verify-full` | always | checked against the root CA | checked |
+ *
+ * The root CA is `PGSSLROOTCERT` (a PEM file; `system` for the platform's trusted CAs, as libpq 16+),
+ * else `~/.postgresql/root.crt` when it exists. `verify-ca` and `verify-full` without either are a
+ * configuration error, as in libpq. node-postgres reads `PGSSLMODE` itself when `ssl` is left unset
+ * (and then verifies certificates even for `prefer`/`require`), so every client of the project takes
+ * its `ssl` option from here and never leaves it unset.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
+import { getInt, getOneOf, getOptionalString, getString, type Env } from './env.js';
+import { CdcError, ConfigError } from './errors.js';
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+export interface PgSettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string | undefined;
+  database: string;
+  sslMode: SslMode;
+  /** PEM text of the root CA(s), `'system'` for the platform's CAs, or undefined when none is given. */
+  rootCert: string | undefined;
+  /** Where the root CA came from, for messages. */
+  rootCertSource: string | undefined;
+}
+
+/** The TLS options of one connection attempt: `false` is a plain connection. */
+export type PgSsl = false | ConnectionOptions;
+
+export function pgSettingsFromEnv(env: Env): PgSettings {
+  const sslMode = getOneOf(env, 'PGSSLMODE', SSL_MODES, 'prefer');
+  const { rootCert, rootCertSource } = rootCertFromEnv(env, sslMode);
+  return {
+    host: getString(env, 'PGHOST', 'localhost'),
+    port: getInt(env, 'PGPORT', 5432, { min: 1, max: 65535 }),
+    user: getString(env, 'PGUSER', 'postgres'),
+    password: getOptionalString(env, 'PGPASSWORD'),
+    database: getString(env, 'PGDATABASE', 'postgres'),
+    sslMode,
+    rootCert,
+    rootCertSource,
+  };
+}
+
+/**
+ * A `postgres://user:password@host:port/database?sslmode=...&sslrootcert=...` URL as the libpq
+ * variables, so a connection string follows exactly the same rules as PGHOST, PGSSLMODE, ... do.
+ * `variable` names the setting in errors; the password is never echoed.
+ */
+export function pgEnvFromUrl(url: string, variable: string): Record<string, string> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (error) {
+    throw new ConfigError(variable, 'a postgres://user:password@host:port/database URL', url, { secret: true, cause: error });
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new ConfigError(variable, 'a postgres:// or postgresql:// URL', `${parsed.protocol}//...`);
+  }
+  const env: Record<string, string> = {};
+  const put = (name: string, value: string | undefined) => {
+    if (value !== undefined && value !== '') env[name] = decodeURIComponent(value);
+  };
+  put('PGHOST', parsed.hostname.replace(/^\[|\]$/g, ''));
+  put('PGPORT', parsed.port);
+  put('PGUSER', parsed.username);
+  put('PGPASSWORD', parsed.password);
+  put('PGDATABASE', parsed.pathname.replace(/^\//, ''));
+  for (const [key, value] of parsed.searchParams) {
+    if (key === 'sslmode') env.PGSSLMODE = value;
+    else if (key === 'sslrootcert') env.PGSSLROOTCERT = value;
+    else if (key === 'application_name') continue;
+    else throw new ConfigError(variable, 'only the parameters sslmode, sslrootcert and application_name in the URL', key);
+  }
+  return env;
+}
+
+function rootCertFromEnv(env: Env, mode: SslMode): { rootCert: string | undefined; rootCertSource: string | undefined } {
+  const given = getOptionalString(env, 'PGSSLROOTCERT');
+  if (given === 'system') return { rootCert: 'system', rootCertSource: 'PGSSLROOTCERT=system' };
+  const file = given ?? join(homedir(), '.postgresql', 'root.crt');
+  if (given === undefined && !existsSync(file)) {
+    if (mode === 'verify-ca' || mode === 'verify-full') {
+      throw new ConfigError(
+        'PGSSLROOTCERT',
+        `the root CA file that signed the server's certificate when PGSSLMODE=${mode} (or "system" for the platform's trusted CAs; ` +
+          'Azure Database for PostgreSQL: the DigiCert Global Root G2 and Microsoft RSA Root Certificate Authority 2017 PEM files, concatenated)',
+        undefined,
+      );
+    }
+    return { rootCert: undefined, rootCertSource: undefined };
+  }
+  if (mode === 'disable' || mode === 'allow' || mode === 'prefer') return { rootCert: undefined, rootCertSource: undefined };
+  try {
+    return { rootCert: readFileSync(file, 'utf8'), rootCertSource: given === undefined ? file : `PGSSLROOTCERT=${file}` };
+  } catch (error) {
+    throw new ConfigError('PGSSLROOTCERT', 'a readable PEM file with the root CA', file, { cause: error });
+  }
+}
+
+/** libpq's `require` with a root CA given behaves as `verify-ca`. */
+function effectiveMode(settings: PgSettings): SslMode {
+  return settings.sslMode === 'require' && settings.rootCert !== undefined ? 'verify-ca' : settings.sslMode;
+}
+
+/**
+ * The TLS attempts a mode makes, in order (`allow` and `prefer` fall back to the other one when the
+ * server refuses the first: see `connectPg`).
+ */
+export function sslAttempts(settings: PgSettings): PgSsl[] {
+  const unverified: ConnectionOptions = { rejectUnauthorized: false };
+  const ca = settings.rootCert === undefined || settings.rootCert === 'system' ? {} : { ca: settings.rootCert };
+  switch (effectiveMode(settings)) {
+    case 'disable':
+      return [false];
+    case 'allow':
+      return [false, unverified];
+    case 'prefer':
+      return [unverified, false];
+    case 'require':
+      return [unverified];
+    case 'verify-ca':
+      // The chain is checked, the name is not (libpq's verify-ca).
+      return [{ ...ca, rejectUnauthorized: true, checkServerIdentity: () => undefined }];
+    case 'verify-full':
+      return [{ ...ca, rejectUnauthorized: true }];
+  }
+}
+
+/** Whether a failed attempt may be retried with the next TLS choice of `allow`/`prefer`. */
+function isTlsRefusal(error: unknown, ssl: PgSsl): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  // prefer: the server answered 'N' to SSLRequest. allow: pg_hba.conf has only hostssl lines.
+  return ssl !== false ? /server does not support SSL/i.test(message) : /no encryption|SSL off|hostssl/i.test(message);
+}
+
+/** A connection failure that names the setting to fix and never the secret. */
+export class PgConnectError extends CdcError {
+  readonly variable: string;
+
+  constructor(variable: string, message: string, cause: unknown) {
+    super('PG_CONNECT_FAILED', message, { canRetry: variable === 'PGHOST', cause });
+    this.variable = variable;
+  }
+}
+
+/** Turns a connection failure into one that says which setting is wrong and how to fix it. */
+export function describePgConnectError(error: unknown, settings: PgSettings, ssl: PgSsl): PgConnectError {
+  const e = error as { message?: unknown; code?: unknown };
+  const message = typeof e.message === 'string' ? e.message : String(error);
+  const code = typeof e.code === 'string' ? e.code : '';
+  const where = `PostgreSQL ${settings.host}:${settings.port} as ${settings.user}`;
+  if (code === '28P01' || /password authentication failed/i.test(message)) {
+    return new PgConnectError('PGPASSWORD', `${where}: password authentication failed; check PGPASSWORD (and PGUSER) for this server`, error);
+  }
+  if (/password must be a string|no password was provided|client password must be/i.test(message)) {
+    return new PgConnectError('PGPASSWORD', `${where}: the server asks for a password and PGPASSWORD is not set`, error);
+  }
+  if (code === '28000') {
+    return new PgConnectError(
+      'PGUSER',
+      `${where}: the server refused the connection (${message}); check PGUSER, PGDATABASE and pg_hba.conf (or the server's firewall rules)`,
+      error,
+    );
+  }
+  if (ssl !== false && /certificate|self[- ]signed|altname|unable to verify|UNABLE_TO|CERT_|DEPTH_ZERO/i.test(message + code)) {
+    const root = settings.rootCertSource ?? "Node's bundled CAs";
+    const nameHint =
+      /altname|Hostname\/IP/i.test(message) && settings.sslMode === 'verify-full'
+        ? ` The certificate is not for ${settings.host}: connect with the host name the certificate names (PGHOST), or use PGSSLMODE=verify-ca to check the chain only.`
+        : ` The certificate does not chain to the root CA in ${root}: set PGSSLROOTCERT to the CA that signed the server's certificate.`;
+    return new PgConnectError('PGSSLROOTCERT', `${where}: TLS certificate check failed (PGSSLMODE=${settings.sslMode}): ${message}.${nameHint}`, error);
+  }
+  if (/server does not support SSL/i.test(message)) {
+    return new PgConnectError('PGSSLMODE', `${where}: the server does not offer TLS but PGSSLMODE=${settings.sslMode} requires it`, error);
+  }
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|timeout/i.test(message + code)) {
+    return new PgConnectError(
+      'PGHOST',
+      `${where}: cannot reach the server (${message}); check PGHOST and PGPORT, and that the server accepts connections from here`,
+      error,
+    );
+  }
+  return new PgConnectError('PGHOST', `${where}: ${message}`, error);
+}
+
+/**
+ * Connects with the first TLS choice of the mode, falling back as `allow`/`prefer` do, and returns the
+ * choice that worked so that later connections (replication, snapshot) use the same one without
+ * probing again. `connect` opens and returns a connection for one `ssl` choice.
+ */
+export async function connectPg<C>(settings: PgSettings, connect: (ssl: PgSsl) => Promise<C>): Promise<{ connection: C; ssl: PgSsl }> {
+  const attempts = sslAttempts(settings);
+  for (let i = 0; ; i++) {
+    const ssl = attempts[i] ?? false;
+    try {
+      return { connection: await connect(ssl), ssl };
+    } catch (error) {
+      if (i + 1 < attempts.length && isTlsRefusal(error, ssl)) continue;
+      throw describePgConnectError(error, settings, ssl);
+    }
+  }
+}
+
+/** node-postgres client options for the settings and one TLS choice. */
+export function pgClientOptions(settings: PgSettings, ssl: PgSsl, applicationName: string) {
+  return {
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    password: settings.password,
+    database: settings.database,
+    ssl,
+    application_name: applicationName,
+  };
+}

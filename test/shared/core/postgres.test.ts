@@ -1,0 +1,181 @@
+/**
+ * PGSSLMODE with libpq's meaning, against a real PostgreSQL with `ssl = on` and a CA made here
+ * (openssl): the regression test of "TLS is not what PGSSLMODE says" (verify-full connected with
+ * `rejectUnauthorized: false`, and prefer never tried TLS).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { ConfigError } from '../../../src/shared/core/errors.js';
+import { connectPg, PgConnectError, pgClientOptions, pgEnvFromUrl, pgSettingsFromEnv, type PgSettings, type PgSsl } from '../../../src/shared/core/postgres.js';
+import { serviceEnv } from '../../helpers/services.js';
+import { serviceUser, startPostgres, stopPostgres, type PostgresService } from '../../services/services.mjs';
+
+const dir = mkdtempSync(join(tmpdir(), 'pg-cdc-tls-'));
+const ca = join(dir, 'ca.crt');
+const wrongCa = join(dir, 'wrong-ca.crt');
+let server: PostgresService;
+
+function openssl(...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+/** A CA, a second unrelated CA, and a server certificate for IP 127.0.0.1 only, signed by the first. */
+function makeCertificates(): void {
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pg-cdc test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=someone else', '-keyout', 'wrong-ca.key', '-out', 'wrong-ca.crt');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName = IP:127.0.0.1\n');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+    '-out',
+    'server.crt',
+  );
+  // PostgreSQL refuses a key file others can read, and runs as the service user when we are root.
+  chmodSync(join(dir, 'server.key'), 0o600);
+  const owner = serviceUser();
+  if (owner) {
+    chownSync(dir, owner.uid, owner.gid);
+    for (const f of ['server.key', 'server.crt']) chownSync(join(dir, f), owner.uid, owner.gid);
+  }
+}
+
+/** The shared test server, which runs without TLS. */
+function plainServer(): Record<string, string> {
+  const { pg: p } = serviceEnv();
+  return { PGHOST: p.host, PGPORT: String(p.port), PGUSER: p.user, PGDATABASE: p.database };
+}
+
+function settings(env: Record<string, string>): PgSettings {
+  return pgSettingsFromEnv({ PGHOST: '127.0.0.1', PGPORT: server.endpoint.PGPORT, PGUSER: 'postgres', PGDATABASE: 'postgres', ...env });
+}
+
+/** Connects as the settings say and reports whether the session is encrypted (pg_stat_ssl). */
+async function sessionSsl(s: PgSettings): Promise<{ ssl: boolean; used: PgSsl }> {
+  const { connection, ssl } = await connectPg(s, async (choice) => {
+    const client = new pg.Client({ ...pgClientOptions(s, choice, 'pg-cdc-tls-test'), connectionTimeoutMillis: 10_000 });
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return client;
+  });
+  try {
+    const { rows } = await connection.query<{ ssl: boolean }>('SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()');
+    return { ssl: rows[0]?.ssl === true, used: ssl };
+  } finally {
+    await connection.end();
+  }
+}
+
+async function failure(s: PgSettings): Promise<PgConnectError> {
+  try {
+    await sessionSsl(s);
+  } catch (error) {
+    if (error instanceof PgConnectError) return error;
+    throw error;
+  }
+  throw new Error('expected the connection to be refused');
+}
+
+beforeAll(async () => {
+  makeCertificates();
+  server = await startPostgres(join(dir, 'server'), {
+    extraConf: [
+      `ssl = on`,
+      `ssl_cert_file = '${join(dir, 'server.crt')}'`,
+      `ssl_key_file = '${join(dir, 'server.key')}'`,
+      `listen_addresses = '127.0.0.1,127.0.0.2'`,
+    ],
+  });
+});
+
+afterAll(async () => {
+  if (server) await stopPostgres(server);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('PGSSLMODE means what libpq says (TLS is not what PGSSLMODE says)', () => {
+  it('verify-full with the right CA connects, encrypted', async () => {
+    expect((await sessionSsl(settings({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: ca }))).ssl).toBe(true);
+  });
+
+  it('verify-full with a wrong CA refuses, naming PGSSLROOTCERT', async () => {
+    const error = await failure(settings({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: wrongCa }));
+    expect(error.variable).toBe('PGSSLROOTCERT');
+    expect(error.message).toMatch(/TLS certificate check failed \(PGSSLMODE=verify-full\)/);
+    expect(error.message).toMatch(/set PGSSLROOTCERT to the CA that signed the server's certificate/);
+  });
+
+  it('verify-full with a host name the certificate does not name refuses; verify-ca accepts it', async () => {
+    // The server also listens on 127.0.0.2, but its certificate names 127.0.0.1 only.
+    const error = await failure(settings({ PGHOST: '127.0.0.2', PGSSLMODE: 'verify-full', PGSSLROOTCERT: ca }));
+    expect(error.variable).toBe('PGSSLROOTCERT');
+    expect(error.message).toMatch(/The certificate is not for 127\.0\.0\.2/);
+    expect((await sessionSsl(settings({ PGHOST: '127.0.0.2', PGSSLMODE: 'verify-ca', PGSSLROOTCERT: ca }))).ssl).toBe(true);
+  });
+
+  it('verify-ca checks the chain', async () => {
+    expect((await failure(settings({ PGSSLMODE: 'verify-ca', PGSSLROOTCERT: wrongCa }))).variable).toBe('PGSSLROOTCERT');
+  });
+
+  it('require encrypts without checking the certificate; with a root CA it checks the chain, as libpq', async () => {
+    expect(await sessionSsl(settings({ PGSSLMODE: 'require' }))).toMatchObject({ ssl: true, used: { rejectUnauthorized: false } });
+    expect((await failure(settings({ PGSSLMODE: 'require', PGSSLROOTCERT: wrongCa }))).variable).toBe('PGSSLROOTCERT');
+  });
+
+  it('prefer uses TLS when the server offers it, and falls back to plain when it does not', async () => {
+    expect((await sessionSsl(settings({}))).ssl).toBe(true);
+    // The shared test server runs without TLS.
+    const fallback = pgSettingsFromEnv(plainServer());
+    expect(await sessionSsl(fallback)).toEqual({ ssl: false, used: false });
+  });
+
+  it('require against a server without TLS refuses, naming PGSSLMODE', async () => {
+    const s = pgSettingsFromEnv({ ...plainServer(), PGSSLMODE: 'require' });
+    expect((await failure(s)).variable).toBe('PGSSLMODE');
+  });
+
+  it('disable never encrypts; allow encrypts only when the server insists', async () => {
+    expect(await sessionSsl(settings({ PGSSLMODE: 'disable' }))).toEqual({ ssl: false, used: false });
+    expect(await sessionSsl(settings({ PGSSLMODE: 'allow' }))).toEqual({ ssl: false, used: false });
+  });
+
+  it('verify-full without any root CA is a configuration error naming PGSSLROOTCERT', () => {
+    const env = { PGSSLMODE: 'verify-full' };
+    expect(() => pgSettingsFromEnv(env)).toThrow(ConfigError);
+    expect(() => pgSettingsFromEnv(env)).toThrow(/^PGSSLROOTCERT: expected the root CA file/);
+    expect(pgSettingsFromEnv({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: 'system' }).rootCert).toBe('system');
+  });
+
+  it('reads a postgres:// URL by the same rules, never echoing its password', () => {
+    expect(pgEnvFromUrl('postgresql://u%40x:p%3Bw@db.example.com:6432/orders?sslmode=verify-full&sslrootcert=system', 'URL')).toEqual({
+      PGHOST: 'db.example.com',
+      PGPORT: '6432',
+      PGUSER: 'u@x',
+      PGPASSWORD: 'p;w',
+      PGDATABASE: 'orders',
+      PGSSLMODE: 'verify-full',
+      PGSSLROOTCERT: 'system',
+    });
+    expect(() => pgEnvFromUrl('postgres://u:hunter2@h/d?connect_timeout=5', 'URL')).toThrow(/^URL: expected only the parameters sslmode/);
+    expect(() => pgEnvFromUrl('not a url hunter2', 'URL')).toThrow(/got \(redacted\)/);
+  });
+});
