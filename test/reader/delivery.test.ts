@@ -89,4 +89,33 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     expect(r.reader.metrics.changes).toBe(0);
     await r.stop();
   });
+
+  test('a quiet database does not pin WAL by default: only unpublished tables write, and confirmed_flush_lsn advances', async () => {
+    const name = uniqueName('rd_quiet');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.captured (id int PRIMARY KEY); CREATE TABLE ${schema}.other (id int)`);
+    // Default settings: no heartbeat messages (CDC_HEARTBEAT_INTERVAL_MS unset).
+    const env = readerEnv(name, { CDC_TABLES: `${schema}.captured`, CDC_SNAPSHOT_MODE: 'never' });
+    expect(env.CDC_HEARTBEAT_INTERVAL_MS).toBeUndefined();
+    const r = await startReader(env);
+    try {
+      const confirmed = async () =>
+        BigInt(
+          (
+            await c.query<{ confirmed: string }>("SELECT (confirmed_flush_lsn - '0/0')::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [
+              name,
+            ])
+          ).rows[0]!.confirmed,
+        );
+      const start = await confirmed();
+      for (let i = 0; i < 5; i++) await c.query(`INSERT INTO ${schema}.other SELECT generate_series(1, 1000)`);
+      const after = BigInt((await c.query<{ l: string }>("SELECT (pg_current_wal_lsn() - '0/0')::text AS l")).rows[0]!.l);
+      expect(after).toBeGreaterThan(start);
+      await eventually('slot confirmed past the unpublished table’s writes', async () => ((await confirmed()) >= after ? true : undefined), 60_000);
+      expect(r.reader.metrics.changes).toBe(0);
+    } finally {
+      await r.stop();
+    }
+  });
 });

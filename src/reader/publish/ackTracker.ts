@@ -64,6 +64,17 @@ export class AckTracker {
     return this.acked;
   }
 
+  /**
+   * Moves the acknowledged LSN to `lsn` when nothing is open (every transaction registered so far is
+   * acknowledged); returns whether it moved. For positions the server vouches for with nothing of
+   * ours in between (a keepalive's WAL end while idle).
+   */
+  idleAdvance(lsn: Lsn): boolean {
+    if (this.openCount > 0 || (this.acked !== null && lsn <= this.acked)) return false;
+    this.acked = lsn;
+    return true;
+  }
+
   get ackedLsn(): Lsn | null {
     return this.acked;
   }

@@ -69,7 +69,8 @@ export class ChangeStream {
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
     this.service.on('data', (lsn: string, msg: Pgoutput.Message) => this.onData(lsn, msg));
-    this.service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
+    this.service.on('heartbeat', (walEnd: string, _ts: number, shouldRespond: boolean) => {
+      this.onKeepalive(parseLsn(walEnd));
       if (shouldRespond) this.sendStatus();
     });
     this.service.on('error', (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
@@ -126,6 +127,20 @@ export class ChangeStream {
     this.lastStatusSent = Date.now();
     this.lastReportedFlush = lsn;
     void this.service.acknowledge(formatLsn(lsn)).catch(() => undefined);
+  }
+
+  /**
+   * A keepalive's WAL end is the position up to which the walsender has decoded, and every change
+   * before it was sent ahead of the keepalive on the same socket. When nothing is open, queued behind
+   * a paused socket or waiting for the broker, everything before it is delivered, so it can be
+   * confirmed: otherwise a database whose writes touch only unpublished tables (PostgreSQL 15+ sends
+   * nothing for them) would pin its WAL forever behind the last captured change.
+   */
+  private onKeepalive(walEnd: Lsn): void {
+    if (this.failed || this.stopping || this.busy || this.tx !== null || this.pendingHead < this.pending.length) return;
+    if (this.d.confirmedFlush !== null && walEnd <= this.d.confirmedFlush) return;
+    // The library reports lsn + 1 (a commit LSN confirms its transaction); walEnd itself is the target.
+    if (this.d.tracker.idleAdvance(walEnd - 1n)) this.ackAdvanced();
   }
 
   /** Called when the acknowledged LSN advanced: report it soon (at most every 100 ms). */

@@ -27,4 +27,15 @@ describe('ack tracker', () => {
     t.close(a, 9n);
     expect(t.ackedLsn).toBe(9n);
   });
+  test('idleAdvance moves to a server-vouched position only when nothing is open', () => {
+    const t = new AckTracker(10n);
+    const a = t.open();
+    expect(t.idleAdvance(50n)).toBe(false);
+    expect(t.ackedLsn).toBe(10n);
+    t.close(a, 20n);
+    expect(t.ackedLsn).toBe(20n);
+    expect(t.idleAdvance(15n)).toBe(false);
+    expect(t.idleAdvance(50n)).toBe(true);
+    expect(t.ackedLsn).toBe(50n);
+  });
 });
