@@ -96,6 +96,36 @@ describe('elasticsearchSink handler', () => {
     expect((await deadLetters()).filter((l) => l.partitionId === '8')).toHaveLength(1);
   });
 
+  it('names that ignore which hub they came from: a recreated hub restarting at offset 1 does not overwrite the old hub dead-letter', async () => {
+    const names = async () => {
+      const found: string[] = [];
+      for await (const blob of container.listBlobsFlat({ prefix: 'test.servicebus.windows.net/pgcdc/elasticsearch-sink/elasticsearchSink/11/' }))
+        found.push(blob.name);
+      return found.sort();
+    };
+    const old = triggerBatch([Buffer.from('garbage from the old hub')], { partitionId: '11', firstOffset: 1, firstSequenceNumber: 1 });
+    await handler()(old.messages, old.context);
+    // The hub is deleted and created again: offsets and sequence numbers start over, enqueued times do not.
+    const recreated = () =>
+      triggerBatch([Buffer.from('garbage from the new hub')], {
+        partitionId: '11',
+        firstOffset: 1,
+        firstSequenceNumber: 1,
+        firstEnqueuedMs: 1_800_000_000_000,
+      });
+    await handler()(recreated().messages, recreated().context);
+    const again = recreated();
+    await handler()(again.messages, again.context); // a redelivery still overwrites its own dead-letter
+
+    expect(await names()).toEqual([
+      'test.servicebus.windows.net/pgcdc/elasticsearch-sink/elasticsearchSink/11/20231114T221320.000Z_00000000000000000001_1.json',
+      'test.servicebus.windows.net/pgcdc/elasticsearch-sink/elasticsearchSink/11/20270115T080000.000Z_00000000000000000001_1.json',
+    ]);
+    const bodies = (await deadLetters()).filter((l) => l.partitionId === '11').map((l) => Buffer.from(l.body, 'base64').toString());
+    expect(bodies.sort()).toEqual(['garbage from the new hub', 'garbage from the old hub']);
+    expect((await deadLetters()).find((l) => l.partitionId === '11')?.namespace).toBe('test.servicebus.windows.net');
+  });
+
   it('throws a retryable error carrying the cause when Elasticsearch is down, after storing dead-letters', async () => {
     const down = new Client({ node: 'http://127.0.0.1:9', maxRetries: 0, requestTimeout: 500 });
     const h = createEventHubBatchHandlerFor(down);

@@ -79,6 +79,8 @@ export interface TriggerOptions {
   logHandler?: LogHandler;
   /** Set on a re-run by the retry policy. */
   retryCount?: number;
+  /** Enqueued time of the first event, ms (a recreated hub enqueues offset 0 again, later). */
+  firstEnqueuedMs?: number;
 }
 
 /**
@@ -104,7 +106,7 @@ export function triggerBatch(bodies: unknown[], options: TriggerOptions = {}): {
       },
       offsetArray: bodies.map((_, i) => firstOffset + i * 512),
       sequenceNumberArray: bodies.map((_, i) => firstSeq + i),
-      enqueuedTimeUtcArray: bodies.map((_, i) => new Date(1_700_000_000_000 + i).toISOString()),
+      enqueuedTimeUtcArray: bodies.map((_, i) => new Date((options.firstEnqueuedMs ?? 1_700_000_000_000) + i).toISOString()),
       partitionKeyArray: bodies.map(() => null),
       propertiesArray: bodies.map(() => ({})),
       systemPropertiesArray: bodies.map((_, i) => ({ sequenceNumber: firstSeq + i, offset: String(firstOffset + i * 512) })),

@@ -8,14 +8,14 @@ import type { InvocationContext } from '@azure/functions';
 import { processBatch } from '../../shared/batch/processBatch.js';
 import type { BatchReport } from '../../shared/batch/types.js';
 import type { SinkDeps } from '../../shared/sinks/registry.js';
-import { fromTriggerMetadata } from './fromTriggerMetadata.js';
+import { fromTriggerMetadata, type TriggerOrigin } from './fromTriggerMetadata.js';
 import { loggerFromContext } from './logger.js';
 
 export type EventHubBatchHandler = (messages: unknown, context: InvocationContext) => Promise<BatchReport>;
 
-export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>): EventHubBatchHandler {
+export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>, origin: TriggerOrigin = {}): EventHubBatchHandler {
   return async (messages, context) => {
-    const { records, batch } = fromTriggerMetadata(messages, context);
+    const { records, batch } = fromTriggerMetadata(messages, context, origin);
     const logger = loggerFromContext(context);
     const retry = context.retryContext;
     if (retry && retry.retryCount > 0) {

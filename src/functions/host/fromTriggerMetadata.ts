@@ -1,11 +1,20 @@
 /**
  * From what the Event Hubs trigger (`cardinality: 'many'`) delivers to `EventRecord`s: the messages
  * array plus `context.triggerMetadata` arrays (`offsetArray`, `sequenceNumberArray`,
- * `enqueuedTimeUtcArray`, `propertiesArray`) and `partitionContext`. The host's converter turns
- * numeric strings into numbers and may hand 64-bit integers over as numbers, strings or Long-like
- * objects, so every position is normalised to a string here.
+ * `enqueuedTimeUtcArray`, `propertiesArray`) and `partitionContext` (the host's
+ * `TriggerPartitionContext`: `FullyQualifiedNamespace`, `EventHubName`, `ConsumerGroup`,
+ * `PartitionId`, camel-cased by the library). The host's converter turns numeric strings into numbers
+ * and may hand 64-bit integers over as numbers, strings or Long-like objects, so every position is
+ * normalised to a string here.
  */
 import type { BatchInfo, EventRecord } from '../../shared/batch/types.js';
+
+/** Where the trigger reads from, as configured: used when `partitionContext` does not say. */
+export interface TriggerOrigin {
+  namespace?: string | undefined;
+  eventHubName?: string | undefined;
+  consumerGroup?: string | undefined;
+}
 
 export interface TriggerContextLike {
   invocationId: string;
@@ -43,7 +52,7 @@ export interface TriggerBatch {
   batch: BatchInfo;
 }
 
-export function fromTriggerMetadata(messages: unknown, context: TriggerContextLike): TriggerBatch {
+export function fromTriggerMetadata(messages: unknown, context: TriggerContextLike, origin: TriggerOrigin = {}): TriggerBatch {
   const bodies = Array.isArray(messages) ? messages : [messages];
   const meta = context.triggerMetadata ?? {};
   const partitionContext = meta.partitionContext;
@@ -71,12 +80,13 @@ export function fromTriggerMetadata(messages: unknown, context: TriggerContextLi
   const batch: BatchInfo = {
     functionName: context.functionName,
     invocationId: context.invocationId,
+    namespace: field(partitionContext, 'fullyQualifiedNamespace', 'FullyQualifiedNamespace') ?? origin.namespace ?? 'unknown-namespace',
     partitionId,
     firstOffset: records[0]?.offset ?? '',
     lastOffset: records.at(-1)?.offset ?? '',
   };
-  const consumerGroup = field(partitionContext, 'consumerGroup', 'ConsumerGroup');
-  const eventHubName = field(partitionContext, 'eventHubName', 'EventHubName');
+  const consumerGroup = field(partitionContext, 'consumerGroup', 'ConsumerGroup') ?? origin.consumerGroup;
+  const eventHubName = field(partitionContext, 'eventHubName', 'EventHubName') ?? origin.eventHubName;
   if (consumerGroup !== undefined) batch.consumerGroup = consumerGroup;
   if (eventHubName !== undefined) batch.eventHubName = eventHubName;
   return { records, batch };

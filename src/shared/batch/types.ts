@@ -12,10 +12,16 @@ export interface EventRecord {
   properties?: Record<string, unknown>;
 }
 
-/** Where a batch comes from: used for dead-letter names, ADX ingestion tags and logs. */
+/**
+ * Where a batch comes from: used for dead-letter names, ADX ingestion tags and logs. Offsets and
+ * sequence numbers are only unique within one event hub's lifetime (a recreated hub starts again at
+ * 0), so names built from them also carry the namespace, hub and consumer group.
+ */
 export interface BatchInfo {
   functionName: string;
   invocationId?: string;
+  /** Fully qualified Event Hubs namespace (`<ns>.servicebus.windows.net`), or `unknown-namespace`. */
+  namespace?: string;
   consumerGroup?: string;
   eventHubName?: string;
   partitionId: string;

@@ -9,6 +9,7 @@ export interface DeadLetter {
 /** What is stored for each dead-lettered record (JSON). */
 export interface DeadLetterDocument {
   functionName: string;
+  namespace: string | null;
   consumerGroup: string | null;
   eventHubName: string | null;
   partitionId: string;

@@ -8,7 +8,7 @@ describe('fromTriggerMetadata', () => {
       invocationId: 'i',
       functionName: 'f',
       triggerMetadata: {
-        partitionContext: { partitionId: '3', consumerGroup: 'g', eventHubName: 'h' },
+        partitionContext: { partitionId: '3', consumerGroup: 'g', eventHubName: 'h', fullyQualifiedNamespace: 'ns.servicebus.windows.net' },
         offsetArray: [100, '200'],
         sequenceNumberArray: [long, 6],
         enqueuedTimeUtcArray: ['2024-01-01T00:00:00Z', '2024-01-01T00:00:01Z'],
@@ -22,12 +22,20 @@ describe('fromTriggerMetadata', () => {
     expect(batch).toEqual({
       functionName: 'f',
       invocationId: 'i',
+      namespace: 'ns.servicebus.windows.net',
       partitionId: '3',
       consumerGroup: 'g',
       eventHubName: 'h',
       firstOffset: '100',
       lastOffset: '200',
     });
+  });
+
+  it('takes namespace, hub and consumer group from the configured origin when partitionContext lacks them, else unknown-namespace', () => {
+    const origin = { namespace: 'cfg.servicebus.windows.net', eventHubName: 'cdc-events', consumerGroup: 'elasticsearch-sink' };
+    const meta = { partitionContext: { partitionId: '1' }, offsetArray: [1], sequenceNumberArray: [1], enqueuedTimeUtcArray: ['2024-01-01T00:00:00Z'] };
+    expect(fromTriggerMetadata(['a'], { invocationId: 'i', functionName: 'f', triggerMetadata: meta }, origin).batch).toMatchObject(origin);
+    expect(fromTriggerMetadata(['a'], { invocationId: 'i', functionName: 'f', triggerMetadata: meta }).batch.namespace).toBe('unknown-namespace');
   });
 
   it('copes with a single message and no metadata (names stay unique within the batch)', () => {
