@@ -126,6 +126,30 @@ describe('elasticsearchSink handler', () => {
     expect((await deadLetters()).find((l) => l.partitionId === '11')?.namespace).toBe('test.servicebus.windows.net');
   });
 
+  it('names that ignore which batch they came from: records beyond short trigger metadata keep their dead-letters across batches, with a warning', async () => {
+    // Each batch's first record is placed (its own offset); the metadata says nothing about the second.
+    const shortBatch = (invocationId: string, body: string, firstOffset: number) => {
+      const b = triggerBatch([Buffer.from(`${body} 0`), Buffer.from(`${body} 1`)], {
+        partitionId: '12',
+        invocationId,
+        firstOffset,
+        firstSequenceNumber: firstOffset,
+      });
+      const meta = b.context.triggerMetadata as Record<string, unknown[]>;
+      for (const name of ['offsetArray', 'sequenceNumberArray', 'enqueuedTimeUtcArray']) meta[name] = meta[name]!.slice(0, 1);
+      return b;
+    };
+    const first = shortBatch('inv-a', 'first batch', 100);
+    await handler()(first.messages, first.context);
+    const second = shortBatch('inv-b', 'second batch', 101);
+    await handler()(second.messages, second.context);
+
+    const letters = (await deadLetters()).filter((l) => l.partitionId === '12');
+    expect(letters.map((l) => Buffer.from(l.body, 'base64').toString()).sort()).toEqual(['first batch 0', 'first batch 1', 'second batch 0', 'second batch 1']);
+    expect(letters.map((l) => l.unplacedId ?? 'placed').sort()).toEqual(['inv-a-1', 'inv-b-1', 'placed', 'placed']);
+    expect(second.logs.some((l) => l.startsWith('warning: elasticsearchSink: 1 of 2 records of partition 12 have no offset'))).toBe(true);
+  });
+
   it('throws a retryable error carrying the cause when Elasticsearch is down, after storing dead-letters', async () => {
     const down = new Client({ node: 'http://127.0.0.1:9', maxRetries: 0, requestTimeout: 500 });
     const h = createEventHubBatchHandlerFor(down);

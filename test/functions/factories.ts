@@ -81,6 +81,7 @@ export interface TriggerOptions {
   retryCount?: number;
   /** Enqueued time of the first event, ms (a recreated hub enqueues offset 0 again, later). */
   firstEnqueuedMs?: number;
+  invocationId?: string;
 }
 
 /**
@@ -93,7 +94,7 @@ export function triggerBatch(bodies: unknown[], options: TriggerOptions = {}): {
   const firstSeq = options.firstSequenceNumber ?? 17;
   const logs: string[] = [];
   const context = new InvocationContext({
-    invocationId: `inv-${firstOffset}`,
+    invocationId: options.invocationId ?? `inv-${firstOffset}`,
     functionName: options.functionName ?? 'elasticsearchSink',
     logHandler: options.logHandler ?? ((level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`)),
     ...(options.retryCount === undefined ? {} : { retryContext: { retryCount: options.retryCount, maxRetryCount: -1 } }),

@@ -15,8 +15,15 @@ export type EventHubBatchHandler = (messages: unknown, context: InvocationContex
 
 export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>, origin: TriggerOrigin = {}): EventHubBatchHandler {
   return async (messages, context) => {
-    const { records, batch } = fromTriggerMetadata(messages, context, origin);
+    const { records, batch, unplaced } = fromTriggerMetadata(messages, context, origin);
     const logger = loggerFromContext(context);
+    if (unplaced > 0) {
+      logger.warn(
+        `${batch.functionName}: ${unplaced} of ${records.length} records of partition ${batch.partitionId} have no offset, sequence number or ` +
+          `enqueued time in the trigger metadata; their dead-letters are named by invocation id and index (unplaced/${context.invocationId}-<i>), ` +
+          'so a retried invocation may store them again',
+      );
+    }
     const retry = context.retryContext;
     if (retry && retry.retryCount > 0) {
       logger.warn(

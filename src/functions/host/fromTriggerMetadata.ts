@@ -50,6 +50,8 @@ function field(obj: unknown, ...names: string[]): string | undefined {
 export interface TriggerBatch {
   records: EventRecord[];
   batch: BatchInfo;
+  /** How many records the metadata did not place (no offset, sequence number or enqueued time). */
+  unplaced: number;
 }
 
 export function fromTriggerMetadata(messages: unknown, context: TriggerContextLike, origin: TriggerOrigin = {}): TriggerBatch {
@@ -61,18 +63,28 @@ export function fromTriggerMetadata(messages: unknown, context: TriggerContextLi
   const sequenceNumbers = asArray(meta.sequenceNumberArray);
   const enqueued = asArray(meta.enqueuedTimeUtcArray);
   const properties = asArray(meta.propertiesArray);
+  let unplaced = 0;
 
   const records = bodies.map((body, i): EventRecord => {
     const props = properties[i];
+    const offset = positionText(offsets[i]);
+    const sequenceNumber = positionText(sequenceNumbers[i]);
+    const time = positionText(enqueued[i]);
+    // Metadata shorter than the bodies (never seen from the host, but then array positions would
+    // repeat in every batch): the record gets an id unique to this invocation, so its dead-letter
+    // cannot overwrite another batch's, nor its placeholder offset repeat in another batch's range.
+    const unplacedId = offset === undefined || sequenceNumber === undefined || time === undefined ? `${context.invocationId}-${i}` : undefined;
     const record: EventRecord = {
       body,
       partitionId,
-      // Without metadata (never in production) the index keeps names unique within the batch.
-      offset: positionText(offsets[i]) ?? `unknown-${i}`,
-      sequenceNumber: positionText(sequenceNumbers[i]) ?? String(i),
+      offset: offset ?? `unknown-${context.invocationId}-${i}`,
+      sequenceNumber: sequenceNumber ?? 'unknown',
     };
-    const time = positionText(enqueued[i]);
     if (time !== undefined) record.enqueuedTimeUtc = time;
+    if (unplacedId !== undefined) {
+      record.unplacedId = unplacedId;
+      unplaced++;
+    }
     if (typeof props === 'object' && props !== null && !Array.isArray(props)) record.properties = props as Record<string, unknown>;
     return record;
   });
@@ -89,5 +101,5 @@ export function fromTriggerMetadata(messages: unknown, context: TriggerContextLi
   const eventHubName = field(partitionContext, 'eventHubName', 'EventHubName') ?? origin.eventHubName;
   if (consumerGroup !== undefined) batch.consumerGroup = consumerGroup;
   if (eventHubName !== undefined) batch.eventHubName = eventHubName;
-  return { records, batch };
+  return { records, batch, unplaced };
 }

@@ -10,6 +10,12 @@ export interface EventRecord {
   sequenceNumber: string;
   enqueuedTimeUtc?: string;
   properties?: Record<string, unknown>;
+  /**
+   * Set by the host when its metadata did not place this record (no offset, sequence number or
+   * enqueued time for it): an id unique to this delivery (e.g. `<invocation id>-<index>`). Names that
+   * must not collide with another batch's record (dead-letters) use it instead of the position.
+   */
+  unplacedId?: string;
 }
 
 /**

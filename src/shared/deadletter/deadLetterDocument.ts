@@ -11,7 +11,8 @@ const compactTime = (time: string) => safe(time.replace(/[-:]/g, ''));
  * dead-letter, a different record never does.
  * `<namespace>/<hub>/<consumer group>/<function>/<partition>/<enqueued time>_<sequence number>_<offset>.json`.
  * Offsets and sequence numbers restart at 0 when a hub is recreated, so the namespace, the hub and the
- * enqueued time are part of the name.
+ * enqueued time are part of the name. A record the host could not place (`unplacedId`) is named by
+ * that id (`.../<partition>/unplaced/<id>.json`), unique to its delivery.
  */
 export function deadLetterName(letter: DeadLetter): string {
   const { record, batch } = letter;
@@ -24,6 +25,7 @@ export function deadLetterName(letter: DeadLetter): string {
   ]
     .map(safe)
     .join('/');
+  if (record.unplacedId !== undefined) return `${origin}/unplaced/${safe(record.unplacedId)}.json`;
   const time = record.enqueuedTimeUtc === undefined ? 'unknown-time' : compactTime(record.enqueuedTimeUtc);
   return `${origin}/${time}_${record.sequenceNumber.padStart(20, '0')}_${safe(record.offset)}.json`;
 }
@@ -46,6 +48,7 @@ export function toDeadLetterDocument(letter: DeadLetter, now: Date = new Date())
     bodyType: Buffer.isBuffer(body) || body instanceof Uint8Array ? 'buffer' : typeof body === 'string' ? 'string' : 'json',
     properties: record.properties ?? null,
     invocationId: batch.invocationId ?? null,
+    unplacedId: record.unplacedId ?? null,
     deadLetteredAt: now.toISOString(),
   };
 }

@@ -24,6 +24,8 @@ export interface DeadLetterDocument {
   bodyType: 'buffer' | 'string' | 'json';
   properties: Record<string, unknown> | null;
   invocationId: string | null;
+  /** Set when the host could not place the record (see `EventRecord.unplacedId`). */
+  unplacedId: string | null;
   deadLetteredAt: string;
 }
 

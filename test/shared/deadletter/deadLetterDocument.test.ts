@@ -35,6 +35,11 @@ describe('dead-letter documents', () => {
       'unknown-namespace/unknown-hub/unknown-consumer-group/adxSink/1/20240101T000000Z_00000000000000000007_42.json',
     );
   });
+  it('name a record the host could not place by its delivery id', () => {
+    const unplaced = { ...letter, record: { body: 'x', partitionId: '1', offset: 'unknown-inv-9-3', sequenceNumber: 'unknown', unplacedId: 'inv-9-3' } };
+    expect(deadLetterName(unplaced)).toBe('prod.servicebus.windows.net/cdc-events/adx-sink/adxSink/1/unplaced/inv-9-3.json');
+    expect(toDeadLetterDocument(unplaced, new Date(0))).toMatchObject({ unplacedId: 'inv-9-3', namespace: 'prod.servicebus.windows.net' });
+  });
   it('keep the original bytes and the position', () => {
     expect(toDeadLetterDocument(letter, new Date(0))).toMatchObject({
       body: '3q0=',
