@@ -96,6 +96,60 @@ describe('elasticsearchSink handler', () => {
     expect((await deadLetters()).filter((l) => l.partitionId === '8')).toHaveLength(1);
   });
 
+  it('names that ignore which hub they came from: a recreated hub restarting at offset 1 does not overwrite the old hub dead-letter', async () => {
+    const names = async () => {
+      const found: string[] = [];
+      for await (const blob of container.listBlobsFlat({ prefix: 'test.servicebus.windows.net/pgcdc/elasticsearch-sink/elasticsearchSink/11/' }))
+        found.push(blob.name);
+      return found.sort();
+    };
+    const old = triggerBatch([Buffer.from('garbage from the old hub')], { partitionId: '11', firstOffset: 1, firstSequenceNumber: 1 });
+    await handler()(old.messages, old.context);
+    // The hub is deleted and created again: offsets and sequence numbers start over, enqueued times do not.
+    const recreated = () =>
+      triggerBatch([Buffer.from('garbage from the new hub')], {
+        partitionId: '11',
+        firstOffset: 1,
+        firstSequenceNumber: 1,
+        firstEnqueuedMs: 1_800_000_000_000,
+      });
+    await handler()(recreated().messages, recreated().context);
+    const again = recreated();
+    await handler()(again.messages, again.context); // a redelivery still overwrites its own dead-letter
+
+    expect(await names()).toEqual([
+      'test.servicebus.windows.net/pgcdc/elasticsearch-sink/elasticsearchSink/11/20231114T221320.000Z_00000000000000000001_1.json',
+      'test.servicebus.windows.net/pgcdc/elasticsearch-sink/elasticsearchSink/11/20270115T080000.000Z_00000000000000000001_1.json',
+    ]);
+    const bodies = (await deadLetters()).filter((l) => l.partitionId === '11').map((l) => Buffer.from(l.body, 'base64').toString());
+    expect(bodies.sort()).toEqual(['garbage from the new hub', 'garbage from the old hub']);
+    expect((await deadLetters()).find((l) => l.partitionId === '11')?.namespace).toBe('test.servicebus.windows.net');
+  });
+
+  it('names that ignore which batch they came from: records beyond short trigger metadata keep their dead-letters across batches, with a warning', async () => {
+    // Each batch's first record is placed (its own offset); the metadata says nothing about the second.
+    const shortBatch = (invocationId: string, body: string, firstOffset: number) => {
+      const b = triggerBatch([Buffer.from(`${body} 0`), Buffer.from(`${body} 1`)], {
+        partitionId: '12',
+        invocationId,
+        firstOffset,
+        firstSequenceNumber: firstOffset,
+      });
+      const meta = b.context.triggerMetadata as Record<string, unknown[]>;
+      for (const name of ['offsetArray', 'sequenceNumberArray', 'enqueuedTimeUtcArray']) meta[name] = meta[name]!.slice(0, 1);
+      return b;
+    };
+    const first = shortBatch('inv-a', 'first batch', 100);
+    await handler()(first.messages, first.context);
+    const second = shortBatch('inv-b', 'second batch', 101);
+    await handler()(second.messages, second.context);
+
+    const letters = (await deadLetters()).filter((l) => l.partitionId === '12');
+    expect(letters.map((l) => Buffer.from(l.body, 'base64').toString()).sort()).toEqual(['first batch 0', 'first batch 1', 'second batch 0', 'second batch 1']);
+    expect(letters.map((l) => l.unplacedId ?? 'placed').sort()).toEqual(['inv-a-1', 'inv-b-1', 'placed', 'placed']);
+    expect(second.logs.some((l) => l.startsWith('warning: elasticsearchSink: 1 of 2 records of partition 12 have no offset'))).toBe(true);
+  });
+
   it('throws a retryable error carrying the cause when Elasticsearch is down, after storing dead-letters', async () => {
     const down = new Client({ node: 'http://127.0.0.1:9', maxRetries: 0, requestTimeout: 500 });
     const h = createEventHubBatchHandlerFor(down);

@@ -79,6 +79,9 @@ export interface TriggerOptions {
   logHandler?: LogHandler;
   /** Set on a re-run by the retry policy. */
   retryCount?: number;
+  /** Enqueued time of the first event, ms (a recreated hub enqueues offset 0 again, later). */
+  firstEnqueuedMs?: number;
+  invocationId?: string;
 }
 
 /**
@@ -91,7 +94,7 @@ export function triggerBatch(bodies: unknown[], options: TriggerOptions = {}): {
   const firstSeq = options.firstSequenceNumber ?? 17;
   const logs: string[] = [];
   const context = new InvocationContext({
-    invocationId: `inv-${firstOffset}`,
+    invocationId: options.invocationId ?? `inv-${firstOffset}`,
     functionName: options.functionName ?? 'elasticsearchSink',
     logHandler: options.logHandler ?? ((level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`)),
     ...(options.retryCount === undefined ? {} : { retryContext: { retryCount: options.retryCount, maxRetryCount: -1 } }),
@@ -104,7 +107,7 @@ export function triggerBatch(bodies: unknown[], options: TriggerOptions = {}): {
       },
       offsetArray: bodies.map((_, i) => firstOffset + i * 512),
       sequenceNumberArray: bodies.map((_, i) => firstSeq + i),
-      enqueuedTimeUtcArray: bodies.map((_, i) => new Date(1_700_000_000_000 + i).toISOString()),
+      enqueuedTimeUtcArray: bodies.map((_, i) => new Date((options.firstEnqueuedMs ?? 1_700_000_000_000) + i).toISOString()),
       partitionKeyArray: bodies.map(() => null),
       propertiesArray: bodies.map(() => ({})),
       systemPropertiesArray: bodies.map((_, i) => ({ sequenceNumber: firstSeq + i, offset: String(firstOffset + i * 512) })),

@@ -2,7 +2,8 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { app, trigger } from '@azure/functions';
 import { ordersGeneratorOptions } from '../../src/functions/ordersGenerator.js';
-import { registerSinks, sinkTriggerOptions } from '../../src/functions/host/registerSinks.js';
+import { registerSinks, sinkTriggerOptions, triggerOrigin } from '../../src/functions/host/registerSinks.js';
+import { eventHubNamespace } from '../../src/functions/host/settings.js';
 import { SINKS, sinkDefinition } from '../../src/shared/sinks/registry.js';
 
 describe('function registration', () => {
@@ -22,6 +23,26 @@ describe('function registration', () => {
     expect(sinks.map((o) => o.consumerGroup)).toEqual(['adx-sink', 'elasticsearch-sink', 'change-history']);
     expect(sinkTriggerOptions(sinkDefinition('adxSink'), { ADX_CONSUMER_GROUP: 'mine' }).consumerGroup).toBe('%ADX_CONSUMER_GROUP%');
     expect(sinkTriggerOptions(sinkDefinition('adxSink'), { CDC_TOPIC: 'hub2' }).eventHubName).toBe('%CDC_TOPIC%');
+  });
+
+  it('knows the namespace, hub and consumer group each trigger reads (for dead-letter names), from the settings', () => {
+    const es = sinkDefinition('elasticsearchSink');
+    expect(triggerOrigin({}, es)).toEqual({ namespace: undefined, eventHubName: 'cdc-events', consumerGroup: 'elasticsearch-sink' });
+    expect(
+      triggerOrigin({ EventHubConnection__fullyQualifiedNamespace: 'prod.servicebus.windows.net', CDC_TOPIC: 'hub2', ES_CONSUMER_GROUP: 'es2' }, es),
+    ).toEqual({
+      namespace: 'prod.servicebus.windows.net',
+      eventHubName: 'hub2',
+      consumerGroup: 'es2',
+    });
+    expect(eventHubNamespace({ EventHubConnection__fullyQualifiedNamespace: 'sb://prod.servicebus.windows.net/' })).toBe('prod.servicebus.windows.net');
+    expect(eventHubNamespace({ EventHubConnection: 'Endpoint=sb://dev.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=secret' })).toBe(
+      'dev.servicebus.windows.net',
+    );
+    expect(eventHubNamespace({ EventHubConnection: 'Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=x;UseDevelopmentEmulator=true;' })).toBe(
+      'localhost',
+    );
+    expect(eventHubNamespace({ EventHubConnection: 'SharedAccessKey=secret' })).toBeUndefined();
   });
 
   it('registers one Event Hubs function per sink of the table, by its name', () => {

@@ -102,6 +102,49 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect((await getSource(client, index, '12'))?.source).toMatchObject({ __unchanged_toast: ['city'] });
   });
 
+  it('pure steps are retried forever: malformed envelopes are dead-lettered at decode naming the field, the rest of the batch is written, nothing retried', async () => {
+    // Prepare: each hostile event breaks one field of an otherwise good insert (orderid 60 + i), as
+    // bytes the trigger delivers.
+    const good = (id: number) => changeEvent({ op: 'c', after: order(id), lsn: 100 });
+    type Mutable = Record<string, unknown> & { source: Record<string, unknown> };
+    const broken = (id: number, mutate: (e: Mutable) => void): Buffer => {
+      const e = JSON.parse(JSON.stringify(good(id))) as Mutable;
+      mutate(e);
+      return Buffer.from(JSON.stringify(e));
+    };
+    const hostile: [string, unknown][] = [
+      ['source.ts_ms is missing', broken(60, (e) => delete e.source.ts_ms)],
+      ['ts_ms is missing', broken(61, (e) => delete e.ts_ms)],
+      ['source.ts_ms is "abc"', broken(62, (e) => (e.source.ts_ms = 'abc'))],
+      ['source.ts_ms is "NaN"', broken(63, (e) => (e.source.ts_ms = 'NaN'))],
+      // A body the host handed over as an object can hold a NaN no JSON text can.
+      ['source.ts_ms is NaN', { ...good(64), source: { ...good(64).source, ts_ms: Number.NaN } }],
+      ['source.lsn is -1', broken(65, (e) => (e.source.lsn = -1))],
+      [`source.lsn is ${2 ** 60}`, broken(66, (e) => (e.source.lsn = 2 ** 60))],
+      ['source.lsn is "12"', broken(67, (e) => (e.source.lsn = '12'))],
+      ['source.lsn is missing', broken(68, (e) => delete e.source.lsn)],
+      ['op is "x"', broken(69, (e) => (e.op = 'x'))],
+      ['source is null', broken(70, (e) => (e.source = null as unknown as Record<string, unknown>))],
+      ['before is [1,2]', broken(71, (e) => (e.before = [1, 2]))],
+      ['source.unchanged_toast is "a"', broken(72, (e) => (e.source.unchanged_toast = 'a'))],
+      ['source.table is ""', broken(73, (e) => (e.source.table = ''))],
+      ['source.txId is "653"', broken(74, (e) => (e.source.txId = '653'))],
+    ];
+    const deadLetters = new MemoryDeadLetterStore();
+    const bodies = [good(58), ...hostile.map(([, body]) => body), good(59)];
+
+    // Act
+    const report = await run(bodies, deadLetters);
+
+    // Assess
+    expect(report).toMatchObject({ total: hostile.length + 2, ok: 2, deadLettered: hostile.length, retried: 0 });
+    const reasons = [...deadLetters.documents.values()].map((d) => d.reason);
+    expect(reasons).toEqual(hostile.map(([what]) => expect.stringContaining(`PermanentRecordError: Not a change-event envelope: ${what} (expected `)));
+    expect(await getSource(client, index, '58')).toBeDefined();
+    expect(await getSource(client, index, '59')).toBeDefined();
+    for (let id = 60; id <= 74; id++) expect(await getSource(client, index, String(id))).toBeUndefined();
+  });
+
   it('dead-letters a key too long for an _id instead of failing the whole bulk request', async () => {
     const deadLetters = new MemoryDeadLetterStore();
     const long = changeEvent({ after: order(9), key: { orderid: 'x'.repeat(600) }, lsn: 100 });

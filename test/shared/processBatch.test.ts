@@ -3,7 +3,7 @@ import { processBatch } from '../../src/shared/batch/processBatch.js';
 import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink } from '../../src/shared/batch/types.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import type { DeadLetterStore } from '../../src/shared/deadletter/types.js';
-import { BatchProcessingError, PermanentRecordError, TransientSinkError } from '../../src/shared/core/errors.js';
+import { BatchProcessingError, ConfigError, PermanentRecordError, TransientSinkError } from '../../src/shared/core/errors.js';
 import type { PointerResolver } from '../../src/shared/batch/pointers.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { changeEvent, order } from '../functions/factories.js';
@@ -22,6 +22,9 @@ class FakeSink implements Sink<number> {
   prepare(event: ChangeEvent): number | null {
     if (event.source.table === 'skip_me') return null;
     if (event.source.table === 'poison') throw new PermanentRecordError('UNKNOWN_TABLE', 'No route for table retail.poison');
+    // A pure conversion that throws an unflagged error, as `new Date(ts_ms).toISOString()` does on a bad ts_ms.
+    if (event.source.table === 'bad_time') return new Date(Number.NaN).toISOString().length;
+    if (event.source.table === 'flagged') throw Object.assign(new Error('lookup table not loaded yet'), { canRetry: true });
     return Number(event.after?.orderid ?? event.before?.orderid);
   }
   write(prepared: readonly PreparedRecord<number>[]): Promise<ReadonlyMap<number, RecordOutcome>> {
@@ -108,6 +111,34 @@ describe('processBatch', () => {
       batch,
     });
     await expect(run).rejects.toBeInstanceOf(BatchProcessingError);
+  });
+
+  it('pure steps are retried forever: an unflagged error from prepare dead-letters the record, the rest of the batch is written', async () => {
+    const sink = new FakeSink();
+    const deadLetters = new MemoryDeadLetterStore();
+    const bodies = [changeEvent({ after: order(1) }), changeEvent({ table: 'retail.bad_time' }), changeEvent({ after: order(2) })];
+
+    const report = await processBatch(records(bodies), { sink, deadLetters, batch });
+
+    expect(report).toMatchObject({ ok: 2, deadLettered: 1, retried: 0 });
+    expect(sink.written).toEqual([1, 2]);
+    expect([...deadLetters.documents.values()].map((d) => [d.offset, d.reason])).toEqual([['10', 'RangeError: Invalid time value']]);
+  });
+
+  it('retries a pure step only when its error says canRetry: true; an I/O step unless it says it cannot (or it is a configuration error)', async () => {
+    const flagged = processBatch(records([changeEvent({ table: 'retail.flagged' })]), {
+      sink: new FakeSink(),
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
+    await expect(flagged).rejects.toThrow(/1 of 1 records must be retried.*lookup table not loaded yet/);
+
+    const config = processBatch(records([changeEvent()]), {
+      sink: new FakeSink(new Map(), new ConfigError('ES_CONTROL_INDEX', 'an index name', 'Bad')),
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
+    await expect(config).rejects.toThrow(/must be retried.*ES_CONTROL_INDEX/);
   });
 
   it('retries a record whose dead-letter cannot be stored', async () => {

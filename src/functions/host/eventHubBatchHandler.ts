@@ -8,15 +8,22 @@ import type { InvocationContext } from '@azure/functions';
 import { processBatch } from '../../shared/batch/processBatch.js';
 import type { BatchReport } from '../../shared/batch/types.js';
 import type { SinkDeps } from '../../shared/sinks/registry.js';
-import { fromTriggerMetadata } from './fromTriggerMetadata.js';
+import { fromTriggerMetadata, type TriggerOrigin } from './fromTriggerMetadata.js';
 import { loggerFromContext } from './logger.js';
 
 export type EventHubBatchHandler = (messages: unknown, context: InvocationContext) => Promise<BatchReport>;
 
-export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>): EventHubBatchHandler {
+export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>, origin: TriggerOrigin = {}): EventHubBatchHandler {
   return async (messages, context) => {
-    const { records, batch } = fromTriggerMetadata(messages, context);
+    const { records, batch, unplaced } = fromTriggerMetadata(messages, context, origin);
     const logger = loggerFromContext(context);
+    if (unplaced > 0) {
+      logger.warn(
+        `${batch.functionName}: ${unplaced} of ${records.length} records of partition ${batch.partitionId} have no offset, sequence number or ` +
+          `enqueued time in the trigger metadata; their dead-letters are named by invocation id and index (unplaced/${context.invocationId}-<i>), ` +
+          'so a retried invocation may store them again',
+      );
+    }
     const retry = context.retryContext;
     if (retry && retry.retryCount > 0) {
       logger.warn(

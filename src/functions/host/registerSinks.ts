@@ -4,7 +4,8 @@ import type { Env } from '../../shared/core/env.js';
 import { lazy } from '../../shared/core/lazy.js';
 import { SINKS, type SinkDefinition } from '../../shared/sinks/registry.js';
 import { createEventHubBatchHandler } from './eventHubBatchHandler.js';
-import { BODY_DATA_TYPE, consumerGroup, EVENT_HUB_CONNECTION, eventHubName, retryPolicy, type SinkTriggerOptions } from './settings.js';
+import type { TriggerOrigin } from './fromTriggerMetadata.js';
+import { BODY_DATA_TYPE, consumerGroup, EVENT_HUB_CONNECTION, eventHubName, eventHubNamespace, retryPolicy, type SinkTriggerOptions } from './settings.js';
 
 /** The trigger of one sink: batches of binary bodies, its own consumer group, retries that hold the checkpoint. */
 export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTriggerOptions {
@@ -15,7 +16,20 @@ export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTr
     cardinality: 'many',
     dataType: BODY_DATA_TYPE,
     retry: retryPolicy(env),
-    handler: createEventHubBatchHandler(lazy(() => definition.depsFromEnv(env))),
+    // What the trigger is configured to read, for dead-letter names when partitionContext lacks it.
+    handler: createEventHubBatchHandler(
+      lazy(() => definition.depsFromEnv(env)),
+      triggerOrigin(env, definition),
+    ),
+  };
+}
+
+/** The namespace, hub and consumer group a sink's trigger reads, resolved from the settings. */
+export function triggerOrigin(env: Env, definition: SinkDefinition): TriggerOrigin {
+  return {
+    namespace: eventHubNamespace(env),
+    eventHubName: env.CDC_TOPIC ?? 'cdc-events',
+    consumerGroup: env[definition.consumerGroupSetting] ?? definition.defaultConsumerGroup,
   };
 }
 

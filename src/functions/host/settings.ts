@@ -15,6 +15,31 @@ export function eventHubName(env: Env): string {
   return env.CDC_TOPIC === undefined ? 'cdc-events' : '%CDC_TOPIC%';
 }
 
+/**
+ * The Event Hubs namespace the triggers read from, as configured: `EventHubConnection__fullyQualifiedNamespace`
+ * (identity-based connection), else the host of the `Endpoint` in the `EventHubConnection` connection
+ * string. Only used when the trigger's `partitionContext` does not carry it. Never returns or logs the
+ * connection string itself (it holds the key).
+ */
+export function eventHubNamespace(env: Env): string | undefined {
+  // Tolerates `sb://<ns>/` pasted in place of the bare host name.
+  const fqns = env[`${EVENT_HUB_CONNECTION}__fullyQualifiedNamespace`]
+    ?.trim()
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/+$/, '');
+  if (fqns) return fqns;
+  const endpoint = env[EVENT_HUB_CONNECTION]?.split(';')
+    .map((part) => part.trim())
+    .find((part) => part.toLowerCase().startsWith('endpoint='))
+    ?.slice('endpoint='.length);
+  if (!endpoint) return undefined;
+  try {
+    return new URL(endpoint).hostname || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Unbounded exponential backoff: a failing batch holds its partition's checkpoint until it succeeds. */
 export function retryPolicy(env: Env): ExponentialBackoffRetryOptions {
   return {

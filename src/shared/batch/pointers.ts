@@ -5,9 +5,10 @@
  * other. A Blob that does not exist (or does not hold an event) is a permanent failure for that record;
  * storage unavailable is transient.
  */
-import { describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
+import { CdcError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import { decodeBody } from '../events/decode.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
+import { outcomeOfIoError, outcomeOfPureStepError } from './outcomes.js';
 import type { RecordOutcome } from './types.js';
 
 export interface PointerResolver {
@@ -23,11 +24,22 @@ export async function resolvePointers(events: (ChangeEvent | undefined)[], outco
   const work = async (index: number): Promise<void> => {
     const pointer = events[index]?.deadletter;
     if (!pointer) return;
+    events[index] = undefined;
+    // I/O: reading the Blob may work next time (a missing Blob says it cannot: POINTER_BROKEN).
+    let bytes: Buffer;
     try {
       if (!resolver) throw new TransientSinkError(`Pointer event (${pointer.container}/${pointer.blob}) but no pointer store is configured`);
-      const bytes = await resolver.fetch(pointer);
-      const notAnEvent = (cause?: unknown) =>
-        new PermanentRecordError('POINTER_BROKEN', `Blob ${pointer.container}/${pointer.blob} does not hold a full change event`, cause);
+      bytes = await resolver.fetch(pointer);
+    } catch (error) {
+      outcomes[index] = outcomeOfIoError(
+        error instanceof CdcError ? error : new TransientSinkError(`Could not read pointer blob ${pointer.container}/${pointer.blob}`, error),
+      );
+      return;
+    }
+    // Pure: the same bytes decode the same way on every attempt.
+    const notAnEvent = (cause?: unknown) =>
+      new PermanentRecordError('POINTER_BROKEN', `Blob ${pointer.container}/${pointer.blob} does not hold a full change event`, cause);
+    try {
       let decoded;
       try {
         decoded = decodeBody(bytes);
@@ -37,15 +49,7 @@ export async function resolvePointers(events: (ChangeEvent | undefined)[], outco
       if (decoded.kind !== 'event' || decoded.event.deadletter) throw notAnEvent();
       events[index] = decoded.event;
     } catch (error) {
-      events[index] = undefined;
-      outcomes[index] =
-        error instanceof PermanentRecordError
-          ? { status: 'deadLetter', reason: describeError(error), error }
-          : {
-              status: 'retry',
-              error:
-                error instanceof TransientSinkError ? error : new TransientSinkError(`Could not read pointer blob ${pointer.container}/${pointer.blob}`, error),
-            };
+      outcomes[index] = outcomeOfPureStepError(error);
     }
   };
   for (let i = 0; i < pending.length; i += CONCURRENCY) await Promise.all(pending.slice(i, i + CONCURRENCY).map(work));

@@ -7,10 +7,11 @@
  */
 import { tableId } from '../events/changeEvent.js';
 import { decodeBody } from '../events/decode.js';
-import { BatchProcessingError, canRetry, describeError, TransientSinkError } from '../core/errors.js';
+import { BatchProcessingError, describeError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
+import { outcomeOfIoError, outcomeOfPureStepError } from './outcomes.js';
 import { resolvePointers, type PointerResolver } from './pointers.js';
 import type { BatchInfo, BatchReport, EventRecord, PreparedRecord, RecordOutcome, Sink } from './types.js';
 
@@ -21,10 +22,6 @@ export interface ProcessBatchOptions<T> {
   logger?: Logger;
   /** Fetches the full event of a pointer event (`deadletter` set by the reader for oversized events). */
   pointers?: PointerResolver;
-}
-
-export function outcomeOfError(error: unknown): RecordOutcome {
-  return canRetry(error) ? { status: 'retry', error } : { status: 'deadLetter', reason: describeError(error), error };
 }
 
 export async function processBatch<T>(records: readonly EventRecord[], options: ProcessBatchOptions<T>): Promise<BatchReport> {
@@ -39,7 +36,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
       if (decoded.kind === 'event') return decoded.event;
       outcomes[index] = { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
     } catch (error) {
-      outcomes[index] = outcomeOfError(error);
+      outcomes[index] = outcomeOfPureStepError(error);
     }
     return undefined;
   });
@@ -58,7 +55,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
       }
       prepared.push({ index, record, event, item });
     } catch (error) {
-      outcomes[index] = outcomeOfError(error);
+      outcomes[index] = outcomeOfPureStepError(error);
     }
   });
 
@@ -67,7 +64,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
       const failures = await sink.write(prepared, batch, { logger });
       for (const [index, outcome] of failures) outcomes[index] = outcome;
     } catch (error) {
-      const outcome = outcomeOfError(error);
+      const outcome = outcomeOfIoError(error);
       for (const p of prepared) outcomes[p.index] = outcome;
     }
   }

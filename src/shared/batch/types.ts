@@ -10,12 +10,24 @@ export interface EventRecord {
   sequenceNumber: string;
   enqueuedTimeUtc?: string;
   properties?: Record<string, unknown>;
+  /**
+   * Set by the host when its metadata did not place this record (no offset, sequence number or
+   * enqueued time for it): an id unique to this delivery (e.g. `<invocation id>-<index>`). Names that
+   * must not collide with another batch's record (dead-letters) use it instead of the position.
+   */
+  unplacedId?: string;
 }
 
-/** Where a batch comes from: used for dead-letter names, ADX ingestion tags and logs. */
+/**
+ * Where a batch comes from: used for dead-letter names, ADX ingestion tags and logs. Offsets and
+ * sequence numbers are only unique within one event hub's lifetime (a recreated hub starts again at
+ * 0), so names built from them also carry the namespace, hub and consumer group.
+ */
 export interface BatchInfo {
   functionName: string;
   invocationId?: string;
+  /** Fully qualified Event Hubs namespace (`<ns>.servicebus.windows.net`), or `unknown-namespace`. */
+  namespace?: string;
   consumerGroup?: string;
   eventHubName?: string;
   partitionId: string;

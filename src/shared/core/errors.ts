@@ -87,7 +87,9 @@ export function ensureError(value: unknown): Error {
 
 /**
  * Whether retrying can help. Errors without a `canRetry` flag are unknown failures (network, bugs in
- * a dependency) and are treated as retryable: retrying loses nothing, dead-lettering might.
+ * a dependency) and are treated as retryable: retrying loses nothing, dead-lettering might. That holds
+ * for I/O only: the batch core treats unflagged errors of pure steps (decode, `prepare`) as permanent,
+ * since they throw again on every attempt (src/shared/batch/outcomes.ts).
  */
 export function canRetry(error: unknown): boolean {
   if (typeof error === 'object' && error !== null && 'canRetry' in error) {

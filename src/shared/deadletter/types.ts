@@ -9,6 +9,7 @@ export interface DeadLetter {
 /** What is stored for each dead-lettered record (JSON). */
 export interface DeadLetterDocument {
   functionName: string;
+  namespace: string | null;
   consumerGroup: string | null;
   eventHubName: string | null;
   partitionId: string;
@@ -23,6 +24,8 @@ export interface DeadLetterDocument {
   bodyType: 'buffer' | 'string' | 'json';
   properties: Record<string, unknown> | null;
   invocationId: string | null;
+  /** Set when the host could not place the record (see `EventRecord.unplacedId`). */
+  unplacedId: string | null;
   deadLetteredAt: string;
 }
 

@@ -59,26 +59,61 @@ export function decodeBody(body: unknown): Decoded {
   return event.op === 'm' ? { kind: 'message', event } : { kind: 'event', event };
 }
 
+/** What a field held, for the reason: `missing`, `NaN`, `"abc"`, `[1,2]` (cut at 60 characters). */
+function held(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? typeof value;
+  } catch {
+    text = typeof value;
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** A WAL position: a JSON number that is a non-negative integer and exact in JavaScript. */
+function isLsn(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Checks every field a sink reads, so a malformed event is dead-lettered here with a reason naming the
+ * field, instead of throwing somewhere in a sink (`new Date(ts_ms).toISOString()`) or being written
+ * with a version or key it does not have. Row ops must carry `source.lsn`: every sink versions rows by
+ * it (docs/reader.md "Versioning contract for sinks").
+ */
 function validateEnvelope(value: Record<string, unknown>): ChangeEvent {
-  const fail = (what: string): never => {
-    throw new PermanentRecordError('NOT_AN_ENVELOPE', `Not a change-event envelope: ${what}`);
+  const fail = (field: string, got: unknown, expected: string): never => {
+    throw new PermanentRecordError('NOT_AN_ENVELOPE', `Not a change-event envelope: ${field} is ${held(got)} (expected ${expected})`);
   };
   const { op, source, before, after, key } = value;
-  if (typeof op !== 'string' || !OPS.has(op)) fail(`op is ${JSON.stringify(op)}`);
-  if (!isObject(source)) return fail('source is missing');
+  if (typeof op !== 'string' || !OPS.has(op)) return fail('op', op, 'one of c, u, d, r, t, m');
+  if (!isObject(source)) return fail('source', source, 'an object');
   if (op === 'm') return value as unknown as ChangeEvent;
-  if (typeof source.schema !== 'string' || typeof source.table !== 'string') fail('source.schema/source.table missing');
-  if (before !== undefined && before !== null && !isObject(before)) fail('before is not an object');
-  if (after !== undefined && after !== null && !isObject(after)) fail('after is not an object');
-  if (key !== undefined && key !== null && !isObject(key)) fail('key is not an object');
+  if (typeof value.ts_ms !== 'number' || !Number.isFinite(value.ts_ms)) fail('ts_ms', value.ts_ms, 'a finite number of ms since the epoch');
+  if (typeof source.ts_ms !== 'number' || !Number.isFinite(source.ts_ms)) fail('source.ts_ms', source.ts_ms, 'a finite number of ms since the epoch');
+  if (typeof source.schema !== 'string' || source.schema === '') fail('source.schema', source.schema, 'a non-empty string');
+  if (typeof source.table !== 'string' || source.table === '') fail('source.table', source.table, 'a non-empty string');
+  if (!isLsn(source.lsn)) fail('source.lsn', source.lsn, 'a non-negative safe integer (every sink versions rows by it)');
+  if (source.commit_lsn !== undefined && source.commit_lsn !== null && !isLsn(source.commit_lsn))
+    fail('source.commit_lsn', source.commit_lsn, 'a non-negative safe integer or null');
+  if (source.txId !== null && (typeof source.txId !== 'number' || !Number.isSafeInteger(source.txId))) fail('source.txId', source.txId, 'an integer or null');
+  const toast = source.unchanged_toast;
+  if (toast !== undefined && (!Array.isArray(toast) || !toast.every((c) => typeof c === 'string')))
+    fail('source.unchanged_toast', toast, 'an array of column names');
+  if (before !== undefined && before !== null && !isObject(before)) fail('before', before, 'an object or null');
+  if (after !== undefined && after !== null && !isObject(after)) fail('after', after, 'an object or null');
+  // Key columns and their values are checked by `keyOf`, the one key rule of every sink.
+  if (key !== undefined && key !== null && !isObject(key)) fail('key', key, 'an object of key columns or null');
   const pointer = value.deadletter;
   if (pointer !== undefined && pointer !== null) {
     // A pointer event: the full event (too large for the hub) is in a Blob; row images are null here.
-    if (!isObject(pointer) || typeof pointer.container !== 'string' || typeof pointer.blob !== 'string') fail('deadletter pointer without container/blob');
+    if (!isObject(pointer) || typeof pointer.container !== 'string' || typeof pointer.blob !== 'string')
+      fail('deadletter', pointer, 'a pointer with container and blob');
   } else {
-    if ((op === 'c' || op === 'u' || op === 'r') && !isObject(after)) fail(`op ${op} without after`);
-    if (op === 'd' && !isObject(before) && !isObject(key)) fail('delete without before or key');
+    if ((op === 'c' || op === 'u' || op === 'r') && !isObject(after)) fail('after', after, `the new row for op ${op}`);
+    if (op === 'd' && !isObject(before) && !isObject(key)) fail('before', before, 'the old row or a key for a delete');
   }
-  if (source.lsn !== undefined && source.lsn !== null && typeof source.lsn !== 'number') fail('source.lsn is not a number');
   return value as unknown as ChangeEvent;
 }

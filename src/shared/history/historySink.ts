@@ -3,6 +3,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { getInt, getString, type Env } from '../core/env.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
+import { keyOf } from '../events/documentId.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch/bulkWriter.js';
 import { TransientSinkError } from '../core/errors.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
@@ -28,6 +29,9 @@ export class ElasticsearchHistorySink implements Sink<HistoryRow[]> {
 
   prepare(event: ChangeEvent): HistoryRow[] | null {
     const route = this.options.router.route(event.source.schema, event.source.table);
+    // The key rule every sink applies (rows of the same event are dead-lettered by the Elasticsearch
+    // sink for the same reason); truncates have no key, snapshot reads write no history.
+    if (route.history?.enabled !== false && (event.op === 'c' || event.op === 'u' || event.op === 'd')) keyOf(event);
     const rows = historyRows(event, route.history);
     return rows.length > 0 ? rows : null;
   }

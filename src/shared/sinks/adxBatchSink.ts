@@ -8,6 +8,7 @@
 import type { AdxBatch, AdxSink, AdxTableFailure, AdxTableWrite } from '../adx/index.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
+import { keyOf } from '../events/documentId.js';
 import { describeError, PermanentRecordError } from '../core/errors.js';
 
 /** The part of `AdxSink` the core needs (a seam for tests). */
@@ -25,6 +26,7 @@ export class AdxBatchSink implements Sink<ChangeEvent> {
     if (this.adx.routeFor(table) === undefined) {
       throw new PermanentRecordError('UNKNOWN_TABLE', `No ADX route for table ${table} (ADX_TABLE_ROUTES)`);
     }
+    if (event.op !== 't') keyOf(event); // the key rule of every sink (NO_KEY)
     return event;
   }
 
