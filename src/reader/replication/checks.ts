@@ -158,28 +158,46 @@ export function checkSlotUsable(slot: string, state: SlotState): void {
   }
 }
 
-/** Creates the publication when missing; adds listed tables missing from an existing one. */
+/**
+ * Creates the publication when missing; adds listed tables missing from an existing one.
+ *
+ * Always with `publish_via_partition_root = true` (an existing publication without it is altered): a
+ * partitioned table's changes are then published under the parent's name, as its snapshot rows are
+ * (`SELECT` from the parent), instead of under each partition's name, so every event of the table has one
+ * schema.table and sinks route them together. (PostgreSQL 13+.)
+ */
 export async function ensurePublication(
   client: Client,
   name: string,
   tables: CheckedTable[],
   allTables: boolean,
 ): Promise<'created' | 'updated' | 'unchanged'> {
-  const { rows } = await client.query<{ puballtables: boolean }>('SELECT puballtables FROM pg_catalog.pg_publication WHERE pubname = $1', [name]);
+  const { rows } = await client.query<{ puballtables: boolean; pubviaroot: boolean }>(
+    'SELECT puballtables, pubviaroot FROM pg_catalog.pg_publication WHERE pubname = $1',
+    [name],
+  );
   const list = tables.map((t) => qualified(t.schema, t.table)).join(', ');
+  const options = 'WITH (publish_via_partition_root = true)';
   if (!rows[0]) {
-    if (allTables) await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES`);
-    else await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
+    if (allTables) await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES ${options}`);
+    else await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list} ${options}`);
     return 'created';
   }
-  if (rows[0].puballtables) return 'unchanged';
+  let state: 'updated' | 'unchanged' = 'unchanged';
+  if (!rows[0].pubviaroot) {
+    await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET (publish_via_partition_root = true)`);
+    state = 'updated';
+  }
+  if (rows[0].puballtables) return state;
+  // Read after the option is set: pg_publication_tables then lists a published partitioned table itself,
+  // not its partitions (before, a listed parent looked missing and ADD TABLE failed: already a member).
   const existing = await client.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1',
     [name],
   );
   const have = new Set(existing.rows.map((r) => `${r.schemaname}\u0000${r.tablename}`));
   const missing = tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
-  if (missing.length === 0) return 'unchanged';
+  if (missing.length === 0) return state;
   await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing.map((t) => qualified(t.schema, t.table)).join(', ')}`);
   return 'updated';
 }
