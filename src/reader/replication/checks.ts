@@ -4,15 +4,23 @@
 import type { Client } from 'pg';
 import type { TableRef } from '../config.js';
 import { StartupError } from '../errors.js';
+import { eventKeyColumns, indexColumnsSql } from './relations.js';
 import { qualified, quoteIdent } from './sql.js';
 
 export interface CheckedTable extends TableRef {
   oid: number;
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
   primaryKey: string[];
-  /** The event key: primary key, else replica identity index, else (FULL) every column. */
+  /**
+   * The event key, by the rule the stream applies to the Relation message (`eventKeyColumns`): DEFAULT the
+   * primary key, USING INDEX the identity index's columns, FULL the primary key or else every column.
+   */
   keyColumns: string[];
+  /** No unique key: the key is every column (the snapshot then reads the table in one pass). */
+  wholeRowKey: boolean;
 }
+
+const IDENTITY = { d: 'default', n: 'nothing', f: 'full', i: 'index' } as const;
 
 export async function checkWalLevel(client: Client): Promise<void> {
   const { rows } = await client.query<{ wal_level: string }>('SHOW wal_level');
@@ -71,16 +79,8 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
     }>(
       `SELECT c.oid::int AS oid, c.relreplident::text AS relreplident,
               has_table_privilege(c.oid, 'SELECT') AS can_select,
-              (SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_catalog.pg_index i
-                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
-              (SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_catalog.pg_index i
-                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                WHERE i.indrelid = c.oid AND i.indisreplident) AS ri,
+              ${indexColumnsSql('c.oid', 'i.indisprimary')} AS pk,
+              ${indexColumnsSql('c.oid', 'i.indisreplident')} AS ri,
               (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -109,8 +109,18 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
           `Fix: add a primary key (ALTER TABLE ${name} ADD PRIMARY KEY (...)), or ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <unique index>).`,
       );
     }
-    const keyColumns = pk.length > 0 ? pk : ident === 'i' && r.ri ? r.ri : (r.cols ?? []);
-    out.push({ schema: t.schema, table: t.table, oid: r.oid, replicaIdentity: ident, primaryKey: pk, keyColumns });
+    // The columns the server will flag as the replica identity in its Relation message, so the snapshot
+    // keys rows exactly as the stream will (eventKeyColumns).
+    const cols = r.cols ?? [];
+    const identity = ident === 'd' ? pk : ident === 'i' ? (r.ri ?? []) : ident === 'f' ? cols : [];
+    const { keyColumns, wholeRowKey } = eventKeyColumns({
+      replicaIdentity: IDENTITY[ident],
+      identity: cols.filter((c) => identity.includes(c)), // flagged in attribute order, as the server sends them
+      columns: cols,
+      primaryKey: pk,
+      identityIndex: r.ri ?? [],
+    });
+    out.push({ schema: t.schema, table: t.table, oid: r.oid, replicaIdentity: ident, primaryKey: pk, keyColumns, wholeRowKey });
   }
   return out;
 }

@@ -261,6 +261,10 @@ export class ChangeStream {
     if (prev && prev.columns.map((c) => c.name).join('\u0000') !== info.columns.map((c) => c.name).join('\u0000')) {
       this.d.log.info('table schema changed', { table: `${info.schema}.${info.table}`, columns: info.columns.map((c) => c.name) });
     }
+    if (prev && prev.keyColumns.join('\u0000') !== info.keyColumns.join('\u0000')) {
+      // Sinks address rows by key: events from here on use other key columns.
+      this.d.log.warn('table key columns changed', { table: `${info.schema}.${info.table}`, from: prev.keyColumns, to: info.keyColumns });
+    }
   }
 
   private relation(oid: number): RelationInfo {
@@ -342,14 +346,15 @@ export class ChangeStream {
     }
     if (msg.tag === 'delete') {
       const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
+      if (before === null) throw new Error(`delete of ${rel.schema}.${rel.table} without an old key or row`);
       return [env(rel, 'd', before, null, keyOf(rel, before))];
     }
     const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
     const newKey = keyOf(rel, { ...(old ?? {}), ...after });
     const oldKey = old ? keyOf(rel, old) : null;
-    if (oldKey && newKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
-      // Primary key changed: a delete of the old key and a create of the new one (as Debezium does),
+    if (oldKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
+      // Key changed: a delete of the old key and a create of the new one (as Debezium does),
       // so key-addressed sinks do not keep the old row.
       return [env(rel, 'd', old, null, oldKey), env(rel, 'c', null, after, newKey, unchanged)];
     }

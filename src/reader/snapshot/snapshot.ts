@@ -12,6 +12,7 @@ import type { Lsn } from '../lsn.js';
 import type { TableSnapshotProgress } from '../metrics.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
+import { keyFrom } from '../replication/relations.js';
 import { qualified, quoteIdent } from '../replication/sql.js';
 
 export interface SnapshotDeps extends EventOutputDeps {
@@ -66,7 +67,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
 async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: CheckedTable, p: TableProgress): Promise<'done' | 'stopped'> {
   const { client, log } = deps;
   const name = qualified(table.schema, table.table);
-  const keyed = table.primaryKey.length > 0 || table.replicaIdentity === 'i';
+  const keyed = !table.wholeRowKey;
   const chunkKey = table.keyColumns;
   const est = await client.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_catalog.pg_class WHERE oid = $1', [table.oid]);
   const estimate = Number(est.rows[0]?.n ?? 0);
@@ -100,8 +101,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
         const v = raw[f.name];
         row[f.name] = v === null || v === undefined ? null : decoders[i]!(v);
       });
-      const key: RowImage = {};
-      for (const k of chunkKey) key[k] = row[k] ?? null;
+      const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
       const event = buildEnvelope({
         op: 'r',
         serverName: deps.serverName,
