@@ -44,6 +44,11 @@ interface OpenTx {
   commitLsn: Lsn;
   commitTimeMs: number;
   entry: TxEntry;
+  /**
+   * Keys (key JSON, per relation OID) that a key-changing update of this transaction created; see
+   * `toEvents`. Created on the first key change only; dropped with the transaction at commit.
+   */
+  keyChangeCreated: Map<number, Set<string>> | null;
 }
 
 export class ChangeStream {
@@ -241,7 +246,13 @@ export class ChangeStream {
     const fast = msg instanceof BeginMessage;
     const commitTimeMs = fast ? msg.commitTimeMs : Number(msg.commitTime) / 1000;
     entry.commitTimeMs = commitTimeMs;
-    this.tx = { xid: msg.xid, commitLsn: fast ? msg.commitLsnValue : msg.commitLsn ? parseLsn(msg.commitLsn) : 0n, commitTimeMs, entry };
+    this.tx = {
+      xid: msg.xid,
+      commitLsn: fast ? msg.commitLsnValue : msg.commitLsn ? parseLsn(msg.commitLsn) : 0n,
+      commitTimeMs,
+      entry,
+      keyChangeCreated: null,
+    };
   }
 
   private onCommit(): void {
@@ -333,10 +344,9 @@ export class ChangeStream {
         nowMs: now,
       });
     if (msg.tag === 'truncate') {
-      return msg.relations
-        .map((r) => this.relation(r.relationOid))
-        .filter((rel) => rel.schema !== this.d.stateSchema)
-        .map((rel) => env(rel, 't', null, null, null));
+      const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.d.stateSchema);
+      for (const rel of rels) tx.keyChangeCreated?.delete(rel.oid); // those rows are gone
+      return rels.map((rel) => env(rel, 't', null, null, null));
     }
     const rel = this.relation(msg.relation.relationOid);
     if (rel.schema === this.d.stateSchema) return [];
@@ -347,16 +357,35 @@ export class ChangeStream {
     if (msg.tag === 'delete') {
       const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
       if (before === null) throw new Error(`delete of ${rel.schema}.${rel.table} without an old key or row`);
-      return [env(rel, 'd', before, null, keyOf(rel, before))];
+      const key = keyOf(rel, before);
+      // A plain DELETE is always emitted; the row a key change created there is gone with it.
+      tx.keyChangeCreated?.get(rel.oid)?.delete(JSON.stringify(key));
+      return [env(rel, 'd', before, null, key)];
     }
     const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
     const newKey = keyOf(rel, { ...(old ?? {}), ...after });
     const oldKey = old ? keyOf(rel, old) : null;
-    if (oldKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
-      // Key changed: a delete of the old key and a create of the new one (as Debezium does),
-      // so key-addressed sinks do not keep the old row.
-      return [env(rel, 'd', old, null, oldKey), env(rel, 'c', null, after, newKey, unchanged)];
+    const oldJson = oldKey ? JSON.stringify(oldKey) : null;
+    const newJson = JSON.stringify(newKey);
+    if (oldJson !== null && oldJson !== newJson) {
+      // Key changed: a delete of the old key and a create of the new one (as Debezium does), so
+      // key-addressed sinks do not keep the old row. Except when a key change earlier in this
+      // transaction created the old key: one statement can shift keys (`SET id = id + 1` on a deferrable
+      // key decodes as 1→2, 2→3, …), and the delete of 2 would then remove the row that moved into 2
+      // just before. The row that leaves 2 has already been replaced there, so only its create is emitted.
+      // (Not distinguishable in the WAL from one row moved twice in one transaction, 1→2 then 2→3,
+      // which therefore leaves key 2 in the sinks: docs/reader.md "The event".)
+      let created = tx.keyChangeCreated?.get(rel.oid);
+      const oldReplaced = created?.has(oldJson) ?? false;
+      if (!created) {
+        tx.keyChangeCreated ??= new Map();
+        created = new Set();
+        tx.keyChangeCreated.set(rel.oid, created);
+      }
+      created.add(newJson);
+      const create = env(rel, 'c', null, after, newKey, unchanged);
+      return oldReplaced ? [create] : [env(rel, 'd', old, null, oldKey), create];
     }
     return [env(rel, 'u', old, after, newKey, unchanged)];
   }
