@@ -24,10 +24,13 @@ describe('reader: a key shift in one statement leaves every shifted key present'
     // Rows are inserted (so scanned and updated) in ascending or descending key order. A deferrable
     // primary key is no replica identity for PostgreSQL: such a table needs REPLICA IDENTITY FULL.
     await c.query(`CREATE SCHEMA ${s};
-      ${table('up_asc', 'ASC')} ${table('down_desc', 'DESC')} ${table('up_desc', 'DESC')} ${table('down_asc', 'ASC')} ${table('shift_del', 'ASC')}`);
-    const tables = ['up_asc', 'down_desc', 'up_desc', 'down_asc', 'shift_del'].map((t) => `${s}.${t}`).join(',');
-    r = await startReader(readerEnv(name, { CDC_TABLES: tables, CDC_SNAPSHOT_MODE: 'never', CDC_TOPIC_TEMPLATE: '{schema}.{table}' }));
-    topic = await TopicCollector.start(['up_asc', 'down_desc', 'up_desc', 'down_asc', 'shift_del'].map((t) => `${s}.${t}`));
+      ${table('up_asc', 'ASC')} ${table('down_desc', 'DESC')} ${table('up_desc', 'DESC')} ${table('down_asc', 'ASC')} ${table('shift_del', 'ASC')}
+      CREATE TABLE ${s}.swap (id int PRIMARY KEY, v text);
+      CREATE TABLE ${s}.keyless (id int, v text);
+      ALTER TABLE ${s}.keyless REPLICA IDENTITY FULL;`);
+    const names = ['up_asc', 'down_desc', 'up_desc', 'down_asc', 'shift_del', 'swap', 'keyless'].map((t) => `${s}.${t}`);
+    r = await startReader(readerEnv(name, { CDC_TABLES: names.join(','), CDC_SNAPSHOT_MODE: 'never', CDC_TOPIC_TEMPLATE: '{schema}.{table}' }));
+    topic = await TopicCollector.start(names);
   });
   afterAll(async () => {
     await r?.stop();
@@ -36,10 +39,10 @@ describe('reader: a key shift in one statement leaves every shifted key present'
     await c.end();
   });
 
-  /** The table's rows, keyed as applyPerKey keys them. */
+  /** The table's rows, keyed as applyPerKey keys them (the keyless table by the whole row). */
   async function rows(t: string): Promise<Map<string, Record<string, unknown>>> {
     const res = await c.query<{ id: number; v: string }>(`SELECT id, v FROM ${s}.${t}`);
-    return new Map(res.rows.map((row) => [`${s}.${t}\u0000${JSON.stringify({ id: row.id })}`, row]));
+    return new Map(res.rows.map((row) => [`${s}.${t}\u0000${JSON.stringify(t === 'keyless' ? row : { id: row.id })}`, row]));
   }
 
   /**
@@ -52,7 +55,7 @@ describe('reader: a key shift in one statement leaves every shifted key present'
       throw err;
     });
     const expected = await rows(t);
-    await c.query(`INSERT INTO ${s}.${t} VALUES (1000, 'marker')`);
+    await c.query(`INSERT INTO ${s}.${t} VALUES (1000, 'marker')`); // comes after the shift's events
     await topic.waitFor(`${t}: the marker`, (es) => es.some((e) => e.source.table === t && e.key?.id === 1000));
     const items = topic.items.filter((i) => i.event.source.table === t && i.event.key?.id !== 1000);
     expect(applyPerKey(items)).toEqual(expected);
@@ -76,5 +79,21 @@ describe('reader: a key shift in one statement leaves every shifted key present'
     // The shift deletes only key 1 (no row moved into it); the plain DELETE of key 3 comes after.
     const deletes = topic.events((e) => e.source.table === 'shift_del' && e.op === 'd').map((e) => e.key);
     expect(deletes).toEqual([{ id: 1 }, { id: 3 }]);
+  });
+
+  // Where a key is unique row by row, the row leaving a key is always the one there, so a key change's
+  // delete must be emitted even when this transaction moved that row there.
+  test('keys unique row by row: a swap through a temporary key in one transaction still deletes the temporary key', async () => {
+    await shift(
+      'swap',
+      `INSERT INTO ${s}.swap VALUES (1, 'one'), (2, 'two'); BEGIN; UPDATE ${s}.swap SET id = -1 WHERE id = 1; UPDATE ${s}.swap SET id = 1 WHERE id = 2; UPDATE ${s}.swap SET id = 2 WHERE id = -1; COMMIT`,
+    );
+  });
+
+  test('a keyless REPLICA IDENTITY FULL table: a row updated twice in one transaction leaves only its last image', async () => {
+    await shift(
+      'keyless',
+      `INSERT INTO ${s}.keyless VALUES (1, 'a'), (2, 'b'); BEGIN; UPDATE ${s}.keyless SET v = 'a2' WHERE id = 1; UPDATE ${s}.keyless SET v = 'a3' WHERE id = 1; COMMIT`,
+    );
   });
 });

@@ -91,7 +91,16 @@ describe('reader: key columns follow the replica identity the server sends', () 
 
 describe('reader: an event key is never built with a missing key column', () => {
   test('a key column absent from what the server sent fails loudly, naming the table, instead of a null key', () => {
-    const rel: RelationInfo = { oid: 1, schema: 'app', table: 'orders', replicaIdentity: 'index', columns: [], keyColumns: ['code'], wholeRowKey: false };
+    const rel: RelationInfo = {
+      oid: 1,
+      schema: 'app',
+      table: 'orders',
+      replicaIdentity: 'index',
+      columns: [],
+      keyColumns: ['code'],
+      wholeRowKey: false,
+      keyMayRepeat: false,
+    };
     expect(() => keyOf(rel, { id: 1 })).toThrow(/key column "code" of app\.orders is missing from the row the server sent/);
     expect(() => keyOf(rel, { code: null })).toThrow(/key column "code" of app\.orders is NULL/);
     expect(keyOf(rel, { id: 1, code: 'x' })).toEqual({ code: 'x' });

@@ -15,6 +15,13 @@ export interface RelationInfo {
   keyColumns: string[];
   /** The key is every column (no unique key): a NULL is then a legitimate key value. */
   wholeRowKey: boolean;
+  /**
+   * Two rows can hold the key at one moment of a transaction: it is a DEFERRABLE primary key (possible
+   * only with REPLICA IDENTITY FULL: PostgreSQL never uses a deferrable index as the identity). Any
+   * other unique key is checked row by row by a non-deferrable index. (A whole-row key is not unique at
+   * all, but there a row equal to another is a duplicate the sinks cannot hold apart anyway.)
+   */
+  keyMayRepeat: boolean;
 }
 
 /** SQL: the columns of the index of relation `rel` matching `cond`, in index key order (null when there is none). */
@@ -26,10 +33,14 @@ export const indexColumnsSql = (rel: string, cond: string): string =>
      WHERE i.indrelid = ${rel} AND ${cond})`;
 
 /** The primary key and the replica identity index of a table from the catalog, each in index key order. */
-export async function catalogKeys(query: Query, relOid: number): Promise<{ primaryKey: string[]; identityIndex: string[] }> {
-  const { rows } = await query(`SELECT ${indexColumnsSql('$1', 'i.indisprimary')} AS pk, ${indexColumnsSql('$1', 'i.indisreplident')} AS ri`, [relOid]);
-  const r = rows[0] as { pk: string[] | null; ri: string[] | null } | undefined;
-  return { primaryKey: r?.pk ?? [], identityIndex: r?.ri ?? [] };
+export async function catalogKeys(query: Query, relOid: number): Promise<{ primaryKey: string[]; primaryKeyDeferrable: boolean; identityIndex: string[] }> {
+  const { rows } = await query(
+    `SELECT ${indexColumnsSql('$1', 'i.indisprimary')} AS pk, ${indexColumnsSql('$1', 'i.indisreplident')} AS ri,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = $1 AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable`,
+    [relOid],
+  );
+  const r = rows[0] as { pk: string[] | null; ri: string[] | null; pk_deferrable: boolean } | undefined;
+  return { primaryKey: r?.pk ?? [], primaryKeyDeferrable: r?.pk_deferrable ?? false, identityIndex: r?.ri ?? [] };
 }
 
 /**
@@ -77,7 +88,7 @@ export async function describeRelation(
   },
 ): Promise<RelationInfo> {
   await types.ensure(msg.columns.map((c) => c.typeOid));
-  const { primaryKey, identityIndex } = await catalogKeys(query, msg.relationOid);
+  const { primaryKey, primaryKeyDeferrable, identityIndex } = await catalogKeys(query, msg.relationOid);
   const { keyColumns, wholeRowKey } = eventKeyColumns({
     replicaIdentity: msg.replicaIdentity,
     // Flag bit 1: the column is part of the replica identity (protocol-logicalrep-message-formats).
@@ -94,6 +105,7 @@ export async function describeRelation(
     columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, decode: types.decoder(c.typeOid) })),
     keyColumns,
     wholeRowKey,
+    keyMayRepeat: msg.replicaIdentity === 'full' && !wholeRowKey && primaryKeyDeferrable,
   };
 }
 

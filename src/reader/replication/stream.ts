@@ -366,16 +366,24 @@ export class ChangeStream {
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
     const newKey = keyOf(rel, { ...(old ?? {}), ...after });
     const oldKey = old ? keyOf(rel, old) : null;
+    // Only an update with an old key (the key changed, or REPLICA IDENTITY FULL) can change the key.
     const oldJson = oldKey ? JSON.stringify(oldKey) : null;
-    const newJson = JSON.stringify(newKey);
-    if (oldJson !== null && oldJson !== newJson) {
+    const newJson = oldJson === null ? null : JSON.stringify(newKey);
+    if (oldJson !== null && newJson !== null && oldJson !== newJson) {
       // Key changed: a delete of the old key and a create of the new one (as Debezium does), so
-      // key-addressed sinks do not keep the old row. Except when a key change earlier in this
-      // transaction created the old key: one statement can shift keys (`SET id = id + 1` on a deferrable
-      // key decodes as 1→2, 2→3, …), and the delete of 2 would then remove the row that moved into 2
-      // just before. The row that leaves 2 has already been replaced there, so only its create is emitted.
-      // (Not distinguishable in the WAL from one row moved twice in one transaction, 1→2 then 2→3,
-      // which therefore leaves key 2 in the sinks: docs/reader.md "The event".)
+      // key-addressed sinks do not keep the old row.
+      const create = env(rel, 'c', null, after, newKey, unchanged);
+      // A key that is unique row by row (a non-deferrable index) is held by one row at a time: the row
+      // leaving it is the one there, and its delete is always right (also when this transaction moved it
+      // there, e.g. a swap through a temporary key). So is a whole-row key's (the same row updated twice
+      // in a transaction).
+      if (!rel.keyMayRepeat) return [env(rel, 'd', old, null, oldKey), create];
+      // A deferrable key lets one statement shift keys: `SET id = id + 1` decodes
+      // as 1→2, 2→3, …, and the delete of 2 would remove the row that moved into 2 just before. So when
+      // a key change earlier in this transaction created the old key, the row leaving it has already
+      // been replaced there and only its create is emitted. (The WAL does not tell this from one row
+      // moved twice in one transaction, 1→2 then 2→3, which then leaves key 2 in the sinks:
+      // docs/reader.md "Key shifts".)
       let created = tx.keyChangeCreated?.get(rel.oid);
       const oldReplaced = created?.has(oldJson) ?? false;
       if (!created) {
@@ -384,7 +392,6 @@ export class ChangeStream {
         tx.keyChangeCreated.set(rel.oid, created);
       }
       created.add(newJson);
-      const create = env(rel, 'c', null, after, newKey, unchanged);
       return oldReplaced ? [create] : [env(rel, 'd', old, null, oldKey), create];
     }
     return [env(rel, 'u', old, after, newKey, unchanged)];
