@@ -4,7 +4,7 @@
 import type { Client } from 'pg';
 import type { TableRef } from '../config.js';
 import { StartupError } from '../errors.js';
-import { eventKeyColumns, indexColumnsSql } from './relations.js';
+import { CAPTURED_COLUMN, eventKeyColumns, indexColumnsSql } from './relations.js';
 import { qualified, quoteIdent } from './sql.js';
 
 export interface CheckedTable extends TableRef {
@@ -82,7 +82,7 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
               ${indexColumnsSql('c.oid', 'i.indisprimary')} AS pk,
               ${indexColumnsSql('c.oid', 'i.indisreplident')} AS ri,
               (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols
+                WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}) AS cols
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
       [t.schema, t.table],

@@ -24,6 +24,14 @@ export interface RelationInfo {
   keyMayRepeat: boolean;
 }
 
+/**
+ * SQL condition on `pg_attribute a`: the columns pgoutput sends (PostgreSQL ≤ 17 skips dropped and
+ * generated columns; PostgreSQL 18 sends stored generated ones only with `publish_generated_columns`,
+ * which the reader does not set). The snapshot reads exactly these, in attribute order, so snapshot rows
+ * and streamed rows have one column set and a whole-row key is the same in both.
+ */
+export const CAPTURED_COLUMN = "a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''";
+
 /** SQL: the columns of the index of relation `rel` matching `cond`, in index key order (null when there is none). */
 export const indexColumnsSql = (rel: string, cond: string): string =>
   `(SELECT array_agg(a.attname::text ORDER BY k.ord)
