@@ -211,3 +211,24 @@ export function converge(events: ChangeEvent[], keyColumn: string): Map<string, 
   }
   return new Map([...best].map(([k, x]) => [k, x.after]));
 }
+
+/**
+ * What a key-addressed sink ends with when it applies the events in the order they arrived (per key
+ * that is WAL order: one key, one partition): the latest op of a key wins, a delete removes the key,
+ * a truncate removes every key of its table. Keyed by `schema.table` and the key's JSON.
+ */
+export function applyPerKey(items: Collected[]): Map<string, Record<string, unknown>> {
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const { event: e } of items) {
+    const table = `${e.source.schema}.${e.source.table}`;
+    if (e.op === 't') {
+      for (const k of [...rows.keys()]) if (k.startsWith(`${table}\u0000`)) rows.delete(k);
+      continue;
+    }
+    if (!e.key) throw new Error(`${e.op} event of ${table} without a key`);
+    const k = `${table}\u0000${JSON.stringify(e.key)}`;
+    if (e.op === 'd') rows.delete(k);
+    else rows.set(k, e.after ?? {});
+  }
+  return rows;
+}

@@ -4,15 +4,23 @@
 import type { Client } from 'pg';
 import type { TableRef } from '../config.js';
 import { StartupError } from '../errors.js';
+import { CAPTURED_COLUMN, eventKeyColumns, indexColumnsSql } from './relations.js';
 import { qualified, quoteIdent } from './sql.js';
 
 export interface CheckedTable extends TableRef {
   oid: number;
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
   primaryKey: string[];
-  /** The event key: primary key, else replica identity index, else (FULL) every column. */
+  /**
+   * The event key, by the rule the stream applies to the Relation message (`eventKeyColumns`): DEFAULT the
+   * primary key, USING INDEX the identity index's columns, FULL the primary key or else every column.
+   */
   keyColumns: string[];
+  /** No unique key: the key is every column (the snapshot then reads the table in one pass). */
+  wholeRowKey: boolean;
 }
+
+const IDENTITY = { d: 'default', n: 'nothing', f: 'full', i: 'index' } as const;
 
 export async function checkWalLevel(client: Client): Promise<void> {
   const { rows } = await client.query<{ wal_level: string }>('SHOW wal_level');
@@ -71,18 +79,10 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
     }>(
       `SELECT c.oid::int AS oid, c.relreplident::text AS relreplident,
               has_table_privilege(c.oid, 'SELECT') AS can_select,
-              (SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_catalog.pg_index i
-                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
-              (SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_catalog.pg_index i
-                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                WHERE i.indrelid = c.oid AND i.indisreplident) AS ri,
+              ${indexColumnsSql('c.oid', 'i.indisprimary')} AS pk,
+              ${indexColumnsSql('c.oid', 'i.indisreplident')} AS ri,
               (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols
+                WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}) AS cols
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
       [t.schema, t.table],
@@ -109,8 +109,18 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
           `Fix: add a primary key (ALTER TABLE ${name} ADD PRIMARY KEY (...)), or ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <unique index>).`,
       );
     }
-    const keyColumns = pk.length > 0 ? pk : ident === 'i' && r.ri ? r.ri : (r.cols ?? []);
-    out.push({ schema: t.schema, table: t.table, oid: r.oid, replicaIdentity: ident, primaryKey: pk, keyColumns });
+    // The columns the server will flag as the replica identity in its Relation message, so the snapshot
+    // keys rows exactly as the stream will (eventKeyColumns).
+    const cols = r.cols ?? [];
+    const identity = ident === 'd' ? pk : ident === 'i' ? (r.ri ?? []) : ident === 'f' ? cols : [];
+    const { keyColumns, wholeRowKey } = eventKeyColumns({
+      replicaIdentity: IDENTITY[ident],
+      identity: cols.filter((c) => identity.includes(c)), // flagged in attribute order, as the server sends them
+      columns: cols,
+      primaryKey: pk,
+      identityIndex: r.ri ?? [],
+    });
+    out.push({ schema: t.schema, table: t.table, oid: r.oid, replicaIdentity: ident, primaryKey: pk, keyColumns, wholeRowKey });
   }
   return out;
 }
@@ -158,28 +168,46 @@ export function checkSlotUsable(slot: string, state: SlotState): void {
   }
 }
 
-/** Creates the publication when missing; adds listed tables missing from an existing one. */
+/**
+ * Creates the publication when missing; adds listed tables missing from an existing one.
+ *
+ * Always with `publish_via_partition_root = true` (an existing publication without it is altered): a
+ * partitioned table's changes are then published under the parent's name, as its snapshot rows are
+ * (`SELECT` from the parent), instead of under each partition's name, so every event of the table has one
+ * schema.table and sinks route them together. (PostgreSQL 13+.)
+ */
 export async function ensurePublication(
   client: Client,
   name: string,
   tables: CheckedTable[],
   allTables: boolean,
 ): Promise<'created' | 'updated' | 'unchanged'> {
-  const { rows } = await client.query<{ puballtables: boolean }>('SELECT puballtables FROM pg_catalog.pg_publication WHERE pubname = $1', [name]);
+  const { rows } = await client.query<{ puballtables: boolean; pubviaroot: boolean }>(
+    'SELECT puballtables, pubviaroot FROM pg_catalog.pg_publication WHERE pubname = $1',
+    [name],
+  );
   const list = tables.map((t) => qualified(t.schema, t.table)).join(', ');
+  const options = 'WITH (publish_via_partition_root = true)';
   if (!rows[0]) {
-    if (allTables) await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES`);
-    else await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
+    if (allTables) await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES ${options}`);
+    else await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list} ${options}`);
     return 'created';
   }
-  if (rows[0].puballtables) return 'unchanged';
+  let state: 'updated' | 'unchanged' = 'unchanged';
+  if (!rows[0].pubviaroot) {
+    await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET (publish_via_partition_root = true)`);
+    state = 'updated';
+  }
+  if (rows[0].puballtables) return state;
+  // Read after the option is set: pg_publication_tables then lists a published partitioned table itself,
+  // not its partitions (before, a listed parent looked missing and ADD TABLE failed: already a member).
   const existing = await client.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1',
     [name],
   );
   const have = new Set(existing.rows.map((r) => `${r.schemaname}\u0000${r.tablename}`));
   const missing = tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
-  if (missing.length === 0) return 'unchanged';
+  if (missing.length === 0) return state;
   await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing.map((t) => qualified(t.schema, t.table)).join(', ')}`);
   return 'updated';
 }

@@ -1,7 +1,6 @@
 /**
- * What the reader knows about each published table: columns with decoders, and the key (the primary
- * key; else the replica identity index columns; else, for REPLICA IDENTITY FULL without a primary
- * key, every column). Refreshed whenever pgoutput sends a Relation message (schema change).
+ * What the reader knows about each published table: columns with decoders, and the event key (see
+ * `eventKeyColumns`). Refreshed whenever pgoutput sends a Relation message (schema change).
  */
 import type { Decoder } from '../encode/pgTypes.js';
 import type { TypeRegistry, Query } from '../encode/typeRegistry.js';
@@ -14,20 +13,75 @@ export interface RelationInfo {
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
   columns: { name: string; typeOid: number; decode: Decoder }[];
   keyColumns: string[];
+  /** The key is every column (no unique key): a NULL is then a legitimate key value. */
+  wholeRowKey: boolean;
+  /**
+   * Two rows can hold the key at one moment of a transaction: it is a DEFERRABLE primary key (possible
+   * only with REPLICA IDENTITY FULL: PostgreSQL never uses a deferrable index as the identity). Any
+   * other unique key is checked row by row by a non-deferrable index. (A whole-row key is not unique at
+   * all, but there a row equal to another is a duplicate the sinks cannot hold apart anyway.)
+   */
+  keyMayRepeat: boolean;
 }
 
-/** Primary key columns of a table, in key order. */
-export async function primaryKeyColumns(query: Query, relOid: number): Promise<string[]> {
+/**
+ * SQL condition on `pg_attribute a`: the columns pgoutput sends (PostgreSQL ≤ 17 skips dropped and
+ * generated columns; PostgreSQL 18 sends stored generated ones only with `publish_generated_columns`,
+ * which the reader does not set). The snapshot reads exactly these, in attribute order, so snapshot rows
+ * and streamed rows have one column set and a whole-row key is the same in both.
+ */
+export const CAPTURED_COLUMN = "a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''";
+
+/** SQL: the columns of the index of relation `rel` matching `cond`, in index key order (null when there is none). */
+export const indexColumnsSql = (rel: string, cond: string): string =>
+  `(SELECT array_agg(a.attname::text ORDER BY k.ord)
+      FROM pg_catalog.pg_index i
+      JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = ${rel} AND ${cond})`;
+
+/** The primary key and the replica identity index of a table from the catalog, each in index key order. */
+export async function catalogKeys(query: Query, relOid: number): Promise<{ primaryKey: string[]; primaryKeyDeferrable: boolean; identityIndex: string[] }> {
   const { rows } = await query(
-    `SELECT a.attname::text AS name
-       FROM pg_catalog.pg_index i
-       JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisprimary
-      ORDER BY k.ord`,
+    `SELECT ${indexColumnsSql('$1', 'i.indisprimary')} AS pk, ${indexColumnsSql('$1', 'i.indisreplident')} AS ri,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = $1 AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable`,
     [relOid],
   );
-  return rows.map((r) => String(r.name));
+  const r = rows[0] as { pk: string[] | null; ri: string[] | null; pk_deferrable: boolean } | undefined;
+  return { primaryKey: r?.pk ?? [], primaryKeyDeferrable: r?.pk_deferrable ?? false, identityIndex: r?.ri ?? [] };
+}
+
+/**
+ * The event key's columns: one rule for the snapshot (from the catalog, `checks.ts`) and the stream
+ * (from the Relation message), so both key a row the same way, and the key can always be taken from what
+ * the server sends for a change (the new tuple; for an update of the key or a delete the old key tuple,
+ * which holds exactly the replica identity columns).
+ * - DEFAULT and USING INDEX: the replica identity columns (`identity`: the columns pgoutput flags, i.e.
+ *   the primary key, or the identity index's columns), in the catalog index's key order when it has the
+ *   same columns (the order of the record key's JSON and of a composite document id), else in attribute
+ *   order. The catalog only orders: the columns themselves come from the WAL, which stays right when the
+ *   reader lags behind a schema change.
+ * - FULL (every column flagged; old tuples carry the whole row): the primary key when the table has one
+ *   and all its columns are sent, else every column (`wholeRowKey`).
+ * - no identity (NOTHING, DEFAULT without a primary key, a dropped identity index): the server publishes
+ *   only inserts for such a table; keyed as FULL.
+ */
+export function eventKeyColumns(k: {
+  replicaIdentity: RelationInfo['replicaIdentity'];
+  /** Replica identity columns as the server flags them, in attribute order. */
+  identity: string[];
+  /** Every column the stream carries, in attribute order. */
+  columns: string[];
+  primaryKey: string[];
+  identityIndex: string[];
+}): { keyColumns: string[]; wholeRowKey: boolean } {
+  if (k.replicaIdentity !== 'full' && k.identity.length > 0) {
+    const catalog = k.replicaIdentity === 'index' ? k.identityIndex : k.primaryKey;
+    const same = catalog.length === k.identity.length && catalog.every((c) => k.identity.includes(c));
+    return { keyColumns: same ? catalog : k.identity, wholeRowKey: false };
+  }
+  if (k.primaryKey.length > 0 && k.primaryKey.every((c) => k.columns.includes(c))) return { keyColumns: k.primaryKey, wholeRowKey: false };
+  return { keyColumns: k.columns, wholeRowKey: true };
 }
 
 export async function describeRelation(
@@ -42,10 +96,15 @@ export async function describeRelation(
   },
 ): Promise<RelationInfo> {
   await types.ensure(msg.columns.map((c) => c.typeOid));
-  let keyColumns = await primaryKeyColumns(query, msg.relationOid);
-  // Without a primary key: the replica identity index columns (flagged), or for FULL every column.
-  if (keyColumns.length === 0) keyColumns = msg.columns.filter((c) => (c.flags & 1) === 1).map((c) => c.name);
-  if (keyColumns.length === 0) keyColumns = msg.columns.map((c) => c.name);
+  const { primaryKey, primaryKeyDeferrable, identityIndex } = await catalogKeys(query, msg.relationOid);
+  const { keyColumns, wholeRowKey } = eventKeyColumns({
+    replicaIdentity: msg.replicaIdentity,
+    // Flag bit 1: the column is part of the replica identity (protocol-logicalrep-message-formats).
+    identity: msg.columns.filter((c) => (c.flags & 1) === 1).map((c) => c.name),
+    columns: msg.columns.map((c) => c.name),
+    primaryKey,
+    identityIndex,
+  });
   return {
     oid: msg.relationOid,
     schema: msg.schema,
@@ -53,6 +112,8 @@ export async function describeRelation(
     replicaIdentity: msg.replicaIdentity,
     columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, decode: types.decoder(c.typeOid) })),
     keyColumns,
+    wholeRowKey,
+    keyMayRepeat: msg.replicaIdentity === 'full' && !wholeRowKey && primaryKeyDeferrable,
   };
 }
 
@@ -81,9 +142,26 @@ export function decodeTuple(rel: RelationInfo, tuple: Record<string, unknown>): 
   return { row, unchanged };
 }
 
-export function keyOf(rel: RelationInfo, row: RowImage | null): RowImage | null {
-  if (row === null) return null;
+/**
+ * The key of a row image. A key column missing from the image (not sent by the server) means the key
+ * columns do not match what the server sends: a bug, so it fails loudly, naming the table, instead of
+ * emitting a null key column that would address the wrong row (or none) in every sink.
+ */
+export function keyFrom(table: { schema: string; table: string }, keyColumns: string[], wholeRowKey: boolean, row: RowImage): RowImage {
   const key: RowImage = {};
-  for (const k of rel.keyColumns) key[k] = row[k] ?? null;
+  for (const k of keyColumns) {
+    const v = row[k];
+    if (v === undefined || (v === null && !wholeRowKey)) {
+      throw new Error(
+        `key column "${k}" of ${table.schema}.${table.table} is ${v === undefined ? 'missing from' : 'NULL in'} the row the server sent ` +
+          `(key columns: ${keyColumns.join(', ')}; columns sent: ${Object.keys(row).join(', ')}); refusing to emit an event with a wrong key`,
+      );
+    }
+    key[k] = v;
+  }
   return key;
+}
+
+export function keyOf(rel: RelationInfo, row: RowImage): RowImage {
+  return keyFrom(rel, rel.keyColumns, rel.wholeRowKey, row);
 }

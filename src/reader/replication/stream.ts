@@ -44,6 +44,11 @@ interface OpenTx {
   commitLsn: Lsn;
   commitTimeMs: number;
   entry: TxEntry;
+  /**
+   * Keys (key JSON, per relation OID) that a key-changing update of this transaction created; see
+   * `toEvents`. Created on the first key change only; dropped with the transaction at commit.
+   */
+  keyChangeCreated: Map<number, Set<string>> | null;
 }
 
 export class ChangeStream {
@@ -256,7 +261,13 @@ export class ChangeStream {
     const fast = msg instanceof BeginMessage;
     const commitTimeMs = fast ? msg.commitTimeMs : Number(msg.commitTime) / 1000;
     entry.commitTimeMs = commitTimeMs;
-    this.tx = { xid: msg.xid, commitLsn: fast ? msg.commitLsnValue : msg.commitLsn ? parseLsn(msg.commitLsn) : 0n, commitTimeMs, entry };
+    this.tx = {
+      xid: msg.xid,
+      commitLsn: fast ? msg.commitLsnValue : msg.commitLsn ? parseLsn(msg.commitLsn) : 0n,
+      commitTimeMs,
+      entry,
+      keyChangeCreated: null,
+    };
   }
 
   private onCommit(): void {
@@ -275,6 +286,10 @@ export class ChangeStream {
     this.relations.set(msg.relationOid, info);
     if (prev && prev.columns.map((c) => c.name).join('\u0000') !== info.columns.map((c) => c.name).join('\u0000')) {
       this.d.log.info('table schema changed', { table: `${info.schema}.${info.table}`, columns: info.columns.map((c) => c.name) });
+    }
+    if (prev && prev.keyColumns.join('\u0000') !== info.keyColumns.join('\u0000')) {
+      // Sinks address rows by key: events from here on use other key columns.
+      this.d.log.warn('table key columns changed', { table: `${info.schema}.${info.table}`, from: prev.keyColumns, to: info.keyColumns });
     }
   }
 
@@ -344,10 +359,9 @@ export class ChangeStream {
         nowMs: now,
       });
     if (msg.tag === 'truncate') {
-      return msg.relations
-        .map((r) => this.relation(r.relationOid))
-        .filter((rel) => rel.schema !== this.d.stateSchema)
-        .map((rel) => env(rel, 't', null, null, null));
+      const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.d.stateSchema);
+      for (const rel of rels) tx.keyChangeCreated?.delete(rel.oid); // those rows are gone
+      return rels.map((rel) => env(rel, 't', null, null, null));
     }
     const rel = this.relation(msg.relation.relationOid);
     if (rel.schema === this.d.stateSchema) return [];
@@ -357,16 +371,43 @@ export class ChangeStream {
     }
     if (msg.tag === 'delete') {
       const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
-      return [env(rel, 'd', before, null, keyOf(rel, before))];
+      if (before === null) throw new Error(`delete of ${rel.schema}.${rel.table} without an old key or row`);
+      const key = keyOf(rel, before);
+      // A plain DELETE is always emitted; the row a key change created there is gone with it.
+      tx.keyChangeCreated?.get(rel.oid)?.delete(JSON.stringify(key));
+      return [env(rel, 'd', before, null, key)];
     }
     const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
     const newKey = keyOf(rel, { ...(old ?? {}), ...after });
     const oldKey = old ? keyOf(rel, old) : null;
-    if (oldKey && newKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
-      // Primary key changed: a delete of the old key and a create of the new one (as Debezium does),
-      // so key-addressed sinks do not keep the old row.
-      return [env(rel, 'd', old, null, oldKey), env(rel, 'c', null, after, newKey, unchanged)];
+    // Only an update with an old key (the key changed, or REPLICA IDENTITY FULL) can change the key.
+    const oldJson = oldKey ? JSON.stringify(oldKey) : null;
+    const newJson = oldJson === null ? null : JSON.stringify(newKey);
+    if (oldJson !== null && newJson !== null && oldJson !== newJson) {
+      // Key changed: a delete of the old key and a create of the new one (as Debezium does), so
+      // key-addressed sinks do not keep the old row.
+      const create = env(rel, 'c', null, after, newKey, unchanged);
+      // A key that is unique row by row (a non-deferrable index) is held by one row at a time: the row
+      // leaving it is the one there, and its delete is always right (also when this transaction moved it
+      // there, e.g. a swap through a temporary key). So is a whole-row key's (the same row updated twice
+      // in a transaction).
+      if (!rel.keyMayRepeat) return [env(rel, 'd', old, null, oldKey), create];
+      // A deferrable key lets one statement shift keys: `SET id = id + 1` decodes
+      // as 1→2, 2→3, …, and the delete of 2 would remove the row that moved into 2 just before. So when
+      // a key change earlier in this transaction created the old key, the row leaving it has already
+      // been replaced there and only its create is emitted. (The WAL does not tell this from one row
+      // moved twice in one transaction, 1→2 then 2→3, which then leaves key 2 in the sinks:
+      // docs/reader.md "Key shifts".)
+      let created = tx.keyChangeCreated?.get(rel.oid);
+      const oldReplaced = created?.has(oldJson) ?? false;
+      if (!created) {
+        tx.keyChangeCreated ??= new Map();
+        created = new Set();
+        tx.keyChangeCreated.set(rel.oid, created);
+      }
+      created.add(newJson);
+      return oldReplaced ? [create] : [env(rel, 'd', old, null, oldKey), create];
     }
     return [env(rel, 'u', old, after, newKey, unchanged)];
   }

@@ -12,6 +12,7 @@ import type { Lsn } from '../lsn.js';
 import type { TableSnapshotProgress } from '../metrics.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
+import { CAPTURED_COLUMN, keyFrom } from '../replication/relations.js';
 import { qualified, quoteIdent } from '../replication/sql.js';
 
 export interface SnapshotDeps extends EventOutputDeps {
@@ -66,8 +67,17 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
 async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: CheckedTable, p: TableProgress): Promise<'done' | 'stopped'> {
   const { client, log } = deps;
   const name = qualified(table.schema, table.table);
-  const keyed = table.primaryKey.length > 0 || table.replicaIdentity === 'i';
-  const chunkKey = table.keyColumns;
+  const keyed = !table.wholeRowKey;
+  // Exactly the columns the stream carries (not `SELECT *`: generated columns are not replicated), read
+  // in this transaction's snapshot, so snapshot rows have the stream's column set and order, and a
+  // whole-row key is the stream's.
+  const cols = await client.query<{ name: string }>(
+    `SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND ${CAPTURED_COLUMN} ORDER BY a.attnum`,
+    [table.oid],
+  );
+  const columns = cols.rows.map((c) => c.name);
+  const select = columns.map(quoteIdent).join(', ');
+  const chunkKey = keyed ? table.keyColumns : columns;
   const est = await client.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_catalog.pg_class WHERE oid = $1', [table.oid]);
   const estimate = Number(est.rows[0]?.n ?? 0);
   const started = Date.now();
@@ -77,7 +87,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
   deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: keyed ? p.rows : 0, rowsTotal: estimate, done: false }, 0);
   if (!keyed) {
     // No usable unique key: read in one pass (a crash restarts this table).
-    await client.query(`DECLARE cdc_snap NO SCROLL CURSOR FOR SELECT * FROM ${name}`);
+    await client.query(`DECLARE cdc_snap NO SCROLL CURSOR FOR SELECT ${select} FROM ${name}`);
     p.rows = 0;
   }
   for (;;) {
@@ -85,7 +95,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
     let res;
     if (keyed) {
       const where = p.lastKey ? ` WHERE (${order}) > (${p.lastKey.map((_, i) => `$${i + 1}`).join(', ')})` : '';
-      res = await client.query({ text: `SELECT * FROM ${name}${where} ORDER BY ${order} LIMIT ${deps.chunkRows}`, values: p.lastKey ?? [] });
+      res = await client.query({ text: `SELECT ${select} FROM ${name}${where} ORDER BY ${order} LIMIT ${deps.chunkRows}`, values: p.lastKey ?? [] });
     } else {
       res = await client.query(`FETCH ${deps.chunkRows} FROM cdc_snap`);
     }
@@ -100,8 +110,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
         const v = raw[f.name];
         row[f.name] = v === null || v === undefined ? null : decoders[i]!(v);
       });
-      const key: RowImage = {};
-      for (const k of chunkKey) key[k] = row[k] ?? null;
+      const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
       const event = buildEnvelope({
         op: 'r',
         serverName: deps.serverName,
