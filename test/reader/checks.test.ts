@@ -28,6 +28,7 @@ describe('reader: start-up checks', () => {
       CREATE TABLE ${schema}.ok (id int PRIMARY KEY);
       CREATE TABLE ${schema}.nokey (v int);
       CREATE TABLE ${schema}.nothing (id int PRIMARY KEY); ALTER TABLE ${schema}.nothing REPLICA IDENTITY NOTHING;
+      CREATE TABLE ${schema}.deferred (id int PRIMARY KEY DEFERRABLE);
       CREATE ROLE ${noRepl} LOGIN; CREATE ROLE ${noSelect} LOGIN REPLICATION;
       GRANT USAGE ON SCHEMA ${schema} TO ${noSelect}, ${noRepl};`);
   });
@@ -68,6 +69,14 @@ describe('reader: start-up checks', () => {
     expect(a.message).toMatch(/no primary key.*ADD PRIMARY KEY.*REPLICA IDENTITY FULL/s);
     const b = await startupError(readerEnv(name, { CDC_TABLES: `${schema}.nothing` }));
     expect(b.message).toMatch(/REPLICA IDENTITY NOTHING/);
+  });
+
+  test('a DEFERRABLE primary key with the default replica identity is refused before it breaks the application', async () => {
+    const err = await startupError(readerEnv(name, { CDC_TABLES: `${schema}.deferred` }));
+    expect(err.code).toBe('NO_PRIMARY_KEY_OR_REPLICA_IDENTITY');
+    expect(err.message).toMatch(/DEFERRABLE primary key.*REPLICA IDENTITY FULL/s);
+    // Nothing was published, so the application's own writes still work.
+    await c.query(`INSERT INTO ${schema}.deferred VALUES (1); UPDATE ${schema}.deferred SET id = 2; DELETE FROM ${schema}.deferred`);
   });
 
   test('a table that does not exist', async () => {

@@ -76,13 +76,15 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
       pk: string[] | null;
       ri: string[] | null;
       cols: string[] | null;
+      pk_deferrable: boolean;
     }>(
       `SELECT c.oid::int AS oid, c.relreplident::text AS relreplident,
               has_table_privilege(c.oid, 'SELECT') AS can_select,
               ${indexColumnsSql('c.oid', 'i.indisprimary')} AS pk,
               ${indexColumnsSql('c.oid', 'i.indisreplident')} AS ri,
               (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}) AS cols
+                WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}) AS cols,
+              EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
       [t.schema, t.table],
@@ -107,6 +109,15 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
         'NO_PRIMARY_KEY_OR_REPLICA_IDENTITY',
         `table ${name} has ${ident === 'n' ? 'REPLICA IDENTITY NOTHING' : 'no primary key'}, so updates and deletes cannot be captured by key. ` +
           `Fix: add a primary key (ALTER TABLE ${name} ADD PRIMARY KEY (...)), or ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <unique index>).`,
+      );
+    }
+    if (ident === 'd' && r.pk_deferrable) {
+      // PostgreSQL cannot use a deferrable key as replica identity: once the table is published, the
+      // application's own UPDATE and DELETE on it fail ("does not have a replica identity").
+      throw new StartupError(
+        'NO_PRIMARY_KEY_OR_REPLICA_IDENTITY',
+        `table ${name} has a DEFERRABLE primary key, which PostgreSQL cannot use as replica identity: publishing it would make every UPDATE and DELETE on it fail. ` +
+          `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <a non-deferrable unique index on NOT NULL columns>).`,
       );
     }
     // The columns the server will flag as the replica identity in its Relation message, so the snapshot
