@@ -9,7 +9,8 @@ import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
 import { AdxBatchSink } from '../../src/shared/sinks/adxBatchSink.js';
-import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
+import { changeEvent, holding, hostBody, order } from '../helpers/events.js';
+import { triggerBatch } from './triggerBatch.js';
 
 class FakeIngestor implements Ingestor {
   readonly mode = 'queued' as const;
@@ -34,20 +35,11 @@ function setup(failFor?: Map<string, Error>) {
   return { ingestor, deadLetters, handler };
 }
 
-const holding = (id: number, lsn: number) =>
-  changeEvent({
-    table: 'bank.holding',
-    op: 'c',
-    key: { holding_id: id },
-    after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: 10 },
-    lsn,
-  });
-
 const mixedBatch = () => [
   hostBody(changeEvent({ after: order(1), lsn: 10 }), 'object'),
   hostBody(changeEvent({ after: order(2), lsn: 20 }), 'buffer'),
   'not json at all',
-  hostBody(holding(1000, 30), 'string'),
+  hostBody(changeEvent({ table: 'bank.holding', after: holding(1000, 'VFIAX', 10), lsn: 30 }), 'string'),
   hostBody(changeEvent({ table: 'public.unrouted', after: { id: 1 }, key: { id: 1 } })),
   hostBody(changeEvent({ op: 'd', before: order(1), lsn: 40 }), 'schemaPayload'),
 ];
@@ -136,7 +128,7 @@ describe('adxSink handler', () => {
       ['CdcTruncates', 'CdcTruncatesMapping', 1, tag],
     ]);
     expect(text(ingestor.requests[2]!.data)).toEqual([
-      { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2023-11-14T22:13:20.000Z', TxId: 653 },
+      { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2020-10-07T07:56:32.691Z', TxId: 653 },
     ]);
     expect(text(ingestor.requests[1]!.data).filter((r) => r.Op === 't')).toEqual([expect.objectContaining({ Column: null, Key: null, Lsn: 600 })]);
   });

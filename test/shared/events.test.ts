@@ -5,7 +5,7 @@ import { rowVersion } from '../../src/shared/events/rowVersion.js';
 import { parseMetadataFields, unwrap } from '../../src/shared/events/unwrap.js';
 import { Router, DEFAULT_ROUTES } from '../../src/shared/routing/routes.js';
 import { PermanentRecordError, ConfigError } from '../../src/shared/core/errors.js';
-import { changeEvent, hostBody, order, type BodyShape } from '../functions/factories.js';
+import { changeEvent, hostBody, order, type BodyShape } from '../helpers/events.js';
 
 describe('decodeBody', () => {
   const event = changeEvent({ after: order(7) });

@@ -1,13 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { historyRows } from '../../src/shared/history/pivot.js';
-import { changeEvent } from '../functions/factories.js';
+import { changeEvent, holding } from '../helpers/events.js';
 
-const holding = (id: number, stock: string, quantity: number, user = 1) => ({
-  holding_id: id,
-  user_id: user,
-  holding_stock: stock,
-  holding_quantity: quantity,
-});
 const route = { columns: ['holding_stock', 'holding_quantity'], context: ['user_id'] };
 const ev = (op: 'c' | 'u' | 'd' | 't' | 'r', before: Record<string, unknown> | null, after: Record<string, unknown> | null, lsn = 1000) =>
   changeEvent({ table: 'bank.holding', op, before, after, key: op === 't' ? null : { holding_id: 1000 }, lsn, tsMs: Date.UTC(2021, 5, 1) });

@@ -26,7 +26,7 @@ import {
   type AdxSink,
 } from '../../../src/shared/adx/index.js';
 import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
-import { adxEvent, holdingRow, orderRow } from './helpers/events.js';
+import { changeEvent, holding, order } from '../../helpers/events.js';
 import { kustoError, startKustoStandIn, v1Table, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
 
 interface QueueMessage {
@@ -48,16 +48,16 @@ interface QueueMessage {
 }
 
 const ordersEvents = [
-  adxEvent({ op: 'c', after: orderRow('51', 183, 'Austin'), lsn: 34220200 }),
-  adxEvent({ op: 'u', before: orderRow('51', 183, 'Austin'), after: orderRow('51', 200, 'Austin'), lsn: 34220300 }),
-  adxEvent({ op: 'd', before: { orderid: '51' }, lsn: 34220400 }),
+  changeEvent({ op: 'c', after: order(51), lsn: 34220200 }),
+  changeEvent({ op: 'u', before: order(51), after: order(51, { amount: 200 }), lsn: 34220300 }),
+  changeEvent({ op: 'd', before: { orderid: 51 }, lsn: 34220400 }),
 ];
 
 const expectedOrdersLines =
   [
-    '{"orderid":"51","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":"51","custid":"306","city":"Austin","amount":200,"purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":"51","__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
   ].join('\n') + '\n';
 
 function batch(rowsByTable: [string, Record<string, unknown>[]][], first = '4096', last = '8192', partitionId = '3'): AdxBatch {
@@ -106,7 +106,7 @@ describe('AdxSink, queued ingestion (default)', () => {
     const result = await sink.writeBatch(
       batch([
         ['retail.orders_info', asRecords(ordersEvents)],
-        ['bank.holding', asRecords([adxEvent({ table: 'bank.holding', op: 'c', after: holdingRow(1000, 'VFIAX', 10), lsn: 34220500 })])],
+        ['bank.holding', asRecords([changeEvent({ table: 'bank.holding', op: 'c', after: holding(1000, 'VFIAX', 10), lsn: 34220500 })])],
       ]),
     );
     expect(result.map((r) => [r.table, r.rows, r.tag])).toEqual([
@@ -164,7 +164,7 @@ describe('AdxSink, queued ingestion (default)', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(historyLines.map((r) => [r.Op, r.Column, r.OldValue, r.NewValue, r.OldValueKnown, r.Lsn])).toEqual([
-      ['c', 'custid', null, '306', true, 34220200],
+      ['c', 'custid', null, 306, true, 34220200],
       ['c', 'city', null, 'Austin', true, 34220200],
       ['c', 'amount', null, 183, true, 34220200],
       ['c', 'purchase_time', null, '2020-10-09 07:23:10', true, 34220200],
@@ -175,7 +175,7 @@ describe('AdxSink, queued ingestion (default)', () => {
       ['d', 'amount', null, null, false, 34220400],
       ['d', 'purchase_time', null, null, false, 34220400],
     ]);
-    expect(historyLines.every((r) => JSON.stringify(r.Key) === '{"orderid":"51"}' && r.SourceTable === 'retail.orders_info')).toBe(true);
+    expect(historyLines.every((r) => JSON.stringify(r.Key) === '{"orderid":51}' && r.SourceTable === 'retail.orders_info')).toBe(true);
 
     const holdingHistory = messages[3]!;
     expect(gunzipSync(await storage.downloadBlob(blobName(holdingHistory))).toString('utf8')).toBe(
@@ -205,7 +205,7 @@ describe('AdxSink, queued ingestion (default)', () => {
   });
 
   it('adds a new source column on the engine (.alter-merge + mapping) before ingesting the batch that carries it', async () => {
-    const withCoupon = adxEvent({ op: 'c', after: { ...orderRow('52'), coupon: 'SPRING' }, lsn: 34221000 });
+    const withCoupon = changeEvent({ op: 'c', after: { ...order(52), coupon: 'SPRING' }, lsn: 34221000 });
     const before = (await decodedMessages(storage)).length;
     const result = await sink.writeBatch(batch([['retail.orders_info', asRecords([withCoupon])]], '9001', '9001'));
     expect(result[0]!.addedColumns).toEqual([{ name: 'coupon', type: 'string' }]);
@@ -225,7 +225,7 @@ describe('AdxSink, queued ingestion (default)', () => {
 
     // Known from now on: no second alter, same mapping.
     await sink.writeBatch(
-      batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'),
+      batch([['retail.orders_info', asRecords([changeEvent({ op: 'c', after: { ...order(53), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'),
     );
     expect(engine.commands).toHaveLength(3);
     expect((await decodedMessages(storage)).at(-2)!.AdditionalProperties.ingestionMappingReference).toBe(couponMapping);
@@ -233,9 +233,9 @@ describe('AdxSink, queued ingestion (default)', () => {
   it('records a truncate in the truncates table with the same tag, and as one history row; the table itself gets no row', async () => {
     const before = (await decodedMessages(storage)).length;
     const events = [
-      adxEvent({ op: 'c', after: orderRow('54'), lsn: 34222000 }),
-      adxEvent({ op: 't', lsn: 34222100 }),
-      adxEvent({ op: 'c', after: orderRow('55'), lsn: 34222200 }),
+      changeEvent({ op: 'c', after: order(54), lsn: 34222000 }),
+      changeEvent({ op: 't', lsn: 34222100 }),
+      changeEvent({ op: 'c', after: order(55), lsn: 34222200 }),
     ];
     const tag = 'cdc:retail.orders_info:p3:9100-9102';
     const result = await sink.writeBatch(batch([['retail.orders_info', asRecords(events)]], '9100', '9102'));
@@ -273,8 +273,8 @@ describe('AdxSink, queued ingestion (default)', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(orderLines.map((r) => [r.orderid, r.__op, r.__lsn])).toEqual([
-      ['54', 'c', 34222000],
-      ['55', 'c', 34222200],
+      [54, 'c', 34222000],
+      [55, 'c', 34222200],
     ]);
     const historyLines = gunzipSync(await storage.downloadBlob(blobName(messages[1]!)))
       .toString('utf8')
@@ -308,7 +308,9 @@ describe('AdxSink, queued ingestion (default)', () => {
 
   it('a batch of only a truncate writes the truncates table and the history, nothing into the table', async () => {
     const before = (await decodedMessages(storage)).length;
-    const result = await sink.writeBatch(batch([['bank.holding', asRecords([adxEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })])]], '9200', '9200'));
+    const result = await sink.writeBatch(
+      batch([['bank.holding', asRecords([changeEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })])]], '9200', '9200'),
+    );
     expect(result.map((r) => [r.table, r.rows])).toEqual([
       ['HoldingHistory', 1],
       ['CdcTruncates', 1],
@@ -417,13 +419,13 @@ describe('AdxSink, new columns after a restart', () => {
     });
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
     try {
-      await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('70'), fresh: 7 }, lsn: 80 })])]]));
+      await sink.writeBatch(batch([['retail.orders_info', asRecords([changeEvent({ op: 'c', after: { ...order(70), fresh: 7 }, lsn: 80 })])]]));
       const mapping = engine.commands.find((c) => c.csl.includes('ingestion json mapping'))!.csl;
       const columns = (JSON.parse(mapping.slice(mapping.indexOf("'[") + 1, -1)) as { column: string }[]).map((m) => m.column);
       expect(columns).toEqual(['orderid', 'custid', 'city', 'amount', 'purchase_time', '__op', '__lsn', 'legacy', 'fresh']);
       // `legacy` is known now: a later batch carrying it needs no alter.
       const before = engine.commands.length;
-      await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('71'), legacy: 'x' }, lsn: 81 })])]], '9', '9'));
+      await sink.writeBatch(batch([['retail.orders_info', asRecords([changeEvent({ op: 'c', after: { ...order(71), legacy: 'x' }, lsn: 81 })])]], '9', '9'));
       expect(engine.commands.slice(before).map((c) => c.csl.slice(0, 14))).toEqual(['.ingest inline', '.ingest inline']);
     } finally {
       sink.close();
@@ -464,9 +466,9 @@ describe('AdxSink, two instances adding different columns at the same moment', (
     const a = createAdxSinkFromEnv(env);
     const b = createAdxSinkFromEnv(env);
     try {
-      await b.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('81'), b: 'B' }, lsn: 91 })])]], '1', '1', '1'));
+      await b.writeBatch(batch([['retail.orders_info', asRecords([changeEvent({ op: 'c', after: { ...order(81), b: 'B' }, lsn: 91 })])]], '1', '1', '1'));
       schema = [...base, { Name: 'a', CslType: 'long' }];
-      await a.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('80'), a: 1 }, lsn: 90 })])]], '1', '1', '0'));
+      await a.writeBatch(batch([['retail.orders_info', asRecords([changeEvent({ op: 'c', after: { ...order(80), a: 1 }, lsn: 90 })])]], '1', '1', '0'));
 
       const mappingText = (csl: string): string => csl.slice(csl.indexOf("'[") + 1, -1);
       const definitions = new Map<string, Set<string>>();
@@ -479,8 +481,8 @@ describe('AdxSink, two instances adding different columns at the same moment', (
         /ingestionMappingReference='([^']+)'/.exec(
           engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']") && c.csl.includes(row))!.csl,
         )![1]!;
-      const bMapping = used('"orderid":"81"');
-      const aMapping = used('"orderid":"80"');
+      const bMapping = used('"orderid":81,');
+      const aMapping = used('"orderid":80,');
       expect(bMapping).not.toBe(aMapping);
       // B's ingestion still finds `b` in its mapping after A's write (with one shared mapping name,
       // A's later write would have dropped it and B's queued rows would lose the column).
@@ -509,7 +511,7 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   });
 
   it('sends .ingest inline with the mapping, the tag and ingestIfNotExists, after any .alter-merge', async () => {
-    const withNote = adxEvent({ op: 'c', after: { ...orderRow('60'), note: 'gift' }, lsn: 70 });
+    const withNote = changeEvent({ op: 'c', after: { ...order(60), note: 'gift' }, lsn: 70 });
     await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0], withNote])]], '1', '2', '0'));
     const tag = 'cdc:retail.orders_info:p0:1-2';
     expect(engine.commands.map((c) => c.csl.split('\n')[0])).toEqual([
@@ -522,7 +524,7 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
     const ingest = engine.commands[3]!.csl;
     expect(ingest.split('\n').slice(1)).toEqual([
       expectedOrdersLines.split('\n')[0],
-      expect.stringContaining('"orderid":"60","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","note":"gift"'),
+      expect.stringContaining('"orderid":60,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","note":"gift"'),
     ]);
     expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
   });
@@ -535,7 +537,7 @@ describe('AdxSink, pointer events', () => {
     const warnings: unknown[] = [];
     const logger = { ...silentLogger, warn: (...args: unknown[]) => void warnings.push(...args) };
     const pointer = {
-      ...adxEvent({ op: 'u', after: null, key: { orderid: '51' }, lsn: 90 }),
+      ...changeEvent({ op: 'u', after: null, key: { orderid: 51 }, lsn: 90 }),
       deadletter: { container: 'cdc-deadletter', blob: 'p0/90.json', bytes: 2_000_000 },
     };
     try {
