@@ -3,7 +3,8 @@
  * in-memory ingestor and control clients (ADX itself cannot run here).
  */
 import { describe, expect, it } from '@jest/globals';
-import { AdxSink, DEFAULT_ROUTES, resolveRoute, type ControlClient, type IngestRequest, type Ingestor } from '../../src/shared/adx/index.js';
+import { AdxSink, adxRoutes, type ControlClient, type IngestRequest, type Ingestor } from '../../src/shared/adx/index.js';
+import { DEFAULT_ROUTES, Router } from '../../src/shared/routing/routes.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
@@ -28,7 +29,7 @@ const control: ControlClient = { execute: () => Promise.resolve([]), close: () =
 
 function setup(failFor?: Map<string, Error>) {
   const ingestor = new FakeIngestor(failFor);
-  const routes = DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `ADX_TABLE_ROUTES[${i}]`));
+  const routes = adxRoutes(new Router(DEFAULT_ROUTES));
   const adx = new AdxSink({ config: { routes, database: 'cdc', mode: 'queued' }, ingestor, control });
   const deadLetters = new MemoryDeadLetterStore();
   const handler = createEventHubBatchHandler(lazy(() => ({ sink: new AdxBatchSink(adx), deadLetters })));

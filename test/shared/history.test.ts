@@ -53,6 +53,24 @@ describe('historyRows (holding_pivot generalised)', () => {
     expect(historyRows(ev('c', null, holding(1000, 'A', 1)), { enabled: false })).toEqual([]);
   });
 
+  it('tracks the declared columns too by default, so a key-only delete records which columns went away (unknown old values)', () => {
+    const keyOnly = ev('d', { holding_id: 1000 }, null);
+    expect(historyRows(keyOnly, {})).toEqual([]);
+    expect(historyRows(keyOnly, {}, ['holding_id', 'user_id', 'holding_stock']).map((r) => [r.Column, r.OldValueKnown])).toEqual([
+      ['user_id', false],
+      ['holding_stock', false],
+    ]);
+  });
+
+  it('uses the row version and the commit time of every sink: an event without a usable one is a permanent failure', () => {
+    expect(() => historyRows(ev('c', null, holding(1000, 'A', 1), Number.NaN), route)).toThrow(
+      expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }),
+    );
+    const badTime = ev('c', null, holding(1000, 'A', 1));
+    badTime.source.ts_ms = 1e20;
+    expect(() => historyRows(badTime, route)).toThrow(/no usable source.ts_ms/);
+  });
+
   it('marks a truncate with one row without column', () => {
     expect(historyRows(ev('t', null, null), route)).toEqual([expect.objectContaining({ Op: 't', Column: null, KeyText: null })]);
   });

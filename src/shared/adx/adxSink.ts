@@ -128,7 +128,7 @@ export class AdxSink {
     for (const [tableKey, records] of batch.rowsByTable) {
       const route = this.routeFor(tableKey);
       if (route === undefined) {
-        const error = new AdxSinkError(`No ADX route for table ${tableKey} (configure it in ADX_TABLE_ROUTES)`, { canRetry: false, sourceTable: tableKey });
+        const error = new AdxSinkError(`No ADX route for table ${tableKey} (it has no adx section in CDC_ROUTES)`, { canRetry: false, sourceTable: tableKey });
         failures.push({ tableKey, error });
         continue;
       }

@@ -27,8 +27,8 @@ export {
 } from './commands.js';
 export type { AdxCommand, ExistingView } from './commands.js';
 export {
+  adxRoutes,
   DEFAULT_BATCHING,
-  DEFAULT_ROUTES,
   DEFAULT_TRUNCATES_TABLE,
   deriveIngestUrl,
   describeAdxConfig,
@@ -41,14 +41,14 @@ export type { SetupResult } from './setup.js';
 export { AdxBatchWriteError, AdxSinkError, isTransient, toAdxSinkError } from './errors.js';
 export type { AdxTableFailure } from './errors.js';
 export { deterministicSourceId, ingestionTag } from './idempotency.js';
-export { isChangeEvent, isPointerWithoutImage, toHistoryRows, toTableRow, toTruncateRow } from './rows.js';
+export { isChangeEvent, isPointerWithoutImage, toHistoryRow, toHistoryRows, toTableRow, toTruncateRow } from './rows.js';
 export { CDC_COLUMNS, HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping } from './schema.js';
 export type * from './types.js';
 
 /** Reads and validates the ADX settings (throws `ConfigError` naming the variable) and connects. */
 export function createAdxSinkFromEnv(env: Env, options: { logger?: Logger } = {}): AdxSink {
-  const config = loadAdxConfig(env);
   const logger = options.logger ?? silentLogger;
+  const config = loadAdxConfig(env, logger);
   logger.info('ADX sink', describeAdxConfig(config));
-  return new AdxSink({ config, ...createClients(config), logger });
+  return new AdxSink({ config, ...createClients(config), logger: logger });
 }

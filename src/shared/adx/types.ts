@@ -1,5 +1,6 @@
 /** Types shared by the ADX (Kusto) sink, its setup commands and its configuration. */
 import type { Logger } from '../core/logger.js';
+import type { HistoryRoute } from '../routing/routes.js';
 
 /** The scalar types an ADX column can have. */
 export const KQL_TYPES = ['bool', 'datetime', 'decimal', 'dynamic', 'guid', 'int', 'long', 'real', 'string', 'timespan'] as const;
@@ -10,40 +11,19 @@ export interface ColumnDef {
   type: KqlType;
 }
 
-/** How one source table (`schema.table`) lands in ADX. Defaults are filled in by `resolveRoute`. */
-export interface AdxTableRouteInput {
-  /** Source table, `schema.table` (as `tableId()` of the change event). */
-  source: string;
-  /** ADX table holding one row per change (the row image plus the CDC columns). */
-  table: string;
-  /** Primary-key columns: the materialized view keeps the latest row per key. */
-  keys: string[];
-  /** The row's columns and their ADX types, in table order. Unknown columns are added at run time. */
-  columns: Record<string, KqlType>;
-  /** JSON ingestion mapping name. Default `<table>EventMapping`. */
-  mapping?: string;
-  /** Change-history table (one row per changed column). Default `<table>History`; `null` disables it. */
-  historyTable?: string | null;
-  /** Columns tracked in the change history. Default: every non-key column, including new ones. */
-  historyColumns?: string[];
-  /** Columns copied into the history row's `Context` (e.g. the owning user). Default none. */
-  historyContext?: string[];
-  /** Materialized view with the latest row per key (deleted rows included, flagged). Default `<table>Latest`. */
-  latestView?: string;
-  /** Stored function over the view without deleted rows. Default `<table>Current`. */
-  currentFunction?: string;
-}
-
+/** A table's catalogue entry as the ADX sink uses it: its `adx` section with the defaults filled, its keys and history. */
 export interface AdxTableRoute {
+  /** Source table, `schema.table` (as `tableId()` of the change event). */
   source: string;
   table: string;
   keys: string[];
   columns: ColumnDef[];
   mapping: string;
+  /** Null when the table has no change history in ADX. */
   historyTable: string | null;
   historyMapping: string | null;
-  historyColumns: string[] | null;
-  historyContext: string[];
+  /** The catalogue's history section (the same for the Elasticsearch history). */
+  history: HistoryRoute;
   latestView: string;
   currentFunction: string;
 }

@@ -5,7 +5,7 @@ import { getInt, getString, type Env } from '../core/env.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch/bulkWriter.js';
 import { TransientSinkError } from '../core/errors.js';
-import { routerFromEnv, type Router } from '../routing/routes.js';
+import { declaredColumns, routerFromEnv, type Router } from '../routing/routes.js';
 import { DEFAULT_HISTORY_INDEX, historyDocument, historyDocumentId, putHistoryTemplate } from './historyIndex.js';
 import { historyRows, type HistoryRow } from './pivot.js';
 
@@ -28,7 +28,7 @@ export class ElasticsearchHistorySink implements Sink<HistoryRow[]> {
 
   prepare(event: ChangeEvent): HistoryRow[] | null {
     const route = this.options.router.route(event.source.schema, event.source.table);
-    const rows = historyRows(event, route.history);
+    const rows = historyRows(event, route.history, declaredColumns(route));
     return rows.length > 0 ? rows : null;
   }
 

@@ -23,7 +23,7 @@ export class AdxBatchSink implements Sink<ChangeEvent> {
   prepare(event: ChangeEvent): ChangeEvent {
     const table = tableId(event.source);
     if (this.adx.routeFor(table) === undefined) {
-      throw new PermanentRecordError('UNKNOWN_TABLE', `No ADX route for table ${table} (ADX_TABLE_ROUTES)`);
+      throw new PermanentRecordError('UNKNOWN_TABLE', `No ADX route for table ${table} (it has no adx section in CDC_ROUTES)`);
     }
     return event;
   }

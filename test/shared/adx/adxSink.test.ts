@@ -16,8 +16,7 @@ import {
   KustoControlClient,
   loadAdxConfig,
   loadAdxSchemaConfig,
-  DEFAULT_ROUTES,
-  resolveRoute,
+  adxRoutes,
   runAdxSetup,
   setupCommands,
   tableColumns,
@@ -25,6 +24,7 @@ import {
   type AdxBatch,
   type AdxSink,
 } from '../../../src/shared/adx/index.js';
+import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
 import { changeEvent, holding, order } from '../../helpers/events.js';
 import { kustoError, startKustoStandIn, v1Table, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
@@ -210,7 +210,10 @@ describe('AdxSink, queued ingestion (default)', () => {
     const result = await sink.writeBatch(batch([['retail.orders_info', asRecords([withCoupon])]], '9001', '9001'));
     expect(result[0]!.addedColumns).toEqual([{ name: 'coupon', type: 'string' }]);
     // The stand-in answers `.show table ... schema` with nothing: the sink maps the columns it knows.
-    const couponMapping = versionedMappingName('OrdersEventMapping', tableColumns(resolveRoute(DEFAULT_ROUTES[0]!, 'r'), [{ name: 'coupon', type: 'string' }]));
+    const couponMapping = versionedMappingName(
+      'OrdersEventMapping',
+      tableColumns(adxRoutes(new Router(DEFAULT_ROUTES))[0]!, [{ name: 'coupon', type: 'string' }]),
+    );
     expect(engine.commands.map((c) => [c.db, c.csl.split(" '[")[0]])).toEqual([
       ['cdcdb', ".alter-merge table ['Orders'] (['coupon']:string)"],
       ['cdcdb', ".show table ['Orders'] schema as json"],

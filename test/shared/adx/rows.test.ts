@@ -1,9 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { DEFAULT_ROUTES, findNewColumns, resolveRoute, toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/index.js';
+import { adxRoutes, findNewColumns, HISTORY_COLUMNS, toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/index.js';
+import { historyRows } from '../../../src/shared/history/pivot.js';
+import { declaredColumns, DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
+import type { AdxTableRoute } from '../../../src/shared/adx/types.js';
 import { changeEvent, holding, order } from '../../helpers/events.js';
 
-const ordersRoute = resolveRoute(DEFAULT_ROUTES[0]!, 'orders');
-const holdingRoute = resolveRoute(DEFAULT_ROUTES[1]!, 'holding');
+const [ordersRoute, holdingRoute] = adxRoutes(new Router(DEFAULT_ROUTES)) as [AdxTableRoute, AdxTableRoute];
 
 describe('toTableRow', () => {
   it('is the after image plus the CDC columns for an insert', () => {
@@ -31,11 +33,16 @@ describe('toTableRow', () => {
     expect(row).not.toHaveProperty('city');
   });
 
-  it('uses 0 as the LSN of a snapshot row without one, so any later change wins', () => {
-    const event = changeEvent({ op: 'r', after: order(1), lsn: 0 });
-    event.source.lsn = null;
-    event.source.commit_lsn = null;
-    expect(toTableRow(event)).toMatchObject({ __lsn: 0, __op: 'r', __snapshot: 'true' });
+  it('uses the row version (source.lsn) as __lsn: a row without a usable one is a permanent failure, as in every sink', () => {
+    const event = changeEvent({ op: 'r', after: order(1), lsn: null });
+    expect(() => toTableRow(event)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
+    expect(() => toTruncateRow(changeEvent({ op: 't', lsn: null }), ordersRoute)).toThrow(/no usable source.lsn/);
+    expect(toTableRow(changeEvent({ op: 'r', after: order(1), lsn: 7 }))).toMatchObject({ __lsn: 7, __op: 'r', __snapshot: 'true' });
+  });
+
+  it('a commit time that is not a date is a permanent failure (the record is dead-lettered, not retried)', () => {
+    const event = changeEvent({ op: 'c', after: order(1), lsn: 8, tsMs: 1e20 });
+    expect(() => toTableRow(event)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
   });
 
   it('lists unchanged TOAST columns it could not fill', () => {
@@ -114,6 +121,21 @@ describe('toHistoryRows (per-column change history)', () => {
     expect(toHistoryRows(toast, ordersRoute).map((r) => r.Column)).toEqual(['custid', 'amount', 'purchase_time']);
     expect(toHistoryRows(changeEvent({ op: 'r', after: order(7), lsn: 61 }), ordersRoute)).toEqual([]);
     expect(toHistoryRows(changeEvent({ op: 'm', lsn: 63 }), ordersRoute)).toEqual([]);
+  });
+
+  it('is the shared pivot (historyRows, as the Elasticsearch history writes it) without KeyText: exactly the history table columns', () => {
+    const keyOnlyDelete = changeEvent({ op: 'd', before: { orderid: 7 }, lsn: 70 });
+    const pivot = historyRows(keyOnlyDelete, DEFAULT_ROUTES['retail.orders_info']!.history, declaredColumns(DEFAULT_ROUTES['retail.orders_info']!));
+    const rows = toHistoryRows(keyOnlyDelete, ordersRoute);
+    expect(rows).toEqual(pivot.map(({ KeyText: _keyText, ...row }) => row));
+    expect(rows.map((r) => r.Column)).toEqual(['custid', 'city', 'amount', 'purchase_time']);
+    for (const row of rows) expect(Object.keys(row).sort()).toEqual(HISTORY_COLUMNS.map((c) => c.name).sort());
+  });
+
+  it('gives no rows for a table whose history is off (historyTable null, or history.enabled false)', () => {
+    const off = adxRoutes(new Router({ 'retail.orders_info': { ...DEFAULT_ROUTES['retail.orders_info'], history: { enabled: false } } }))[0]!;
+    expect(off.historyTable).toBeNull();
+    expect(toHistoryRows(changeEvent({ op: 'c', after: order(1), lsn: 5 }), off)).toEqual([]);
   });
 
   it('records a truncate as one row without column or key (as the Elasticsearch history does)', () => {
