@@ -9,9 +9,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { toJsonLines } from '../src/shared/adx/adxSink.js';
 import { adxRoutes } from '../src/shared/adx/config.js';
-import { toHistoryRows, toTableRow } from '../src/shared/adx/rows.js';
+import { toHistoryRows, toJsonLines, toTableRow } from '../src/shared/adx/rows.js';
 import { DEFAULT_ROUTES, Router } from '../src/shared/routing/routes.js';
 import type { ChangeEvent } from '../src/shared/events/changeEvent.js';
 

@@ -1,15 +1,16 @@
 /**
- * The adxSink handler with trigger-shaped batches, through the real AdxSink of src/shared/adx with
- * in-memory ingestor and control clients (ADX itself cannot run here).
+ * The adxSink handler with trigger-shaped batches, through the real AdxSink of src/shared/adx (the
+ * batch core's Sink) with in-memory ingestor and control clients (ADX itself cannot run here).
  */
 import { describe, expect, it } from '@jest/globals';
-import { AdxSink, adxRoutes, type ControlClient, type IngestRequest, type Ingestor } from '../../src/shared/adx/index.js';
+import { AdxSink } from '../../src/shared/adx/adxSink.js';
+import type { ControlClient, IngestRequest, Ingestor } from '../../src/shared/adx/clients.js';
+import { adxRoutes } from '../../src/shared/adx/config.js';
 import { DEFAULT_ROUTES, Router } from '../../src/shared/routing/routes.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
-import { AdxBatchSink } from '../../src/shared/sinks/adxBatchSink.js';
 import { changeEvent, holding, hostBody, order } from '../helpers/events.js';
 import { triggerBatch } from './triggerBatch.js';
 
@@ -30,9 +31,9 @@ const control: ControlClient = { execute: () => Promise.resolve([]), close: () =
 function setup(failFor?: Map<string, Error>) {
   const ingestor = new FakeIngestor(failFor);
   const routes = adxRoutes(new Router(DEFAULT_ROUTES));
-  const adx = new AdxSink({ config: { routes, database: 'cdc', mode: 'queued' }, ingestor, control });
+  const sink = new AdxSink({ config: { routes }, ingestor, control });
   const deadLetters = new MemoryDeadLetterStore();
-  const handler = createEventHubBatchHandler(lazy(() => ({ sink: new AdxBatchSink(adx), deadLetters })));
+  const handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters })));
   return { ingestor, deadLetters, handler };
 }
 

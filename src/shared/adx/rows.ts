@@ -11,29 +11,14 @@ import type { AdxTableRoute } from './types.js';
 
 export type AdxRow = Record<string, unknown>;
 
-/** Whether a record handed to the sink is a change event (as opposed to an already flattened row). */
-export function isChangeEvent(value: unknown): value is ChangeEvent {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.op === 'string' && typeof v.source === 'object' && v.source !== null && 'before' in v && 'after' in v;
-}
-
-/**
- * A pointer event: the reader stored the full event (too large for the hub) in a Blob and published
- * it without row images. For an insert/update the new values are not in it, so writing it would put
- * a row of nulls on top of the key's latest state; a delete still says everything (key + op).
- */
-export function isPointerWithoutImage(event: ChangeEvent): boolean {
-  return event.deadletter !== undefined && event.op !== 'd' && event.after === null;
-}
-
 /**
  * The table row of a change, or null for events that are not row changes (truncate, logical
- * messages) and for insert/update pointer events without their row image (`isPointerWithoutImage`). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
- * `__deleted: true`, so the latest-state view sees the delete as the key's last version.
+ * messages). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
+ * `__deleted: true`, so the latest-state view sees the delete as the key's last version. (Pointer
+ * events never get here: the batch core replaces them by the full event first.)
  */
 export function toTableRow(event: ChangeEvent): AdxRow | null {
-  if (event.op === 't' || event.op === 'm' || isPointerWithoutImage(event)) return null;
+  if (event.op === 't' || event.op === 'm') return null;
   const image: RowImage | null = event.op === 'd' ? event.before : event.after;
   return {
     ...(event.key ?? {}),
@@ -83,4 +68,20 @@ export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[
     route.history,
     route.columns.map((c) => c.name),
   ).map(toHistoryRow);
+}
+
+/** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */
+export function toJsonLines(rows: readonly AdxRow[]): Buffer {
+  let text = '';
+  for (const row of rows) {
+    let line: string;
+    try {
+      // No replacer on the fast path: a replacer function makes JSON.stringify several times slower.
+      line = JSON.stringify(row);
+    } catch {
+      line = JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    }
+    text += line + '\n';
+  }
+  return Buffer.from(text, 'utf8');
 }

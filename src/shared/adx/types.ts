@@ -1,5 +1,4 @@
 /** Types shared by the ADX (Kusto) sink, its setup commands and its configuration. */
-import type { Logger } from '../core/logger.js';
 import type { HistoryRoute } from '../routing/routes.js';
 
 /** The scalar types an ADX column can have. */
@@ -61,29 +60,4 @@ export interface AdxConfig {
    * current-rows function leaves out rows below its table's latest truncate. Default `CdcTruncates`.
    */
   truncatesTable: string;
-}
-
-/** What the sink core hands over per invocation: rows grouped by table (see `AdxSink.writeBatch`). */
-export interface AdxBatch {
-  /** Event Hubs partition id. */
-  partitionId: string;
-  /** Offset of the first and last event of the invocation's batch, as the host reports them. */
-  firstOffset: string;
-  lastOffset: string;
-  /**
-   * Keyed by source table `schema.table` (or by ADX table name). Values are change events (the
-   * Debezium envelope of `src/shared/events/changeEvent.ts`) or rows already flattened by `toTableRow`.
-   */
-  rowsByTable: Map<string, Record<string, unknown>[]>;
-  /** The invocation's logger (default: the sink's). */
-  logger?: Logger;
-}
-
-/** Per-table outcome of one `writeBatch`. */
-export interface AdxTableWrite {
-  table: string;
-  sourceTable: string;
-  rows: number;
-  tag: string;
-  addedColumns: ColumnDef[];
 }

@@ -4,7 +4,7 @@
  * The Functions host (src/functions/host/registerSinks.ts) registers one Event Hubs function per
  * entry; a worker host runs the same entries from Kafka consumer groups.
  */
-import { createAdxSinkFromEnv } from '../adx/index.js';
+import { createAdxSinkFromEnv } from '../adx/adxSink.js';
 import type { PointerResolver } from '../batch/pointers.js';
 import type { Sink } from '../batch/types.js';
 import type { Env } from '../core/env.js';
@@ -13,7 +13,6 @@ import type { DeadLetterStore } from '../deadletter/types.js';
 import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
 import { elasticsearchSinkFromEnv } from '../elasticsearch/elasticsearchSink.js';
 import { historySinkFromEnv } from '../history/historySink.js';
-import { AdxBatchSink } from './adxBatchSink.js';
 
 /** What running a sink needs: the sink, where poison records go, and how pointer events are read. */
 export interface SinkDeps<T = unknown> {
@@ -40,7 +39,7 @@ export const SINKS: readonly SinkDefinition[] = [
     name: 'adxSink',
     consumerGroupSetting: 'ADX_CONSUMER_GROUP',
     defaultConsumerGroup: 'adx-sink',
-    depsFromEnv: (env) => ({ sink: new AdxBatchSink(createAdxSinkFromEnv(env)), ...stores(env) }),
+    depsFromEnv: (env) => ({ sink: createAdxSinkFromEnv(env), ...stores(env) }),
   },
   {
     name: 'elasticsearchSink',

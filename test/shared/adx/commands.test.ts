@@ -2,19 +2,17 @@ import { describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inlineIngestCommand } from '../../../src/shared/adx/clients.js';
 import {
-  adxRoutes,
-  DEFAULT_BATCHING,
   addColumnsCommands,
-  inlineIngestCommand,
   jsonMapping,
-  loadAdxConfig,
   setupCommands,
   showMaterializedViewsCommand,
   showSchemaCommand,
-  tableColumns,
   viewUpgradeCommands,
-} from '../../../src/shared/adx/index.js';
+} from '../../../src/shared/adx/commands.js';
+import { adxRoutes, DEFAULT_BATCHING, loadAdxConfig } from '../../../src/shared/adx/config.js';
+import { tableColumns } from '../../../src/shared/adx/schema.js';
 import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { databaseFor, validateKql } from './helpers/kqlValidator.js';
 

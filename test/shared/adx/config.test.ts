@@ -1,15 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
-import {
-  AdxSinkError,
-  connectionFactory,
-  deriveIngestUrl,
-  describeAdxConfig,
-  isTransient,
-  loadAdxConfig,
-  setupCommands,
-  toAdxSinkError,
-} from '../../../src/shared/adx/index.js';
+import { connectionFactory } from '../../../src/shared/adx/clients.js';
+import { setupCommands } from '../../../src/shared/adx/commands.js';
+import { deriveIngestUrl, describeAdxConfig, loadAdxConfig } from '../../../src/shared/adx/config.js';
+import { AdxSinkError, isTransient, toAdxSinkError } from '../../../src/shared/adx/errors.js';
 import { ConfigError } from '../../../src/shared/core/errors.js';
 import { memoryLogger } from '../../../src/shared/core/logger.js';
 
