@@ -11,6 +11,10 @@ import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLet
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
+import { sinkTriggerOptions } from '../../src/functions/host/registerSinks.js';
+import type { BatchReport } from '../../src/shared/batch/types.js';
+import { sinkDefinition } from '../../src/shared/sinks/registry.js';
+import { serviceEnv } from '../helpers/services.js';
 import { changeEvent, holding, hostBody, order } from '../helpers/events.js';
 import { triggerBatch } from './triggerBatch.js';
 
@@ -133,5 +137,33 @@ describe('adxSink handler', () => {
       { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2020-10-07T07:56:32.691Z', TxId: 653 },
     ]);
     expect(text(ingestor.requests[1]!.data).filter((r) => r.Op === 't')).toEqual([expect.objectContaining({ Column: null, Key: null, Lsn: 600 })]);
+  });
+
+  it("is built from the settings by the first invocation, whose log gets the ADX configuration and ADX_TABLE_ROUTES's deprecation", async () => {
+    const env = {
+      ADX_CLUSTER_URL: 'http://127.0.0.1:9',
+      ADX_DATABASE: 'cdc',
+      ADX_AUTH: 'none',
+      ADX_INGESTION_MODE: 'inline',
+      ADX_TABLE_ROUTES: JSON.stringify([{ source: 'retail.orders_info', table: 'Orders', keys: ['orderid'], columns: { orderid: 'long' } }]),
+      AZURE_STORAGE_CONNECTION_STRING: serviceEnv().azureStorageConnectionString,
+    };
+    const { handler } = sinkTriggerOptions(sinkDefinition('adxSink'), env);
+    const logs: string[] = [];
+    const logHandler = (level: string, ...args: unknown[]) => void logs.push(`${level}: ${args.map(String).join(' ')}`);
+    // A tombstone: nothing to write, so nothing goes to the (absent) cluster.
+    const first = triggerBatch([null], { functionName: 'adxSink', logHandler });
+    expect((await handler(first.messages, first.context)) as BatchReport).toMatchObject({ total: 1, skipped: 1 });
+    expect(logs.filter((l) => !l.startsWith('information: adxSink: partition'))).toEqual([
+      expect.stringMatching(
+        /^warning: ADX_TABLE_ROUTES is deprecated: move each route into CDC_ROUTES as the table's "adx" section .*"replacement":"CDC_ROUTES"/,
+      ),
+      expect.stringMatching(/^information: ADX sink .*"tables":\["retail.orders_info -> Orders"\]/),
+    ]);
+    // Built once: the next invocation logs neither line again.
+    logs.length = 0;
+    const second = triggerBatch([null], { functionName: 'adxSink', firstOffset: 9000, logHandler });
+    await handler(second.messages, second.context);
+    expect(logs.filter((l) => !l.startsWith('information: adxSink: partition'))).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@
 import { app } from '@azure/functions';
 import type { Env } from '../../shared/core/env.js';
 import { lazy } from '../../shared/core/lazy.js';
+import type { Logger } from '../../shared/core/logger.js';
 import { SINKS, type SinkDefinition } from '../../shared/sinks/registry.js';
 import { createEventHubBatchHandler } from './eventHubBatchHandler.js';
 import { BODY_DATA_TYPE, consumerGroup, EVENT_HUB_CONNECTION, eventHubName, retryPolicy, type SinkTriggerOptions } from './settings.js';
@@ -15,7 +16,8 @@ export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTr
     cardinality: 'many',
     dataType: BODY_DATA_TYPE,
     retry: retryPolicy(env),
-    handler: createEventHubBatchHandler(lazy(() => definition.depsFromEnv(env))),
+    // Built by the first invocation, which also logs what building reports (e.g. a deprecated setting).
+    handler: createEventHubBatchHandler(lazy((logger: Logger) => definition.depsFromEnv(env, logger))),
   };
 }
 
