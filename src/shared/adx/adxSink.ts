@@ -76,12 +76,8 @@ export class AdxSink implements Sink<AdxRecordRows> {
     const outcomes = new Map<number, RecordOutcome>();
     for (const [route, group] of groups) {
       try {
-        await this.writeRoute(
-          route,
-          group.map((r) => r.item),
-          batch,
-          context.logger,
-        );
+        const items = group.map((r) => r.item);
+        await this.writeRoute(route, items, batch, context.logger);
       } catch (error) {
         const failure = toAdxSinkError(error, 'ADX write', { table: route.table, sourceTable: route.source });
         const outcome: RecordOutcome = failure.canRetry

@@ -81,14 +81,8 @@ export const DEFAULT_TRUNCATES_TABLE = 'CdcTruncates';
 export function adxRoutes(catalogue: Router): AdxTableRoute[] {
   const entries = catalogue.tables().filter(([, entry]) => entry.adx !== undefined);
   if (entries.length === 0) {
-    throw new ConfigError(
-      'CDC_ROUTES',
-      'at least one table with an "adx" section',
-      catalogue
-        .tables()
-        .map(([table]) => table)
-        .join(', ') || '(no tables)',
-    );
+    const tables = catalogue.tables().map(([table]) => table);
+    throw new ConfigError('CDC_ROUTES', 'at least one table with an "adx" section', tables.join(', ') || '(no tables)');
   }
   const routes = entries.map(([source, entry]) => resolveRoute(source, entry, catalogue.placeOf(source)));
   const names = new Map<string, string>();

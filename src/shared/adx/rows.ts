@@ -63,11 +63,8 @@ export function toHistoryRow(row: HistoryRow): AdxRow {
 /** The history-table rows of a change: the shared pivot with the route's history section and declared columns. */
 export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
   if (route.historyTable === null) return [];
-  return historyRows(
-    event,
-    route.history,
-    route.columns.map((c) => c.name),
-  ).map(toHistoryRow);
+  const declared = route.columns.map((c) => c.name);
+  return historyRows(event, route.history, declared).map(toHistoryRow);
 }
 
 /** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */
