@@ -9,7 +9,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { DEFAULT_ROUTES, resolveRoute, toHistoryRows, toJsonLines, toTableRow } from '../src/shared/adx/index.js';
+import { adxRoutes } from '../src/shared/adx/config.js';
+import { toHistoryRows, toJsonLines, toTableRow } from '../src/shared/adx/rows.js';
+import { DEFAULT_ROUTES, Router } from '../src/shared/routing/routes.js';
 import type { ChangeEvent } from '../src/shared/events/changeEvent.js';
 
 export interface AdxBenchResult {
@@ -73,7 +75,7 @@ export function measureAdxUsPerEvent(options: { events?: number; batch?: number;
   const events = options.events ?? Number(process.env.BENCH_ADX_EVENTS ?? 100_000);
   const batch = options.batch ?? Number(process.env.BENCH_BATCH ?? 500);
   const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
-  const route = resolveRoute(DEFAULT_ROUTES[0]!, 'orders');
+  const route = adxRoutes(new Router(DEFAULT_ROUTES))[0]!;
   const input = bodies(events);
   let best: AdxBenchResult | undefined;
   for (let round = 0; round < rounds; round++) {

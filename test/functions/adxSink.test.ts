@@ -1,15 +1,22 @@
 /**
- * The adxSink handler with trigger-shaped batches, through the real AdxSink of src/shared/adx with
- * in-memory ingestor and control clients (ADX itself cannot run here).
+ * The adxSink handler with trigger-shaped batches, through the real AdxSink of src/shared/adx (the
+ * batch core's Sink) with in-memory ingestor and control clients (ADX itself cannot run here).
  */
 import { describe, expect, it } from '@jest/globals';
-import { AdxSink, DEFAULT_ROUTES, resolveRoute, type ControlClient, type IngestRequest, type Ingestor } from '../../src/shared/adx/index.js';
+import { AdxSink } from '../../src/shared/adx/adxSink.js';
+import type { ControlClient, IngestRequest, Ingestor } from '../../src/shared/adx/clients.js';
+import { adxRoutes } from '../../src/shared/adx/config.js';
+import { DEFAULT_ROUTES, Router } from '../../src/shared/routing/routes.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
-import { AdxBatchSink } from '../../src/shared/sinks/adxBatchSink.js';
-import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
+import { sinkTriggerOptions } from '../../src/functions/host/registerSinks.js';
+import type { BatchReport } from '../../src/shared/batch/types.js';
+import { sinkDefinition } from '../../src/shared/sinks/registry.js';
+import { serviceEnv } from '../helpers/services.js';
+import { changeEvent, holding, hostBody, order } from '../helpers/events.js';
+import { triggerBatch } from './triggerBatch.js';
 
 class FakeIngestor implements Ingestor {
   readonly mode = 'queued' as const;
@@ -27,27 +34,18 @@ const control: ControlClient = { execute: () => Promise.resolve([]), close: () =
 
 function setup(failFor?: Map<string, Error>) {
   const ingestor = new FakeIngestor(failFor);
-  const routes = DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `ADX_TABLE_ROUTES[${i}]`));
-  const adx = new AdxSink({ config: { routes, database: 'cdc', mode: 'queued' }, ingestor, control });
+  const routes = adxRoutes(new Router(DEFAULT_ROUTES));
+  const sink = new AdxSink({ config: { routes }, ingestor, control });
   const deadLetters = new MemoryDeadLetterStore();
-  const handler = createEventHubBatchHandler(lazy(() => ({ sink: new AdxBatchSink(adx), deadLetters })));
+  const handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters })));
   return { ingestor, deadLetters, handler };
 }
-
-const holding = (id: number, lsn: number) =>
-  changeEvent({
-    table: 'bank.holding',
-    op: 'c',
-    key: { holding_id: id },
-    after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: 10 },
-    lsn,
-  });
 
 const mixedBatch = () => [
   hostBody(changeEvent({ after: order(1), lsn: 10 }), 'object'),
   hostBody(changeEvent({ after: order(2), lsn: 20 }), 'buffer'),
   'not json at all',
-  hostBody(holding(1000, 30), 'string'),
+  hostBody(changeEvent({ table: 'bank.holding', after: holding(1000, 'VFIAX', 10), lsn: 30 }), 'string'),
   hostBody(changeEvent({ table: 'public.unrouted', after: { id: 1 }, key: { id: 1 } })),
   hostBody(changeEvent({ op: 'd', before: order(1), lsn: 40 }), 'schemaPayload'),
 ];
@@ -136,8 +134,36 @@ describe('adxSink handler', () => {
       ['CdcTruncates', 'CdcTruncatesMapping', 1, tag],
     ]);
     expect(text(ingestor.requests[2]!.data)).toEqual([
-      { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2023-11-14T22:13:20.000Z', TxId: 653 },
+      { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2020-10-07T07:56:32.691Z', TxId: 653 },
     ]);
     expect(text(ingestor.requests[1]!.data).filter((r) => r.Op === 't')).toEqual([expect.objectContaining({ Column: null, Key: null, Lsn: 600 })]);
+  });
+
+  it("is built from the settings by the first invocation, whose log gets the ADX configuration and ADX_TABLE_ROUTES's deprecation", async () => {
+    const env = {
+      ADX_CLUSTER_URL: 'http://127.0.0.1:9',
+      ADX_DATABASE: 'cdc',
+      ADX_AUTH: 'none',
+      ADX_INGESTION_MODE: 'inline',
+      ADX_TABLE_ROUTES: JSON.stringify([{ source: 'retail.orders_info', table: 'Orders', keys: ['orderid'], columns: { orderid: 'long' } }]),
+      AZURE_STORAGE_CONNECTION_STRING: serviceEnv().azureStorageConnectionString,
+    };
+    const { handler } = sinkTriggerOptions(sinkDefinition('adxSink'), env);
+    const logs: string[] = [];
+    const logHandler = (level: string, ...args: unknown[]) => void logs.push(`${level}: ${args.map(String).join(' ')}`);
+    // A tombstone: nothing to write, so nothing goes to the (absent) cluster.
+    const first = triggerBatch([null], { functionName: 'adxSink', logHandler });
+    expect((await handler(first.messages, first.context)) as BatchReport).toMatchObject({ total: 1, skipped: 1 });
+    expect(logs.filter((l) => !l.startsWith('information: adxSink: partition'))).toEqual([
+      expect.stringMatching(
+        /^warning: ADX_TABLE_ROUTES is deprecated: move each route into CDC_ROUTES as the table's "adx" section .*"replacement":"CDC_ROUTES"/,
+      ),
+      expect.stringMatching(/^information: ADX sink .*"tables":\["retail.orders_info -> Orders"\]/),
+    ]);
+    // Built once: the next invocation logs neither line again.
+    logs.length = 0;
+    const second = triggerBatch([null], { functionName: 'adxSink', firstOffset: 9000, logHandler });
+    await handler(second.messages, second.context);
+    expect(logs.filter((l) => !l.startsWith('information: adxSink: partition'))).toEqual([]);
   });
 });

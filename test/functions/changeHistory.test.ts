@@ -11,7 +11,8 @@ import { ElasticsearchHistorySink } from '../../src/shared/history/historySink.j
 import { changeCount, mostSoldStock, stockTypeChangesOfUser } from '../../src/shared/history/queries.js';
 import { DEFAULT_ROUTES, Router } from '../../src/shared/routing/routes.js';
 import { cleanup, testClient, uniqueIndex } from '../shared/esTestKit.js';
-import { changeEvent, hostBody, triggerBatch } from './factories.js';
+import { changeEvent, hostBody } from '../helpers/events.js';
+import { triggerBatch } from './triggerBatch.js';
 
 const client = testClient();
 const index = uniqueIndex('history');

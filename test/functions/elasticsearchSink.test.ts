@@ -14,7 +14,8 @@ import { sinkDefinition } from '../../src/shared/sinks/registry.js';
 import { lazy } from '../../src/shared/core/lazy.js';
 import { serviceEnv, uniqueName } from '../helpers/services.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from '../shared/esTestKit.js';
-import { changeEvent, hostBody, order, triggerBatch } from './factories.js';
+import { changeEvent, hostBody, order } from '../helpers/events.js';
+import { triggerBatch } from './triggerBatch.js';
 
 const client = testClient();
 const index = uniqueIndex('es_handler');

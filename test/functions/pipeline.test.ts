@@ -15,7 +15,7 @@ import { mostSoldStock, stockTypeChangesOfUser } from '../../src/shared/history/
 import { DEFAULT_ROUTES, Router, type RoutesConfig } from '../../src/shared/routing/routes.js';
 import { cleanup as cleanupReader, pgClient, readerEnv, startReader, TopicCollector, uniqueName, type RunningReader } from '../reader/helpers.js';
 import { cleanup as cleanupEs, testClient } from '../shared/esTestKit.js';
-import { triggerBatch } from './factories.js';
+import { triggerBatch } from './triggerBatch.js';
 
 const name = uniqueName('e2e_sinks');
 const bank = `${name}_bank`;

@@ -7,7 +7,7 @@ import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLet
 import type { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { changeEvent, order } from '../functions/factories.js';
+import { changeEvent, order } from '../helpers/events.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from './esTestKit.js';
 
 const client = testClient();

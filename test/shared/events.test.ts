@@ -3,9 +3,8 @@ import { decodeBody, bodyBytes } from '../../src/shared/events/decode.js';
 import { documentId } from '../../src/shared/events/documentId.js';
 import { rowVersion } from '../../src/shared/events/rowVersion.js';
 import { parseMetadataFields, unwrap } from '../../src/shared/events/unwrap.js';
-import { Router, DEFAULT_ROUTES } from '../../src/shared/routing/routes.js';
-import { PermanentRecordError, ConfigError } from '../../src/shared/core/errors.js';
-import { changeEvent, hostBody, order, type BodyShape } from '../functions/factories.js';
+import { PermanentRecordError } from '../../src/shared/core/errors.js';
+import { changeEvent, hostBody, order, type BodyShape } from '../helpers/events.js';
 
 describe('decodeBody', () => {
   const event = changeEvent({ after: order(7) });
@@ -96,20 +95,5 @@ describe('rowVersion and documentId', () => {
     expect(documentId(changeEvent({ key: { code: 'A' } }))).toBe('A');
     expect(documentId(changeEvent({ key: { a: 1, b: 'x' } }))).toBe('[1,"x"]');
     expect(() => documentId(changeEvent({ key: null }))).toThrow(/no key/);
-  });
-});
-
-describe('Router', () => {
-  it('routes configured tables and rejects unknown ones permanently', () => {
-    const router = new Router(DEFAULT_ROUTES);
-    expect(router.route('retail', 'orders_info').elasticsearch?.index).toBe('cdc-retail.orders_info');
-    expect(() => router.route('public', 'nope')).toThrow(expect.objectContaining({ code: 'UNKNOWN_TABLE', canRetry: false }));
-  });
-  it('fills the wildcard route with the table name', () => {
-    const router = new Router({ '*': { elasticsearch: { index: 'cdc-{schema}.{table}' } } });
-    expect(router.route('Public', 'Items')).toEqual({ elasticsearch: { index: 'cdc-public.items' } });
-  });
-  it('fails fast on a bad index name', () => {
-    expect(() => new Router({ 'a.b': { elasticsearch: { index: 'Upper' } } })).toThrow(ConfigError);
   });
 });

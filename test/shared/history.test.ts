@@ -1,13 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { historyRows } from '../../src/shared/history/pivot.js';
-import { changeEvent } from '../functions/factories.js';
+import { changeEvent, holding } from '../helpers/events.js';
 
-const holding = (id: number, stock: string, quantity: number, user = 1) => ({
-  holding_id: id,
-  user_id: user,
-  holding_stock: stock,
-  holding_quantity: quantity,
-});
 const route = { columns: ['holding_stock', 'holding_quantity'], context: ['user_id'] };
 const ev = (op: 'c' | 'u' | 'd' | 't' | 'r', before: Record<string, unknown> | null, after: Record<string, unknown> | null, lsn = 1000) =>
   changeEvent({ table: 'bank.holding', op, before, after, key: op === 't' ? null : { holding_id: 1000 }, lsn, tsMs: Date.UTC(2021, 5, 1) });
@@ -57,6 +51,24 @@ describe('historyRows (holding_pivot generalised)', () => {
     expect(historyRows(event, {}).map((r) => r.Column)).toEqual(['holding_stock']);
     expect(historyRows(ev('r', null, holding(1000, 'A', 1)), route)).toEqual([]);
     expect(historyRows(ev('c', null, holding(1000, 'A', 1)), { enabled: false })).toEqual([]);
+  });
+
+  it('tracks the declared columns too by default, so a key-only delete records which columns went away (unknown old values)', () => {
+    const keyOnly = ev('d', { holding_id: 1000 }, null);
+    expect(historyRows(keyOnly, {})).toEqual([]);
+    expect(historyRows(keyOnly, {}, ['holding_id', 'user_id', 'holding_stock']).map((r) => [r.Column, r.OldValueKnown])).toEqual([
+      ['user_id', false],
+      ['holding_stock', false],
+    ]);
+  });
+
+  it('uses the row version and the commit time of every sink: an event without a usable one is a permanent failure', () => {
+    expect(() => historyRows(ev('c', null, holding(1000, 'A', 1), Number.NaN), route)).toThrow(
+      expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }),
+    );
+    const badTime = ev('c', null, holding(1000, 'A', 1));
+    badTime.source.ts_ms = 1e20;
+    expect(() => historyRows(badTime, route)).toThrow(/no usable source.ts_ms/);
   });
 
   it('marks a truncate with one row without column', () => {

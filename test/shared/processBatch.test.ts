@@ -6,7 +6,7 @@ import type { DeadLetterStore } from '../../src/shared/deadletter/types.js';
 import { BatchProcessingError, ConfigError, PermanentRecordError, TransientSinkError } from '../../src/shared/core/errors.js';
 import type { PointerResolver } from '../../src/shared/batch/pointers.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { changeEvent, order } from '../functions/factories.js';
+import { changeEvent, order } from '../helpers/events.js';
 
 const batch: BatchInfo = { functionName: 'test', partitionId: '3', firstOffset: '0', lastOffset: '9' };
 const records = (bodies: unknown[]): EventRecord[] => bodies.map((body, i) => ({ body, partitionId: '3', offset: String(i * 10), sequenceNumber: String(i) }));

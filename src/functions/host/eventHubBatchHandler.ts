@@ -7,13 +7,15 @@
 import type { InvocationContext } from '@azure/functions';
 import { processBatch } from '../../shared/batch/processBatch.js';
 import type { BatchReport } from '../../shared/batch/types.js';
+import type { Logger } from '../../shared/core/logger.js';
 import type { SinkDeps } from '../../shared/sinks/registry.js';
 import { fromTriggerMetadata, type TriggerOrigin } from './fromTriggerMetadata.js';
 import { loggerFromContext } from './logger.js';
 
 export type EventHubBatchHandler = (messages: unknown, context: InvocationContext) => Promise<BatchReport>;
 
-export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>, origin: TriggerOrigin = {}): EventHubBatchHandler {
+/** `deps` gets the invocation's logger, for the lines it logs while building (configuration, deprecated settings). */
+export function createEventHubBatchHandler<T>(deps: (logger: Logger) => Promise<SinkDeps<T>>, origin: TriggerOrigin = {}): EventHubBatchHandler {
   return async (messages, context) => {
     const { records, batch, unplaced } = fromTriggerMetadata(messages, context, origin);
     const logger = loggerFromContext(context);
@@ -31,7 +33,7 @@ export function createEventHubBatchHandler<T>(deps: () => Promise<SinkDeps<T>>, 
           '(the checkpoint waits until it succeeds)',
       );
     }
-    const { sink, deadLetters, pointers } = await deps();
+    const { sink, deadLetters, pointers } = await deps(logger);
     return processBatch(records, { sink, deadLetters, batch, logger, ...(pointers ? { pointers } : {}) });
   };
 }

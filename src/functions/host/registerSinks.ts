@@ -2,6 +2,7 @@
 import { app } from '@azure/functions';
 import type { Env } from '../../shared/core/env.js';
 import { lazy } from '../../shared/core/lazy.js';
+import type { Logger } from '../../shared/core/logger.js';
 import { SINKS, type SinkDefinition } from '../../shared/sinks/registry.js';
 import { createEventHubBatchHandler } from './eventHubBatchHandler.js';
 import type { TriggerOrigin } from './fromTriggerMetadata.js';
@@ -16,9 +17,10 @@ export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTr
     cardinality: 'many',
     dataType: BODY_DATA_TYPE,
     retry: retryPolicy(env),
-    // What the trigger is configured to read, for dead-letter names when partitionContext lacks it.
+    // Built by the first invocation, which also logs what building reports (e.g. a deprecated setting);
+    // the origin names dead-letters when partitionContext lacks the namespace, hub or consumer group.
     handler: createEventHubBatchHandler(
-      lazy(() => definition.depsFromEnv(env)),
+      lazy((logger: Logger) => definition.depsFromEnv(env, logger)),
       triggerOrigin(env, definition),
     ),
   };

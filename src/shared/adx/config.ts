@@ -1,45 +1,18 @@
 /**
- * ADX sink configuration from the environment, validated once at start-up. Every failure names the
+ * ADX sink configuration from the environment, validated once at start-up: the connection settings
+ * and the catalogue's `adx` sections (src/shared/routing/routes.ts). Every failure names the
  * variable; the application key never appears in messages (`describeAdxConfig` masks it).
  */
 import { ConfigError } from '../core/errors.js';
 import { getInt, getOneOf, getOptionalString, getString, getUrl, type Env } from '../core/env.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { routerFromEnv, variableOf, type Router, type TableRoute } from '../routing/routes.js';
 import { isPlainName } from './kql.js';
 import { KQL_TYPES } from './types.js';
-import type { AdxAuth, AdxConfig, AdxIngestionMode, AdxTableRoute, AdxTableRouteInput, ColumnDef, IngestionBatchingPolicy } from './types.js';
+import type { AdxAuth, AdxConfig, AdxIngestionMode, AdxTableRoute, ColumnDef, IngestionBatchingPolicy } from './types.js';
 
 const MODES: readonly AdxIngestionMode[] = ['queued', 'managed-streaming', 'inline'];
 const AUTHS: readonly AdxAuth[] = ['managed-identity', 'default', 'app-key', 'none'];
-
-/**
- * The tables of the source documents: `retail.orders_info` as the `Orders` table with the
- * `OrdersEventMapping` mapping of the Kafka-Connect demo, and `bank.holding` with its per-field change
- * history (stock type and quantity, with the owning user as context).
- */
-export const DEFAULT_ROUTES: readonly AdxTableRouteInput[] = [
-  {
-    source: 'retail.orders_info',
-    table: 'Orders',
-    keys: ['orderid'],
-    columns: { orderid: 'string', custid: 'string', city: 'string', amount: 'int', purchase_time: 'datetime' },
-    mapping: 'OrdersEventMapping',
-  },
-  {
-    source: 'bank.holding',
-    table: 'Holding',
-    keys: ['holding_id'],
-    columns: {
-      holding_id: 'long',
-      user_id: 'long',
-      holding_stock: 'string',
-      holding_quantity: 'long',
-      datetime_created: 'datetime',
-      datetime_updated: 'datetime',
-    },
-    historyColumns: ['holding_stock', 'holding_quantity'],
-    historyContext: ['user_id'],
-  },
-];
 
 /** The batching policy of the source document: 30 s / 500 items / 1 GB (ADX default is 5 min). */
 export const DEFAULT_BATCHING: IngestionBatchingPolicy = {
@@ -57,75 +30,71 @@ export function deriveIngestUrl(clusterUrl: string): string {
 }
 
 /**
- * Fills the route defaults and checks names, keys and types. `where` is the route's place in its
- * setting (`ADX_TABLE_ROUTES[2]`); errors name the setting and that place.
+ * A table's ADX route from its catalogue entry: the `adx` section with its defaults filled, the
+ * entry's keys and history, names, keys and types checked. `where` is the entry's place
+ * (`CDC_ROUTES["a.b"]`, or `ADX_TABLE_ROUTES[2]` for a route merged from there); errors name its
+ * variable and that place.
  */
-export function resolveRoute(input: AdxTableRouteInput, where: string): AdxTableRoute {
-  const variable = where.replace(/\[.*$/, '');
+export function resolveRoute(source: string, entry: TableRoute, where: string): AdxTableRoute {
+  const variable = variableOf(where);
   const fail = (expected: string, got: unknown): never => {
     throw new ConfigError(variable, `${where}: ${expected}`, typeof got === 'string' ? got : (JSON.stringify(got) ?? String(got)));
   };
-  if (typeof input !== 'object' || input === null) fail('a route object', input);
-  if (typeof input.source !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(input.source)) fail('source "schema.table"', input.source);
+  const adx = entry.adx;
+  if (typeof adx !== 'object' || adx === null) return fail(`adx of ${source}: an object`, adx);
   const name = (value: unknown, what: string): string => {
     if (typeof value !== 'string' || !isPlainName(value)) fail(`${what}: a plain ADX name ([A-Za-z_][A-Za-z0-9_]*)`, value);
     return value as string;
   };
-  const table = name(input.table, `table of ${input.source}`);
-  if (typeof input.columns !== 'object' || input.columns === null || Array.isArray(input.columns))
-    fail(`columns of ${input.source}: an object { column: type }`, input.columns);
-  const columns: ColumnDef[] = Object.entries(input.columns).map(([column, type]) => {
-    if (!(KQL_TYPES as readonly string[]).includes(type)) fail(`type of ${input.source}.${column}: one of ${KQL_TYPES.join(', ')}`, type);
-    if (column.startsWith('__')) fail(`columns of ${input.source}: names not starting with __ (reserved for CDC columns)`, column);
+  const table = name(adx.table, `table of ${source}`);
+  if (typeof adx.columns !== 'object' || adx.columns === null || Array.isArray(adx.columns))
+    fail(`columns of ${source}: an object { column: type }`, adx.columns);
+  const columns: ColumnDef[] = Object.entries(adx.columns).map(([column, type]) => {
+    if (!(KQL_TYPES as readonly string[]).includes(type)) fail(`type of ${source}.${column}: one of ${KQL_TYPES.join(', ')}`, type);
+    if (column.startsWith('__')) fail(`columns of ${source}: names not starting with __ (reserved for CDC columns)`, column);
     return { name: column, type: type };
   });
-  if (!Array.isArray(input.keys) || input.keys.length === 0) fail(`keys of ${input.source}: a non-empty array`, input.keys);
-  for (const key of input.keys) {
-    if (!columns.some((c) => c.name === key)) fail(`keys of ${input.source}: names among its columns`, key);
+  const keys = entry.keys;
+  if (!Array.isArray(keys) || keys.length === 0) return fail(`keys of ${source}: a non-empty array`, keys);
+  for (const key of keys) {
+    if (!columns.some((c) => c.name === key)) fail(`keys of ${source}: names among its columns`, key);
   }
-  const historyTable = input.historyTable === null ? null : name(input.historyTable ?? `${table}History`, `historyTable of ${input.source}`);
+  const history = entry.history ?? {};
+  const historyTable = adx.historyTable === null || history.enabled === false ? null : name(adx.historyTable ?? `${table}History`, `historyTable of ${source}`);
   return {
-    source: input.source,
+    source,
     table,
-    keys: [...input.keys],
+    keys: [...keys],
     columns,
-    mapping: name(input.mapping ?? `${table}EventMapping`, `mapping of ${input.source}`),
+    mapping: name(adx.mapping ?? `${table}EventMapping`, `mapping of ${source}`),
     historyTable,
     historyMapping: historyTable === null ? null : `${historyTable}Mapping`,
-    historyColumns: input.historyColumns ? [...input.historyColumns] : null,
-    historyContext: input.historyContext ? [...input.historyContext] : [],
-    latestView: name(input.latestView ?? `${table}Latest`, `latestView of ${input.source}`),
-    currentFunction: name(input.currentFunction ?? `${table}Current`, `currentFunction of ${input.source}`),
+    history,
+    latestView: name(adx.latestView ?? `${table}Latest`, `latestView of ${source}`),
+    currentFunction: name(adx.currentFunction ?? `${table}Current`, `currentFunction of ${source}`),
   };
 }
 
 export const DEFAULT_TRUNCATES_TABLE = 'CdcTruncates';
 
-function parseRoutes(env: Env): AdxTableRoute[] {
-  const text = getOptionalString(env, 'ADX_TABLE_ROUTES');
-  let inputs: unknown = DEFAULT_ROUTES;
-  if (text !== undefined) {
-    try {
-      inputs = JSON.parse(text);
-    } catch (error) {
-      throw new ConfigError('ADX_TABLE_ROUTES', 'a JSON array of routes', text, { cause: error });
-    }
+/** The ADX routes of the catalogue: every table with an `adx` section, each ADX name used once. */
+export function adxRoutes(catalogue: Router): AdxTableRoute[] {
+  const entries = catalogue.tables().filter(([, entry]) => entry.adx !== undefined);
+  if (entries.length === 0) {
+    const tables = catalogue.tables().map(([table]) => table);
+    throw new ConfigError('CDC_ROUTES', 'at least one table with an "adx" section', tables.join(', ') || '(no tables)');
   }
-  if (!Array.isArray(inputs) || inputs.length === 0) throw new ConfigError('ADX_TABLE_ROUTES', 'a non-empty JSON array of routes', text);
-  const routes = (inputs as AdxTableRouteInput[]).map((input, i) => resolveRoute(input, `ADX_TABLE_ROUTES[${i}]`));
+  const routes = entries.map(([source, entry]) => resolveRoute(source, entry, catalogue.placeOf(source)));
   const names = new Map<string, string>();
   for (const route of routes) {
     for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
       if (n === null) continue;
       const previous = names.get(n.toLowerCase());
-      if (previous !== undefined) throw new ConfigError('ADX_TABLE_ROUTES', 'each ADX name used once', `${n} (used by ${previous} and ${route.source})`);
+      if (previous !== undefined) {
+        throw new ConfigError(variableOf(catalogue.placeOf(route.source)), 'each ADX name used once', `${n} (used by ${previous} and ${route.source})`);
+      }
       names.set(n.toLowerCase(), route.source);
     }
-  }
-  const sources = new Set<string>();
-  for (const route of routes) {
-    if (sources.has(route.source)) throw new ConfigError('ADX_TABLE_ROUTES', 'each source table routed once', route.source);
-    sources.add(route.source);
   }
   return routes;
 }
@@ -136,17 +105,23 @@ function timespan(env: Env, name: string, defaultValue: string): string {
   return value;
 }
 
-/** The part of the configuration the setup commands depend on (no cluster needed: `--dry-run`). */
-export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'> {
+/**
+ * The part of the configuration the setup commands depend on (no cluster needed: `--dry-run`). The
+ * routes come from the catalogue (`CDC_ROUTES`, and the deprecated `ADX_TABLE_ROUTES`, whose warning
+ * goes to `logger`).
+ */
+export function loadAdxSchemaConfig(env: Env, logger: Logger = silentLogger): Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'> {
   const folder = getOptionalString(env, 'ADX_FOLDER') ?? 'cdc';
   if (/['\\\n]/.test(folder)) throw new ConfigError('ADX_FOLDER', 'a folder name without quotes, backslashes or newlines', folder);
   const truncatesTable = getOptionalString(env, 'ADX_TRUNCATES_TABLE') ?? DEFAULT_TRUNCATES_TABLE;
   if (!isPlainName(truncatesTable)) throw new ConfigError('ADX_TRUNCATES_TABLE', 'a plain ADX name ([A-Za-z_][A-Za-z0-9_]*)', truncatesTable);
-  const routes = parseRoutes(env);
+  const catalogue = routerFromEnv(env, logger);
+  const routes = adxRoutes(catalogue);
   for (const route of routes) {
     for (const n of [route.table, route.historyTable, route.latestView, route.currentFunction]) {
       if (n !== null && n.toLowerCase() === truncatesTable.toLowerCase()) {
-        throw new ConfigError('ADX_TRUNCATES_TABLE', `a name no route uses (the route of ${route.source} in ADX_TABLE_ROUTES uses it)`, truncatesTable);
+        const variable = variableOf(catalogue.placeOf(route.source));
+        throw new ConfigError('ADX_TRUNCATES_TABLE', `a name no route uses (the route of ${route.source} in ${variable} uses it)`, truncatesTable);
       }
     }
   }
@@ -162,7 +137,7 @@ export function loadAdxSchemaConfig(env: Env): Pick<AdxConfig, 'routes' | 'batch
   };
 }
 
-export function loadAdxConfig(env: Env): AdxConfig {
+export function loadAdxConfig(env: Env, logger: Logger = silentLogger): AdxConfig {
   const mode = getOneOf(env, 'ADX_INGESTION_MODE', MODES, 'queued');
   const authKind = getOneOf(env, 'ADX_AUTH', AUTHS, 'managed-identity');
   const clusterUrl = getUrl(env, 'ADX_CLUSTER_URL');
@@ -186,7 +161,7 @@ export function loadAdxConfig(env: Env): AdxConfig {
     database,
     mode,
     auth: { kind: authKind, clientId, tenantId, clientSecret },
-    ...loadAdxSchemaConfig(env),
+    ...loadAdxSchemaConfig(env, logger),
   };
 }
 

@@ -20,25 +20,6 @@ export class AdxSinkError extends CdcError {
   }
 }
 
-/** A table of a batch that could not be written; `tableKey` is the `rowsByTable` key. */
-export interface AdxTableFailure {
-  tableKey: string;
-  error: AdxSinkError;
-}
-
-/** Several tables of one batch failed. Retryable when any of them is (the retry skips the written ones). */
-export class AdxBatchWriteError extends AdxSinkError {
-  readonly failures: readonly AdxTableFailure[];
-
-  constructor(failures: readonly AdxTableFailure[]) {
-    super(`ADX write failed for ${failures.length} tables: ${failures.map((f) => f.error.message).join('; ')}`, {
-      canRetry: failures.some((f) => f.error.canRetry),
-      cause: failures[0]?.error,
-    });
-    this.failures = failures;
-  }
-}
-
 const TRANSIENT_NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

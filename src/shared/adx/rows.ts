@@ -1,51 +1,30 @@
 /**
  * Change event → ADX rows. Pure functions: one table row per change (the row image plus the CDC
- * columns) and, for the change-history table, one row per changed column.
+ * columns), the change-history table's rows (the shared pivot, `historyRows`) and the truncates
+ * table's row. Version = `rowVersion`, commit time = `commitTime`, as in every sink.
  */
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
-import { columnChanges } from '../history/pivot.js';
+import { commitTime } from '../events/commitTime.js';
+import { rowVersion } from '../events/rowVersion.js';
+import { historyRows, type HistoryRow } from '../history/pivot.js';
 import type { AdxTableRoute } from './types.js';
 
 export type AdxRow = Record<string, unknown>;
 
-/** Whether a record handed to the sink is a change event (as opposed to an already flattened row). */
-export function isChangeEvent(value: unknown): value is ChangeEvent {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.op === 'string' && typeof v.source === 'object' && v.source !== null && 'before' in v && 'after' in v;
-}
-
-function lsnOf(event: ChangeEvent): number {
-  // Snapshot rows may carry no LSN: 0 makes any later change of the key win in arg_max.
-  return event.source.lsn ?? event.source.commit_lsn ?? 0;
-}
-
-function commitTime(event: ChangeEvent): string {
-  return new Date(event.source.ts_ms).toISOString();
-}
-
-/**
- * A pointer event: the reader stored the full event (too large for the hub) in a Blob and published
- * it without row images. For an insert/update the new values are not in it, so writing it would put
- * a row of nulls on top of the key's latest state; a delete still says everything (key + op).
- */
-export function isPointerWithoutImage(event: ChangeEvent): boolean {
-  return event.deadletter !== undefined && event.op !== 'd' && event.after === null;
-}
-
 /**
  * The table row of a change, or null for events that are not row changes (truncate, logical
- * messages) and for insert/update pointer events without their row image (`isPointerWithoutImage`). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
- * `__deleted: true`, so the latest-state view sees the delete as the key's last version.
+ * messages). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
+ * `__deleted: true`, so the latest-state view sees the delete as the key's last version. (Pointer
+ * events never get here: the batch core replaces them by the full event first.)
  */
 export function toTableRow(event: ChangeEvent): AdxRow | null {
-  if (event.op === 't' || event.op === 'm' || isPointerWithoutImage(event)) return null;
+  if (event.op === 't' || event.op === 'm') return null;
   const image: RowImage | null = event.op === 'd' ? event.before : event.after;
   return {
     ...(event.key ?? {}),
     ...(image ?? {}),
     __op: event.op,
-    __lsn: lsnOf(event),
+    __lsn: rowVersion(event),
     __commit_lsn: event.source.commit_lsn ?? null,
     __commit_time: commitTime(event),
     __deleted: event.op === 'd',
@@ -66,65 +45,40 @@ export function toTruncateRow(event: ChangeEvent, route: AdxTableRoute): AdxRow 
   return {
     SourceTable: tableId(event.source),
     Table: route.table,
-    Lsn: lsnOf(event),
+    Lsn: rowVersion(event),
     CommitTime: commitTime(event),
     TxId: event.source.txId,
   };
-}
-
-function pick(image: RowImage | null, columns: readonly string[]): Record<string, unknown> | null {
-  if (image === null || columns.length === 0) return null;
-  const out: Record<string, unknown> = {};
-  for (const c of columns) out[c] = image[c] ?? null;
-  return out;
 }
 
 /**
- * Per-column history of a change (the `holding_pivot` of the source document). Inserts record the
- * new values (old value known to be absent); updates record the columns whose value changed, or every
- * tracked column when there is no before image (`OldValueKnown: false`: REPLICA IDENTITY DEFAULT
- * sends no old values); deletes record the old values they carry. A truncate gives one row with
- * `Column` and `Key` null (as the Elasticsearch history, src/shared/history/pivot.ts): every row of
- * the table went, old values unknown. Snapshot reads and logical messages are not changes and give
- * no rows; unchanged TOAST columns are skipped (their new value is not in the event).
+ * A pivot row as the ADX history table has it (`HISTORY_COLUMNS`): the same fields without `KeyText`
+ * (the Elasticsearch index's exact-filter copy of `Key`; KQL filters on the dynamic `Key` itself).
  */
+export function toHistoryRow(row: HistoryRow): AdxRow {
+  const { SourceTable, Key, Op, CommitTime, Lsn, TxId, Context, Column, OldValue, NewValue, OldValueKnown } = row;
+  return { SourceTable, Key, Op, CommitTime, Lsn, TxId, Context, Column, OldValue, NewValue, OldValueKnown };
+}
+
+/** The history-table rows of a change: the shared pivot with the route's history section and declared columns. */
 export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
-  if (event.op === 't') {
-    return [
-      {
-        SourceTable: tableId(event.source),
-        Key: null,
-        Op: 't',
-        CommitTime: commitTime(event),
-        Lsn: lsnOf(event),
-        TxId: event.source.txId,
-        Context: null,
-        Column: null,
-        OldValue: null,
-        NewValue: null,
-        OldValueKnown: false,
-      },
-    ];
+  if (route.historyTable === null) return [];
+  const declared = route.columns.map((c) => c.name);
+  return historyRows(event, route.history, declared).map(toHistoryRow);
+}
+
+/** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */
+export function toJsonLines(rows: readonly AdxRow[]): Buffer {
+  let text = '';
+  for (const row of rows) {
+    let line: string;
+    try {
+      // No replacer on the fast path: a replacer function makes JSON.stringify several times slower.
+      line = JSON.stringify(row);
+    } catch {
+      line = JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    }
+    text += line + '\n';
   }
-  if ((event.op !== 'c' && event.op !== 'u' && event.op !== 'd') || isPointerWithoutImage(event)) return [];
-  const { before, after } = event;
-  const keys = new Set(route.keys);
-  // Default: the declared columns plus any the images carry, so a key-only delete still records
-  // (as unknown old values) which columns went away.
-  const tracked =
-    route.historyColumns ??
-    [...new Set([...route.columns.map((c) => c.name), ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter(
-      (c) => !keys.has(c) && !c.startsWith('__'),
-    );
-  const key = event.key ?? pick(after ?? before, route.keys);
-  const base = {
-    SourceTable: tableId(event.source),
-    Key: key,
-    Op: event.op,
-    CommitTime: commitTime(event),
-    Lsn: lsnOf(event),
-    TxId: event.source.txId,
-    Context: pick(after ?? before, route.historyContext),
-  };
-  return columnChanges(event, tracked).map((change) => ({ ...base, ...change }));
+  return Buffer.from(text, 'utf8');
 }

@@ -1,6 +1,9 @@
 /**
- * The ADX table layout: the source row's columns plus the CDC columns, and the change-history table.
+ * The ADX table layout: the source row's columns plus the CDC columns, the change-history table and
+ * the truncates table; and how a table's schema grows when new source columns arrive.
  */
+import { createHash } from 'node:crypto';
+import { KQL_TYPES } from './types.js';
 import type { AdxTableRoute, ColumnDef, KqlType } from './types.js';
 
 /** CDC columns appended to every routed table (prefix `__` keeps them clear of source columns). */
@@ -84,4 +87,46 @@ export function inferKqlType(value: unknown): KqlType | undefined {
     default:
       return 'dynamic';
   }
+}
+
+/** Columns of `rows` that `known` lacks, typed from their first non-null value (all-null ones wait). */
+export function findNewColumns(rows: readonly Record<string, unknown>[], known: ReadonlySet<string>): ColumnDef[] {
+  const found = new Map<string, ColumnDef>();
+  for (const row of rows) {
+    for (const [name, value] of Object.entries(row)) {
+      if (known.has(name) || found.has(name) || CDC_COLUMN_NAMES.has(name)) continue;
+      const type = inferKqlType(value);
+      if (type !== undefined) found.set(name, { name, type });
+    }
+  }
+  return [...found.values()];
+}
+
+/** Columns from the result of `.show table T schema as json` (empty if it cannot be read). */
+export function parseSchemaRows(rows: readonly Record<string, unknown>[]): ColumnDef[] {
+  const schema = rows[0]?.Schema;
+  if (typeof schema !== 'string') return [];
+  try {
+    const parsed = JSON.parse(schema) as { OrderedColumns?: { Name?: unknown; CslType?: unknown }[] };
+    const columns: ColumnDef[] = [];
+    for (const c of parsed.OrderedColumns ?? []) {
+      if (typeof c.Name !== 'string' || !(KQL_TYPES as readonly unknown[]).includes(c.CslType)) return [];
+      columns.push({ name: c.Name, type: c.CslType as ColumnDef['type'] });
+    }
+    return columns;
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The mapping name for a column set: `<mapping>_<12 hex of the columns' names and types>`. A name
+ * always denotes the same mapping, so instances that add different columns at the same moment never
+ * overwrite a mapping another one ingests with (each ingests with the mapping of the schema it read).
+ */
+export function versionedMappingName(mapping: string, columns: readonly ColumnDef[]): string {
+  const hash = createHash('sha256')
+    .update(columns.map((c) => `${c.name}:${c.type}`).join('\n'))
+    .digest('hex');
+  return `${mapping}_${hash.slice(0, 12)}`;
 }

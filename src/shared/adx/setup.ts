@@ -9,7 +9,7 @@ import { toAdxSinkError } from './errors.js';
 import type { ControlClient } from './clients.js';
 import type { AdxConfig } from './types.js';
 
-export interface SetupResult {
+export interface AdxSetupResult {
   executed: AdxCommand[];
   /** Operation ids of async commands (the backfilling materialized views): follow with `.show operations`. */
   operations: { command: AdxCommand; operationId: string }[];
@@ -33,9 +33,9 @@ export async function runAdxSetup(
   config: Pick<AdxConfig, 'routes' | 'batching' | 'folder' | 'truncatesTable'>,
   control: ControlClient | null,
   write: (line: string) => void,
-): Promise<SetupResult> {
+): Promise<AdxSetupResult> {
   const commands = setupCommands(config);
-  const result: SetupResult = { executed: [], operations: [] };
+  const result: AdxSetupResult = { executed: [], operations: [] };
   const execute = async (command: AdxCommand): Promise<Record<string, unknown>[]> => {
     try {
       return await (control as ControlClient).execute(command.text);

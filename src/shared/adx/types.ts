@@ -1,5 +1,5 @@
 /** Types shared by the ADX (Kusto) sink, its setup commands and its configuration. */
-import type { Logger } from '../core/logger.js';
+import type { HistoryRoute } from '../routing/routes.js';
 
 /** The scalar types an ADX column can have. */
 export const KQL_TYPES = ['bool', 'datetime', 'decimal', 'dynamic', 'guid', 'int', 'long', 'real', 'string', 'timespan'] as const;
@@ -10,40 +10,19 @@ export interface ColumnDef {
   type: KqlType;
 }
 
-/** How one source table (`schema.table`) lands in ADX. Defaults are filled in by `resolveRoute`. */
-export interface AdxTableRouteInput {
-  /** Source table, `schema.table` (as `tableId()` of the change event). */
-  source: string;
-  /** ADX table holding one row per change (the row image plus the CDC columns). */
-  table: string;
-  /** Primary-key columns: the materialized view keeps the latest row per key. */
-  keys: string[];
-  /** The row's columns and their ADX types, in table order. Unknown columns are added at run time. */
-  columns: Record<string, KqlType>;
-  /** JSON ingestion mapping name. Default `<table>EventMapping`. */
-  mapping?: string;
-  /** Change-history table (one row per changed column). Default `<table>History`; `null` disables it. */
-  historyTable?: string | null;
-  /** Columns tracked in the change history. Default: every non-key column, including new ones. */
-  historyColumns?: string[];
-  /** Columns copied into the history row's `Context` (e.g. the owning user). Default none. */
-  historyContext?: string[];
-  /** Materialized view with the latest row per key (deleted rows included, flagged). Default `<table>Latest`. */
-  latestView?: string;
-  /** Stored function over the view without deleted rows. Default `<table>Current`. */
-  currentFunction?: string;
-}
-
+/** A table's catalogue entry as the ADX sink uses it: its `adx` section with the defaults filled, its keys and history. */
 export interface AdxTableRoute {
+  /** Source table, `schema.table` (as `tableId()` of the change event). */
   source: string;
   table: string;
   keys: string[];
   columns: ColumnDef[];
   mapping: string;
+  /** Null when the table has no change history in ADX. */
   historyTable: string | null;
   historyMapping: string | null;
-  historyColumns: string[] | null;
-  historyContext: string[];
+  /** The catalogue's history section (the same for the Elasticsearch history). */
+  history: HistoryRoute;
   latestView: string;
   currentFunction: string;
 }
@@ -81,29 +60,4 @@ export interface AdxConfig {
    * current-rows function leaves out rows below its table's latest truncate. Default `CdcTruncates`.
    */
   truncatesTable: string;
-}
-
-/** What the sink core hands over per invocation: rows grouped by table (see `AdxSink.writeBatch`). */
-export interface AdxBatch {
-  /** Event Hubs partition id. */
-  partitionId: string;
-  /** Offset of the first and last event of the invocation's batch, as the host reports them. */
-  firstOffset: string;
-  lastOffset: string;
-  /**
-   * Keyed by source table `schema.table` (or by ADX table name). Values are change events (the
-   * Debezium envelope of `src/shared/events/changeEvent.ts`) or rows already flattened by `toTableRow`.
-   */
-  rowsByTable: Map<string, Record<string, unknown>[]>;
-  /** The invocation's logger (default: the sink's). */
-  logger?: Logger;
-}
-
-/** Per-table outcome of one `writeBatch`. */
-export interface AdxTableWrite {
-  table: string;
-  sourceTable: string;
-  rows: number;
-  tag: string;
-  addedColumns: ColumnDef[];
 }

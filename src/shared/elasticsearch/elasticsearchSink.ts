@@ -164,13 +164,13 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   async #fillUnchangedToast(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
     const needing = records.filter((r) => r.item.kind === 'write' && r.item.unchangedToast !== undefined);
     if (needing.length === 0) return;
-    const keyOf = (index: string, id: string) => `${index}\u0000${id}`;
+    const indexAndId = (index: string, id: string) => `${index}\u0000${id}`;
     const stored = new Map<string, Record<string, unknown>>();
     const wanted = new Map<string, { _index: string; _id: string }>();
-    for (const { item } of needing) if (item.kind === 'write') wanted.set(keyOf(item.index, item.id), { _index: item.index, _id: item.id });
+    for (const { item } of needing) if (item.kind === 'write') wanted.set(indexAndId(item.index, item.id), { _index: item.index, _id: item.id });
     try {
       const response = await this.#options.client.mget<Record<string, unknown>>({ docs: [...wanted.values()] });
-      for (const doc of response.docs) if ('found' in doc && doc.found && doc._source) stored.set(keyOf(doc._index, doc._id), doc._source);
+      for (const doc of response.docs) if ('found' in doc && doc.found && doc._source) stored.set(indexAndId(doc._index, doc._id), doc._source);
     } catch (error) {
       if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 404)
         throw new TransientSinkError('Could not read documents to fill unchanged TOAST columns', error);
@@ -178,7 +178,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const latest = new Map<string, Record<string, unknown>>();
     for (const { item } of records) {
       if (item.kind !== 'write') continue;
-      const key = keyOf(item.index, item.id);
+      const key = indexAndId(item.index, item.id);
       if (item.unchangedToast) {
         const base = latest.get(key) ?? stored.get(key);
         const missing: string[] = [];

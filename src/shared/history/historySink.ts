@@ -6,7 +6,7 @@ import type { ChangeEvent } from '../events/changeEvent.js';
 import { keyOf } from '../events/documentId.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch/bulkWriter.js';
 import { TransientSinkError } from '../core/errors.js';
-import { routerFromEnv, type Router } from '../routing/routes.js';
+import { declaredColumns, routerFromEnv, type Router } from '../routing/routes.js';
 import { DEFAULT_HISTORY_INDEX, historyDocument, historyDocumentId, putHistoryTemplate } from './historyIndex.js';
 import { historyRows, type HistoryRow } from './pivot.js';
 
@@ -32,7 +32,7 @@ export class ElasticsearchHistorySink implements Sink<HistoryRow[]> {
     // The key rule every sink applies (rows of the same event are dead-lettered by the Elasticsearch
     // sink for the same reason); truncates have no key, snapshot reads write no history.
     if (route.history?.enabled !== false && (event.op === 'c' || event.op === 'u' || event.op === 'd')) keyOf(event);
-    const rows = historyRows(event, route.history);
+    const rows = historyRows(event, route.history, declaredColumns(route));
     return rows.length > 0 ? rows : null;
   }
 

@@ -1,16 +1,20 @@
 /**
  * The change history (the source document's `holding_pivot`, generalised): one row per changed
- * column. Same columns as the ADX history table (`HISTORY_COLUMNS` in src/shared/adx/schema.ts) so the
- * same questions read the same in KQL and in Elasticsearch.
+ * column, the one pivot both stores write (the Elasticsearch history index as is; the ADX history
+ * table without `KeyText`, see `toHistoryRow` in src/shared/adx/rows.ts), so the same questions read
+ * the same in KQL and in Elasticsearch. Version = `rowVersion`, key = the event's key.
  * - insert: one row per tracked column, no old value (`OldValueKnown: true`: there was none);
  * - update: one row per tracked column whose value changed; without a before image (REPLICA IDENTITY
  *   other than FULL) every tracked column gets a row with `OldValueKnown: false` and no old value:
  *   the row says the old value is unknown rather than inventing one;
  * - delete: one row per tracked column with the old value (or `OldValueKnown: false`) and no new value;
- * - truncate: one row with `Column: null`, marking that every row of the table went;
+ * - truncate: one row with `Column` (and `Key`) null, marking that every row of the table went;
  * - snapshot reads, heartbeats: not changes, no rows. Unchanged TOAST columns are skipped.
+ * Tracked columns: the route's `history.columns`, default the table's declared columns plus those the
+ * images carry, without the key columns.
  */
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
+import { commitTime } from '../events/commitTime.js';
 import { keyText } from '../events/documentId.js';
 import { rowVersion } from '../events/rowVersion.js';
 import type { HistoryRoute } from '../routing/routes.js';
@@ -43,7 +47,8 @@ function pick(image: RowImage | null, columns: readonly string[] | undefined): R
   return out;
 }
 
-export function historyRows(event: ChangeEvent, route: HistoryRoute = {}): HistoryRow[] {
+/** `declared`: the table's declared columns (`declaredColumns` of its catalogue entry), tracked by default. */
+export function historyRows(event: ChangeEvent, route: HistoryRoute = {}, declared: readonly string[] = []): HistoryRow[] {
   if (route.enabled === false) return [];
   const { op, before, after } = event;
   if (op !== 'c' && op !== 'u' && op !== 'd' && op !== 't') return [];
@@ -53,7 +58,7 @@ export function historyRows(event: ChangeEvent, route: HistoryRoute = {}): Histo
     Key: key,
     KeyText: key && Object.keys(key).length > 0 ? keyText(key) : null,
     Op: op,
-    CommitTime: new Date(event.source.ts_ms).toISOString(),
+    CommitTime: commitTime(event),
     Lsn: rowVersion(event),
     TxId: event.source.txId,
     Context: pick(after ?? before, route.context),
@@ -62,12 +67,12 @@ export function historyRows(event: ChangeEvent, route: HistoryRoute = {}): Histo
 
   const keyColumns = new Set(Object.keys(key ?? {}));
   const tracked =
-    route.columns ?? [...new Set([...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
+    route.columns ??
+    [...new Set([...declared, ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
   return columnChanges(event, tracked).map((change) => ({ ...base, ...change }));
 }
 
-/** One changed column of one event: the part of a history row both sinks (ES and ADX) share. */
-export interface ColumnChange {
+interface ColumnChange {
   Column: string;
   OldValue: unknown;
   NewValue: unknown;
@@ -79,7 +84,7 @@ export interface ColumnChange {
  * changed (rules in the header comment). Unchanged TOAST columns are skipped: their new value is not
  * in the event.
  */
-export function columnChanges(event: Pick<ChangeEvent, 'op' | 'before' | 'after' | 'source'>, tracked: readonly string[]): ColumnChange[] {
+function columnChanges(event: Pick<ChangeEvent, 'op' | 'before' | 'after' | 'source'>, tracked: readonly string[]): ColumnChange[] {
   const { op, before, after } = event;
   const toast = new Set(event.source.unchanged_toast ?? []);
   const changes: ColumnChange[] = [];

@@ -4,16 +4,16 @@
  * The Functions host (src/functions/host/registerSinks.ts) registers one Event Hubs function per
  * entry; a worker host runs the same entries from Kafka consumer groups.
  */
-import { createAdxSinkFromEnv } from '../adx/index.js';
+import { createAdxSinkFromEnv } from '../adx/adxSink.js';
 import type { PointerResolver } from '../batch/pointers.js';
 import type { Sink } from '../batch/types.js';
 import type { Env } from '../core/env.js';
+import type { Logger } from '../core/logger.js';
 import { deadLetterStoreFromEnv, pointerResolverFromEnv } from '../deadletter/blobDeadLetterStore.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
 import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
 import { elasticsearchSinkFromEnv } from '../elasticsearch/elasticsearchSink.js';
 import { historySinkFromEnv } from '../history/historySink.js';
-import { AdxBatchSink } from './adxBatchSink.js';
 
 /** What running a sink needs: the sink, where poison records go, and how pointer events are read. */
 export interface SinkDeps<T = unknown> {
@@ -29,8 +29,11 @@ export interface SinkDefinition {
   /** Setting that overrides the consumer group, and the group used without it. */
   consumerGroupSetting: string;
   defaultConsumerGroup: string;
-  /** Builds the sink and its stores; throws `ConfigError` naming a missing or bad setting. */
-  depsFromEnv(env: Env): SinkDeps;
+  /**
+   * Builds the sink and its stores; throws `ConfigError` naming a missing or bad setting. `logger`
+   * gets the lines of building it (the configuration, a deprecated setting), not the sink's writes.
+   */
+  depsFromEnv(env: Env, logger?: Logger): SinkDeps;
 }
 
 const stores = (env: Env) => ({ deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env) });
@@ -40,7 +43,7 @@ export const SINKS: readonly SinkDefinition[] = [
     name: 'adxSink',
     consumerGroupSetting: 'ADX_CONSUMER_GROUP',
     defaultConsumerGroup: 'adx-sink',
-    depsFromEnv: (env) => ({ sink: new AdxBatchSink(createAdxSinkFromEnv(env)), ...stores(env) }),
+    depsFromEnv: (env, logger) => ({ sink: createAdxSinkFromEnv(env, logger ? { logger } : {}), ...stores(env) }),
   },
   {
     name: 'elasticsearchSink',

@@ -1,32 +1,28 @@
 /**
- * The ADX sink end to end over the wire: the real azure-kusto-ingest / azure-kusto-data clients talk
- * to a local stand-in for the Kusto endpoints (engine + data management), upload to a real Azurite
- * blob container and enqueue on a real Azurite queue. The test then reads the queue message and the
- * blob exactly as ADX's data-management service would receive them.
+ * The ADX sink end to end over the wire, through the batch core (`processBatch` → `prepare` +
+ * `write`): the real azure-kusto-ingest / azure-kusto-data clients talk to a local stand-in for the
+ * Kusto endpoints (engine + data management), upload to a real Azurite blob container and enqueue on
+ * a real Azurite queue. The test then reads the queue message and the blob exactly as ADX's
+ * data-management service would receive them.
  */
-import { silentLogger } from '../../../src/shared/core/logger.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { gunzipSync } from 'node:zlib';
-import {
-  AdxBatchWriteError,
-  AdxSinkError,
-  connectionFactory,
-  createAdxSinkFromEnv,
-  deterministicSourceId,
-  KustoControlClient,
-  loadAdxConfig,
-  loadAdxSchemaConfig,
-  DEFAULT_ROUTES,
-  resolveRoute,
-  runAdxSetup,
-  setupCommands,
-  tableColumns,
-  versionedMappingName,
-  type AdxBatch,
-  type AdxSink,
-} from '../../../src/shared/adx/index.js';
+import { createAdxSinkFromEnv, type AdxSink } from '../../../src/shared/adx/adxSink.js';
+import { connectionFactory, KustoControlClient } from '../../../src/shared/adx/clients.js';
+import { setupCommands } from '../../../src/shared/adx/commands.js';
+import { adxRoutes, loadAdxConfig, loadAdxSchemaConfig } from '../../../src/shared/adx/config.js';
+import { AdxSinkError } from '../../../src/shared/adx/errors.js';
+import { deterministicSourceId } from '../../../src/shared/adx/idempotency.js';
+import { tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
+import { runAdxSetup } from '../../../src/shared/adx/setup.js';
+import type { PointerResolver } from '../../../src/shared/batch/pointers.js';
+import { processBatch } from '../../../src/shared/batch/processBatch.js';
+import type { BatchReport } from '../../../src/shared/batch/types.js';
+import { BatchProcessingError, PermanentRecordError } from '../../../src/shared/core/errors.js';
+import { MemoryDeadLetterStore } from '../../../src/shared/deadletter/memoryDeadLetterStore.js';
+import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
+import { changeEvent, holding, order } from '../../helpers/events.js';
 import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
-import { adxEvent, holdingRow, orderRow } from './helpers/events.js';
 import { kustoError, startKustoStandIn, v1Table, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
 
 interface QueueMessage {
@@ -48,23 +44,37 @@ interface QueueMessage {
 }
 
 const ordersEvents = [
-  adxEvent({ op: 'c', after: orderRow('51', 183, 'Austin'), lsn: 34220200 }),
-  adxEvent({ op: 'u', before: orderRow('51', 183, 'Austin'), after: orderRow('51', 200, 'Austin'), lsn: 34220300 }),
-  adxEvent({ op: 'd', before: { orderid: '51' }, lsn: 34220400 }),
+  changeEvent({ op: 'c', after: order(51), lsn: 34220200 }),
+  changeEvent({ op: 'u', before: order(51), after: order(51, { amount: 200 }), lsn: 34220300 }),
+  changeEvent({ op: 'd', before: { orderid: 51 }, lsn: 34220400 }),
 ];
 
 const expectedOrdersLines =
   [
-    '{"orderid":"51","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":"51","custid":"306","city":"Austin","amount":200,"purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":"51","__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
   ].join('\n') + '\n';
 
-function batch(rowsByTable: [string, Record<string, unknown>[]][], first = '4096', last = '8192', partitionId = '3'): AdxBatch {
-  return { partitionId, firstOffset: first, lastOffset: last, rowsByTable: new Map(rowsByTable) };
+interface Delivery {
+  first?: string;
+  last?: string;
+  partition?: string;
+  deadLetters?: MemoryDeadLetterStore;
+  pointers?: PointerResolver;
 }
 
-const asRecords = (events: unknown[]): Record<string, unknown>[] => events as Record<string, unknown>[];
+/** One invocation: the bodies (change events) through the batch core into the sink, as the host delivers them. */
+function deliver(sink: AdxSink, bodies: unknown[], options: Delivery = {}): Promise<BatchReport> {
+  const { first = '4096', last = '8192', partition = '3' } = options;
+  const records = bodies.map((body, i) => ({ body, partitionId: partition, offset: String(Number(first) + i), sequenceNumber: String(i) }));
+  return processBatch(records, {
+    sink,
+    deadLetters: options.deadLetters ?? new MemoryDeadLetterStore(),
+    batch: { functionName: 'adxSink', partitionId: partition, firstOffset: first, lastOffset: last },
+    ...(options.pointers ? { pointers: options.pointers } : {}),
+  });
+}
 
 async function decodedMessages(storage: IngestionStorage): Promise<QueueMessage[]> {
   return (await storage.peekMessages()).map((m) => JSON.parse(Buffer.from(m, 'base64').toString('utf8')) as QueueMessage);
@@ -73,6 +83,19 @@ async function decodedMessages(storage: IngestionStorage): Promise<QueueMessage[
 function blobName(message: QueueMessage): string {
   const path = new URL(message.BlobPath).pathname;
   return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+}
+
+/** Per queue message: the table, the rows in its blob and its tag, as the DM service would see them. */
+async function ingested(storage: IngestionStorage, messages: readonly QueueMessage[]): Promise<[string, number, string][]> {
+  return Promise.all(
+    messages.map(async (m): Promise<[string, number, string]> => {
+      const lines = gunzipSync(await storage.downloadBlob(blobName(m)))
+        .toString('utf8')
+        .trimEnd()
+        .split('\n');
+      return [m.TableName, lines.length, (JSON.parse(m.AdditionalProperties.ingestIfNotExists as string) as string[])[0]!];
+    }),
+  );
 }
 
 describe('AdxSink, queued ingestion (default)', () => {
@@ -103,13 +126,9 @@ describe('AdxSink, queued ingestion (default)', () => {
   });
 
   it('uploads one gzip JSON-lines blob per table and enqueues the message the DM service expects', async () => {
-    const result = await sink.writeBatch(
-      batch([
-        ['retail.orders_info', asRecords(ordersEvents)],
-        ['bank.holding', asRecords([adxEvent({ table: 'bank.holding', op: 'c', after: holdingRow(1000, 'VFIAX', 10), lsn: 34220500 })])],
-      ]),
-    );
-    expect(result.map((r) => [r.table, r.rows, r.tag])).toEqual([
+    const report = await deliver(sink, [...ordersEvents, changeEvent({ table: 'bank.holding', op: 'c', after: holding(1000, 'VFIAX', 10), lsn: 34220500 })]);
+    expect(report).toMatchObject({ total: 4, ok: 4, deadLettered: 0, retried: 0 });
+    expect(await ingested(storage, await decodedMessages(storage))).toEqual([
       ['Orders', 3, 'cdc:retail.orders_info:p3:4096-8192'],
       ['OrdersHistory', 9, 'cdc:retail.orders_info:p3:4096-8192'],
       ['Holding', 1, 'cdc:bank.holding:p3:4096-8192'],
@@ -164,7 +183,7 @@ describe('AdxSink, queued ingestion (default)', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(historyLines.map((r) => [r.Op, r.Column, r.OldValue, r.NewValue, r.OldValueKnown, r.Lsn])).toEqual([
-      ['c', 'custid', null, '306', true, 34220200],
+      ['c', 'custid', null, 306, true, 34220200],
       ['c', 'city', null, 'Austin', true, 34220200],
       ['c', 'amount', null, 183, true, 34220200],
       ['c', 'purchase_time', null, '2020-10-09 07:23:10', true, 34220200],
@@ -175,7 +194,7 @@ describe('AdxSink, queued ingestion (default)', () => {
       ['d', 'amount', null, null, false, 34220400],
       ['d', 'purchase_time', null, null, false, 34220400],
     ]);
-    expect(historyLines.every((r) => JSON.stringify(r.Key) === '{"orderid":"51"}' && r.SourceTable === 'retail.orders_info')).toBe(true);
+    expect(historyLines.every((r) => JSON.stringify(r.Key) === '{"orderid":51}' && r.SourceTable === 'retail.orders_info')).toBe(true);
 
     const holdingHistory = messages[3]!;
     expect(gunzipSync(await storage.downloadBlob(blobName(holdingHistory))).toString('utf8')).toBe(
@@ -186,8 +205,7 @@ describe('AdxSink, queued ingestion (default)', () => {
 
   it('redelivers the same batch with the same tag, ingestIfNotExists and blob name (ADX drops the second ingestion)', async () => {
     const before = (await decodedMessages(storage)).length;
-    const redelivery = batch([['retail.orders_info', asRecords(ordersEvents)]], '4096', '8192');
-    await sink.writeBatch(redelivery);
+    await deliver(sink, ordersEvents, { first: '4096', last: '8192' });
     const messages = (await decodedMessages(storage)).slice(before);
     expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory']);
     const [again] = messages;
@@ -199,18 +217,20 @@ describe('AdxSink, queued ingestion (default)', () => {
 
     // Different boundaries (e.g. after a restart the host reads a longer first batch): a new tag, so
     // the overlap is ingested again; the latest-state view dedups it (same key, same __lsn).
-    await sink.writeBatch(batch([['retail.orders_info', asRecords(ordersEvents)]], '4096', '9000'));
+    await deliver(sink, ordersEvents, { first: '4096', last: '9000' });
     const last = (await decodedMessages(storage)).filter((m) => m.TableName === 'Orders').at(-1)!;
     expect(last.AdditionalProperties.ingestIfNotExists).toBe(JSON.stringify(['cdc:retail.orders_info:p3:4096-9000']));
   });
 
   it('adds a new source column on the engine (.alter-merge + mapping) before ingesting the batch that carries it', async () => {
-    const withCoupon = adxEvent({ op: 'c', after: { ...orderRow('52'), coupon: 'SPRING' }, lsn: 34221000 });
+    const withCoupon = changeEvent({ op: 'c', after: { ...order(52), coupon: 'SPRING' }, lsn: 34221000 });
     const before = (await decodedMessages(storage)).length;
-    const result = await sink.writeBatch(batch([['retail.orders_info', asRecords([withCoupon])]], '9001', '9001'));
-    expect(result[0]!.addedColumns).toEqual([{ name: 'coupon', type: 'string' }]);
+    expect(await deliver(sink, [withCoupon], { first: '9001', last: '9001' })).toMatchObject({ ok: 1 });
     // The stand-in answers `.show table ... schema` with nothing: the sink maps the columns it knows.
-    const couponMapping = versionedMappingName('OrdersEventMapping', tableColumns(resolveRoute(DEFAULT_ROUTES[0]!, 'r'), [{ name: 'coupon', type: 'string' }]));
+    const couponMapping = versionedMappingName(
+      'OrdersEventMapping',
+      tableColumns(adxRoutes(new Router(DEFAULT_ROUTES))[0]!, [{ name: 'coupon', type: 'string' }]),
+    );
     expect(engine.commands.map((c) => [c.db, c.csl.split(" '[")[0]])).toEqual([
       ['cdcdb', ".alter-merge table ['Orders'] (['coupon']:string)"],
       ['cdcdb', ".show table ['Orders'] schema as json"],
@@ -224,27 +244,25 @@ describe('AdxSink, queued ingestion (default)', () => {
     expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toContain('"coupon":"SPRING"');
 
     // Known from now on: no second alter, same mapping.
-    await sink.writeBatch(
-      batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('53'), coupon: 'X' }, lsn: 34221100 })])]], '9002', '9002'),
-    );
+    await deliver(sink, [changeEvent({ op: 'c', after: { ...order(53), coupon: 'X' }, lsn: 34221100 })], { first: '9002', last: '9002' });
     expect(engine.commands).toHaveLength(3);
     expect((await decodedMessages(storage)).at(-2)!.AdditionalProperties.ingestionMappingReference).toBe(couponMapping);
   });
   it('records a truncate in the truncates table with the same tag, and as one history row; the table itself gets no row', async () => {
     const before = (await decodedMessages(storage)).length;
     const events = [
-      adxEvent({ op: 'c', after: orderRow('54'), lsn: 34222000 }),
-      adxEvent({ op: 't', lsn: 34222100 }),
-      adxEvent({ op: 'c', after: orderRow('55'), lsn: 34222200 }),
+      changeEvent({ op: 'c', after: order(54), lsn: 34222000 }),
+      changeEvent({ op: 't', lsn: 34222100 }),
+      changeEvent({ op: 'c', after: order(55), lsn: 34222200 }),
     ];
     const tag = 'cdc:retail.orders_info:p3:9100-9102';
-    const result = await sink.writeBatch(batch([['retail.orders_info', asRecords(events)]], '9100', '9102'));
-    expect(result.map((r) => [r.table, r.rows, r.tag])).toEqual([
+    expect(await deliver(sink, events, { first: '9100', last: '9102' })).toMatchObject({ total: 3, ok: 3 });
+    const messages = (await decodedMessages(storage)).slice(before);
+    expect(await ingested(storage, messages)).toEqual([
       ['Orders', 2, tag],
       ['OrdersHistory', 9, tag],
       ['CdcTruncates', 1, tag],
     ]);
-    const messages = (await decodedMessages(storage)).slice(before);
     expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'CdcTruncates']);
     const truncateLine = '{"SourceTable":"retail.orders_info","Table":"Orders","Lsn":34222100,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n';
     const truncates = messages[2]!;
@@ -273,8 +291,8 @@ describe('AdxSink, queued ingestion (default)', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(orderLines.map((r) => [r.orderid, r.__op, r.__lsn])).toEqual([
-      ['54', 'c', 34222000],
-      ['55', 'c', 34222200],
+      [54, 'c', 34222000],
+      [55, 'c', 34222200],
     ]);
     const historyLines = gunzipSync(await storage.downloadBlob(blobName(messages[1]!)))
       .toString('utf8')
@@ -298,7 +316,7 @@ describe('AdxSink, queued ingestion (default)', () => {
     ]);
 
     // Redelivered with the same boundaries: the same tag, ingestIfNotExists and blob for the truncate row too.
-    await sink.writeBatch(batch([['retail.orders_info', asRecords(events)]], '9100', '9102'));
+    await deliver(sink, events, { first: '9100', last: '9102' });
     const again = (await decodedMessages(storage)).slice(before + 3);
     expect(again.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'CdcTruncates']);
     expect(again[2]!.AdditionalProperties.ingestIfNotExists).toBe(JSON.stringify([tag]));
@@ -308,12 +326,13 @@ describe('AdxSink, queued ingestion (default)', () => {
 
   it('a batch of only a truncate writes the truncates table and the history, nothing into the table', async () => {
     const before = (await decodedMessages(storage)).length;
-    const result = await sink.writeBatch(batch([['bank.holding', asRecords([adxEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })])]], '9200', '9200'));
-    expect(result.map((r) => [r.table, r.rows])).toEqual([
+    await deliver(sink, [changeEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })], { first: '9200', last: '9200' });
+    const messages = (await decodedMessages(storage)).slice(before);
+    expect((await ingested(storage, messages)).map(([table, rows]) => [table, rows])).toEqual([
       ['HoldingHistory', 1],
       ['CdcTruncates', 1],
     ]);
-    const [, message] = (await decodedMessages(storage)).slice(before);
+    const [, message] = messages;
     expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toBe(
       '{"SourceTable":"bank.holding","Table":"Holding","Lsn":34223000,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n',
     );
@@ -336,23 +355,38 @@ describe('AdxSink, failures', () => {
     return sink;
   }
 
-  it('a schema rejection is permanent and names the table', async () => {
+  /** The error a record's outcome carries (a dead-letter's or a retry's). */
+  const outcomeError = (report: BatchReport, index = 0): unknown => {
+    const outcome = report.outcomes[index];
+    return outcome !== undefined && 'error' in outcome ? outcome.error : undefined;
+  };
+  const ingestedTables = (engine: KustoStandIn): (string | undefined)[] =>
+    engine.commands.filter((c) => c.csl.startsWith('.ingest inline')).map((c) => /into table \['(\w+)'\]/.exec(c.csl)?.[1]);
+
+  it("a schema rejection is permanent: the table's records are dead-lettered with an error naming the table", async () => {
     const sink = await inlineSink({
       onCommand: (c) =>
         c.csl.startsWith('.ingest')
           ? { status: 400, body: kustoError('BadRequest', "Mapping 'OrdersEventMapping' does not match the table schema", true) }
           : undefined,
     });
-    const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
+    const deadLetters = new MemoryDeadLetterStore();
+    const report = await deliver(sink, [ordersEvents[0]], { deadLetters });
+    expect(report).toMatchObject({ total: 1, deadLettered: 1, retried: 0 });
+    const error = outcomeError(report);
     expect(error).toBeInstanceOf(AdxSinkError);
     expect(error).toMatchObject({ canRetry: false, code: 'REJECTED_BY_SINK', table: 'Orders', sourceTable: 'retail.orders_info', status: 400 });
     expect((error as Error).message).toContain("Mapping 'OrdersEventMapping' does not match the table schema");
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+      expect.stringContaining("Mapping 'OrdersEventMapping' does not match the table schema"),
+    ]);
   });
 
-  it('throttling and server errors are transient', async () => {
+  it('throttling and server errors are transient: the invocation fails, so the host retries the batch', async () => {
     const sink = await inlineSink({ onCommand: () => ({ status: 503, body: kustoError('ServiceUnavailable', 'busy', false) }) });
-    const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
-    expect(error).toMatchObject({ canRetry: true, code: 'SINK_UNAVAILABLE', table: 'Orders' });
+    const error = await deliver(sink, [ordersEvents[0]]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BatchProcessingError);
+    expect((error as BatchProcessingError).errors).toEqual([expect.objectContaining({ canRetry: true, code: 'SINK_UNAVAILABLE', table: 'Orders' })]);
   });
 
   it('an unreachable cluster is transient', async () => {
@@ -360,28 +394,64 @@ describe('AdxSink, failures', () => {
     await engine.close();
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
     sinks.push(sink);
-    const error = await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0]])]])).catch((e: unknown) => e);
-    expect(error).toMatchObject({ canRetry: true, table: 'Orders' });
+    const error = await deliver(sink, [ordersEvents[0]]).catch((e: unknown) => e);
+    expect((error as BatchProcessingError).errors).toEqual([expect.objectContaining({ canRetry: true, table: 'Orders' })]);
   });
 
-  it('a table without an ADX route is permanent; other tables of the batch are still written', async () => {
+  it('a table without an ADX route is dead-lettered by prepare; the other tables of the batch are still written', async () => {
     const sink = await inlineSink({});
-    const { written, failures } = await sink.writeTables(
-      batch([
-        ['public.unrouted', [{ a: 1 }]],
-        ['retail.orders_info', asRecords([ordersEvents[0]])],
-      ]),
-    );
-    expect(written.map((w) => w.table)).toEqual(['Orders', 'OrdersHistory']);
-    expect(failures.map((f) => [f.tableKey, f.error.canRetry])).toEqual([['public.unrouted', false]]);
-    await expect(
-      sink.writeBatch(
-        batch([
-          ['public.unrouted', [{ a: 1 }]],
-          ['other.unrouted', [{ a: 1 }]],
-        ]),
-      ),
-    ).rejects.toBeInstanceOf(AdxBatchWriteError);
+    const deadLetters = new MemoryDeadLetterStore();
+    const unrouted = changeEvent({ table: 'public.unrouted', after: { id: 1 }, key: { id: 1 } });
+    expect(() => sink.prepare(unrouted)).toThrow(expect.objectContaining({ code: 'UNKNOWN_TABLE', canRetry: false }));
+    const report = await deliver(sink, [unrouted, ordersEvents[0]], { deadLetters });
+    expect(report).toMatchObject({ ok: 1, deadLettered: 1, retried: 0 });
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+      expect.stringContaining('No ADX route for table public.unrouted (it has no adx section in CDC_ROUTES)'),
+    ]);
+    expect(ingestedTables(servers[0]!)).toEqual(['Orders', 'OrdersHistory']);
+  });
+
+  it("each failing table takes its own records down its error's path: rejected → dead-letter, unavailable → retry", async () => {
+    const sink = await inlineSink({
+      onCommand: (c) =>
+        c.csl.startsWith(".ingest inline into table ['OrdersHistory']")
+          ? { status: 400, body: kustoError('BadRequest', 'history mapping rejected', true) }
+          : c.csl.startsWith(".ingest inline into table ['Holding']")
+            ? { status: 503, body: kustoError('ServiceUnavailable', 'busy', false) }
+            : undefined,
+    });
+    const deadLetters = new MemoryDeadLetterStore();
+    const events = [ordersEvents[0], changeEvent({ table: 'bank.holding', after: holding(1000, 'VFIAX', 10), lsn: 34220600 }), ordersEvents[1]];
+    const error = await deliver(sink, events, { deadLetters }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BatchProcessingError);
+    expect((error as Error).message).toMatch(/^1 of 3 records must be retried .*busy/);
+    // Both order records go with their table's history failure (Orders itself was written; its tag skips it on a replay).
+    expect([...deadLetters.documents.values()].map((d) => [d.offset, d.reason])).toEqual([
+      ['4096', expect.stringContaining('(table OrdersHistory) failed (rejected)')],
+      ['4098', expect.stringContaining('(table OrdersHistory) failed (rejected)')],
+    ]);
+    expect(ingestedTables(servers[0]!)).toEqual(['Orders', 'OrdersHistory', 'Holding']);
+  });
+
+  it('a record that cannot be shaped into rows (commit time not a date, no usable LSN) is dead-lettered alone; its table gets the rest', async () => {
+    const sink = await inlineSink({});
+    const deadLetters = new MemoryDeadLetterStore();
+    const badTime = changeEvent({ op: 'c', after: order(61), lsn: 71, tsMs: 1e20 });
+    const noLsn = changeEvent({ op: 'c', after: order(62), lsn: null });
+    expect(() => sink.prepare(badTime)).toThrow(PermanentRecordError);
+    const report = await deliver(sink, [ordersEvents[0], badTime, noLsn, changeEvent({ op: 'c', after: order(63), lsn: 73 })], { deadLetters });
+    expect(report).toMatchObject({ total: 4, ok: 2, deadLettered: 2, retried: 0 });
+    expect([...deadLetters.documents.values()].map((d) => [d.offset, d.reason])).toEqual([
+      ['4097', expect.stringMatching(/ts_ms/)],
+      ['4098', expect.stringMatching(/lsn/)],
+    ]);
+    const ingest = servers[0]!.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!.csl;
+    expect(
+      ingest
+        .split('\n')
+        .slice(1)
+        .map((line) => (JSON.parse(line) as { orderid: number }).orderid),
+    ).toEqual([51, 63]);
   });
 });
 
@@ -417,13 +487,13 @@ describe('AdxSink, new columns after a restart', () => {
     });
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
     try {
-      await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('70'), fresh: 7 }, lsn: 80 })])]]));
+      await deliver(sink, [changeEvent({ op: 'c', after: { ...order(70), fresh: 7 }, lsn: 80 })]);
       const mapping = engine.commands.find((c) => c.csl.includes('ingestion json mapping'))!.csl;
       const columns = (JSON.parse(mapping.slice(mapping.indexOf("'[") + 1, -1)) as { column: string }[]).map((m) => m.column);
       expect(columns).toEqual(['orderid', 'custid', 'city', 'amount', 'purchase_time', '__op', '__lsn', 'legacy', 'fresh']);
       // `legacy` is known now: a later batch carrying it needs no alter.
       const before = engine.commands.length;
-      await sink.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('71'), legacy: 'x' }, lsn: 81 })])]], '9', '9'));
+      await deliver(sink, [changeEvent({ op: 'c', after: { ...order(71), legacy: 'x' }, lsn: 81 })], { first: '9', last: '9' });
       expect(engine.commands.slice(before).map((c) => c.csl.slice(0, 14))).toEqual(['.ingest inline', '.ingest inline']);
     } finally {
       sink.close();
@@ -464,9 +534,9 @@ describe('AdxSink, two instances adding different columns at the same moment', (
     const a = createAdxSinkFromEnv(env);
     const b = createAdxSinkFromEnv(env);
     try {
-      await b.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('81'), b: 'B' }, lsn: 91 })])]], '1', '1', '1'));
+      await deliver(b, [changeEvent({ op: 'c', after: { ...order(81), b: 'B' }, lsn: 91 })], { first: '1', last: '1', partition: '1' });
       schema = [...base, { Name: 'a', CslType: 'long' }];
-      await a.writeBatch(batch([['retail.orders_info', asRecords([adxEvent({ op: 'c', after: { ...orderRow('80'), a: 1 }, lsn: 90 })])]], '1', '1', '0'));
+      await deliver(a, [changeEvent({ op: 'c', after: { ...order(80), a: 1 }, lsn: 90 })], { first: '1', last: '1', partition: '0' });
 
       const mappingText = (csl: string): string => csl.slice(csl.indexOf("'[") + 1, -1);
       const definitions = new Map<string, Set<string>>();
@@ -479,8 +549,8 @@ describe('AdxSink, two instances adding different columns at the same moment', (
         /ingestionMappingReference='([^']+)'/.exec(
           engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']") && c.csl.includes(row))!.csl,
         )![1]!;
-      const bMapping = used('"orderid":"81"');
-      const aMapping = used('"orderid":"80"');
+      const bMapping = used('"orderid":81,');
+      const aMapping = used('"orderid":80,');
       expect(bMapping).not.toBe(aMapping);
       // B's ingestion still finds `b` in its mapping after A's write (with one shared mapping name,
       // A's later write would have dropped it and B's queued rows would lose the column).
@@ -509,8 +579,8 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   });
 
   it('sends .ingest inline with the mapping, the tag and ingestIfNotExists, after any .alter-merge', async () => {
-    const withNote = adxEvent({ op: 'c', after: { ...orderRow('60'), note: 'gift' }, lsn: 70 });
-    await sink.writeBatch(batch([['retail.orders_info', asRecords([ordersEvents[0], withNote])]], '1', '2', '0'));
+    const withNote = changeEvent({ op: 'c', after: { ...order(60), note: 'gift' }, lsn: 70 });
+    await deliver(sink, [ordersEvents[0], withNote], { first: '1', last: '2', partition: '0' });
     const tag = 'cdc:retail.orders_info:p0:1-2';
     expect(engine.commands.map((c) => c.csl.split('\n')[0])).toEqual([
       ".alter-merge table ['Orders'] (['note']:string)",
@@ -522,29 +592,44 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
     const ingest = engine.commands[3]!.csl;
     expect(ingest.split('\n').slice(1)).toEqual([
       expectedOrdersLines.split('\n')[0],
-      expect.stringContaining('"orderid":"60","custid":"306","city":"Austin","amount":183,"purchase_time":"2020-10-09 07:23:10","note":"gift"'),
+      expect.stringContaining('"orderid":60,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","note":"gift"'),
     ]);
     expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
   });
 });
 
-describe('AdxSink, pointer events', () => {
-  it('skips an update that arrived as a pointer (no row image) and warns on the invocation logger', async () => {
+describe('AdxSink, pointer events (oversized events the reader put in a Blob)', () => {
+  it('the batch core reads the full event before the ADX sink sees it; a missing Blob is dead-lettered, unreadable storage retried', async () => {
     const engine = await startKustoStandIn();
     const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
-    const warnings: unknown[] = [];
-    const logger = { ...silentLogger, warn: (...args: unknown[]) => void warnings.push(...args) };
-    const pointer = {
-      ...adxEvent({ op: 'u', after: null, key: { orderid: '51' }, lsn: 90 }),
-      deadletter: { container: 'cdc-deadletter', blob: 'p0/90.json', bytes: 2_000_000 },
+    const full = changeEvent({ op: 'u', before: order(90), after: order(90, { city: 'x'.repeat(2000) }), lsn: 90 });
+    const pointer = (blob: string) => ({ ...full, before: null, after: null, deadletter: { container: 'cdc-deadletter', blob, bytes: 2_000_000 } });
+    const pointers: PointerResolver = {
+      fetch: ({ blob }) =>
+        blob === 'p0/90.json'
+          ? Promise.resolve(Buffer.from(JSON.stringify(full)))
+          : blob === 'flaky.json'
+            ? Promise.reject(new Error('ETIMEDOUT'))
+            : Promise.reject(new PermanentRecordError('POINTER_BROKEN', `Pointer blob cdc-deadletter/${blob} does not exist`)),
     };
+    const deadLetters = new MemoryDeadLetterStore();
     try {
-      const written = await sink.writeBatch({ ...batch([['retail.orders_info', asRecords([pointer, ordersEvents[0]])]]), logger });
-      expect(written.map((w) => [w.table, w.rows])).toEqual([
-        ['Orders', 1],
-        ['OrdersHistory', 4],
+      const error = await deliver(sink, [pointer('p0/90.json'), pointer('gone.json'), pointer('flaky.json'), ordersEvents[0]], { deadLetters, pointers }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(BatchProcessingError);
+      expect((error as Error).message).toMatch(/^1 of 4 records must be retried/);
+      expect([...deadLetters.documents.values()].map((d) => [d.offset, d.reason])).toEqual([['4097', expect.stringContaining('does not exist')]]);
+      const ingest = engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!.csl;
+      const rows = ingest
+        .split('\n')
+        .slice(1)
+        .map((line) => JSON.parse(line) as { orderid: number; __op: string; __lsn: number; city: string });
+      // The pointer's update is written with its full row image, not as a row of nulls.
+      expect(rows.map((r) => [r.orderid, r.__op, r.__lsn, r.city.length])).toEqual([
+        [90, 'u', 90, 2000],
+        [51, 'c', 34220200, 6],
       ]);
-      expect(warnings).toEqual([expect.stringContaining('pointer to cdc-deadletter/p0/90.json; not written to Orders')]);
     } finally {
       sink.close();
       await engine.close();
@@ -583,7 +668,7 @@ describe('AdxSink, managed streaming', () => {
   });
 
   it('streams gzip JSON lines to the engine with the mapping name (nothing queued)', async () => {
-    await sink.writeBatch(batch([['retail.orders_info', asRecords(ordersEvents)]]));
+    await deliver(sink, ordersEvents);
     expect(engine.streams.map((s) => [s.db, s.table, s.query, s.headers['content-encoding']])).toEqual([
       ['cdcdb', 'Orders', { streamFormat: 'json', mappingName: 'OrdersEventMapping' }, 'gzip'],
       ['cdcdb', 'OrdersHistory', { streamFormat: 'json', mappingName: 'OrdersHistoryMapping' }, 'gzip'],

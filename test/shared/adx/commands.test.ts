@@ -2,24 +2,22 @@ import { describe, expect, it } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inlineIngestCommand } from '../../../src/shared/adx/clients.js';
 import {
-  DEFAULT_BATCHING,
-  DEFAULT_ROUTES,
   addColumnsCommands,
-  inlineIngestCommand,
   jsonMapping,
-  loadAdxConfig,
-  resolveRoute,
   setupCommands,
   showMaterializedViewsCommand,
   showSchemaCommand,
-  tableColumns,
   viewUpgradeCommands,
-} from '../../../src/shared/adx/index.js';
+} from '../../../src/shared/adx/commands.js';
+import { adxRoutes, DEFAULT_BATCHING, loadAdxConfig } from '../../../src/shared/adx/config.js';
+import { tableColumns } from '../../../src/shared/adx/schema.js';
+import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { databaseFor, validateKql } from './helpers/kqlValidator.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const routes = DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `DEFAULT_ROUTES[${i}]`));
+const routes = adxRoutes(new Router(DEFAULT_ROUTES));
 const config = { routes, batching: DEFAULT_BATCHING, folder: 'cdc', truncatesTable: 'CdcTruncates' };
 
 describe('the validator itself', () => {
@@ -114,23 +112,19 @@ describe('setupCommands (npm run adx:setup)', () => {
   });
 
   it('is a pure function of the configuration', () => {
-    expect(setupCommands(config)).toEqual(setupCommands({ ...config, routes: DEFAULT_ROUTES.map((r, i) => resolveRoute(r, `x[${i}]`)) }));
+    expect(setupCommands(config)).toEqual(setupCommands({ ...config, routes: adxRoutes(new Router(DEFAULT_ROUTES)) }));
   });
 
-  it('follows the configured routing from ADX_TABLE_ROUTES (names, keys, types, mapping, no history)', () => {
+  it("follows the catalogue's adx section in CDC_ROUTES (names, keys, types, mapping, no history)", () => {
     const routed = loadAdxConfig({
       ADX_CLUSTER_URL: 'https://c.kusto.windows.net',
       ADX_DATABASE: 'db',
-      ADX_TABLE_ROUTES: JSON.stringify([
-        {
-          source: 'sales.line',
-          table: 'Lines',
+      CDC_ROUTES: JSON.stringify({
+        'sales.line': {
           keys: ['order', 'line no'],
-          columns: { order: 'long', 'line no': 'int', price: 'decimal', meta: 'dynamic' },
-          mapping: 'LinesMap',
-          historyTable: null,
+          adx: { table: 'Lines', columns: { order: 'long', 'line no': 'int', price: 'decimal', meta: 'dynamic' }, mapping: 'LinesMap', historyTable: null },
         },
-      ]),
+      }),
     });
     const cmds = setupCommands(routed);
     expect(cmds.map((c) => c.description)).toEqual([

@@ -1,15 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
-import {
-  AdxSinkError,
-  connectionFactory,
-  deriveIngestUrl,
-  describeAdxConfig,
-  isTransient,
-  loadAdxConfig,
-  toAdxSinkError,
-} from '../../../src/shared/adx/index.js';
+import { connectionFactory } from '../../../src/shared/adx/clients.js';
+import { setupCommands } from '../../../src/shared/adx/commands.js';
+import { deriveIngestUrl, describeAdxConfig, loadAdxConfig } from '../../../src/shared/adx/config.js';
+import { AdxSinkError, isTransient, toAdxSinkError } from '../../../src/shared/adx/errors.js';
 import { ConfigError } from '../../../src/shared/core/errors.js';
+import { memoryLogger } from '../../../src/shared/core/logger.js';
 
 const base = { ADX_CLUSTER_URL: 'https://mycluster.westeurope.kusto.windows.net', ADX_DATABASE: 'cdc' };
 
@@ -74,12 +70,27 @@ describe('loadAdxConfig', () => {
       },
       'each ADX name used once, got "T (used by a.b and a.c)"',
     ],
+    [
+      { ...base, CDC_ROUTES: '{"a.b":{"keys":["x"],"adx":{"table":"T","columns":{"y":"string"}}}}' },
+      'CDC_ROUTES: expected CDC_ROUTES["a.b"]: keys of a.b: names among its columns, got "x"',
+    ],
+    [{ ...base, CDC_ROUTES: '{"a.b":{"adx":{"table":"T","columns":{"x":"long"}}}}' }, 'CDC_ROUTES: expected CDC_ROUTES["a.b"]: keys of a.b: a non-empty array'],
+    [{ ...base, CDC_ROUTES: '{"a.b":{"keys":["x"],"adx":{"table":"T","columns":{"x":"varchar"}}}}' }, 'CDC_ROUTES["a.b"]: type of a.b.x'],
+    [{ ...base, CDC_ROUTES: '{"a.b":{"keys":["x"],"adx":{"table":"T;drop","columns":{"x":"long"}}}}' }, 'CDC_ROUTES["a.b"]: table of a.b'],
+    [
+      {
+        ...base,
+        CDC_ROUTES: '{"a.b":{"keys":["x"],"adx":{"table":"T","columns":{"x":"long"}}},"a.c":{"keys":["x"],"adx":{"table":"TLatest","columns":{"x":"long"}}}}',
+      },
+      'CDC_ROUTES: expected each ADX name used once, got "TLatest (used by a.b and a.c)"',
+    ],
+    [{ ...base, CDC_ROUTES: '{"a.b":{"elasticsearch":{"index":"x"}}}' }, 'CDC_ROUTES: expected at least one table with an "adx" section, got "a.b"'],
     [{ ...base, ADX_BATCHING_MAX_ITEMS: 'many' }, 'ADX_BATCHING_MAX_ITEMS'],
     [{ ...base, ADX_BATCHING_TIMESPAN: '30s' }, 'ADX_BATCHING_TIMESPAN'],
     [{ ...base, ADX_TRUNCATES_TABLE: 'Cdc Truncates' }, 'ADX_TRUNCATES_TABLE'],
     [
       { ...base, ADX_TRUNCATES_TABLE: 'orderslatest' },
-      'ADX_TRUNCATES_TABLE: expected a name no route uses (the route of retail.orders_info in ADX_TABLE_ROUTES uses it), got "orderslatest"',
+      'ADX_TRUNCATES_TABLE: expected a name no route uses (the route of retail.orders_info in CDC_ROUTES uses it), got "orderslatest"',
     ],
   ])('fails fast naming the setting (%j)', (env, name) => {
     const error = configError(env);
@@ -92,6 +103,55 @@ describe('loadAdxConfig', () => {
     const config = loadAdxConfig({ ...base, ADX_AUTH: 'app-key', ADX_CLIENT_ID: 'app', ADX_TENANT_ID: 'tenant', ADX_CLIENT_SECRET: 's3cr3t' });
     expect(config.auth).toEqual({ kind: 'app-key', clientId: 'app', tenantId: 'tenant', clientSecret: 's3cr3t' });
     expect(JSON.stringify(describeAdxConfig(config))).not.toContain('s3cr3t');
+  });
+});
+
+describe('migrating from ADX_TABLE_ROUTES (docs/adx.md)', () => {
+  const before = [
+    {
+      source: 'retail.orders_info',
+      table: 'Orders',
+      keys: ['orderid'],
+      columns: { orderid: 'string', custid: 'string', city: 'string', amount: 'int', purchase_time: 'datetime' },
+      mapping: 'OrdersEventMapping',
+      historyTable: 'OrdersHistory',
+      historyColumns: ['city', 'amount'],
+      historyContext: ['custid'],
+      latestView: 'OrdersLatest',
+      currentFunction: 'OrdersCurrent',
+    },
+  ];
+  const after = {
+    'retail.orders_info': {
+      keys: ['orderid'],
+      history: { columns: ['city', 'amount'], context: ['custid'] },
+      elasticsearch: { index: 'cdc-retail.orders_info' },
+      adx: {
+        table: 'Orders',
+        columns: { orderid: 'string', custid: 'string', city: 'string', amount: 'int', purchase_time: 'datetime' },
+        mapping: 'OrdersEventMapping',
+        historyTable: 'OrdersHistory',
+        latestView: 'OrdersLatest',
+        currentFunction: 'OrdersCurrent',
+      },
+    },
+  };
+
+  it('the CDC_ROUTES adx section gives the same ADX routes (and so the same setup commands) as the old route, without the warning', () => {
+    const oldLogger = memoryLogger();
+    const newLogger = memoryLogger();
+    const old = loadAdxConfig({ ...base, ADX_TABLE_ROUTES: JSON.stringify(before) }, oldLogger);
+    const now = loadAdxConfig({ ...base, CDC_ROUTES: JSON.stringify(after) }, newLogger);
+    expect(now.routes).toEqual(old.routes);
+    expect(setupCommands(now)).toEqual(setupCommands(old));
+    expect(now.routes[0]).toMatchObject({ table: 'Orders', keys: ['orderid'], history: { columns: ['city', 'amount'], context: ['custid'] } });
+    expect(oldLogger.lines.map((l) => [l.level, l.setting, l.replacement])).toEqual([['warn', 'ADX_TABLE_ROUTES', 'CDC_ROUTES']]);
+    expect(newLogger.lines).toEqual([]);
+  });
+
+  it('errors in the old variable still name it and the route index', () => {
+    const error = configError({ ...base, ADX_TABLE_ROUTES: JSON.stringify([{ ...before[0], keys: ['nope'] }]) });
+    expect(error.message).toBe('ADX_TABLE_ROUTES: expected ADX_TABLE_ROUTES[0]: keys of retail.orders_info: names among its columns, got "nope"');
   });
 });
 

@@ -1,17 +1,21 @@
 import { describe, expect, it } from '@jest/globals';
-import { DEFAULT_ROUTES, findNewColumns, resolveRoute, toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/index.js';
-import { adxEvent, holdingRow, orderRow } from './helpers/events.js';
+import { adxRoutes } from '../../../src/shared/adx/config.js';
+import { toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/rows.js';
+import { findNewColumns, HISTORY_COLUMNS } from '../../../src/shared/adx/schema.js';
+import { historyRows } from '../../../src/shared/history/pivot.js';
+import { declaredColumns, DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
+import type { AdxTableRoute } from '../../../src/shared/adx/types.js';
+import { changeEvent, holding, order } from '../../helpers/events.js';
 
-const orders = resolveRoute(DEFAULT_ROUTES[0]!, 'orders');
-const holding = resolveRoute(DEFAULT_ROUTES[1]!, 'holding');
+const [ordersRoute, holdingRoute] = adxRoutes(new Router(DEFAULT_ROUTES)) as [AdxTableRoute, AdxTableRoute];
 
 describe('toTableRow', () => {
   it('is the after image plus the CDC columns for an insert', () => {
-    expect(toTableRow(adxEvent({ op: 'c', after: orderRow('51'), lsn: 34220200 }))).toEqual({
-      orderid: '51',
-      custid: '306',
-      city: 'Austin',
+    expect(toTableRow(changeEvent({ op: 'c', after: order(51), lsn: 34220200 }))).toEqual({
+      orderid: 51,
+      custid: 306,
       amount: 183,
+      city: 'Austin',
       purchase_time: '2020-10-09 07:23:10',
       __op: 'c',
       __lsn: 34220200,
@@ -26,40 +30,30 @@ describe('toTableRow', () => {
   });
 
   it('is the key (and before image, when there is one) with __deleted for a delete', () => {
-    const row = toTableRow(adxEvent({ op: 'd', before: { orderid: '51' }, lsn: 500 }));
-    expect(row).toMatchObject({ orderid: '51', __op: 'd', __deleted: true, __lsn: 500 });
+    const row = toTableRow(changeEvent({ op: 'd', before: { orderid: 51 }, lsn: 500 }));
+    expect(row).toMatchObject({ orderid: 51, __op: 'd', __deleted: true, __lsn: 500 });
     expect(row).not.toHaveProperty('city');
   });
 
-  it('uses 0 as the LSN of a snapshot row without one, so any later change wins', () => {
-    const event = adxEvent({ op: 'r', after: orderRow('1'), lsn: 0 });
-    event.source.lsn = null;
-    event.source.commit_lsn = null;
-    expect(toTableRow(event)).toMatchObject({ __lsn: 0, __op: 'r', __snapshot: 'true' });
+  it('uses the row version (source.lsn) as __lsn: a row without a usable one is a permanent failure, as in every sink', () => {
+    const event = changeEvent({ op: 'r', after: order(1), lsn: null });
+    expect(() => toTableRow(event)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
+    expect(() => toTruncateRow(changeEvent({ op: 't', lsn: null }), ordersRoute)).toThrow(/no usable source.lsn/);
+    expect(toTableRow(changeEvent({ op: 'r', after: order(1), lsn: 7 }))).toMatchObject({ __lsn: 7, __op: 'r', __snapshot: 'true' });
+  });
+
+  it('a commit time that is not a date is a permanent failure (the record is dead-lettered, not retried)', () => {
+    const event = changeEvent({ op: 'c', after: order(1), lsn: 8, tsMs: 1e20 });
+    expect(() => toTableRow(event)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
   });
 
   it('lists unchanged TOAST columns it could not fill', () => {
-    expect(toTableRow(adxEvent({ op: 'u', after: orderRow('1'), lsn: 9, unchangedToast: ['city'] }))).toMatchObject({ __unchanged_toast: ['city'] });
-  });
-
-  it('gives no row for an insert/update pointer event without its image (a row of nulls would hide the real state); a delete pointer is a delete', () => {
-    const pointer = {
-      ...adxEvent({ op: 'u', after: null, lsn: 5 }),
-      key: { orderid: '9' },
-      deadletter: { container: 'cdc-deadletter', blob: 'x.json', bytes: 2_000_000 },
-    };
-    expect(toTableRow(pointer)).toBeNull();
-    expect(toHistoryRows(pointer, orders)).toEqual([]);
-    const deletePointer = {
-      ...adxEvent({ op: 'd', before: null, key: { orderid: '9' }, lsn: 6 }),
-      deadletter: { container: 'c', blob: 'y.json', bytes: 2_000_000 },
-    };
-    expect(toTableRow(deletePointer)).toMatchObject({ orderid: '9', __deleted: true, __lsn: 6 });
+    expect(toTableRow(changeEvent({ op: 'u', after: order(1), lsn: 9, unchangedToast: ['city'] }))).toMatchObject({ __unchanged_toast: ['city'] });
   });
 
   it('gives no row for truncates and logical messages', () => {
-    expect(toTableRow(adxEvent({ op: 't', lsn: 1 }))).toBeNull();
-    expect(toTableRow(adxEvent({ op: 'm', lsn: 1 }))).toBeNull();
+    expect(toTableRow(changeEvent({ op: 't', lsn: 1 }))).toBeNull();
+    expect(toTableRow(changeEvent({ op: 'm', lsn: 1 }))).toBeNull();
   });
 });
 
@@ -67,57 +61,72 @@ describe('toHistoryRows (per-column change history)', () => {
   const base = { SourceTable: 'bank.holding', Key: { holding_id: 1000 }, TxId: 653, Context: { user_id: 1 }, CommitTime: '2020-10-07T07:56:32.691Z' };
 
   it('records the tracked columns of an insert with no old value', () => {
-    expect(toHistoryRows(adxEvent({ table: 'bank.holding', op: 'c', after: holdingRow(1000, 'VFIAX', 10), lsn: 10 }), holding)).toEqual([
+    expect(toHistoryRows(changeEvent({ table: 'bank.holding', op: 'c', after: holding(1000, 'VFIAX', 10), lsn: 10 }), holdingRoute)).toEqual([
       { ...base, Op: 'c', Lsn: 10, Column: 'holding_stock', OldValue: null, NewValue: 'VFIAX', OldValueKnown: true },
       { ...base, Op: 'c', Lsn: 10, Column: 'holding_quantity', OldValue: null, NewValue: 10, OldValueKnown: true },
     ]);
   });
 
   it('records only changed columns of an update with a before image (REPLICA IDENTITY FULL)', () => {
-    const event = adxEvent({ table: 'bank.holding', op: 'u', before: holdingRow(1000, 'VFIAX', 10), after: holdingRow(1000, 'VFIAX', 100), lsn: 20 });
-    expect(toHistoryRows(event, holding)).toEqual([
+    const event = changeEvent({ table: 'bank.holding', op: 'u', before: holding(1000, 'VFIAX', 10), after: holding(1000, 'VFIAX', 100), lsn: 20 });
+    expect(toHistoryRows(event, holdingRoute)).toEqual([
       { ...base, Op: 'u', Lsn: 20, Column: 'holding_quantity', OldValue: 10, NewValue: 100, OldValueKnown: true },
     ]);
   });
 
   it('records every tracked column with OldValueKnown=false when there is no before image (REPLICA IDENTITY DEFAULT)', () => {
-    const event = adxEvent({ table: 'bank.holding', op: 'u', before: null, after: holdingRow(1000, 'SP500', 100), lsn: 30 });
-    expect(toHistoryRows(event, holding)).toEqual([
+    const event = changeEvent({ table: 'bank.holding', op: 'u', before: null, after: holding(1000, 'SP500', 100), lsn: 30 });
+    expect(toHistoryRows(event, holdingRoute)).toEqual([
       { ...base, Op: 'u', Lsn: 30, Column: 'holding_stock', OldValue: null, NewValue: 'SP500', OldValueKnown: false },
       { ...base, Op: 'u', Lsn: 30, Column: 'holding_quantity', OldValue: null, NewValue: 100, OldValueKnown: false },
     ]);
   });
 
   it('records the old values of a delete, unknown where the before image lacks the column', () => {
-    const full = adxEvent({ table: 'bank.holding', op: 'd', before: holdingRow(1000, 'SP500', 1, 3), lsn: 40 });
-    expect(toHistoryRows(full, holding)).toEqual([
+    const full = changeEvent({ table: 'bank.holding', op: 'd', before: holding(1000, 'SP500', 1, 3), lsn: 40 });
+    expect(toHistoryRows(full, holdingRoute)).toEqual([
       { ...base, Context: { user_id: 3 }, Op: 'd', Lsn: 40, Column: 'holding_stock', OldValue: 'SP500', NewValue: null, OldValueKnown: true },
       { ...base, Context: { user_id: 3 }, Op: 'd', Lsn: 40, Column: 'holding_quantity', OldValue: 1, NewValue: null, OldValueKnown: true },
     ]);
-    const keyOnly = adxEvent({ table: 'bank.holding', op: 'd', before: { holding_id: 1000 }, lsn: 41 });
-    expect(toHistoryRows(keyOnly, holding).map((r) => [r.Column, r.OldValueKnown, r.Context])).toEqual([
+    const keyOnly = changeEvent({ table: 'bank.holding', op: 'd', before: { holding_id: 1000 }, lsn: 41 });
+    expect(toHistoryRows(keyOnly, holdingRoute).map((r) => [r.Column, r.OldValueKnown, r.Context])).toEqual([
       ['holding_stock', false, { user_id: null }],
       ['holding_quantity', false, { user_id: null }],
     ]);
   });
 
   it('tracks every non-key column (new ones included) when historyColumns is not configured', () => {
-    const event = adxEvent({ op: 'u', before: orderRow('7', 10), after: { ...orderRow('7', 12), coupon: 'X1' }, lsn: 50 });
-    expect(toHistoryRows(event, orders).map((r) => [r.Column, r.OldValue, r.NewValue, r.OldValueKnown])).toEqual([
+    const event = changeEvent({ op: 'u', before: order(7, { amount: 10 }), after: { ...order(7, { amount: 12 }), coupon: 'X1' }, lsn: 50 });
+    expect(toHistoryRows(event, ordersRoute).map((r) => [r.Column, r.OldValue, r.NewValue, r.OldValueKnown])).toEqual([
       ['amount', 10, 12, true],
       ['coupon', null, 'X1', false],
     ]);
   });
 
   it('skips unchanged TOAST columns and snapshot reads', () => {
-    const toast = adxEvent({ op: 'u', before: null, after: orderRow('7'), lsn: 60, unchangedToast: ['city'] });
-    expect(toHistoryRows(toast, orders).map((r) => r.Column)).toEqual(['custid', 'amount', 'purchase_time']);
-    expect(toHistoryRows(adxEvent({ op: 'r', after: orderRow('7'), lsn: 61 }), orders)).toEqual([]);
-    expect(toHistoryRows(adxEvent({ op: 'm', lsn: 63 }), orders)).toEqual([]);
+    const toast = changeEvent({ op: 'u', before: null, after: order(7), lsn: 60, unchangedToast: ['city'] });
+    expect(toHistoryRows(toast, ordersRoute).map((r) => r.Column)).toEqual(['custid', 'amount', 'purchase_time']);
+    expect(toHistoryRows(changeEvent({ op: 'r', after: order(7), lsn: 61 }), ordersRoute)).toEqual([]);
+    expect(toHistoryRows(changeEvent({ op: 'm', lsn: 63 }), ordersRoute)).toEqual([]);
+  });
+
+  it('is the shared pivot (historyRows, as the Elasticsearch history writes it) without KeyText: exactly the history table columns', () => {
+    const keyOnlyDelete = changeEvent({ op: 'd', before: { orderid: 7 }, lsn: 70 });
+    const pivot = historyRows(keyOnlyDelete, DEFAULT_ROUTES['retail.orders_info']!.history, declaredColumns(DEFAULT_ROUTES['retail.orders_info']!));
+    const rows = toHistoryRows(keyOnlyDelete, ordersRoute);
+    expect(rows).toEqual(pivot.map(({ KeyText: _keyText, ...row }) => row));
+    expect(rows.map((r) => r.Column)).toEqual(['custid', 'city', 'amount', 'purchase_time']);
+    for (const row of rows) expect(Object.keys(row).sort()).toEqual(HISTORY_COLUMNS.map((c) => c.name).sort());
+  });
+
+  it('gives no rows for a table whose history is off (historyTable null, or history.enabled false)', () => {
+    const off = adxRoutes(new Router({ 'retail.orders_info': { ...DEFAULT_ROUTES['retail.orders_info'], history: { enabled: false } } }))[0]!;
+    expect(off.historyTable).toBeNull();
+    expect(toHistoryRows(changeEvent({ op: 'c', after: order(1), lsn: 5 }), off)).toEqual([]);
   });
 
   it('records a truncate as one row without column or key (as the Elasticsearch history does)', () => {
-    expect(toHistoryRows(adxEvent({ table: 'bank.holding', op: 't', lsn: 62 }), holding)).toEqual([
+    expect(toHistoryRows(changeEvent({ table: 'bank.holding', op: 't', lsn: 62 }), holdingRoute)).toEqual([
       {
         SourceTable: 'bank.holding',
         Key: null,
@@ -137,7 +146,7 @@ describe('toHistoryRows (per-column change history)', () => {
 
 describe('toTruncateRow (the truncates table)', () => {
   it('is the source table, the ADX table whose rows it removes, the truncate LSN, commit time and transaction', () => {
-    expect(toTruncateRow(adxEvent({ op: 't', lsn: 34230000 }), orders)).toEqual({
+    expect(toTruncateRow(changeEvent({ op: 't', lsn: 34230000 }), ordersRoute)).toEqual({
       SourceTable: 'retail.orders_info',
       Table: 'Orders',
       Lsn: 34230000,
@@ -147,7 +156,7 @@ describe('toTruncateRow (the truncates table)', () => {
   });
 
   it('is null for every other operation', () => {
-    for (const op of ['c', 'u', 'd', 'r', 'm'] as const) expect(toTruncateRow(adxEvent({ op, after: orderRow('1'), lsn: 5 }), orders)).toBeNull();
+    for (const op of ['c', 'u', 'd', 'r', 'm'] as const) expect(toTruncateRow(changeEvent({ op, after: order(1), lsn: 5 }), ordersRoute)).toBeNull();
   });
 });
 
@@ -157,11 +166,11 @@ describe('serialisation and new columns', () => {
   });
 
   it('finds columns the table lacks and types them from the first non-null value', () => {
-    const known = new Set(orders.columns.map((c) => c.name));
+    const known = new Set(ordersRoute.columns.map((c) => c.name));
     expect(
       findNewColumns(
         [
-          { ...orderRow('1'), coupon: null, rate: 1.5 },
+          { ...order(1), coupon: null, rate: 1.5 },
           { coupon: 'A', tags: ['x'], n: 3, ok: true, __op: 'c' },
         ],
         known,

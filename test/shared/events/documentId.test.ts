@@ -11,7 +11,7 @@ import type { ChangeEvent } from '../../../src/shared/events/changeEvent.js';
 import { documentId, keyOf } from '../../../src/shared/events/documentId.js';
 import { ElasticsearchHistorySink } from '../../../src/shared/history/historySink.js';
 import { Router } from '../../../src/shared/routing/routes.js';
-import { changeEvent, hostBody, order } from '../../functions/factories.js';
+import { changeEvent, hostBody, order } from '../../helpers/events.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from '../esTestKit.js';
 
 const client = testClient();

@@ -5,15 +5,10 @@
  * without a diagnostic; `validateKql` reports those (and bad/skipped syntax nodes) too.
  */
 import { createRequire } from 'node:module';
-import {
-  currentFunctionBody,
-  DEFAULT_TRUNCATES_TABLE,
-  HISTORY_COLUMNS,
-  latestViewQuery,
-  tableColumns,
-  TRUNCATE_COLUMNS,
-} from '../../../../src/shared/adx/index.js';
-import type { AdxTableRoute, ColumnDef } from '../../../../src/shared/adx/index.js';
+import { currentFunctionBody, latestViewQuery } from '../../../../src/shared/adx/commands.js';
+import { DEFAULT_TRUNCATES_TABLE } from '../../../../src/shared/adx/config.js';
+import { HISTORY_COLUMNS, tableColumns, TRUNCATE_COLUMNS } from '../../../../src/shared/adx/schema.js';
+import type { AdxTableRoute, ColumnDef } from '../../../../src/shared/adx/types.js';
 
 interface Diagnostic {
   Severity: string;
