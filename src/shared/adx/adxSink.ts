@@ -78,8 +78,7 @@ export class AdxSink implements Sink<AdxRecordRows> {
     const outcomes = new Map<number, RecordOutcome>();
     for (const [route, group] of groups) {
       try {
-        const items = group.map((r) => r.item);
-        await this.writeRoute(route, items, batch, context.logger);
+        await this.writeRoute(route, group, batch, context.logger);
       } catch (error) {
         const failure = toAdxSinkError(error, 'ADX write', { table: route.table, sourceTable: route.source });
         const outcome: RecordOutcome = failure.canRetry
@@ -91,11 +90,16 @@ export class AdxSink implements Sink<AdxRecordRows> {
     return outcomes;
   }
 
-  private async writeRoute(route: AdxTableRoute, items: readonly AdxRecordRows[], batch: BatchInfo, logger: Logger): Promise<void> {
-    const rows = items.flatMap((item) => (item.row === null ? [] : [item.row]));
-    const history = items.flatMap((item) => item.history);
-    const truncates = items.flatMap((item) => (item.truncate === null ? [] : [item.truncate]));
-    const tag = ingestionTag(route.source, batch.partitionId, batch.firstOffset, batch.lastOffset);
+  private async writeRoute(route: AdxTableRoute, group: readonly PreparedRecord<AdxRecordRows>[], batch: BatchInfo, logger: Logger): Promise<void> {
+    const rows = group.flatMap(({ item }) => (item.row === null ? [] : [item.row]));
+    const history = group.flatMap(({ item }) => item.history);
+    const truncates = group.flatMap(({ item }) => (item.truncate === null ? [] : [item.truncate]));
+    // Names exactly the records whose rows go in (see idempotency.ts): a retry with more of them is not skipped.
+    const tag = ingestionTag(
+      route.source,
+      batch,
+      group.map(({ record }) => record),
+    );
     if (rows.length > 0) {
       await this.ensureColumns(route, rows, logger);
       await this.ingest(route, route.table, this.mappings.get(route.table) ?? route.mapping, rows, tag, logger);

@@ -12,7 +12,7 @@ import { connectionFactory, KustoControlClient } from '../../../src/shared/adx/c
 import { setupCommands } from '../../../src/shared/adx/commands.js';
 import { adxRoutes, loadAdxConfig, loadAdxSchemaConfig } from '../../../src/shared/adx/config.js';
 import { AdxSinkError } from '../../../src/shared/adx/errors.js';
-import { deterministicSourceId } from '../../../src/shared/adx/idempotency.js';
+import { deterministicSourceId, ingestionTag } from '../../../src/shared/adx/idempotency.js';
 import { tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
 import { runAdxSetup } from '../../../src/shared/adx/setup.js';
 import type { PointerResolver } from '../../../src/shared/batch/pointers.js';
@@ -129,10 +129,10 @@ describe('AdxSink, queued ingestion (default)', () => {
     const report = await deliver(sink, [...ordersEvents, changeEvent({ table: 'bank.holding', op: 'c', after: holding(1000, 'VFIAX', 10), lsn: 34220500 })]);
     expect(report).toMatchObject({ total: 4, ok: 4, deadLettered: 0, retried: 0 });
     expect(await ingested(storage, await decodedMessages(storage))).toEqual([
-      ['Orders', 3, 'cdc:retail.orders_info:p3:4096-8192'],
-      ['OrdersHistory', 9, 'cdc:retail.orders_info:p3:4096-8192'],
-      ['Holding', 1, 'cdc:bank.holding:p3:4096-8192'],
-      ['HoldingHistory', 2, 'cdc:bank.holding:p3:4096-8192'],
+      ['Orders', 3, expect.stringMatching(/^cdc:retail\.orders_info:p3:4096-8192:[0-9a-f]{16}$/)],
+      ['OrdersHistory', 9, expect.stringMatching(/^cdc:retail\.orders_info:p3:4096-8192:[0-9a-f]{16}$/)],
+      ['Holding', 1, expect.stringMatching(/^cdc:bank\.holding:p3:4096-8192:[0-9a-f]{16}$/)],
+      ['HoldingHistory', 2, expect.stringMatching(/^cdc:bank\.holding:p3:4096-8192:[0-9a-f]{16}$/)],
     ]);
 
     // Data management: resources and the identity token, against NetDefaultDB; the engine saw nothing.
@@ -145,7 +145,9 @@ describe('AdxSink, queued ingestion (default)', () => {
     const messages = await decodedMessages(storage);
     expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'Holding', 'HoldingHistory']);
     const orders = messages[0]!;
-    const tag = 'cdc:retail.orders_info:p3:4096-8192';
+    // The readable part names the table, partition and offsets; the digest the exact records (idempotency.ts).
+    const tag = (JSON.parse(orders.AdditionalProperties.ingestIfNotExists as string) as string[])[0]!;
+    expect(tag).toMatch(/^cdc:retail\.orders_info:p3:4096-8192:[0-9a-f]{16}$/);
     expect(orders).toEqual({
       BlobPath: expect.stringMatching(
         new RegExp(`^${storage.containerUri.split('?')[0]}/cdcdb__Orders__${deterministicSourceId('Orders', tag)}\\.json\\.gz\\?`),
@@ -219,7 +221,7 @@ describe('AdxSink, queued ingestion (default)', () => {
     // the overlap is ingested again; the latest-state view dedups it (same key, same __lsn).
     await deliver(sink, ordersEvents, { first: '4096', last: '9000' });
     const last = (await decodedMessages(storage)).filter((m) => m.TableName === 'Orders').at(-1)!;
-    expect(last.AdditionalProperties.ingestIfNotExists).toBe(JSON.stringify(['cdc:retail.orders_info:p3:4096-9000']));
+    expect(last.AdditionalProperties.ingestIfNotExists).toMatch(/^\["cdc:retail\.orders_info:p3:4096-9000:[0-9a-f]{16}"\]$/);
   });
 
   it('adds a new source column on the engine (.alter-merge + mapping) before ingesting the batch that carries it', async () => {
@@ -255,9 +257,10 @@ describe('AdxSink, queued ingestion (default)', () => {
       changeEvent({ op: 't', lsn: 34222100 }),
       changeEvent({ op: 'c', after: order(55), lsn: 34222200 }),
     ];
-    const tag = 'cdc:retail.orders_info:p3:9100-9102';
     expect(await deliver(sink, events, { first: '9100', last: '9102' })).toMatchObject({ total: 3, ok: 3 });
     const messages = (await decodedMessages(storage)).slice(before);
+    const tag = (JSON.parse(messages[0]!.AdditionalProperties.ingestIfNotExists as string) as string[])[0]!;
+    expect(tag).toMatch(/^cdc:retail\.orders_info:p3:9100-9102:[0-9a-f]{16}$/);
     expect(await ingested(storage, messages)).toEqual([
       ['Orders', 2, tag],
       ['OrdersHistory', 9, tag],
@@ -581,7 +584,8 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   it('sends .ingest inline with the mapping, the tag and ingestIfNotExists, after any .alter-merge', async () => {
     const withNote = changeEvent({ op: 'c', after: { ...order(60), note: 'gift' }, lsn: 70 });
     await deliver(sink, [ordersEvents[0], withNote], { first: '1', last: '2', partition: '0' });
-    const tag = 'cdc:retail.orders_info:p0:1-2';
+    const tag = /tags='\["ingest-by:([^"]+)"\]'/.exec(engine.commands[3]!.csl)?.[1];
+    expect(tag).toMatch(/^cdc:retail\.orders_info:p0:1-2:[0-9a-f]{16}$/);
     expect(engine.commands.map((c) => c.csl.split('\n')[0])).toEqual([
       ".alter-merge table ['Orders'] (['note']:string)",
       ".show table ['Orders'] schema as json",
@@ -634,6 +638,87 @@ describe('AdxSink, pointer events (oversized events the reader put in a Blob)', 
       sink.close();
       await engine.close();
     }
+  });
+});
+
+describe('AdxSink, ingest-by tags name exactly the rows ingested', () => {
+  /** What ADX keeps of `.ingest inline` commands: an ingestion whose ingestIfNotExists tag a table already carries is dropped whole. */
+  function keptRows(commands: readonly { csl: string }[], table: string): { orderid: number; __lsn: number }[] {
+    const seen = new Set<string>();
+    const kept: { orderid: number; __lsn: number }[] = [];
+    for (const { csl } of commands) {
+      if (!csl.startsWith(`.ingest inline into table ['${table}']`)) continue;
+      const tag = /ingestIfNotExists='\["([^"]+)"\]'/.exec(csl)?.[1];
+      if (tag === undefined) throw new Error(`no ingestIfNotExists in ${csl.split('\n')[0]}`);
+      if (seen.has(tag)) continue;
+      seen.add(tag);
+      kept.push(
+        ...csl
+          .split('\n')
+          .slice(1)
+          .map((line) => JSON.parse(line) as { orderid: number; __lsn: number }),
+      );
+    }
+    return kept;
+  }
+
+  it('the retry of a partly failed batch is not silently skipped: a record whose pointer failed for a moment is ingested on the retry', async () => {
+    const engine = await startKustoStandIn();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const full = changeEvent({ op: 'u', before: order(91), after: order(91, { city: 'y'.repeat(2000) }), lsn: 91 });
+    const pointer = { ...full, before: null, after: null, deadletter: { container: 'cdc-deadletter', blob: 'p0/91.json', bytes: 2_000_000 } };
+    let blobUp = false;
+    const pointers: PointerResolver = {
+      fetch: () => (blobUp ? Promise.resolve(Buffer.from(JSON.stringify(full))) : Promise.reject(new Error('ETIMEDOUT'))),
+    };
+    const batch = [ordersEvents[0], pointer];
+    try {
+      // Attempt 1: the Blob read fails transiently, the other record's row is ingested, the batch is retried.
+      await expect(deliver(sink, batch, { pointers })).rejects.toBeInstanceOf(BatchProcessingError);
+      expect(keptRows(engine.commands, 'Orders').map((r) => r.orderid)).toEqual([51]);
+      // Attempt 2: the same batch, now complete. ADX must not drop it as already ingested.
+      blobUp = true;
+      expect(await deliver(sink, batch, { pointers })).toMatchObject({ ok: 2, retried: 0 });
+      expect(keptRows(engine.commands, 'Orders').map((r) => [r.orderid, r.__lsn])).toEqual([
+        [51, 34220200],
+        [51, 34220200],
+        [91, 91],
+      ]);
+      // Attempt 3, a plain redelivery of the complete batch: the same records, the same tag, dropped by ADX.
+      expect(await deliver(sink, batch, { pointers })).toMatchObject({ ok: 2 });
+      expect(keptRows(engine.commands, 'Orders')).toHaveLength(3);
+    } finally {
+      sink.close();
+      await engine.close();
+    }
+  });
+
+  it('names the origin: the same offsets from a recreated hub (enqueued later) or another namespace get other tags', () => {
+    const batch = {
+      partitionId: '0',
+      firstOffset: '0',
+      lastOffset: '1',
+      namespace: 'ns1.servicebus.windows.net',
+      eventHubName: 'cdc-events',
+      consumerGroup: 'adx-sink',
+    };
+    const records = [
+      { offset: '0', sequenceNumber: '0', enqueuedTimeUtc: '2026-01-01T00:00:00.000Z' },
+      { offset: '1', sequenceNumber: '1', enqueuedTimeUtc: '2026-01-01T00:00:00.001Z' },
+    ];
+    const tag = ingestionTag('retail.orders_info', batch, records);
+    expect(
+      ingestionTag(
+        'retail.orders_info',
+        { ...batch },
+        records.map((r) => ({ ...r })),
+      ),
+    ).toBe(tag);
+    const recreated = records.map((r) => ({ ...r, enqueuedTimeUtc: r.enqueuedTimeUtc.replace('2026-01-01', '2026-03-01') }));
+    expect(ingestionTag('retail.orders_info', batch, recreated)).not.toBe(tag);
+    expect(ingestionTag('retail.orders_info', { ...batch, namespace: 'ns2.servicebus.windows.net' }, records)).not.toBe(tag);
+    expect(ingestionTag('retail.orders_info', batch, records.slice(1))).not.toBe(tag);
+    expect(tag).toMatch(/^cdc:retail\.orders_info:p0:0-1:[0-9a-f]{16}$/);
   });
 });
 
