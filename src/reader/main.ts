@@ -8,7 +8,7 @@ import { createLogger, errorFields } from './logger.js';
 import { startHealthServer } from './health.js';
 import { Reader } from './reader.js';
 import { KafkaPublisher } from './publish/kafkaPublisher.js';
-import { BlobDeadLetterStore } from './publish/deadLetter.js';
+import { BlobClaimCheckStore } from './publish/claimCheck.js';
 import { attachOpenTelemetry } from './otel.js';
 import { redact } from './redact.js';
 
@@ -23,16 +23,18 @@ async function main(): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, secrets: secretsOf(config), base: { component: 'reader', slot: config.slotName } });
   const publisher = await KafkaPublisher.create(config.kafka);
-  const deadLetter =
-    config.deadLetter.connectionString || config.deadLetter.accountUrl
-      ? await BlobDeadLetterStore.create({
-          connectionString: config.deadLetter.connectionString,
-          accountUrl: config.deadLetter.accountUrl,
-          container: config.deadLetter.container,
+  // The claim-check store's settings (config.ts still calls them deadLetter, after the DEADLETTER_* variables).
+  const claimCheckConfig = config.deadLetter;
+  const claimCheck =
+    claimCheckConfig.connectionString || claimCheckConfig.accountUrl
+      ? await BlobClaimCheckStore.create({
+          connectionString: claimCheckConfig.connectionString,
+          accountUrl: claimCheckConfig.accountUrl,
+          container: claimCheckConfig.container,
         })
       : null;
-  if (!deadLetter) log.warn('no dead-letter store configured: an event larger than the hub limit will stop the reader');
-  const reader = new Reader({ config, log, publisher, deadLetter });
+  if (!claimCheck) log.warn('no claim-check store configured (DEADLETTER_*): an event larger than the hub limit will stop the reader');
+  const reader = new Reader({ config, log, publisher, claimCheck });
   const otel = config.appInsightsConnectionString
     ? await attachOpenTelemetry(
         {

@@ -26,7 +26,7 @@ import { RecordBuilder } from './encode/toRecord.js';
 import { AckTracker } from './publish/ackTracker.js';
 import { Pipeline } from './publish/pipeline.js';
 import type { Publisher } from './publish/publisher.js';
-import type { DeadLetterStore } from './publish/deadLetter.js';
+import type { ClaimCheckStore } from './publish/claimCheck.js';
 import { slotState } from './replication/checks.js';
 import { quoteIdent } from './replication/sql.js';
 import { ChangeStream, SESSION_OPTIONS } from './replication/stream.js';
@@ -41,7 +41,8 @@ export interface ReaderDeps {
   config: ReaderConfig;
   log: Logger;
   publisher: Publisher;
-  deadLetter: DeadLetterStore | null;
+  /** Where events too large for the hub go (null: such an event stops the reader). */
+  claimCheck: ClaimCheckStore | null;
   metrics?: ReaderMetrics;
 }
 
@@ -176,7 +177,7 @@ export class Reader {
     const query: Query = (sql, params) => meta.query(sql, params);
     const records = new RecordBuilder(
       { topic: config.topic, topicTemplate: config.topicTemplate, prefix: config.serverName, maxMessageBytes: config.kafka.maxMessageBytes },
-      this.deps.deadLetter,
+      this.deps.claimCheck,
       log,
       () => this.stopping,
     );

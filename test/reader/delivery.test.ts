@@ -40,7 +40,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     expect(pendingPeak).toBeLessThan(5_000);
   }, 300_000);
 
-  test('an event too large for the hub goes to the dead-letter container with a pointer on the hub', async () => {
+  test('an event too large for the hub is stored as a claim check, with a pointer on the hub', async () => {
     const name = uniqueName('rd_dlq');
     const schema = `${name}_s`;
     names.push({ name, schema });

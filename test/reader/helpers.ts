@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/reader/config.js';
 import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
-import { BlobDeadLetterStore } from '../../src/reader/publish/deadLetter.js';
+import { BlobClaimCheckStore } from '../../src/reader/publish/claimCheck.js';
 import { memoryLogger } from '../../src/reader/logger.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 
@@ -52,8 +52,8 @@ export async function startReader(env: Record<string, string>, waitFor: 'streami
   const config = loadConfig(env);
   const log = memoryLogger();
   const publisher = await KafkaPublisher.create(config.kafka);
-  const deadLetter = await BlobDeadLetterStore.create({ connectionString: config.deadLetter.connectionString, container: config.deadLetter.container });
-  const reader = new Reader({ config, log, publisher, deadLetter });
+  const claimCheck = await BlobClaimCheckStore.create({ connectionString: config.deadLetter.connectionString, container: config.deadLetter.container });
+  const reader = new Reader({ config, log, publisher, claimCheck });
   const run = reader.run();
   run.catch(() => undefined);
   const stop = async () => {

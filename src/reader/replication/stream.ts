@@ -70,7 +70,7 @@ export class ChangeStream {
     this.service = new LogicalReplicationService(
       { ...deps.pg, options: SESSION_OPTIONS },
       // Flow control is done here (see onData): messages are handled synchronously and the socket is
-      // paused only while an asynchronous step (relation lookup, dead-letter write, waiting for broker
+      // paused only while an asynchronous step (relation lookup, claim-check write, waiting for broker
       // capacity) is in progress, instead of the library's promise per message.
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
@@ -286,7 +286,7 @@ export class ChangeStream {
     return this.deps.pipeline.saturated ? this.deps.pipeline.waitForCapacity() : undefined;
   }
 
-  /** Events too large for the hub: dead-letter write first (awaited), in order. */
+  /** Events too large for the hub: claim-check write first (awaited), in order. */
   private async publishSlow(events: ChangeEvent[], tx: OpenTx): Promise<void> {
     for (const event of events) {
       this.deps.pipeline.enqueue(await this.deps.records.build(event), tx.entry);
