@@ -176,7 +176,13 @@ export class Reader {
     const checked = await this.untilFailed(preflight(meta, config, log));
     const query: Query = (sql, params) => meta.query(sql, params);
     const records = new RecordBuilder(
-      { topic: config.topic, topicTemplate: config.topicTemplate, prefix: config.serverName, maxMessageBytes: config.kafka.maxMessageBytes },
+      {
+        topic: config.topic,
+        topicTemplate: config.topicTemplate,
+        prefix: config.serverName,
+        maxMessageBytes: config.kafka.maxMessageBytes,
+        onClaimCheck: () => void this.metrics.claimChecked++,
+      },
       this.deps.claimCheck,
       log,
       () => this.stopping,

@@ -50,6 +50,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     const big = 'z'.repeat(20_000);
     await c.query(`INSERT INTO ${schema}.t VALUES (1, '${big}'), (2, 'small')`);
     const events = await topic.waitFor('two events', (es) => es.length >= 2);
+    expect(r.reader.metrics.toJSON()).toMatchObject({ claimChecked: 1 });
     await r.stop();
     await topic.close();
     const [pointer, small] = events;

@@ -14,11 +14,11 @@ export interface RecordBuilderOptions {
   topicTemplate: string | null;
   prefix: string;
   maxMessageBytes: number;
+  /** Called for every event published as a claim-check pointer (metrics). */
+  onClaimCheck?: () => void;
 }
 
 export class RecordBuilder {
-  /** Events published as a claim-check pointer. */
-  claimChecked = 0;
   constructor(
     private readonly opts: RecordBuilderOptions,
     private readonly claimCheck: ClaimCheckStore | null,
@@ -49,7 +49,7 @@ export class RecordBuilder {
     for (let attempt = 1; ; attempt++) {
       try {
         const where = await this.claimCheck.put(name, body);
-        this.claimChecked++;
+        this.opts.onClaimCheck?.();
         this.log.warn('event too large for the hub: stored as a claim check, pointer published', {
           bytes: body.length,
           schema: event.source.schema,
