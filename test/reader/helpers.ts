@@ -143,7 +143,7 @@ export class TopicCollector {
   }
 }
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -210,4 +210,72 @@ export function converge(events: ChangeEvent[], keyColumn: string): Map<string, 
     if (!cur || v > cur.v) best.set(k, { v, after: e.op === 'd' ? null : (e.after ?? null) });
   }
   return new Map([...best].map(([k, x]) => [k, x.after]));
+}
+
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A port nothing listens on (taken from the OS, then released): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+export interface PasswordPostgres {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  stop(): void;
+}
+
+/**
+ * A private PostgreSQL that authenticates with passwords (scram-sha-256). The shared test server
+ * trusts every local connection (initdb -A trust), so it never asks for a password and cannot show a
+ * wrong one; this one is initialised with a password and no trust line, and stopped by `stop()`.
+ */
+export async function startPasswordPostgres(): Promise<PasswordPostgres> {
+  const root = '/usr/lib/postgresql';
+  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined;
+  const bin = process.env.PG_BINDIR ?? (version ? join(root, version, 'bin') : '');
+  if (!existsSync(join(bin, 'initdb'))) throw new Error(`PostgreSQL server binaries not found (looked in ${bin || root}; set PG_BINDIR)`);
+  // PostgreSQL refuses to run as root: as the services' user then (see test/services/services.mjs).
+  const asUser = process.getuid?.() === 0 ? (process.env.PG_CDC_SERVICES_USER ?? 'postgres') : null;
+  const ids: { uid?: number; gid?: number } = asUser
+    ? { uid: Number(execFileSync('id', ['-u', asUser], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', asUser], { encoding: 'utf8' })) }
+    : {};
+  const dir = mkdtempSync(join(tmpdir(), 'pg-cdc-password-'));
+  const password = `pw-${uniqueName('x')}`;
+  writeFileSync(join(dir, 'pwfile'), password + '\n');
+  if (ids.uid !== undefined && ids.gid !== undefined) {
+    chownSync(dir, ids.uid, ids.gid);
+    chownSync(join(dir, 'pwfile'), ids.uid, ids.gid);
+  }
+  const data = join(dir, 'data');
+  const run = (cmd: string, args: string[]) => {
+    const r = spawnSync(join(bin, cmd), args, { encoding: 'utf8', ...ids });
+    if (r.status !== 0) throw new Error(`${cmd} failed (exit ${r.status}): ${r.stdout}${r.stderr}`);
+  };
+  run('initdb', ['-D', data, '-U', 'postgres', '-A', 'scram-sha-256', `--pwfile=${join(dir, 'pwfile')}`, '-E', 'UTF8', '--no-sync']);
+  const port = await closedPort();
+  const settings = [`port=${port}`, `listen_addresses=127.0.0.1`, `unix_socket_directories=${dir}`, 'shared_buffers=16MB', 'max_connections=10', 'fsync=off'];
+  run('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', '-o', settings.map((s) => `-c ${s}`).join(' '), 'start']);
+  return {
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    stop: () => {
+      spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...ids });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
