@@ -34,7 +34,7 @@ async function main(): Promise<number> {
         })
       : null;
   if (!claimCheck) log.warn('no claim-check store configured (DEADLETTER_*): an event larger than the hub limit will stop the reader');
-  const reader = new Reader({ config, log, publisher, claimCheck });
+  const reader = new Reader({ config, log, publisher, broker: publisher, claimCheck });
   const otel = config.appInsightsConnectionString
     ? await attachOpenTelemetry(
         {

@@ -1,13 +1,15 @@
 /**
  * What runs on timers beside the change stream: the metrics tick (every second), the slot lag query
- * (every 10 s), the optional heartbeat message and the metrics log line (every minute). The timers are
- * unref'd, so they never keep the process alive; `stop()` clears them all.
+ * (every 10 s), the optional heartbeat message, the metrics log line (every minute) and the broker
+ * probe (every 10 s). The timers are unref'd, so they never keep the process alive; `stop()` clears
+ * them all.
  */
 import type { Query } from './encode/typeRegistry.js';
 import type { Logger } from './logger.js';
 import { errorFields } from './logger.js';
 import type { ReaderMetrics } from './metrics.js';
 import type { AckTracker } from './publish/ackTracker.js';
+import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { Pipeline } from './publish/pipeline.js';
 
 export interface MonitorDeps {
@@ -20,11 +22,16 @@ export interface MonitorDeps {
   /** 0 = no heartbeat. */
   heartbeatIntervalMs: number;
   log: Logger;
+  /** Probed so that a broker gone away shows (on /readyz, in the log) even while nothing is sent. */
+  broker: BrokerCheck;
+  onBrokerReachable: (reachable: boolean) => void;
 }
 
 export interface Monitors {
   stop(): void;
 }
+
+export const BROKER_PROBE_INTERVAL_MS = 10_000;
 
 const SLOT_LAG_SQL =
   'SELECT (pg_catalog.pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag FROM pg_catalog.pg_replication_slots WHERE slot_name = $1';
@@ -58,6 +65,30 @@ export function startMonitors(deps: MonitorDeps): Monitors {
     });
   }
   every(60_000, () => log.info('reader metrics', metrics.toJSON()));
+  let probing = false;
+  let reachable = true;
+  every(BROKER_PROBE_INTERVAL_MS, () => {
+    if (probing) return; // a probe can take the client's connect timeout: never two at once
+    probing = true;
+    deps.broker
+      .check([])
+      .then(
+        () => {
+          if (reachable) return;
+          reachable = true;
+          log.info('broker reachable again');
+          deps.onBrokerReachable(true);
+        },
+        (err: unknown) => {
+          // Logged when it goes away, not every probe: the error names the broker and the fix.
+          if (!reachable) return;
+          reachable = false;
+          log.warn('broker unreachable', errorFields(err));
+          deps.onBrokerReachable(false);
+        },
+      )
+      .finally(() => (probing = false));
+  });
 
   return {
     stop: () => {

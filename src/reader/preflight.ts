@@ -1,12 +1,16 @@
 /**
  * Phase 1 of the reader: everything checked and set up before the slot is touched. Start-up checks
- * (each failure a StartupError naming the fix), the publication, the slot's state, and the stored
- * snapshot progress that the snapshot plan (snapshot/plan.ts) decides from.
+ * (each failure a StartupError naming the fix) of the database and of the broker connection, the
+ * publication, the slot's state, and the stored snapshot progress that the snapshot plan
+ * (snapshot/plan.ts) decides from. The broker is checked before any slot exists: a slot retains WAL
+ * from its creation on, which a reader that cannot publish must not start.
  */
 import type pg from 'pg';
 import type { ReaderConfig } from './config.js';
 import { StartupError } from './errors.js';
 import type { Logger } from './logger.js';
+import { BrokerError, brokerCheckTopics } from './publish/brokerCheck.js';
+import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { CheckedTable, SlotState } from './replication/checks.js';
 import { checkReplicationPrivilege, checkSlotUsable, checkTables, checkWalLevel, ensurePublication, slotState } from './replication/checks.js';
 import { ProgressStore } from './snapshot/progress.js';
@@ -21,8 +25,8 @@ export interface Preflight {
   stored: SnapshotState | null;
 }
 
-/** Runs the checks on `meta` (connected here) and prepares the publication and the progress table. */
-export async function preflight(meta: pg.Client, config: ReaderConfig, log: Logger): Promise<Preflight> {
+/** Runs the checks on `meta` (connected here) and on `broker`, and prepares the publication and the progress table. */
+export async function preflight(meta: pg.Client, broker: BrokerCheck, config: ReaderConfig, log: Logger): Promise<Preflight> {
   try {
     await meta.connect();
   } catch (err) {
@@ -33,6 +37,7 @@ export async function preflight(meta: pg.Client, config: ReaderConfig, log: Logg
   const tables = await checkTables(meta, config.tables, config.stateSchema);
   const slot = await slotState(meta, config.slotName);
   checkSlotUsable(config.slotName, slot);
+  await checkBroker(broker, config);
   const publicationState = await ensurePublication(meta, config.publicationName, tables, config.tables === null);
   log.info('start-up checks passed', {
     tables: tables.map((t) => `${t.schema}.${t.table}`),
@@ -46,6 +51,16 @@ export async function preflight(meta: pg.Client, config: ReaderConfig, log: Logg
   // Loaded only for an existing slot: a fresh slot plans its progress anew.
   const stored = progress && slot.exists ? await progress.load() : null;
   return { tables, slot, progress, stored };
+}
+
+/** The broker connection and authentication (with the configured security protocol and SASL), and the topic. */
+async function checkBroker(broker: BrokerCheck, config: ReaderConfig): Promise<void> {
+  try {
+    await broker.check(brokerCheckTopics(config));
+  } catch (err) {
+    if (err instanceof BrokerError && err.code !== 'BROKER_REQUEST_FAILED') throw new StartupError(err.code, err.message);
+    throw err;
+  }
 }
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);

@@ -26,6 +26,7 @@ import { RecordBuilder } from './encode/toRecord.js';
 import { AckTracker } from './publish/ackTracker.js';
 import { Pipeline } from './publish/pipeline.js';
 import type { Publisher } from './publish/publisher.js';
+import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { ClaimCheckStore } from './publish/claimCheck.js';
 import { slotState } from './replication/checks.js';
 import { quoteIdent } from './replication/sql.js';
@@ -41,6 +42,8 @@ export interface ReaderDeps {
   config: ReaderConfig;
   log: Logger;
   publisher: Publisher;
+  /** The broker connection check: before the slot is created, and while streaming (readiness). */
+  broker: BrokerCheck;
   /** Where events too large for the hub go (null: such an event stops the reader). */
   claimCheck: ClaimCheckStore | null;
   metrics?: ReaderMetrics;
@@ -94,6 +97,8 @@ export class Reader {
   private pipeline: Pipeline | null = null;
   private stream: ChangeStream | null = null;
   private monitors: Monitors | null = null;
+  /** The broker probe's verdict while streaming (the pipeline's own covers what is being sent). */
+  private brokerReachable = true;
   /** Peak bytes that the snapshot's pipeline queued for the broker (the stream's is `pipeline`'s own). */
   private snapshotPeakBytes = 0;
 
@@ -104,7 +109,7 @@ export class Reader {
   }
 
   get ready(): boolean {
-    return (this.phase === 'snapshot' || this.phase === 'streaming') && (this.pipeline?.brokerHealthy ?? true);
+    return (this.phase === 'snapshot' || this.phase === 'streaming') && (this.pipeline?.brokerHealthy ?? true) && this.brokerReachable;
   }
 
   /** Highest bytes ever queued for the broker, snapshot and stream (the memory bound, observed). */
@@ -173,7 +178,7 @@ export class Reader {
   private async startSession(): Promise<Session> {
     const { config, log } = this.deps;
     const meta = this.connection({ options: SESSION_OPTIONS });
-    const checked = await this.untilFailed(preflight(meta, config, log));
+    const checked = await this.untilFailed(preflight(meta, this.deps.broker, config, log));
     const query: Query = (sql, params) => meta.query(sql, params);
     const records = new RecordBuilder(
       {
@@ -304,6 +309,8 @@ export class Reader {
       slotName: config.slotName,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       log,
+      broker: this.deps.broker,
+      onBrokerReachable: (reachable) => (this.brokerReachable = reachable),
     });
   }
 

@@ -6,6 +6,8 @@ import { loadConfig } from '../../src/reader/config.js';
 import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
+import type { BrokerCheck } from '../../src/reader/publish/brokerCheck.js';
+import type { OutRecord, Publisher } from '../../src/reader/publish/publisher.js';
 import { BlobClaimCheckStore } from '../../src/reader/publish/claimCheck.js';
 import { memoryLogger } from '../../src/reader/logger.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
@@ -48,18 +50,28 @@ export interface RunningReader {
   stop(): Promise<void>;
 }
 
-export async function startReader(env: Record<string, string>, waitFor: 'streaming' | 'none' = 'streaming'): Promise<RunningReader> {
+/** Parts of the reader a test replaces (closed by the test, not by `stop()`). */
+export interface ReaderOverrides {
+  publisher?: Publisher;
+  broker?: BrokerCheck;
+}
+
+export async function startReader(
+  env: Record<string, string>,
+  waitFor: 'streaming' | 'none' = 'streaming',
+  overrides: ReaderOverrides = {},
+): Promise<RunningReader> {
   const config = loadConfig(env);
   const log = memoryLogger();
-  const publisher = await KafkaPublisher.create(config.kafka);
+  const kafka = await KafkaPublisher.create(config.kafka);
   const claimCheck = await BlobClaimCheckStore.create({ connectionString: config.deadLetter.connectionString, container: config.deadLetter.container });
-  const reader = new Reader({ config, log, publisher, claimCheck });
+  const reader = new Reader({ config, log, publisher: overrides.publisher ?? kafka, broker: overrides.broker ?? kafka, claimCheck });
   const run = reader.run();
   run.catch(() => undefined);
   const stop = async () => {
     await reader.stop();
     await run.catch(() => undefined);
-    await publisher.close().catch(() => undefined);
+    await kafka.close().catch(() => undefined);
   };
   if (waitFor === 'streaming') {
     await Promise.race([
@@ -70,6 +82,23 @@ export async function startReader(env: Record<string, string>, waitFor: 'streami
     ]);
   }
   return { reader, config, log, run, stop };
+}
+
+/**
+ * A broker connection that a test can point elsewhere mid-run ("the broker went away"): publisher and
+ * broker check delegate to whichever real Kafka client is current.
+ */
+export class SwitchableBroker implements Publisher, BrokerCheck {
+  constructor(public current: KafkaPublisher) {}
+  send(records: OutRecord[]): Promise<void> {
+    return this.current.send(records);
+  }
+  check(topics: string[]): Promise<void> {
+    return this.current.check(topics);
+  }
+  close(): Promise<void> {
+    return this.current.close();
+  }
 }
 
 /** Drops the slot (waiting for it to become inactive), publication and state schema of a test. */

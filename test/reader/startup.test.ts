@@ -1,6 +1,6 @@
 /**
- * Start-up failures that must name what to fix before the reader touches anything: the database
- * credentials, and the broker connection and authentication (checked before the slot exists).
+ * Start-up failures of the database connection, which must name the variables to fix (never a
+ * secret's value). The broker's are in broker.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
