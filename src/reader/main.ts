@@ -12,6 +12,12 @@ import { BlobClaimCheckStore } from './publish/claimCheck.js';
 import { attachOpenTelemetry } from './otel.js';
 import { redact } from './redact.js';
 
+async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 async function main(): Promise<number> {
   let config: ReaderConfig;
   try {
@@ -78,13 +84,16 @@ async function main(): Promise<number> {
     });
     code = 1;
   }
-  await publisher.close().catch(() => undefined);
-  // Last metric export; bounded so an unreachable ingestion endpoint cannot hold the exit.
-  if (otel) {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([otel.shutdown().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5_000)))]);
-    clearTimeout(timer);
-  }
+  // Bounded, like the last metric export: an unreachable broker or ingestion endpoint cannot hold the exit.
+  await within(
+    publisher.close().catch(() => undefined),
+    5_000,
+  );
+  if (otel)
+    await within(
+      otel.shutdown().catch(() => undefined),
+      5_000,
+    );
   health?.close();
   return code;
 }

@@ -6,6 +6,8 @@
  *  3. snapshot: create the slot when fresh, read the planned tables;
  *  4. streaming, with the monitors (`monitors.ts`) beside it, until stopped;
  *  5. shutdown (`shutdown()`): the one way out, whether stopped, finished (`initial_only`) or failed.
+ * A stop ends within its bound in every phase: each phase is given up on once the bound has passed
+ * (`untilStopped`), and nothing the broker did not confirm is acknowledged.
  * `main.ts` wires it to the process (signals, health port, exit codes).
  */
 import pg from 'pg';
@@ -38,6 +40,13 @@ import { runSnapshot, textTypes } from './snapshot/snapshot.js';
 
 export type ReaderPhase = 'starting' | 'snapshot' | 'streaming' | 'stopping' | 'stopped' | 'failed';
 
+/** How long a stop waits for the broker to confirm what is queued (docs/reader.md "Delivery"). */
+export const SHUTDOWN_TIMEOUT_MS = 30_000;
+/** Bound on closing one connection at shutdown: a peer that vanished must not hold the exit. */
+const CLOSE_TIMEOUT_MS = 5_000;
+/** What `untilStopped` returns for work it gave up on. */
+const STOPPED = Symbol('stopped');
+
 export interface ReaderDeps {
   config: ReaderConfig;
   log: Logger;
@@ -47,6 +56,11 @@ export interface ReaderDeps {
   /** Where events too large for the hub go (null: such an event stops the reader). */
   claimCheck: ClaimCheckStore | null;
   metrics?: ReaderMetrics;
+  /**
+   * How long a stop waits for the broker to confirm what is queued before giving up on it (default
+   * SHUTDOWN_TIMEOUT_MS; tests shorten it). What it did not confirm is never acknowledged.
+   */
+  shutdownTimeoutMs?: number;
 }
 
 /** The slot's exported snapshot: usable while the connection that created the slot stays open and idle. */
@@ -69,6 +83,16 @@ interface Deferred<T> {
   reject(err: Error): void;
 }
 
+/** `work`, or undefined once `ms` have passed. */
+async function bounded<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function deferred<T>(): Deferred<T> {
   let resolve!: (value: T) => void;
   let reject!: (err: Error) => void;
@@ -83,9 +107,14 @@ export class Reader {
   phase: ReaderPhase = 'starting';
   readonly metrics: ReaderMetrics;
   private readonly deps: ReaderDeps;
+  private readonly shutdownTimeoutMs: number;
   /** Resolved by `stop()`. Phases check `stopping` between their steps (the snapshot between chunks). */
   private readonly stopRequest = deferred<void>();
   private stopping = false;
+  /** The phase a stop was requested in (logged). */
+  private stoppedDuring: ReaderPhase | null = null;
+  /** Set once `shutdown()` began: no new connections, errors of closing ones are not failures. */
+  private shuttingDown = false;
   /** Rejected by the first fatal error of a connection or of the replication stream. */
   private readonly failure = deferred<never>();
   /** Resolved when `run()` has returned or thrown. */
@@ -104,6 +133,7 @@ export class Reader {
 
   constructor(deps: ReaderDeps) {
     this.deps = deps;
+    this.shutdownTimeoutMs = deps.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
     this.metrics = deps.metrics ?? new ReaderMetrics();
     this.failure.promise.catch(() => undefined);
   }
@@ -142,11 +172,16 @@ export class Reader {
     }
   }
 
-  /** Graceful stop: no more reading, flush to the broker, acknowledge, disconnect. Resolves once `run()` returned. */
+  /**
+   * Graceful stop: no more reading, wait for the broker (at most `shutdownTimeoutMs`), acknowledge what
+   * it confirmed, disconnect. Resolves once `run()` returned, within that bound in every phase.
+   */
   async stop(): Promise<void> {
     if (this.ended) return;
     if (!this.stopping) {
       this.stopping = true;
+      this.stoppedDuring = this.phase;
+      if (this.phase !== 'failed') this.phase = 'stopping';
       this.stopRequest.resolve();
     }
     if (this.running) await this.finished.promise;
@@ -154,11 +189,13 @@ export class Reader {
 
   private async runPhases(): Promise<void> {
     const { config, log } = this.deps;
-    const session = await this.startSession();
-    if (this.stopping) return this.shutdown('stopped');
+    // Nothing to flush before the snapshot or the stream started: a stop gives those steps up at once.
+    const session = await this.untilStopped(this.startSession(), 0);
+    if (session === STOPPED) return this.shutdown('stopped');
 
     const plan = planSnapshot({ mode: config.snapshotMode, slot: session.slot, stored: session.stored });
-    if ((await this.snapshotPhase(session, plan.step)) === 'stopped') return this.shutdown('stopped');
+    // The snapshot may deliver its current chunk within the bound (its progress is then stored).
+    if ((await this.untilStopped(this.snapshotPhase(session, plan.step), this.shutdownTimeoutMs)) !== 'done') return this.shutdown('stopped');
 
     if (plan.afterwards === 'drop-slot-and-exit') {
       await session.meta
@@ -169,7 +206,7 @@ export class Reader {
     }
     if (this.stopping) return this.shutdown('stopped');
 
-    await this.streamingPhase(session);
+    if ((await this.untilStopped(this.streamingPhase(session), 0)) === STOPPED) return this.shutdown('stopped');
     await this.untilFailed(this.stopRequest.promise);
     return this.shutdown('stopped');
   }
@@ -221,13 +258,14 @@ export class Reader {
       }
       return await this.readSnapshot(session, versionLsn, stored, exported);
     } finally {
-      if (exported) await exported.conn.end().catch(() => undefined);
+      if (exported) await this.release(exported.conn);
     }
   }
 
   /** Reads the planned tables on a connection of its own, publishing through a pipeline of its own. */
   private async readSnapshot(session: Session, versionLsn: Lsn, stored: SnapshotState | null, exported: ExportedSnapshot | null): Promise<'done' | 'stopped'> {
     const { config, log } = this.deps;
+    if (this.stopping) return 'stopped';
     this.phase = 'snapshot';
     const tracker = new AckTracker();
     const pipeline = new Pipeline(this.deps.publisher, tracker, log, { maxInflightBytes: config.maxInflightBytes });
@@ -300,6 +338,7 @@ export class Reader {
       onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
     });
     await this.untilFailed(this.stream.start());
+    if (this.stopping) return;
     this.phase = 'streaming';
     this.monitors = startMonitors({
       metrics: this.metrics,
@@ -315,26 +354,41 @@ export class Reader {
   }
 
   /**
-   * The one way out of `run()`. Stops the monitors and the stream (which waits for the broker and
-   * sends the final flush position, unless failed), the pipeline, and every connection.
+   * The one way out of `run()`, bounded. Stops the monitors and the stream (which waits for the broker
+   * at most `shutdownTimeoutMs`, unless failed, then reports as flushed only what the broker
+   * confirmed), the pipeline (what it still holds stays unacknowledged), and every connection.
    */
   private async shutdown(outcome: 'stopped' | 'finished' | 'failed'): Promise<void> {
+    this.shuttingDown = true;
     this.monitors?.stop();
     this.monitors = null;
-    if (outcome !== 'failed' && this.stream) this.phase = 'stopping';
-    await this.stream?.stop(outcome === 'failed' ? 0 : undefined).catch(() => undefined);
+    if (outcome !== 'failed' && this.phase !== 'failed') this.phase = 'stopping';
+    if (this.stream) {
+      const drainMs = outcome === 'failed' ? 0 : this.shutdownTimeoutMs;
+      await bounded(
+        this.stream.stop(drainMs).catch(() => undefined),
+        drainMs + CLOSE_TIMEOUT_MS,
+      );
+    }
+    const unconfirmedRecords = this.pipeline?.pendingRecords ?? 0;
     this.pipeline?.stop();
     await Promise.all([...this.connections].map((c) => this.release(c)));
     if (outcome === 'failed') return;
     this.phase = 'stopped';
-    if (outcome === 'stopped' && this.stream) {
-      this.deps.log.info('stopped', { acknowledged: this.stream.reportedFlush === null ? null : formatLsn(this.stream.reportedFlush) });
-    }
+    if (outcome !== 'stopped') return;
+    const acknowledged = this.stream?.reportedFlush ?? null;
+    this.deps.log.info('stopped', {
+      during: this.stoppedDuring,
+      acknowledged: acknowledged === null ? null : formatLsn(acknowledged),
+      // False when the bound passed first: those records are not acknowledged and are read again after a restart.
+      brokerConfirmedAll: unconfirmedRecords === 0,
+      unconfirmedRecords,
+    });
   }
 
   /** A fatal error of a connection or the stream: fails the phase waiting in `untilFailed`. */
   private fail(err: Error): void {
-    if (this.ended) return;
+    if (this.ended || this.shuttingDown) return;
     this.phase = 'failed';
     this.failure.reject(err);
   }
@@ -344,17 +398,47 @@ export class Reader {
     return Promise.race([work, this.failure.promise]);
   }
 
-  /** A PostgreSQL connection that `shutdown()` closes, whose errors fail the reader. */
-  private connection(extra: Partial<ClientConfig>): pg.Client {
+  /**
+   * Waits for `work`, or rejects with the first fatal connection error. After a stop request `work`
+   * has `graceMs` more to finish by itself (the snapshot delivering its chunk); then it is given up
+   * on: STOPPED. `shutdown()` closes what it was using, so it ends in an error nobody waits for.
+   */
+  private async untilStopped<T>(work: Promise<T>, graceMs: number): Promise<T | typeof STOPPED> {
+    work.catch(() => undefined);
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = this.stopRequest.promise.then(
+      () =>
+        new Promise<typeof STOPPED>((resolve) => {
+          if (!settled) timer = setTimeout(() => resolve(STOPPED), graceMs);
+        }),
+    );
+    try {
+      return await Promise.race([work, this.failure.promise, giveUp]);
+    } finally {
+      settled = true;
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A PostgreSQL connection that `shutdown()` closes. Its errors fail the reader, unless `fatal` is
+   * false (the slot-creating connection: once its exported snapshot was imported it is not needed).
+   */
+  private connection(extra: Partial<ClientConfig>, fatal = true): pg.Client {
+    if (this.shuttingDown) throw new Error('the reader is shutting down');
     const client = new pg.Client(this.pgConfig(extra));
-    client.on('error', (err) => this.fail(err));
+    client.on('error', (err) => (fatal ? this.fail(err) : this.deps.log.warn('connection error', errorFields(err))));
     this.connections.add(client);
     return client;
   }
 
   private async release(client: pg.Client): Promise<void> {
     this.connections.delete(client);
-    await client.end().catch(() => undefined);
+    await bounded(
+      client.end().catch(() => undefined),
+      CLOSE_TIMEOUT_MS,
+    );
   }
 
   private pgConfig(extra: Partial<ClientConfig> = {}): ClientConfig {
@@ -372,14 +456,14 @@ export class Reader {
   }
 
   private async createSlot(exportSnapshot: boolean): Promise<{ consistentPoint: string; exported: ExportedSnapshot | null }> {
-    const conn = new pg.Client(this.pgConfig({ replication: 'database' } as Partial<ClientConfig>));
+    const conn = this.connection({ replication: 'database' } as Partial<ClientConfig>, false);
     await conn.connect();
     const sql = `CREATE_REPLICATION_SLOT ${quoteIdent(this.deps.config.slotName)} LOGICAL pgoutput ${exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'}`;
     const res = await conn.query<{ consistent_point: string; snapshot_name: string | null }>(sql);
     const row = res.rows[0];
     if (!row) throw new Error('CREATE_REPLICATION_SLOT returned no row');
     if (!exportSnapshot || !row.snapshot_name) {
-      await conn.end();
+      await this.release(conn);
       return { consistentPoint: row.consistent_point, exported: null };
     }
     // The exported snapshot lives while this connection stays open and idle.

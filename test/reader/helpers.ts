@@ -54,6 +54,7 @@ export interface RunningReader {
 export interface ReaderOverrides {
   publisher?: Publisher;
   broker?: BrokerCheck;
+  shutdownTimeoutMs?: number;
 }
 
 export async function startReader(
@@ -65,7 +66,14 @@ export async function startReader(
   const log = memoryLogger();
   const kafka = await KafkaPublisher.create(config.kafka);
   const claimCheck = await BlobClaimCheckStore.create({ connectionString: config.deadLetter.connectionString, container: config.deadLetter.container });
-  const reader = new Reader({ config, log, publisher: overrides.publisher ?? kafka, broker: overrides.broker ?? kafka, claimCheck });
+  const reader = new Reader({
+    config,
+    log,
+    publisher: overrides.publisher ?? kafka,
+    broker: overrides.broker ?? kafka,
+    claimCheck,
+    shutdownTimeoutMs: overrides.shutdownTimeoutMs,
+  });
   const run = reader.run();
   run.catch(() => undefined);
   const stop = async () => {
