@@ -7,16 +7,11 @@ import type { ReaderConfig } from './config.js';
 import { createLogger, errorFields } from './logger.js';
 import { startHealthServer } from './health.js';
 import { Reader } from './reader.js';
+import { bounded } from './async.js';
 import { KafkaPublisher } from './publish/kafkaPublisher.js';
 import { BlobClaimCheckStore } from './publish/claimCheck.js';
 import { attachOpenTelemetry } from './otel.js';
 import { redact } from './redact.js';
-
-async function within(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work, new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
 
 async function main(): Promise<number> {
   let config: ReaderConfig;
@@ -84,13 +79,13 @@ async function main(): Promise<number> {
     });
     code = 1;
   }
-  // Bounded, like the last metric export: an unreachable broker or ingestion endpoint cannot hold the exit.
-  await within(
+  // The Kafka client, then the last metric export, each bounded: an unreachable broker or ingestion endpoint cannot hold the exit.
+  await bounded(
     publisher.close().catch(() => undefined),
     5_000,
   );
   if (otel)
-    await within(
+    await bounded(
       otel.shutdown().catch(() => undefined),
       5_000,
     );

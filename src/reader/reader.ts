@@ -17,6 +17,7 @@ import type { Logger } from './logger.js';
 import { errorFields } from './logger.js';
 import type { Lsn } from './lsn.js';
 import { formatLsn, parseLsn } from './lsn.js';
+import { bounded, deferred } from './async.js';
 import { ReaderMetrics } from './metrics.js';
 import { startMonitors } from './monitors.js';
 import type { Monitors } from './monitors.js';
@@ -75,32 +76,6 @@ interface Session extends Preflight {
   query: Query;
   types: TypeRegistry;
   records: RecordBuilder;
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(err: Error): void;
-}
-
-/** `work`, or undefined once `ms` have passed. */
-async function bounded<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([work, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 export class Reader {
