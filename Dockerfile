@@ -6,10 +6,14 @@ FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
+# Exactly what the reader's compile needs (src/reader/tsconfig.build.json is inside src/reader): the
+# reader, the shared plumbing (src/shared/core) and the shared event model (src/shared/events), so
+# other packages' code cannot break it. CI compiles these same paths without Docker, read from the
+# COPY lines of this stage (.ci/reader-image-compile.sh): keep every source the compile needs here.
 COPY tsconfig.json ./
 COPY src/reader ./src/reader
+COPY src/shared/core ./src/shared/core
 COPY src/shared/events ./src/shared/events
-# Compiles the reader (and the shared event model) only, so other packages' code cannot break it.
 RUN npx tsc -p src/reader/tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:22-slim

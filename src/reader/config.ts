@@ -44,7 +44,8 @@ export interface ReaderConfig {
   maxInflightBytes: number;
   statusIntervalMs: number;
   heartbeatIntervalMs: number;
-  deadLetter: { connectionString: string | undefined; accountUrl: string | undefined; container: string };
+  /** Claim-check Blob store for events too large for the hub (the DEADLETTER_* variables keep their historic names). */
+  claimCheck: { connectionString: string | undefined; accountUrl: string | undefined; container: string };
   healthPort: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   appInsightsConnectionString: string | undefined;
@@ -153,7 +154,7 @@ function brokersFromConnectionString(cs: string): string[] {
 
 /** Every value that must never reach a log line or an error message. */
 export function secretsOf(config: ReaderConfig): string[] {
-  return [config.pg.password, config.kafka.saslPassword, config.deadLetter.connectionString, config.appInsightsConnectionString].filter(
+  return [config.pg.password, config.kafka.saslPassword, config.claimCheck.connectionString, config.appInsightsConnectionString].filter(
     (s): s is string => typeof s === 'string' && s.length > 0,
   );
 }
@@ -265,7 +266,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     maxInflightBytes: getInt(env, 'CDC_MAX_INFLIGHT_BYTES', 8 * 1024 * 1024, { min: 1024 * 1024, max: 1024 * 1024 * 1024 }),
     statusIntervalMs: getInt(env, 'CDC_STATUS_INTERVAL_MS', 10_000, { min: 100, max: 600_000 }),
     heartbeatIntervalMs: getInt(env, 'CDC_HEARTBEAT_INTERVAL_MS', 0, { min: 0, max: 3_600_000 }),
-    deadLetter: { connectionString: dlCs, accountUrl: dlUrl, container },
+    claimCheck: { connectionString: dlCs, accountUrl: dlUrl, container },
     healthPort: getInt(env, 'HEALTH_PORT', 8080, { min: 0, max: 65535 }),
     logLevel: getOneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], 'info'),
     appInsightsConnectionString: appInsightsConnectionString(env),

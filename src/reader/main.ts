@@ -7,8 +7,9 @@ import type { ReaderConfig } from './config.js';
 import { createLogger, errorFields } from '../shared/core/logger.js';
 import { startHealthServer } from './health.js';
 import { Reader } from './reader.js';
+import { bounded } from './async.js';
 import { KafkaPublisher } from './publish/kafkaPublisher.js';
-import { BlobDeadLetterStore } from './publish/deadLetter.js';
+import { BlobClaimCheckStore } from './publish/claimCheck.js';
 import { attachOpenTelemetry } from './otel.js';
 import { redact } from '../shared/core/redact.js';
 
@@ -23,16 +24,17 @@ async function main(): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, secrets: secretsOf(config), base: { component: 'reader', slot: config.slotName } });
   const publisher = await KafkaPublisher.create(config.kafka);
-  const deadLetter =
-    config.deadLetter.connectionString || config.deadLetter.accountUrl
-      ? await BlobDeadLetterStore.create({
-          connectionString: config.deadLetter.connectionString,
-          accountUrl: config.deadLetter.accountUrl,
-          container: config.deadLetter.container,
+  const claimCheckConfig = config.claimCheck;
+  const claimCheck =
+    claimCheckConfig.connectionString || claimCheckConfig.accountUrl
+      ? await BlobClaimCheckStore.create({
+          connectionString: claimCheckConfig.connectionString,
+          accountUrl: claimCheckConfig.accountUrl,
+          container: claimCheckConfig.container,
         })
       : null;
-  if (!deadLetter) log.warn('no dead-letter store configured: an event larger than the hub limit will stop the reader');
-  const reader = new Reader({ config, log, publisher, deadLetter });
+  if (!claimCheck) log.warn('no claim-check store configured (DEADLETTER_*): an event larger than the hub limit will stop the reader');
+  const reader = new Reader({ config, log, publisher, broker: publisher, claimCheck });
   const otel = config.appInsightsConnectionString
     ? await attachOpenTelemetry(
         {
@@ -76,13 +78,16 @@ async function main(): Promise<number> {
     });
     code = 1;
   }
-  await publisher.close().catch(() => undefined);
-  // Last metric export; bounded so an unreachable ingestion endpoint cannot hold the exit.
-  if (otel) {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([otel.shutdown().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 5_000)))]);
-    clearTimeout(timer);
-  }
+  // The Kafka client, then the last metric export, each bounded: an unreachable broker or ingestion endpoint cannot hold the exit.
+  await bounded(
+    publisher.close().catch(() => undefined),
+    5_000,
+  );
+  if (otel)
+    await bounded(
+      otel.shutdown().catch(() => undefined),
+      5_000,
+    );
   health?.close();
   return code;
 }

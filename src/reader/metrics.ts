@@ -70,7 +70,8 @@ export class ReaderMetrics {
   /** `schema.table` → progress (rows, total, done). */
   readonly snapshotTables = new Map<string, TableSnapshotProgress>();
   snapshotDone = false;
-  deadLettered = 0;
+  /** Events too large for the hub, published as a claim-check pointer. */
+  claimChecked = 0;
   slotLagBytes: number | null = null;
   slotLagSeconds = 0;
   inflightBytes = 0;
@@ -114,7 +115,7 @@ export class ReaderMetrics {
       snapshotRows: this.snapshotRows,
       snapshotDone: this.snapshotDone,
       snapshotTables: [...this.snapshotTables.values()],
-      deadLettered: this.deadLettered,
+      claimChecked: this.claimChecked,
       slotLagBytes: this.slotLagBytes,
       slotLagSeconds: this.slotLagSeconds,
       inflightBytes: this.inflightBytes,

@@ -40,7 +40,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     expect(pendingPeak).toBeLessThan(5_000);
   }, 300_000);
 
-  test('an event too large for the hub goes to the dead-letter container with a pointer on the hub', async () => {
+  test('an event too large for the hub is stored as a claim check, with a pointer on the hub', async () => {
     const name = uniqueName('rd_dlq');
     const schema = `${name}_s`;
     names.push({ name, schema });
@@ -50,6 +50,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     const big = 'z'.repeat(20_000);
     await c.query(`INSERT INTO ${schema}.t VALUES (1, '${big}'), (2, 'small')`);
     const events = await topic.waitFor('two events', (es) => es.length >= 2);
+    expect(r.reader.metrics.toJSON()).toMatchObject({ claimChecked: 1 });
     await r.stop();
     await topic.close();
     const [pointer, small] = events;
@@ -57,7 +58,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     expect(pointer!.after).toBeNull();
     expect(pointer!.key).toEqual({ id: 1 });
     expect(pointer!.op).toBe('c');
-    expect(pointer!.deadletter).toMatchObject({ container: r.config.deadLetter.container, bytes: expect.any(Number) as unknown });
+    expect(pointer!.deadletter).toMatchObject({ container: r.config.claimCheck.container, bytes: expect.any(Number) as unknown });
     const blob = BlobServiceClient.fromConnectionString(serviceEnv().azureStorageConnectionString)
       .getContainerClient(pointer!.deadletter!.container)
       .getBlobClient(pointer!.deadletter!.blob);

@@ -6,9 +6,18 @@ import { loadConfig } from '../../src/reader/config.js';
 import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
-import { BlobDeadLetterStore } from '../../src/reader/publish/deadLetter.js';
+import type { BrokerCheck } from '../../src/reader/publish/brokerCheck.js';
+import type { OutRecord, Publisher } from '../../src/reader/publish/publisher.js';
+import { BlobClaimCheckStore } from '../../src/reader/publish/claimCheck.js';
 import { memoryLogger } from '../../src/shared/core/logger.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export { uniqueName, eventually };
 
@@ -48,18 +57,36 @@ export interface RunningReader {
   stop(): Promise<void>;
 }
 
-export async function startReader(env: Record<string, string>, waitFor: 'streaming' | 'none' = 'streaming'): Promise<RunningReader> {
+/** Parts of the reader a test replaces (closed by the test, not by `stop()`). */
+export interface ReaderOverrides {
+  publisher?: Publisher;
+  broker?: BrokerCheck;
+  shutdownTimeoutMs?: number;
+}
+
+export async function startReader(
+  env: Record<string, string>,
+  waitFor: 'streaming' | 'none' = 'streaming',
+  overrides: ReaderOverrides = {},
+): Promise<RunningReader> {
   const config = loadConfig(env);
   const log = memoryLogger();
-  const publisher = await KafkaPublisher.create(config.kafka);
-  const deadLetter = await BlobDeadLetterStore.create({ connectionString: config.deadLetter.connectionString, container: config.deadLetter.container });
-  const reader = new Reader({ config, log, publisher, deadLetter });
+  const kafka = await KafkaPublisher.create(config.kafka);
+  const claimCheck = await BlobClaimCheckStore.create({ connectionString: config.claimCheck.connectionString, container: config.claimCheck.container });
+  const reader = new Reader({
+    config,
+    log,
+    publisher: overrides.publisher ?? kafka,
+    broker: overrides.broker ?? kafka,
+    claimCheck,
+    shutdownTimeoutMs: overrides.shutdownTimeoutMs,
+  });
   const run = reader.run();
   run.catch(() => undefined);
   const stop = async () => {
     await reader.stop();
     await run.catch(() => undefined);
-    await publisher.close().catch(() => undefined);
+    await kafka.close().catch(() => undefined);
   };
   if (waitFor === 'streaming') {
     await Promise.race([
@@ -70,6 +97,23 @@ export async function startReader(env: Record<string, string>, waitFor: 'streami
     ]);
   }
   return { reader, config, log, run, stop };
+}
+
+/**
+ * A broker connection that a test can point elsewhere mid-run ("the broker went away"): publisher and
+ * broker check delegate to whichever real Kafka client is current.
+ */
+export class SwitchableBroker implements Publisher, BrokerCheck {
+  constructor(public current: KafkaPublisher) {}
+  send(records: OutRecord[]): Promise<void> {
+    return this.current.send(records);
+  }
+  check(topics: string[]): Promise<void> {
+    return this.current.check(topics);
+  }
+  close(): Promise<void> {
+    return this.current.close();
+  }
 }
 
 /** Drops the slot (waiting for it to become inactive), publication and state schema of a test. */
@@ -142,10 +186,6 @@ export class TopicCollector {
     await this.consumer?.close(true).catch(() => undefined);
   }
 }
-
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -231,4 +271,67 @@ export function applyPerKey(items: Collected[]): Map<string, Record<string, unkn
     else rows.set(k, e.after ?? {});
   }
   return rows;
+}
+
+/** A port nothing listens on (taken from the OS, then released): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+export interface PasswordPostgres {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  stop(): void;
+}
+
+/**
+ * A private PostgreSQL that authenticates with passwords (scram-sha-256). The shared test server
+ * trusts every local connection (initdb -A trust), so it never asks for a password and cannot show a
+ * wrong one; this one is initialised with a password and no trust line, and stopped by `stop()`.
+ */
+export async function startPasswordPostgres(): Promise<PasswordPostgres> {
+  const root = '/usr/lib/postgresql';
+  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined;
+  const bin = process.env.PG_BINDIR ?? (version ? join(root, version, 'bin') : '');
+  if (!existsSync(join(bin, 'initdb'))) throw new Error(`PostgreSQL server binaries not found (looked in ${bin || root}; set PG_BINDIR)`);
+  // PostgreSQL refuses to run as root: as the services' user then (see test/services/services.mjs).
+  const asUser = process.getuid?.() === 0 ? (process.env.PG_CDC_SERVICES_USER ?? 'postgres') : null;
+  const ids: { uid?: number; gid?: number } = asUser
+    ? { uid: Number(execFileSync('id', ['-u', asUser], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', asUser], { encoding: 'utf8' })) }
+    : {};
+  const dir = mkdtempSync(join(tmpdir(), 'pg-cdc-password-'));
+  const password = `pw-${uniqueName('x')}`;
+  writeFileSync(join(dir, 'pwfile'), password + '\n');
+  if (ids.uid !== undefined && ids.gid !== undefined) {
+    chownSync(dir, ids.uid, ids.gid);
+    chownSync(join(dir, 'pwfile'), ids.uid, ids.gid);
+  }
+  const data = join(dir, 'data');
+  const run = (cmd: string, args: string[]) => {
+    const r = spawnSync(join(bin, cmd), args, { encoding: 'utf8', ...ids });
+    if (r.status !== 0) throw new Error(`${cmd} failed (exit ${r.status}): ${r.stdout}${r.stderr}`);
+  };
+  run('initdb', ['-D', data, '-U', 'postgres', '-A', 'scram-sha-256', `--pwfile=${join(dir, 'pwfile')}`, '-E', 'UTF8', '--no-sync']);
+  const port = await closedPort();
+  const settings = [`port=${port}`, `listen_addresses=127.0.0.1`, `unix_socket_directories=${dir}`, 'shared_buffers=16MB', 'max_connections=10', 'fsync=off'];
+  run('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', '-o', settings.map((s) => `-c ${s}`).join(' '), 'start']);
+  return {
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    stop: () => {
+      spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...ids });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,11 +1,11 @@
 /**
- * ChangeEvent → Kafka record, with the dead-letter path for events the hub cannot take.
+ * ChangeEvent → Kafka record, with the claim-check path for events the hub cannot take (publish/claimCheck.ts).
  */
 import type { ChangeEvent } from '../../shared/events/changeEvent.js';
 import type { Logger } from '../../shared/core/logger.js';
 import { errorFields } from '../../shared/core/logger.js';
-import type { DeadLetterStore } from '../publish/deadLetter.js';
-import { deadLetterBlobName, pointerEvent } from '../publish/deadLetter.js';
+import type { ClaimCheckStore } from '../publish/claimCheck.js';
+import { claimCheckBlobName, claimCheckPointer } from '../publish/claimCheck.js';
 import type { OutRecord } from '../publish/publisher.js';
 import { recordKey, serializeEvent, topicFor } from './envelope.js';
 
@@ -14,13 +14,14 @@ export interface RecordBuilderOptions {
   topicTemplate: string | null;
   prefix: string;
   maxMessageBytes: number;
+  /** Called for every event published as a claim-check pointer (metrics). */
+  onClaimCheck?: () => void;
 }
 
 export class RecordBuilder {
-  deadLettered = 0;
   constructor(
     private readonly opts: RecordBuilderOptions,
-    private readonly deadLetter: DeadLetterStore | null,
+    private readonly claimCheck: ClaimCheckStore | null,
     private readonly log: Logger,
     private readonly isStopping: () => boolean = () => false,
   ) {}
@@ -36,32 +37,32 @@ export class RecordBuilder {
     return { topic: this.topic(event), key, value };
   }
 
-  /** Writes the full event to the dead-letter store (retrying until it succeeds) and returns the pointer record. */
+  /** Writes the full event to the claim-check store (retrying until it succeeds) and returns the pointer record. */
   async buildLarge(event: ChangeEvent): Promise<OutRecord> {
     const body = Buffer.from(JSON.stringify(event));
-    if (!this.deadLetter) {
+    if (!this.claimCheck) {
       throw new Error(
-        `event of ${body.length} bytes exceeds KAFKA_MAX_MESSAGE_BYTES and no dead-letter store is configured (set AZURE_STORAGE_CONNECTION_STRING or DEADLETTER_ACCOUNT_URL)`,
+        `event of ${body.length} bytes exceeds KAFKA_MAX_MESSAGE_BYTES and no claim-check store is configured (set AZURE_STORAGE_CONNECTION_STRING, DEADLETTER_CONNECTION_STRING or DEADLETTER_ACCOUNT_URL)`,
       );
     }
-    const name = deadLetterBlobName(event);
+    const name = claimCheckBlobName(event);
     for (let attempt = 1; ; attempt++) {
       try {
-        const where = await this.deadLetter.put(name, body);
-        this.deadLettered++;
-        this.log.warn('event too large for the hub: stored in the dead-letter container, pointer published', {
+        const where = await this.claimCheck.put(name, body);
+        this.opts.onClaimCheck?.();
+        this.log.warn('event too large for the hub: stored as a claim check, pointer published', {
           bytes: body.length,
           schema: event.source.schema,
           table: event.source.table,
           lsn: event.source.lsn,
           blob: where.blob,
         });
-        const pointer = pointerEvent(event, where, body.length);
+        const pointer = claimCheckPointer(event, where, body.length);
         return { topic: this.topic(event), key: recordKey(event.key), value: Buffer.from(JSON.stringify(pointer)) };
       } catch (err) {
         if (this.isStopping()) throw err;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
-        this.log.warn('dead-letter write failed; retrying', { ...errorFields(err), attempt, retryInMs: delay });
+        this.log.warn('claim-check write failed; retrying', { ...errorFields(err), attempt, retryInMs: delay });
         await new Promise((r) => setTimeout(r, delay));
       }
     }

@@ -7,6 +7,8 @@
 import { Producer } from '@platformatic/kafka';
 import type { ProducerOptions } from '@platformatic/kafka';
 import type { ReaderConfig } from '../config.js';
+import type { BrokerCheck } from './brokerCheck.js';
+import { brokerError } from './brokerCheck.js';
 import type { OutRecord, Publisher } from './publisher.js';
 
 type TokenSource = { getToken(scope: string): Promise<{ token: string } | null> };
@@ -56,17 +58,36 @@ export async function producerOptions(kafka: ReaderConfig['kafka'], credential?:
   return opts;
 }
 
-export class KafkaPublisher implements Publisher {
-  private constructor(private readonly producer: Producer<Buffer, Buffer, string, Buffer>) {}
+// Metadata attempts for a topic: a broker that auto-creates topics answers "unknown" until it has.
+const TOPIC_METADATA_RETRIES = 10;
+
+export class KafkaPublisher implements Publisher, BrokerCheck {
+  private constructor(
+    private readonly kafka: ReaderConfig['kafka'],
+    private readonly producer: Producer<Buffer, Buffer, string, Buffer>,
+  ) {}
 
   static async create(kafka: ReaderConfig['kafka'], credential?: TokenSource): Promise<KafkaPublisher> {
-    return new KafkaPublisher(new Producer(await producerOptions(kafka, credential)));
+    return new KafkaPublisher(kafka, new Producer(await producerOptions(kafka, credential)));
   }
 
   async send(records: OutRecord[]): Promise<void> {
-    await this.producer.send({
-      messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value, headers: r.headers })),
-    });
+    try {
+      await this.producer.send({
+        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value, headers: r.headers })),
+      });
+    } catch (err) {
+      throw brokerError(this.kafka, err);
+    }
+  }
+
+  async check(topics: string[]): Promise<void> {
+    try {
+      await this.producer.metadata({ topics: [], forceUpdate: true });
+      if (topics.length > 0) await this.producer.metadata({ topics, autocreateTopics: true, retries: TOPIC_METADATA_RETRIES });
+    } catch (err) {
+      throw brokerError(this.kafka, err);
+    }
   }
 
   async close(): Promise<void> {

@@ -52,6 +52,8 @@ export class Pipeline {
   private capacityWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
   private consecutiveFailures = 0;
+  /** Ends the backoff wait between retries early (`stop()`). */
+  private wakeRetry: (() => void) | null = null;
   private readonly maxBatchBytes: number;
   private readonly maxBatchRecords: number;
 
@@ -86,9 +88,12 @@ export class Pipeline {
     return new Promise((resolve) => this.capacityWaiters.push(resolve));
   }
 
-  /** Resolves when every queued record was confirmed by the broker. */
+  /**
+   * Resolves when every queued record was confirmed by the broker, or when the pipeline was stopped
+   * first: callers check `pendingRecords` before treating what they queued as delivered.
+   */
   drain(): Promise<void> {
-    if (this.pendingRecords === 0) return Promise.resolve();
+    if (this.pendingRecords === 0 || this.stopped) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -110,10 +115,15 @@ export class Pipeline {
     return this.consecutiveFailures === 0;
   }
 
-  /** Stops retrying; pending records stay unconfirmed (their LSNs are never acknowledged). */
+  /**
+   * Stops sending and retrying; pending records stay unconfirmed (their LSNs are never acknowledged).
+   * Every waiter is released, `drain()` ones included, so a stop never hangs on a broker that is down.
+   */
   stop(): void {
     this.stopped = true;
+    this.wakeRetry?.();
     for (const w of this.capacityWaiters.splice(0)) w();
+    for (const w of this.drainWaiters.splice(0)) w();
   }
 
   private kick(): void {
@@ -145,7 +155,14 @@ export class Pipeline {
           attempt: this.consecutiveFailures,
           retryInMs: delay,
         });
-        await new Promise((r) => setTimeout(r, delay));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeRetry = null;
         continue;
       }
       if (this.consecutiveFailures > 0) this.log.info('broker send recovered', { afterFailures: this.consecutiveFailures });

@@ -63,13 +63,19 @@ export class ChangeStream {
   private lastStatusSent = 0;
   private statusScheduled = false;
   private lastReportedFlush: Lsn | null = null;
+  /** Messages parsed from the socket chunk being read while an asynchronous step waits (see onData). */
+  private pending: ({ lsn: string; msg: Pgoutput.Message } | undefined)[] = [];
+  private pendingHead = 0;
+  private busy = false;
+  /** Most messages ever waiting while the socket was paused (memory-bound evidence). */
+  peakPending = 0;
 
-  constructor(private readonly d: StreamDeps) {
-    this.plugin = new TextPgoutputPlugin(d.publication);
+  constructor(private readonly deps: StreamDeps) {
+    this.plugin = new TextPgoutputPlugin(deps.publication);
     this.service = new LogicalReplicationService(
-      { ...d.pg, options: SESSION_OPTIONS },
+      { ...deps.pg, options: SESSION_OPTIONS },
       // Flow control is done here (see onData): messages are handled synchronously and the socket is
-      // paused only while an asynchronous step (relation lookup, dead-letter write, waiting for broker
+      // paused only while an asynchronous step (relation lookup, claim-check write, waiting for broker
       // capacity) is in progress, instead of the library's promise per message.
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
@@ -87,18 +93,18 @@ export class ChangeStream {
       this.service.once('start', () => resolve());
       this.service.once('error', reject);
     });
-    this.service.subscribe(this.plugin, this.d.slot).then(
+    this.service.subscribe(this.plugin, this.deps.slot).then(
       () => {
         if (!this.stopping) this.fail(new Error('replication stream ended unexpectedly'));
       },
       (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
     );
     await started;
-    this.statusTimer = setInterval(() => this.sendStatus(), this.d.statusIntervalMs);
-    this.d.log.info('streaming started', {
-      slot: this.d.slot,
-      publication: this.d.publication,
-      from: this.d.confirmedFlush === null ? null : formatLsn(this.d.confirmedFlush),
+    this.statusTimer = setInterval(() => this.sendStatus(), this.deps.statusIntervalMs);
+    this.deps.log.info('streaming started', {
+      slot: this.deps.slot,
+      publication: this.deps.publication,
+      from: this.deps.confirmedFlush === null ? null : formatLsn(this.deps.confirmedFlush),
     });
   }
 
@@ -106,9 +112,9 @@ export class ChangeStream {
   async stop(drainTimeoutMs = 30_000): Promise<void> {
     this.stopping = true;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.d.pipeline.drain(), new Promise((r) => (timer = setTimeout(r, drainTimeoutMs)))]);
+    await Promise.race([this.deps.pipeline.drain(), new Promise((r) => (timer = setTimeout(r, drainTimeoutMs)))]);
     clearTimeout(timer);
-    this.d.tracker.advance();
+    this.deps.tracker.advance();
     this.sendStatus(true);
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
@@ -123,10 +129,10 @@ export class ChangeStream {
   /** Sends a standby status update with the acknowledged position. */
   sendStatus(force = false): void {
     if (this.failed && !force) return;
-    const acked = this.d.tracker.ackedLsn;
+    const acked = this.deps.tracker.ackedLsn;
     // The library reports lsn + 1: a commit LSN confirms its transaction; before any ack, re-confirm
     // the slot's own position (confirmed_flush − 1) so nothing moves.
-    let lsn: Lsn | null = acked ?? (this.d.confirmedFlush !== null && this.d.confirmedFlush > 0n ? this.d.confirmedFlush - 1n : null);
+    let lsn: Lsn | null = acked ?? (this.deps.confirmedFlush !== null && this.deps.confirmedFlush > 0n ? this.deps.confirmedFlush - 1n : null);
     if (lsn === null) return;
     if (this.lastReportedFlush !== null && lsn < this.lastReportedFlush) lsn = this.lastReportedFlush;
     this.lastStatusSent = Date.now();
@@ -143,9 +149,9 @@ export class ChangeStream {
    */
   private onKeepalive(walEnd: Lsn): void {
     if (this.failed || this.stopping || this.busy || this.tx !== null || this.pendingHead < this.pending.length) return;
-    if (this.d.confirmedFlush !== null && walEnd <= this.d.confirmedFlush) return;
+    if (this.deps.confirmedFlush !== null && walEnd <= this.deps.confirmedFlush) return;
     // The library reports lsn + 1 (a commit LSN confirms its transaction); walEnd itself is the target.
-    if (this.d.tracker.idleAdvance(walEnd - 1n)) this.ackAdvanced();
+    if (this.deps.tracker.idleAdvance(walEnd - 1n)) this.ackAdvanced();
   }
 
   /** Called when the acknowledged LSN advanced: report it soon (at most every 100 ms). */
@@ -162,15 +168,9 @@ export class ChangeStream {
   private fail(err: Error): void {
     if (this.failed || this.stopping) return;
     this.failed = true;
-    this.d.log.error('replication stream failed', errorFields(err));
-    this.d.onFatal(err);
+    this.deps.log.error('replication stream failed', errorFields(err));
+    this.deps.onFatal(err);
   }
-
-  private pending: ({ lsn: string; msg: Pgoutput.Message } | undefined)[] = [];
-  private pendingHead = 0;
-  private busy = false;
-  /** Most messages ever waiting while the socket was paused (memory-bound evidence). */
-  peakPending = 0;
 
   /** The replication socket (pg-logical-replication keeps its connection private; its own flow control pauses the same stream). */
   private socket(): { pause(): unknown; resume(): unknown } | undefined {
@@ -256,7 +256,7 @@ export class ChangeStream {
   }
 
   private onBegin(msg: Pgoutput.MessageBegin): void {
-    const entry = this.d.tracker.open();
+    const entry = this.deps.tracker.open();
     // BeginMessage (TextPgoutputPlugin) carries the numbers already; the library's shape otherwise.
     const fast = msg instanceof BeginMessage;
     const commitTimeMs = fast ? msg.commitTimeMs : Number(msg.commitTime) / 1000;
@@ -274,22 +274,22 @@ export class ChangeStream {
     const tx = this.tx;
     if (!tx) return;
     this.tx = null;
-    const before = this.d.tracker.ackedLsn;
-    this.d.tracker.close(tx.entry, tx.commitLsn);
+    const before = this.deps.tracker.ackedLsn;
+    this.deps.tracker.close(tx.entry, tx.commitLsn);
     this.lastCommitLsn = tx.commitLsn;
-    if (this.d.tracker.ackedLsn !== before) this.ackAdvanced();
+    if (this.deps.tracker.ackedLsn !== before) this.ackAdvanced();
   }
 
   private async onRelation(msg: Pgoutput.MessageRelation): Promise<void> {
-    const info = await describeRelation(this.d.query, this.d.types, msg);
+    const info = await describeRelation(this.deps.query, this.deps.types, msg);
     const prev = this.relations.get(msg.relationOid);
     this.relations.set(msg.relationOid, info);
     if (prev && prev.columns.map((c) => c.name).join('\u0000') !== info.columns.map((c) => c.name).join('\u0000')) {
-      this.d.log.info('table schema changed', { table: `${info.schema}.${info.table}`, columns: info.columns.map((c) => c.name) });
+      this.deps.log.info('table schema changed', { table: `${info.schema}.${info.table}`, columns: info.columns.map((c) => c.name) });
     }
     if (prev && prev.keyColumns.join('\u0000') !== info.keyColumns.join('\u0000')) {
       // Sinks address rows by key: events from here on use other key columns.
-      this.d.log.warn('table key columns changed', { table: `${info.schema}.${info.table}`, from: prev.keyColumns, to: info.keyColumns });
+      this.deps.log.warn('table key columns changed', { table: `${info.schema}.${info.table}`, from: prev.keyColumns, to: info.keyColumns });
     }
   }
 
@@ -307,22 +307,22 @@ export class ChangeStream {
     if (!tx) throw new Error(`${msg.tag} outside a transaction`);
     const events = this.toEvents(lsn, tx, msg);
     for (let i = 0; i < events.length; i++) {
-      const record = this.d.records.tryBuild(events[i]!);
+      const record = this.deps.records.tryBuild(events[i]!);
       if (record === null) return this.publishSlow(events.slice(i), tx);
-      this.d.pipeline.enqueue(record, tx.entry);
+      this.deps.pipeline.enqueue(record, tx.entry);
       const e = events[i]!;
-      this.d.onEvent?.(e.source.schema, e.source.table, e.op);
+      this.deps.onEvent?.(e.source.schema, e.source.table, e.op);
     }
-    return this.d.pipeline.saturated ? this.d.pipeline.waitForCapacity() : undefined;
+    return this.deps.pipeline.saturated ? this.deps.pipeline.waitForCapacity() : undefined;
   }
 
-  /** Events too large for the hub: dead-letter write first (awaited), in order. */
+  /** Events too large for the hub: claim-check write first (awaited), in order. */
   private async publishSlow(events: ChangeEvent[], tx: OpenTx): Promise<void> {
     for (const event of events) {
-      this.d.pipeline.enqueue(await this.d.records.build(event), tx.entry);
-      this.d.onEvent?.(event.source.schema, event.source.table, event.op);
+      this.deps.pipeline.enqueue(await this.deps.records.build(event), tx.entry);
+      this.deps.onEvent?.(event.source.schema, event.source.table, event.op);
     }
-    if (this.d.pipeline.saturated) await this.d.pipeline.waitForCapacity();
+    if (this.deps.pipeline.saturated) await this.deps.pipeline.waitForCapacity();
   }
 
   private toEvents(
@@ -346,8 +346,8 @@ export class ChangeStream {
         after,
         key,
         unchangedToast,
-        serverName: this.d.serverName,
-        db: this.d.db,
+        serverName: this.deps.serverName,
+        db: this.deps.db,
         schema: rel.schema,
         table: rel.table,
         lsn,
@@ -359,12 +359,12 @@ export class ChangeStream {
         nowMs: now,
       });
     if (msg.tag === 'truncate') {
-      const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.d.stateSchema);
+      const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.deps.stateSchema);
       for (const rel of rels) tx.keyChangeCreated?.delete(rel.oid); // those rows are gone
       return rels.map((rel) => env(rel, 't', null, null, null));
     }
     const rel = this.relation(msg.relation.relationOid);
-    if (rel.schema === this.d.stateSchema) return [];
+    if (rel.schema === this.deps.stateSchema) return [];
     if (msg.tag === 'insert') {
       const { row, unchanged } = decodeTuple(rel, msg.new);
       return [env(rel, 'c', null, row, keyOf(rel, row), unchanged)];

@@ -134,7 +134,8 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
     }
     deps.tracker.close(entry, 0n);
     await deps.pipeline.drain();
-    if (deps.isStopping() && deps.pipeline.pendingRecords > 0) return 'stopped';
+    // Records still pending after drain(): the pipeline was stopped first. The chunk is not recorded as delivered.
+    if (deps.pipeline.pendingRecords > 0) return 'stopped';
     const n = res.rows.length;
     p.rows += n;
     const last = res.rows[n - 1] as Record<string, string | null> | undefined;

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Compiles the reader exactly as the container image's build stage does, without Docker (CI machines
+# have no engine): only the paths that stage COPYs into the image, read from the Dockerfile itself so
+# the two cannot drift, then that stage's own `tsc` command. Fails when the reader's compile needs a
+# file the image would not contain (the way `docker build` would fail).
+#
+#   bash .ci/reader-image-compile.sh [path/to/Dockerfile]      (default: ./Dockerfile)
+#
+# node_modules is linked from the repository instead of the stage's `npm ci`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+dockerfile=${1:-Dockerfile}
+fail() { echo "[reader-image-compile] $*" >&2; exit 1; }
+[ -f "$dockerfile" ] || fail "no Dockerfile at $dockerfile"
+[ -d node_modules ] || fail "node_modules missing: run npm ci first"
+
+# The build stage's instructions, continuation lines joined: "KEYWORD args" per line, from the first
+# FROM ... AS build up to the next FROM.
+stage=$(awk '
+  { line = line $0 }
+  /\\$/ { sub(/\\$/, "", line); next }
+  { print line; line = "" }
+' "$dockerfile" | awk '
+  toupper($1) == "FROM" { if (inbuild) exit; if (toupper($(NF-1)) == "AS" && $NF == "build") inbuild = 1; next }
+  inbuild && toupper($1) ~ /^(COPY|ADD|WORKDIR|RUN)$/ { print }
+')
+[ -n "$stage" ] || fail "no build stage (FROM ... AS build) with COPY lines in $dockerfile"
+
+workdir=/
+copies=()
+tsc_cmd=''
+while IFS= read -r instr; do
+  read -r -a words <<<"$instr"
+  keyword=${words[0]^^}
+  case $keyword in
+    WORKDIR) workdir=${words[1]} ;;
+    ADD) fail "ADD in the build stage is not supported by this check: use COPY ($instr)" ;;
+    COPY)
+      args=()
+      for w in "${words[@]:1}"; do
+        case $w in
+          --from=*) args=(); continue 2 ;; # from another stage or image: not from the build context
+          --*) ;;                          # --chown, --chmod, --link: no effect on what is compiled
+          \[*) fail "JSON-form COPY is not supported by this check: $instr" ;;
+          *) args+=("$w") ;;
+        esac
+      done
+      [ ${#args[@]} -ge 2 ] || fail "cannot parse: $instr"
+      copies+=("$workdir|${args[*]}")
+      ;;
+    RUN)
+      # The compile itself: the &&-separated part of a RUN line that runs tsc.
+      if [[ $instr == *tsc* ]]; then
+        IFS='&' read -r -a parts <<<"${instr#* }"
+        for p in "${parts[@]}"; do [[ $p == *tsc* ]] && tsc_cmd=$(echo "$p" | xargs); done
+      fi
+      ;;
+  esac
+done <<<"$stage"
+[ ${#copies[@]} -gt 0 ] || fail "no COPY in the build stage of $dockerfile"
+[ -n "$tsc_cmd" ] || fail "no RUN ... tsc ... in the build stage of $dockerfile"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/reader-image-compile.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# Docker's COPY: a directory source copies its contents into the destination; a file goes into a
+# destination ending in / (or given several sources), else becomes the destination. Relative
+# destinations are under WORKDIR; the image's root is $tmp.
+for entry in "${copies[@]}"; do
+  wd=${entry%%|*}
+  read -r -a paths <<<"${entry#*|}"
+  dest=${paths[-1]}
+  unset 'paths[-1]'
+  dest=${dest#./}
+  [[ $dest == /* ]] || dest="${wd%/}/$dest"
+  target="$tmp/${dest#/}"
+  for src in "${paths[@]}"; do
+    [ -e "$repo/$src" ] || fail "COPY source $src does not exist (docker build would fail the same way: $dockerfile)"
+    if [ -d "$repo/$src" ]; then
+      mkdir -p "$target"
+      cp -R "$repo/$src/." "$target/"
+    elif [[ $dest == */ || ${#paths[@]} -gt 1 ]]; then
+      mkdir -p "$target"
+      cp "$repo/$src" "$target/"
+    else
+      mkdir -p "$(dirname "$target")"
+      cp "$repo/$src" "$target"
+    fi
+    echo "[reader-image-compile] COPY $src -> $dest"
+  done
+done
+
+app="$tmp/${workdir#/}"
+ln -s "$repo/node_modules" "$app/node_modules"
+echo "[reader-image-compile] in $workdir: $tsc_cmd"
+(cd "$app" && eval "$tsc_cmd") || fail "the reader does not compile from the files the image contains (see the errors above): copy what it needs in the build stage of $dockerfile"
+[ -f "$app/dist/src/reader/main.js" ] || fail "compiled, but dist/src/reader/main.js is missing (the image's CMD runs it)"
+echo "[reader-image-compile] ok: the reader compiles from exactly the files the image build copies"
