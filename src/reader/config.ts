@@ -4,6 +4,7 @@
  */
 import { getInt, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
 import { ConfigError } from '../shared/core/errors.js';
+import { pgSettingsFromEnv, type PgSettings } from '../shared/core/postgres.js';
 
 export { ConfigError };
 
@@ -17,7 +18,8 @@ export interface TableRef {
 }
 
 export interface ReaderConfig {
-  pg: { host: string; port: number; user: string; password: string | undefined; database: string; ssl: boolean };
+  /** The libpq variables, PGSSLMODE with libpq's meaning (src/shared/core/postgres.ts). */
+  pg: PgSettings;
   slotName: string;
   publicationName: string;
   /** null = every table (publication FOR ALL TABLES). */
@@ -230,18 +232,9 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
   if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container))
     throw new ConfigError('DEADLETTER_CONTAINER', 'a Blob container name (3-63 lower-case letters, digits, -)', container);
   const stateSchema = getString(env, 'CDC_STATE_SCHEMA', 'cdc_reader');
-  const pgPassword = getOptionalString(env, 'PGPASSWORD');
-  const sslmode = getOneOf(env, 'PGSSLMODE', ['disable', 'prefer', 'require', 'verify-full'], 'prefer');
 
   return {
-    pg: {
-      host: getString(env, 'PGHOST', 'localhost'),
-      port: getInt(env, 'PGPORT', 5432, { min: 1, max: 65535 }),
-      user: getString(env, 'PGUSER', 'postgres'),
-      password: pgPassword,
-      database: getString(env, 'PGDATABASE', 'postgres'),
-      ssl: sslmode === 'require' || sslmode === 'verify-full',
-    },
+    pg: pgSettingsFromEnv(env),
     slotName: slotName(env, 'CDC_SLOT', 'pg_cdc_reader'),
     publicationName: getString(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
     tables: tablesRaw === undefined || tablesRaw === '*' ? null : parseTableList(tablesRaw),

@@ -10,6 +10,7 @@ export type StartupErrorCode =
   | 'SLOT_IN_USE'
   | 'SLOT_WRONG_PLUGIN'
   | 'PG_UNREACHABLE'
+  | 'PG_TLS_FAILED'
   | 'PG_AUTH_FAILED'
   | 'BROKER_UNREACHABLE'
   | 'BROKER_AUTH_FAILED'

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import type { ReaderConfig } from './config.js';
 import { StartupError } from './errors.js';
+import { connectPg, PgConnectError, type PgSettings, type PgSsl } from '../shared/core/postgres.js';
 import type { Logger } from '../shared/core/logger.js';
 import { BrokerError, brokerCheckTopics } from './publish/brokerCheck.js';
 import type { BrokerCheck } from './publish/brokerCheck.js';
@@ -25,13 +26,8 @@ export interface Preflight {
   stored: SnapshotState | null;
 }
 
-/** Runs the checks on `meta` (connected here) and on `broker`, and prepares the publication and the progress table. */
+/** Runs the checks on `meta` (connected by `connectDatabase`) and on `broker`, and prepares the publication and the progress table. */
 export async function preflight(meta: pg.Client, broker: BrokerCheck, config: ReaderConfig, log: Logger): Promise<Preflight> {
-  try {
-    await meta.connect();
-  } catch (err) {
-    throw pgConnectError(err, config.pg) ?? err;
-  }
   await checkWalLevel(meta);
   await checkReplicationPrivilege(meta);
   const tables = await checkTables(meta, config.tables, config.stateSchema);
@@ -63,45 +59,18 @@ async function checkBroker(broker: BrokerCheck, config: ReaderConfig): Promise<v
   }
 }
 
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
+const START_UP_CODES = { auth: 'PG_AUTH_FAILED', unreachable: 'PG_UNREACHABLE', tls: 'PG_TLS_FAILED', other: 'PG_UNREACHABLE' } as const;
 
 /**
- * A failed connection to PostgreSQL as a StartupError naming the variables to check (PGUSER, PGHOST,
- * PGPORT, PGPASSWORD: the password's name, never its value); null when it is neither an
- * authentication nor a network failure (the driver's own error says more then).
+ * The reader's first PostgreSQL connection, with PGSSLMODE's TLS choices (connectPg); a failure is a
+ * StartupError naming the variables to check (PGUSER, PGHOST, PGPORT, PGPASSWORD — the password's
+ * name, never its value — PGSSLMODE, PGSSLROOTCERT).
  */
-export function pgConnectError(err: unknown, c: ReaderConfig['pg']): StartupError | null {
-  const code = (err as { code?: unknown }).code;
-  const reason = err instanceof Error ? err.message : String(err);
-  const who = `PGUSER=${c.user} at PGHOST=${c.host} PGPORT=${c.port} PGDATABASE=${c.database}`;
-  const passwordState = c.password === undefined ? 'PGPASSWORD is not set' : 'PGPASSWORD is set but was rejected';
-  if (code === '28P01') {
-    return new StartupError(
-      'PG_AUTH_FAILED',
-      `PostgreSQL refused the password for ${who} (${reason}); ${passwordState}. ` +
-        "Fix: set PGPASSWORD to this role's password, or PGUSER to the role it belongs to (Azure Flexible Server: the server admin or a role created with LOGIN PASSWORD).",
-    );
+export async function connectDatabase(settings: PgSettings, open: (ssl: PgSsl) => Promise<pg.Client>): Promise<pg.Client> {
+  try {
+    return (await connectPg(settings, open)).connection;
+  } catch (err) {
+    if (err instanceof PgConnectError) throw new StartupError(START_UP_CODES[err.failure], err.message, err.cause);
+    throw err;
   }
-  if (/client password must be a (non-empty )?string/.test(reason)) {
-    return new StartupError(
-      'PG_AUTH_FAILED',
-      `PostgreSQL asks ${who} for a password, but PGPASSWORD is not set (or empty). Fix: set PGPASSWORD to this role's password.`,
-    );
-  }
-  if (code === '28000') {
-    return new StartupError(
-      'PG_AUTH_FAILED',
-      `PostgreSQL does not let ${who} connect (${reason}). ` +
-        'Fix: check PGUSER (the role needs LOGIN) and that the server allows it from this host: pg_hba.conf on plain PostgreSQL; ' +
-        'on Azure Flexible Server the firewall rules, and PGSSLMODE=require (the server refuses connections without TLS).',
-    );
-  }
-  if (typeof code === 'string' && NETWORK_ERRORS.has(code)) {
-    return new StartupError(
-      'PG_UNREACHABLE',
-      `cannot reach PostgreSQL at PGHOST=${c.host} PGPORT=${c.port} (${reason}). ` +
-        'Fix: check PGHOST and PGPORT, and that the server accepts connections from this host (Azure Flexible Server: <server>.postgres.database.azure.com, port 5432, firewall or private access).',
-    );
-  }
-  return null;
 }

@@ -10,6 +10,7 @@
  * (`untilStopped`), and nothing the broker did not confirm is acknowledged.
  * `main.ts` wires it to the process (signals, health port, exit codes).
  */
+import { pgClientOptions, type PgSsl } from '../shared/core/postgres.js';
 import pg from 'pg';
 import type { ClientConfig } from 'pg';
 import type { ReaderConfig } from './config.js';
@@ -21,7 +22,7 @@ import { bounded, deferred } from './async.js';
 import { ReaderMetrics } from './metrics.js';
 import { startMonitors } from './monitors.js';
 import type { Monitors } from './monitors.js';
-import { preflight } from './preflight.js';
+import { connectDatabase, preflight } from './preflight.js';
 import type { Preflight } from './preflight.js';
 import { TypeRegistry } from './encode/typeRegistry.js';
 import type { Query } from './encode/typeRegistry.js';
@@ -90,6 +91,8 @@ export class Reader {
   private stoppedDuring: ReaderPhase | null = null;
   /** Set once `shutdown()` began: no new connections, errors of closing ones are not failures. */
   private shuttingDown = false;
+  /** The TLS choice the first connection settled on (see startSession). */
+  private pgSsl: PgSsl = false;
   /** Rejected by the first fatal error of a connection or of the replication stream. */
   private readonly failure = deferred<never>();
   /** Resolved when `run()` has returned or thrown. */
@@ -189,7 +192,21 @@ export class Reader {
   /** Preflight on the reader's own connection, then the encoding every later phase shares. */
   private async startSession(): Promise<Session> {
     const { config, log } = this.deps;
-    const meta = this.connection({ options: SESSION_OPTIONS });
+    // The first connection settles the TLS choice of PGSSLMODE (prefer/allow may fall back); every
+    // later connection (snapshot, slot creation, replication) uses the same one.
+    const meta = await this.untilFailed(
+      connectDatabase(config.pg, async (ssl) => {
+        this.pgSsl = ssl;
+        const client = this.connection({ options: SESSION_OPTIONS });
+        try {
+          await client.connect();
+          return client;
+        } catch (error) {
+          await this.release(client);
+          throw error;
+        }
+      }),
+    );
     const checked = await this.untilFailed(preflight(meta, this.deps.broker, config, log));
     const query: Query = (sql, params) => meta.query(sql, params);
     const records = new RecordBuilder(
@@ -417,17 +434,8 @@ export class Reader {
   }
 
   private pgConfig(extra: Partial<ClientConfig> = {}): ClientConfig {
-    const c = this.deps.config.pg;
-    return {
-      host: c.host,
-      port: c.port,
-      user: c.user,
-      password: c.password,
-      database: c.database,
-      ssl: c.ssl ? { rejectUnauthorized: false } : undefined,
-      application_name: 'pg-cdc-reader',
-      ...extra,
-    };
+    // Never leave `ssl` unset: node-postgres would then read PGSSLMODE itself, with other rules.
+    return { ...pgClientOptions(this.deps.config.pg, this.pgSsl, 'pg-cdc-reader'), ...extra };
   }
 
   private async createSlot(exportSnapshot: boolean): Promise<{ consistentPoint: string; exported: ExportedSnapshot | null }> {

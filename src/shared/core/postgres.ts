@@ -150,54 +150,92 @@ function isTlsRefusal(error: unknown, ssl: PgSsl): boolean {
   return ssl !== false ? /server does not support SSL/i.test(message) : /no encryption|SSL off|hostssl/i.test(message);
 }
 
+export type PgConnectFailure = 'auth' | 'unreachable' | 'tls' | 'other';
+
 /** A connection failure that names the setting to fix and never the secret. */
 export class PgConnectError extends CdcError {
   readonly variable: string;
+  readonly failure: PgConnectFailure;
 
-  constructor(variable: string, message: string, cause: unknown) {
-    super('PG_CONNECT_FAILED', message, { canRetry: variable === 'PGHOST', cause });
+  constructor(failure: PgConnectFailure, variable: string, message: string, cause: unknown) {
+    // Only an unreachable server can come back by itself; a refused password or certificate cannot.
+    super('PG_CONNECT_FAILED', message, { canRetry: failure === 'unreachable', cause });
+    this.failure = failure;
     this.variable = variable;
   }
 }
 
-/** Turns a connection failure into one that says which setting is wrong and how to fix it. */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
+
+/**
+ * Turns a connection failure into one that says which setting is wrong and how to fix it: the
+ * variables' names and the non-secret values (PGUSER, PGHOST, ...), whether PGPASSWORD is set, never
+ * the password.
+ */
 export function describePgConnectError(error: unknown, settings: PgSettings, ssl: PgSsl): PgConnectError {
   const e = error as { message?: unknown; code?: unknown };
-  const message = typeof e.message === 'string' ? e.message : String(error);
+  const reason = typeof e.message === 'string' ? e.message : String(error);
   const code = typeof e.code === 'string' ? e.code : '';
-  const where = `PostgreSQL ${settings.host}:${settings.port} as ${settings.user}`;
-  if (code === '28P01' || /password authentication failed/i.test(message)) {
-    return new PgConnectError('PGPASSWORD', `${where}: password authentication failed; check PGPASSWORD (and PGUSER) for this server`, error);
+  const who = `PGUSER=${settings.user} at PGHOST=${settings.host} PGPORT=${settings.port} PGDATABASE=${settings.database}`;
+  if (code === '28P01' || /password authentication failed/i.test(reason)) {
+    const passwordState = settings.password === undefined ? 'PGPASSWORD is not set' : 'PGPASSWORD is set but was rejected';
+    return new PgConnectError(
+      'auth',
+      'PGPASSWORD',
+      `PostgreSQL refused the password for ${who} (${reason}); ${passwordState}. ` +
+        "Fix: set PGPASSWORD to this role's password, or PGUSER to the role it belongs to (Azure Flexible Server: the server admin or a role created with LOGIN PASSWORD).",
+      error,
+    );
   }
-  if (/password must be a string|no password was provided|client password must be/i.test(message)) {
-    return new PgConnectError('PGPASSWORD', `${where}: the server asks for a password and PGPASSWORD is not set`, error);
+  if (/client password must be a (non-empty )?string|no password was provided/i.test(reason)) {
+    return new PgConnectError(
+      'auth',
+      'PGPASSWORD',
+      `PostgreSQL asks ${who} for a password, but PGPASSWORD is not set (or empty). Fix: set PGPASSWORD to this role's password.`,
+      error,
+    );
   }
   if (code === '28000') {
     return new PgConnectError(
+      'auth',
       'PGUSER',
-      `${where}: the server refused the connection (${message}); check PGUSER, PGDATABASE and pg_hba.conf (or the server's firewall rules)`,
+      `PostgreSQL does not let ${who} connect (${reason}). ` +
+        'Fix: check PGUSER (the role needs LOGIN) and that the server allows it from this host: pg_hba.conf on plain PostgreSQL; ' +
+        'on Azure Flexible Server the firewall rules, and PGSSLMODE=require or stricter (the server refuses connections without TLS).',
       error,
     );
   }
-  if (ssl !== false && /certificate|self[- ]signed|altname|unable to verify|UNABLE_TO|CERT_|DEPTH_ZERO/i.test(message + code)) {
+  if (ssl !== false && /certificate|self[- ]signed|altname|unable to verify|UNABLE_TO|CERT_|DEPTH_ZERO/i.test(reason + code)) {
     const root = settings.rootCertSource ?? "Node's bundled CAs";
-    const nameHint =
-      /altname|Hostname\/IP/i.test(message) && settings.sslMode === 'verify-full'
+    const hint =
+      /altname|Hostname\/IP/i.test(reason) && settings.sslMode === 'verify-full'
         ? ` The certificate is not for ${settings.host}: connect with the host name the certificate names (PGHOST), or use PGSSLMODE=verify-ca to check the chain only.`
         : ` The certificate does not chain to the root CA in ${root}: set PGSSLROOTCERT to the CA that signed the server's certificate.`;
-    return new PgConnectError('PGSSLROOTCERT', `${where}: TLS certificate check failed (PGSSLMODE=${settings.sslMode}): ${message}.${nameHint}`, error);
-  }
-  if (/server does not support SSL/i.test(message)) {
-    return new PgConnectError('PGSSLMODE', `${where}: the server does not offer TLS but PGSSLMODE=${settings.sslMode} requires it`, error);
-  }
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|timeout/i.test(message + code)) {
     return new PgConnectError(
-      'PGHOST',
-      `${where}: cannot reach the server (${message}); check PGHOST and PGPORT, and that the server accepts connections from here`,
+      'tls',
+      'PGSSLROOTCERT',
+      `PostgreSQL ${who}: TLS certificate check failed (PGSSLMODE=${settings.sslMode}): ${reason}.${hint}`,
       error,
     );
   }
-  return new PgConnectError('PGHOST', `${where}: ${message}`, error);
+  if (/server does not support SSL/i.test(reason)) {
+    return new PgConnectError(
+      'tls',
+      'PGSSLMODE',
+      `PostgreSQL ${who}: the server does not offer TLS but PGSSLMODE=${settings.sslMode} requires it. Fix: enable ssl on the server, or PGSSLMODE=prefer.`,
+      error,
+    );
+  }
+  if (NETWORK_ERRORS.has(code) || /timeout/i.test(reason)) {
+    return new PgConnectError(
+      'unreachable',
+      'PGHOST',
+      `cannot reach PostgreSQL at PGHOST=${settings.host} PGPORT=${settings.port} (${reason}). ` +
+        'Fix: check PGHOST and PGPORT, and that the server accepts connections from this host (Azure Flexible Server: <server>.postgres.database.azure.com, port 5432, firewall or private access).',
+      error,
+    );
+  }
+  return new PgConnectError('other', 'PGHOST', `PostgreSQL ${who}: ${reason}`, error);
 }
 
 /**

@@ -4,56 +4,15 @@
  * `rejectUnauthorized: false`, and prefer never tried TLS).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { ConfigError } from '../../../src/shared/core/errors.js';
 import { connectPg, PgConnectError, pgClientOptions, pgEnvFromUrl, pgSettingsFromEnv, type PgSettings, type PgSsl } from '../../../src/shared/core/postgres.js';
 import { serviceEnv } from '../../helpers/services.js';
-import { serviceUser, startPostgres, stopPostgres, type PostgresService } from '../../services/services.mjs';
+import { startTlsPostgres, type TlsPostgres } from '../../helpers/tlsPostgres.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'pg-cdc-tls-'));
-const ca = join(dir, 'ca.crt');
-const wrongCa = join(dir, 'wrong-ca.crt');
-let server: PostgresService;
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A CA, a second unrelated CA, and a server certificate for IP 127.0.0.1 only, signed by the first. */
-function makeCertificates(): void {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pg-cdc test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=someone else', '-keyout', 'wrong-ca.key', '-out', 'wrong-ca.crt');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName = IP:127.0.0.1\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-    '-out',
-    'server.crt',
-  );
-  // PostgreSQL refuses a key file others can read, and runs as the service user when we are root.
-  chmodSync(join(dir, 'server.key'), 0o600);
-  const owner = serviceUser();
-  if (owner) {
-    chownSync(dir, owner.uid, owner.gid);
-    for (const f of ['server.key', 'server.crt']) chownSync(join(dir, f), owner.uid, owner.gid);
-  }
-}
+let tls: TlsPostgres;
+let ca = '';
+let wrongCa = '';
 
 /** The shared test server, which runs without TLS. */
 function plainServer(): Record<string, string> {
@@ -62,7 +21,7 @@ function plainServer(): Record<string, string> {
 }
 
 function settings(env: Record<string, string>): PgSettings {
-  return pgSettingsFromEnv({ PGHOST: '127.0.0.1', PGPORT: server.endpoint.PGPORT, PGUSER: 'postgres', PGDATABASE: 'postgres', ...env });
+  return pgSettingsFromEnv({ PGHOST: '127.0.0.1', PGPORT: String(tls.port), PGUSER: 'postgres', PGDATABASE: 'postgres', ...env });
 }
 
 /** Connects as the settings say and reports whether the session is encrypted (pg_stat_ssl). */
@@ -96,20 +55,13 @@ async function failure(s: PgSettings): Promise<PgConnectError> {
 }
 
 beforeAll(async () => {
-  makeCertificates();
-  server = await startPostgres(join(dir, 'server'), {
-    extraConf: [
-      `ssl = on`,
-      `ssl_cert_file = '${join(dir, 'server.crt')}'`,
-      `ssl_key_file = '${join(dir, 'server.key')}'`,
-      `listen_addresses = '127.0.0.1,127.0.0.2'`,
-    ],
-  });
+  tls = await startTlsPostgres();
+  ca = tls.ca;
+  wrongCa = tls.wrongCa;
 });
 
 afterAll(async () => {
-  if (server) await stopPostgres(server);
-  rmSync(dir, { recursive: true, force: true });
+  await tls?.stop();
 });
 
 describe('PGSSLMODE means what libpq says (TLS is not what PGSSLMODE says)', () => {
