@@ -21,11 +21,12 @@ import { tableId, type ChangeEvent } from '../events/changeEvent.js';
 import { documentId } from '../events/documentId.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
-import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
+import { canRetry, describeError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
+import { boundedId } from './documentIds.js';
 import { putTableTemplates, type TemplateOptions } from './templates.js';
 
 export type ElasticsearchItem =
@@ -46,7 +47,6 @@ export interface ElasticsearchSinkOptions {
 }
 
 const TRUNCATE_PAGE_SIZE = 1000;
-const MAX_ID_BYTES = 512;
 
 interface Watermark {
   index: string;
@@ -73,10 +73,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const version = rowVersion(event);
     const unwrapped = unwrap(event, { fields: this.#fields });
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
-    const id = documentId(event);
-    // Elasticsearch refuses the whole bulk request (not just the item) for an _id over 512 bytes.
-    if (Buffer.byteLength(id) > MAX_ID_BYTES)
-      throw new PermanentRecordError('REJECTED_BY_SINK', `Key of ${tableId(event.source)} is longer than ${MAX_ID_BYTES} bytes`);
+    const id = boundedId(documentId(event));
     const item: ElasticsearchItem = {
       kind: 'write',
       index,
