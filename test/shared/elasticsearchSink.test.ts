@@ -127,6 +127,58 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(deadLetters.documents.size).toBe(0);
   });
 
+  it('columns Elasticsearch cannot hold (_id, _source, empty, x next to x.y) and columns named like sink metadata (__op, __deleted, __version) land under escaped names', async () => {
+    const oddIndex = `${index}-odd`;
+    indices.push(oddIndex);
+    const oddSink = testSink(client, { 'public.odd': { elasticsearch: { index: oddIndex } } }, { controlIndex });
+    const row = (id: number) => ({
+      id,
+      _id: `own-${id}`,
+      _source: 's',
+      _doc_count: 7,
+      '': 'empty',
+      ' ': 'blank',
+      x: 1,
+      'x.y': 2,
+      '.z': 3,
+      '%': 'percent',
+      __op: 'mine',
+      __deleted: 'no',
+      __version: 'v1',
+      _private: 'kept as is',
+    });
+    const deadLetters = new MemoryDeadLetterStore();
+    const events = [1, 2].map((id) => changeEvent({ table: 'public.odd', op: 'c', key: { id }, after: row(id), lsn: 100 }));
+    events.push(changeEvent({ table: 'public.odd', op: 'd', key: { id: 2 }, before: row(2), lsn: 200 }));
+    const report = await processBatch(recordsOf(events), { sink: oddSink, deadLetters, batch });
+    expect(report).toMatchObject({ ok: 3, deadLettered: 0, retried: 0 });
+    expect((await getSource(client, oddIndex, '1'))?.source).toEqual({
+      id: 1,
+      '%5Fid': 'own-1',
+      '%5Fsource': 's',
+      '%5Fdoc_count': 7,
+      '%': 'empty',
+      '%20': 'blank',
+      x: 1,
+      'x%2Ey': 2,
+      '%2Ez': 3,
+      '%25': 'percent',
+      '%5F_op': 'mine',
+      '%5F_deleted': 'no',
+      '%5F_version': 'v1',
+      _private: 'kept as is',
+      __op: 'c',
+      __table: 'odd',
+      __lsn: 100,
+      __source_ts_ms: 1_700_000_000_000,
+      __deleted: false,
+      __version: 100,
+    });
+    expect((await getSource(client, oddIndex, '2'))?.source).toMatchObject({ __op: 'd', __deleted: true, __version: 200, '%5F_deleted': 'no' });
+    await client.indices.refresh({ index: oddIndex });
+    expect((await client.count({ index: `${oddIndex}-live` })).count).toBe(1);
+  });
+
   it('retries throttled items (429) and fails the invocation until Elasticsearch accepts them', async () => {
     await run([upsert(7, 100, 1, 'c')]);
     // A read_only_allow_delete block (what the disk flood stage sets) answers writes with 429.

@@ -19,6 +19,7 @@ import type { Client } from '@elastic/elasticsearch';
 import { getBool, getInt, getList, getString, type Env } from '../core/env.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
 import { documentId } from '../events/documentId.js';
+import { fieldName, withFieldNames } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
 import { canRetry, describeError, TransientSinkError } from '../core/errors.js';
@@ -71,7 +72,9 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (!route.elasticsearch) return null;
     const index = route.elasticsearch.index;
     const version = rowVersion(event);
-    const unwrapped = unwrap(event, { fields: this.#fields });
+    // Column names Elasticsearch cannot hold, or that the metadata fields below would overwrite, are
+    // escaped first (docs/sinks.md "Field names").
+    const unwrapped = unwrap(withFieldNames(event), { fields: this.#fields });
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
     const id = boundedId(documentId(event));
     const item: ElasticsearchItem = {
@@ -82,7 +85,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version },
     };
     const toast = event.source.unchanged_toast;
-    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast;
+    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast.map(fieldName);
     return item;
   }
 

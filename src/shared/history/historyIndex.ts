@@ -6,6 +6,7 @@
  */
 import type { Client } from '@elastic/elasticsearch';
 import { boundedId } from '../elasticsearch/documentIds.js';
+import { escapeFieldNames } from '../events/fieldNames.js';
 import type { HistoryRow } from './pivot.js';
 
 export const DEFAULT_HISTORY_INDEX = 'cdc-change-history';
@@ -62,5 +63,6 @@ export function historyDocumentId(row: HistoryRow): string {
 }
 
 export function historyDocument(row: HistoryRow): Record<string, unknown> {
-  return { ...row, OldValue: asText(row.OldValue), NewValue: asText(row.NewValue) };
+  // Key and Context hold column names as field names: escaped like the latest-state documents'.
+  return { ...row, Key: escapeFieldNames(row.Key), Context: escapeFieldNames(row.Context), OldValue: asText(row.OldValue), NewValue: asText(row.NewValue) };
 }

@@ -49,4 +49,21 @@ describe('ElasticsearchHistorySink (real Elasticsearch)', () => {
     ]);
     for (const hit of rows.hits.hits) expect(Buffer.byteLength(hit._id ?? '')).toBeLessThanOrEqual(512);
   });
+
+  it('key and context columns Elasticsearch cannot hold (empty, x next to x.y, _id) land under escaped names', async () => {
+    const router = new Router({ '*': { history: { context: ['', 'x', 'x.y'] } } });
+    const sink = new ElasticsearchHistorySink({ client, router, index, replicas: 0, bulk: { maxAttempts: 2, backoffMs: 10 } });
+    const key = { x: 1, 'x.y': 2, _id: 3 };
+    const event = changeEvent({ table: 'public.odd', op: 'c', key, after: { ...key, '': 'e', v: 1 }, lsn: 500 });
+    const report = await processBatch(recordsOf([event]), { sink, deadLetters: new MemoryDeadLetterStore(), batch });
+    expect(report).toMatchObject({ ok: 1, deadLettered: 0, retried: 0 });
+    await client.indices.refresh({ index });
+    const rows = await client.search<{ Column: string; Key: unknown; Context: unknown }>({
+      index,
+      query: { term: { SourceTable: 'public.odd' } },
+      sort: ['Column'],
+    });
+    expect(rows.hits.hits.map((h) => h._source?.Column)).toEqual(['', 'v']);
+    expect(rows.hits.hits[0]?._source).toMatchObject({ Key: { x: 1, 'x%2Ey': 2, '%5Fid': 3 }, Context: { '%': 'e', x: 1, 'x%2Ey': 2 } });
+  });
 });
