@@ -97,6 +97,31 @@ describe('reader: types, TOAST, weird identifiers, schema changes', () => {
       money_col: '$12.34',
     });
     expect(a!.key).toEqual({ id: '9007199254740993' });
+    // The columns whose JSON value does not tell their type, by PostgreSQL type name; a domain is its
+    // base type, enums, booleans, int2/int4 and text are not listed.
+    expect(a!.source.types).toEqual({
+      id: 'int8',
+      n: 'numeric',
+      big: 'int8',
+      f4: 'float4',
+      f8: 'float8',
+      ts: 'timestamp',
+      tstz: 'timestamptz',
+      d: 'date',
+      t: 'time',
+      tz: 'timetz',
+      iv: 'interval',
+      j: 'json',
+      jb: 'jsonb',
+      u: 'uuid',
+      ba: 'bytea',
+      ai: 'int4[]',
+      at: 'text[]',
+      an: 'numeric[]',
+      am: `${s}.mood[]`,
+      inet_col: 'inet',
+      money_col: 'money',
+    });
     expect(b!.after).toMatchObject({ id: 2, f8: 'NaN', tstz: 'infinity', n: null });
   });
 

@@ -83,8 +83,51 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     const [letter] = [...deadLetters.documents.values()];
     expect(letter?.reason).toMatch(/400 .*document_parsing_exception|400 .*mapper_parsing_exception/);
     expect(JSON.parse(Buffer.from(letter?.body ?? '', 'base64').toString())).toMatchObject({ after: { amount: 'not a number' } });
-    expect(await getSource(client, index, '4')).toBeUndefined();
+    // Only a marker of the refused version (not live), no data.
+    expect((await getSource(client, index, '4'))?.source).toEqual(expect.objectContaining({ __deleted: true, __rejected: expect.any(String) as unknown }));
+    expect((await getSource(client, index, '4'))?.source).not.toHaveProperty('amount');
     expect(await getSource(client, index, '6')).toBeDefined();
+  });
+
+  it('a dead-lettered latest version does not leave an older version live: a marker takes its version until a newer one lands', async () => {
+    const deadLetters = new MemoryDeadLetterStore();
+    await run([upsert(13, 100, 1, 'c')]);
+    const poison = changeEvent({ op: 'u', after: { ...order(13), amount: 'not a number' }, lsn: 200 });
+    expect(await run([poison], deadLetters)).toMatchObject({ deadLettered: 1, retried: 0 });
+    expect(await getSource(client, index, '13')).toMatchObject({
+      version: 200,
+      source: { __deleted: true, __version: 200, __op: 'u', __rejected: expect.stringMatching(/400 .*amount/) as unknown },
+    });
+    expect((await getSource(client, index, '13'))?.source).not.toHaveProperty('amount');
+    expect((await client.count({ index: `${index}-live`, query: { term: { orderid: 13 } } })).count).toBe(0);
+    // The older version delivered again stays out; the next good version is live again.
+    await run([upsert(13, 100, 1, 'c')]);
+    expect((await client.count({ index: `${index}-live`, query: { term: { orderid: 13 } } })).count).toBe(0);
+    await run([upsert(13, 300, 3)]);
+    expect((await getSource(client, index, '13'))?.source).toMatchObject({ amount: 3, __deleted: false, __version: 300 });
+    expect((await getSource(client, index, '13'))?.source).not.toHaveProperty('__rejected');
+  });
+
+  it('maps typed columns from source.types; a field an existing index mapped otherwise keeps its mapping and the batch is written', async () => {
+    const typedIndex = `${index}-typed`;
+    indices.push(typedIndex);
+    const typedSink = testSink(client, { 'public.typed': { elasticsearch: { index: typedIndex } } }, { controlIndex });
+    const typed = (id: number, f: unknown, lsn: number) => {
+      const e = changeEvent({ table: 'public.typed', op: 'c', key: { id }, after: { id, f, g: f }, lsn });
+      e.source.types = { f: 'float8', g: 'float8' };
+      return e;
+    };
+    // An index from before column types: g was mapped long by its first value.
+    await client.indices.create({ index: typedIndex, mappings: { properties: { g: { type: 'long' } } } });
+    const report = await processBatch(recordsOf([typed(1, 10, 100), typed(2, 10.5, 100)]), {
+      sink: typedSink,
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
+    expect(report).toMatchObject({ ok: 2, deadLettered: 0, retried: 0 });
+    const mapping = (await client.indices.getMapping({ index: typedIndex }))[typedIndex]?.mappings.properties ?? {};
+    expect(mapping.f).toMatchObject({ type: 'double' });
+    expect(mapping.g).toEqual({ type: 'long' });
   });
 
   it('keeps unchanged TOAST columns from the stored document or from an earlier write in the batch', async () => {

@@ -14,6 +14,8 @@ export interface RelationInfo {
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
   columns: { name: string; typeOid: number; decode: Decoder }[];
   keyColumns: string[];
+  /** `source.types` of the relation's events. */
+  types?: Record<string, string> | undefined;
 }
 
 /** Primary key columns of a table, in key order. */
@@ -53,6 +55,7 @@ export async function describeRelation(
     replicaIdentity: msg.replicaIdentity,
     columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, decode: types.decoder(c.typeOid) })),
     keyColumns,
+    types: types.columnTypes(msg.columns),
   };
 }
 

@@ -316,6 +316,7 @@ export class ChangeStream {
         after,
         key,
         unchangedToast,
+        columnTypes: rel.types,
         serverName: this.d.serverName,
         db: this.d.db,
         schema: rel.schema,

@@ -15,7 +15,7 @@
  * batch's bulk write (the watermarks are read in parallel with it), so a truncate cannot be undone. (No delete-by-query: it would
  * forget versions, and the test cluster has no reindex module.)
  */
-import type { Client } from '@elastic/elasticsearch';
+import type { Client, estypes } from '@elastic/elasticsearch';
 import { getBool, getInt, getList, getString, type Env } from '../core/env.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
 import { documentId } from '../events/documentId.js';
@@ -28,10 +28,20 @@ import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
 import { boundedId } from './documentIds.js';
-import { putTableTemplates, type TemplateOptions } from './templates.js';
+import { createIndexIfMissing, putTableTemplates, type TemplateOptions } from './templates.js';
+import { isJsonType, mappingForType } from './typeMappings.js';
 
 export type ElasticsearchItem =
-  | { kind: 'write'; index: string; id: string; version: number; document: Record<string, unknown>; unchangedToast?: string[] }
+  | {
+      kind: 'write';
+      index: string;
+      id: string;
+      version: number;
+      document: Record<string, unknown>;
+      unchangedToast?: string[];
+      /** Fields to map explicitly before the write: field name → PostgreSQL type (from `source.types`). */
+      types?: Record<string, string>;
+    }
   | { kind: 'truncate'; index: string; version: number; table: string };
 
 export interface ElasticsearchSinkOptions {
@@ -48,6 +58,12 @@ export interface ElasticsearchSinkOptions {
 }
 
 const TRUNCATE_PAGE_SIZE = 1000;
+/** Longest reason kept in a rejection marker (`__rejected`); the dead-letter keeps the full one. */
+const MAX_REJECTED_REASON = 2000;
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { meta?: { statusCode?: number } }).meta?.statusCode;
+}
 
 interface Watermark {
   index: string;
@@ -60,6 +76,8 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   readonly #fields: readonly MetadataField[];
   readonly #controlIndex: string;
   #templates: Promise<unknown> | undefined;
+  /** Per index, the fields whose explicit mapping this process has put (or is putting). */
+  readonly #mappedFields = new Map<string, Map<string, Promise<void>>>();
 
   constructor(options: ElasticsearchSinkOptions) {
     this.#options = options;
@@ -77,16 +95,36 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const unwrapped = unwrap(withFieldNames(event), { fields: this.#fields });
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
     const id = boundedId(documentId(event));
-    const item: ElasticsearchItem = {
-      kind: 'write',
-      index,
-      id,
-      version,
-      document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version },
-    };
+    const document: Record<string, unknown> = { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version };
+    const item: ElasticsearchItem = { kind: 'write', index, id, version, document };
     const toast = event.source.unchanged_toast;
     if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast.map(fieldName);
+    const columnTypes = event.source.types;
+    if (columnTypes) this.#applyColumnTypes(item, columnTypes, route.elasticsearch.properties);
     return item;
+  }
+
+  /**
+   * The column types of the event (`source.types`): which fields get an explicit mapping before the
+   * write (those the route's own `properties` do not map), and a JSON text copy of every json/jsonb
+   * value under `__json` (the value itself is stored, not indexed: see `typeMappings.ts`).
+   */
+  #applyColumnTypes(
+    item: Extract<ElasticsearchItem, { kind: 'write' }>,
+    columnTypes: Record<string, string>,
+    properties: Record<string, unknown> | undefined,
+  ): void {
+    const document = item.document;
+    let json: Record<string, string> | undefined;
+    for (const [column, pgType] of Object.entries(columnTypes)) {
+      const field = fieldName(column);
+      if (properties !== undefined && Object.hasOwn(properties, field)) continue;
+      if (mappingForType(pgType) === undefined) continue;
+      (item.types ??= {})[field] = pgType;
+      const value = document[field];
+      if (isJsonType(pgType) && value !== null && value !== undefined) (json ??= {})[field] = JSON.stringify(value);
+    }
+    if (json) document.__json = json;
   }
 
   async write(records: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
@@ -100,6 +138,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const failures = new Map<number, RecordOutcome>();
 
     await this.#fillUnchangedToast(records);
+    await this.#ensureFieldMappings(records);
     const ops: BulkOp[] = [];
     for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
@@ -110,6 +149,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       });
     }
     if (ops.length > 0) for (const [i, outcome] of await writeBulk(client, ops, this.#options.bulk)) failures.set(i, outcome);
+    await this.#markRejected(records, failures);
 
     const watermarks = await watermarksRead;
     const superseded: BulkOp[] = [];
@@ -156,6 +196,95 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   }
 
   /**
+   * Puts the explicit mappings of the fields this process has not mapped yet in their index (one
+   * `PUT _mapping` per index with new fields; the dynamic templates handle the rest), before the
+   * bulk write that carries them: a field's type must come from its column, not from whichever value
+   * Elasticsearch sees first. A failure (cluster unavailable) fails the batch and is tried again.
+   */
+  async #ensureFieldMappings(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
+    const waits = new Set<Promise<void>>();
+    const fresh = new Map<string, Record<string, estypes.MappingProperty>>();
+    for (const { item } of records) {
+      if (item.kind !== 'write' || item.types === undefined) continue;
+      let known = this.#mappedFields.get(item.index);
+      if (!known) this.#mappedFields.set(item.index, (known = new Map<string, Promise<void>>()));
+      for (const [field, pgType] of Object.entries(item.types)) {
+        const pending = known.get(field);
+        if (pending) {
+          waits.add(pending);
+          continue;
+        }
+        const mapping = mappingForType(pgType);
+        if (mapping === undefined) continue;
+        let properties = fresh.get(item.index);
+        if (!properties) fresh.set(item.index, (properties = {}));
+        properties[field] ??= mapping;
+      }
+    }
+    for (const [index, properties] of fresh) {
+      const known = this.#mappedFields.get(index)!;
+      const put = this.#putFieldMappings(index, properties);
+      for (const field of Object.keys(properties)) known.set(field, put);
+      put.catch(() => {
+        for (const field of Object.keys(properties)) if (known.get(field) === put) known.delete(field);
+      });
+      waits.add(put);
+    }
+    if (waits.size > 0) await Promise.all(waits);
+  }
+
+  async #putFieldMappings(index: string, properties: Record<string, estypes.MappingProperty>): Promise<void> {
+    const client = this.#options.client;
+    const put = () => client.indices.putMapping({ index, properties });
+    try {
+      try {
+        await put();
+      } catch (error) {
+        // A new index: create it from its template (the -live alias), then map the fields.
+        if (statusOf(error) !== 404) throw error;
+        await createIndexIfMissing(client, index);
+        await put();
+      }
+    } catch (error) {
+      if (statusOf(error) !== 400) throw new TransientSinkError(`Could not put the field mappings of ${index}`, error);
+      // A field an existing index already mapped otherwise (e.g. dynamically, before column types
+      // were known) cannot change type: keep it, say so once, and map the other fields one by one.
+      for (const [field, mapping] of Object.entries(properties)) {
+        try {
+          await client.indices.putMapping({ index, properties: { [field]: mapping } });
+        } catch (fieldError) {
+          if (statusOf(fieldError) !== 400) throw new TransientSinkError(`Could not put the field mappings of ${index}`, fieldError);
+          (this.#options.logger ?? silentLogger).warn(
+            `elasticsearch: field ${field} of ${index} keeps its existing mapping (reindex to get ${JSON.stringify(mapping)}): ${describeError(fieldError)}`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * A version Elasticsearch refused (400) is dead-lettered; without more, the key's older document
+   * would stay live as if it were current. So a marker takes the refused version: the metadata only,
+   * `__deleted: true` (out of `-live`) and `__rejected` with the reason. A later version replaces it as
+   * usual. If the marker cannot be written yet, the record is retried rather than dead-lettered.
+   */
+  async #markRejected(records: readonly PreparedRecord<ElasticsearchItem>[], failures: Map<number, RecordOutcome>): Promise<void> {
+    const markers: BulkOp[] = [];
+    for (const { index, item } of records) {
+      const failure = failures.get(index);
+      if (item.kind !== 'write' || failure?.status !== 'deadLetter') continue;
+      const metadata = Object.fromEntries(Object.entries(item.document).filter(([field]) => field.startsWith('__') && field !== '__json'));
+      markers.push({
+        recordIndex: index,
+        action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: 'external' } },
+        document: { ...metadata, __deleted: true, __version: item.version, __rejected: failure.reason.slice(0, MAX_REJECTED_REASON) },
+      });
+    }
+    if (markers.length === 0) return;
+    for (const [i, outcome] of await writeBulk(this.#options.client, markers, this.#options.bulk)) if (outcome.status === 'retry') failures.set(i, outcome);
+  }
+
+  /**
    * An update that left a TOASTed column unchanged carries no value for it; indexing the row as is
    * would drop the column from the document. Its value is taken from the latest earlier write of the
    * same key in this batch, else from the document in the index (one mget per batch). Without either,
@@ -184,8 +313,12 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
         const missing: string[] = [];
         for (const column of item.unchangedToast) {
           if (column in item.document) continue;
-          if (base && column in base) item.document[column] = base[column];
-          else missing.push(column);
+          if (base && column in base) {
+            item.document[column] = base[column];
+            // ... with its JSON text copy, if it has one (a json/jsonb column).
+            const copy = (base.__json as Record<string, unknown> | undefined)?.[column];
+            if (typeof copy === 'string') item.document.__json = { ...(item.document.__json as Record<string, unknown> | undefined), [column]: copy };
+          } else missing.push(column);
         }
         if (missing.length > 0) item.document.__unchanged_toast = missing;
       }

@@ -6,7 +6,8 @@
  * consumers can read it. Two additions, both optional for Debezium readers:
  * - `key`: the primary key columns, because Event Hubs does not surface the Kafka record key to AMQP
  *   consumers (Azure/azure-event-hubs-for-kafka#114);
- * - `source.commit_lsn`: the LSN of the transaction's commit record.
+ * - `source.commit_lsn`: the LSN of the transaction's commit record;
+ * - `source.types`: the type names of the columns whose JSON value does not tell their type.
  */
 
 /** c = create, u = update, d = delete, r = read (snapshot), t = truncate, m = logical message (heartbeat). */
@@ -42,6 +43,12 @@ export interface SourceInfo {
   commit_lsn?: number | null;
   /** Unchanged TOASTed columns that could not be filled in (extension; see README "TOAST"). */
   unchanged_toast?: string[];
+  /**
+   * PostgreSQL type names of the columns whose JSON value does not tell their type (extension; see
+   * docs/reader.md "Column types"): `{"price": "numeric", "doc": "jsonb", "at": "timestamptz"}`.
+   * Absent columns are boolean, int2/int4/oid, text-like or enum columns.
+   */
+  types?: Record<string, string>;
 }
 
 export interface ChangeEvent {
