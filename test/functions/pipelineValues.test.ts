@@ -93,14 +93,14 @@ const NORMALISE: Record<string, (v: unknown) => unknown> = {
 };
 const AS_TEXT = ['tz', 'pr'];
 
-async function expectedRows(table: string): Promise<Record<string, unknown>[]> {
+async function expectedRows(table: string, asText: readonly string[] = AS_TEXT): Promise<Record<string, unknown>[]> {
   const { rows } = await c.query<{ j: string; texts: Record<string, string | null> }>(
-    `SELECT to_json(v)::text AS j, json_build_object(${AS_TEXT.map((col) => `'${col}', ${col}::text`).join(', ')}) AS texts FROM ${s}.${table} v ORDER BY id`,
+    `SELECT to_json(v)::text AS j, json_build_object(${asText.map((col) => `'${col}', ${col}::text`).join(', ')}) AS texts FROM ${s}.${table} v ORDER BY id`,
   );
   return rows.map(({ j, texts }) => {
     const row = exactJson(j) as Record<string, unknown>;
     for (const [col, f] of Object.entries(NORMALISE)) if (col in row) row[col] = f(row[col]);
-    for (const col of AS_TEXT) if (col in row) row[col] = texts[col];
+    for (const col of asText) if (col in row) row[col] = texts[col];
     return row;
   });
 }
@@ -117,8 +117,9 @@ beforeAll(async () => {
       txt text, vc varchar(20), ch char(3), nm name, mon money, u uuid, j json, jb jsonb, ba bytea,
       d date, t time, tz timetz, ts timestamp, tstz timestamptz, iv interval,
       ai int[], at text[], an numeric[], af float8[], ats timestamp[], ajb jsonb[], m ${s}.mood, am ${s}.mood[], dom ${s}.posint,
-      ip inet, cidr_col cidr, mac macaddr, bits bit(4), x xml, rng int4range, pt point, pr ${s}.pair);`);
-  reader = await startReader(readerEnv(name, { CDC_TABLES: `${s}.varied`, CDC_SNAPSHOT_MODE: 'never' }));
+      ip inet, cidr_col cidr, mac macaddr, bits bit(4), x xml, rng int4range, pt point, pr ${s}.pair);
+    CREATE TABLE ${s}.docs (id int PRIMARY KEY, j json, jb jsonb);`);
+  reader = await startReader(readerEnv(name, { CDC_TABLES: `${s}.varied,${s}.docs`, CDC_SNAPSHOT_MODE: 'never' }));
   topic = await TopicCollector.start([`${name}_events`]);
   const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{table}` } } });
   const sink = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex: `${prefix}-control` });
@@ -160,7 +161,7 @@ describe('PostgreSQL → reader → Kafka → elasticsearchSink: every documente
     await c.query(`UPDATE ${s}.varied SET jb = '[{"k": [1]}]', j = '{"now": "object"}', f4 = 1e30 WHERE id = 1`);
     await c.query(`UPDATE ${s}.varied SET jb = '{"k": "text"}', i8 = -1 WHERE id = 2`);
 
-    await topic.waitFor('6 varied events', (events) => events.length >= 6);
+    await topic.waitFor('6 varied events', (events) => events.filter((e) => e.source.table === 'varied').length >= 6);
     await deliver();
     delivered = 0; // the whole stream again, as after a restart before the checkpoint: nothing changes
     await deliver();
@@ -189,5 +190,33 @@ describe('PostgreSQL → reader → Kafka → elasticsearchSink: every documente
     expect(await ids({ match: { '__json.jb.text': 'text' } })).toEqual([2]);
     expect(await ids({ match: { '__json.j.text': 'three' } })).toEqual([3]);
     expect(await ids({ term: { '__json.j': '"a string"' } })).toEqual([2]);
+  });
+
+  it('json/jsonb big numbers lose digits in the sinks: Elasticsearch keeps every digit, in the value and in its text copy', async () => {
+    const big = '{"n": 12345678901234567890, "f": 0.1000000000000000055511151231257827, "a": [98765432109876543210, 2.50]}';
+    await c.query(
+      `INSERT INTO ${s}.docs VALUES (1, $1::text::json, $1::text::jsonb), (2, '123456789012345678901234567890', '-0.00000000000000000000000000001')`,
+      [big],
+    );
+    await topic.waitFor('2 docs events', (events) => events.filter((e) => e.source.table === 'docs').length >= 2);
+    await deliver();
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([]);
+    const index = indexOf('docs');
+    // Exactly PostgreSQL's own JSON (json keeps the text as written, jsonb normalises it).
+    expect(await liveDocuments(index)).toEqual(await expectedRows('docs', []));
+    const [first] = await liveDocuments(index);
+    expect(first?.j).toEqual({
+      n: { n: '12345678901234567890' },
+      f: { n: '0.1000000000000000055511151231257827' },
+      a: [{ n: '98765432109876543210' }, { n: '2.50' }],
+    });
+    const copies = await client.search<{ id: number; __json: Record<string, string> }>({ index: `${index}-live`, sort: ['id'] });
+    expect(copies.hits.hits.map((h) => h._source?.__json)).toEqual([
+      // PostgreSQL's jsonb text (the json column's value was written in that form too).
+      { j: big, jb: (await c.query<{ t: string }>(`SELECT jb::text AS t FROM ${s}.docs WHERE id = 1`)).rows[0]?.t },
+      { j: '123456789012345678901234567890', jb: '-0.00000000000000000000000000001' },
+    ]);
+    const hits = await client.count({ index: `${index}-live`, query: { match: { '__json.jb.text': '98765432109876543210' } } });
+    expect(hits.count).toBe(1);
   });
 });

@@ -145,6 +145,32 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect((await getSource(client, index, '12'))?.source).toMatchObject({ __unchanged_toast: ['city'] });
   });
 
+  it('json/jsonb big numbers lose digits in the sinks: an unchanged TOASTed jsonb filled from the stored document keeps its digits', async () => {
+    const docsIndex = `${index}-docs`;
+    indices.push(docsIndex);
+    const docsSink = testSink(client, { 'public.docs': { elasticsearch: { index: docsIndex } } }, { controlIndex });
+    const doc = '{"n": 12345678901234567890, "a": [2.50]}';
+    const insert = changeEvent({ table: 'public.docs', op: 'c', key: { id: 1 }, after: { id: 1, v: 1, doc: '@DOC@' }, lsn: 100 });
+    insert.source.types = { doc: 'jsonb' };
+    const update = changeEvent({ table: 'public.docs', op: 'u', key: { id: 1 }, after: { id: 1, v: 2 }, lsn: 200 });
+    update.source.types = { doc: 'jsonb' };
+    update.source.unchanged_toast = ['doc'];
+    // Wire bodies: the json value's digits as the reader writes them.
+    await processBatch(recordsOf([Buffer.from(JSON.stringify(insert).replace('"@DOC@"', doc))]), {
+      sink: docsSink,
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
+    await processBatch(recordsOf([Buffer.from(JSON.stringify(update))]), { sink: docsSink, deadLetters: new MemoryDeadLetterStore(), batch });
+    const raw = await client.get({ index: docsIndex, id: '1' }, { asStream: true });
+    const chunks: Buffer[] = [];
+    for await (const chunk of raw as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+    const text = Buffer.concat(chunks).toString();
+    expect(text).toContain('"doc":{"n":12345678901234567890,"a":[2.50]}');
+    expect(text).toContain('"v":2');
+    expect(text).toContain(`"doc":${JSON.stringify(doc)}`);
+  });
+
   it('long keys (600 bytes, multi-column, unicode) land under a bounded _id instead of being dead-lettered', async () => {
     const longIndex = `${index}-long`;
     indices.push(longIndex);

@@ -75,14 +75,15 @@ export class TypeRegistry {
   }
 
   /**
-   * `source.types` for a column list: `{ column: type name }` of the listed columns, or undefined when
-   * none is. Built once per relation (or snapshot chunk), so the envelope serialises it once.
+   * `source.types` for a column list: `{ column: type name }` of the listed columns (`{}` when none
+   * is: present, it tells a sink the reader named every column that needs it). Built once per
+   * relation (or snapshot chunk), so the envelope serialises it once.
    */
-  columnTypes(columns: readonly { name: string; typeOid: number }[]): Record<string, string> | undefined {
-    let types: Record<string, string> | undefined;
+  columnTypes(columns: readonly { name: string; typeOid: number }[]): Record<string, string> {
+    const types: Record<string, string> = {};
     for (const column of columns) {
       const name = this.typeName(column.typeOid);
-      if (name !== null) (types ??= {})[column.name] = name;
+      if (name !== null) types[column.name] = name;
     }
     return types;
   }

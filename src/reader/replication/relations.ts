@@ -15,7 +15,7 @@ export interface RelationInfo {
   columns: { name: string; typeOid: number; decode: Decoder }[];
   keyColumns: string[];
   /** `source.types` of the relation's events. */
-  types?: Record<string, string> | undefined;
+  types: Record<string, string>;
 }
 
 /** Primary key columns of a table, in key order. */

@@ -28,8 +28,9 @@ import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
 import { boundedId } from './documentIds.js';
+import { storedDocuments, storedKey } from './storedDocuments.js';
 import { createIndexIfMissing, putTableTemplates, type TemplateOptions } from './templates.js';
-import { isJsonType, mappingForType } from './typeMappings.js';
+import { isJsonType, jsonText, mappingForType } from './typeMappings.js';
 
 export type ElasticsearchItem =
   | {
@@ -122,7 +123,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       if (mappingForType(pgType) === undefined) continue;
       (item.types ??= {})[field] = pgType;
       const value = document[field];
-      if (isJsonType(pgType) && value !== null && value !== undefined) (json ??= {})[field] = JSON.stringify(value);
+      if (isJsonType(pgType) && value !== null && value !== undefined) (json ??= {})[field] = jsonText(value);
     }
     if (json) document.__json = json;
   }
@@ -293,17 +294,10 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   async #fillUnchangedToast(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
     const needing = records.filter((r) => r.item.kind === 'write' && r.item.unchangedToast !== undefined);
     if (needing.length === 0) return;
-    const keyOf = (index: string, id: string) => `${index}\u0000${id}`;
-    const stored = new Map<string, Record<string, unknown>>();
+    const keyOf = storedKey;
     const wanted = new Map<string, { _index: string; _id: string }>();
     for (const { item } of needing) if (item.kind === 'write') wanted.set(keyOf(item.index, item.id), { _index: item.index, _id: item.id });
-    try {
-      const response = await this.#options.client.mget<Record<string, unknown>>({ docs: [...wanted.values()] });
-      for (const doc of response.docs) if ('found' in doc && doc.found && doc._source) stored.set(keyOf(doc._index, doc._id), doc._source);
-    } catch (error) {
-      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 404)
-        throw new TransientSinkError('Could not read documents to fill unchanged TOAST columns', error);
-    }
+    const stored = await storedDocuments(this.#options.client, [...wanted.values()], 'fill unchanged TOAST columns');
     const latest = new Map<string, Record<string, unknown>>();
     for (const { item } of records) {
       if (item.kind !== 'write') continue;

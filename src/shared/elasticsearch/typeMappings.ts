@@ -56,3 +56,19 @@ export function isJsonType(pgType: string): boolean {
 function elementType(pgType: string): string {
   return pgType.endsWith('[]') ? pgType.slice(0, -2) : pgType;
 }
+
+/**
+ * The JSON text of a json/jsonb value as PostgreSQL prints jsonb (`{"a": [1, 2]}`: a space after
+ * `,` and `:`), for the `__json` copy: its keyword equals `jsonb::text`, and the text analyzer splits
+ * array numbers (`[1,2]` compact would be one token `1,2`). Numbers a double cannot hold
+ * (`JSON.rawJSON`, see decode.ts) keep their digits.
+ */
+export function jsonText(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v: unknown) => (v === undefined ? 'null' : jsonText(v))).join(', ')}]`;
+  if (typeof value === 'object' && value !== null && !(JSON as unknown as { isRawJSON(v: unknown): boolean }).isRawJSON(value)) {
+    const entries: string[] = [];
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) entries.push(`${JSON.stringify(k)}: ${jsonText(v)}`);
+    return `{${entries.join(', ')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

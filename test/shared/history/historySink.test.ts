@@ -66,4 +66,38 @@ describe('ElasticsearchHistorySink (real Elasticsearch)', () => {
     expect(rows.hits.hits.map((h) => h._source?.Column)).toEqual(['', 'v']);
     expect(rows.hits.hits[0]?._source).toMatchObject({ Key: { x: 1, 'x%2Ey': 2, '%5Fid': 3 }, Context: { '%': 'e', x: 1, 'x%2Ey': 2 } });
   });
+
+  it("json/jsonb big numbers lose digits in the sinks: a change beyond a double's precision gets its history row, with the exact digits", async () => {
+    const sink = new ElasticsearchHistorySink({ client, router: new Router({ '*': {} }), index, replicas: 0, bulk: { maxAttempts: 2, backoffMs: 10 } });
+    // As the reader puts it on the wire: the json value's digits verbatim.
+    const wire = (op: 'c' | 'u', before: string | null, after: string, lsn: number) => {
+      const event = changeEvent({
+        table: 'public.bignum',
+        op,
+        key: { id: 1 },
+        before: before === null ? null : { id: 1, doc: '@OLD@' },
+        after: { id: 1, doc: '@NEW@' },
+        lsn,
+      });
+      event.source.types = { doc: 'jsonb' };
+      return Buffer.from(
+        JSON.stringify(event)
+          .replace('"@OLD@"', before ?? 'null')
+          .replace('"@NEW@"', after),
+      );
+    };
+    const events = [wire('c', null, '{"n":12345678901234567890}', 600), wire('u', '{"n":12345678901234567890}', '{"n":12345678901234567891}', 700)];
+    const report = await processBatch(recordsOf(events), { sink, deadLetters: new MemoryDeadLetterStore(), batch });
+    expect(report).toMatchObject({ ok: 2, deadLettered: 0, retried: 0 });
+    await client.indices.refresh({ index });
+    const rows = await client.search<{ Op: string; OldValue: string | null; NewValue: string }>({
+      index,
+      query: { term: { SourceTable: 'public.bignum' } },
+      sort: ['Lsn'],
+    });
+    expect(rows.hits.hits.map((h) => [h._source?.Op, h._source?.OldValue, h._source?.NewValue])).toEqual([
+      ['c', null, '{"n":12345678901234567890}'],
+      ['u', '{"n":12345678901234567890}', '{"n":12345678901234567891}'],
+    ]);
+  });
 });
