@@ -8,12 +8,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
+import { Admin } from '@platformatic/kafka';
+import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler, type EventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
 import { Router } from '../../src/shared/routing/routes.js';
 import { cleanup as cleanupReader, pgClient, readerEnv, startReader, TopicCollector, uniqueName, type RunningReader } from '../reader/helpers.js';
+import { serviceEnv } from '../helpers/services.js';
 import { testClient } from '../shared/esTestKit.js';
 import { triggerBatch } from './factories.js';
 
@@ -43,6 +46,37 @@ async function deliver(): Promise<void> {
     const report = await handler(messages, context);
     expect(report.retried).toBe(0);
   }
+}
+
+/**
+ * Delivers what arrived since the last call as the host does, partition by partition, in the given
+ * partition order; a batch that fails (BatchProcessingError: records to retry) is delivered again
+ * in the next round, as the retry policy does, until every batch succeeded. Returns the retries.
+ */
+async function deliverAsHost(order: (partitions: number[]) => number[]): Promise<number> {
+  const items = topic.items.slice(delivered);
+  delivered += items.length;
+  const pending = new Map<number, typeof items>();
+  for (const item of items) pending.set(item.partition, [...(pending.get(item.partition) ?? []), item]);
+  let retries = 0;
+  for (let round = 0; pending.size > 0; round++) {
+    if (round === 5) throw new Error(`partitions ${[...pending.keys()].join(', ')} still failing after 5 rounds`);
+    for (const partition of order([...pending.keys()])) {
+      const list = pending.get(partition)!;
+      const { messages, context } = triggerBatch(
+        list.map((i) => Buffer.from(i.raw)),
+        { partitionId: String(partition), firstOffset: Number(list[0]?.offset ?? 0n), retryCount: round },
+      );
+      try {
+        await handler(messages, context);
+        pending.delete(partition);
+      } catch (error) {
+        if (!(error instanceof BatchProcessingError)) throw error;
+        retries++;
+      }
+    }
+  }
+  return retries;
 }
 
 /** JSON with every number kept as its source text (`{ n: '<digits>' }`), so no side loses digits. */
@@ -118,8 +152,14 @@ beforeAll(async () => {
       d date, t time, tz timetz, ts timestamp, tstz timestamptz, iv interval,
       ai int[], at text[], an numeric[], af float8[], ats timestamp[], ajb jsonb[], m ${s}.mood, am ${s}.mood[], dom ${s}.posint,
       ip inet, cidr_col cidr, mac macaddr, bits bit(4), x xml, rng int4range, pt point, pr ${s}.pair);
-    CREATE TABLE ${s}.docs (id int PRIMARY KEY, j json, jb jsonb);`);
-  reader = await startReader(readerEnv(name, { CDC_TABLES: `${s}.varied,${s}.docs`, CDC_SNAPSHOT_MODE: 'never' }));
+    CREATE TABLE ${s}.docs (id int PRIMARY KEY, j json, jb jsonb);
+    CREATE TABLE ${s}.toasty (id int PRIMARY KEY, small text, doc text);
+    ALTER TABLE ${s}.toasty ALTER COLUMN doc SET STORAGE EXTERNAL;`);
+  // Four partitions, as on Event Hubs: an old and a new key usually land on different ones.
+  const admin = new Admin({ clientId: 'pipeline-values', bootstrapBrokers: serviceEnv().kafkaBrokers });
+  await admin.createTopics({ topics: [`${name}_events`], partitions: 4, replicas: 1 });
+  await admin.close();
+  reader = await startReader(readerEnv(name, { CDC_TABLES: `${s}.varied,${s}.docs,${s}.toasty`, CDC_SNAPSHOT_MODE: 'never' }));
   topic = await TopicCollector.start([`${name}_events`]);
   const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{table}` } } });
   const sink = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex: `${prefix}-control` });
@@ -218,5 +258,34 @@ describe('PostgreSQL → reader → Kafka → elasticsearchSink: every documente
     ]);
     const hits = await client.count({ index: `${index}-live`, query: { match: { '__json.jb.text': '98765432109876543210' } } });
     expect(hits.count).toBe(1);
+  });
+
+  it("a primary-key change drops unchanged TOAST values: the new key gets them from the old key's row, also when its create is delivered first", async () => {
+    // More than 2 kB each, stored out of line (STORAGE EXTERNAL), so an update that does not touch
+    // them leaves them out of the WAL: the reader lists them in source.unchanged_toast.
+    const docOf = (id: number) => Array.from({ length: 3000 }, (_, i) => String.fromCharCode(97 + ((i * 7919 + id) % 26))).join('');
+    for (let id = 1; id <= 8; id++) await c.query(`INSERT INTO ${s}.toasty VALUES ($1, 'a', $2)`, [id, docOf(id)]);
+    await topic.waitFor('8 toasty inserts', (events) => events.filter((e) => e.source.table === 'toasty').length >= 8);
+    await deliverAsHost((partitions) => partitions);
+    await c.query(`UPDATE ${s}.toasty SET id = id + 1000000, small = 'b'`);
+    const events = await topic.waitFor('8 key changes', (es) => es.filter((e) => e.source.table === 'toasty' && e.op === 'c' && e.old_key).length >= 8);
+    const creates = topic.items.filter((i) => i.event.source.table === 'toasty' && i.event.op === 'c' && i.event.old_key);
+    expect(creates.every((i) => i.event.source.unchanged_toast?.includes('doc') && !('doc' in (i.event.after ?? {})))).toBe(true);
+    // A create on another partition than its old key's delete, delivered before it: it must wait for it.
+    const partitionOfDelete = (oldId: unknown) =>
+      topic.items.find((i) => i.event.source.table === 'toasty' && i.event.op === 'd' && i.event.key?.id === oldId)?.partition;
+    const crossing = creates.find((i) => partitionOfDelete(i.event.old_key?.id) !== i.partition);
+    expect(crossing).toBeDefined();
+    expect(events.filter((e) => e.source.table === 'toasty' && e.op === 'd')).toHaveLength(8);
+    const retries = await deliverAsHost((partitions) => [...partitions].sort((a, b) => Number(b === crossing!.partition) - Number(a === crossing!.partition)));
+
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([]);
+    const index = indexOf('toasty');
+    const { rows } = await c.query<{ id: number; small: string; doc: string }>(`SELECT id, small, doc FROM ${s}.toasty ORDER BY id`);
+    const live = await liveDocuments(index);
+    expect(live.map((d) => ({ id: Number(numberText(d.id)), small: d.small, doc: d.doc }))).toEqual(rows);
+    expect(rows.map((r) => r.doc)).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map(docOf));
+    // The crossing create was delivered before its old key's delete: it waited (a retry), then landed.
+    expect(retries).toBeGreaterThan(0);
   });
 });

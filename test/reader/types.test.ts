@@ -150,6 +150,17 @@ describe('reader: types, TOAST, weird identifiers, schema changes', () => {
     expect(ins.after!.doc).toBe(big);
   });
 
+  test('a primary-key change is a delete of the old key and a create of the new one that names the old key (old_key)', async () => {
+    await c.query(`UPDATE ${s}.toasty SET id = id + 1000000, small = 'c' WHERE id = 1`);
+    const events = await topic.waitFor('key change', (es) => es.some((e) => e.source.table === 'toasty' && e.op === 'c' && e.key?.id === 1000001));
+    const d = events.find((e) => e.source.table === 'toasty' && e.op === 'd' && e.key?.id === 1)!;
+    const create = events.find((e) => e.source.table === 'toasty' && e.op === 'c' && e.key?.id === 1000001)!;
+    expect(d.before).toEqual({ id: 1 });
+    expect(create).toMatchObject({ after: { id: 1000001, small: 'c' }, old_key: { id: 1 }, source: { unchanged_toast: ['doc'], lsn: d.source.lsn } });
+    // Only the create of a key change names an old key.
+    expect(events.filter((e) => e.old_key !== undefined).map((e) => e.op)).toEqual(['c']);
+  });
+
   test('weird identifiers are captured and inject nothing', async () => {
     await c.query(`INSERT INTO ${q(weirdSchema)}."Weird Name" VALUES (1, 'v'); INSERT INTO ${q(weirdSchema)}."x;drop table y" VALUES (5)`);
     const events = await topic.waitFor('weird events', (es) => es.filter((e) => e.source.schema === weirdSchema).length >= 2);

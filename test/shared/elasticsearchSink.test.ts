@@ -171,6 +171,42 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(text).toContain(`"doc":${JSON.stringify(doc)}`);
   });
 
+  it('a primary-key change drops unchanged TOAST values: a create whose values cannot be known is dead-lettered with the reason, never written incomplete', async () => {
+    const keyIndex = `${index}-keys`;
+    indices.push(keyIndex);
+    const keySink = testSink(client, { 'public.keys': { elasticsearch: { index: keyIndex } } }, { controlIndex });
+    const ev = (op: 'c' | 'u' | 'd', id: number, lsn: number, row: Record<string, unknown> | null, extra: { oldKey?: number; toast?: boolean } = {}) => {
+      const e = changeEvent({ table: 'public.keys', op, key: { id }, before: op === 'd' ? { id } : null, after: row, lsn });
+      if (extra.toast) e.source.unchanged_toast = ['doc'];
+      if (extra.oldKey !== undefined) e.old_key = { id: extra.oldKey };
+      return e;
+    };
+    const deadLetters = new MemoryDeadLetterStore();
+    const sinkRun = (events: ChangeEvent[]) => processBatch(recordsOf(events), { sink: keySink, deadLetters, batch });
+    // 1 → 2 in one batch (one partition): filled from the old key's soft-deleted document.
+    await sinkRun([ev('c', 1, 100, { id: 1, doc: 'big one' })]);
+    expect(await sinkRun([ev('d', 1, 200, null), ev('c', 2, 200, { id: 2 }, { oldKey: 1, toast: true })])).toMatchObject({ ok: 2, deadLettered: 0 });
+    expect((await getSource(client, keyIndex, '2'))?.source).toMatchObject({ id: 2, doc: 'big one', __deleted: false });
+    expect((await getSource(client, keyIndex, '1'))?.source).toMatchObject({ id: 1, doc: 'big one', __deleted: true });
+    // The old key's row never reached Elasticsearch: its delete has no doc to keep.
+    await sinkRun([ev('d', 3, 300, null)]);
+    const unknown = await sinkRun([ev('c', 4, 300, { id: 4 }, { oldKey: 3, toast: true })]);
+    // The old key was used again after the change: its document no longer has the values of then.
+    await sinkRun([ev('c', 5, 100, { id: 5, doc: 'five' }), ev('d', 5, 400, null), ev('c', 5, 500, { id: 5, doc: 'new five' })]);
+    const movedOn = await sinkRun([ev('c', 6, 400, { id: 6 }, { oldKey: 5, toast: true })]);
+    // A create with unchanged TOAST values but no old key (another producer).
+    const noOldKey = await sinkRun([ev('c', 7, 600, { id: 7 }, { toast: true })]);
+    expect([unknown, movedOn, noOldKey].map((r) => r.deadLettered)).toEqual([1, 1, 1]);
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+      expect.stringMatching(/unchanged TOAST values of doc are unknown \(the old key's document has no doc\)/),
+      expect.stringMatching(/unchanged TOAST values of doc are unknown \(the old key's document moved on to version 500\)/),
+      expect.stringMatching(/without old_key/),
+    ]);
+    await client.indices.refresh({ index: keyIndex });
+    const live = await client.search<{ id: number }>({ index: `${keyIndex}-live`, sort: ['id'] });
+    expect(live.hits.hits.map((h) => h._source?.id)).toEqual([2, 5]);
+  });
+
   it('long keys (600 bytes, multi-column, unicode) land under a bounded _id instead of being dead-lettered', async () => {
     const longIndex = `${index}-long`;
     indices.push(longIndex);

@@ -309,6 +309,7 @@ export class ChangeStream {
       after: RowImage | null,
       key: RowImage | null,
       unchangedToast?: string[],
+      oldKey?: RowImage,
     ): ChangeEvent =>
       buildEnvelope({
         op,
@@ -316,6 +317,7 @@ export class ChangeStream {
         after,
         key,
         unchangedToast,
+        oldKey,
         columnTypes: rel.types,
         serverName: this.d.serverName,
         db: this.d.db,
@@ -352,7 +354,7 @@ export class ChangeStream {
     if (oldKey && newKey && JSON.stringify(oldKey) !== JSON.stringify(newKey)) {
       // Primary key changed: a delete of the old key and a create of the new one (as Debezium does),
       // so key-addressed sinks do not keep the old row.
-      return [env(rel, 'd', old, null, oldKey), env(rel, 'c', null, after, newKey, unchanged)];
+      return [env(rel, 'd', old, null, oldKey), env(rel, 'c', null, after, newKey, unchanged, oldKey)];
     }
     return [env(rel, 'u', old, after, newKey, unchanged)];
   }

@@ -18,11 +18,11 @@
 import type { Client, estypes } from '@elastic/elasticsearch';
 import { getBool, getInt, getList, getString, type Env } from '../core/env.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
-import { documentId } from '../events/documentId.js';
+import { documentId, keyText } from '../events/documentId.js';
 import { fieldName, withFieldNames } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
-import { canRetry, describeError, TransientSinkError } from '../core/errors.js';
+import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
@@ -42,6 +42,10 @@ export type ElasticsearchItem =
       unchangedToast?: string[];
       /** Fields to map explicitly before the write: field name → PostgreSQL type (from `source.types`). */
       types?: Record<string, string>;
+      /** A create from a primary-key change: the `_id` of the old key, whose row holds the unchanged TOAST values. */
+      fillFrom?: string;
+      /** A delete with only the key in its before image: keep the stored row's values in the soft-deleted document. */
+      mergeStored?: boolean;
     }
   | { kind: 'truncate'; index: string; version: number; table: string };
 
@@ -61,6 +65,28 @@ export interface ElasticsearchSinkOptions {
 const TRUNCATE_PAGE_SIZE = 1000;
 /** Longest reason kept in a rejection marker (`__rejected`); the dead-letter keeps the full one. */
 const MAX_REJECTED_REASON = 2000;
+
+/** Copies `columns` the document lacks from `base` (with their `__json` text copies); returns those `base` lacks too. */
+function copyColumns(document: Record<string, unknown>, base: Record<string, unknown> | undefined, columns: readonly string[]): string[] {
+  const missing: string[] = [];
+  for (const column of columns) {
+    if (column in document) continue;
+    if (!base || !(column in base)) {
+      missing.push(column);
+      continue;
+    }
+    document[column] = base[column];
+    const copy = (base.__json as Record<string, unknown> | undefined)?.[column];
+    if (typeof copy === 'string') document.__json = { ...(document.__json as Record<string, unknown> | undefined), [column]: copy };
+  }
+  return missing;
+}
+
+/** Whether a delete's before image holds the key columns only (REPLICA IDENTITY DEFAULT). */
+function onlyKey(event: ChangeEvent): boolean {
+  const key = event.key ?? {};
+  return event.before === null || Object.keys(event.before).every((column) => column in key);
+}
 
 function statusOf(error: unknown): number | undefined {
   return (error as { meta?: { statusCode?: number } }).meta?.statusCode;
@@ -99,7 +125,23 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const document: Record<string, unknown> = { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version };
     const item: ElasticsearchItem = { kind: 'write', index, id, version, document };
     const toast = event.source.unchanged_toast;
-    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast.map(fieldName);
+    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') {
+      item.unchangedToast = toast.map(fieldName);
+      if (event.op === 'c') {
+        // A create has no stored predecessor under its key: after a primary-key change its unchanged
+        // values are the old key's row (`old_key`, see #fillFromStored). Without the old key they are unknown.
+        if (!event.old_key) {
+          throw new PermanentRecordError(
+            'REJECTED_BY_SINK',
+            `Create of ${tableId(event.source)} without the values of ${toast.join(', ')} (unchanged TOAST) and without old_key to take them from`,
+          );
+        }
+        item.fillFrom = boundedId(keyText(event.old_key));
+      }
+    }
+    // With REPLICA IDENTITY DEFAULT a delete's before image is the key only; the soft-deleted document
+    // keeps the stored row's values, which a primary-key change's create takes over (and -live hides).
+    if (unwrapped.kind === 'delete' && onlyKey(event)) item.mergeStored = true;
     const columnTypes = event.source.types;
     if (columnTypes) this.#applyColumnTypes(item, columnTypes, route.elasticsearch.properties);
     return item;
@@ -138,11 +180,11 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     watermarksRead.catch(() => undefined);
     const failures = new Map<number, RecordOutcome>();
 
-    await this.#fillUnchangedToast(records);
+    for (const [i, outcome] of await this.#fillFromStored(records)) failures.set(i, outcome);
     await this.#ensureFieldMappings(records);
     const ops: BulkOp[] = [];
     for (const { index, item } of records) {
-      if (item.kind !== 'write') continue;
+      if (item.kind !== 'write' || failures.has(index)) continue;
       ops.push({
         recordIndex: index,
         action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: 'external' } },
@@ -286,38 +328,72 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   }
 
   /**
-   * An update that left a TOASTed column unchanged carries no value for it; indexing the row as is
-   * would drop the column from the document. Its value is taken from the latest earlier write of the
-   * same key in this batch, else from the document in the index (one mget per batch). Without either,
-   * the document lists the columns in `__unchanged_toast`.
+   * Values an event does not carry, taken from the row as Elasticsearch has it (one lossless `mget`
+   * per batch, or the latest earlier write of the key in the batch):
+   * - an update that left TOASTed columns unchanged (`unchangedToast`): from the key's own document;
+   *   without one, the document lists them in `__unchanged_toast`;
+   * - a delete with a key-only before image (`mergeStored`): the soft-deleted document keeps the row's
+   *   values;
+   * - the create of a primary-key change with unchanged TOAST columns (`fillFrom`): from the old key's
+   *   document, but only once it is the old key's delete of the same change (same version, it may
+   *   be on another partition): before that its values may be older than the change, so the record
+   *   is retried. A newer old-key document (the old key was used again), or a column it does not
+   *   have, cannot give the values: the record is dead-lettered with the reason, never written
+   *   incomplete.
+   * Returns the outcomes of the records that are not to be written now.
    */
-  async #fillUnchangedToast(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
-    const needing = records.filter((r) => r.item.kind === 'write' && r.item.unchangedToast !== undefined);
-    if (needing.length === 0) return;
-    const keyOf = storedKey;
+  async #fillFromStored(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<Map<number, RecordOutcome>> {
+    const outcomes = new Map<number, RecordOutcome>();
     const wanted = new Map<string, { _index: string; _id: string }>();
-    for (const { item } of needing) if (item.kind === 'write') wanted.set(keyOf(item.index, item.id), { _index: item.index, _id: item.id });
-    const stored = await storedDocuments(this.#options.client, [...wanted.values()], 'fill unchanged TOAST columns');
-    const latest = new Map<string, Record<string, unknown>>();
     for (const { item } of records) {
+      if (item.kind !== 'write' || (item.unchangedToast === undefined && item.mergeStored !== true)) continue;
+      const id = item.fillFrom ?? item.id;
+      wanted.set(storedKey(item.index, id), { _index: item.index, _id: id });
+    }
+    if (wanted.size === 0) return outcomes;
+    const stored = await storedDocuments(this.#options.client, [...wanted.values()], 'fill values the events do not carry');
+    const latest = new Map<string, Record<string, unknown>>();
+    for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
-      const key = keyOf(item.index, item.id);
-      if (item.unchangedToast) {
-        const base = latest.get(key) ?? stored.get(key);
-        const missing: string[] = [];
-        for (const column of item.unchangedToast) {
-          if (column in item.document) continue;
-          if (base && column in base) {
-            item.document[column] = base[column];
-            // ... with its JSON text copy, if it has one (a json/jsonb column).
-            const copy = (base.__json as Record<string, unknown> | undefined)?.[column];
-            if (typeof copy === 'string') item.document.__json = { ...(item.document.__json as Record<string, unknown> | undefined), [column]: copy };
-          } else missing.push(column);
+      const key = storedKey(item.index, item.id);
+      if (item.fillFrom !== undefined && item.unchangedToast) {
+        const from = storedKey(item.index, item.fillFrom);
+        const base = latest.get(from) ?? stored.get(from);
+        const version = typeof base?.__version === 'number' ? base.__version : -1;
+        if (version < item.version) {
+          outcomes.set(index, {
+            status: 'retry',
+            error: new TransientSinkError(
+              `Primary-key change in ${item.index}: waiting for the delete of the old key ${JSON.stringify(item.fillFrom)} at version ${item.version} ` +
+                `(it holds the unchanged TOAST values of ${item.unchangedToast.join(', ')}; it may be on another partition)`,
+            ),
+          });
+          continue;
         }
+        const missing = version > item.version ? item.unchangedToast : copyColumns(item.document, base, item.unchangedToast);
+        if (missing.length > 0) {
+          const why = version > item.version ? `the old key's document moved on to version ${version}` : `the old key's document has no ${missing.join(', ')}`;
+          outcomes.set(index, {
+            status: 'deadLetter',
+            reason: `Primary-key change in ${item.index}: the unchanged TOAST values of ${item.unchangedToast.join(', ')} are unknown (${why})`,
+          });
+          continue;
+        }
+      } else if (item.unchangedToast) {
+        const missing = copyColumns(item.document, latest.get(key) ?? stored.get(key), item.unchangedToast);
         if (missing.length > 0) item.document.__unchanged_toast = missing;
+      } else if (item.mergeStored) {
+        const base = latest.get(key) ?? stored.get(key);
+        if (base)
+          copyColumns(
+            item.document,
+            base,
+            Object.keys(base).filter((field) => !field.startsWith('__') || field === '__unchanged_toast'),
+          );
       }
       latest.set(key, item.document);
     }
+    return outcomes;
   }
 
   async #watermarks(indices: readonly string[]): Promise<Map<string, number>> {

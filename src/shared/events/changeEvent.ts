@@ -7,7 +7,8 @@
  * - `key`: the primary key columns, because Event Hubs does not surface the Kafka record key to AMQP
  *   consumers (Azure/azure-event-hubs-for-kafka#114);
  * - `source.commit_lsn`: the LSN of the transaction's commit record;
- * - `source.types`: the type names of the columns whose JSON value does not tell their type.
+ * - `source.types`: the type names of the columns whose JSON value does not tell their type;
+ * - `old_key`: on the create of a primary-key change, the previous key.
  */
 
 /** c = create, u = update, d = delete, r = read (snapshot), t = truncate, m = logical message (heartbeat). */
@@ -60,6 +61,12 @@ export interface ChangeEvent {
   ts_ms: number;
   /** Primary key (or replica identity) columns and values (extension; null for truncate). */
   key: RowImage | null;
+  /**
+   * On the `c` of a primary-key change (emitted as `d` of the old key + `c` of the new one), the old
+   * key (extension): a sink can take the values the `c` lacks (`source.unchanged_toast`) from the
+   * old key's row. Absent otherwise.
+   */
+  old_key?: RowImage;
   transaction?: null | { id: string; total_order: number; data_collection_order: number };
   /**
    * Set on a pointer event whose full event was too large for the hub (extension, written by the

@@ -56,6 +56,7 @@ describe('serializeEvent (hand-assembled envelope JSON)', () => {
       unchangedToast: ['doc'],
       columnTypes: { f: 'float8', 'x"y': 'a.b[]' },
     }),
+    buildEnvelope({ ...base, op: 'c', before: null, after: { id: 2 }, key: { id: 2 }, unchangedToast: ['doc'], columnTypes: {}, oldKey: { id: 1 } }),
     buildEnvelope({ ...base, op: 'd', before: { id: '9007199254740993' }, after: null, key: { id: '9007199254740993' } }),
     buildEnvelope({ ...base, op: 't', before: null, after: null, key: null, lastCommitLsn: null }),
     buildEnvelope({
