@@ -51,6 +51,8 @@ function events(count: number, lsnBase: number): ChangeEvent[] {
       txId: i,
       lsn: lsnBase + i * 64,
       sequence: null,
+      // As the reader sends it for this table (int and varchar columns: none to name).
+      types: {},
     },
     op: 'c',
     ts_ms: 1_700_000_000_000 + i,

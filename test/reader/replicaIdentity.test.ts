@@ -100,6 +100,7 @@ describe('reader: an event key is never built with a missing key column', () => 
       keyColumns: ['code'],
       wholeRowKey: false,
       keyMayRepeat: false,
+      types: {},
     };
     expect(() => keyOf(rel, { id: 1 })).toThrow(/key column "code" of app\.orders is missing from the row the server sent/);
     expect(() => keyOf(rel, { code: null })).toThrow(/key column "code" of app\.orders is NULL/);

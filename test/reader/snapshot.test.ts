@@ -73,6 +73,8 @@ describe('reader: initial snapshot', () => {
     const streamed = events.filter((e) => e.op !== 'r');
     expect(Math.min(...streamed.map((e) => e.source.lsn!))).toBeGreaterThan(snap[0]!.source.lsn!);
     expect(snap.every((e) => e.source.snapshot === 'true' && e.source.txId === null)).toBe(true);
+    // The snapshot and the stream name the same column types (docs/reader.md "Column types").
+    expect(new Set(events.map((e) => JSON.stringify(e.source.types)))).toEqual(new Set(['{"v":"numeric"}']));
     expectConverged(events, state);
     const progress = r.log.lines.filter((l) => l.msg === 'snapshot progress');
     expect(progress.at(-1)).toMatchObject({ rows: expect.any(Number) as unknown, done: true });

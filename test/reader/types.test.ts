@@ -97,6 +97,31 @@ describe('reader: types, TOAST, weird identifiers, schema changes', () => {
       money_col: '$12.34',
     });
     expect(a!.key).toEqual({ id: '9007199254740993' });
+    // The columns whose JSON value does not tell their type, by PostgreSQL type name; a domain is its
+    // base type, enums, booleans, int2/int4 and text are not listed.
+    expect(a!.source.types).toEqual({
+      id: 'int8',
+      n: 'numeric',
+      big: 'int8',
+      f4: 'float4',
+      f8: 'float8',
+      ts: 'timestamp',
+      tstz: 'timestamptz',
+      d: 'date',
+      t: 'time',
+      tz: 'timetz',
+      iv: 'interval',
+      j: 'json',
+      jb: 'jsonb',
+      u: 'uuid',
+      ba: 'bytea',
+      ai: 'int4[]',
+      at: 'text[]',
+      an: 'numeric[]',
+      am: `${s}.mood[]`,
+      inet_col: 'inet',
+      money_col: 'money',
+    });
     expect(b!.after).toMatchObject({ id: 2, f8: 'NaN', tstz: 'infinity', n: null });
   });
 
@@ -123,6 +148,17 @@ describe('reader: types, TOAST, weird identifiers, schema changes', () => {
     expect(def.source.unchanged_toast).toEqual(['doc']);
     const ins = events.find((e) => e.source.table === 'toasty' && e.op === 'c')!;
     expect(ins.after!.doc).toBe(big);
+  });
+
+  test('a primary-key change is a delete of the old key and a create of the new one that names the old key (old_key)', async () => {
+    await c.query(`UPDATE ${s}.toasty SET id = id + 1000000, small = 'c' WHERE id = 1`);
+    const events = await topic.waitFor('key change', (es) => es.some((e) => e.source.table === 'toasty' && e.op === 'c' && e.key?.id === 1000001));
+    const d = events.find((e) => e.source.table === 'toasty' && e.op === 'd' && e.key?.id === 1)!;
+    const create = events.find((e) => e.source.table === 'toasty' && e.op === 'c' && e.key?.id === 1000001)!;
+    expect(d.before).toEqual({ id: 1 });
+    expect(create).toMatchObject({ after: { id: 1000001, small: 'c' }, old_key: { id: 1 }, source: { unchanged_toast: ['doc'], lsn: d.source.lsn } });
+    // Only the create of a key change names an old key.
+    expect(events.filter((e) => e.old_key !== undefined).map((e) => e.op)).toEqual(['c']);
   });
 
   test('weird identifiers are captured and inject nothing', async () => {

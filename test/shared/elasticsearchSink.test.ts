@@ -83,8 +83,51 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     const [letter] = [...deadLetters.documents.values()];
     expect(letter?.reason).toMatch(/400 .*document_parsing_exception|400 .*mapper_parsing_exception/);
     expect(JSON.parse(Buffer.from(letter?.body ?? '', 'base64').toString())).toMatchObject({ after: { amount: 'not a number' } });
-    expect(await getSource(client, index, '4')).toBeUndefined();
+    // Only a marker of the refused version (not live), no data.
+    expect((await getSource(client, index, '4'))?.source).toEqual(expect.objectContaining({ __deleted: true, __rejected: expect.any(String) as unknown }));
+    expect((await getSource(client, index, '4'))?.source).not.toHaveProperty('amount');
     expect(await getSource(client, index, '6')).toBeDefined();
+  });
+
+  it('a dead-lettered latest version does not leave an older version live: a marker takes its version until a newer one lands', async () => {
+    const deadLetters = new MemoryDeadLetterStore();
+    await run([upsert(13, 100, 1, 'c')]);
+    const poison = changeEvent({ op: 'u', after: { ...order(13), amount: 'not a number' }, lsn: 200 });
+    expect(await run([poison], deadLetters)).toMatchObject({ deadLettered: 1, retried: 0 });
+    expect(await getSource(client, index, '13')).toMatchObject({
+      version: 200,
+      source: { __deleted: true, __version: 200, __op: 'u', __rejected: expect.stringMatching(/400 .*amount/) as unknown },
+    });
+    expect((await getSource(client, index, '13'))?.source).not.toHaveProperty('amount');
+    expect((await client.count({ index: `${index}-live`, query: { term: { orderid: 13 } } })).count).toBe(0);
+    // The older version delivered again stays out; the next good version is live again.
+    await run([upsert(13, 100, 1, 'c')]);
+    expect((await client.count({ index: `${index}-live`, query: { term: { orderid: 13 } } })).count).toBe(0);
+    await run([upsert(13, 300, 3)]);
+    expect((await getSource(client, index, '13'))?.source).toMatchObject({ amount: 3, __deleted: false, __version: 300 });
+    expect((await getSource(client, index, '13'))?.source).not.toHaveProperty('__rejected');
+  });
+
+  it('maps typed columns from source.types; a field an existing index mapped otherwise keeps its mapping and the batch is written', async () => {
+    const typedIndex = `${index}-typed`;
+    indices.push(typedIndex);
+    const typedSink = testSink(client, { 'public.typed': { elasticsearch: { index: typedIndex } } }, { controlIndex });
+    const typed = (id: number, f: unknown, lsn: number) => {
+      const e = changeEvent({ table: 'public.typed', op: 'c', key: { id }, after: { id, f, g: f }, lsn });
+      e.source.types = { f: 'float8', g: 'float8' };
+      return e;
+    };
+    // An index from before column types: g was mapped long by its first value.
+    await client.indices.create({ index: typedIndex, mappings: { properties: { g: { type: 'long' } } } });
+    const report = await processBatch(recordsOf([typed(1, 10, 100), typed(2, 10.5, 100)]), {
+      sink: typedSink,
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
+    expect(report).toMatchObject({ ok: 2, deadLettered: 0, retried: 0 });
+    const mapping = (await client.indices.getMapping({ index: typedIndex }))[typedIndex]?.mappings.properties ?? {};
+    expect(mapping.f).toMatchObject({ type: 'double' });
+    expect(mapping.g).toEqual({ type: 'long' });
   });
 
   it('keeps unchanged TOAST columns from the stored document or from an earlier write in the batch', async () => {
@@ -145,11 +188,143 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     for (let id = 60; id <= 74; id++) expect(await getSource(client, index, String(id))).toBeUndefined();
   });
 
-  it('dead-letters a key too long for an _id instead of failing the whole bulk request', async () => {
+  it('json/jsonb big numbers lose digits in the sinks: an unchanged TOASTed jsonb filled from the stored document keeps its digits', async () => {
+    const docsIndex = `${index}-docs`;
+    indices.push(docsIndex);
+    const docsSink = testSink(client, { 'public.docs': { elasticsearch: { index: docsIndex } } }, { controlIndex });
+    const doc = '{"n": 12345678901234567890, "a": [2.50]}';
+    const insert = changeEvent({ table: 'public.docs', op: 'c', key: { id: 1 }, after: { id: 1, v: 1, doc: '@DOC@' }, lsn: 100 });
+    insert.source.types = { doc: 'jsonb' };
+    const update = changeEvent({ table: 'public.docs', op: 'u', key: { id: 1 }, after: { id: 1, v: 2 }, lsn: 200 });
+    update.source.types = { doc: 'jsonb' };
+    update.source.unchanged_toast = ['doc'];
+    // Wire bodies: the json value's digits as the reader writes them.
+    await processBatch(recordsOf([Buffer.from(JSON.stringify(insert).replace('"@DOC@"', doc))]), {
+      sink: docsSink,
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+    });
+    await processBatch(recordsOf([Buffer.from(JSON.stringify(update))]), { sink: docsSink, deadLetters: new MemoryDeadLetterStore(), batch });
+    const raw = await client.get({ index: docsIndex, id: '1' }, { asStream: true });
+    const chunks: Buffer[] = [];
+    for await (const chunk of raw as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+    const text = Buffer.concat(chunks).toString();
+    expect(text).toContain('"doc":{"n":12345678901234567890,"a":[2.50]}');
+    expect(text).toContain('"v":2');
+    expect(text).toContain(`"doc":${JSON.stringify(doc)}`);
+  });
+
+  it('a primary-key change drops unchanged TOAST values: a create whose values cannot be known is dead-lettered with the reason, never written incomplete', async () => {
+    const keyIndex = `${index}-keys`;
+    indices.push(keyIndex);
+    const keySink = testSink(client, { 'public.keys': { elasticsearch: { index: keyIndex } } }, { controlIndex });
+    const ev = (op: 'c' | 'u' | 'd', id: number, lsn: number, row: Record<string, unknown> | null, extra: { oldKey?: number; toast?: boolean } = {}) => {
+      const e = changeEvent({ table: 'public.keys', op, key: { id }, before: op === 'd' ? { id } : null, after: row, lsn });
+      if (extra.toast) e.source.unchanged_toast = ['doc'];
+      if (extra.oldKey !== undefined) e.old_key = { id: extra.oldKey };
+      return e;
+    };
     const deadLetters = new MemoryDeadLetterStore();
-    const long = changeEvent({ after: order(9), key: { orderid: 'x'.repeat(600) }, lsn: 100 });
-    const report = await run([long, upsert(10, 100, 1, 'c')], deadLetters);
-    expect(report).toMatchObject({ ok: 1, deadLettered: 1 });
+    const sinkRun = (events: ChangeEvent[]) => processBatch(recordsOf(events), { sink: keySink, deadLetters, batch });
+    // 1 → 2 in one batch (one partition): filled from the old key's soft-deleted document.
+    await sinkRun([ev('c', 1, 100, { id: 1, doc: 'big one' })]);
+    expect(await sinkRun([ev('d', 1, 200, null), ev('c', 2, 200, { id: 2 }, { oldKey: 1, toast: true })])).toMatchObject({ ok: 2, deadLettered: 0 });
+    expect((await getSource(client, keyIndex, '2'))?.source).toMatchObject({ id: 2, doc: 'big one', __deleted: false });
+    expect((await getSource(client, keyIndex, '1'))?.source).toMatchObject({ id: 1, doc: 'big one', __deleted: true });
+    // The old key's row never reached Elasticsearch: its delete has no doc to keep.
+    await sinkRun([ev('d', 3, 300, null)]);
+    const unknown = await sinkRun([ev('c', 4, 300, { id: 4 }, { oldKey: 3, toast: true })]);
+    // The old key was used again after the change: its document no longer has the values of then.
+    await sinkRun([ev('c', 5, 100, { id: 5, doc: 'five' }), ev('d', 5, 400, null), ev('c', 5, 500, { id: 5, doc: 'new five' })]);
+    const movedOn = await sinkRun([ev('c', 6, 400, { id: 6 }, { oldKey: 5, toast: true })]);
+    // A create with unchanged TOAST values but no old key (another producer).
+    const noOldKey = await sinkRun([ev('c', 7, 600, { id: 7 }, { toast: true })]);
+    expect([unknown, movedOn, noOldKey].map((r) => r.deadLettered)).toEqual([1, 1, 1]);
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+      expect.stringMatching(/unchanged TOAST values of doc are unknown \(the old key's document has no doc\)/),
+      expect.stringMatching(/unchanged TOAST values of doc are unknown \(the old key's document moved on to version 500\)/),
+      expect.stringMatching(/without old_key/),
+    ]);
+    await client.indices.refresh({ index: keyIndex });
+    const live = await client.search<{ id: number }>({ index: `${keyIndex}-live`, sort: ['id'] });
+    expect(live.hits.hits.map((h) => h._source?.id)).toEqual([2, 5]);
+  });
+
+  it('long keys (600 bytes, multi-column, unicode) land under a bounded _id instead of being dead-lettered', async () => {
+    const longIndex = `${index}-long`;
+    indices.push(longIndex);
+    const longSink = testSink(client, { 'public.long_keys': { elasticsearch: { index: longIndex } } }, { controlIndex });
+    const single = 'k'.repeat(600);
+    const unicode = 'ü✓'.repeat(120); // 600 bytes in UTF-8, 240 characters
+    const keys = [{ a: single }, { a: 'x'.repeat(300), b: 'y'.repeat(300) }, { a: unicode }, { a: `${'z'.repeat(599)}1` }, { a: `${'z'.repeat(599)}2` }];
+    const events = keys.flatMap((key, i) => [
+      changeEvent({ table: 'public.long_keys', op: 'c', key, after: { ...key, v: i }, lsn: 100 }),
+      changeEvent({ table: 'public.long_keys', op: 'u', key, after: { ...key, v: i + 10 }, lsn: 200 }),
+    ]);
+    const deadLetters = new MemoryDeadLetterStore();
+    const report = await processBatch(recordsOf(events), { sink: longSink, deadLetters, batch });
+    expect(report).toMatchObject({ ok: 10, deadLettered: 0, retried: 0 });
+    // Redelivered: the same ids, so nothing is duplicated and nothing goes back in time.
+    await processBatch(recordsOf(events.slice(0, 4)), { sink: longSink, deadLetters, batch });
+    await client.indices.refresh({ index: longIndex });
+    const docs = await client.search<Record<string, unknown>>({ index: `${longIndex}-live`, size: 20, sort: ['v'] });
+    expect(docs.hits.hits.map((h) => h._source?.v)).toEqual([10, 11, 12, 13, 14]);
+    expect(docs.hits.hits.map((h) => ({ a: h._source?.a, b: h._source?.b }))).toEqual(keys.map((k) => ({ a: k.a, b: (k as { b?: string }).b })));
+    for (const hit of docs.hits.hits) expect(Buffer.byteLength(hit._id ?? '')).toBeLessThanOrEqual(512);
+    expect(new Set(docs.hits.hits.map((h) => h._id)).size).toBe(5);
+    expect(deadLetters.documents.size).toBe(0);
+  });
+
+  it('columns Elasticsearch cannot hold (_id, _source, empty, x next to x.y) and columns named like sink metadata (__op, __deleted, __version) land under escaped names', async () => {
+    const oddIndex = `${index}-odd`;
+    indices.push(oddIndex);
+    const oddSink = testSink(client, { 'public.odd': { elasticsearch: { index: oddIndex } } }, { controlIndex });
+    const row = (id: number) => ({
+      id,
+      _id: `own-${id}`,
+      _source: 's',
+      _doc_count: 7,
+      '': 'empty',
+      ' ': 'blank',
+      x: 1,
+      'x.y': 2,
+      '.z': 3,
+      '%': 'percent',
+      __op: 'mine',
+      __deleted: 'no',
+      __version: 'v1',
+      _private: 'kept as is',
+    });
+    const deadLetters = new MemoryDeadLetterStore();
+    const events = [1, 2].map((id) => changeEvent({ table: 'public.odd', op: 'c', key: { id }, after: row(id), lsn: 100 }));
+    events.push(changeEvent({ table: 'public.odd', op: 'd', key: { id: 2 }, before: row(2), lsn: 200 }));
+    const report = await processBatch(recordsOf(events), { sink: oddSink, deadLetters, batch });
+    expect(report).toMatchObject({ ok: 3, deadLettered: 0, retried: 0 });
+    expect((await getSource(client, oddIndex, '1'))?.source).toEqual({
+      id: 1,
+      '%5Fid': 'own-1',
+      '%5Fsource': 's',
+      '%5Fdoc_count': 7,
+      '%': 'empty',
+      '%20': 'blank',
+      x: 1,
+      'x%2Ey': 2,
+      '%2Ez': 3,
+      '%25': 'percent',
+      '%5F_op': 'mine',
+      '%5F_deleted': 'no',
+      '%5F_version': 'v1',
+      _private: 'kept as is',
+      __op: 'c',
+      __table: 'odd',
+      __lsn: 100,
+      __source_ts_ms: 1_700_000_000_000,
+      __deleted: false,
+      __version: 100,
+    });
+    expect((await getSource(client, oddIndex, '2'))?.source).toMatchObject({ __op: 'd', __deleted: true, __version: 200, '%5F_deleted': 'no' });
+    await client.indices.refresh({ index: oddIndex });
+    expect((await client.count({ index: `${oddIndex}-live` })).count).toBe(1);
   });
 
   it('retries throttled items (429) and fails the invocation until Elasticsearch accepts them', async () => {

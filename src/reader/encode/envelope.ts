@@ -25,6 +25,10 @@ export interface EnvelopeInput {
   snapshot: SnapshotMarker;
   nowMs: number;
   unchangedToast?: string[];
+  /** `source.types`: type names of the columns whose JSON value does not tell the type (TypeRegistry.columnTypes). */
+  columnTypes?: Record<string, string> | undefined;
+  /** `old_key`: on the create of a primary-key change, the row's previous key (docs/reader.md). */
+  oldKey?: RowImage | undefined;
 }
 
 export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
@@ -50,6 +54,8 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
     key: input.key,
   };
   if (input.unchangedToast && input.unchangedToast.length > 0) event.source.unchanged_toast = input.unchangedToast;
+  if (input.columnTypes !== undefined) event.source.types = input.columnTypes;
+  if (input.oldKey !== undefined) event.old_key = input.oldKey;
   return event;
 }
 
@@ -57,6 +63,13 @@ const J = JSON.stringify;
 const num = (n: number | null | undefined): string => (typeof n === 'number' && Number.isFinite(n) ? String(n) : 'null');
 const str = (v: string | null): string => (v === null ? 'null' : J(v));
 const row = (r: RowImage | null): string => (r === null ? 'null' : J(r));
+/** `source.types` is one object per relation: its JSON is computed once, not once per event. */
+const typesJson = new WeakMap<Record<string, string>, string>();
+const types = (t: Record<string, string>): string => {
+  let json = typesJson.get(t);
+  if (json === undefined) typesJson.set(t, (json = J(t)));
+  return json;
+};
 
 /**
  * The event's JSON, byte-identical to `JSON.stringify(event)` for an event made by `buildEnvelope`, but
@@ -71,7 +84,7 @@ export function serializeEvent(event: ChangeEvent, keyJson: string | null): stri
     `{"before":${row(event.before)},"after":${row(event.after)},"source":{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},` +
     `"ts_ms":${num(s.ts_ms)},"snapshot":${J(s.snapshot)},"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},` +
     `"lsn":${num(s.lsn)},"sequence":${str(s.sequence)}${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}` +
-    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}}`
+    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}${s.types === undefined ? '' : `,"types":${types(s.types)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}${event.old_key === undefined ? '' : `,"old_key":${J(event.old_key)}`}}`
   );
 }
 

@@ -22,6 +22,8 @@ export interface RelationInfo {
    * all, but there a row equal to another is a duplicate the sinks cannot hold apart anyway.)
    */
   keyMayRepeat: boolean;
+  /** `source.types` of the relation's events. */
+  types: Record<string, string>;
 }
 
 /**
@@ -114,6 +116,7 @@ export async function describeRelation(
     keyColumns,
     wholeRowKey,
     keyMayRepeat: msg.replicaIdentity === 'full' && !wholeRowKey && primaryKeyDeferrable,
+    types: types.columnTypes(msg.columns),
   };
 }
 

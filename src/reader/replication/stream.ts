@@ -339,6 +339,7 @@ export class ChangeStream {
       after: RowImage | null,
       key: RowImage | null,
       unchangedToast?: string[],
+      oldKey?: RowImage,
     ): ChangeEvent =>
       buildEnvelope({
         op,
@@ -346,6 +347,8 @@ export class ChangeStream {
         after,
         key,
         unchangedToast,
+        oldKey,
+        columnTypes: rel.types,
         serverName: this.deps.serverName,
         db: this.deps.db,
         schema: rel.schema,
@@ -387,7 +390,7 @@ export class ChangeStream {
     if (oldJson !== null && newJson !== null && oldJson !== newJson) {
       // Key changed: a delete of the old key and a create of the new one (as Debezium does), so
       // key-addressed sinks do not keep the old row.
-      const create = env(rel, 'c', null, after, newKey, unchanged);
+      const create = env(rel, 'c', null, after, newKey, unchanged, oldKey ?? undefined);
       // A key that is unique row by row (a non-deferrable index) is held by one row at a time: the row
       // leaving it is the one there, and its delete is always right (also when this transaction moved it
       // there, e.g. a swap through a temporary key). So is a whole-row key's (the same row updated twice

@@ -102,6 +102,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
     const fields = res.fields;
     await deps.types.ensure(fields.map((f) => f.dataTypeID));
     const decoders = fields.map((f) => deps.types.decoder(f.dataTypeID));
+    const columnTypes = deps.types.columnTypes(fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })));
     const entry = deps.tracker.open();
     const now = Date.now();
     for (const raw of res.rows as Record<string, string | null>[]) {
@@ -127,6 +128,7 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
         sourceTsMs: now,
         snapshot: 'true',
         nowMs: now,
+        columnTypes,
       });
       const record = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
       deps.pipeline.enqueue(record, entry);

@@ -1,7 +1,8 @@
 /**
  * Sends bulk operations, reads every item, retries the throttled/unavailable ones with exponential
- * backoff inside the invocation, and reports what is left per record. Whole-request failures
- * (connection refused, timeout) throw: the batch core turns them into a retry of every record.
+ * backoff inside the invocation, and reports what is left per record. A request refused as a whole
+ * with 400 or 413 is about some of its items, so it is split (see `send`); other whole-request
+ * failures (connection refused, timeout) throw: the batch core turns them into a retry of every record.
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { estypes } from '@elastic/elasticsearch';
@@ -36,6 +37,57 @@ const BULK_FILTER = ['items.*.status', 'items.*.error', 'items.*._id', 'items.*.
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+type ItemAnswer = Pick<estypes.BulkResponseItem, 'status' | 'error' | '_index' | '_id'>;
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { meta?: { statusCode?: number } }).meta?.statusCode;
+}
+
+/** Why a request was refused as a whole: Elasticsearch's error object, else the body or message. */
+function refusalOf(error: unknown): estypes.ErrorCause {
+  const body = (error as { meta?: { body?: unknown } }).meta?.body;
+  const cause = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
+  if (typeof cause === 'object' && cause !== null) return cause as estypes.ErrorCause;
+  const text = typeof body === 'string' && body.trim() !== '' ? body.trim().slice(0, 500) : (error as Error).message;
+  return { type: 'request_refused', reason: text };
+}
+
+/**
+ * One bulk request for `ops`, answered per op, in order. Elasticsearch refuses some requests as a
+ * whole: 400 when an action fails validation (an `_id` over 512 bytes, ...), 413 when the body is over
+ * `http.max_content_length` (or a gateway's limit). Both are about items, not about the cluster, and
+ * retrying the same request can never succeed, so the request is halved, recursively, until the
+ * refused items stand alone; a lone refused item is answered with the refusal (400/413: dead-letter).
+ * Any other whole-request failure (connection refused, timeout, 5xx after the client's retries)
+ * throws: the cluster is the problem, retry later.
+ */
+async function send(client: Client, ops: readonly BulkOp[], refresh: BulkWriterOptions['refresh']): Promise<(ItemAnswer | undefined)[]> {
+  const operations: unknown[] = [];
+  for (const op of ops) {
+    operations.push(op.action);
+    if (op.document !== undefined) operations.push(op.document);
+  }
+  let response;
+  try {
+    // Only what is read back: smaller responses for ES to write and for us to parse.
+    response = await client.bulk({ operations, refresh: refresh ?? false, filter_path: BULK_FILTER });
+  } catch (error) {
+    const status = statusOf(error);
+    if (status !== 400 && status !== 413) throw new TransientSinkError(`Elasticsearch bulk request failed: ${(error as Error).message}`, error);
+    if (ops.length === 1) {
+      const target = Object.values(ops[0]!.action)[0] as { _index?: string; _id?: string } | undefined;
+      return [{ status, error: refusalOf(error), _index: target?._index ?? '?', _id: target?._id ?? null }];
+    }
+    const half = Math.ceil(ops.length / 2);
+    return [...(await send(client, ops.slice(0, half), refresh)), ...(await send(client, ops.slice(half), refresh))];
+  }
+  const items = response.items as typeof response.items | undefined;
+  return ops.map((_, i) => {
+    const item = items?.[i];
+    return item ? Object.values(item)[0] : undefined;
+  });
+}
+
 export async function writeBulk(client: Client, ops: readonly BulkOp[], options: BulkWriterOptions = {}): Promise<Map<number, RecordOutcome>> {
   const maxAttempts = options.maxAttempts ?? 3;
   const backoffMs = options.backoffMs ?? 200;
@@ -43,23 +95,11 @@ export async function writeBulk(client: Client, ops: readonly BulkOp[], options:
   let pending = [...ops];
 
   for (let attempt = 1; pending.length > 0; attempt++) {
-    const operations: unknown[] = [];
-    for (const op of pending) {
-      operations.push(op.action);
-      if (op.document !== undefined) operations.push(op.document);
-    }
-    let response;
-    try {
-      // Only what is read back: smaller responses for ES to write and for us to parse.
-      response = await client.bulk({ operations, refresh: options.refresh ?? false, filter_path: BULK_FILTER });
-    } catch (error) {
-      throw new TransientSinkError(`Elasticsearch bulk request failed: ${(error as Error).message}`, error);
-    }
+    const answers = await send(client, pending, options.refresh);
     const again: BulkOp[] = [];
     const lastErrors = new Map<BulkOp, string>();
     pending.forEach((op, i) => {
-      const item = (response.items as typeof response.items | undefined)?.[i];
-      const result = item ? Object.values(item)[0] : undefined;
+      const result = answers[i];
       if (!result) {
         again.push(op);
         lastErrors.set(op, 'missing item in bulk response');

@@ -15,10 +15,11 @@
  * batch's bulk write (the watermarks are read in parallel with it), so a truncate cannot be undone. (No delete-by-query: it would
  * forget versions, and the test cluster has no reindex module.)
  */
-import type { Client } from '@elastic/elasticsearch';
+import type { Client, estypes } from '@elastic/elasticsearch';
 import { getBool, getInt, getList, getString, type Env } from '../core/env.js';
 import { tableId, type ChangeEvent } from '../events/changeEvent.js';
-import { documentId } from '../events/documentId.js';
+import { documentId, keyText } from '../events/documentId.js';
+import { fieldName, withFieldNames } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
 import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
@@ -26,10 +27,26 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
-import { putTableTemplates, type TemplateOptions } from './templates.js';
+import { boundedId } from './documentIds.js';
+import { storedDocuments, storedKey } from './storedDocuments.js';
+import { createIndexIfMissing, putTableTemplates, type TemplateOptions } from './templates.js';
+import { isJsonType, jsonText, mappingForType } from './typeMappings.js';
 
 export type ElasticsearchItem =
-  | { kind: 'write'; index: string; id: string; version: number; document: Record<string, unknown>; unchangedToast?: string[] }
+  | {
+      kind: 'write';
+      index: string;
+      id: string;
+      version: number;
+      document: Record<string, unknown>;
+      unchangedToast?: string[];
+      /** Fields to map explicitly before the write: field name → PostgreSQL type (from `source.types`). */
+      types?: Record<string, string>;
+      /** A create from a primary-key change: the `_id` of the old key, whose row holds the unchanged TOAST values. */
+      fillFrom?: string;
+      /** A delete with only the key in its before image: keep the stored row's values in the soft-deleted document. */
+      mergeStored?: boolean;
+    }
   | { kind: 'truncate'; index: string; version: number; table: string };
 
 export interface ElasticsearchSinkOptions {
@@ -46,7 +63,34 @@ export interface ElasticsearchSinkOptions {
 }
 
 const TRUNCATE_PAGE_SIZE = 1000;
-const MAX_ID_BYTES = 512;
+/** Longest reason kept in a rejection marker (`__rejected`); the dead-letter keeps the full one. */
+const MAX_REJECTED_REASON = 2000;
+
+/** Copies `columns` the document lacks from `base` (with their `__json` text copies); returns those `base` lacks too. */
+function copyColumns(document: Record<string, unknown>, base: Record<string, unknown> | undefined, columns: readonly string[]): string[] {
+  const missing: string[] = [];
+  for (const column of columns) {
+    if (column in document) continue;
+    if (!base || !(column in base)) {
+      missing.push(column);
+      continue;
+    }
+    document[column] = base[column];
+    const copy = (base.__json as Record<string, unknown> | undefined)?.[column];
+    if (typeof copy === 'string') document.__json = { ...(document.__json as Record<string, unknown> | undefined), [column]: copy };
+  }
+  return missing;
+}
+
+/** Whether a delete's before image holds the key columns only (REPLICA IDENTITY DEFAULT). */
+function onlyKey(event: ChangeEvent): boolean {
+  const key = event.key ?? {};
+  return event.before === null || Object.keys(event.before).every((column) => column in key);
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { meta?: { statusCode?: number } }).meta?.statusCode;
+}
 
 interface Watermark {
   index: string;
@@ -59,6 +103,8 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   readonly #fields: readonly MetadataField[];
   readonly #controlIndex: string;
   #templates: Promise<unknown> | undefined;
+  /** Per index, the fields whose explicit mapping this process has put (or is putting). */
+  readonly #mappedFields = new Map<string, Map<string, Promise<void>>>();
 
   constructor(options: ElasticsearchSinkOptions) {
     this.#options = options;
@@ -71,22 +117,57 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (!route.elasticsearch) return null;
     const index = route.elasticsearch.index;
     const version = rowVersion(event);
-    const unwrapped = unwrap(event, { fields: this.#fields });
+    // Column names Elasticsearch cannot hold, or that the metadata fields below would overwrite, are
+    // escaped first (docs/sinks.md "Field names").
+    const unwrapped = unwrap(withFieldNames(event), { fields: this.#fields });
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
-    const id = documentId(event);
-    // Elasticsearch refuses the whole bulk request (not just the item) for an _id over 512 bytes.
-    if (Buffer.byteLength(id) > MAX_ID_BYTES)
-      throw new PermanentRecordError('REJECTED_BY_SINK', `Key of ${tableId(event.source)} is longer than ${MAX_ID_BYTES} bytes`);
-    const item: ElasticsearchItem = {
-      kind: 'write',
-      index,
-      id,
-      version,
-      document: { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version },
-    };
+    const id = boundedId(documentId(event));
+    const document: Record<string, unknown> = { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version };
+    const item: ElasticsearchItem = { kind: 'write', index, id, version, document };
     const toast = event.source.unchanged_toast;
-    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') item.unchangedToast = toast;
+    if (toast && toast.length > 0 && unwrapped.kind === 'upsert') {
+      item.unchangedToast = toast.map(fieldName);
+      if (event.op === 'c') {
+        // A create has no stored predecessor under its key: after a primary-key change its unchanged
+        // values are the old key's row (`old_key`, see #fillFromStored). Without the old key they are unknown.
+        if (!event.old_key) {
+          throw new PermanentRecordError(
+            'REJECTED_BY_SINK',
+            `Create of ${tableId(event.source)} without the values of ${toast.join(', ')} (unchanged TOAST) and without old_key to take them from`,
+          );
+        }
+        item.fillFrom = boundedId(keyText(event.old_key));
+      }
+    }
+    // With REPLICA IDENTITY DEFAULT a delete's before image is the key only; the soft-deleted document
+    // keeps the stored row's values, which a primary-key change's create takes over (and -live hides).
+    if (unwrapped.kind === 'delete' && onlyKey(event)) item.mergeStored = true;
+    const columnTypes = event.source.types;
+    if (columnTypes) this.#applyColumnTypes(item, columnTypes, route.elasticsearch.properties);
     return item;
+  }
+
+  /**
+   * The column types of the event (`source.types`): which fields get an explicit mapping before the
+   * write (those the route's own `properties` do not map), and a JSON text copy of every json/jsonb
+   * value under `__json` (the value itself is stored, not indexed: see `typeMappings.ts`).
+   */
+  #applyColumnTypes(
+    item: Extract<ElasticsearchItem, { kind: 'write' }>,
+    columnTypes: Record<string, string>,
+    properties: Record<string, unknown> | undefined,
+  ): void {
+    const document = item.document;
+    let json: Record<string, string> | undefined;
+    for (const [column, pgType] of Object.entries(columnTypes)) {
+      const field = fieldName(column);
+      if (properties !== undefined && Object.hasOwn(properties, field)) continue;
+      if (mappingForType(pgType) === undefined) continue;
+      (item.types ??= {})[field] = pgType;
+      const value = document[field];
+      if (isJsonType(pgType) && value !== null && value !== undefined) (json ??= {})[field] = jsonText(value);
+    }
+    if (json) document.__json = json;
   }
 
   async write(records: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
@@ -99,10 +180,11 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     watermarksRead.catch(() => undefined);
     const failures = new Map<number, RecordOutcome>();
 
-    await this.#fillUnchangedToast(records);
+    for (const [i, outcome] of await this.#fillFromStored(records)) failures.set(i, outcome);
+    await this.#ensureFieldMappings(records);
     const ops: BulkOp[] = [];
     for (const { index, item } of records) {
-      if (item.kind !== 'write') continue;
+      if (item.kind !== 'write' || failures.has(index)) continue;
       ops.push({
         recordIndex: index,
         action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: 'external' } },
@@ -110,6 +192,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       });
     }
     if (ops.length > 0) for (const [i, outcome] of await writeBulk(client, ops, this.#options.bulk)) failures.set(i, outcome);
+    await this.#markRejected(records, failures);
 
     const watermarks = await watermarksRead;
     const superseded: BulkOp[] = [];
@@ -156,41 +239,161 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   }
 
   /**
-   * An update that left a TOASTed column unchanged carries no value for it; indexing the row as is
-   * would drop the column from the document. Its value is taken from the latest earlier write of the
-   * same key in this batch, else from the document in the index (one mget per batch). Without either,
-   * the document lists the columns in `__unchanged_toast`.
+   * Puts the explicit mappings of the fields this process has not mapped yet in their index (one
+   * `PUT _mapping` per index with new fields; the dynamic templates handle the rest), before the
+   * bulk write that carries them: a field's type must come from its column, not from whichever value
+   * Elasticsearch sees first. A failure (cluster unavailable) fails the batch and is tried again.
    */
-  async #fillUnchangedToast(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
-    const needing = records.filter((r) => r.item.kind === 'write' && r.item.unchangedToast !== undefined);
-    if (needing.length === 0) return;
-    const indexAndId = (index: string, id: string) => `${index}\u0000${id}`;
-    const stored = new Map<string, Record<string, unknown>>();
-    const wanted = new Map<string, { _index: string; _id: string }>();
-    for (const { item } of needing) if (item.kind === 'write') wanted.set(indexAndId(item.index, item.id), { _index: item.index, _id: item.id });
-    try {
-      const response = await this.#options.client.mget<Record<string, unknown>>({ docs: [...wanted.values()] });
-      for (const doc of response.docs) if ('found' in doc && doc.found && doc._source) stored.set(indexAndId(doc._index, doc._id), doc._source);
-    } catch (error) {
-      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 404)
-        throw new TransientSinkError('Could not read documents to fill unchanged TOAST columns', error);
-    }
-    const latest = new Map<string, Record<string, unknown>>();
+  async #ensureFieldMappings(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
+    const waits = new Set<Promise<void>>();
+    const fresh = new Map<string, Record<string, estypes.MappingProperty>>();
     for (const { item } of records) {
-      if (item.kind !== 'write') continue;
-      const key = indexAndId(item.index, item.id);
-      if (item.unchangedToast) {
-        const base = latest.get(key) ?? stored.get(key);
-        const missing: string[] = [];
-        for (const column of item.unchangedToast) {
-          if (column in item.document) continue;
-          if (base && column in base) item.document[column] = base[column];
-          else missing.push(column);
+      if (item.kind !== 'write' || item.types === undefined) continue;
+      let known = this.#mappedFields.get(item.index);
+      if (!known) this.#mappedFields.set(item.index, (known = new Map<string, Promise<void>>()));
+      for (const [field, pgType] of Object.entries(item.types)) {
+        const pending = known.get(field);
+        if (pending) {
+          waits.add(pending);
+          continue;
         }
+        const mapping = mappingForType(pgType);
+        if (mapping === undefined) continue;
+        let properties = fresh.get(item.index);
+        if (!properties) fresh.set(item.index, (properties = {}));
+        properties[field] ??= mapping;
+      }
+    }
+    for (const [index, properties] of fresh) {
+      const known = this.#mappedFields.get(index)!;
+      const put = this.#putFieldMappings(index, properties);
+      for (const field of Object.keys(properties)) known.set(field, put);
+      put.catch(() => {
+        for (const field of Object.keys(properties)) if (known.get(field) === put) known.delete(field);
+      });
+      waits.add(put);
+    }
+    if (waits.size > 0) await Promise.all(waits);
+  }
+
+  async #putFieldMappings(index: string, properties: Record<string, estypes.MappingProperty>): Promise<void> {
+    const client = this.#options.client;
+    const put = () => client.indices.putMapping({ index, properties });
+    try {
+      try {
+        await put();
+      } catch (error) {
+        // A new index: create it from its template (the -live alias), then map the fields.
+        if (statusOf(error) !== 404) throw error;
+        await createIndexIfMissing(client, index);
+        await put();
+      }
+    } catch (error) {
+      if (statusOf(error) !== 400) throw new TransientSinkError(`Could not put the field mappings of ${index}`, error);
+      // A field an existing index already mapped otherwise (e.g. dynamically, before column types
+      // were known) cannot change type: keep it, say so once, and map the other fields one by one.
+      for (const [field, mapping] of Object.entries(properties)) {
+        try {
+          await client.indices.putMapping({ index, properties: { [field]: mapping } });
+        } catch (fieldError) {
+          if (statusOf(fieldError) !== 400) throw new TransientSinkError(`Could not put the field mappings of ${index}`, fieldError);
+          (this.#options.logger ?? silentLogger).warn(
+            `elasticsearch: field ${field} of ${index} keeps its existing mapping (reindex to get ${JSON.stringify(mapping)}): ${describeError(fieldError)}`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * A version Elasticsearch refused (400) is dead-lettered; without more, the key's older document
+   * would stay live as if it were current. So a marker takes the refused version: the metadata only,
+   * `__deleted: true` (out of `-live`) and `__rejected` with the reason. A later version replaces it as
+   * usual. If the marker cannot be written yet, the record is retried rather than dead-lettered.
+   */
+  async #markRejected(records: readonly PreparedRecord<ElasticsearchItem>[], failures: Map<number, RecordOutcome>): Promise<void> {
+    const markers: BulkOp[] = [];
+    for (const { index, item } of records) {
+      const failure = failures.get(index);
+      if (item.kind !== 'write' || failure?.status !== 'deadLetter') continue;
+      const metadata = Object.fromEntries(Object.entries(item.document).filter(([field]) => field.startsWith('__') && field !== '__json'));
+      markers.push({
+        recordIndex: index,
+        action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: 'external' } },
+        document: { ...metadata, __deleted: true, __version: item.version, __rejected: failure.reason.slice(0, MAX_REJECTED_REASON) },
+      });
+    }
+    if (markers.length === 0) return;
+    for (const [i, outcome] of await writeBulk(this.#options.client, markers, this.#options.bulk)) if (outcome.status === 'retry') failures.set(i, outcome);
+  }
+
+  /**
+   * Values an event does not carry, taken from the row as Elasticsearch has it (one lossless `mget`
+   * per batch, or the latest earlier write of the key in the batch):
+   * - an update that left TOASTed columns unchanged (`unchangedToast`): from the key's own document;
+   *   without one, the document lists them in `__unchanged_toast`;
+   * - a delete with a key-only before image (`mergeStored`): the soft-deleted document keeps the row's
+   *   values;
+   * - the create of a primary-key change with unchanged TOAST columns (`fillFrom`): from the old key's
+   *   document, but only once it is the old key's delete of the same change (same version, it may
+   *   be on another partition): before that its values may be older than the change, so the record
+   *   is retried. A newer old-key document (the old key was used again), or a column it does not
+   *   have, cannot give the values: the record is dead-lettered with the reason, never written
+   *   incomplete.
+   * Returns the outcomes of the records that are not to be written now.
+   */
+  async #fillFromStored(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<Map<number, RecordOutcome>> {
+    const outcomes = new Map<number, RecordOutcome>();
+    const wanted = new Map<string, { _index: string; _id: string }>();
+    for (const { item } of records) {
+      if (item.kind !== 'write' || (item.unchangedToast === undefined && item.mergeStored !== true)) continue;
+      const id = item.fillFrom ?? item.id;
+      wanted.set(storedKey(item.index, id), { _index: item.index, _id: id });
+    }
+    if (wanted.size === 0) return outcomes;
+    const stored = await storedDocuments(this.#options.client, [...wanted.values()], 'fill values the events do not carry');
+    const latest = new Map<string, Record<string, unknown>>();
+    for (const { index, item } of records) {
+      if (item.kind !== 'write') continue;
+      const key = storedKey(item.index, item.id);
+      if (item.fillFrom !== undefined && item.unchangedToast) {
+        const from = storedKey(item.index, item.fillFrom);
+        const base = latest.get(from) ?? stored.get(from);
+        const version = typeof base?.__version === 'number' ? base.__version : -1;
+        if (version < item.version) {
+          outcomes.set(index, {
+            status: 'retry',
+            error: new TransientSinkError(
+              `Primary-key change in ${item.index}: waiting for the delete of the old key ${JSON.stringify(item.fillFrom)} at version ${item.version} ` +
+                `(it holds the unchanged TOAST values of ${item.unchangedToast.join(', ')}; it may be on another partition)`,
+            ),
+          });
+          continue;
+        }
+        const missing = version > item.version ? item.unchangedToast : copyColumns(item.document, base, item.unchangedToast);
+        if (missing.length > 0) {
+          const why = version > item.version ? `the old key's document moved on to version ${version}` : `the old key's document has no ${missing.join(', ')}`;
+          outcomes.set(index, {
+            status: 'deadLetter',
+            reason: `Primary-key change in ${item.index}: the unchanged TOAST values of ${item.unchangedToast.join(', ')} are unknown (${why})`,
+          });
+          continue;
+        }
+      } else if (item.unchangedToast) {
+        const missing = copyColumns(item.document, latest.get(key) ?? stored.get(key), item.unchangedToast);
         if (missing.length > 0) item.document.__unchanged_toast = missing;
+      } else if (item.mergeStored) {
+        const base = latest.get(key) ?? stored.get(key);
+        if (base)
+          copyColumns(
+            item.document,
+            base,
+            Object.keys(base).filter((field) => !field.startsWith('__') || field === '__unchanged_toast'),
+          );
       }
       latest.set(key, item.document);
     }
+    return outcomes;
   }
 
   async #watermarks(indices: readonly string[]): Promise<Map<string, number>> {

@@ -32,6 +32,10 @@ export const METADATA_PROPERTIES: Record<string, unknown> = {
   __snapshot: { type: 'keyword' },
   __deleted: { type: 'boolean' },
   __unchanged_toast: { type: 'keyword' },
+  /** JSON text of json/jsonb columns (their values are stored, not indexed): keyword + `.text` by the strings template. */
+  __json: { type: 'object', dynamic: true },
+  /** Why Elasticsearch refused this version (a marker: the event is in the dead-letter store). */
+  __rejected: { type: 'text' },
 };
 
 /** Filter of the `-live` alias: everything not soft-deleted. */

@@ -6,7 +6,9 @@
  * consumers can read it. Two additions, both optional for Debezium readers:
  * - `key`: the primary key columns, because Event Hubs does not surface the Kafka record key to AMQP
  *   consumers (Azure/azure-event-hubs-for-kafka#114);
- * - `source.commit_lsn`: the LSN of the transaction's commit record.
+ * - `source.commit_lsn`: the LSN of the transaction's commit record;
+ * - `source.types`: the type names of the columns whose JSON value does not tell their type;
+ * - `old_key`: on the create of a primary-key change, the previous key.
  */
 
 /** c = create, u = update, d = delete, r = read (snapshot), t = truncate, m = logical message (heartbeat). */
@@ -42,6 +44,12 @@ export interface SourceInfo {
   commit_lsn?: number | null;
   /** Unchanged TOASTed columns that could not be filled in (extension; see README "TOAST"). */
   unchanged_toast?: string[];
+  /**
+   * PostgreSQL type names of the columns whose JSON value does not tell their type (extension; see
+   * docs/reader.md "Column types"): `{"price": "numeric", "doc": "jsonb", "at": "timestamptz"}`.
+   * Absent columns are boolean, int2/int4/oid, text-like or enum columns.
+   */
+  types?: Record<string, string>;
 }
 
 export interface ChangeEvent {
@@ -53,6 +61,12 @@ export interface ChangeEvent {
   ts_ms: number;
   /** Primary key (or replica identity) columns and values (extension; null for truncate). */
   key: RowImage | null;
+  /**
+   * On the `c` of a primary-key change (emitted as `d` of the old key + `c` of the new one), the old
+   * key (extension): a sink can take the values the `c` lacks (`source.unchanged_toast`) from the
+   * old key's row. Absent otherwise.
+   */
+  old_key?: RowImage;
   transaction?: null | { id: string; total_order: number; data_collection_order: number };
   /**
    * Set on a pointer event whose full event was too large for the hub (extension, written by the

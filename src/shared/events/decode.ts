@@ -6,6 +6,7 @@
  */
 import { PermanentRecordError } from '../core/errors.js';
 import type { ChangeEvent, ChangeOp } from './changeEvent.js';
+import { parseJsonLossless } from './exactJson.js';
 
 export type Decoded =
   | { kind: 'event'; event: ChangeEvent }
@@ -22,7 +23,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function parseText(text: string): unknown {
   try {
-    return JSON.parse(text) as unknown;
+    // Lossless where the contract promises exact digits (json/jsonb numbers): see exactJson.ts.
+    return parseJsonLossless(text);
   } catch (error) {
     throw new PermanentRecordError('NOT_JSON', `Body is not JSON: ${JSON.stringify(text.slice(0, 80))}`, error);
   }

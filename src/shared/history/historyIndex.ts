@@ -5,6 +5,8 @@
  * holds values of every column type.
  */
 import type { Client } from '@elastic/elasticsearch';
+import { boundedId } from '../elasticsearch/documentIds.js';
+import { escapeFieldNames } from '../events/fieldNames.js';
 import type { HistoryRow } from './pivot.js';
 
 export const DEFAULT_HISTORY_INDEX = 'cdc-change-history';
@@ -55,10 +57,12 @@ function asText(value: unknown): string | null {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+/** `table|key|lsn|column`, bounded to Elasticsearch's 512 bytes like every generated `_id` (`boundedId`). */
 export function historyDocumentId(row: HistoryRow): string {
-  return `${row.SourceTable}|${row.KeyText ?? ''}|${row.Lsn}|${row.Column ?? '*'}`;
+  return boundedId(`${row.SourceTable}|${row.KeyText ?? ''}|${row.Lsn}|${row.Column ?? '*'}`);
 }
 
 export function historyDocument(row: HistoryRow): Record<string, unknown> {
-  return { ...row, OldValue: asText(row.OldValue), NewValue: asText(row.NewValue) };
+  // Key and Context hold column names as field names: escaped like the latest-state documents'.
+  return { ...row, Key: escapeFieldNames(row.Key), Context: escapeFieldNames(row.Context), OldValue: asText(row.OldValue), NewValue: asText(row.NewValue) };
 }

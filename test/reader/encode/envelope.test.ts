@@ -47,6 +47,16 @@ describe('serializeEvent (hand-assembled envelope JSON)', () => {
   const cases = [
     buildEnvelope({ ...base, op: 'c', before: null, after: { id: 1, t: 'é "q" \\ \n', j: json, n: null, f: 'NaN', arr: [1, null, 3] }, key: { id: 1 } }),
     buildEnvelope({ ...base, op: 'u', before: { id: 1, v: 'a' }, after: { id: 1 }, key: { id: 1 }, unchangedToast: ['doc', 'x"y'] }),
+    buildEnvelope({
+      ...base,
+      op: 'c',
+      before: null,
+      after: { id: 1, f: 1 },
+      key: { id: 1 },
+      unchangedToast: ['doc'],
+      columnTypes: { f: 'float8', 'x"y': 'a.b[]' },
+    }),
+    buildEnvelope({ ...base, op: 'c', before: null, after: { id: 2 }, key: { id: 2 }, unchangedToast: ['doc'], columnTypes: {}, oldKey: { id: 1 } }),
     buildEnvelope({ ...base, op: 'd', before: { id: '9007199254740993' }, after: null, key: { id: '9007199254740993' } }),
     buildEnvelope({ ...base, op: 't', before: null, after: null, key: null, lastCommitLsn: null }),
     buildEnvelope({

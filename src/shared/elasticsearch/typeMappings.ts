@@ -1,0 +1,74 @@
+/**
+ * Elasticsearch mappings from PostgreSQL column types (`source.types`, docs/reader.md "Column types"),
+ * so a column's field type follows the column, not the first value Elasticsearch happens to see
+ * (`10.0` arrives as `10`, which would map a `double precision` column `long` and truncate every
+ * later fraction; a json column's first object would reject its next string). Each mapping accepts
+ * every value the reader's documented type mapping produces (docs/sinks.md "Column types"):
+ * - float4/float8/numeric → `double` with `ignore_malformed`: `NaN`, `±Infinity` and numerics beyond
+ *   a double arrive as strings; they stay in `_source`, unindexed as numbers, and every value is also
+ *   a keyword in `<field>.keyword` (exact match on `NaN`, on a numeric's exact digits);
+ * - int8 → `long` (beyond 2^53 the value is a decimal string, which `long` parses exactly);
+ * - date/timestamp/timestamptz → `date` with `ignore_malformed` and the same `.keyword` copy
+ *   (`infinity`, `-infinity`, BC dates are kept and searchable as keywords);
+ * - json/jsonb → an object with `enabled: false`: any shape is stored, nothing is parsed, and the
+ *   sink adds the JSON text under `__json.<field>` (keyword + `.text`) so it stays searchable;
+ * - arrays → their element's mapping; everything else (strings: text, time, interval, uuid, bytea,
+ *   money, inet, ...) → the dynamic templates (keyword + `.text`), as before.
+ */
+import type { estypes } from '@elastic/elasticsearch';
+
+const KEYWORD_COPY: Record<string, estypes.MappingProperty> = { keyword: { type: 'keyword', ignore_above: 1024 } };
+const NUMBER: estypes.MappingProperty = { type: 'double', ignore_malformed: true, fields: KEYWORD_COPY };
+const TIMESTAMP: estypes.MappingProperty = { type: 'date', ignore_malformed: true, fields: KEYWORD_COPY };
+const JSON_VALUE: estypes.MappingProperty = { type: 'object', enabled: false };
+const LONG: estypes.MappingProperty = { type: 'long' };
+
+/** The explicit mapping of a column of this PostgreSQL type, or undefined for the dynamic templates. */
+export function mappingForType(pgType: string): estypes.MappingProperty | undefined {
+  switch (elementType(pgType)) {
+    case 'float4':
+    case 'float8':
+    case 'numeric':
+      return NUMBER;
+    case 'int8':
+    case 'int2':
+    case 'int4':
+    case 'oid':
+      return LONG;
+    case 'date':
+    case 'timestamp':
+    case 'timestamptz':
+      return TIMESTAMP;
+    case 'json':
+    case 'jsonb':
+      return JSON_VALUE;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether the column holds JSON (json, jsonb, or arrays of them): stored disabled, with a text copy. */
+export function isJsonType(pgType: string): boolean {
+  const element = elementType(pgType);
+  return element === 'json' || element === 'jsonb';
+}
+
+function elementType(pgType: string): string {
+  return pgType.endsWith('[]') ? pgType.slice(0, -2) : pgType;
+}
+
+/**
+ * The JSON text of a json/jsonb value as PostgreSQL prints jsonb (`{"a": [1, 2]}`: a space after
+ * `,` and `:`), for the `__json` copy: its keyword equals `jsonb::text`, and the text analyzer splits
+ * array numbers (`[1,2]` compact would be one token `1,2`). Numbers a double cannot hold
+ * (`JSON.rawJSON`, see decode.ts) keep their digits.
+ */
+export function jsonText(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v: unknown) => (v === undefined ? 'null' : jsonText(v))).join(', ')}]`;
+  if (typeof value === 'object' && value !== null && !(JSON as unknown as { isRawJSON(v: unknown): boolean }).isRawJSON(value)) {
+    const entries: string[] = [];
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) entries.push(`${JSON.stringify(k)}: ${jsonText(v)}`);
+    return `{${entries.join(', ')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
