@@ -318,7 +318,7 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
       __op: 'c',
       __table: 'odd',
       __lsn: 100,
-      __source_ts_ms: 1_700_000_000_000,
+      __source_ts_ms: events[0]!.source.ts_ms,
       __deleted: false,
       __version: 100,
     });
