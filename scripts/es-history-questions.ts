@@ -1,5 +1,5 @@
 /**
- * `npm run es:questions -- [userId] [from] [to]`: the source document's questions answered from the
+ * `npm run es:questions -- [userId] [from] [to]`: the per-field history demo's questions answered from the
  * change-history index (HISTORY_INDEX) of ELASTICSEARCH_URL, with the request bodies, for Kibana.
  * Defaults: user 1, the last 30 days.
  */

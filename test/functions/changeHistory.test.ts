@@ -1,5 +1,5 @@
 /**
- * The changeHistory handler on the source document's bank.holding workload (REPLICA IDENTITY FULL),
+ * The changeHistory handler on the bank.holding workload of the Debezium per-field history demo (REPLICA IDENTITY FULL),
  * then its questions answered by the shipped Elasticsearch queries against real Elasticsearch.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -54,7 +54,7 @@ class HoldingWorkload {
 
 function workload(): HoldingWorkload {
   const w = new HoldingWorkload();
-  // The source document's script ...
+  // The demo's SQL script ...
   w.at(1).insert(1000, 1, 'VFIAX', 10);
   w.insert(1001, 2, 'SP500', 1);
   w.insert(1002, 3, 'SP500', 1);

@@ -1,7 +1,7 @@
 /**
  * End to end: SQL on the real PostgreSQL → the reader → Kafka → batches shaped as the Event Hubs
  * trigger delivers them (one per Kafka partition, host-parsed bodies, offsets) → the
- * elasticsearchSink and changeHistory handlers → real Elasticsearch. The source document's
+ * elasticsearchSink and changeHistory handlers → real Elasticsearch. The demos'
  * bank.holding workload (REPLICA IDENTITY FULL) answers its questions at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -91,7 +91,7 @@ afterAll(async () => {
 describe('PostgreSQL → reader → Kafka → sink handlers → Elasticsearch', () => {
   const windows: string[] = [];
 
-  it('keeps the Elasticsearch index equal to the table through the source document workload', async () => {
+  it('keeps the Elasticsearch index equal to the table through the demo workload', async () => {
     const sql = async (text: string) => c.query(text.replaceAll('bank.', `${bank}.`));
     windows.push(await stamp());
     await sql(`insert into bank.holding values (1000, 1, 'VFIAX', 10, now(), now())`);
@@ -133,7 +133,7 @@ describe('PostgreSQL → reader → Kafka → sink handlers → Elasticsearch', 
     expect(deadLetters.documents.size).toBe(0);
   });
 
-  it('answers the source document questions from the change history', async () => {
+  it('answers the per-field history demo's questions from the change history', async () => {
     const table = `${bank}.holding`;
     expect(await stockTypeChangesOfUser(client, historyIndex, 1, table)).toBe(2);
     expect(await stockTypeChangesOfUser(client, historyIndex, 2, table)).toBe(1);

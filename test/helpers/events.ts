@@ -7,7 +7,7 @@ import type { ChangeEvent, ChangeOp, RowImage } from '../../src/shared/events/ch
 
 let nextLsn = 100_000;
 
-/** Commit time of the events unless told otherwise (the source document's sample: 2020-10-07T07:56:32.691Z). */
+/** Commit time of the events unless told otherwise (the Kafka Connect → ADX demo's sample event: 2020-10-07T07:56:32.691Z). */
 export const EVENT_TS_MS = 1_602_057_392_691;
 
 export interface EventInit {
@@ -72,7 +72,7 @@ export const order = (orderid: number, fields: Partial<{ custid: number; amount:
   purchase_time: fields.purchase_time ?? '2020-10-09 07:23:10',
 });
 
-/** A `bank.holding` row (the source document's table). */
+/** A `bank.holding` row (the table of the Debezium per-field history demo). */
 export const holding = (holdingId: number, stock: string, quantity: number, userId = 1): RowImage => ({
   holding_id: holdingId,
   user_id: userId,

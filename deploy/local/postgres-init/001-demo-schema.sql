@@ -1,4 +1,4 @@
--- The source documents' demo tables (loaded by the postgres container on first start).
+-- The demo tables (retail.orders_info of the Kafka Connect → ADX demo, bank.holding of the per-field history demo) (loaded by the postgres container on first start).
 CREATE SCHEMA IF NOT EXISTS retail;
 CREATE TABLE IF NOT EXISTS retail.orders_info (
     orderid SERIAL NOT NULL PRIMARY KEY,

@@ -1,6 +1,6 @@
 /**
  * Index templates: a component template with the CDC metadata fields, the string/number conventions
- * (after the source document's `user_data` index: keyword/text/date/number) and the `<index>-live`
+ * (after the `user_data` index of the Debezium → Elasticsearch demo: keyword/text/date/number) and the `<index>-live`
  * alias that hides soft-deleted documents; then one index template per routed table with its
  * explicit column mapping. Indices are created from them by `npm run es:setup` or by the first bulk
  * write (auto-create applies the template).

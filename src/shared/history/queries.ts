@@ -1,5 +1,5 @@
 /**
- * The source document's questions as ready Elasticsearch queries over the change-history index
+ * The questions of the Debezium per-field history demo (its `holding_pivot`) as ready Elasticsearch queries over the change-history index
  * (the KQL versions are in queries/holding-*.kql). Both count a "change" as: an update whose old and
  * new values differ, or a delete, of a row whose old value is known (REPLICA IDENTITY FULL).
  */

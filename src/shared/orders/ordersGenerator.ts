@@ -1,5 +1,5 @@
 /**
- * The source document's orders generator: random orders inserted into `retail.orders_info`
+ * The orders generator of the Kafka Connect → ADX demo: random orders inserted into `retail.orders_info`
  * (orderid SERIAL, custid, amount, city, purchase_time as 'YYYY-MM-DD HH:MM:SS' text), so the pipeline
  * has something to carry. Off unless `ORDERS_GENERATOR_ENABLED=true`.
  */

@@ -74,7 +74,7 @@ describe('setupCommands (npm run adx:setup)', () => {
     );
   });
 
-  it('gives the Orders table the columns of the source document plus the CDC columns', () => {
+  it('gives the Orders table the columns of the Kafka Connect demo's Orders table plus the CDC columns', () => {
     expect(commands[3]!.text).toBe(
       ".create-merge table ['Orders'] (['orderid']:string, ['custid']:string, ['city']:string, ['amount']:int, ['purchase_time']:datetime, " +
         "['__op']:string, ['__lsn']:long, ['__commit_lsn']:long, ['__commit_time']:datetime, ['__deleted']:bool, ['__table']:string, " +
@@ -218,7 +218,7 @@ describe('ready queries (queries/*.kql)', () => {
   const dir = path.join(repoRoot, 'queries');
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.kql'));
 
-  it("cover the source documents' analyses", () => {
+  it("cover the demos' analyses (orders per city, per hour, ...)", () => {
     expect(files.length).toBeGreaterThanOrEqual(10);
     expect(files).toEqual(expect.arrayContaining(['holding-stock-type-changes-by-user.kql', 'holding-most-sold-stock.kql', 'orders-avg-sales-by-city.kql']));
   });

@@ -20,7 +20,7 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe('loadAdxConfig', () => {
-  it("defaults: queued ingestion, managed identity, derived ingest- URL, the source documents' tables", () => {
+  it('defaults: queued ingestion, managed identity, derived ingest- URL, the demo tables', () => {
     const config = loadAdxConfig(base);
     expect(config).toMatchObject({
       clusterUrl: 'https://mycluster.westeurope.kusto.windows.net',
