@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 describe('ordersGenerator', () => {
-  it('makes orders shaped like the Kafka Connect demo's generator', () => {
+  it('makes orders shaped like the generator of the Kafka Connect demo', () => {
     const order = randomOrder(() => 0.5, new Date(Date.UTC(2020, 9, 9, 7, 23, 10)));
     expect(order).toEqual({ custid: 501, amount: 251, city: CITIES[6], purchase_time: '2020-10-09 07:23:10' });
     expect(purchaseTime(new Date(Date.UTC(2021, 0, 2, 3, 4, 5)))).toBe('2021-01-02 03:04:05');

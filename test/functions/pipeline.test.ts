@@ -133,7 +133,7 @@ describe('PostgreSQL → reader → Kafka → sink handlers → Elasticsearch', 
     expect(deadLetters.documents.size).toBe(0);
   });
 
-  it('answers the per-field history demo's questions from the change history', async () => {
+  it('answers the questions of the per-field history demo from the change history', async () => {
     const table = `${bank}.holding`;
     expect(await stockTypeChangesOfUser(client, historyIndex, 1, table)).toBe(2);
     expect(await stockTypeChangesOfUser(client, historyIndex, 2, table)).toBe(1);

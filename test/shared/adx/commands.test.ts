@@ -74,7 +74,7 @@ describe('setupCommands (npm run adx:setup)', () => {
     );
   });
 
-  it('gives the Orders table the columns of the Kafka Connect demo's Orders table plus the CDC columns', () => {
+  it('gives the Orders table the columns of the Orders table of the Kafka Connect demo plus the CDC columns', () => {
     expect(commands[3]!.text).toBe(
       ".create-merge table ['Orders'] (['orderid']:string, ['custid']:string, ['city']:string, ['amount']:int, ['purchase_time']:datetime, " +
         "['__op']:string, ['__lsn']:long, ['__commit_lsn']:long, ['__commit_time']:datetime, ['__deleted']:bool, ['__table']:string, " +
