@@ -6,22 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type pg from 'pg';
-import { StartupError } from '../../src/reader/errors.js';
 import { startHealthServer } from '../../src/reader/health.js';
 import { loadConfig } from '../../src/reader/config.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
-import { cleanup, closedPort, eventually, pgClient, readerEnv, startReader, SwitchableBroker, TopicCollector, uniqueName } from './helpers.js';
-
-async function startupError(env: Record<string, string>): Promise<StartupError> {
-  const r = await startReader(env, 'none');
-  const err = await r.run.then(
-    () => new Error('reader started'),
-    (e: unknown) => e,
-  );
-  await r.stop();
-  expect(err).toBeInstanceOf(StartupError);
-  return err as StartupError;
-}
+import { cleanup, closedPort, eventually, pgClient, readerEnv, startReader, startupError, SwitchableBroker, TopicCollector, uniqueName } from './helpers.js';
 
 describe('reader: broker connection', () => {
   const schema = uniqueName('rd_brk_s');

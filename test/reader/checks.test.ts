@@ -1,19 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
 import { checkWalLevel } from '../../src/reader/replication/checks.js';
-import { StartupError } from '../../src/reader/errors.js';
-import { cleanup, pgClient, readerEnv, startReader, uniqueName } from './helpers.js';
-
-async function startupError(env: Record<string, string>): Promise<StartupError> {
-  const r = await startReader(env, 'none');
-  const err = await r.run.then(
-    () => new Error('reader started'),
-    (e: unknown) => e,
-  );
-  await r.stop();
-  expect(err).toBeInstanceOf(StartupError);
-  return err as StartupError;
-}
+import type { StartupError } from '../../src/reader/errors.js';
+import { cleanup, pgClient, readerEnv, startReader, startupError, uniqueName } from './helpers.js';
 
 describe('reader: start-up checks', () => {
   const name = uniqueName('rd_chk');

@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 /** Test helpers for the reader: PostgreSQL sessions, an in-process reader, a topic collector. */
 import pg from 'pg';
 import { Consumer, stringDeserializers } from '@platformatic/kafka';
@@ -5,6 +6,7 @@ import { serviceEnv, uniqueName, eventually } from '../helpers/services.js';
 import { loadConfig } from '../../src/reader/config.js';
 import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
+import { StartupError } from '../../src/reader/errors.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
 import type { BrokerCheck } from '../../src/reader/publish/brokerCheck.js';
 import type { OutRecord, Publisher } from '../../src/reader/publish/publisher.js';
@@ -334,4 +336,16 @@ export async function startPasswordPostgres(): Promise<PasswordPostgres> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Runs a reader that must fail at start-up, and returns its StartupError. */
+export async function startupError(env: Record<string, string>): Promise<StartupError> {
+  const r = await startReader(env, 'none');
+  const err = await r.run.then(
+    () => new Error('reader started'),
+    (e: unknown) => e,
+  );
+  await r.stop();
+  expect(err).toBeInstanceOf(StartupError);
+  return err as StartupError;
 }

@@ -4,20 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
-import { StartupError } from '../../src/reader/errors.js';
-import { readerEnv, spawnReader, startPasswordPostgres, startReader, uniqueName } from './helpers.js';
+import { readerEnv, spawnReader, startPasswordPostgres, startupError, uniqueName } from './helpers.js';
 import type { PasswordPostgres } from './helpers.js';
-
-async function startupError(env: Record<string, string>): Promise<StartupError> {
-  const r = await startReader(env, 'none');
-  const err = await r.run.then(
-    () => new Error('reader started'),
-    (e: unknown) => e,
-  );
-  await r.stop();
-  expect(err).toBeInstanceOf(StartupError);
-  return err as StartupError;
-}
 
 describe('reader start-up: database credentials', () => {
   let server: PasswordPostgres;
