@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
-import { keyOf } from '../../src/reader/replication/relations.js';
+import { relationKey } from '../../src/reader/replication/relations.js';
 import type { RelationInfo } from '../../src/reader/replication/relations.js';
 import { applyPerKey, cleanup, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from './helpers.js';
 import type { RunningReader } from './helpers.js';
@@ -102,10 +102,10 @@ describe('reader: an event key is never built with a missing key column', () => 
       keyMayRepeat: false,
       types: {},
     };
-    expect(() => keyOf(rel, { id: 1 })).toThrow(/key column "code" of app\.orders is missing from the row the server sent/);
-    expect(() => keyOf(rel, { code: null })).toThrow(/key column "code" of app\.orders is NULL/);
-    expect(keyOf(rel, { id: 1, code: 'x' })).toEqual({ code: 'x' });
+    expect(() => relationKey(rel, { id: 1 })).toThrow(/key column "code" of app\.orders is missing from the row the server sent/);
+    expect(() => relationKey(rel, { code: null })).toThrow(/key column "code" of app\.orders is NULL/);
+    expect(relationKey(rel, { id: 1, code: 'x' })).toEqual({ code: 'x' });
     // Without a unique key every column is the key, and a NULL is one of its values.
-    expect(keyOf({ ...rel, keyColumns: ['a', 'b'], wholeRowKey: true }, { a: 1, b: null })).toEqual({ a: 1, b: null });
+    expect(relationKey({ ...rel, keyColumns: ['a', 'b'], wholeRowKey: true }, { a: 1, b: null })).toEqual({ a: 1, b: null });
   });
 });

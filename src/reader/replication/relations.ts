@@ -165,6 +165,6 @@ export function keyFrom(table: { schema: string; table: string }, keyColumns: st
   return key;
 }
 
-export function keyOf(rel: RelationInfo, row: RowImage): RowImage {
+export function relationKey(rel: RelationInfo, row: RowImage): RowImage {
   return keyFrom(rel, rel.keyColumns, rel.wholeRowKey, row);
 }

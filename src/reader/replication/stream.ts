@@ -20,7 +20,7 @@ import type { TxEntry } from '../publish/ackTracker.js';
 import type { EventOutputDeps } from '../publish/pipeline.js';
 import { BeginMessage, TextPgoutputPlugin } from './plugin.js';
 import type { RelationInfo } from './relations.js';
-import { decodeTuple, describeRelation, keyOf } from './relations.js';
+import { decodeTuple, describeRelation, relationKey } from './relations.js';
 
 export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3';
 
@@ -370,20 +370,20 @@ export class ChangeStream {
     if (rel.schema === this.deps.stateSchema) return [];
     if (msg.tag === 'insert') {
       const { row, unchanged } = decodeTuple(rel, msg.new);
-      return [env(rel, 'c', null, row, keyOf(rel, row), unchanged)];
+      return [env(rel, 'c', null, row, relationKey(rel, row), unchanged)];
     }
     if (msg.tag === 'delete') {
       const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
       if (before === null) throw new Error(`delete of ${rel.schema}.${rel.table} without an old key or row`);
-      const key = keyOf(rel, before);
+      const key = relationKey(rel, before);
       // A plain DELETE is always emitted; the row a key change created there is gone with it.
       tx.keyChangeCreated?.get(rel.oid)?.delete(JSON.stringify(key));
       return [env(rel, 'd', before, null, key)];
     }
     const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
-    const newKey = keyOf(rel, { ...(old ?? {}), ...after });
-    const oldKey = old ? keyOf(rel, old) : null;
+    const newKey = relationKey(rel, { ...(old ?? {}), ...after });
+    const oldKey = old ? relationKey(rel, old) : null;
     // Only an update with an old key (the key changed, or REPLICA IDENTITY FULL) can change the key.
     const oldJson = oldKey ? JSON.stringify(oldKey) : null;
     const newJson = oldJson === null ? null : JSON.stringify(newKey);
