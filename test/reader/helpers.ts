@@ -6,6 +6,7 @@ import { serviceEnv, uniqueName, eventually } from '../helpers/services.js';
 import { loadConfig } from '../../src/reader/config.js';
 import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
+import { startPostgres, stopPostgres } from '../services/services.mjs';
 import { StartupError } from '../../src/reader/errors.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
 import type { BrokerCheck } from '../../src/reader/publish/brokerCheck.js';
@@ -13,10 +14,10 @@ import type { OutRecord, Publisher } from '../../src/reader/publish/publisher.js
 import { BlobClaimCheckStore } from '../../src/reader/publish/claimCheck.js';
 import { memoryLogger } from '../../src/shared/core/logger.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,7 +293,7 @@ export interface PasswordPostgres {
   port: number;
   user: string;
   password: string;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 /**
@@ -301,38 +302,17 @@ export interface PasswordPostgres {
  * wrong one; this one is initialised with a password and no trust line, and stopped by `stop()`.
  */
 export async function startPasswordPostgres(): Promise<PasswordPostgres> {
-  const root = '/usr/lib/postgresql';
-  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined;
-  const bin = process.env.PG_BINDIR ?? (version ? join(root, version, 'bin') : '');
-  if (!existsSync(join(bin, 'initdb'))) throw new Error(`PostgreSQL server binaries not found (looked in ${bin || root}; set PG_BINDIR)`);
-  // PostgreSQL refuses to run as root: as the services' user then (see test/services/services.mjs).
-  const asUser = process.getuid?.() === 0 ? (process.env.PG_CDC_SERVICES_USER ?? 'postgres') : null;
-  const ids: { uid?: number; gid?: number } = asUser
-    ? { uid: Number(execFileSync('id', ['-u', asUser], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', asUser], { encoding: 'utf8' })) }
-    : {};
   const dir = mkdtempSync(join(tmpdir(), 'pg-cdc-password-'));
+  chmodSync(dir, 0o755); // the server runs as the services' user when we are root
   const password = `pw-${uniqueName('x')}`;
-  writeFileSync(join(dir, 'pwfile'), password + '\n');
-  if (ids.uid !== undefined && ids.gid !== undefined) {
-    chownSync(dir, ids.uid, ids.gid);
-    chownSync(join(dir, 'pwfile'), ids.uid, ids.gid);
-  }
-  const data = join(dir, 'data');
-  const run = (cmd: string, args: string[]) => {
-    const r = spawnSync(join(bin, cmd), args, { encoding: 'utf8', ...ids });
-    if (r.status !== 0) throw new Error(`${cmd} failed (exit ${r.status}): ${r.stdout}${r.stderr}`);
-  };
-  run('initdb', ['-D', data, '-U', 'postgres', '-A', 'scram-sha-256', `--pwfile=${join(dir, 'pwfile')}`, '-E', 'UTF8', '--no-sync']);
-  const port = await closedPort();
-  const settings = [`port=${port}`, `listen_addresses=127.0.0.1`, `unix_socket_directories=${dir}`, 'shared_buffers=16MB', 'max_connections=10', 'fsync=off'];
-  run('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', '-o', settings.map((s) => `-c ${s}`).join(' '), 'start']);
+  const server = await startPostgres(dir, { password, extraConf: ['shared_buffers = 16MB', 'max_connections = 20'] });
   return {
-    host: '127.0.0.1',
-    port,
-    user: 'postgres',
+    host: server.endpoint.PGHOST,
+    port: Number(server.endpoint.PGPORT),
+    user: server.endpoint.PGUSER,
     password,
-    stop: () => {
-      spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...ids });
+    stop: async () => {
+      await stopPostgres(server);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -2,8 +2,9 @@
 export interface PostgresService {
   pid: number;
   dir: string;
-  endpoint: { PGHOST: string; PGPORT: string; PGUSER: string; PGDATABASE: string };
+  endpoint: { PGHOST: string; PGPORT: string; PGUSER: string; PGDATABASE: string; PGPASSWORD?: string };
 }
-export function startPostgres(workDir: string, options?: { extraConf?: string[] }): Promise<PostgresService>;
+/** With `password`, the server authenticates every connection (scram-sha-256) instead of trusting it. */
+export function startPostgres(workDir: string, options?: { extraConf?: string[]; password?: string }): Promise<PostgresService>;
 export function stopPostgres(service: PostgresService): Promise<void>;
 export function serviceUser(): { user: string; uid: number; gid: number } | null;

@@ -201,7 +201,7 @@ function pgBinDir() {
  * Starts a PostgreSQL server in `workDir` (also used by tests that need a server of their own, e.g.
  * with TLS: `extraConf` lines are appended to postgresql.conf, and win over the defaults above them).
  */
-export async function startPostgres(workDir, { extraConf = [] } = {}) {
+export async function startPostgres(workDir, { extraConf = [], password } = {}) {
   const bin = pgBinDir();
   const owner = serviceUser();
   const dir = path.join(workDir, 'postgres');
@@ -211,7 +211,15 @@ export async function startPostgres(workDir, { extraConf = [] } = {}) {
   const logFile = path.join(dir, 'postgres.log');
   const port = await freePort();
   const asOwner = owner ? { uid: owner.uid, gid: owner.gid } : {};
-  const init = spawnSync(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync'], {
+  // With a password the server authenticates every connection (scram-sha-256); else it trusts them.
+  let auth = ['-A', 'trust'];
+  if (password !== undefined) {
+    const pwfile = path.join(dir, 'pwfile');
+    fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    chownR(dir, owner);
+    auth = ['-A', 'scram-sha-256', `--pwfile=${pwfile}`];
+  }
+  const init = spawnSync(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', ...auth, '-E', 'UTF8', '--no-sync'], {
     encoding: 'utf8',
     ...asOwner,
   });
@@ -253,7 +261,13 @@ export async function startPostgres(workDir, { extraConf = [] } = {}) {
     );
   }
   const pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const endpoint = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGDATABASE: 'postgres' };
+  const endpoint = {
+    PGHOST: '127.0.0.1',
+    PGPORT: String(port),
+    PGUSER: 'postgres',
+    PGDATABASE: 'postgres',
+    ...(password === undefined ? {} : { PGPASSWORD: password }),
+  };
   const ready = await waitUntil('postgres', () => probePostgres(endpoint), { timeoutMs: 60_000, pid });
   if (!ready.ok) throw new ServiceError('postgres', ready.reason ?? 'not ready', 'see the log', tail(logFile));
   return { pid, dir, logFile, bin, data, owner: owner?.user ?? null, endpoint };
@@ -261,7 +275,15 @@ export async function startPostgres(workDir, { extraConf = [] } = {}) {
 
 async function probePostgres(env) {
   const { default: pg } = await import('pg');
-  const client = new pg.Client({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE, connectionTimeoutMillis: 2000 });
+  const client = new pg.Client({
+    host: env.PGHOST,
+    port: Number(env.PGPORT),
+    user: env.PGUSER,
+    password: env.PGPASSWORD,
+    database: env.PGDATABASE,
+    ssl: false,
+    connectionTimeoutMillis: 2000,
+  });
   try {
     await client.connect();
     const res = await client.query('show wal_level');
