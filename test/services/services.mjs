@@ -421,7 +421,9 @@ async function startKafka(workDir) {
   const cp = `${kafkaLibs}/*`;
   const jvm = ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4j}`, '-cp', cp];
   const clusterId = randomBytes(16).toString('base64url');
-  const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { encoding: 'utf8' });
+  // `--cluster-id=<id>`, not `-t <id>`: one id in 64 starts with '-', which the tool's argument
+  // parser then takes for an option ("argument --cluster-id/-t: expected one argument").
+  const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], { encoding: 'utf8' });
   if (format.status !== 0) {
     throw new ServiceError(
       'kafka',
