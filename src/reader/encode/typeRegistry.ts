@@ -7,6 +7,11 @@
 import type { Decoder } from './pgTypes.js';
 import { builtinDecoders, decodeText, parseArray } from './pgTypes.js';
 
+export interface TypeRegistryOptions {
+  /** json/jsonb as PostgreSQL's text instead of the JSON value (the Debezium format sends the text). */
+  jsonAsText?: boolean;
+}
+
 export type Query = (sql: string, params: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>;
 
 interface TypeRow {
@@ -61,7 +66,17 @@ export class TypeRegistry {
   private readonly decoders = new Map<number, Decoder>(builtinDecoders);
   private readonly names = new Map<number, TypeName>(BUILTIN_NAMES);
 
-  constructor(private readonly query: Query) {}
+  constructor(
+    private readonly query: Query,
+    options: TypeRegistryOptions = {},
+  ) {
+    if (options.jsonAsText) for (const oid of [114, 3802]) this.decoders.set(oid, decodeText);
+  }
+
+  /** The type's name whether listed or not (`int4`, `numeric`, `text[]`, a domain's base type's): the Debezium encoder's switch. */
+  baseTypeName(oid: number): string {
+    return this.names.get(oid)?.name ?? 'unknown';
+  }
 
   /** Synchronous lookup; call `ensure` first for OIDs that may be new. Unknown → text. */
   decoder(oid: number): Decoder {
