@@ -23,7 +23,7 @@ import { triggerBatch } from './triggerBatch.js';
 const name = uniqueName('e2e_values');
 const s = `${name}_s`;
 const prefix = name.replaceAll('_', '-');
-const indexOf = (table: string) => `${prefix}-${table}`;
+const indexOf = (table: string) => `${prefix}-${s}.${table}`;
 const client = testClient();
 const deadLetters = new MemoryDeadLetterStore();
 let c: pg.Client;
@@ -161,7 +161,7 @@ beforeAll(async () => {
   await admin.close();
   reader = await startReader(readerEnv(name, { CDC_TABLES: `${s}.varied,${s}.docs,${s}.toasty`, CDC_SNAPSHOT_MODE: 'never' }));
   topic = await TopicCollector.start([`${name}_events`]);
-  const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{table}` } } });
+  const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{schema}.{table}` } } });
   const sink = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex: `${prefix}-control` });
   handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters })));
 }, 90_000);
@@ -172,7 +172,7 @@ afterAll(async () => {
   await cleanupReader(c, name, [s]);
   await c.end();
   await client.indices.delete({ index: `${prefix}-*`, allow_no_indices: true }).catch(() => undefined);
-  await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-_` }).catch(() => undefined);
+  await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-_._` }).catch(() => undefined);
   await client.close();
 });
 
