@@ -7,7 +7,7 @@ import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLet
 import type { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { changeEvent, order } from '../helpers/events.js';
+import { changeEvent, EVENT_TS_MS, order } from '../helpers/events.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from './esTestKit.js';
 
 const client = testClient();
@@ -318,7 +318,7 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
       __op: 'c',
       __table: 'odd',
       __lsn: 100,
-      __source_ts_ms: 1_700_000_000_000,
+      __source_ts_ms: EVENT_TS_MS,
       __deleted: false,
       __version: 100,
     });
