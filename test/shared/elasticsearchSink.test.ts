@@ -444,4 +444,11 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
       [2, 'x.one'],
     ]);
   });
+
+  it("refuses a control index that is a table's index (or alias): watermarks and claims would land among its rows", () => {
+    expect(() => testSink(client, { 'a.one': { elasticsearch: { index: 'cdc-x' } } }, { controlIndex: 'cdc-x-live' })).toThrow(
+      'ES_CONTROL_INDEX: expected an index no table is routed to (it is the index of a.one in CDC_ROUTES), got "cdc-x-live"',
+    );
+    expect(() => testSink(client, { '*': { elasticsearch: { index: 'cdc-{schema}.{table}' } } }, { controlIndex: 'cdc-control' })).not.toThrow();
+  });
 });

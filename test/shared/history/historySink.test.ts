@@ -119,4 +119,12 @@ describe('ElasticsearchHistorySink (real Elasticsearch)', () => {
       ['d', null, false, '1'],
     ]);
   });
+
+  it("refuses a history index that is a table's index: its strict mapping would refuse that table's rows", () => {
+    const router = new Router({ '*': { elasticsearch: { index: 'cdc-{schema}.{table}' } } });
+    expect(() => new ElasticsearchHistorySink({ client, router, index: 'cdc-history.changes' })).toThrow(
+      'HISTORY_INDEX: expected an index no table is routed to (it is the index of history.changes in CDC_ROUTES), got "cdc-history.changes"',
+    );
+    expect(() => new ElasticsearchHistorySink({ client, router, index: 'cdc-change-history' })).not.toThrow();
+  });
 });
