@@ -6,10 +6,8 @@
  * row (`to_json`), normalised per the documented mapping.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { Admin } from '@platformatic/kafka';
-import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import { createEventHubBatchHandler, type EventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
@@ -18,12 +16,13 @@ import { Router } from '../../src/shared/routing/routes.js';
 import { cleanup as cleanupReader, pgClient, readerEnv, startReader, TopicCollector, uniqueName, type RunningReader } from '../reader/helpers.js';
 import { serviceEnv } from '../helpers/services.js';
 import { testClient } from '../shared/esTestKit.js';
+import { deliverAsHost as deliverToHost, expectedRows as expectedRowsOf, liveDocuments as liveDocumentsOf, numberText } from './pipelineKit.js';
 import { triggerBatch } from './triggerBatch.js';
 
 const name = uniqueName('e2e_values');
 const s = `${name}_s`;
 const prefix = name.replaceAll('_', '-');
-const indexOf = (table: string) => `${prefix}-${table}`;
+const indexOf = (table: string) => `${prefix}-${s}.${table}`;
 const client = testClient();
 const deadLetters = new MemoryDeadLetterStore();
 let c: pg.Client;
@@ -48,96 +47,15 @@ async function deliver(): Promise<void> {
   }
 }
 
-/**
- * Delivers what arrived since the last call as the host does, partition by partition, in the given
- * partition order; a batch that fails (BatchProcessingError: records to retry) is delivered again
- * in the next round, as the retry policy does, until every batch succeeded. Returns the retries.
- */
+/** Delivers what arrived since the last call as the host does (retrying failed batches); returns the retries. */
 async function deliverAsHost(order: (partitions: number[]) => number[]): Promise<number> {
   const items = topic.items.slice(delivered);
   delivered += items.length;
-  const pending = new Map<number, typeof items>();
-  for (const item of items) pending.set(item.partition, [...(pending.get(item.partition) ?? []), item]);
-  let retries = 0;
-  for (let round = 0; pending.size > 0; round++) {
-    if (round === 5) throw new Error(`partitions ${[...pending.keys()].join(', ')} still failing after 5 rounds`);
-    for (const partition of order([...pending.keys()])) {
-      const list = pending.get(partition)!;
-      const { messages, context } = triggerBatch(
-        list.map((i) => Buffer.from(i.raw)),
-        { partitionId: String(partition), firstOffset: Number(list[0]?.offset ?? 0n), retryCount: round },
-      );
-      try {
-        await handler(messages, context);
-        pending.delete(partition);
-      } catch (error) {
-        if (!(error instanceof BatchProcessingError)) throw error;
-        retries++;
-      }
-    }
-  }
-  return retries;
+  return deliverToHost(items, [{ handler, functionName: 'elasticsearchSink' }], order);
 }
 
-/** JSON with every number kept as its source text (`{ n: '<digits>' }`), so no side loses digits. */
-function exactJson(text: string): unknown {
-  return JSON.parse(text, ((_key: string, value: unknown, context?: { source?: string }) => (typeof value === 'number' ? { n: context?.source } : value)) as (
-    key: string,
-    value: unknown,
-  ) => unknown);
-}
-
-async function readStream(stream: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The `-live` documents of an index, parsed from the raw response body (exact numbers), without the sink's `__` fields. */
-async function liveDocuments(index: string): Promise<Record<string, unknown>[]> {
-  await client.indices.refresh({ index });
-  const stream = (await client.search({ index: `${index}-live`, size: 1000, sort: ['id'] }, { asStream: true })) as unknown as Readable;
-  const body = exactJson(await readStream(stream)) as { hits: { hits: { _source: Record<string, unknown> }[] } };
-  return body.hits.hits.map((h) => Object.fromEntries(Object.entries(h._source).filter(([k]) => !k.startsWith('__'))));
-}
-
-const numberText = (v: unknown): unknown => (typeof v === 'object' && v !== null && 'n' in v ? (v as { n: string }).n : v);
-const base64OfBytea = (v: unknown): unknown => (typeof v === 'string' ? Buffer.from(v.slice(2), 'hex').toString('base64') : v);
-const mapArray = (f: (v: unknown) => unknown) => (v: unknown) => (Array.isArray(v) ? v.map(f) : v);
-/** int8: a number while exact, else the decimal string (README "Type mapping"). */
-const int8 = (v: unknown): unknown => {
-  const text = numberText(v);
-  return typeof text === 'string' && /^-?\d+$/.test(text) && !Number.isSafeInteger(Number(text)) ? text : v;
-};
-
-/**
- * PostgreSQL's `to_json` of a row → the documented event values. `to_json` writes numeric and bigint
- * as numbers (the mapping: decimal strings, bigint beyond 2^53 as a string), oid as a string (a
- * number), bytea as `\x…` (base64),
- * timestamptz with `+00:00` (`Z`); composite and timetz values are compared with their text form.
- */
-const NORMALISE: Record<string, (v: unknown) => unknown> = {
-  i8: int8,
-  o: (v) => (typeof v === 'string' ? { n: v } : v),
-  n: numberText,
-  n2: numberText,
-  an: mapArray(numberText),
-  ba: base64OfBytea,
-  tstz: (v) => (typeof v === 'string' ? v.replace(/\+00:00$/, 'Z') : v),
-};
-const AS_TEXT = ['tz', 'pr'];
-
-async function expectedRows(table: string, asText: readonly string[] = AS_TEXT): Promise<Record<string, unknown>[]> {
-  const { rows } = await c.query<{ j: string; texts: Record<string, string | null> }>(
-    `SELECT to_json(v)::text AS j, json_build_object(${asText.map((col) => `'${col}', ${col}::text`).join(', ')}) AS texts FROM ${s}.${table} v ORDER BY id`,
-  );
-  return rows.map(({ j, texts }) => {
-    const row = exactJson(j) as Record<string, unknown>;
-    for (const [col, f] of Object.entries(NORMALISE)) if (col in row) row[col] = f(row[col]);
-    for (const col of asText) if (col in row) row[col] = texts[col];
-    return row;
-  });
-}
+const liveDocuments = (index: string) => liveDocumentsOf(client, index);
+const expectedRows = (table: string, asText?: string[]) => expectedRowsOf(c, `${s}.${table}`, asText ? { asText } : {});
 
 beforeAll(async () => {
   c = await pgClient();
@@ -161,7 +79,7 @@ beforeAll(async () => {
   await admin.close();
   reader = await startReader(readerEnv(name, { CDC_TABLES: `${s}.varied,${s}.docs,${s}.toasty`, CDC_SNAPSHOT_MODE: 'never' }));
   topic = await TopicCollector.start([`${name}_events`]);
-  const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{table}` } } });
+  const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{schema}.{table}` } } });
   const sink = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex: `${prefix}-control` });
   handler = createEventHubBatchHandler(lazy(() => ({ sink, deadLetters })));
 }, 90_000);
@@ -172,7 +90,7 @@ afterAll(async () => {
   await cleanupReader(c, name, [s]);
   await c.end();
   await client.indices.delete({ index: `${prefix}-*`, allow_no_indices: true }).catch(() => undefined);
-  await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-_` }).catch(() => undefined);
+  await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-_._` }).catch(() => undefined);
   await client.close();
 });
 

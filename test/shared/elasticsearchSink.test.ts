@@ -7,7 +7,7 @@ import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLet
 import type { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
 import { BatchProcessingError } from '../../src/shared/core/errors.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { changeEvent, order } from '../helpers/events.js';
+import { changeEvent, EVENT_TS_MS, order } from '../helpers/events.js';
 import { cleanup, getSource, testClient, testRoutes, testSink, uniqueIndex } from './esTestKit.js';
 
 const client = testClient();
@@ -318,7 +318,7 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
       __op: 'c',
       __table: 'odd',
       __lsn: 100,
-      __source_ts_ms: events[0]!.source.ts_ms,
+      __source_ts_ms: EVENT_TS_MS,
       __deleted: false,
       __version: 100,
     });
@@ -383,5 +383,72 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect((await client.count({ index: `${holdingIndex}-live` })).count).toBe(1);
     expect(await getSource(client, holdingIndex, '5')).toMatchObject({ version: 400, source: { __deleted: true, __op: 't' } });
     expect(await getSource(client, holdingIndex, '1')).toMatchObject({ version: 400, source: { __deleted: true } });
+  });
+
+  it('wildcard routes lower-case names, so mixed-case or quoted tables collide: each table gets its own index, and a truncate of one leaves the other live', async () => {
+    const wildcardSink = testSink(client, { '*': { elasticsearch: { index: `${index}-w-{schema}.{table}` } } }, { controlIndex });
+    const row = (schema: string, table: string, op: 'c' | 't', lsn: number) => {
+      const event = changeEvent({ op, after: op === 't' ? null : order(1, { city: `${schema}|${table}` }), key: op === 't' ? null : { orderid: 1 }, lsn });
+      event.source.schema = schema;
+      event.source.table = table;
+      return event;
+    };
+    // Before: "App"."T" and app.t were both cdc-…app.t, "a.b".c and a."b.c" both cdc-…a.b.c.
+    const tables: [string, string][] = [
+      ['App', 'T'],
+      ['app', 't'],
+      ['a.b', 'c'],
+      ['a', 'b.c'],
+    ];
+    const report = await run(
+      tables.map(([schema, table], i) => row(schema, table, 'c', 1000 + i)),
+      new MemoryDeadLetterStore(),
+      wildcardSink,
+    );
+    expect(report).toMatchObject({ ok: 4, deadLettered: 0, retried: 0 });
+    // A truncate of "App"."T" only.
+    expect(await run([row('App', 'T', 't', 2000)], new MemoryDeadLetterStore(), wildcardSink)).toMatchObject({ ok: 1, retried: 0 });
+    const targets = tables.map(([schema, table]) => (wildcardSink.prepare(row(schema, table, 'c', 1)) as { index: string }).index);
+    indices.push(...targets);
+    expect(new Set(targets).size).toBe(4);
+    await client.indices.refresh({ index: targets });
+    const live = await Promise.all(
+      targets.map(async (target) => (await client.search<{ city: string }>({ index: `${target}-live` })).hits.hits.map((h) => h._source?.city)),
+    );
+    expect(live).toEqual([[], ['app|t'], ['a.b|c'], ['a|b.c']]);
+    await client.indices.deleteIndexTemplate({ name: `cdc-table-${index}-w-_._` });
+  });
+
+  it('two tables reaching one index at run time (two catalogues, or an index written before names were escaped): the second table is dead-lettered, the first stays intact', async () => {
+    const shared = `${index}-shared`;
+    indices.push(shared);
+    const one = testSink(client, { 'x.one': { elasticsearch: { index: shared } } }, { controlIndex });
+    const two = testSink(client, { 'x.two': { elasticsearch: { index: shared } } }, { controlIndex });
+    const event = (table: string, op: 'c' | 't', lsn: number, id = 1) =>
+      changeEvent({ table, op, after: op === 't' ? null : order(id, { city: table }), key: op === 't' ? null : { orderid: id }, lsn });
+    expect(await run([event('x.one', 'c', 100)], new MemoryDeadLetterStore(), one)).toMatchObject({ ok: 1, deadLettered: 0 });
+    const deadLetters = new MemoryDeadLetterStore();
+    const report = await run([event('x.two', 'c', 200), event('x.two', 't', 300)], deadLetters, two);
+    expect(report).toMatchObject({ ok: 0, deadLettered: 2, retried: 0 });
+    expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([
+      expect.stringMatching(/^Elasticsearch index .*-shared holds the documents of x\.one, and x\.two is routed there too: not written/),
+      expect.stringMatching(/holds the documents of x\.one, and x\.two is routed there too/),
+    ]);
+    // Another process of the first catalogue reads the recorded owner and goes on writing.
+    const again = testSink(client, { 'x.one': { elasticsearch: { index: shared } } }, { controlIndex });
+    expect(await run([event('x.one', 'c', 400, 2)], new MemoryDeadLetterStore(), again)).toMatchObject({ ok: 1, deadLettered: 0 });
+    await client.indices.refresh({ index: shared });
+    const live = await client.search<{ orderid: number; city: string }>({ index: `${shared}-live`, sort: ['orderid'] });
+    expect(live.hits.hits.map((h) => [h._source?.orderid, h._source?.city])).toEqual([
+      [1, 'x.one'],
+      [2, 'x.one'],
+    ]);
+  });
+
+  it("refuses a control index that is a table's index (or alias): watermarks and claims would land among its rows", () => {
+    expect(() => testSink(client, { 'a.one': { elasticsearch: { index: 'cdc-x' } } }, { controlIndex: 'cdc-x-live' })).toThrow(
+      'ES_CONTROL_INDEX: expected an index no table is routed to (it is the index of a.one in CDC_ROUTES), got "cdc-x-live"',
+    );
+    expect(() => testSink(client, { '*': { elasticsearch: { index: 'cdc-{schema}.{table}' } } }, { controlIndex: 'cdc-control' })).not.toThrow();
   });
 });

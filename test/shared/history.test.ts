@@ -55,11 +55,37 @@ describe('historyRows (holding_pivot generalised)', () => {
 
   it('tracks the declared columns too by default, so a key-only delete records which columns went away (unknown old values)', () => {
     const keyOnly = ev('d', { holding_id: 1000 }, null);
-    expect(historyRows(keyOnly, {})).toEqual([]);
     expect(historyRows(keyOnly, {}, ['holding_id', 'user_id', 'holding_stock']).map((r) => [r.Column, r.OldValueKnown])).toEqual([
       ['user_id', false],
       ['holding_stock', false],
     ]);
+  });
+
+  it('key-only deletes produce no history row: a delete with no tracked column is one row without column, old values unknown (like a truncate)', () => {
+    // Default replica identity: the before image is the key. Without history.columns and declared
+    // columns nothing is tracked, yet the delete must leave a trace.
+    const keyOnly = ev('d', { holding_id: 1000 }, null);
+    expect(historyRows(keyOnly, {})).toEqual([
+      {
+        SourceTable: 'bank.holding',
+        Key: { holding_id: 1000 },
+        KeyText: '1000',
+        Column: null,
+        OldValue: null,
+        NewValue: null,
+        OldValueKnown: false,
+        Op: 'd',
+        CommitTime: '2021-06-01T00:00:00.000Z',
+        Lsn: 1000,
+        TxId: 653,
+        Context: null,
+      },
+    ]);
+    // Declared columns that are all key columns, or an empty history.columns, track nothing either.
+    expect(historyRows(keyOnly, {}, ['holding_id']).map((r) => [r.Op, r.Column])).toEqual([['d', null]]);
+    expect(historyRows(ev('d', holding(1000, 'A', 1), null), { columns: [] }).map((r) => [r.Op, r.Column])).toEqual([['d', null]]);
+    // Inserts and updates with nothing tracked stay without rows: nothing changed that is followed.
+    expect(historyRows(ev('u', { holding_id: 1000 }, { holding_id: 1000 }), {})).toEqual([]);
   });
 
   it('uses the row version and the commit time of every sink: an event without a usable one is a permanent failure', () => {

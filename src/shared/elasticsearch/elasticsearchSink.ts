@@ -14,6 +14,11 @@
  * e.g. from a lagging partition) are soft-deleted again at the watermark's version right after the
  * batch's bulk write (the watermarks are read in parallel with it), so a truncate cannot be undone. (No delete-by-query: it would
  * forget versions, and the test cluster has no reindex module.)
+ *
+ * One table per index: the first table to write an index claims it (an `owner:<index>` document in
+ * the control index, created once); records of any other table routed there are dead-lettered with
+ * the reason instead of mixing rows (and truncates) of two tables. The catalogue refuses such routes
+ * at start-up; this catches what it cannot see, e.g. indices written before names were escaped.
  */
 import type { Client, estypes } from '@elastic/elasticsearch';
 import { getBool, getInt, getList, getString, type Env } from '../core/env.js';
@@ -22,9 +27,9 @@ import { documentId, keyText } from '../events/documentId.js';
 import { fieldName, withFieldNames } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
-import { canRetry, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
+import { canRetry, ConfigError, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { routerFromEnv, type Router } from '../routing/routes.js';
+import { qualifiedName, routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
 import { boundedId } from './documentIds.js';
@@ -36,6 +41,8 @@ export type ElasticsearchItem =
   | {
       kind: 'write';
       index: string;
+      /** The source table (`qualifiedName`): an index holds one table's documents. */
+      table: string;
       id: string;
       version: number;
       document: Record<string, unknown>;
@@ -47,7 +54,7 @@ export type ElasticsearchItem =
       /** A delete with only the key in its before image: keep the stored row's values in the soft-deleted document. */
       mergeStored?: boolean;
     }
-  | { kind: 'truncate'; index: string; version: number; table: string };
+  | { kind: 'truncate'; index: string; version: number; /** The source table (`qualifiedName`). */ table: string };
 
 export interface ElasticsearchSinkOptions {
   client: Client;
@@ -97,6 +104,12 @@ interface Watermark {
   version: number;
 }
 
+/** The control index's record of which table an index holds (`owner:<index>`). */
+interface IndexOwner {
+  index: string;
+  table: string;
+}
+
 export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   readonly name = 'elasticsearch';
   readonly #options: ElasticsearchSinkOptions;
@@ -105,11 +118,17 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   #templates: Promise<unknown> | undefined;
   /** Per index, the fields whose explicit mapping this process has put (or is putting). */
   readonly #mappedFields = new Map<string, Map<string, Promise<void>>>();
+  /** Per index, the table that owns it (read or claimed once per process; an owner never changes). */
+  readonly #owners = new Map<string, Promise<string>>();
 
   constructor(options: ElasticsearchSinkOptions) {
     this.#options = options;
     this.#fields = options.unwrapFields ?? DEFAULT_METADATA_FIELDS;
     this.#controlIndex = options.controlIndex ?? 'cdc-control';
+    const table = options.router.tableOfIndex(this.#controlIndex);
+    if (table !== undefined) {
+      throw new ConfigError('ES_CONTROL_INDEX', `an index no table is routed to (it is the index of ${table} in CDC_ROUTES)`, this.#controlIndex);
+    }
   }
 
   prepare(event: ChangeEvent): ElasticsearchItem | null {
@@ -117,13 +136,14 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (!route.elasticsearch) return null;
     const index = route.elasticsearch.index;
     const version = rowVersion(event);
+    const table = qualifiedName(event.source.schema, event.source.table);
     // Column names Elasticsearch cannot hold, or that the metadata fields below would overwrite, are
     // escaped first (docs/sinks.md "Field names").
     const unwrapped = unwrap(withFieldNames(event), { fields: this.#fields });
-    if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table: tableId(event.source) };
+    if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table };
     const id = boundedId(documentId(event));
     const document: Record<string, unknown> = { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version };
-    const item: ElasticsearchItem = { kind: 'write', index, id, version, document };
+    const item: ElasticsearchItem = { kind: 'write', index, table, id, version, document };
     const toast = event.source.unchanged_toast;
     if (toast && toast.length > 0 && unwrapped.kind === 'upsert') {
       item.unchangedToast = toast.map(fieldName);
@@ -170,15 +190,17 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (json) document.__json = json;
   }
 
-  async write(records: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+  async write(batchRecords: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
     await this.ensureTemplates();
     const client = this.#options.client;
+    // Records of a table whose index another table owns go no further (not even a rejection marker).
+    const failures = await this.#foreignRecords(batchRecords);
+    const records = failures.size === 0 ? batchRecords : batchRecords.filter((r) => !failures.has(r.index));
     const indices = [...new Set(records.map((r) => r.item.index))];
     // Truncate watermarks are read alongside the bulk write (no extra round trip on the hot path);
     // a write that turns out to be older than a truncate is soft-deleted again right after.
     const watermarksRead = this.#watermarks(indices);
     watermarksRead.catch(() => undefined);
-    const failures = new Map<number, RecordOutcome>();
 
     for (const [i, outcome] of await this.#fillFromStored(records)) failures.set(i, outcome);
     await this.#ensureFieldMappings(records);
@@ -221,6 +243,61 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       }
     }
     return failures;
+  }
+
+  /**
+   * The records whose index belongs to another table, dead-lettered with the reason. An index
+   * this process has not seen yet is claimed for the first of the batch's tables that writes it
+   * (or its recorded owner is read): one request per index and process.
+   */
+  async #foreignRecords(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<Map<number, RecordOutcome>> {
+    for (const { item } of records) {
+      if (this.#owners.has(item.index)) continue;
+      const claim = this.#claimIndex(item.index, item.table);
+      this.#owners.set(item.index, claim);
+      // A claim that failed (cluster unavailable) is tried again with the batch's retry.
+      claim.catch(() => {
+        if (this.#owners.get(item.index) === claim) this.#owners.delete(item.index);
+      });
+    }
+    const owners = new Map<string, string>();
+    await Promise.all(
+      [...new Set(records.map((r) => r.item.index))].map(async (index) => {
+        owners.set(index, await this.#owners.get(index)!);
+      }),
+    );
+    const foreign = new Map<number, RecordOutcome>();
+    for (const { index, item } of records) {
+      const owner = owners.get(item.index);
+      if (owner === undefined || owner === item.table) continue;
+      foreign.set(index, {
+        status: 'deadLetter',
+        reason:
+          `Elasticsearch index ${item.index} holds the documents of ${owner}, and ${item.table} is routed there too: ` +
+          `not written, so the two tables' rows (and truncates) stay apart. Route one of them to another index (CDC_ROUTES; docs/sinks.md "One table per index")`,
+      });
+    }
+    return foreign;
+  }
+
+  /** The owner of `index`: `table` if this claim is the first, else the recorded one. */
+  async #claimIndex(index: string, table: string): Promise<string> {
+    const client = this.#options.client;
+    const id = `owner:${index}`;
+    try {
+      await client.create({ index: this.#controlIndex, id, document: { index, table } satisfies IndexOwner });
+      return table;
+    } catch (error) {
+      if (statusOf(error) !== 409) throw new TransientSinkError(`Could not record which table ${index} holds`, error);
+    }
+    try {
+      // Real-time get: the claim that won is visible without a refresh.
+      const recorded = await client.get<IndexOwner>({ index: this.#controlIndex, id });
+      if (typeof recorded._source?.table !== 'string') throw new Error(`${this.#controlIndex}/${id} names no table`);
+      return recorded._source.table;
+    } catch (error) {
+      throw new TransientSinkError(`Could not read which table ${index} holds`, error);
+    }
   }
 
   /** Puts the index templates once per process (again after a failure). */

@@ -5,7 +5,7 @@ import { getInt, getString, type Env } from '../core/env.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
 import { keyOf } from '../events/documentId.js';
 import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch/bulkWriter.js';
-import { TransientSinkError } from '../core/errors.js';
+import { ConfigError, TransientSinkError } from '../core/errors.js';
 import { declaredColumns, routerFromEnv, type Router } from '../routing/routes.js';
 import { DEFAULT_HISTORY_INDEX, historyDocument, historyDocumentId, putHistoryTemplate } from './historyIndex.js';
 import { historyRows, type HistoryRow } from './pivot.js';
@@ -25,6 +25,8 @@ export class ElasticsearchHistorySink implements Sink<HistoryRow[]> {
 
   constructor(private readonly options: HistorySinkOptions) {
     this.index = options.index ?? DEFAULT_HISTORY_INDEX;
+    const table = options.router.tableOfIndex(this.index);
+    if (table !== undefined) throw new ConfigError('HISTORY_INDEX', `an index no table is routed to (it is the index of ${table} in CDC_ROUTES)`, this.index);
   }
 
   prepare(event: ChangeEvent): HistoryRow[] | null {

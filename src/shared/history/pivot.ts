@@ -8,6 +8,8 @@
  *   other than FULL) every tracked column gets a row with `OldValueKnown: false` and no old value:
  *   the row says the old value is unknown rather than inventing one;
  * - delete: one row per tracked column with the old value (or `OldValueKnown: false`) and no new value;
+ *   when no column is tracked (a key-only before image, no `history.columns`, no declared columns),
+ *   one row with `Column` null and `OldValueKnown: false`, like a truncate's: every delete leaves a trace;
  * - truncate: one row with `Column` (and `Key`) null, marking that every row of the table went;
  * - snapshot reads, heartbeats: not changes, no rows. Unchanged TOAST columns are skipped.
  * Tracked columns: the route's `history.columns`, default the table's declared columns plus those the
@@ -69,7 +71,11 @@ export function historyRows(event: ChangeEvent, route: HistoryRoute = {}, declar
   const tracked =
     route.columns ??
     [...new Set([...declared, ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
-  return columnChanges(event, tracked).map((change) => ({ ...base, ...change }));
+  const changes = columnChanges(event, tracked);
+  // A row that went away is a change even when no column of it is followed (the key is all a
+  // default-identity delete carries): one row for the row itself, as a truncate has one for the table.
+  if (op === 'd' && changes.length === 0) return [{ ...base, Column: null, OldValue: null, NewValue: null, OldValueKnown: false }];
+  return changes.map((change) => ({ ...base, ...change }));
 }
 
 interface ColumnChange {

@@ -95,6 +95,25 @@ describe('toHistoryRows (per-column change history)', () => {
     ]);
   });
 
+  it('key-only deletes produce no history row: a table whose declared columns are its key gets one row without column for the delete', () => {
+    const [keyOnlyRoute] = adxRoutes(new Router({ 'public.tags': { keys: ['id'], adx: { table: 'Tags', columns: { id: 'long' } } } })) as [AdxTableRoute];
+    const event = changeEvent({ table: 'public.tags', op: 'd', key: { id: 5 }, before: { id: 5 }, lsn: 45 });
+    expect(toHistoryRows(event, keyOnlyRoute)).toEqual([
+      {
+        ...base,
+        SourceTable: 'public.tags',
+        Key: { id: 5 },
+        Context: null,
+        Op: 'd',
+        Lsn: 45,
+        Column: null,
+        OldValue: null,
+        NewValue: null,
+        OldValueKnown: false,
+      },
+    ]);
+  });
+
   it('tracks every non-key column (new ones included) when historyColumns is not configured', () => {
     const event = changeEvent({ op: 'u', before: order(7, { amount: 10 }), after: { ...order(7, { amount: 12 }), coupon: 'X1' }, lsn: 50 });
     expect(toHistoryRows(event, ordersRoute).map((r) => [r.Column, r.OldValue, r.NewValue, r.OldValueKnown])).toEqual([

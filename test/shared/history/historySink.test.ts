@@ -100,4 +100,31 @@ describe('ElasticsearchHistorySink (real Elasticsearch)', () => {
       ['u', '{"n":12345678901234567890}', '{"n":12345678901234567891}'],
     ]);
   });
+
+  it('key-only deletes produce no history row: every delete lands, as one row without column when no column is tracked', async () => {
+    // No history.columns, no declared (ADX) columns: a default-identity delete carries only the key.
+    const sink = new ElasticsearchHistorySink({ client, router: new Router({ '*': {} }), index, replicas: 0, bulk: { maxAttempts: 2, backoffMs: 10 } });
+    const events = [
+      changeEvent({ table: 'public.key_only', op: 'c', key: { id: 1 }, after: { id: 1, v: 'a' }, lsn: 800 }),
+      changeEvent({ table: 'public.key_only', op: 'd', key: { id: 1 }, before: { id: 1 }, lsn: 900 }),
+    ];
+    const deadLetters = new MemoryDeadLetterStore();
+    expect(await processBatch(recordsOf(events), { sink, deadLetters, batch })).toMatchObject({ ok: 2, skipped: 0, deadLettered: 0, retried: 0 });
+    // Redelivered: the same deterministic id, nothing doubles.
+    expect(await processBatch(recordsOf(events), { sink, deadLetters, batch })).toMatchObject({ ok: 2, retried: 0 });
+    await client.indices.refresh({ index });
+    const rows = await client.search<Record<string, unknown>>({ index, query: { term: { SourceTable: 'public.key_only' } }, sort: ['Lsn'] });
+    expect(rows.hits.hits.map((h) => [h._source?.Op, h._source?.Column, h._source?.OldValueKnown, h._source?.KeyText])).toEqual([
+      ['c', 'v', true, '1'],
+      ['d', null, false, '1'],
+    ]);
+  });
+
+  it("refuses a history index that is a table's index: its strict mapping would refuse that table's rows", () => {
+    const router = new Router({ '*': { elasticsearch: { index: 'cdc-{schema}.{table}' } } });
+    expect(() => new ElasticsearchHistorySink({ client, router, index: 'cdc-history.changes' })).toThrow(
+      'HISTORY_INDEX: expected an index no table is routed to (it is the index of history.changes in CDC_ROUTES), got "cdc-history.changes"',
+    );
+    expect(() => new ElasticsearchHistorySink({ client, router, index: 'cdc-change-history' })).not.toThrow();
+  });
 });
