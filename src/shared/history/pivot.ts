@@ -1,5 +1,5 @@
 /**
- * The change history (the source document's `holding_pivot`, generalised): one row per changed
+ * The change history (the `holding_pivot` of the Debezium per-field history demo, generalised): one row per changed
  * column, the one pivot both stores write (the Elasticsearch history index as is; the ADX history
  * table without `KeyText`, see `toHistoryRow` in src/shared/adx/rows.ts), so the same questions read
  * the same in KQL and in Elasticsearch. Version = `rowVersion`, key = the event's key.

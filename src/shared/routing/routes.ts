@@ -63,7 +63,7 @@ export interface TableRoute {
 
 export type RoutesConfig = Record<string, TableRoute>;
 
-/** The demo tables of the source documents, for every sink. */
+/** The demo tables (`retail.orders_info` of the Kafka Connect → ADX demo, `bank.holding` of the per-field history demo), for every sink. */
 export const DEFAULT_ROUTES: RoutesConfig = {
   'retail.orders_info': {
     keys: ['orderid'],
@@ -86,7 +86,7 @@ export const DEFAULT_ROUTES: RoutesConfig = {
   },
   'bank.holding': {
     keys: ['holding_id'],
-    // Stock type and quantity, with the owning user as context: the source document's questions.
+    // Stock type and quantity, with the owning user as context: the questions of the per-field history demo.
     history: { columns: ['holding_stock', 'holding_quantity'], context: ['user_id'] },
     elasticsearch: {
       index: 'cdc-bank.holding',
