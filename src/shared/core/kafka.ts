@@ -94,11 +94,6 @@ export function kafkaSettingsFromEnv(env: Env, defaults: { clientId: string }): 
   };
 }
 
-/** The values of the settings that must never reach a log line (the password holds the connection string). */
-export function kafkaSecrets(settings: KafkaSettings): string[] {
-  return settings.saslPassword ? [settings.saslPassword] : [];
-}
-
 /** Entra ID scope of an Event Hubs namespace: `https://<host>/.default`. */
 export function eventHubsScope(broker: string): string {
   const host = broker.replace(/:\d+$/, '');
