@@ -19,7 +19,8 @@ export default tseslint.config(
     },
   },
   // Module boundaries (README "Module map"): plumbing at the bottom, the event model on it, the sinks
-  // on both, hosts at the edge; the reader sees only the plumbing and the event model.
+  // on both, hosts at the edge; the reader sees only the plumbing and the event model; the sink hosts
+  // (Functions, worker) see src/shared and never each other.
   {
     files: ['src/shared/**/*.ts'],
     rules: {
@@ -61,6 +62,27 @@ export default tseslint.config(
             },
           ],
         },
+      ],
+    },
+  },
+  {
+    files: ['src/worker/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@azure/functions', message: 'The worker is not a Functions host.' }],
+          patterns: [{ regex: '(^|/)(functions|reader)/', message: 'The worker imports src/shared only, never another host (src/functions, src/reader).' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/functions/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '(^|/)(reader|worker)/', message: 'The Functions host imports src/shared only, never another host (src/reader, src/worker).' }] },
       ],
     },
   },

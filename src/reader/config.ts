@@ -5,12 +5,11 @@
 import { getInt, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
 import { ConfigError } from '../shared/core/errors.js';
 import { pgSettingsFromEnv, type PgSettings } from '../shared/core/postgres.js';
+import { kafkaSettingsFromEnv, type KafkaSettings } from '../shared/core/kafka.js';
 
 export { ConfigError };
 
 export type SnapshotMode = 'initial' | 'never' | 'initial_only';
-export type SecurityProtocol = 'PLAINTEXT' | 'SASL_PLAINTEXT' | 'SASL_SSL';
-export type SaslMechanism = 'PLAIN' | 'OAUTHBEARER';
 
 export interface TableRef {
   schema: string;
@@ -31,18 +30,8 @@ export interface ReaderConfig {
   topic: string;
   /** `{prefix}`, `{schema}`, `{table}` placeholders; null = every table to `topic`. */
   topicTemplate: string | null;
-  kafka: {
-    brokers: string[];
-    clientId: string;
-    securityProtocol: SecurityProtocol;
-    saslMechanism: SaslMechanism;
-    saslUsername: string;
-    saslPassword: string | undefined;
-    oauthScope: string | undefined;
-    maxMessageBytes: number;
-    requestTimeoutMs: number;
-    metadataMaxAgeMs: number;
-  };
+  /** The shared connection settings (src/shared/core/kafka.ts) plus the reader's record size limit. */
+  kafka: KafkaSettings & { maxMessageBytes: number };
   maxInflightBytes: number;
   statusIntervalMs: number;
   heartbeatIntervalMs: number;
@@ -134,26 +123,6 @@ export function parseTableList(raw: string, variable = 'CDC_TABLES'): TableRef[]
   return out;
 }
 
-function parseBrokers(raw: string, variable: string): string[] {
-  const list = raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (list.length === 0 || list.some((b) => !/^[^\s:]+:\d{1,5}$/.test(b))) throw new ConfigError(variable, 'host:port[,host:port...]', raw);
-  return list;
-}
-
-/** Event Hubs connection string → the namespace's Kafka endpoint. */
-function brokersFromConnectionString(cs: string): string[] {
-  const m = /Endpoint=sb:\/\/([^/;]+)/i.exec(cs);
-  if (!m)
-    throw new ConfigError('EVENTHUBS_CONNECTION_STRING', 'an Event Hubs connection string with Endpoint=sb://<namespace>.servicebus.windows.net/', cs, {
-      secret: true,
-    });
-  const host = m[1]!;
-  return [host.includes(':') ? host : `${host}:9093`];
-}
-
 /** Every value that must never reach a log line or an error message. */
 export function secretsOf(config: ReaderConfig): string[] {
   return [config.pg.password, config.kafka.saslPassword, config.claimCheck.connectionString, config.appInsightsConnectionString].filter(
@@ -197,28 +166,7 @@ function appInsightsConnectionString(env: Env): string | undefined {
 }
 
 export function loadConfig(env: Env = process.env): ReaderConfig {
-  const ehConnectionString = getOptionalString(env, 'EVENTHUBS_CONNECTION_STRING');
-  const brokersRaw = getOptionalString(env, 'KAFKA_BROKERS');
-  let brokers: string[];
-  if (brokersRaw) brokers = parseBrokers(brokersRaw, 'KAFKA_BROKERS');
-  else if (ehConnectionString) brokers = brokersFromConnectionString(ehConnectionString);
-  else throw new ConfigError('KAFKA_BROKERS', 'host:port[,host:port...] (or set EVENTHUBS_CONNECTION_STRING)', undefined);
-
-  const securityProtocol = getOneOf<SecurityProtocol>(
-    env,
-    'KAFKA_SECURITY_PROTOCOL',
-    ['PLAINTEXT', 'SASL_PLAINTEXT', 'SASL_SSL'],
-    ehConnectionString ? 'SASL_SSL' : 'PLAINTEXT',
-  );
-  const saslMechanism = getOneOf<SaslMechanism>(env, 'KAFKA_SASL_MECHANISM', ['PLAIN', 'OAUTHBEARER'], 'PLAIN');
-  const saslPassword = getOptionalString(env, 'KAFKA_SASL_PASSWORD') ?? ehConnectionString;
-  if (securityProtocol !== 'PLAINTEXT' && saslMechanism === 'PLAIN' && !saslPassword) {
-    throw new ConfigError(
-      'KAFKA_SASL_PASSWORD',
-      `a password (for Event Hubs: the namespace connection string) when KAFKA_SECURITY_PROTOCOL=${securityProtocol} and KAFKA_SASL_MECHANISM=PLAIN`,
-      undefined,
-    );
-  }
+  const kafka = kafkaSettingsFromEnv(env, { clientId: 'pg-cdc-reader' });
   const maxMessageBytes = getInt(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000, { min: 1024, max: 1_046_527 });
   const tablesRaw = getOptionalString(env, 'CDC_TABLES');
   const topicTemplate = getOptionalString(env, 'CDC_TOPIC_TEMPLATE') ?? null;
@@ -244,18 +192,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),
     topicTemplate,
-    kafka: {
-      brokers,
-      clientId: getString(env, 'KAFKA_CLIENT_ID', 'pg-cdc-reader'),
-      securityProtocol,
-      saslMechanism,
-      saslUsername: getString(env, 'KAFKA_SASL_USERNAME', '$ConnectionString'),
-      saslPassword,
-      oauthScope: getOptionalString(env, 'KAFKA_OAUTH_SCOPE'),
-      maxMessageBytes,
-      requestTimeoutMs: getInt(env, 'KAFKA_REQUEST_TIMEOUT_MS', 60_000, { min: 20_000, max: 600_000 }),
-      metadataMaxAgeMs: getInt(env, 'KAFKA_METADATA_MAX_AGE_MS', 180_000, { min: 1_000, max: 3_600_000 }),
-    },
+    kafka: { ...kafka, maxMessageBytes },
     maxInflightBytes: getInt(env, 'CDC_MAX_INFLIGHT_BYTES', 8 * 1024 * 1024, { min: 1024 * 1024, max: 1024 * 1024 * 1024 }),
     statusIntervalMs: getInt(env, 'CDC_STATUS_INTERVAL_MS', 10_000, { min: 100, max: 600_000 }),
     heartbeatIntervalMs: getInt(env, 'CDC_HEARTBEAT_INTERVAL_MS', 0, { min: 0, max: 3_600_000 }),

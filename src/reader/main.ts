@@ -5,7 +5,7 @@
 import { ConfigError, loadConfig, secretsOf } from './config.js';
 import type { ReaderConfig } from './config.js';
 import { createLogger, errorFields } from '../shared/core/logger.js';
-import { startHealthServer } from './health.js';
+import { startHealthServer } from '../shared/core/health.js';
 import { Reader } from './reader.js';
 import { bounded } from './async.js';
 import { KafkaPublisher } from './publish/kafkaPublisher.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type pg from 'pg';
-import { startHealthServer } from '../../src/reader/health.js';
+import { startHealthServer } from '../../src/shared/core/health.js';
 import { loadConfig } from '../../src/reader/config.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
 import { cleanup, closedPort, eventually, pgClient, readerEnv, startReader, startupError, SwitchableBroker, TopicCollector, uniqueName } from './helpers.js';

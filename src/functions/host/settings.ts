@@ -3,7 +3,8 @@
  * the Functions host from app settings at run time.
  */
 import type { EventHubFunctionOptions, ExponentialBackoffRetryOptions } from '@azure/functions';
-import { getInt, type Env } from '../../shared/core/env.js';
+import type { Env } from '../../shared/core/env.js';
+import { retryPolicyFromEnv } from '../../shared/sinks/retryPolicy.js';
 
 /** Name of the connection setting prefix: `EventHubConnection` (connection string) or `EventHubConnection__fullyQualifiedNamespace` (identity). */
 export const EVENT_HUB_CONNECTION = 'EventHubConnection';
@@ -40,13 +41,17 @@ export function eventHubNamespace(env: Env): string | undefined {
   }
 }
 
-/** Unbounded exponential backoff: a failing batch holds its partition's checkpoint until it succeeds. */
+/**
+ * The shared retry policy (src/shared/sinks/retryPolicy.ts) as the runtime's unbounded exponential
+ * backoff: a failing batch holds its partition's checkpoint until it succeeds.
+ */
 export function retryPolicy(env: Env): ExponentialBackoffRetryOptions {
+  const policy = retryPolicyFromEnv(env);
   return {
     strategy: 'exponentialBackoff',
     maxRetryCount: -1,
-    minimumInterval: { seconds: getInt(env, 'CDC_RETRY_MIN_INTERVAL_SECONDS', 5, { min: 1 }) },
-    maximumInterval: { seconds: getInt(env, 'CDC_RETRY_MAX_INTERVAL_SECONDS', 900, { min: 1 }) },
+    minimumInterval: { seconds: policy.minIntervalSeconds },
+    maximumInterval: { seconds: policy.maxIntervalSeconds },
   };
 }
 

@@ -2,60 +2,24 @@
  * Publisher on @platformatic/kafka (chosen by measurement, see docs/reader.md "Kafka client").
  * Works against plain Kafka, the Event Hubs emulator (SASL_PLAINTEXT + PLAIN) and Event Hubs
  * (SASL_SSL + PLAIN `$ConnectionString`, or OAUTHBEARER with a DefaultAzureCredential token), with
- * Microsoft's recommended client settings.
+ * Microsoft's recommended client settings: the connection is src/shared/core/kafka.ts.
  */
 import { Producer } from '@platformatic/kafka';
 import type { ProducerOptions } from '@platformatic/kafka';
+import { kafkaClientOptions, type TokenSource } from '../../shared/core/kafka.js';
 import type { ReaderConfig } from '../config.js';
 import type { BrokerCheck } from './brokerCheck.js';
 import { brokerError } from './brokerCheck.js';
 import type { OutRecord, Publisher } from './publisher.js';
 
-type TokenSource = { getToken(scope: string): Promise<{ token: string } | null> };
-
-export function eventHubsScope(broker: string): string {
-  const host = broker.replace(/:\d+$/, '');
-  return `https://${host}/.default`;
-}
-
+/** The shared connection options (src/shared/core/kafka.ts) plus what a publisher needs. */
 export async function producerOptions(kafka: ReaderConfig['kafka'], credential?: TokenSource): Promise<ProducerOptions<Buffer, Buffer, string, Buffer>> {
-  const opts: ProducerOptions<Buffer, Buffer, string, Buffer> = {
-    clientId: kafka.clientId,
-    bootstrapBrokers: kafka.brokers,
+  return {
+    ...(await kafkaClientOptions(kafka, credential)),
     acks: -1,
     autocreateTopics: true,
-    // Event Hubs: request.timeout.ms >= 20000 (60000 recommended); idle connections are closed at
-    // 240 s, so refresh metadata (and with it the connections) every 180 s.
-    requestTimeout: kafka.requestTimeoutMs,
-    connectTimeout: 30_000,
-    metadataMaxAge: kafka.metadataMaxAgeMs,
-    retries: 3,
-    retryDelay: 500,
     serializers: { headerKey: (k?: string) => (k === undefined ? undefined : Buffer.from(k)) },
   };
-  if (kafka.securityProtocol === 'SASL_SSL') opts.tls = {};
-  if (kafka.securityProtocol !== 'PLAINTEXT') {
-    if (kafka.saslMechanism === 'PLAIN') {
-      opts.sasl = { mechanism: 'PLAIN', username: kafka.saslUsername, password: kafka.saslPassword ?? '' };
-    } else {
-      const scope = kafka.oauthScope ?? eventHubsScope(kafka.brokers[0]!);
-      let cred = credential;
-      if (!cred) {
-        const { DefaultAzureCredential } = await import('@azure/identity');
-        cred = new DefaultAzureCredential();
-      }
-      const source = cred;
-      opts.sasl = {
-        mechanism: 'OAUTHBEARER',
-        token: async () => {
-          const t = await source.getToken(scope);
-          if (!t) throw new Error(`no Entra ID token for ${scope}`);
-          return t.token;
-        },
-      };
-    }
-  }
-  return opts;
 }
 
 // Metadata attempts for a topic: a broker that auto-creates topics answers "unknown" until it has.

@@ -1,6 +1,8 @@
 /**
- * /healthz (process alive, not failed), /readyz (streaming or snapshotting, broker reachable),
- * GET /metrics (JSON), POST /metrics/reset (fresh latency window).
+ * The probe server of every long-running component (the reader, the sink worker): /healthz
+ * (process alive, not failed), /readyz (doing its work: for the reader streaming or snapshotting
+ * with the broker reachable, for the worker every consumer joined), GET /metrics (JSON),
+ * POST /metrics/reset (fresh latency window).
  */
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';

@@ -1,0 +1,113 @@
+/**
+ * Worker configuration: every setting an environment variable, validated once at start-up; a bad
+ * value stops the worker naming the variable (exit code 2). The Kafka connection is the reader's
+ * (src/shared/core/kafka.ts), the sinks and their consumer groups are the Functions host's
+ * (`SINKS`), the retry policy is the shared one; what is the worker's own is how it batches and stops.
+ */
+import { getInt, getList, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
+import { ConfigError } from '../shared/core/errors.js';
+import { kafkaSettingsFromEnv, type KafkaSettings } from '../shared/core/kafka.js';
+import type { LogLevel } from '../shared/core/logger.js';
+import { SINKS, type SinkDefinition } from '../shared/sinks/registry.js';
+import { retryPolicyFromEnv, type RetryPolicy } from '../shared/sinks/retryPolicy.js';
+
+export interface WorkerSink {
+  definition: SinkDefinition;
+  /** `definition.consumerGroupSetting`, else the Functions consumer group name. */
+  consumerGroup: string;
+}
+
+export interface WorkerConfig {
+  kafka: KafkaSettings;
+  topic: string;
+  /** Host of the first broker: the `namespace` of every batch (an Event Hubs namespace's FQDN). */
+  namespace: string;
+  sinks: WorkerSink[];
+  /** Most records per batch (host.json's `maxEventBatchSize`). */
+  maxBatchSize: number;
+  /** Longest a batch's first record waits for the batch to fill (host.json's `maxWaitTime`). */
+  maxWaitMs: number;
+  retry: RetryPolicy;
+  /**
+   * How long SIGTERM waits for the batches in flight before abandoning them (uncommitted). Leaving
+   * the group takes at most 5 s more, so the default stays inside the 30 s grace period Kubernetes
+   * and Container Apps give a container.
+   */
+  shutdownTimeoutMs: number;
+  sessionTimeoutMs: number;
+  healthPort: number;
+  logLevel: LogLevel;
+}
+
+/** host.json `extensions.eventHubs.maxEventBatchSize`: the same batches on both hosts. */
+export const DEFAULT_MAX_BATCH_SIZE = 1000;
+
+/**
+ * Which sinks run: `WORKER_SINKS` (names of `SINKS`, any case), by default Elasticsearch and the
+ * change history, plus ADX when it is configured (`ADX_CLUSTER_URL`): a process without ADX settings
+ * should not fail for a sink nobody asked for, and one that names it gets the missing setting named.
+ */
+function sinksFromEnv(env: Env): SinkDefinition[] {
+  const names = SINKS.map((s) => s.name);
+  const defaults = SINKS.filter((s) => s.name !== 'adxSink' || getOptionalString(env, 'ADX_CLUSTER_URL') !== undefined).map((s) => s.name);
+  const raw = getList(env, 'WORKER_SINKS', defaults);
+  const chosen = raw.map((name) => {
+    const definition = SINKS.find((s) => s.name.toLowerCase() === name.toLowerCase());
+    if (definition === undefined)
+      throw new ConfigError('WORKER_SINKS', `a comma-separated list of ${names.join(', ')}`, getOptionalString(env, 'WORKER_SINKS'));
+    return definition;
+  });
+  if (chosen.length === 0) throw new ConfigError('WORKER_SINKS', `at least one of ${names.join(', ')}`, getOptionalString(env, 'WORKER_SINKS'));
+  return SINKS.filter((s) => chosen.includes(s));
+}
+
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  const kafka = kafkaSettingsFromEnv(env, { clientId: 'pg-cdc-worker' });
+  const sinks = sinksFromEnv(env).map((definition) => ({
+    definition,
+    consumerGroup: getString(env, definition.consumerGroupSetting, definition.defaultConsumerGroup),
+  }));
+  // Two sinks in one group would split the events between them instead of each getting all of them.
+  sinks.forEach((sink, i) => {
+    const other = sinks.slice(0, i).find((s) => s.consumerGroup === sink.consumerGroup);
+    if (other) {
+      throw new ConfigError(
+        sink.definition.consumerGroupSetting,
+        `a consumer group other than ${other.definition.name}'s (${other.definition.consumerGroupSetting}): every sink needs its own`,
+        sink.consumerGroup,
+      );
+    }
+  });
+  const sessionTimeoutMs = getInt(env, 'KAFKA_SESSION_TIMEOUT_MS', 30_000, { min: 6_000, max: 300_000 });
+  return {
+    kafka,
+    topic: getString(env, 'CDC_TOPIC', 'cdc-events'),
+    namespace: kafka.brokers[0]!.replace(/:\d+$/, ''),
+    sinks,
+    maxBatchSize: getInt(env, 'WORKER_MAX_BATCH_SIZE', DEFAULT_MAX_BATCH_SIZE, { min: 1, max: 100_000 }),
+    maxWaitMs: getInt(env, 'WORKER_MAX_WAIT_MS', 1_000, { min: 0, max: 300_000 }),
+    retry: retryPolicyFromEnv(env),
+    shutdownTimeoutMs: getInt(env, 'WORKER_SHUTDOWN_TIMEOUT_MS', 15_000, { min: 0, max: 600_000 }),
+    sessionTimeoutMs,
+    healthPort: getInt(env, 'HEALTH_PORT', 8080, { min: 0, max: 65535 }),
+    logLevel: getOneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], 'info'),
+  };
+}
+
+/** Settings whose values must never reach a log line: the Kafka password and the sinks' credentials. */
+const SECRET_SETTINGS = [
+  'KAFKA_SASL_PASSWORD',
+  'EVENTHUBS_CONNECTION_STRING',
+  'ELASTICSEARCH_API_KEY',
+  'ELASTICSEARCH_PASSWORD',
+  'ADX_CLIENT_SECRET',
+  'SINK_DEADLETTER_CONNECTION_STRING',
+  'READER_DEADLETTER_CONNECTION_STRING',
+  'AZURE_STORAGE_CONNECTION_STRING',
+  'AzureWebJobsStorage',
+];
+
+/** The values to mask in every log line; read from the environment, so also usable when the configuration is invalid. */
+export function secretsOf(env: Env = process.env): string[] {
+  return SECRET_SETTINGS.map((name) => getOptionalString(env, name)).filter((v): v is string => v !== undefined);
+}

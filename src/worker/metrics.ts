@@ -1,0 +1,78 @@
+/**
+ * The worker's bookkeeping per sink, served as JSON on /metrics: batches, records by outcome,
+ * committed offsets and lag per partition, rebalances and reconnects. Plain counters, read by the
+ * health server; nothing here blocks the batches.
+ */
+import type { BatchReport } from '../shared/batch/types.js';
+
+export type SinkState = 'starting' | 'running' | 'reconnecting' | 'stopping' | 'stopped';
+
+export interface PartitionMetrics {
+  /** The offset last committed by this worker (the next record to read). */
+  committedOffset: number | null;
+  /** Records on the topic after the committed offset (refreshed every few seconds). */
+  lag: number | null;
+  queued: number;
+  /** The batch being handled: its offsets and how many times it was tried. */
+  inFlight: { firstOffset: string; lastOffset: string; attempts: number } | null;
+}
+
+export class SinkMetrics {
+  state: SinkState = 'starting';
+  /** Batches handled completely (written or dead-lettered), and attempts that must be retried. */
+  batches = 0;
+  batchAttemptsFailed = 0;
+  records = { ok: 0, skipped: 0, deadLettered: 0, retried: 0 };
+  /** Records read again after a rebalance or reconnect and dropped because they were already taken. */
+  redelivered = 0;
+  /** Batches given up without a commit (partition revoked, shutdown deadline, lost connection). */
+  abandonedBatches = 0;
+  rebalances = 0;
+  reconnects = 0;
+  lastError: string | null = null;
+  readonly partitions = new Map<number, PartitionMetrics>();
+
+  constructor(
+    readonly sink: string,
+    readonly consumerGroup: string,
+  ) {}
+
+  partition(id: number): PartitionMetrics {
+    let p = this.partitions.get(id);
+    if (!p) {
+      p = { committedOffset: null, lag: null, queued: 0, inFlight: null };
+      this.partitions.set(id, p);
+    }
+    return p;
+  }
+
+  recordReport(report: BatchReport): void {
+    this.batches++;
+    this.records.ok += report.ok;
+    this.records.skipped += report.skipped;
+    this.records.deadLettered += report.deadLettered;
+  }
+
+  recordFailedAttempt(retried: number, error: string): void {
+    this.batchAttemptsFailed++;
+    this.records.retried += retried;
+    this.lastError = error;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      sink: this.sink,
+      consumerGroup: this.consumerGroup,
+      state: this.state,
+      batches: this.batches,
+      batchAttemptsFailed: this.batchAttemptsFailed,
+      records: { ...this.records },
+      redelivered: this.redelivered,
+      abandonedBatches: this.abandonedBatches,
+      rebalances: this.rebalances,
+      reconnects: this.reconnects,
+      lastError: this.lastError,
+      partitions: Object.fromEntries([...this.partitions].sort(([a], [b]) => a - b).map(([id, p]) => [String(id), { ...p }])),
+    };
+  }
+}

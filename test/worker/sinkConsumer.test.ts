@@ -1,0 +1,253 @@
+/**
+ * The worker's delivery guarantees against the real broker, Elasticsearch and Azurite: batch sizes,
+ * commit only after a batch is handled, retries that never skip, poison records dead-lettered, and
+ * two workers of one group splitting partitions and taking over from each other.
+ */
+import { afterAll, describe, expect, it } from '@jest/globals';
+import {
+  committedOffsets,
+  createTopic,
+  deadLetterContainer,
+  deadLetters,
+  deleteTopic,
+  documents,
+  eventually,
+  gate,
+  indicesOf,
+  orderEvents,
+  produce,
+  startWorker,
+  testNames,
+  workerEnv,
+  type RunningWorker,
+  type TestNames,
+} from './helpers.js';
+import { cleanup, testClient } from '../shared/esTestKit.js';
+
+const client = testClient();
+const used: TestNames[] = [];
+const running: RunningWorker[] = [];
+
+async function setup(prefix: string, partitions: number): Promise<TestNames> {
+  const names = testNames(prefix);
+  used.push(names);
+  await createTopic(names.topic, partitions);
+  return names;
+}
+
+async function start(...args: Parameters<typeof startWorker>): Promise<RunningWorker> {
+  const worker = await startWorker(...args);
+  running.push(worker);
+  return worker;
+}
+
+const committed = async (names: TestNames) => Object.fromEntries([...(await committedOffsets(names.group, names.topic))].map(([p, o]) => [p, Number(o)]));
+
+afterAll(async () => {
+  await Promise.all(running.map((w) => w.stop()));
+  for (const names of used) {
+    await deleteTopic(names.topic);
+    await cleanup(client, indicesOf(names));
+    await deadLetterContainer(names).deleteIfExists();
+  }
+  await client.close();
+});
+
+describe('sink worker', () => {
+  it('hands over batches of WORKER_MAX_BATCH_SIZE records, one at a time per partition, and commits each only after it is written', async () => {
+    // Prepare: 25 events on one partition before the worker starts; every write waits for a ticket.
+    const names = await setup('w_batches', 1);
+    const events = orderEvents(1, 25, 1);
+    await produce(
+      names.topic,
+      events.map((e) => e.record),
+    );
+    const writes = gate();
+    const worker = await start(workerEnv(names, { WORKER_MAX_BATCH_SIZE: '10', WORKER_MAX_WAIT_MS: '200' }), (deps) => writes.wrap(deps));
+    const offsets = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
+
+    // Act + Assess: the first batch is in flight and nothing is committed; the partition's next batch waits for it.
+    await eventually('first batch in flight', () => (writes.seen.length === 1 ? true : undefined));
+    expect(writes.seen[0]).toEqual(offsets(0, 9));
+    expect(await committed(names)).toEqual({});
+    expect(worker.worker.consumers[0]!.metrics.partitions.get(0)).toMatchObject({ queued: 15, inFlight: { firstOffset: '0', lastOffset: '9', attempts: 1 } });
+
+    writes.releaseOne();
+    await eventually('offset 10 committed', async () => ((await committed(names))[0] === 10 ? true : undefined));
+    await eventually('second batch in flight', () => (writes.seen.length === 2 ? true : undefined));
+    expect(writes.seen[1]).toEqual(offsets(10, 19));
+    expect(await committed(names)).toEqual({ 0: 10 });
+
+    writes.releaseOne();
+    await eventually('offset 20 committed', async () => ((await committed(names))[0] === 20 ? true : undefined));
+    writes.releaseOne();
+    await eventually('offset 25 committed', async () => ((await committed(names))[0] === 25 ? true : undefined));
+
+    expect(writes.seen.map((b) => b.length)).toEqual([10, 10, 5]);
+    expect(worker.batchSizes()).toEqual([10, 10, 5]);
+    const docs = await documents(client, names.index);
+    expect(docs.size).toBe(25);
+    for (const { event } of events) expect(docs.get(String(event.after!.orderid))?.version).toBe(event.source.lsn);
+    expect(worker.worker.consumers[0]!.metrics.toJSON()).toMatchObject({
+      batches: 3,
+      records: { ok: 25, deadLettered: 0, retried: 0 },
+      partitions: { '0': { committedOffset: 25 } },
+    });
+  });
+
+  it('retries a batch Elasticsearch refuses as the same records, commits nothing meanwhile, skips nothing, and lands it once the block is lifted', async () => {
+    // Prepare: a first batch lands (and creates the index), then the index refuses writes.
+    const names = await setup('w_retry', 1);
+    const writes = gate();
+    writes.releaseAll();
+    const worker = await start(workerEnv(names), (deps) => writes.wrap(deps));
+    await produce(
+      names.topic,
+      orderEvents(1, 5, 1).map((e) => e.record),
+    );
+    await eventually('first batch committed', async () => ((await committed(names))[0] === 5 ? true : undefined));
+    await client.indices.putSettings({ index: names.index, settings: { 'index.blocks.write': true } });
+
+    // Act: five more events; their batch fails on every attempt while the block holds.
+    const later = orderEvents(6, 5, 1);
+    await produce(
+      names.topic,
+      later.map((e) => e.record),
+    );
+    const metrics = worker.worker.consumers[0]!.metrics;
+    await eventually('two failed attempts', () => (metrics.batchAttemptsFailed >= 2 ? true : undefined), 60_000);
+
+    // Assess: the same records each time, nothing committed past the failing batch.
+    const attempts = writes.seen.slice(1);
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    for (const attempt of attempts) expect(attempt).toEqual(['5', '6', '7', '8', '9']);
+    expect(await committed(names)).toEqual({ 0: 5 });
+    expect(metrics.records.retried).toBeGreaterThanOrEqual(10);
+    expect(metrics.partitions.get(0)?.inFlight).toMatchObject({ firstOffset: '5', lastOffset: '9' });
+
+    await client.indices.putSettings({ index: names.index, settings: { 'index.blocks.write': null } });
+    await eventually('the batch lands and is committed', async () => ((await committed(names))[0] === 10 ? true : undefined), 60_000);
+    const docs = await documents(client, names.index);
+    expect([...docs.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+    for (const { event } of later) expect(docs.get(String(event.after!.orderid))?.version).toBe(event.source.lsn);
+    expect(metrics.records.ok).toBe(10);
+  });
+
+  it('dead-letters a poison record (not JSON) with its position, headers and original bytes to Azurite, while the rest lands and is committed', async () => {
+    // Prepare
+    const names = await setup('w_poison', 2);
+    const [a, b, c] = orderEvents(1, 3, 2);
+    const poison = Buffer.from('{"truncated');
+    await produce(names.topic, [
+      { ...a!.record, partition: 0 },
+      { value: poison, partition: 0, headers: { origin: 'test' } },
+      { ...b!.record, partition: 0 },
+      { ...c!.record, partition: 1 },
+    ]);
+
+    // Act
+    const worker = await start(workerEnv(names));
+    await eventually('all committed', async () => {
+      const offsets = await committed(names);
+      return offsets[0] === 3 && offsets[1] === 1 ? true : undefined;
+    });
+
+    // Assess
+    expect([...(await documents(client, names.index)).keys()].sort()).toEqual(['1', '2', '3']);
+    const letters = await deadLetters(deadLetterContainer(names));
+    expect(letters).toHaveLength(1);
+    const [{ name, doc }] = letters as [(typeof letters)[number]];
+    expect(name.startsWith(`127.0.0.1/${names.topic}/${names.group}/elasticsearchSink/0/`)).toBe(true);
+    expect(doc).toMatchObject({
+      functionName: 'elasticsearchSink',
+      namespace: '127.0.0.1',
+      consumerGroup: names.group,
+      eventHubName: names.topic,
+      partitionId: '0',
+      offset: '1',
+      sequenceNumber: '1',
+      bodyType: 'buffer',
+      properties: { origin: 'test' },
+    });
+    expect(doc.enqueuedTimeUtc).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(doc.reason).toMatch(/not JSON/);
+    expect(Buffer.from(doc.body, 'base64').equals(poison)).toBe(true);
+    expect(worker.worker.consumers[0]!.metrics.records).toMatchObject({ ok: 3, deadLettered: 1, retried: 0 });
+  });
+
+  it('two workers in one group split four partitions; when one leaves with batches in flight, the survivor takes them over and nothing is lost', async () => {
+    // Prepare: worker A alone, then worker B joins; B's writes are held, so its batches stay in flight.
+    const names = await setup('w_group', 4);
+    const a = await start(workerEnv(names));
+    await eventually('A has all four partitions', () => (a.assigned().length === 4 ? true : undefined));
+    const held = gate();
+    const b = await start(workerEnv(names, { WORKER_SHUTDOWN_TIMEOUT_MS: '0' }), (deps) => held.wrap(deps));
+    await eventually('A and B have two partitions each', () => (a.assigned().length === 2 && b.assigned().length === 2 ? true : undefined));
+    const ofB = b.assigned();
+    expect([...a.assigned(), ...ofB].sort()).toEqual([0, 1, 2, 3]);
+
+    // Act: ten events per partition; A's land, B's wait at the gate; then B stops (abandoning them).
+    const events = orderEvents(1, 40, 4);
+    await produce(
+      names.topic,
+      events.map((e) => e.record),
+    );
+    await eventually('A committed its partitions', async () => {
+      const offsets = await committed(names);
+      return a.assigned().every((p) => offsets[p] === 10) ? true : undefined;
+    });
+    await eventually('B has a batch in flight on each of its partitions', () => (held.seen.length >= 2 ? true : undefined));
+    await b.stop();
+    held.releaseAll(); // B's late writes may land now: they are not committed.
+    const offsetsAfterB = await committed(names);
+    for (const p of ofB) expect(offsetsAfterB[p]).toBeUndefined();
+    const metricsB = b.worker.consumers[0]!.metrics;
+    await eventually("B's late batches end uncommitted", () => (metricsB.abandonedBatches >= 2 ? true : undefined));
+
+    // Assess: A takes over B's partitions from their last commit (none) and handles everything.
+    await eventually('A has all four partitions again', () => (a.assigned().length === 4 ? true : undefined), 60_000);
+    await eventually('every partition committed to its end', async () => {
+      const offsets = await committed(names);
+      return [0, 1, 2, 3].every((p) => offsets[p] === 10) ? true : undefined;
+    });
+    const docs = await documents(client, names.index);
+    expect(docs.size).toBe(40);
+    for (const { event } of events) expect(docs.get(String(event.after!.orderid))?.version).toBe(event.source.lsn);
+    expect(a.worker.consumers[0]!.metrics.rebalances).toBeGreaterThanOrEqual(2);
+  });
+
+  it('across a rebalance, a kept partition finishes and commits its batch in flight without handling it twice; the revoked one is not committed by the old owner', async () => {
+    // Prepare: A holds a batch in flight on each of two partitions when B joins the group.
+    const names = await setup('w_rebalance', 2);
+    const events = orderEvents(1, 20, 2);
+    await produce(
+      names.topic,
+      events.map((e) => e.record),
+    );
+    const held = gate();
+    const a = await start(workerEnv(names), (deps) => held.wrap(deps));
+    await eventually('A has a batch in flight on both partitions', () => (held.seen.length === 2 ? true : undefined));
+
+    // Act: B joins; A keeps one partition and loses the other, with both batches still held.
+    const b = await start(workerEnv(names));
+    await eventually('one partition each', () => (a.assigned().length === 1 && b.assigned().length === 1 ? true : undefined));
+    const [kept] = a.assigned() as [number];
+    const lost = 1 - kept;
+    await eventually('B committed the partition it took over', async () => ((await committed(names))[lost] === 10 ? true : undefined));
+    // A reads its kept partition again from the last commit (a fresh stream): those records are recognised, not queued again.
+    const metricsA = a.worker.consumers[0]!.metrics;
+    await eventually('A dropped the re-read records of its kept partition', () => (metricsA.redelivered >= 10 ? true : undefined));
+    expect(await committed(names)).toEqual({ [lost]: 10 });
+    held.releaseAll();
+
+    // Assess
+    await eventually('the kept partition committed by A', async () => ((await committed(names))[kept] === 10 ? true : undefined));
+    await eventually("A's batch of the lost partition abandoned", () => (metricsA.abandonedBatches >= 1 ? true : undefined));
+    expect(held.seen).toHaveLength(2);
+    expect(metricsA.batches).toBe(2);
+    expect(metricsA.partitions.get(kept)).toMatchObject({ committedOffset: 10, queued: 0 });
+    const docs = await documents(client, names.index);
+    expect(docs.size).toBe(20);
+    for (const { event } of events) expect(docs.get(String(event.after!.orderid))?.version).toBe(event.source.lsn);
+  });
+});
