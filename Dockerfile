@@ -1,4 +1,5 @@
 # The replication reader container (src/reader). Build: docker build -t pg-cdc-reader .
+# The sink worker (src/worker) is target `worker`: docker build --target worker -t pg-cdc-worker .
 # Runs `node dist/src/reader/main.js` as the unprivileged `node` user; configuration from the
 # environment (docs/reader.md), probes on HEALTH_PORT (/healthz, /readyz).
 
@@ -16,6 +17,33 @@ COPY src/shared/core ./src/shared/core
 COPY src/shared/events ./src/shared/events
 RUN npx tsc -p src/reader/tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
+# The sink worker: the same sinks as the Functions app, from Kafka consumer groups (docs/worker.md).
+# Its compile needs all of src/shared (the sinks) and src/worker; CI compiles the same paths
+# (.ci/reader-image-compile.sh Dockerfile build-worker).
+FROM node:22-slim AS build-worker
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src/worker ./src/worker
+COPY src/shared ./src/shared
+RUN npx tsc -p src/worker/tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:22-slim AS worker
+ENV NODE_ENV=production HEALTH_PORT=8080
+WORKDIR /app
+COPY --from=build-worker --chown=root:root /app/package.json ./
+COPY --from=build-worker --chown=root:root /app/node_modules ./node_modules
+COPY --from=build-worker --chown=root:root /app/dist/src/worker ./dist/src/worker
+COPY --from=build-worker --chown=root:root /app/dist/src/shared ./dist/src/shared
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Give the container a termination grace period above WORKER_SHUTDOWN_TIMEOUT_MS (15 s by default).
+CMD ["node", "dist/src/worker/main.js"]
+
+# The reader: the default target (the last stage).
 FROM node:22-slim
 ENV NODE_ENV=production HEALTH_PORT=8080
 WORKDIR /app

@@ -4,13 +4,18 @@
 # the two cannot drift, then that stage's own `tsc` command. Fails when the reader's compile needs a
 # file the image would not contain (the way `docker build` would fail).
 #
-#   bash .ci/reader-image-compile.sh [path/to/Dockerfile]      (default: ./Dockerfile)
+#   bash .ci/reader-image-compile.sh [path/to/Dockerfile] [stage]   (defaults: ./Dockerfile, build)
+#
+# The reader's image builds in stage `build`, the sink worker's in stage `build-worker`.
 #
 # node_modules is linked from the repository instead of the stage's `npm ci`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 dockerfile=${1:-Dockerfile}
+stage_name=${2:-build}
+# What the stage's image runs: the reader's entry point, or the worker's for build-worker.
+case $stage_name in build-worker) entrypoint=dist/src/worker/main.js; what='the worker' ;; *) entrypoint=dist/src/reader/main.js; what='the reader' ;; esac
 fail() { echo "[reader-image-compile] $*" >&2; exit 1; }
 [ -f "$dockerfile" ] || fail "no Dockerfile at $dockerfile"
 [ -d node_modules ] || fail "node_modules missing: run npm ci first"
@@ -21,11 +26,11 @@ stage=$(awk '
   { line = line $0 }
   /\\$/ { sub(/\\$/, "", line); next }
   { print line; line = "" }
-' "$dockerfile" | awk '
-  toupper($1) == "FROM" { if (inbuild) exit; if (toupper($(NF-1)) == "AS" && $NF == "build") inbuild = 1; next }
+' "$dockerfile" | awk -v name="$stage_name" '
+  toupper($1) == "FROM" { if (inbuild) exit; if (toupper($(NF-1)) == "AS" && $NF == name) inbuild = 1; next }
   inbuild && toupper($1) ~ /^(COPY|ADD|WORKDIR|RUN)$/ { print }
 ')
-[ -n "$stage" ] || fail "no build stage (FROM ... AS build) with COPY lines in $dockerfile"
+[ -n "$stage" ] || fail "no stage $stage_name (FROM ... AS $stage_name) with COPY lines in $dockerfile"
 
 workdir=/
 copies=()
@@ -94,6 +99,6 @@ done
 app="$tmp/${workdir#/}"
 ln -s "$repo/node_modules" "$app/node_modules"
 echo "[reader-image-compile] in $workdir: $tsc_cmd"
-(cd "$app" && eval "$tsc_cmd") || fail "the reader does not compile from the files the image contains (see the errors above): copy what it needs in the build stage of $dockerfile"
-[ -f "$app/dist/src/reader/main.js" ] || fail "compiled, but dist/src/reader/main.js is missing (the image's CMD runs it)"
-echo "[reader-image-compile] ok: the reader compiles from exactly the files the image build copies"
+(cd "$app" && eval "$tsc_cmd") || fail "$what does not compile from the files the image contains (see the errors above): copy what it needs in stage $stage_name of $dockerfile"
+[ -f "$app/$entrypoint" ] || fail "compiled, but $entrypoint is missing (the image's CMD runs it)"
+echo "[reader-image-compile] ok: $what compiles from exactly the files stage $stage_name copies"
