@@ -54,7 +54,7 @@ async function checkBroker(broker: BrokerCheck, config: ReaderConfig): Promise<v
   try {
     await broker.check(brokerCheckTopics(config));
   } catch (err) {
-    if (err instanceof BrokerError && err.code !== 'BROKER_REQUEST_FAILED') throw new StartupError(err.code, err.message);
+    if (err instanceof BrokerError && err.code !== 'BROKER_REQUEST_FAILED') throw new StartupError(err.code, err.message, err.cause);
     throw err;
   }
 }

@@ -154,17 +154,26 @@ export async function kafkaClientOptions(settings: KafkaSettings, credential?: T
   return opts;
 }
 
+/** What kind of failure: a broker out of reach, refused credentials or rights, a missing topic, or another request failure. */
+export type KafkaFailure = 'unreachable' | 'auth' | 'topic' | 'request';
+
 /** A connection failure that names the setting to fix; never carries a secret in its message. */
 export class KafkaConnectError extends CdcError {
   readonly variable: string;
+  readonly failure: KafkaFailure;
 
-  constructor(variable: string, message: string, cause: unknown) {
+  constructor(failure: KafkaFailure, variable: string, message: string, cause: unknown) {
     super('KAFKA_CONNECT_FAILED', message, { canRetry: true, cause });
+    this.failure = failure;
     this.variable = variable;
   }
 }
 
-/** Every error in a chain: `cause`s and the `errors` of aggregates (the Kafka client nests both). */
+/**
+ * Every error in a chain: `cause`s and the `errors` of aggregates (the Kafka client nests both).
+ * Duck-typed, not `instanceof Error`: socket errors come from Node's own realm, which differs from the
+ * caller's under a VM context (Jest).
+ */
 function errorChain(error: unknown, out: unknown[] = [], depth = 0): unknown[] {
   if (error === undefined || error === null || depth > 8) return out;
   out.push(error);
@@ -176,79 +185,109 @@ function errorChain(error: unknown, out: unknown[] = [], depth = 0): unknown[] {
   return out;
 }
 
-const field = (e: unknown, name: 'code' | 'message'): string => {
+const field = (e: unknown, name: 'code' | 'message' | 'apiId'): string => {
   const v = typeof e === 'object' && e !== null ? (e as Record<string, unknown>)[name] : undefined;
   return typeof v === 'string' ? v : '';
 };
 
+const NETWORK = /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|Cannot connect to any broker/;
+// Kafka protocol errors (apiId) meaning: this listener does not do SASL, or not this mechanism.
+const SASL_NOT_OFFERED = new Set(['ILLEGAL_SASL_STATE', 'UNSUPPORTED_SASL_MECHANISM']);
+const NOT_AUTHORIZED = new Set([
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+]);
+
 /**
- * Turns what the Kafka client reports when it cannot connect (nested `MultipleErrors`,
- * `NetworkError`s, `AuthenticationError`s) into one error that says which setting is wrong and how to
- * fix it. `topic` names the topic's setting when the broker answered but does not have it.
+ * The one explanation of a Kafka client failure (nested `MultipleErrors`, `NetworkError`s,
+ * `AuthenticationError`s, protocol errors) for every component: it names the broker(s), the security
+ * protocol, the setting to fix and the likely fix (Event Hubs' endpoint and SASL settings, or a plain
+ * Kafka listener). `topic` names the topic's setting when the broker answered but does not have it.
  */
 export function describeKafkaConnectError(error: unknown, settings: KafkaSettings, topic?: { name: string; setting: string }): KafkaConnectError {
   const chain = errorChain(error);
   const has = (test: (e: unknown) => boolean) => chain.find(test);
-  const where = `Kafka ${settings.brokers.join(',')} (${settings.securityProtocol}${settings.securityProtocol === 'PLAINTEXT' ? '' : ` ${settings.saslMechanism}`})`;
-  const innermost = chain
-    .map((e) => field(e, 'message'))
-    .filter(Boolean)
-    .at(-1);
+  const apiIds = new Set(chain.map((e) => field(e, 'apiId')).filter(Boolean));
+  const hasApi = (set: Set<string>) => [...set].some((id) => apiIds.has(id));
+  // The innermost messages say what happened ("connect ECONNREFUSED 127.0.0.1:9092"); the wrappers repeat it.
+  const leaves = chain
+    .filter((e) => typeof e === 'object' && e !== null && (e as { cause?: unknown }).cause === undefined && !Array.isArray((e as { errors?: unknown }).errors))
+    .map((e) => field(e, 'message').replace(/\.$/, ''))
+    .filter(Boolean);
+  const reason = [...new Set(leaves.length > 0 ? leaves : [String(error)])].slice(0, 3).join('; ');
+  const brokers = settings.brokers.join(',');
+  const as = `KAFKA_SECURITY_PROTOCOL=${settings.securityProtocol}${settings.securityProtocol === 'PLAINTEXT' ? '' : ` and KAFKA_SASL_MECHANISM=${settings.saslMechanism}`}`;
+  const eventHubsFix =
+    'Azure Event Hubs: the broker is <namespace>.servicebus.windows.net:9093 (port 9093), KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_SASL_MECHANISM=PLAIN, ' +
+    'KAFKA_SASL_USERNAME=$ConnectionString and KAFKA_SASL_PASSWORD the namespace connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...), ' +
+    'or just EVENTHUBS_CONNECTION_STRING; the namespace needs the Standard tier or above';
+  const eventHubs = settings.brokers.some((b) => /\.servicebus\.windows\.net(:\d+)?$/i.test(b));
+  const kafkaFix = `plain Kafka: ${settings.brokersSetting} must name a listener of the broker (host:port as in its advertised.listeners) whose security protocol is ${settings.securityProtocol}`;
+  const fix = eventHubs ? `${eventHubsFix}.` : `${kafkaFix}; ${eventHubsFix}.`;
+  const fail = (failure: KafkaFailure, variable: string, message: string) => new KafkaConnectError(failure, variable, message, error);
 
   const token = has((e) => field(e, 'code') === 'KAFKA_OAUTH_TOKEN');
   if (token) {
-    return new KafkaConnectError(
+    return fail(
+      'auth',
       'KAFKA_OAUTH_SCOPE',
-      `${where}: ${field(token, 'message')} (${innermost ?? 'no detail'}); check the identity DefaultAzureCredential finds (managed identity, AZURE_CLIENT_ID, az login), its "Azure Event Hubs Data Receiver/Sender" role on the namespace, and KAFKA_OAUTH_SCOPE`,
-      error,
+      `the Kafka broker(s) ${brokers} (${as}): ${field(token, 'message')} (${reason}). Fix: check the identity DefaultAzureCredential finds (managed identity, ` +
+        'AZURE_CLIENT_ID, az login), its "Azure Event Hubs Data Receiver/Sender" role on the namespace, and KAFKA_OAUTH_SCOPE.',
     );
   }
-  if (has((e) => field(e, 'code') === 'PLT_KFK_AUTHENTICATION' && /SASL authentication failed/i.test(field(e, 'message')))) {
-    const fix =
-      settings.saslMechanism === 'PLAIN'
-        ? `check KAFKA_SASL_USERNAME (${settings.saslUsername}) and ${settings.saslPasswordSetting} (for Event Hubs: user $ConnectionString, password the namespace connection string with a Listen/Send policy)`
-        : 'check the token identity and its role on the namespace, and KAFKA_OAUTH_SCOPE';
-    return new KafkaConnectError(
-      settings.saslMechanism === 'PLAIN' ? settings.saslPasswordSetting : 'KAFKA_OAUTH_SCOPE',
-      `${where}: the broker refused the credentials; ${fix}`,
-      error,
-    );
-  }
-  if (has((e) => field(e, 'code') === 'PLT_KFK_AUTHENTICATION')) {
-    return new KafkaConnectError(
+  if (hasApi(SASL_NOT_OFFERED) || has((e) => field(e, 'code') === 'PLT_KFK_AUTHENTICATION' && !/SASL authentication failed/i.test(field(e, 'message')))) {
+    return fail(
+      'auth',
       'KAFKA_SASL_MECHANISM',
-      `${where}: SASL negotiation failed (${innermost ?? 'no detail'}); the listener does not offer ${settings.saslMechanism}: check KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM (a PLAINTEXT listener takes KAFKA_SECURITY_PROTOCOL=PLAINTEXT)`,
-      error,
+      `the Kafka broker(s) ${brokers} do not accept SASL ${settings.saslMechanism} on this listener (${as}): ${reason}. ` +
+        `Fix: KAFKA_SECURITY_PROTOCOL=PLAINTEXT if this listener needs no authentication, or the broker's SASL listener; ${fix}`,
     );
   }
-  if (has((e) => /TLS handshake|secure TLS connection|certificate|SSL routines/i.test(field(e, 'message')))) {
-    return new KafkaConnectError(
+  if (apiIds.has('SASL_AUTHENTICATION_FAILED') || has((e) => field(e, 'code') === 'PLT_KFK_AUTHENTICATION')) {
+    const plain = settings.saslMechanism === 'PLAIN';
+    const user = plain ? `KAFKA_SASL_USERNAME=${settings.saslUsername} and ${settings.saslPasswordSetting}` : 'the Entra ID token (OAUTHBEARER)';
+    return fail(
+      'auth',
+      plain ? settings.saslPasswordSetting : 'KAFKA_OAUTH_SCOPE',
+      `the Kafka broker(s) ${brokers} refused the credentials (${as}, ${user}): ${reason}. Fix: check the SASL user and password; ${eventHubsFix} (with a policy that has the Send or Listen claim).`,
+    );
+  }
+  if (hasApi(NOT_AUTHORIZED)) {
+    return fail(
+      'auth',
+      settings.saslPasswordSetting,
+      `the Kafka broker(s) ${brokers} authenticated the client but do not allow the request (${as}): ${reason}. ` +
+        'Fix: grant Write/Read (and Describe) on the topic and the consumer group; Event Hubs: a shared access policy with the Send or Listen claim, or the Data Sender/Receiver role.',
+    );
+  }
+  if (has((e) => /TLS handshake|Broker requires TLS|secure TLS connection|certificate|SSL routines/i.test(field(e, 'message')))) {
+    return fail(
+      'unreachable',
       'KAFKA_SECURITY_PROTOCOL',
-      `${where}: TLS failed (${innermost ?? 'no detail'}); check KAFKA_SECURITY_PROTOCOL (SASL_SSL for Event Hubs, PLAINTEXT or SASL_PLAINTEXT for a listener without TLS)`,
-      error,
+      `TLS with the Kafka broker(s) ${brokers} failed (${as}): ${reason}. ` +
+        `Fix: KAFKA_SECURITY_PROTOCOL must match the listener: SASL_SSL only on a TLS listener, SASL_PLAINTEXT or PLAINTEXT on one without TLS; ${fix}`,
     );
   }
-  if (topic && has((e) => /unknown topic|UNKNOWN_TOPIC_OR_PARTITION/i.test(`${field(e, 'message')} ${field(e, 'code')}`))) {
-    return new KafkaConnectError(
-      topic.setting,
-      `${where}: the topic ${topic.name} does not exist; create it (an event hub of that name) or start the reader first, or fix ${topic.setting}`,
-      error,
+  if (has((e) => /unknown topic|UNKNOWN_TOPIC_OR_PARTITION/i.test(`${field(e, 'message')} ${field(e, 'code')} ${field(e, 'apiId')}`))) {
+    const name = topic ? ` ${topic.name}` : '';
+    const setting = topic?.setting ?? 'CDC_TOPIC';
+    return fail(
+      'topic',
+      setting,
+      `the topic${name} does not exist on the Kafka broker(s) ${brokers} and was not created (${reason}). ` +
+        `Fix: create it (Event Hubs: an event hub of that name in the namespace; Event Hubs does not create hubs on demand), enable auto.create.topics.enable on the broker, or fix ${setting}.`,
     );
   }
-  if (
-    has(
-      (e) =>
-        /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET/.test(`${field(e, 'code')} ${field(e, 'message')}`) ||
-        field(e, 'code') === 'PLT_KFK_NETWORK',
-    )
-  ) {
-    return new KafkaConnectError(
+  if (has((e) => NETWORK.test(`${field(e, 'code')} ${field(e, 'message')}`) || ['PLT_KFK_NETWORK', 'PLT_KFK_TIMEOUT'].includes(field(e, 'code')))) {
+    return fail(
+      'unreachable',
       settings.brokersSetting,
-      `${where}: cannot reach the broker (${innermost ?? 'no detail'}); check ${settings.brokersSetting} and that the broker accepts connections from here (Event Hubs: port 9093, firewall and private endpoints)`,
-      error,
+      `cannot reach the broker at ${brokers} (${as}): ${reason}. Fix: check the host and port in ${settings.brokersSetting}; ${fix}`,
     );
   }
-  return new KafkaConnectError(settings.brokersSetting, `${where}: ${innermost ?? String(error)}`, error);
+  return fail('request', settings.brokersSetting, `the Kafka broker(s) ${brokers} failed the request (${as}): ${reason}.`);
 }
 
 /**
