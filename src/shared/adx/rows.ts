@@ -5,6 +5,7 @@
  */
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
 import { commitTime } from '../events/commitTime.js';
+import { adxColumnName, adxColumnNames } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { historyRows, type HistoryRow } from '../history/pivot.js';
 import type { AdxTableRoute } from './types.js';
@@ -15,14 +16,17 @@ export type AdxRow = Record<string, unknown>;
  * The table row of a change, or null for events that are not row changes (truncate, logical
  * messages). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
  * `__deleted: true`, so the latest-state view sees the delete as the key's last version. (Pointer
- * events never get here: the batch core replaces them by the full event first.)
+ * events never get here: the batch core replaces them by the full event first.) Columns go by their
+ * ADX names (`adxColumnName`), so a column ADX cannot name, or named like a CDC column, neither fails
+ * the table's commands nor overwrites the CDC column.
  */
 export function toTableRow(event: ChangeEvent): AdxRow | null {
   if (event.op === 't' || event.op === 'm') return null;
   const image: RowImage | null = event.op === 'd' ? event.before : event.after;
+  const toast = event.source.unchanged_toast;
   return {
-    ...(event.key ?? {}),
-    ...(image ?? {}),
+    ...adxColumnNames(event.key ?? {}),
+    ...adxColumnNames(image ?? {}),
     __op: event.op,
     __lsn: rowVersion(event),
     __commit_lsn: event.source.commit_lsn ?? null,
@@ -31,7 +35,7 @@ export function toTableRow(event: ChangeEvent): AdxRow | null {
     __table: tableId(event.source),
     __txid: event.source.txId,
     __snapshot: event.source.snapshot,
-    __unchanged_toast: event.source.unchanged_toast && event.source.unchanged_toast.length > 0 ? event.source.unchanged_toast : null,
+    __unchanged_toast: toast && toast.length > 0 ? toast.map(adxColumnName) : null,
   };
 }
 
@@ -63,8 +67,7 @@ export function toHistoryRow(row: HistoryRow): AdxRow {
 /** The history-table rows of a change: the shared pivot with the route's history section and declared columns. */
 export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
   if (route.historyTable === null) return [];
-  const declared = route.columns.map((c) => c.name);
-  return historyRows(event, route.history, declared).map(toHistoryRow);
+  return historyRows(event, route.history, route.sourceColumns).map(toHistoryRow);
 }
 
 /** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */

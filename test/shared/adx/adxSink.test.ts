@@ -23,6 +23,7 @@ import { MemoryDeadLetterStore } from '../../../src/shared/deadletter/memoryDead
 import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { changeEvent, holding, order } from '../../helpers/events.js';
 import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
+import { databaseFor, validateKql } from './helpers/kqlValidator.js';
 import { kustoError, startKustoStandIn, v1Table, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
 
 interface QueueMessage {
@@ -599,6 +600,61 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
       expect.stringContaining('"orderid":60,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","note":"gift"'),
     ]);
     expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
+  });
+});
+
+describe('AdxSink, column names ADX cannot hold', () => {
+  it('columns named like CDC columns, empty, or with characters KQL identifiers cannot take are escaped (adxColumnName): valid commands, no CDC column overwritten', async () => {
+    const engine = await startKustoStandIn();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const odd = { __op: 'mine', __lsn: -1, __deleted: 'no', __table: 'mine', '': 'empty', 'a.b': 1, 'x:y': 2, "it's": 3, total__: 4, _x41_: 5, 'line no': 6 };
+    const event = changeEvent({ op: 'u', after: { ...order(80), ...odd }, lsn: 8000, unchangedToast: ['x:y'] });
+    try {
+      expect(await deliver(sink, [event], { first: '1', last: '1' })).toMatchObject({ ok: 1, deadLettered: 0 });
+      const escaped = {
+        _x5F__op: 'mine',
+        _x5F__lsn: -1,
+        _x5F__deleted: 'no',
+        _x5F__table: 'mine',
+        _x00_: 'empty',
+        a_x2E_b: 1,
+        x_x3A_y: 2,
+        it_x27_s: 3,
+        total__x5F_: 4,
+        _x5F_x41_: 5,
+        'line no': 6,
+      };
+      const alter = engine.commands[0]!.csl;
+      expect(alter).toBe(
+        ".alter-merge table ['Orders'] (['_x5F__op']:string, ['_x5F__lsn']:long, ['_x5F__deleted']:string, ['_x5F__table']:string, ['_x00_']:string, " +
+          "['a_x2E_b']:long, ['x_x3A_y']:long, ['it_x27_s']:long, ['total__x5F_']:long, ['_x5F_x41_']:long, ['line no']:long)",
+      );
+      const added = Object.entries(escaped).map(([name, value]) => ({ name, type: typeof value === 'string' ? ('string' as const) : ('long' as const) }));
+      const db = databaseFor(adxRoutes(new Router(DEFAULT_ROUTES)), { Orders: added });
+      const mapping = engine.commands[2]!.csl;
+      const ingest = engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!.csl;
+      for (const text of [alter, mapping, ingest]) expect(validateKql(text, db)).toEqual([]);
+      // Every column of the mapping reads the same-named property of the JSON line.
+      const mapped = JSON.parse(/mapping '[^']+' '(.*)'$/.exec(mapping)![1]!.replace(/\\'/g, "'")) as { column: string; Properties: { Path: string } }[];
+      for (const name of Object.keys(escaped)) {
+        expect(mapped).toContainEqual(
+          expect.objectContaining({ column: name, Properties: { Path: /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? `$.${name}` : `$['${name}']` } }),
+        );
+      }
+      const row = JSON.parse(ingest.split('\n')[1]!) as Record<string, unknown>;
+      expect(row).toMatchObject({
+        orderid: 80,
+        ...escaped,
+        __op: 'u',
+        __lsn: 8000,
+        __deleted: false,
+        __table: 'retail.orders_info',
+        __unchanged_toast: ['x_x3A_y'],
+      });
+    } finally {
+      sink.close();
+      await engine.close();
+    }
   });
 });
 
