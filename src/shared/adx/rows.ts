@@ -5,10 +5,12 @@
  */
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
 import { commitTime } from '../events/commitTime.js';
-import { adxColumnName, adxColumnNames } from '../events/fieldNames.js';
+import { PermanentRecordError } from '../core/errors.js';
+import { adxColumnName } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { historyRows, type HistoryRow } from '../history/pivot.js';
-import type { AdxTableRoute } from './types.js';
+import { adxValue, kqlTypeOf, rawColumnName, rawText, UNFIT } from './columnTypes.js';
+import type { AdxTableRoute, KqlType } from './types.js';
 
 export type AdxRow = Record<string, unknown>;
 
@@ -18,15 +20,43 @@ export type AdxRow = Record<string, unknown>;
  * `__deleted: true`, so the latest-state view sees the delete as the key's last version. (Pointer
  * events never get here: the batch core replaces them by the full event first.) Columns go by their
  * ADX names (`adxColumnName`), so a column ADX cannot name, or named like a CDC column, neither fails
- * the table's commands nor overwrites the CDC column.
+ * the table's commands nor overwrites the CDC column. A column whose type is known (declared in the
+ * route, else from `source.types`) gets the value `adxValue` makes of it; one its type cannot hold is
+ * null, with its text in `__raw_<column>`. A key column cannot be null (the latest-state view groups
+ * by the key), so such a key is a permanent failure of the record.
  */
-export function toTableRow(event: ChangeEvent): AdxRow | null {
+export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'source' | 'columns'>): AdxRow | null {
   if (event.op === 't' || event.op === 'm') return null;
   const image: RowImage | null = event.op === 'd' ? event.before : event.after;
   const toast = event.source.unchanged_toast;
-  return {
-    ...adxColumnNames(event.key ?? {}),
-    ...adxColumnNames(image ?? {}),
+  const row: AdxRow = {};
+  const declared = declaredTypes(route);
+  const types = event.source.types;
+  const put = (columns: RowImage | null, keys: RowImage | null): void => {
+    if (columns === null) return;
+    for (const [column, value] of Object.entries(columns)) {
+      const name = adxColumnName(column);
+      const pgType = types?.[column];
+      const type = declared.get(name) ?? (pgType === undefined ? undefined : kqlTypeOf(pgType));
+      const shaped = type === undefined ? value : adxValue(type, value);
+      if (shaped !== UNFIT) {
+        row[name] = shaped;
+        continue;
+      }
+      if (keys !== null && column in keys) {
+        throw new PermanentRecordError(
+          'REJECTED_BY_SINK',
+          `Key column ${JSON.stringify(column)} of ${route.source} holds ${JSON.stringify(rawText(value))}, which its ADX type ${String(type)} cannot hold ` +
+            '(the latest-state view groups by the key): declare the column as string in CDC_ROUTES',
+        );
+      }
+      row[name] = null;
+      row[rawColumnName(name)] = rawText(value);
+    }
+  };
+  put(event.key, event.key);
+  put(image, event.key);
+  return Object.assign(row, {
     __op: event.op,
     __lsn: rowVersion(event),
     __commit_lsn: event.source.commit_lsn ?? null,
@@ -36,8 +66,33 @@ export function toTableRow(event: ChangeEvent): AdxRow | null {
     __txid: event.source.txId,
     __snapshot: event.source.snapshot,
     __unchanged_toast: toast && toast.length > 0 ? toast.map(adxColumnName) : null,
-  };
+  });
 }
+
+const declaredByRoute = new WeakMap<object, ReadonlyMap<string, KqlType>>();
+
+function declaredTypes(route: Pick<AdxTableRoute, 'columns'>): ReadonlyMap<string, KqlType> {
+  let types = declaredByRoute.get(route);
+  if (types === undefined) {
+    types = new Map(route.columns.map((c) => [c.name, c.type]));
+    declaredByRoute.set(route, types);
+  }
+  return types;
+}
+
+/**
+ * The ADX types of the event's columns that `source.types` names, by ADX column name: what a new
+ * column gets (`findNewColumns`) instead of a type guessed from its first value.
+ */
+export function columnTypes(event: ChangeEvent): ReadonlyMap<string, KqlType> {
+  const types = event.source.types;
+  if (types === undefined) return NO_TYPES;
+  const out = new Map<string, KqlType>();
+  for (const [column, pgType] of Object.entries(types)) out.set(adxColumnName(column), kqlTypeOf(pgType));
+  return out;
+}
+
+const NO_TYPES: ReadonlyMap<string, KqlType> = new Map();
 
 /**
  * The truncates-table row of a `t` event (null for any other event): the ADX table whose rows it

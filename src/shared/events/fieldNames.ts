@@ -141,19 +141,3 @@ export function adxColumnName(column: string): string {
   }
   return name.endsWith('__') ? `${name.slice(0, -1)}_x5F_` : name;
 }
-
-/** A row image with every column name through `adxColumnName`; the same object when none changes. */
-export function adxColumnNames<T extends Record<string, unknown> | null | undefined>(row: T): T {
-  if (!row) return row;
-  let changed = false;
-  for (const column of Object.keys(row)) {
-    if (adxColumnName(column) !== column) {
-      changed = true;
-      break;
-    }
-  }
-  if (!changed) return row;
-  const out: Record<string, unknown> = {};
-  for (const [column, value] of Object.entries(row)) out[adxColumnName(column)] = value;
-  return out as T;
-}

@@ -15,6 +15,7 @@ import { AdxSinkError } from '../../../src/shared/adx/errors.js';
 import { deterministicSourceId, ingestionTag } from '../../../src/shared/adx/idempotency.js';
 import { tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
 import { runAdxSetup } from '../../../src/shared/adx/setup.js';
+import type { KqlType } from '../../../src/shared/adx/types.js';
 import type { PointerResolver } from '../../../src/shared/batch/pointers.js';
 import { processBatch } from '../../../src/shared/batch/processBatch.js';
 import type { BatchReport } from '../../../src/shared/batch/types.js';
@@ -600,6 +601,64 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
       expect.stringContaining('"orderid":60,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","note":"gift"'),
     ]);
     expect(engine.commands.every((c) => c.db === 'cdcdb')).toBe(true);
+  });
+});
+
+describe('AdxSink, column types from source.types', () => {
+  it('types new columns by their PostgreSQL type, not the first value (10 in a double column is no long); values the type cannot hold go to __raw_<column>, exact; nothing dead-lettered', async () => {
+    const engine = await startKustoStandIn();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const types = { f8: 'float8', n: 'numeric', ts: 'timestamptz', d: 'date', big: 'int8', tm: 'time', u: 'uuid', doc: 'jsonb', tags: 'text[]' };
+    const event = (lsn: number, fields: Record<string, unknown>) => {
+      const e = changeEvent({ op: lsn === 1 ? 'c' : 'u', after: { orderid: 95, ...fields }, lsn });
+      e.source.types = types;
+      return Buffer.from(JSON.stringify(e)); // as the hub delivers it: the decoder keeps the json digits
+    };
+    const bodies = [
+      event(1, {
+        f8: 10,
+        n: '12345678901234567890.123',
+        ts: '2024-05-01T10:00:00.123456Z',
+        d: '2024-05-01',
+        big: '9007199254740993',
+        tm: '24:00:00',
+        u: '0e3c2f0a-5b8e-4c7e-9a51-1f1f7c6b2d10',
+        doc: { a: 1 },
+        tags: ['x'],
+      }),
+      event(2, { f8: 10.5, ts: 'infinity' }),
+      event(3, { f8: 'NaN', n: 'NaN', d: '-infinity' }),
+      event(4, { f8: 'Infinity', n: `1${'0'.repeat(40)}.5` }),
+      event(5, { f8: '-Infinity', ts: '0044-03-15 10:00:00+00 BC' }),
+    ];
+    const deadLetters = new MemoryDeadLetterStore();
+    try {
+      expect(await deliver(sink, bodies, { first: '1', last: '5', deadLetters })).toMatchObject({ ok: 5, deadLettered: 0, retried: 0 });
+      const alter = engine.commands[0]!.csl;
+      expect(alter).toBe(
+        ".alter-merge table ['Orders'] (['f8']:real, ['n']:decimal, ['ts']:datetime, ['d']:datetime, ['big']:long, ['tm']:timespan, ['u']:string, " +
+          "['doc']:dynamic, ['tags']:dynamic, ['__raw_ts']:string, ['__raw_f8']:string, ['__raw_n']:string, ['__raw_d']:string)",
+      );
+      const added = [...alter.matchAll(/\['([^']+)'\]:(\w+)/g)].map(([, name, type]) => ({ name: name!, type: type as KqlType }));
+      expect(validateKql(alter, databaseFor(adxRoutes(new Router(DEFAULT_ROUTES)), { Orders: added }))).toEqual([]);
+      const lines = engine.commands
+        .find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!
+        .csl.split('\n')
+        .slice(1)
+        .map((line) => line.split(',"__op"')[0]);
+      expect(lines).toEqual([
+        '{"orderid":95,"f8":10,"n":"12345678901234567890.123","ts":"2024-05-01T10:00:00.123456Z","d":"2024-05-01","big":9007199254740993,"tm":"1.00:00:00",' +
+          '"u":"0e3c2f0a-5b8e-4c7e-9a51-1f1f7c6b2d10","doc":{"a":1},"tags":["x"]',
+        '{"orderid":95,"f8":10.5,"ts":null,"__raw_ts":"infinity"',
+        '{"orderid":95,"f8":null,"__raw_f8":"NaN","n":null,"__raw_n":"NaN","d":null,"__raw_d":"-infinity"',
+        `{"orderid":95,"f8":null,"__raw_f8":"Infinity","n":null,"__raw_n":"1${'0'.repeat(40)}.5"`,
+        '{"orderid":95,"f8":null,"__raw_f8":"-Infinity","ts":null,"__raw_ts":"0044-03-15 10:00:00+00 BC"',
+      ]);
+      expect(deadLetters.documents.size).toBe(0);
+    } finally {
+      sink.close();
+      await engine.close();
+    }
   });
 });
 
