@@ -140,7 +140,11 @@ export class AdxSink implements Sink<AdxRecordRows> {
     const known = this.knownColumns(route);
     const added = findNewColumns(rows, new Set(known.map((c) => c.name)), types);
     if (added.length === 0) return;
-    logger.info(`ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')}`);
+    // The current-rows function fills unchanged TOAST values of the columns it was generated with.
+    logger.info(
+      `ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')} ` +
+        `(${route.currentFunction}() fills their unchanged TOAST values once adx:setup has run again)`,
+    );
     const run = async (command: AdxCommand): Promise<Record<string, unknown>[]> => {
       try {
         return await this.options.control.execute(command.text);

@@ -32,18 +32,22 @@ export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'sourc
   const row: AdxRow = {};
   const declared = declaredTypes(route);
   const types = event.source.types;
-  const put = (columns: RowImage | null, keys: RowImage | null): void => {
+  /** The column's ADX name and the JSON value for it (`UNFIT` when its type cannot hold it). */
+  const adx = (column: string, value: unknown): [string, unknown, KqlType | undefined] => {
+    const name = adxColumnName(column);
+    const pgType = types?.[column];
+    const type = declared.get(name) ?? (pgType === undefined ? undefined : kqlTypeOf(pgType));
+    return [name, type === undefined ? value : adxValue(type, value), type];
+  };
+  const put = (columns: RowImage | null): void => {
     if (columns === null) return;
     for (const [column, value] of Object.entries(columns)) {
-      const name = adxColumnName(column);
-      const pgType = types?.[column];
-      const type = declared.get(name) ?? (pgType === undefined ? undefined : kqlTypeOf(pgType));
-      const shaped = type === undefined ? value : adxValue(type, value);
+      const [name, shaped, type] = adx(column, value);
       if (shaped !== UNFIT) {
         row[name] = shaped;
         continue;
       }
-      if (keys !== null && column in keys) {
+      if (event.key !== null && column in event.key) {
         throw new PermanentRecordError(
           'REJECTED_BY_SINK',
           `Key column ${JSON.stringify(column)} of ${route.source} holds ${JSON.stringify(rawText(value))}, which its ADX type ${String(type)} cannot hold ` +
@@ -54,8 +58,16 @@ export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'sourc
       row[rawColumnName(name)] = rawText(value);
     }
   };
-  put(event.key, event.key);
-  put(image, event.key);
+  put(event.key);
+  put(image);
+  let oldKey: RowImage | null = null;
+  if (event.old_key !== undefined) {
+    oldKey = {};
+    for (const [column, value] of Object.entries(event.old_key)) {
+      const [name, shaped] = adx(column, value);
+      oldKey[name] = shaped === UNFIT ? value : shaped;
+    }
+  }
   return Object.assign(row, {
     __op: event.op,
     __lsn: rowVersion(event),
@@ -66,6 +78,9 @@ export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'sourc
     __txid: event.source.txId,
     __snapshot: event.source.snapshot,
     __unchanged_toast: toast && toast.length > 0 ? toast.map(adxColumnName) : null,
+    // On the create of a primary-key change, the old key by its ADX columns: the current-rows
+    // function takes the values the create lacks (unchanged TOAST) from that key's rows.
+    __old_key: oldKey,
   });
 }
 

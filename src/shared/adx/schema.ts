@@ -17,6 +17,7 @@ export const CDC_COLUMNS: readonly ColumnDef[] = [
   { name: '__txid', type: 'long' },
   { name: '__snapshot', type: 'string' },
   { name: '__unchanged_toast', type: 'dynamic' },
+  { name: '__old_key', type: 'dynamic' },
 ];
 
 export const CDC_COLUMN_NAMES: ReadonlySet<string> = new Set(CDC_COLUMNS.map((c) => c.name));

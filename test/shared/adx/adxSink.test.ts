@@ -9,11 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { gunzipSync } from 'node:zlib';
 import { createAdxSinkFromEnv, type AdxSink } from '../../../src/shared/adx/adxSink.js';
 import { connectionFactory, KustoControlClient } from '../../../src/shared/adx/clients.js';
-import { setupCommands } from '../../../src/shared/adx/commands.js';
+import { currentFunctionCommand, setupCommands } from '../../../src/shared/adx/commands.js';
 import { adxRoutes, loadAdxConfig, loadAdxSchemaConfig } from '../../../src/shared/adx/config.js';
 import { AdxSinkError } from '../../../src/shared/adx/errors.js';
 import { deterministicSourceId, ingestionTag } from '../../../src/shared/adx/idempotency.js';
-import { tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
+import { parseSchemaRows, tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
 import { runAdxSetup } from '../../../src/shared/adx/setup.js';
 import type { KqlType } from '../../../src/shared/adx/types.js';
 import type { PointerResolver } from '../../../src/shared/batch/pointers.js';
@@ -53,9 +53,9 @@ const ordersEvents = [
 
 const expectedOrdersLines =
   [
-    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
+    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
+    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
   ].join('\n') + '\n';
 
 interface Delivery {
@@ -662,6 +662,86 @@ describe('AdxSink, column types from source.types', () => {
   });
 });
 
+describe('AdxSink, unchanged TOAST values', () => {
+  const docsRoutes = JSON.stringify({ 'public.docs': { keys: ['id'], adx: { table: 'Docs', columns: { id: 'long', title: 'string', body: 'string' } } } });
+  const docsEnv = (url: string) => ({ ADX_CLUSTER_URL: url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline', CDC_ROUTES: docsRoutes });
+  const doc = (op: 'c' | 'u' | 'd', id: number, lsn: number, fields: Record<string, unknown>, extra: { toast?: string[]; oldKey?: number } = {}) => {
+    const e = changeEvent({ table: 'public.docs', op, ...(op === 'd' ? { before: { id } } : { after: { id, ...fields } }), key: { id }, lsn });
+    if (extra.toast) e.source.unchanged_toast = extra.toast;
+    if (extra.oldKey !== undefined) e.old_key = { id: extra.oldKey };
+    return e;
+  };
+
+  it('a same-key update and a primary-key change (d + c with old_key) that lack the TOASTed column: rows say so, the create names the old key, and DocsCurrent() fills them from earlier rows', async () => {
+    // The table as ADX reports it: the sink added `note` at run time, and a __raw_ column exists.
+    const schema = {
+      Name: 'Docs',
+      OrderedColumns: [
+        ...tableColumns(adxRoutes(new Router(JSON.parse(docsRoutes) as typeof DEFAULT_ROUTES))[0]!, [
+          { name: 'note', type: 'string' },
+          { name: '__raw_body', type: 'string' },
+        ]),
+      ].map((c) => ({ Name: c.name, CslType: c.type })),
+    };
+    const engine = await startKustoStandIn({
+      onCommand: (c) =>
+        c.csl === ".show table ['Docs'] schema as json"
+          ? {
+              status: 200,
+              body: v1Table(
+                [
+                  ['TableName', 'string'],
+                  ['Schema', 'string'],
+                ],
+                [['Docs', JSON.stringify(schema)]],
+              ),
+            }
+          : undefined,
+    });
+    const sink = createAdxSinkFromEnv(docsEnv(engine.url));
+    const config = loadAdxConfig(docsEnv(engine.url));
+    const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
+    const big = 'x'.repeat(3000);
+    try {
+      const events = [
+        doc('c', 1, 100, { title: 'a', body: big }),
+        doc('u', 1, 200, { title: 'b' }, { toast: ['body'] }),
+        doc('d', 1, 300, {}),
+        doc('c', 2, 300, { title: 'b' }, { toast: ['body'], oldKey: 1 }),
+      ];
+      expect(await deliver(sink, events, { first: '1', last: '4' })).toMatchObject({ ok: 4, deadLettered: 0 });
+      const rows = engine.commands
+        .find((c) => c.csl.startsWith(".ingest inline into table ['Docs']"))!
+        .csl.split('\n')
+        .slice(1)
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(rows.map((r) => [r.id, r.__op, r.__lsn, r.body === big ? 'big' : (r.body ?? 'absent'), r.__unchanged_toast, r.__old_key])).toEqual([
+        [1, 'c', 100, 'big', null, null],
+        [1, 'u', 200, 'absent', ['body'], null],
+        [1, 'd', 300, 'absent', null, null],
+        [2, 'c', 300, 'absent', ['body'], { id: 1 }],
+      ]);
+
+      // adx:setup generates DocsCurrent() from the schema ADX reports: every column is filled, `note` too.
+      await runAdxSetup(config, control, () => undefined);
+      const sent = engine.commands.map((c) => c.csl);
+      const fn = sent.find((c) => c.startsWith('.create-or-alter function'))!;
+      expect(sent[sent.indexOf(fn) - 1]).toBe(".show table ['Docs'] schema as json");
+      expect(fn).toBe(currentFunctionCommand(config.routes[0]!, 'cdc', 'CdcTruncates', parseSchemaRows([{ Schema: JSON.stringify(schema) }])).text);
+      for (const column of ['title', 'body', 'note']) {
+        expect(fn).toContain(`['${column}'] = case(['__own_${column}'], ['__v_${column}'], ['__hop_${column}'], ['__hv_${column}'], ['${column}'])`);
+      }
+      expect(fn).toContain("['__raw_body'] = case(['__own_body'], ['__w_body'], ['__hop_body'], ['__hw_body'], ['__raw_body'])");
+      const extra = schema.OrderedColumns.filter((c) => ['note', '__raw_body'].includes(c.Name)).map((c) => ({ name: c.Name, type: c.CslType }));
+      expect(validateKql(fn, databaseFor(config.routes, { Docs: extra }))).toEqual([]);
+    } finally {
+      control.close();
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
 describe('AdxSink, column names ADX cannot hold', () => {
   it('columns named like CDC columns, empty, or with characters KQL identifiers cannot take are escaped (adxColumnName): valid commands, no CDC column overwritten', async () => {
     const engine = await startKustoStandIn();
@@ -890,9 +970,18 @@ describe('adx:setup against the engine', () => {
     try {
       const result = await runAdxSetup(config, control, (l) => lines.push(l));
       // No view yet: the existing views are listed, then exactly the generated commands run.
+      // Each current-rows function is generated from the table's schema as ADX reports it (the stand-in
+      // reports none: the declared columns).
       expect(engine.commands.map((c) => [c.db, c.csl])).toEqual([
         ['cdcdb', '.show materialized-views'],
-        ...setupCommands(config).map((c) => ['cdcdb', c.text]),
+        ...setupCommands(config).flatMap((c) =>
+          c.currentOf === undefined
+            ? [['cdcdb', c.text]]
+            : [
+                ['cdcdb', `.show table ['${c.currentOf.table}'] schema as json`],
+                ['cdcdb', c.text],
+              ],
+        ),
       ]);
       expect(result.operations.map((o) => o.operationId)).toEqual(['5a0d6c5e-0000-4000-8000-000000000001', '5a0d6c5e-0000-4000-8000-000000000001']);
       expect(lines[0]).toBe('ok   table CdcTruncates (create or add missing columns)\n');
@@ -952,7 +1041,7 @@ describe('adx:setup against the engine', () => {
       const ordersView = generated.findIndex((t) =>
         t.includes("materialized-view with (backfill=true, autoUpdateSchema=true, folder='cdc', docstring='Latest change per key of Orders"),
       );
-      expect(sent).toEqual([
+      expect(sent.filter((c) => !c.endsWith('schema as json'))).toEqual([
         '.show materialized-views',
         ...generated.slice(0, ordersView),
         ".alter materialized-view ['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }",

@@ -26,6 +26,7 @@ describe('toTableRow', () => {
       __txid: 653,
       __snapshot: 'false',
       __unchanged_toast: null,
+      __old_key: null,
     });
   });
 
@@ -63,6 +64,17 @@ describe('toTableRow', () => {
     const event = changeEvent({ table: 'public.ticks', op: 'c', after: { at: 'infinity', v: 1 }, key: { at: 'infinity' }, lsn: 9 });
     expect(() => toTableRow(event, route!)).toThrow(expect.objectContaining({ code: 'REJECTED_BY_SINK', canRetry: false }));
     expect(() => toTableRow(event, route!)).toThrow('Key column "at" of public.ticks holds "infinity", which its ADX type datetime cannot hold');
+  });
+
+  it('names the old key of a primary-key change in __old_key, by ADX column names and with the values its key columns hold', () => {
+    const event = changeEvent({ op: 'c', after: order(2), key: { orderid: 2 }, lsn: 9, unchangedToast: ['city'] });
+    event.old_key = { orderid: 1 };
+    expect(toTableRow(event, ordersRoute)).toMatchObject({ orderid: 2, __unchanged_toast: ['city'], __old_key: { orderid: 1 } });
+    const [route] = adxRoutes(new Router({ 'a.t': { keys: ['big id'], adx: { table: 'T', columns: { 'big id': 'long', 'x:y': 'string' } } } }));
+    const big = changeEvent({ table: 'a.t', op: 'c', after: { 'big id': '9007199254740993' }, key: { 'big id': '9007199254740993' }, lsn: 9 });
+    big.old_key = { 'big id': '9007199254740995' };
+    expect(JSON.stringify(toTableRow(big, route!)?.__old_key)).toBe('{"big id":9007199254740995}');
+    expect(toTableRow(changeEvent({ op: 'u', after: order(2), lsn: 10 }), ordersRoute)).toMatchObject({ __old_key: null });
   });
 
   it('gives no row for truncates and logical messages', () => {
