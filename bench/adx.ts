@@ -91,7 +91,7 @@ export function measureAdxUsPerEvent(options: { events?: number; batch?: number;
       const rows = [];
       const history = [];
       for (const e of parsed) {
-        const row = toTableRow(e);
+        const row = toTableRow(e, route);
         if (row !== null) rows.push(row);
         history.push(...toHistoryRows(e, route));
       }

@@ -18,9 +18,9 @@ import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand }
 import { DEFAULT_TRUNCATES_TABLE, describeAdxConfig, loadAdxConfig } from './config.js';
 import { toAdxSinkError } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
+import { columnTypes, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, findNewColumns, parseSchemaRows, tableColumns, truncatesMapping, versionedMappingName } from './schema.js';
-import type { AdxConfig, AdxTableRoute, ColumnDef } from './types.js';
+import type { AdxConfig, AdxTableRoute, ColumnDef, KqlType } from './types.js';
 
 export interface AdxSinkOptions {
   /** `truncatesTable` defaults to `CdcTruncates` (as `ADX_TRUNCATES_TABLE`). */
@@ -38,6 +38,8 @@ export interface AdxRecordRows {
   history: AdxRow[];
   /** The truncates table's row of a truncate. */
   truncate: AdxRow | null;
+  /** The ADX types of the row's columns from `source.types` (for columns the table does not have yet). */
+  types: ReadonlyMap<string, KqlType>;
 }
 
 export class AdxSink implements Sink<AdxRecordRows> {
@@ -59,7 +61,13 @@ export class AdxSink implements Sink<AdxRecordRows> {
     const route = this.routes.get(source);
     if (route === undefined) throw new PermanentRecordError('UNKNOWN_TABLE', `No ADX route for table ${source} (it has no adx section in CDC_ROUTES)`);
     if (event.op !== 't') keyOf(event); // the key rule of every sink (NO_KEY)
-    const rows: AdxRecordRows = { route, row: toTableRow(event), history: toHistoryRows(event, route), truncate: toTruncateRow(event, route) };
+    const rows: AdxRecordRows = {
+      route,
+      row: toTableRow(event, route),
+      history: toHistoryRows(event, route),
+      truncate: toTruncateRow(event, route),
+      types: columnTypes(event),
+    };
     return rows.row === null && rows.history.length === 0 && rows.truncate === null ? null : rows;
   }
 
@@ -101,7 +109,10 @@ export class AdxSink implements Sink<AdxRecordRows> {
       group.map(({ record }) => record),
     );
     if (rows.length > 0) {
-      await this.ensureColumns(route, rows, logger);
+      // The first record naming a column's type decides (a table's types change only with its schema).
+      const types = new Map<string, KqlType>();
+      for (const { item } of group) for (const [name, type] of item.types) if (!types.has(name)) types.set(name, type);
+      await this.ensureColumns(route, rows, types, logger);
       await this.ingest(route, route.table, this.mappings.get(route.table) ?? route.mapping, rows, tag, logger);
     }
     if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
@@ -125,11 +136,15 @@ export class AdxSink implements Sink<AdxRecordRows> {
    * this process ingests with that mapping from now on. The route's mapping (declared columns, written
    * by `adx:setup`) is left alone, so no instance can overwrite the mapping another one relies on.
    */
-  private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[], logger: Logger): Promise<void> {
+  private async ensureColumns(route: AdxTableRoute, rows: readonly AdxRow[], types: ReadonlyMap<string, KqlType>, logger: Logger): Promise<void> {
     const known = this.knownColumns(route);
-    const added = findNewColumns(rows, new Set(known.map((c) => c.name)));
+    const added = findNewColumns(rows, new Set(known.map((c) => c.name)), types);
     if (added.length === 0) return;
-    logger.info(`ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')}`);
+    // The current-rows function fills unchanged TOAST values of the columns it was generated with.
+    logger.info(
+      `ADX: new columns on ${route.table}: ${added.map((c) => `${c.name}:${c.type}`).join(', ')} ` +
+        `(${route.currentFunction}() fills their unchanged TOAST values once adx:setup has run again)`,
+    );
     const run = async (command: AdxCommand): Promise<Record<string, unknown>[]> => {
       try {
         return await this.options.control.execute(command.text);

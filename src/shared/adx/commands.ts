@@ -6,8 +6,9 @@
  * by `viewUpgradeCommands`), `.create-or-alter function`.
  */
 import { kqlName, kqlString } from './kql.js';
-import { HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping } from './schema.js';
-import type { AdxConfig, AdxTableRoute, ColumnDef, IngestionBatchingPolicy } from './types.js';
+import { rawColumnName } from './columnTypes.js';
+import { CDC_COLUMN_NAMES, HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping } from './schema.js';
+import type { AdxConfig, AdxTableRoute, ColumnDef, IngestionBatchingPolicy, KqlType } from './types.js';
 
 export interface AdxCommand {
   /** What the command does, for `--dry-run` output and logs. */
@@ -18,6 +19,11 @@ export interface AdxCommand {
    * name up to date (`viewUpgradeCommands`), since `.create ifnotexists` leaves it untouched.
    */
   route?: AdxTableRoute;
+  /**
+   * Set on a route's current-rows function: its text depends on the table's columns, so `adx:setup`
+   * generates it again from the table's schema as ADX reports it (`currentFunctionCommand`).
+   */
+  currentOf?: AdxTableRoute;
 }
 
 function columnList(columns: readonly ColumnDef[]): string {
@@ -127,20 +133,110 @@ export function viewUpgradeCommands(route: AdxTableRoute, existing: ExistingView
  * The body of the current-rows function: the latest row per key, without deletes and without rows
  * older than the table's latest truncate (`__lsn` below its `Lsn`; the versioning contract). A key
  * written again after the truncate has a higher `__lsn` and shows; a late event from before it does not.
+ *
+ * Unchanged TOAST values (docs/adx.md "Unchanged TOAST values"): a latest row that lists columns in
+ * `__unchanged_toast` (the reader could not send them; the row holds null there) gets each listed
+ * column, and its `__raw_<column>`, from the key's latest earlier row that carries the column (not a
+ * delete, not listing it), but only from the key's current lineage: rows at or after its latest
+ * insert or snapshot read (`c`/`r`, which carry every column), so a key deleted and used again never
+ * takes a value of its earlier life. When that insert is the `c` of a primary-key change which itself
+ * lacks the column, the value comes the same way from the old key (`__old_key`) before the change.
+ * What cannot be found (the earlier row not ingested yet, or two key changes in a row without the
+ * column being written) stays null and stays listed in `__unchanged_toast`: the function's rows list
+ * exactly the columns whose value is not the real one. `columns` are the table's columns (default:
+ * the declared ones and the CDC columns); the fill covers those.
  */
-export function currentFunctionBody(route: AdxTableRoute, truncatesTable: string): string {
+export function currentFunctionBody(route: AdxTableRoute, truncatesTable: string, columns: readonly ColumnDef[] = tableColumns(route)): string {
+  const q = kqlName;
+  const truncated =
+    `let truncatedBelow = toscalar(${q(truncatesTable)} | where ${q('Table')} == ${kqlString(route.table)} | summarize max(${q('Lsn')})); ` +
+    `let latestRows = ${q(route.latestView)} | where not(${q('__deleted')}) and (isnull(truncatedBelow) or ${q('__lsn')} >= truncatedBelow);`;
+  const names = new Set(columns.map((c) => c.name));
+  const keySet = new Set(route.keys);
+  const targets = columns.filter((c) => !keySet.has(c.name) && !CDC_COLUMN_NAMES.has(c.name) && !c.name.startsWith(RAW_PREFIX));
+  const typed = new Map(columns.map((c) => [c.name, c.type]));
+  // A dynamic key cannot be joined on: such rows keep their listed columns (docs/adx.md).
+  const keyTypes = route.keys.map((k) => typed.get(k) ?? 'string');
+  if (targets.length === 0 || keyTypes.includes('dynamic')) return `{ ${truncated} latestRows }`;
+  const keys = route.keys.map(q).join(', ');
+  const listed = (column: string) => `(isnotnull(${q('__unchanged_toast')}) and set_has_element(${q('__unchanged_toast')}, ${kqlString(column)}))`;
+  const start = `iff(${q('__op')} in ('c', 'r'), ${q('__lsn')}, long(-1))`;
+  const carried = (column: string) => `iff(${q('__op')} != 'd' and not${listed(column)}, ${q('__lsn')}, long(-1))`;
+  const raw = (column: string) => (names.has(rawColumnName(column)) ? rawColumnName(column) : undefined);
+  /** Per column: `(lsn, value[, raw]) = arg_max(lsn where the row carries it, value[, raw])`, prefixed. */
+  const latestCarried = (prefix: string) =>
+    targets
+      .map((c) => {
+        const r = raw(c.name);
+        const outputs = [q(`${prefix}l_${c.name}`), q(`${prefix}v_${c.name}`), ...(r ? [q(`${prefix}w_${c.name}`)] : [])];
+        return `(${outputs.join(', ')}) = arg_max(${carried(c.name)}, ${[q(c.name), ...(r ? [q(r)] : [])].join(', ')})`;
+      })
+      .join(', ');
+  const partial = `let partialRows = latestRows | where array_length(${q('__unchanged_toast')}) > 0 | project ${keys}, __at = ${q('__lsn')};`;
+  const own =
+    `let ownFills = partialRows | join kind=inner (${q(route.table)}) on ${keys} | where ${q('__lsn')} <= __at ` +
+    `| summarize (__start, __start_old) = arg_max(${start}, ${q('__old_key')}), ${latestCarried('__')} by ${keys}, __at;`;
+  const oldKey = route.keys.map((k, i) => `${q(`__j_${k}`)} = ${CONVERT[keyTypes[i] as Exclude<KqlType, 'dynamic'>]}(__start_old[${kqlString(k)}])`).join(', ');
+  const hop =
+    `let hopFills = ownFills | where __start >= 0 and isnotnull(__start_old) | project ${keys}, __at, __start, ${oldKey} ` +
+    `| join kind=inner (${q(route.table)}) on ${route.keys.map((k) => `$left.${q(`__j_${k}`)} == $right.${q(k)}`).join(', ')} ` +
+    `| where ${q('__lsn')} < __start | summarize __jstart = max(${start}), ${latestCarried('__h')} by ${keys}, __at;`;
+  const fills = `let fills = ownFills | lookup kind=leftouter hopFills on ${keys}, __at | project-rename ${q('__lsn')} = __at;`;
+  const fromOwn = (c: string) => `${listed(c)} and ${q(`__l_${c}`)} >= 0 and ${q(`__l_${c}`)} >= __start`;
+  const fromHop = (c: string) => `${listed(c)} and ${q(`__hl_${c}`)} >= 0 and ${q(`__hl_${c}`)} >= __jstart`;
+  const decided = targets.map((c) => `${q(`__own_${c.name}`)} = ${fromOwn(c.name)}, ${q(`__hop_${c.name}`)} = ${fromHop(c.name)}`).join(', ');
+  const filled = targets
+    .map((c) => {
+      const pick = (v: string, column: string) =>
+        `case(${q(`__own_${c.name}`)}, ${q(`__${v}_${c.name}`)}, ${q(`__hop_${c.name}`)}, ${q(`__h${v}_${c.name}`)}, ${q(column)})`;
+      const r = raw(c.name);
+      return `${q(c.name)} = ${pick('v', c.name)}${r ? `, ${q(r)} = ${pick('w', r)}` : ''}`;
+    })
+    .join(', ');
+  const done = `array_concat(${targets.map((c) => `iff(${q(`__own_${c.name}`)} or ${q(`__hop_${c.name}`)}, pack_array(${kqlString(c.name)}), dynamic([]))`).join(', ')})`;
+  const intermediates = [
+    '__start',
+    '__start_old',
+    '__jstart',
+    '__left',
+    ...targets.flatMap((c) => {
+      const withRaw = raw(c.name) !== undefined;
+      return ['l', 'v', ...(withRaw ? ['w'] : []), 'hl', 'hv', ...(withRaw ? ['hw'] : []), 'own', 'hop'].map((p) => `__${p}_${c.name}`);
+    }),
+  ];
   return (
-    `{ let truncatedBelow = toscalar(${kqlName(truncatesTable)} | where ${kqlName('Table')} == ${kqlString(route.table)} | summarize max(${kqlName('Lsn')})); ` +
-    `${kqlName(route.latestView)} | where not(${kqlName('__deleted')}) and (isnull(truncatedBelow) or ${kqlName('__lsn')} >= truncatedBelow) }`
+    `{ ${truncated} ${partial} ${own} ${hop} ${fills} ` +
+    `latestRows | lookup kind=leftouter fills on ${keys}, ${q('__lsn')} | extend ${decided} | extend ${filled}, __left = set_difference(${q('__unchanged_toast')}, ${done}) ` +
+    `| extend ${q('__unchanged_toast')} = iff(array_length(__left) > 0, __left, dynamic(null)) | project-away ${intermediates.map(q).join(', ')} }`
   );
 }
 
-export function currentFunctionCommand(route: AdxTableRoute, folder: string, truncatesTable: string): AdxCommand {
+/** The conversion of a `dynamic` (an `__old_key` value) to a key column's type, for the join. */
+const CONVERT: Record<Exclude<KqlType, 'dynamic'>, string> = {
+  bool: 'tobool',
+  datetime: 'todatetime',
+  decimal: 'todecimal',
+  guid: 'toguid',
+  int: 'toint',
+  long: 'tolong',
+  real: 'toreal',
+  string: 'tostring',
+  timespan: 'totimespan',
+};
+
+const RAW_PREFIX = rawColumnName('');
+
+/**
+ * `columns`: the table's columns (as ADX reports them: `adx:setup` reads the schema first), which the
+ * function fills unchanged TOAST values of; default the declared ones.
+ */
+export function currentFunctionCommand(route: AdxTableRoute, folder: string, truncatesTable: string, columns?: readonly ColumnDef[]): AdxCommand {
   return {
-    description: `function ${route.currentFunction}() (current rows: latest per key, deletes and truncated rows excluded)`,
+    description: `function ${route.currentFunction}() (current rows: latest per key, deletes and truncated rows excluded, unchanged TOAST values filled)`,
     text:
-      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows and rows older than the latest truncate in ${truncatesTable}`)} ` +
-      `${kqlName(route.currentFunction)}() ${currentFunctionBody(route, truncatesTable)}`,
+      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows and rows older than the latest truncate in ${truncatesTable}; unchanged TOAST values from earlier rows (__unchanged_toast lists what is missing)`)} ` +
+      `${kqlName(route.currentFunction)}() ${currentFunctionBody(route, truncatesTable, columns)}`,
+    currentOf: route,
   };
 }
 

@@ -6,6 +6,7 @@
 import { ConfigError } from '../core/errors.js';
 import { getInt, getOneOf, getOptionalString, getString, getUrl, type Env } from '../core/env.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { adxColumnName } from '../events/fieldNames.js';
 import { routerFromEnv, variableOf, type Router, type TableRoute } from '../routing/routes.js';
 import { isPlainName } from './kql.js';
 import { KQL_TYPES } from './types.js';
@@ -31,7 +32,9 @@ export function deriveIngestUrl(clusterUrl: string): string {
 
 /**
  * A table's ADX route from its catalogue entry: the `adx` section with its defaults filled, the
- * entry's keys and history, names, keys and types checked. `where` is the entry's place
+ * entry's keys and history, names, keys and types checked. The catalogue names PostgreSQL columns
+ * (`adx.columns`, `keys`, as every sink's section does); the route holds their ADX column names
+ * (`adxColumnName`: `line no` stays, `__op` becomes `_x5F__op`). `where` is the entry's place
  * (`CDC_ROUTES["a.b"]`, or `ADX_TABLE_ROUTES[2]` for a route merged from there); errors name its
  * variable and that place.
  */
@@ -49,23 +52,25 @@ export function resolveRoute(source: string, entry: TableRoute, where: string): 
   const table = name(adx.table, `table of ${source}`);
   if (typeof adx.columns !== 'object' || adx.columns === null || Array.isArray(adx.columns))
     fail(`columns of ${source}: an object { column: type }`, adx.columns);
+  const sourceColumns = Object.keys(adx.columns);
   const columns: ColumnDef[] = Object.entries(adx.columns).map(([column, type]) => {
     if (!(KQL_TYPES as readonly string[]).includes(type)) fail(`type of ${source}.${column}: one of ${KQL_TYPES.join(', ')}`, type);
-    if (column.startsWith('__')) fail(`columns of ${source}: names not starting with __ (reserved for CDC columns)`, column);
-    return { name: column, type: type };
+    // A column named like a CDC column (`__op`) is escaped, so it cannot overwrite one.
+    return { name: adxColumnName(column), type: type };
   });
   const keys = entry.keys;
   if (!Array.isArray(keys) || keys.length === 0) return fail(`keys of ${source}: a non-empty array`, keys);
   for (const key of keys) {
-    if (!columns.some((c) => c.name === key)) fail(`keys of ${source}: names among its columns`, key);
+    if (!sourceColumns.includes(key)) fail(`keys of ${source}: names among its columns`, key);
   }
   const history = entry.history ?? {};
   const historyTable = adx.historyTable === null || history.enabled === false ? null : name(adx.historyTable ?? `${table}History`, `historyTable of ${source}`);
   return {
     source,
     table,
-    keys: [...keys],
+    keys: keys.map(adxColumnName),
     columns,
+    sourceColumns,
     mapping: name(adx.mapping ?? `${table}EventMapping`, `mapping of ${source}`),
     historyTable,
     historyMapping: historyTable === null ? null : `${historyTable}Mapping`,

@@ -5,9 +5,12 @@
  */
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
 import { commitTime } from '../events/commitTime.js';
+import { PermanentRecordError } from '../core/errors.js';
+import { adxColumnName } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { historyRows, type HistoryRow } from '../history/pivot.js';
-import type { AdxTableRoute } from './types.js';
+import { adxValue, kqlTypeOf, rawColumnName, rawText, UNFIT } from './columnTypes.js';
+import type { AdxTableRoute, KqlType } from './types.js';
 
 export type AdxRow = Record<string, unknown>;
 
@@ -15,14 +18,57 @@ export type AdxRow = Record<string, unknown>;
  * The table row of a change, or null for events that are not row changes (truncate, logical
  * messages). Deletes carry the before image (only the key columns unless REPLICA IDENTITY FULL) and
  * `__deleted: true`, so the latest-state view sees the delete as the key's last version. (Pointer
- * events never get here: the batch core replaces them by the full event first.)
+ * events never get here: the batch core replaces them by the full event first.) Columns go by their
+ * ADX names (`adxColumnName`), so a column ADX cannot name, or named like a CDC column, neither fails
+ * the table's commands nor overwrites the CDC column. A column whose type is known (declared in the
+ * route, else from `source.types`) gets the value `adxValue` makes of it; one its type cannot hold is
+ * null, with its text in `__raw_<column>`. A key column cannot be null (the latest-state view groups
+ * by the key), so such a key is a permanent failure of the record.
  */
-export function toTableRow(event: ChangeEvent): AdxRow | null {
+export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'source' | 'columns'>): AdxRow | null {
   if (event.op === 't' || event.op === 'm') return null;
   const image: RowImage | null = event.op === 'd' ? event.before : event.after;
-  return {
-    ...(event.key ?? {}),
-    ...(image ?? {}),
+  const toast = event.source.unchanged_toast;
+  const row: AdxRow = {};
+  const declared = declaredTypes(route);
+  const types = event.source.types;
+  /** The column's ADX name and the JSON value for it (`UNFIT` when its type cannot hold it). */
+  const adx = (column: string, value: unknown): [string, unknown, KqlType | undefined] => {
+    const name = adxColumnName(column);
+    const pgType = types?.[column];
+    const type = declared.get(name) ?? (pgType === undefined ? undefined : kqlTypeOf(pgType));
+    return [name, type === undefined ? value : adxValue(type, value), type];
+  };
+  const put = (columns: RowImage | null): void => {
+    if (columns === null) return;
+    for (const [column, value] of Object.entries(columns)) {
+      const [name, shaped, type] = adx(column, value);
+      if (shaped !== UNFIT) {
+        row[name] = shaped;
+        continue;
+      }
+      if (event.key !== null && column in event.key) {
+        throw new PermanentRecordError(
+          'REJECTED_BY_SINK',
+          `Key column ${JSON.stringify(column)} of ${route.source} holds ${JSON.stringify(rawText(value))}, which its ADX type ${String(type)} cannot hold ` +
+            '(the latest-state view groups by the key): declare the column as string in CDC_ROUTES',
+        );
+      }
+      row[name] = null;
+      row[rawColumnName(name)] = rawText(value);
+    }
+  };
+  put(event.key);
+  put(image);
+  let oldKey: RowImage | null = null;
+  if (event.old_key !== undefined) {
+    oldKey = {};
+    for (const [column, value] of Object.entries(event.old_key)) {
+      const [name, shaped] = adx(column, value);
+      oldKey[name] = shaped === UNFIT ? value : shaped;
+    }
+  }
+  return Object.assign(row, {
     __op: event.op,
     __lsn: rowVersion(event),
     __commit_lsn: event.source.commit_lsn ?? null,
@@ -31,9 +77,37 @@ export function toTableRow(event: ChangeEvent): AdxRow | null {
     __table: tableId(event.source),
     __txid: event.source.txId,
     __snapshot: event.source.snapshot,
-    __unchanged_toast: event.source.unchanged_toast && event.source.unchanged_toast.length > 0 ? event.source.unchanged_toast : null,
-  };
+    __unchanged_toast: toast && toast.length > 0 ? toast.map(adxColumnName) : null,
+    // On the create of a primary-key change, the old key by its ADX columns: the current-rows
+    // function takes the values the create lacks (unchanged TOAST) from that key's rows.
+    __old_key: oldKey,
+  });
 }
+
+const declaredByRoute = new WeakMap<object, ReadonlyMap<string, KqlType>>();
+
+function declaredTypes(route: Pick<AdxTableRoute, 'columns'>): ReadonlyMap<string, KqlType> {
+  let types = declaredByRoute.get(route);
+  if (types === undefined) {
+    types = new Map(route.columns.map((c) => [c.name, c.type]));
+    declaredByRoute.set(route, types);
+  }
+  return types;
+}
+
+/**
+ * The ADX types of the event's columns that `source.types` names, by ADX column name: what a new
+ * column gets (`findNewColumns`) instead of a type guessed from its first value.
+ */
+export function columnTypes(event: ChangeEvent): ReadonlyMap<string, KqlType> {
+  const types = event.source.types;
+  if (types === undefined) return NO_TYPES;
+  const out = new Map<string, KqlType>();
+  for (const [column, pgType] of Object.entries(types)) out.set(adxColumnName(column), kqlTypeOf(pgType));
+  return out;
+}
+
+const NO_TYPES: ReadonlyMap<string, KqlType> = new Map();
 
 /**
  * The truncates-table row of a `t` event (null for any other event): the ADX table whose rows it
@@ -63,8 +137,7 @@ export function toHistoryRow(row: HistoryRow): AdxRow {
 /** The history-table rows of a change: the shared pivot with the route's history section and declared columns. */
 export function toHistoryRows(event: ChangeEvent, route: AdxTableRoute): AdxRow[] {
   if (route.historyTable === null) return [];
-  const declared = route.columns.map((c) => c.name);
-  return historyRows(event, route.history, declared).map(toHistoryRow);
+  return historyRows(event, route.history, route.sourceColumns).map(toHistoryRow);
 }
 
 /** JSON lines; bigint values (int8 beyond 2^53, if a producer sends them) become strings. */

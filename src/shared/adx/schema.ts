@@ -17,6 +17,7 @@ export const CDC_COLUMNS: readonly ColumnDef[] = [
   { name: '__txid', type: 'long' },
   { name: '__snapshot', type: 'string' },
   { name: '__unchanged_toast', type: 'dynamic' },
+  { name: '__old_key', type: 'dynamic' },
 ];
 
 export const CDC_COLUMN_NAMES: ReadonlySet<string> = new Set(CDC_COLUMNS.map((c) => c.name));
@@ -68,10 +69,11 @@ export function tableColumns(route: AdxTableRoute, extra: readonly ColumnDef[] =
 }
 
 /**
- * The ADX type for a value of a column the configuration does not declare. Conservative: whole
- * numbers become `long`, other numbers `real`, objects and arrays `dynamic`, and strings stay `string`
- * (a string that looks like a date is not guessed: declare the column to get `datetime`).
- * Returns undefined for null/undefined: the type is decided by the first non-null value.
+ * The ADX type for a value of a column neither the configuration nor `source.types` types (events of
+ * another producer; columns the reader does not list: boolean, int2/int4/oid, text-like, enums).
+ * Conservative: whole numbers become `long`, other numbers `real`, objects and arrays `dynamic`, and
+ * strings stay `string` (a string that looks like a date is not guessed: declare the column to get
+ * `datetime`). Returns undefined for null/undefined: the type is decided by the first non-null value.
  */
 export function inferKqlType(value: unknown): KqlType | undefined {
   if (value === null || value === undefined) return undefined;
@@ -89,13 +91,20 @@ export function inferKqlType(value: unknown): KqlType | undefined {
   }
 }
 
-/** Columns of `rows` that `known` lacks, typed from their first non-null value (all-null ones wait). */
-export function findNewColumns(rows: readonly Record<string, unknown>[], known: ReadonlySet<string>): ColumnDef[] {
+/**
+ * Columns of `rows` that `known` lacks, typed by `types` (the PostgreSQL column types, `columnTypes`),
+ * else from their first non-null value (a column without a known type whose values are all null waits).
+ */
+export function findNewColumns(
+  rows: readonly Record<string, unknown>[],
+  known: ReadonlySet<string>,
+  types: ReadonlyMap<string, KqlType> = new Map(),
+): ColumnDef[] {
   const found = new Map<string, ColumnDef>();
   for (const row of rows) {
     for (const [name, value] of Object.entries(row)) {
       if (known.has(name) || found.has(name) || CDC_COLUMN_NAMES.has(name)) continue;
-      const type = inferKqlType(value);
+      const type = types.get(name) ?? inferKqlType(value);
       if (type !== undefined) found.set(name, { name, type });
     }
   }

@@ -3,10 +3,21 @@
  * (`--dry-run`). Every command is idempotent; the first failure stops the run, naming the command.
  * Before a route's materialized view, an existing view of that name is brought up to date
  * (`viewUpgradeCommands`: `autoUpdateSchema`, re-enable), which `.create ifnotexists` would not do.
+ * A route's current-rows function is generated from the table's schema as ADX reports it (so it fills
+ * the unchanged TOAST values of the columns the sink added at run time too; `--dry-run`: the declared).
  */
-import { setupCommands, showMaterializedViewsCommand, viewUpgradeCommands, type AdxCommand, type ExistingView } from './commands.js';
+import {
+  currentFunctionCommand,
+  setupCommands,
+  showMaterializedViewsCommand,
+  showSchemaCommand,
+  viewUpgradeCommands,
+  type AdxCommand,
+  type ExistingView,
+} from './commands.js';
 import { toAdxSinkError } from './errors.js';
 import type { ControlClient } from './clients.js';
+import { parseSchemaRows } from './schema.js';
 import type { AdxConfig } from './types.js';
 
 export interface AdxSetupResult {
@@ -55,7 +66,11 @@ export async function runAdxSetup(
       continue;
     }
     const view = command.route === undefined ? undefined : existing.get(command.route.latestView.toLowerCase());
-    const toRun = command.route !== undefined && view !== undefined ? [...viewUpgradeCommands(command.route, view), command] : [command];
+    let toRun = command.route !== undefined && view !== undefined ? [...viewUpgradeCommands(command.route, view), command] : [command];
+    if (command.currentOf !== undefined) {
+      const columns = parseSchemaRows(await execute(showSchemaCommand(command.currentOf.table)));
+      if (columns.length > 0) toRun = [currentFunctionCommand(command.currentOf, config.folder, config.truncatesTable, columns)];
+    }
     for (const c of toRun) {
       const rows = await execute(c);
       result.executed.push(c);

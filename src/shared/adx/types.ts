@@ -15,8 +15,12 @@ export interface AdxTableRoute {
   /** Source table, `schema.table` (as `tableId()` of the change event). */
   source: string;
   table: string;
+  /** ADX names of the key columns (`adxColumnName` of the catalogue's `keys`). */
   keys: string[];
+  /** The declared columns with their ADX names (`adxColumnName`) and types, in table order. */
   columns: ColumnDef[];
+  /** The declared columns' PostgreSQL names (what the change events and the history pivot use). */
+  sourceColumns: string[];
   mapping: string;
   /** Null when the table has no change history in ADX. */
   historyTable: string | null;

@@ -99,3 +99,45 @@ export function escapeFieldNames<T extends Record<string, unknown> | null | unde
   for (const [column, value] of Object.entries(row)) out[fieldName(column)] = value;
   return out as T;
 }
+
+/**
+ * ADX (Kusto) column names: the same rule, then what an ADX identifier cannot hold. KQL identifiers
+ * take letters, digits, `_`, `.`, `-` and spaces only (no `%`, `:`, `;`, quotes, symbols, ...), and
+ * KQL reserves names that start or end with `__`. So, on the field name above:
+ * - every `%HH` escape is written `_xHH_` (`__op` → `%5F_op` → `_x5F__op`, `a.b` → `_x2E_`);
+ * - every other character an identifier cannot hold is written as its UTF-8 bytes, `_xHH_` each
+ *   (`x:y` → `x_x3A_y`);
+ * - a `_` that would read as such an escape (followed by `x` and two upper-case hex digits), and the
+ *   last `_` of a name ending in `__`, are written `_x5F_`;
+ * - the empty name (field name `%`) is `_x00_` (PostgreSQL names never hold a NUL).
+ * Reversible like the field name: replace each `_xHH_` by `%HH` and percent-decode. Every name the
+ * field-name rule leaves alone and ADX accepts (the overwhelming majority) is unchanged.
+ */
+const ADX_CHAR = /^[\p{L}\p{Nd}_ .-]$/u;
+/** Names that certainly need nothing: the fast path of `adxColumnName`. */
+const ADX_PLAIN = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
+const LITERAL_ESCAPE = /^x[0-9A-F]{2}/;
+
+function adxHex(char: string): string {
+  return [...Buffer.from(char, 'utf8')].map((b) => `_x${b.toString(16).toUpperCase().padStart(2, '0')}_`).join('');
+}
+
+/** The ADX column name of a column (see above). */
+export function adxColumnName(column: string): string {
+  if (ADX_PLAIN.test(column) && !column.endsWith('__') && !column.includes('_x')) return column;
+  const field = fieldName(column);
+  if (field === '%') return '_x00_';
+  let name = '';
+  for (let i = 0; i < field.length;) {
+    const char = String.fromCodePoint(field.codePointAt(i) ?? 0);
+    if (char === '%') {
+      name += `_x${field.slice(i + 1, i + 3)}_`;
+      i += 3;
+      continue;
+    }
+    if (char === '_') name += LITERAL_ESCAPE.test(field.slice(i + 1, i + 4)) ? '_x5F_' : '_';
+    else name += ADX_CHAR.test(char) ? char : adxHex(char);
+    i += char.length;
+  }
+  return name.endsWith('__') ? `${name.slice(0, -1)}_x5F_` : name;
+}

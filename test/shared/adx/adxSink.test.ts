@@ -9,12 +9,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { gunzipSync } from 'node:zlib';
 import { createAdxSinkFromEnv, type AdxSink } from '../../../src/shared/adx/adxSink.js';
 import { connectionFactory, KustoControlClient } from '../../../src/shared/adx/clients.js';
-import { setupCommands } from '../../../src/shared/adx/commands.js';
+import { currentFunctionCommand, setupCommands } from '../../../src/shared/adx/commands.js';
 import { adxRoutes, loadAdxConfig, loadAdxSchemaConfig } from '../../../src/shared/adx/config.js';
 import { AdxSinkError } from '../../../src/shared/adx/errors.js';
 import { deterministicSourceId, ingestionTag } from '../../../src/shared/adx/idempotency.js';
-import { tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
+import { parseSchemaRows, tableColumns, versionedMappingName } from '../../../src/shared/adx/schema.js';
 import { runAdxSetup } from '../../../src/shared/adx/setup.js';
+import type { KqlType } from '../../../src/shared/adx/types.js';
 import type { PointerResolver } from '../../../src/shared/batch/pointers.js';
 import { processBatch } from '../../../src/shared/batch/processBatch.js';
 import type { BatchReport } from '../../../src/shared/batch/types.js';
@@ -23,6 +24,7 @@ import { MemoryDeadLetterStore } from '../../../src/shared/deadletter/memoryDead
 import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { changeEvent, holding, order } from '../../helpers/events.js';
 import { createIngestionStorage, type IngestionStorage } from './helpers/azurite.js';
+import { databaseFor, validateKql } from './helpers/kqlValidator.js';
 import { kustoError, startKustoStandIn, v1Table, type KustoStandIn, type StandInOptions } from './helpers/kustoStandIn.js';
 
 interface QueueMessage {
@@ -51,9 +53,9 @@ const ordersEvents = [
 
 const expectedOrdersLines =
   [
-    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
-    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null}',
+    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
+    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
+    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
   ].join('\n') + '\n';
 
 interface Delivery {
@@ -602,6 +604,199 @@ describe('AdxSink, inline ingestion (Kusto emulator)', () => {
   });
 });
 
+describe('AdxSink, column types from source.types', () => {
+  it('types new columns by their PostgreSQL type, not the first value (10 in a double column is no long); values the type cannot hold go to __raw_<column>, exact; nothing dead-lettered', async () => {
+    const engine = await startKustoStandIn();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const types = { f8: 'float8', n: 'numeric', ts: 'timestamptz', d: 'date', big: 'int8', tm: 'time', u: 'uuid', doc: 'jsonb', tags: 'text[]' };
+    const event = (lsn: number, fields: Record<string, unknown>) => {
+      const e = changeEvent({ op: lsn === 1 ? 'c' : 'u', after: { orderid: 95, ...fields }, lsn });
+      e.source.types = types;
+      return Buffer.from(JSON.stringify(e)); // as the hub delivers it: the decoder keeps the json digits
+    };
+    const bodies = [
+      event(1, {
+        f8: 10,
+        n: '12345678901234567890.123',
+        ts: '2024-05-01T10:00:00.123456Z',
+        d: '2024-05-01',
+        big: '9007199254740993',
+        tm: '24:00:00',
+        u: '0e3c2f0a-5b8e-4c7e-9a51-1f1f7c6b2d10',
+        doc: { a: 1 },
+        tags: ['x'],
+      }),
+      event(2, { f8: 10.5, ts: 'infinity' }),
+      event(3, { f8: 'NaN', n: 'NaN', d: '-infinity' }),
+      event(4, { f8: 'Infinity', n: `1${'0'.repeat(40)}.5` }),
+      event(5, { f8: '-Infinity', ts: '0044-03-15 10:00:00+00 BC' }),
+    ];
+    const deadLetters = new MemoryDeadLetterStore();
+    try {
+      expect(await deliver(sink, bodies, { first: '1', last: '5', deadLetters })).toMatchObject({ ok: 5, deadLettered: 0, retried: 0 });
+      const alter = engine.commands[0]!.csl;
+      expect(alter).toBe(
+        ".alter-merge table ['Orders'] (['f8']:real, ['n']:decimal, ['ts']:datetime, ['d']:datetime, ['big']:long, ['tm']:timespan, ['u']:string, " +
+          "['doc']:dynamic, ['tags']:dynamic, ['__raw_ts']:string, ['__raw_f8']:string, ['__raw_n']:string, ['__raw_d']:string)",
+      );
+      const added = [...alter.matchAll(/\['([^']+)'\]:(\w+)/g)].map(([, name, type]) => ({ name: name!, type: type as KqlType }));
+      expect(validateKql(alter, databaseFor(adxRoutes(new Router(DEFAULT_ROUTES)), { Orders: added }))).toEqual([]);
+      const lines = engine.commands
+        .find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!
+        .csl.split('\n')
+        .slice(1)
+        .map((line) => line.split(',"__op"')[0]);
+      expect(lines).toEqual([
+        '{"orderid":95,"f8":10,"n":"12345678901234567890.123","ts":"2024-05-01T10:00:00.123456Z","d":"2024-05-01","big":9007199254740993,"tm":"1.00:00:00",' +
+          '"u":"0e3c2f0a-5b8e-4c7e-9a51-1f1f7c6b2d10","doc":{"a":1},"tags":["x"]',
+        '{"orderid":95,"f8":10.5,"ts":null,"__raw_ts":"infinity"',
+        '{"orderid":95,"f8":null,"__raw_f8":"NaN","n":null,"__raw_n":"NaN","d":null,"__raw_d":"-infinity"',
+        `{"orderid":95,"f8":null,"__raw_f8":"Infinity","n":null,"__raw_n":"1${'0'.repeat(40)}.5"`,
+        '{"orderid":95,"f8":null,"__raw_f8":"-Infinity","ts":null,"__raw_ts":"0044-03-15 10:00:00+00 BC"',
+      ]);
+      expect(deadLetters.documents.size).toBe(0);
+    } finally {
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
+describe('AdxSink, unchanged TOAST values', () => {
+  const docsRoutes = JSON.stringify({ 'public.docs': { keys: ['id'], adx: { table: 'Docs', columns: { id: 'long', title: 'string', body: 'string' } } } });
+  const docsEnv = (url: string) => ({ ADX_CLUSTER_URL: url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline', CDC_ROUTES: docsRoutes });
+  const doc = (op: 'c' | 'u' | 'd', id: number, lsn: number, fields: Record<string, unknown>, extra: { toast?: string[]; oldKey?: number } = {}) => {
+    const e = changeEvent({ table: 'public.docs', op, ...(op === 'd' ? { before: { id } } : { after: { id, ...fields } }), key: { id }, lsn });
+    if (extra.toast) e.source.unchanged_toast = extra.toast;
+    if (extra.oldKey !== undefined) e.old_key = { id: extra.oldKey };
+    return e;
+  };
+
+  it('a same-key update and a primary-key change (d + c with old_key) that lack the TOASTed column: rows say so, the create names the old key, and DocsCurrent() fills them from earlier rows', async () => {
+    // The table as ADX reports it: the sink added `note` at run time, and a __raw_ column exists.
+    const schema = {
+      Name: 'Docs',
+      OrderedColumns: [
+        ...tableColumns(adxRoutes(new Router(JSON.parse(docsRoutes) as typeof DEFAULT_ROUTES))[0]!, [
+          { name: 'note', type: 'string' },
+          { name: '__raw_body', type: 'string' },
+        ]),
+      ].map((c) => ({ Name: c.name, CslType: c.type })),
+    };
+    const engine = await startKustoStandIn({
+      onCommand: (c) =>
+        c.csl === ".show table ['Docs'] schema as json"
+          ? {
+              status: 200,
+              body: v1Table(
+                [
+                  ['TableName', 'string'],
+                  ['Schema', 'string'],
+                ],
+                [['Docs', JSON.stringify(schema)]],
+              ),
+            }
+          : undefined,
+    });
+    const sink = createAdxSinkFromEnv(docsEnv(engine.url));
+    const config = loadAdxConfig(docsEnv(engine.url));
+    const control = new KustoControlClient(connectionFactory(config)(config.clusterUrl), config.database);
+    const big = 'x'.repeat(3000);
+    try {
+      const events = [
+        doc('c', 1, 100, { title: 'a', body: big }),
+        doc('u', 1, 200, { title: 'b' }, { toast: ['body'] }),
+        doc('d', 1, 300, {}),
+        doc('c', 2, 300, { title: 'b' }, { toast: ['body'], oldKey: 1 }),
+      ];
+      expect(await deliver(sink, events, { first: '1', last: '4' })).toMatchObject({ ok: 4, deadLettered: 0 });
+      const rows = engine.commands
+        .find((c) => c.csl.startsWith(".ingest inline into table ['Docs']"))!
+        .csl.split('\n')
+        .slice(1)
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(rows.map((r) => [r.id, r.__op, r.__lsn, r.body === big ? 'big' : (r.body ?? 'absent'), r.__unchanged_toast, r.__old_key])).toEqual([
+        [1, 'c', 100, 'big', null, null],
+        [1, 'u', 200, 'absent', ['body'], null],
+        [1, 'd', 300, 'absent', null, null],
+        [2, 'c', 300, 'absent', ['body'], { id: 1 }],
+      ]);
+
+      // adx:setup generates DocsCurrent() from the schema ADX reports: every column is filled, `note` too.
+      await runAdxSetup(config, control, () => undefined);
+      const sent = engine.commands.map((c) => c.csl);
+      const fn = sent.find((c) => c.startsWith('.create-or-alter function'))!;
+      expect(sent[sent.indexOf(fn) - 1]).toBe(".show table ['Docs'] schema as json");
+      expect(fn).toBe(currentFunctionCommand(config.routes[0]!, 'cdc', 'CdcTruncates', parseSchemaRows([{ Schema: JSON.stringify(schema) }])).text);
+      for (const column of ['title', 'body', 'note']) {
+        expect(fn).toContain(`['${column}'] = case(['__own_${column}'], ['__v_${column}'], ['__hop_${column}'], ['__hv_${column}'], ['${column}'])`);
+      }
+      expect(fn).toContain("['__raw_body'] = case(['__own_body'], ['__w_body'], ['__hop_body'], ['__hw_body'], ['__raw_body'])");
+      const extra = schema.OrderedColumns.filter((c) => ['note', '__raw_body'].includes(c.Name)).map((c) => ({ name: c.Name, type: c.CslType }));
+      expect(validateKql(fn, databaseFor(config.routes, { Docs: extra }))).toEqual([]);
+    } finally {
+      control.close();
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
+describe('AdxSink, column names ADX cannot hold', () => {
+  it('columns named like CDC columns, empty, or with characters KQL identifiers cannot take are escaped (adxColumnName): valid commands, no CDC column overwritten', async () => {
+    const engine = await startKustoStandIn();
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const odd = { __op: 'mine', __lsn: -1, __deleted: 'no', __table: 'mine', '': 'empty', 'a.b': 1, 'x:y': 2, "it's": 3, total__: 4, _x41_: 5, 'line no': 6 };
+    const event = changeEvent({ op: 'u', after: { ...order(80), ...odd }, lsn: 8000, unchangedToast: ['x:y'] });
+    try {
+      expect(await deliver(sink, [event], { first: '1', last: '1' })).toMatchObject({ ok: 1, deadLettered: 0 });
+      const escaped = {
+        _x5F__op: 'mine',
+        _x5F__lsn: -1,
+        _x5F__deleted: 'no',
+        _x5F__table: 'mine',
+        _x00_: 'empty',
+        a_x2E_b: 1,
+        x_x3A_y: 2,
+        it_x27_s: 3,
+        total__x5F_: 4,
+        _x5F_x41_: 5,
+        'line no': 6,
+      };
+      const alter = engine.commands[0]!.csl;
+      expect(alter).toBe(
+        ".alter-merge table ['Orders'] (['_x5F__op']:string, ['_x5F__lsn']:long, ['_x5F__deleted']:string, ['_x5F__table']:string, ['_x00_']:string, " +
+          "['a_x2E_b']:long, ['x_x3A_y']:long, ['it_x27_s']:long, ['total__x5F_']:long, ['_x5F_x41_']:long, ['line no']:long)",
+      );
+      const added = Object.entries(escaped).map(([name, value]) => ({ name, type: typeof value === 'string' ? ('string' as const) : ('long' as const) }));
+      const db = databaseFor(adxRoutes(new Router(DEFAULT_ROUTES)), { Orders: added });
+      const mapping = engine.commands[2]!.csl;
+      const ingest = engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!.csl;
+      for (const text of [alter, mapping, ingest]) expect(validateKql(text, db)).toEqual([]);
+      // Every column of the mapping reads the same-named property of the JSON line.
+      const mapped = JSON.parse(/mapping '[^']+' '(.*)'$/.exec(mapping)![1]!.replace(/\\'/g, "'")) as { column: string; Properties: { Path: string } }[];
+      for (const name of Object.keys(escaped)) {
+        expect(mapped).toContainEqual(
+          expect.objectContaining({ column: name, Properties: { Path: /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? `$.${name}` : `$['${name}']` } }),
+        );
+      }
+      const row = JSON.parse(ingest.split('\n')[1]!) as Record<string, unknown>;
+      expect(row).toMatchObject({
+        orderid: 80,
+        ...escaped,
+        __op: 'u',
+        __lsn: 8000,
+        __deleted: false,
+        __table: 'retail.orders_info',
+        __unchanged_toast: ['x_x3A_y'],
+      });
+    } finally {
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
 describe('AdxSink, pointer events (oversized events the reader put in a Blob)', () => {
   it('the batch core reads the full event before the ADX sink sees it; a missing Blob is dead-lettered, unreadable storage retried', async () => {
     const engine = await startKustoStandIn();
@@ -775,9 +970,18 @@ describe('adx:setup against the engine', () => {
     try {
       const result = await runAdxSetup(config, control, (l) => lines.push(l));
       // No view yet: the existing views are listed, then exactly the generated commands run.
+      // Each current-rows function is generated from the table's schema as ADX reports it (the stand-in
+      // reports none: the declared columns).
       expect(engine.commands.map((c) => [c.db, c.csl])).toEqual([
         ['cdcdb', '.show materialized-views'],
-        ...setupCommands(config).map((c) => ['cdcdb', c.text]),
+        ...setupCommands(config).flatMap((c) =>
+          c.currentOf === undefined
+            ? [['cdcdb', c.text]]
+            : [
+                ['cdcdb', `.show table ['${c.currentOf.table}'] schema as json`],
+                ['cdcdb', c.text],
+              ],
+        ),
       ]);
       expect(result.operations.map((o) => o.operationId)).toEqual(['5a0d6c5e-0000-4000-8000-000000000001', '5a0d6c5e-0000-4000-8000-000000000001']);
       expect(lines[0]).toBe('ok   table CdcTruncates (create or add missing columns)\n');
@@ -837,7 +1041,7 @@ describe('adx:setup against the engine', () => {
       const ordersView = generated.findIndex((t) =>
         t.includes("materialized-view with (backfill=true, autoUpdateSchema=true, folder='cdc', docstring='Latest change per key of Orders"),
       );
-      expect(sent).toEqual([
+      expect(sent.filter((c) => !c.endsWith('schema as json'))).toEqual([
         '.show materialized-views',
         ...generated.slice(0, ordersView),
         ".alter materialized-view ['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }",

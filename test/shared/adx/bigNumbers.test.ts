@@ -1,8 +1,10 @@
 /** json/jsonb numbers beyond a double through the ADX path: decode → rows → JSON lines. */
 import { describe, expect, it } from '@jest/globals';
+import { adxRoutes } from '../../../src/shared/adx/config.js';
 import { toJsonLines, toTableRow } from '../../../src/shared/adx/rows.js';
 import { findNewColumns, inferKqlType } from '../../../src/shared/adx/schema.js';
 import { decodeBody } from '../../../src/shared/events/decode.js';
+import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { changeEvent } from '../../helpers/events.js';
 
 describe('ADX JSON lines', () => {
@@ -12,7 +14,7 @@ describe('ADX JSON lines', () => {
     const body = Buffer.from(JSON.stringify(event).replace('"@DOC@"', '{"big":12345678901234567890,"x":[2.50]}').replace('"@N@"', '98765432109876543210'));
     const decoded = decodeBody(body);
     if (decoded.kind !== 'event') throw new Error('not an event');
-    const row = toTableRow(decoded.event);
+    const row = toTableRow(decoded.event, adxRoutes(new Router(DEFAULT_ROUTES))[0]!);
     const line = toJsonLines([row!]).toString('utf8');
     expect(line).toContain('"doc":{"big":12345678901234567890,"x":[2.50]}');
     expect(line).toContain('"n":98765432109876543210');

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { inlineIngestCommand } from '../../../src/shared/adx/clients.js';
 import {
   addColumnsCommands,
+  currentFunctionBody,
+  currentFunctionCommand,
   jsonMapping,
   setupCommands,
   showMaterializedViewsCommand,
@@ -13,6 +15,8 @@ import {
 } from '../../../src/shared/adx/commands.js';
 import { adxRoutes, DEFAULT_BATCHING, loadAdxConfig } from '../../../src/shared/adx/config.js';
 import { tableColumns } from '../../../src/shared/adx/schema.js';
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 import { DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import { databaseFor, validateKql } from './helpers/kqlValidator.js';
 
@@ -49,7 +53,7 @@ describe('setupCommands (npm run adx:setup)', () => {
       ])}'`,
       '.alter table [\'CdcTruncates\'] policy ingestionbatching \'{"MaximumBatchingTimeSpan":"00:00:30","MaximumNumberOfItems":500,"MaximumRawDataSizeMB":1024}\'',
       ".create-merge table ['Orders']",
-      '.create-or-alter table [\'Orders\'] ingestion json mapping \'OrdersEventMapping\' \'[{"column":"orderid","datatype":"string","Properties":{"Path":"$.orderid"}},{"column":"custid","datatype":"string","Properties":{"Path":"$.custid"}},{"column":"city","datatype":"string","Properties":{"Path":"$.city"}},{"column":"amount","datatype":"int","Properties":{"Path":"$.amount"}},{"column":"purchase_time","datatype":"datetime","Properties":{"Path":"$.purchase_time"}},{"column":"__op","datatype":"string","Properties":{"Path":"$.__op"}},{"column":"__lsn","datatype":"long","Properties":{"Path":"$.__lsn"}},{"column":"__commit_lsn","datatype":"long","Properties":{"Path":"$.__commit_lsn"}},{"column":"__commit_time","datatype":"datetime","Properties":{"Path":"$.__commit_time"}},{"column":"__deleted","datatype":"bool","Properties":{"Path":"$.__deleted"}},{"column":"__table","datatype":"string","Properties":{"Path":"$.__table"}},{"column":"__txid","datatype":"long","Properties":{"Path":"$.__txid"}},{"column":"__snapshot","datatype":"string","Properties":{"Path":"$.__snapshot"}},{"column":"__unchanged_toast","datatype":"dynamic","Properties":{"Path":"$.__unchanged_toast"}}]\'',
+      '.create-or-alter table [\'Orders\'] ingestion json mapping \'OrdersEventMapping\' \'[{"column":"orderid","datatype":"string","Properties":{"Path":"$.orderid"}},{"column":"custid","datatype":"string","Properties":{"Path":"$.custid"}},{"column":"city","datatype":"string","Properties":{"Path":"$.city"}},{"column":"amount","datatype":"int","Properties":{"Path":"$.amount"}},{"column":"purchase_time","datatype":"datetime","Properties":{"Path":"$.purchase_time"}},{"column":"__op","datatype":"string","Properties":{"Path":"$.__op"}},{"column":"__lsn","datatype":"long","Properties":{"Path":"$.__lsn"}},{"column":"__commit_lsn","datatype":"long","Properties":{"Path":"$.__commit_lsn"}},{"column":"__commit_time","datatype":"datetime","Properties":{"Path":"$.__commit_time"}},{"column":"__deleted","datatype":"bool","Properties":{"Path":"$.__deleted"}},{"column":"__table","datatype":"string","Properties":{"Path":"$.__table"}},{"column":"__txid","datatype":"long","Properties":{"Path":"$.__txid"}},{"column":"__snapshot","datatype":"string","Properties":{"Path":"$.__snapshot"}},{"column":"__unchanged_toast","datatype":"dynamic","Properties":{"Path":"$.__unchanged_toast"}},{"column":"__old_key","datatype":"dynamic","Properties":{"Path":"$.__old_key"}}]\'',
       '.alter table [\'Orders\'] policy ingestionbatching \'{"MaximumBatchingTimeSpan":"00:00:30","MaximumNumberOfItems":500,"MaximumRawDataSizeMB":1024}\'',
       ".create-merge table ['OrdersHistory']",
       '.create-or-alter table [\'OrdersHistory\'] ingestion json mapping \'OrdersHistoryMapping\' \'[{"column":"SourceTable","datatype":"string","Properties":{"Path":"$.SourceTable"}},{"column":"Key","datatype":"dynamic","Properties":{"Path":"$.Key"}},{"column":"Column","datatype":"string","Properties":{"Path":"$.Column"}},{"column":"OldValue","datatype":"dynamic","Properties":{"Path":"$.OldValue"}},{"column":"NewValue","datatype":"dynamic","Properties":{"Path":"$.NewValue"}},{"column":"OldValueKnown","datatype":"bool","Properties":{"Path":"$.OldValueKnown"}},{"column":"Op","datatype":"string","Properties":{"Path":"$.Op"}},{"column":"CommitTime","datatype":"datetime","Properties":{"Path":"$.CommitTime"}},{"column":"Lsn","datatype":"long","Properties":{"Path":"$.Lsn"}},{"column":"TxId","datatype":"long","Properties":{"Path":"$.TxId"}},{"column":"Context","datatype":"dynamic","Properties":{"Path":"$.Context"}}]\'',
@@ -78,7 +82,7 @@ describe('setupCommands (npm run adx:setup)', () => {
     expect(commands[3]!.text).toBe(
       ".create-merge table ['Orders'] (['orderid']:string, ['custid']:string, ['city']:string, ['amount']:int, ['purchase_time']:datetime, " +
         "['__op']:string, ['__lsn']:long, ['__commit_lsn']:long, ['__commit_time']:datetime, ['__deleted']:bool, ['__table']:string, " +
-        "['__txid']:long, ['__snapshot']:string, ['__unchanged_toast']:dynamic) with (folder='cdc', docstring='Change events of retail.orders_info (row image + CDC columns)')",
+        "['__txid']:long, ['__snapshot']:string, ['__unchanged_toast']:dynamic, ['__old_key']:dynamic) with (folder='cdc', docstring='Change events of retail.orders_info (row image + CDC columns)')",
     );
   });
 
@@ -90,13 +94,50 @@ describe('setupCommands (npm run adx:setup)', () => {
   });
 
   it('filters deletes and rows older than the latest truncate of the table in the current-rows function', () => {
-    expect(commands[10]!.text).toBe(
-      ".create-or-alter function with (folder='cdc', docstring='Current rows of retail.orders_info: OrdersLatest without deleted rows and rows older than the latest truncate in CdcTruncates') " +
-        "['OrdersCurrent']() { let truncatedBelow = toscalar(['CdcTruncates'] | where ['Table'] == 'Orders' | summarize max(['Lsn'])); " +
-        "['OrdersLatest'] | where not(['__deleted']) and (isnull(truncatedBelow) or ['__lsn'] >= truncatedBelow) }",
+    expect(commands[10]!.text).toMatch(
+      new RegExp(
+        `^${escapeRegExp(
+          ".create-or-alter function with (folder='cdc', docstring='Current rows of retail.orders_info: OrdersLatest without deleted rows and rows older than the latest truncate in CdcTruncates; " +
+            "unchanged TOAST values from earlier rows (__unchanged_toast lists what is missing)') " +
+            "['OrdersCurrent']() { let truncatedBelow = toscalar(['CdcTruncates'] | where ['Table'] == 'Orders' | summarize max(['Lsn'])); " +
+            "let latestRows = ['OrdersLatest'] | where not(['__deleted']) and (isnull(truncatedBelow) or ['__lsn'] >= truncatedBelow); ",
+        )}`,
+      ),
     );
     // The Holding function reads the Holding truncates only.
-    expect(commands.at(-1)!.text).toContain("where ['Table'] == 'Holding' | summarize max(['Lsn'])); ['HoldingLatest'] |");
+    expect(commands.at(-1)!.text).toContain("where ['Table'] == 'Holding' | summarize max(['Lsn'])); let latestRows = ['HoldingLatest'] |");
+  });
+
+  it('fills unchanged TOAST values from the earlier rows of the key, or of the old key after a key change (exact text)', () => {
+    const [docs] = adxRoutes(new Router({ 'public.docs': { keys: ['id'], adx: { table: 'Docs', columns: { id: 'long', body: 'string' } } } }));
+    const columns = tableColumns(docs!, [{ name: '__raw_body', type: 'string' }]);
+    const carried = "iff(['__op'] != 'd' and not(isnotnull(['__unchanged_toast']) and set_has_element(['__unchanged_toast'], 'body')), ['__lsn'], long(-1))";
+    const listed = "(isnotnull(['__unchanged_toast']) and set_has_element(['__unchanged_toast'], 'body'))";
+    const body = currentFunctionBody(docs!, 'CdcTruncates', columns);
+    expect(body).toBe(
+      "{ let truncatedBelow = toscalar(['CdcTruncates'] | where ['Table'] == 'Docs' | summarize max(['Lsn'])); " +
+        "let latestRows = ['DocsLatest'] | where not(['__deleted']) and (isnull(truncatedBelow) or ['__lsn'] >= truncatedBelow); " +
+        // The latest rows that lack values, and where each listed column was last carried in the key's current lineage.
+        "let partialRows = latestRows | where array_length(['__unchanged_toast']) > 0 | project ['id'], __at = ['__lsn']; " +
+        "let ownFills = partialRows | join kind=inner (['Docs']) on ['id'] | where ['__lsn'] <= __at " +
+        `| summarize (__start, __start_old) = arg_max(iff(['__op'] in ('c', 'r'), ['__lsn'], long(-1)), ['__old_key']), (['__l_body'], ['__v_body'], ['__w_body']) = arg_max(${carried}, ['body'], ['__raw_body']) by ['id'], __at; ` +
+        // A lineage that starts with the create of a key change: the old key's rows before it.
+        "let hopFills = ownFills | where __start >= 0 and isnotnull(__start_old) | project ['id'], __at, __start, ['__j_id'] = tolong(__start_old['id']) " +
+        "| join kind=inner (['Docs']) on $left.['__j_id'] == $right.['id'] | where ['__lsn'] < __start " +
+        `| summarize __jstart = max(iff(['__op'] in ('c', 'r'), ['__lsn'], long(-1))), (['__hl_body'], ['__hv_body'], ['__hw_body']) = arg_max(${carried}, ['body'], ['__raw_body']) by ['id'], __at; ` +
+        "let fills = ownFills | lookup kind=leftouter hopFills on ['id'], __at | project-rename ['__lsn'] = __at; " +
+        "latestRows | lookup kind=leftouter fills on ['id'], ['__lsn'] " +
+        `| extend ['__own_body'] = ${listed} and ['__l_body'] >= 0 and ['__l_body'] >= __start, ['__hop_body'] = ${listed} and ['__hl_body'] >= 0 and ['__hl_body'] >= __jstart ` +
+        "| extend ['body'] = case(['__own_body'], ['__v_body'], ['__hop_body'], ['__hv_body'], ['body']), ['__raw_body'] = case(['__own_body'], ['__w_body'], ['__hop_body'], ['__hw_body'], ['__raw_body']), " +
+        "__left = set_difference(['__unchanged_toast'], array_concat(iff(['__own_body'] or ['__hop_body'], pack_array('body'), dynamic([])))) " +
+        // What could not be filled stays listed.
+        "| extend ['__unchanged_toast'] = iff(array_length(__left) > 0, __left, dynamic(null)) " +
+        "| project-away ['__start'], ['__start_old'], ['__jstart'], ['__left'], ['__l_body'], ['__v_body'], ['__w_body'], ['__hl_body'], ['__hv_body'], ['__hw_body'], ['__own_body'], ['__hop_body'] }",
+    );
+    const db = databaseFor([docs!], { Docs: [{ name: '__raw_body', type: 'string' }] });
+    expect(validateKql(currentFunctionCommand(docs!, 'cdc', 'CdcTruncates', columns).text, db)).toEqual([]);
+    // A name the fill uses wrongly is caught (the validation above means something).
+    expect(validateKql(`.create-or-alter function F() ${body.replace("['__j_id'] ==", "['__j_idx'] ==")}`, db)).not.toEqual([]);
   });
 
   it('is validated against a schema with the truncates table: a wrong name in the function body is an error', () => {
@@ -135,7 +176,7 @@ describe('setupCommands (npm run adx:setup)', () => {
       'JSON ingestion mapping LinesMap on Lines',
       'ingestion batching policy on Lines',
       'materialized view LinesLatest (latest row per order, line no; backfilled; autoUpdateSchema)',
-      'function LinesCurrent() (current rows: latest per key, deletes and truncated rows excluded)',
+      'function LinesCurrent() (current rows: latest per key, deletes and truncated rows excluded, unchanged TOAST values filled)',
     ]);
     // The mapping's JSON path quotes the name; the KQL string literal escapes the quotes again.
     expect(cmds[4]!.text).toContain(String.raw`{"column":"line no","datatype":"int","Properties":{"Path":"$[\'line no\']"}}`);

@@ -39,6 +39,22 @@ describe('loadAdxConfig', () => {
     ]);
   });
 
+  it('declared columns and keys name PostgreSQL columns; the route holds their ADX names (adxColumnName)', () => {
+    const [route] = loadAdxConfig({
+      ...base,
+      CDC_ROUTES: JSON.stringify({ 'a.t': { keys: ['order:id'], adx: { table: 'T', columns: { 'order:id': 'long', __op: 'string', 'line no': 'int' } } } }),
+    }).routes;
+    expect(route).toMatchObject({
+      keys: ['order_x3A_id'],
+      columns: [
+        { name: 'order_x3A_id', type: 'long' },
+        { name: '_x5F__op', type: 'string' },
+        { name: 'line no', type: 'int' },
+      ],
+      sourceColumns: ['order:id', '__op', 'line no'],
+    });
+  });
+
   it('keeps local endpoints (emulator, stand-in) as they are', () => {
     expect(deriveIngestUrl('http://localhost:8080')).toBe('http://localhost:8080');
     expect(deriveIngestUrl('http://127.0.0.1:8080')).toBe('http://127.0.0.1:8080');

@@ -11,7 +11,7 @@ const [ordersRoute, holdingRoute] = adxRoutes(new Router(DEFAULT_ROUTES)) as [Ad
 
 describe('toTableRow', () => {
   it('is the after image plus the CDC columns for an insert', () => {
-    expect(toTableRow(changeEvent({ op: 'c', after: order(51), lsn: 34220200 }))).toEqual({
+    expect(toTableRow(changeEvent({ op: 'c', after: order(51), lsn: 34220200 }), ordersRoute)).toEqual({
       orderid: 51,
       custid: 306,
       amount: 183,
@@ -26,34 +26,60 @@ describe('toTableRow', () => {
       __txid: 653,
       __snapshot: 'false',
       __unchanged_toast: null,
+      __old_key: null,
     });
   });
 
   it('is the key (and before image, when there is one) with __deleted for a delete', () => {
-    const row = toTableRow(changeEvent({ op: 'd', before: { orderid: 51 }, lsn: 500 }));
+    const row = toTableRow(changeEvent({ op: 'd', before: { orderid: 51 }, lsn: 500 }), ordersRoute);
     expect(row).toMatchObject({ orderid: 51, __op: 'd', __deleted: true, __lsn: 500 });
     expect(row).not.toHaveProperty('city');
   });
 
   it('uses the row version (source.lsn) as __lsn: a row without a usable one is a permanent failure, as in every sink', () => {
     const event = changeEvent({ op: 'r', after: order(1), lsn: null });
-    expect(() => toTableRow(event)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
+    expect(() => toTableRow(event, ordersRoute)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
     expect(() => toTruncateRow(changeEvent({ op: 't', lsn: null }), ordersRoute)).toThrow(/no usable source.lsn/);
-    expect(toTableRow(changeEvent({ op: 'r', after: order(1), lsn: 7 }))).toMatchObject({ __lsn: 7, __op: 'r', __snapshot: 'true' });
+    expect(toTableRow(changeEvent({ op: 'r', after: order(1), lsn: 7 }), ordersRoute)).toMatchObject({ __lsn: 7, __op: 'r', __snapshot: 'true' });
   });
 
   it('a commit time that is not a date is a permanent failure (the record is dead-lettered, not retried)', () => {
     const event = changeEvent({ op: 'c', after: order(1), lsn: 8, tsMs: 1e20 });
-    expect(() => toTableRow(event)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
+    expect(() => toTableRow(event, ordersRoute)).toThrow(expect.objectContaining({ code: 'NOT_AN_ENVELOPE', canRetry: false }));
   });
 
   it('lists unchanged TOAST columns it could not fill', () => {
-    expect(toTableRow(changeEvent({ op: 'u', after: order(1), lsn: 9, unchangedToast: ['city'] }))).toMatchObject({ __unchanged_toast: ['city'] });
+    expect(toTableRow(changeEvent({ op: 'u', after: order(1), lsn: 9, unchangedToast: ['city'] }), ordersRoute)).toMatchObject({ __unchanged_toast: ['city'] });
+  });
+
+  it('types columns by the route, else by source.types: a value the type cannot hold is null, with its text in __raw_<column>', () => {
+    const event = changeEvent({ op: 'u', after: { ...order(1), amount: 'NaN', f8: 'Infinity', note: 'NaN' }, lsn: 9 });
+    event.source.types = { amount: 'numeric', f8: 'float8' };
+    // amount is declared int (the route wins), f8 is a float8 (real), note is not listed (text).
+    expect(toTableRow(event, ordersRoute)).toMatchObject({ amount: null, __raw_amount: 'NaN', f8: null, __raw_f8: 'Infinity', note: 'NaN' });
+  });
+
+  it('a key value its ADX type cannot hold is a permanent failure (the latest-state view groups by the key)', () => {
+    const [route] = adxRoutes(new Router({ 'public.ticks': { keys: ['at'], adx: { table: 'Ticks', columns: { at: 'datetime', v: 'real' } } } }));
+    const event = changeEvent({ table: 'public.ticks', op: 'c', after: { at: 'infinity', v: 1 }, key: { at: 'infinity' }, lsn: 9 });
+    expect(() => toTableRow(event, route!)).toThrow(expect.objectContaining({ code: 'REJECTED_BY_SINK', canRetry: false }));
+    expect(() => toTableRow(event, route!)).toThrow('Key column "at" of public.ticks holds "infinity", which its ADX type datetime cannot hold');
+  });
+
+  it('names the old key of a primary-key change in __old_key, by ADX column names and with the values its key columns hold', () => {
+    const event = changeEvent({ op: 'c', after: order(2), key: { orderid: 2 }, lsn: 9, unchangedToast: ['city'] });
+    event.old_key = { orderid: 1 };
+    expect(toTableRow(event, ordersRoute)).toMatchObject({ orderid: 2, __unchanged_toast: ['city'], __old_key: { orderid: 1 } });
+    const [route] = adxRoutes(new Router({ 'a.t': { keys: ['big id'], adx: { table: 'T', columns: { 'big id': 'long', 'x:y': 'string' } } } }));
+    const big = changeEvent({ table: 'a.t', op: 'c', after: { 'big id': '9007199254740993' }, key: { 'big id': '9007199254740993' }, lsn: 9 });
+    big.old_key = { 'big id': '9007199254740995' };
+    expect(JSON.stringify(toTableRow(big, route!)?.__old_key)).toBe('{"big id":9007199254740995}');
+    expect(toTableRow(changeEvent({ op: 'u', after: order(2), lsn: 10 }), ordersRoute)).toMatchObject({ __old_key: null });
   });
 
   it('gives no row for truncates and logical messages', () => {
-    expect(toTableRow(changeEvent({ op: 't', lsn: 1 }))).toBeNull();
-    expect(toTableRow(changeEvent({ op: 'm', lsn: 1 }))).toBeNull();
+    expect(toTableRow(changeEvent({ op: 't', lsn: 1 }), ordersRoute)).toBeNull();
+    expect(toTableRow(changeEvent({ op: 'm', lsn: 1 }), ordersRoute)).toBeNull();
   });
 });
 
@@ -182,6 +208,18 @@ describe('toTruncateRow (the truncates table)', () => {
 describe('serialisation and new columns', () => {
   it('writes JSON lines (bigint as string)', () => {
     expect(toJsonLines([{ a: 1 }, { b: 2n }]).toString()).toBe('{"a":1}\n{"b":"2"}\n');
+  });
+
+  it('types new columns by source.types where it names them (a null one too), else from the first non-null value', () => {
+    const types = new Map([
+      ['f8', 'real' as const],
+      ['at', 'datetime' as const],
+    ]);
+    expect(findNewColumns([{ f8: 10, at: null, n: 3, z: null }], new Set(), types)).toEqual([
+      { name: 'f8', type: 'real' },
+      { name: 'at', type: 'datetime' },
+      { name: 'n', type: 'long' },
+    ]);
   });
 
   it('finds columns the table lacks and types them from the first non-null value', () => {

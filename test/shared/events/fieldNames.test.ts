@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { escapeFieldNames, fieldName } from '../../../src/shared/events/fieldNames.js';
+import { adxColumnName, escapeFieldNames, fieldName } from '../../../src/shared/events/fieldNames.js';
 
 describe('fieldName', () => {
   it('leaves ordinary names alone, including other names starting with one underscore', () => {
@@ -41,5 +41,44 @@ describe('fieldName', () => {
     expect(escapeFieldNames(plain)).toBe(plain);
     expect(escapeFieldNames({ a: 1, 'a.b': 2 })).toEqual({ a: 1, 'a%2Eb': 2 });
     expect(escapeFieldNames(null)).toBeNull();
+  });
+});
+
+describe('adxColumnName (the field name, then what an ADX identifier cannot hold)', () => {
+  /** The documented inverse: `_xHH_` → `%HH`, then percent-decoding (`_x00_` is the empty name). */
+  const decode = (name: string): string => (name === '_x00_' ? '' : decodeURIComponent(name.replace(/_x([0-9A-F]{2})_/g, '%$1')));
+
+  it('leaves names ADX accepts and the field-name rule leaves alone unchanged', () => {
+    for (const name of ['id', 'holding_stock', 'Weird Name', 'line-no', '_private', 'ünï', 'pos_x', 'x_', '_']) expect(adxColumnName(name)).toBe(name);
+  });
+
+  it("writes the field name's escapes, characters KQL identifiers cannot hold, and reserved underscores as _xHH_", () => {
+    expect(['__op', '_id', '', ' ', 'x.y', '%', 'x:y', "it's", 'x;drop table y', '[b]', 'e😀', 'total__', '_x41_', 'a._'].map(adxColumnName)).toEqual([
+      '_x5F__op',
+      '_x5F_id',
+      '_x00_',
+      '_x20_',
+      'x_x2E_y',
+      '_x25_',
+      'x_x3A_y',
+      'it_x27_s',
+      'x_x3B_drop table y',
+      '_x5B_b_x5D_',
+      'e_xF0__x9F__x98__x80_',
+      'total__x5F_',
+      '_x5F_x41_',
+      'a_x2E__x5F_',
+    ]);
+  });
+
+  it('is injective and reversible, and its names are valid KQL identifiers not starting or ending with __', () => {
+    const names = ['', '%', '%25', ' ', '_x20_', '_x5F_', '__op', '_x5F__op', 'x.y', 'x_x2E_y', 'x%2Ey', 'a__', 'a__x5F_', '_x4%', 'x:y', '_x00_', '__', '_'];
+    const escaped = names.map(adxColumnName);
+    expect(new Set(escaped).size).toBe(names.length);
+    expect(escaped.map(decode)).toEqual(names);
+    for (const name of escaped) {
+      expect(name).toMatch(/^[\p{L}\p{Nd}_ .-]{1,1024}$/u);
+      expect(name.startsWith('__') || name.endsWith('__')).toBe(false);
+    }
   });
 });
