@@ -15,7 +15,7 @@ import type { AdxAuth, AdxConfig, AdxIngestionMode, AdxTableRoute, ColumnDef, In
 const MODES: readonly AdxIngestionMode[] = ['queued', 'managed-streaming', 'inline'];
 const AUTHS: readonly AdxAuth[] = ['managed-identity', 'default', 'app-key', 'none'];
 
-/** The batching policy of the source document: 30 s / 500 items / 1 GB (ADX default is 5 min). */
+/** The batching policy of the Kafka Connect → ADX demo: 30 s / 500 items / 1 GB (ADX default is 5 min). */
 export const DEFAULT_BATCHING: IngestionBatchingPolicy = {
   MaximumBatchingTimeSpan: '00:00:30',
   MaximumNumberOfItems: 500,

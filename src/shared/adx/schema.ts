@@ -22,7 +22,7 @@ export const CDC_COLUMNS: readonly ColumnDef[] = [
 
 export const CDC_COLUMN_NAMES: ReadonlySet<string> = new Set(CDC_COLUMNS.map((c) => c.name));
 
-/** One row per changed column (after the `holding_pivot` of the source document, plus LSN and flags). */
+/** One row per changed column (after the `holding_pivot` of the Debezium per-field history demo, plus LSN and flags). */
 export const HISTORY_COLUMNS: readonly ColumnDef[] = [
   { name: 'SourceTable', type: 'string' },
   { name: 'Key', type: 'dynamic' },
