@@ -89,7 +89,9 @@ afterAll(async () => {
   await topic?.close();
   await cleanupReader(c, name, [s]);
   await c.end();
-  await client.indices.delete({ index: `${prefix}-*`, allow_no_indices: true }).catch(() => undefined);
+  // By name: Elasticsearch refuses a wildcard delete by default (action.destructive_requires_name).
+  const existing = Object.keys(await client.indices.get({ index: `${prefix}-*`, allow_no_indices: true }).catch(() => ({})));
+  if (existing.length > 0) await client.indices.delete({ index: existing }).catch(() => undefined);
   await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-_._` }).catch(() => undefined);
   await client.close();
 });
