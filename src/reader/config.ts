@@ -6,10 +6,13 @@ import { getInt, getOneOf, getOptionalString, getString, type Env } from '../sha
 import { ConfigError } from '../shared/core/errors.js';
 import { pgSettingsFromEnv, type PgSettings } from '../shared/core/postgres.js';
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../shared/core/kafka.js';
+import { DEBEZIUM_DEFAULTS, type DebeziumSettings } from './encode/debezium.js';
 
 export { ConfigError };
 
 export type SnapshotMode = 'initial' | 'never' | 'initial_only';
+/** `native`: the reader's own event (docs/reader.md "The event"); `debezium`: what Debezium's connector writes. */
+export type EventFormat = 'native' | 'debezium';
 
 export interface TableRef {
   schema: string;
@@ -30,6 +33,9 @@ export interface ReaderConfig {
   topic: string;
   /** `{prefix}`, `{schema}`, `{table}` placeholders; null = every table to `topic`. */
   topicTemplate: string | null;
+  eventFormat: EventFormat;
+  /** `CDC_DEBEZIUM_SETTINGS` over Debezium's defaults (used with `eventFormat: 'debezium'` only). */
+  debezium: DebeziumSettings;
   /** The shared connection settings (src/shared/core/kafka.ts) plus the reader's record size limit. */
   kafka: KafkaSettings & { maxMessageBytes: number };
   maxInflightBytes: number;
@@ -123,6 +129,67 @@ export function parseTableList(raw: string, variable = 'CDC_TABLES'): TableRef[]
   return out;
 }
 
+const DEBEZIUM_VAR = 'CDC_DEBEZIUM_SETTINGS';
+
+/** Debezium properties the reader implements, each with the values it supports (Debezium's default first). */
+const DEBEZIUM_MODES = {
+  'decimal.handling.mode': ['precise', 'string'],
+  'time.precision.mode': ['adaptive', 'isostring'],
+  'interval.handling.mode': ['numeric', 'string'],
+  'binary.handling.mode': ['bytes', 'base64'],
+  'tombstones.on.delete': ['true', 'false'],
+} as const;
+const DEBEZIUM_OPS = ['c', 'u', 'd', 't'];
+const DEBEZIUM_KEYS = [...Object.keys(DEBEZIUM_MODES), 'skipped.operations', 'unavailable.value.placeholder'];
+
+/**
+ * `CDC_DEBEZIUM_SETTINGS`: Debezium connector properties by their own names, so a connector
+ * configuration carries over as it is. Either one line (`a=x,b=y`) or properties form (one per line,
+ * `#` comments). A comma-separated value (`skipped.operations=t,d`) stays whole: a part without `=`
+ * continues the previous value. Unknown properties and unsupported values are refused, naming them.
+ */
+export function parseDebeziumSettings(raw: string | undefined): DebeziumSettings {
+  const s: DebeziumSettings = { ...DEBEZIUM_DEFAULTS };
+  if (raw === undefined) return s;
+  const entries: [string, string][] = [];
+  for (const line of raw.split(/\r?\n/)) {
+    const text = line.trim();
+    if (text === '' || text.startsWith('#') || text.startsWith('!')) continue;
+    for (const part of text.split(',')) {
+      const i = part.indexOf('=');
+      const last = entries[entries.length - 1];
+      if (i < 0 && last !== undefined) last[1] += `,${part.trim()}`;
+      else if (i < 0) throw new ConfigError(DEBEZIUM_VAR, 'property=value entries separated by commas or new lines', raw);
+      else entries.push([part.slice(0, i).trim(), part.slice(i + 1).trim()]);
+    }
+  }
+  for (const [key, value] of entries) {
+    if (key in DEBEZIUM_MODES) {
+      const allowed: readonly string[] = DEBEZIUM_MODES[key as keyof typeof DEBEZIUM_MODES];
+      const v = value.toLowerCase();
+      if (!allowed.includes(v)) throw new ConfigError(DEBEZIUM_VAR, `${key} one of ${allowed.join(', ')} (the supported values)`, value);
+      if (key === 'decimal.handling.mode') s.decimalHandlingMode = v as DebeziumSettings['decimalHandlingMode'];
+      else if (key === 'time.precision.mode') s.timePrecisionMode = v as DebeziumSettings['timePrecisionMode'];
+      else if (key === 'interval.handling.mode') s.intervalHandlingMode = v as DebeziumSettings['intervalHandlingMode'];
+      else if (key === 'binary.handling.mode') s.binaryHandlingMode = v as DebeziumSettings['binaryHandlingMode'];
+      else s.tombstonesOnDelete = v === 'true';
+    } else if (key === 'skipped.operations') {
+      const ops = value
+        .split(',')
+        .map((o) => o.trim().toLowerCase())
+        .filter(Boolean);
+      if (ops.length === 1 && ops[0] === 'none') s.skippedOperations = new Set();
+      else if (ops.length > 0 && ops.every((o) => DEBEZIUM_OPS.includes(o))) s.skippedOperations = new Set(ops);
+      else throw new ConfigError(DEBEZIUM_VAR, `skipped.operations none or a list of ${DEBEZIUM_OPS.join(', ')}`, value);
+    } else if (key === 'unavailable.value.placeholder') {
+      s.unavailableValuePlaceholder = value;
+    } else {
+      throw new ConfigError(DEBEZIUM_VAR, `supported properties only (${DEBEZIUM_KEYS.join(', ')})`, key);
+    }
+  }
+  return s;
+}
+
 /** Every value that must never reach a log line or an error message. */
 export function secretsOf(config: ReaderConfig): string[] {
   return [config.pg.password, config.kafka.saslPassword, config.claimCheck.connectionString, config.appInsightsConnectionString].filter(
@@ -169,7 +236,14 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
   const kafka = kafkaSettingsFromEnv(env, { clientId: 'pg-cdc-reader' });
   const maxMessageBytes = getInt(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000, { min: 1024, max: 1_046_527 });
   const tablesRaw = getOptionalString(env, 'CDC_TABLES');
-  const topicTemplate = getOptionalString(env, 'CDC_TOPIC_TEMPLATE') ?? null;
+  const eventFormat = getOneOf<EventFormat>(env, 'CDC_EVENT_FORMAT', ['native', 'debezium'], 'native');
+  const debeziumRaw = getOptionalString(env, DEBEZIUM_VAR);
+  if (debeziumRaw !== undefined && eventFormat !== 'debezium') {
+    // Silently ignored settings would look applied.
+    throw new ConfigError(DEBEZIUM_VAR, 'to be unset unless CDC_EVENT_FORMAT=debezium', debeziumRaw);
+  }
+  // Debezium's topic naming (`topic.prefix`.schema.table) unless a template says otherwise.
+  const topicTemplate = getOptionalString(env, 'CDC_TOPIC_TEMPLATE') ?? (eventFormat === 'debezium' ? '{prefix}.{schema}.{table}' : null);
   if (topicTemplate !== null && !topicTemplate.includes('{table}')) {
     throw new ConfigError('CDC_TOPIC_TEMPLATE', 'a template containing {table} (and optionally {prefix}, {schema})', topicTemplate);
   }
@@ -192,6 +266,8 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),
     topicTemplate,
+    eventFormat,
+    debezium: parseDebeziumSettings(debeziumRaw),
     kafka: { ...kafka, maxMessageBytes },
     maxInflightBytes: getInt(env, 'CDC_MAX_INFLIGHT_BYTES', 8 * 1024 * 1024, { min: 1024 * 1024, max: 1024 * 1024 * 1024 }),
     statusIntervalMs: getInt(env, 'CDC_STATUS_INTERVAL_MS', 10_000, { min: 100, max: 600_000 }),

@@ -216,12 +216,13 @@ export class Reader {
         prefix: config.serverName,
         maxMessageBytes: config.kafka.maxMessageBytes,
         onClaimCheck: () => void this.metrics.claimChecked++,
+        debezium: config.eventFormat === 'debezium' ? config.debezium : undefined,
       },
       this.deps.claimCheck,
       log,
       () => this.stopping,
     );
-    return { ...checked, meta, query, types: new TypeRegistry(query), records };
+    return { ...checked, meta, query, types: new TypeRegistry(query, { jsonAsText: config.eventFormat === 'debezium' }), records };
   }
 
   /** Carries out the plan's step: creates a fresh slot, then reads the planned tables (fresh or resumed). */

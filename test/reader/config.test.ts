@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { ConfigError, loadConfig, parseTableList, secretsOf } from '../../src/reader/config.js';
+import { ConfigError, loadConfig, parseDebeziumSettings, parseTableList, secretsOf } from '../../src/reader/config.js';
+import { DEBEZIUM_DEFAULTS } from '../../src/reader/encode/debezium.js';
 import { createLogger } from '../../src/shared/core/logger.js';
 
 const base = { KAFKA_BROKERS: 'localhost:9092' };
@@ -36,6 +37,8 @@ describe('config', () => {
     [{ ...base, KAFKA_SECURITY_PROTOCOL: 'SASL_SSL' }, 'KAFKA_SASL_PASSWORD'],
     [{ ...base, CDC_TABLES: 'nodot' }, 'CDC_TABLES'],
     [{ ...base, DEADLETTER_CONTAINER: 'Bad_Name' }, 'DEADLETTER_CONTAINER'],
+    [{ ...base, CDC_EVENT_FORMAT: 'avro' }, 'CDC_EVENT_FORMAT'],
+    [{ ...base, CDC_DEBEZIUM_SETTINGS: 'decimal.handling.mode=string' }, 'CDC_DEBEZIUM_SETTINGS'],
   ])('invalid %j names %s', (env, variable) => {
     let err: unknown;
     try {
@@ -81,5 +84,62 @@ describe('config', () => {
     ]);
     expect(parseTableList('"a""b".c')).toEqual([{ schema: 'a"b', table: 'c' }]);
     expect(() => parseTableList('a.b.c')).toThrow(ConfigError);
+  });
+
+  test('native by default: no topic template, Debezium settings at their defaults', () => {
+    const c = loadConfig(base);
+    expect(c.eventFormat).toBe('native');
+    expect(c.topicTemplate).toBeNull();
+    expect(c.debezium).toEqual(DEBEZIUM_DEFAULTS);
+  });
+
+  test('debezium: Debezium topic naming unless a template is set', () => {
+    expect(loadConfig({ ...base, CDC_EVENT_FORMAT: 'debezium' })).toMatchObject({ eventFormat: 'debezium', topicTemplate: '{prefix}.{schema}.{table}' });
+    expect(loadConfig({ ...base, CDC_EVENT_FORMAT: 'Debezium', CDC_TOPIC_TEMPLATE: 'all.{table}' }).topicTemplate).toBe('all.{table}');
+  });
+
+  test('CDC_DEBEZIUM_SETTINGS: one line or properties form, Debezium names and defaults', () => {
+    expect(parseDebeziumSettings(undefined)).toEqual(DEBEZIUM_DEFAULTS);
+    const oneLine = parseDebeziumSettings(
+      'decimal.handling.mode=string, time.precision.mode=isostring,interval.handling.mode=string,binary.handling.mode=base64,skipped.operations=none',
+    );
+    expect(oneLine).toEqual({
+      ...DEBEZIUM_DEFAULTS,
+      decimalHandlingMode: 'string',
+      timePrecisionMode: 'isostring',
+      intervalHandlingMode: 'string',
+      binaryHandlingMode: 'base64',
+      skippedOperations: new Set(),
+    });
+    const props = parseDebeziumSettings(
+      '# from connector.properties\ntombstones.on.delete=false\nskipped.operations=t,d\nunavailable.value.placeholder=__gone',
+    );
+    expect(props).toEqual({ ...DEBEZIUM_DEFAULTS, tombstonesOnDelete: false, skippedOperations: new Set(['t', 'd']), unavailableValuePlaceholder: '__gone' });
+    // a comma-separated value followed by another property on the same line
+    expect(parseDebeziumSettings('skipped.operations=c,u,decimal.handling.mode=string')).toMatchObject({
+      skippedOperations: new Set(['c', 'u']),
+      decimalHandlingMode: 'string',
+    });
+  });
+
+  test.each([
+    ['decimal.handling.mode=double', /decimal\.handling\.mode one of precise, string.*got "double"/],
+    ['time.precision.mode=connect', /time\.precision\.mode one of adaptive, isostring/],
+    ['interval.handling.mode=iso', /interval\.handling\.mode one of numeric, string/],
+    ['binary.handling.mode=hex', /binary\.handling\.mode one of bytes, base64/],
+    ['tombstones.on.delete=maybe', /tombstones\.on\.delete one of true, false/],
+    ['skipped.operations=x', /skipped\.operations none or a list of c, u, d, t/],
+    ['snapshot.mode=never', /supported properties only .*got "snapshot\.mode"/],
+    ['justtext', /property=value/],
+  ])('CDC_DEBEZIUM_SETTINGS %s is refused, naming the setting and the supported values', (raw, message) => {
+    let err: unknown;
+    try {
+      loadConfig({ ...base, CDC_EVENT_FORMAT: 'debezium', CDC_DEBEZIUM_SETTINGS: raw });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe('CDC_DEBEZIUM_SETTINGS');
+    expect((err as Error).message).toMatch(message);
   });
 });

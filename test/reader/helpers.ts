@@ -143,9 +143,20 @@ export interface Collected {
   offset: bigint;
 }
 
+/** A record as it is on the topic: `value` null for a tombstone. */
+export interface RawRecord {
+  key: string | undefined;
+  value: string | null;
+  partition: number;
+  offset: bigint;
+}
+
 /** Reads a topic from the beginning into memory. */
 export class TopicCollector {
+  /** Events (records with a value). */
   readonly items: Collected[] = [];
+  /** Every record in arrival order, tombstones included (not with `keysOnly`). */
+  readonly records: RawRecord[] = [];
   /** With `keysOnly`: distinct record keys seen, and the message count. */
   readonly keys = new Set<string>();
   count = 0;
@@ -165,12 +176,15 @@ export class TopicCollector {
     });
     const stream = await c.consumer.consume({ topics, mode: 'earliest', autocommit: false, sessionTimeout: 10_000, heartbeatInterval: 500 });
     c.stream = stream;
-    stream.on('data', (m: { key: string | undefined; value: string; partition: number; offset: bigint }) => {
+    stream.on('data', (m: { key: string | undefined; value: string | undefined; partition: number; offset: bigint }) => {
       c.count++;
       if (opts.keysOnly) {
         if (m.key) c.keys.add(m.key);
         return;
       }
+      // The string deserializer turns a null value (a tombstone) into undefined.
+      c.records.push({ key: m.key || undefined, value: m.value ?? null, partition: m.partition, offset: m.offset });
+      if (m.value === undefined) return;
       c.items.push({ key: m.key || undefined, raw: m.value, event: JSON.parse(m.value) as ChangeEvent, partition: m.partition, offset: m.offset });
     });
     return c;

@@ -97,6 +97,7 @@ describe('reader: an event key is never built with a missing key column', () => 
       table: 'orders',
       replicaIdentity: 'index',
       columns: [],
+      debeziumColumns: [],
       keyColumns: ['code'],
       wholeRowKey: false,
       keyMayRepeat: false,

@@ -20,7 +20,12 @@ export interface DebeziumSettings {
   tombstonesOnDelete: boolean;
   /** `skipped.operations`: ops not emitted (`t` by default; `none` → empty). */
   skippedOperations: ReadonlySet<string>;
+  /** `unavailable.value.placeholder`: what an unchanged TOAST value the server did not send becomes. */
+  unavailableValuePlaceholder: string;
 }
+
+/** Debezium's default placeholder for an unchanged out-of-line (TOAST) value it was not sent. */
+export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
 
 export const DEBEZIUM_DEFAULTS: DebeziumSettings = {
   decimalHandlingMode: 'precise',
@@ -29,10 +34,8 @@ export const DEBEZIUM_DEFAULTS: DebeziumSettings = {
   binaryHandlingMode: 'bytes',
   tombstonesOnDelete: true,
   skippedOperations: new Set(['t']),
+  unavailableValuePlaceholder: UNAVAILABLE_VALUE,
 };
-
-/** Debezium's placeholder for an unchanged out-of-line (TOAST) value it was not sent. */
-export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
 
 /** A column as the encoder needs it: the type name (TypeRegistry.baseTypeName) and the type modifier. */
 export interface DebeziumColumn {
@@ -265,7 +268,7 @@ export function debeziumRow(
   const out: Record<string, unknown> = {};
   for (const c of columns) {
     if (unchangedToast?.includes(c.name)) {
-      out[c.name] = UNAVAILABLE_VALUE;
+      out[c.name] = s.unavailableValuePlaceholder;
       continue;
     }
     const v = row[c.name];

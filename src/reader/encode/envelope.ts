@@ -3,6 +3,7 @@
  */
 import type { ChangeEvent, ChangeOp, RowImage, SnapshotMarker } from '../../shared/events/changeEvent.js';
 import type { Lsn } from '../lsn.js';
+import type { DebeziumColumn } from './debezium.js';
 
 export const READER_VERSION = '0.1.0';
 
@@ -29,7 +30,16 @@ export interface EnvelopeInput {
   columnTypes?: Record<string, string> | undefined;
   /** `old_key`: on the create of a primary-key change, the row's previous key (docs/reader.md). */
   oldKey?: RowImage | undefined;
+  /**
+   * The columns with their types, for the Debezium format's encoder (toRecord.ts). Given only in that
+   * format; carried on the event under a symbol key, so no serialisation ever sees it.
+   */
+  columns?: readonly DebeziumColumn[] | undefined;
 }
+
+/** Where `EnvelopeInput.columns` travels on the event (a symbol: JSON.stringify and spreads of the fields skip it). */
+export const EVENT_COLUMNS = Symbol('columns');
+export type EventWithColumns = ChangeEvent & { [EVENT_COLUMNS]?: readonly DebeziumColumn[] };
 
 export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
   const event: ChangeEvent = {
@@ -56,6 +66,7 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
   if (input.unchangedToast && input.unchangedToast.length > 0) event.source.unchanged_toast = input.unchangedToast;
   if (input.columnTypes !== undefined) event.source.types = input.columnTypes;
   if (input.oldKey !== undefined) event.old_key = input.oldKey;
+  if (input.columns !== undefined) (event as EventWithColumns)[EVENT_COLUMNS] = input.columns;
   return event;
 }
 

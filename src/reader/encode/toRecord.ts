@@ -7,7 +7,13 @@ import { errorFields } from '../../shared/core/logger.js';
 import type { ClaimCheckStore } from '../publish/claimCheck.js';
 import { claimCheckBlobName, claimCheckPointer } from '../publish/claimCheck.js';
 import type { OutRecord } from '../publish/publisher.js';
-import { recordKey, serializeEvent, topicFor } from './envelope.js';
+import { EVENT_COLUMNS, recordKey, serializeEvent, topicFor } from './envelope.js';
+import type { EventWithColumns } from './envelope.js';
+import type { DebeziumColumn, DebeziumSettings } from './debezium.js';
+import { debeziumEventJson, debeziumKeyJson } from './debeziumEnvelope.js';
+
+/** One record (native format) or 0–2 (Debezium format: a skipped op, a delete and its tombstone). */
+export type Built = OutRecord | OutRecord[];
 
 export interface RecordBuilderOptions {
   topic: string;
@@ -16,18 +22,41 @@ export interface RecordBuilderOptions {
   maxMessageBytes: number;
   /** Called for every event published as a claim-check pointer (metrics). */
   onClaimCheck?: () => void;
+  /** Set: records in Debezium's format with these settings (CDC_EVENT_FORMAT=debezium); unset: the native format. */
+  debezium?: DebeziumSettings | undefined;
 }
 
 export class RecordBuilder {
+  /**
+   * Synchronous fast path; returns null when the event is too large (use `buildLarge`). Chosen once
+   * per format in the constructor, so the native path takes no per-event format decision.
+   */
+  readonly tryBuild: (event: ChangeEvent) => Built | null;
+  /** Writes the full event to the claim-check store (retrying until it succeeds) and returns the pointer record(s). */
+  readonly buildLarge: (event: ChangeEvent) => Promise<Built>;
+
   constructor(
     private readonly opts: RecordBuilderOptions,
     private readonly claimCheck: ClaimCheckStore | null,
     private readonly log: Logger,
     private readonly isStopping: () => boolean = () => false,
-  ) {}
+  ) {
+    const dbz = opts.debezium;
+    if (dbz === undefined) {
+      this.tryBuild = (event) => this.tryBuildNative(event);
+      this.buildLarge = (event) => this.buildLargeNative(event);
+    } else {
+      this.tryBuild = (event) => this.tryBuildDebezium(event, dbz);
+      this.buildLarge = (event) => this.buildLargeDebezium(event, dbz);
+    }
+  }
 
-  /** Synchronous fast path; returns null when the event is too large (use `buildLarge`). */
-  tryBuild(event: ChangeEvent): OutRecord | null {
+  /** The event format the records are in. */
+  get format(): 'native' | 'debezium' {
+    return this.opts.debezium === undefined ? 'native' : 'debezium';
+  }
+
+  private tryBuildNative(event: ChangeEvent): OutRecord | null {
     // The key's JSON serves as the record key and inside the value (serialised once).
     const keyJson = event.key === null ? null : JSON.stringify(event.key);
     const value = Buffer.from(serializeEvent(event, keyJson));
@@ -37,9 +66,46 @@ export class RecordBuilder {
     return { topic: this.topic(event), key, value };
   }
 
-  /** Writes the full event to the claim-check store (retrying until it succeeds) and returns the pointer record. */
-  async buildLarge(event: ChangeEvent): Promise<OutRecord> {
+  private async buildLargeNative(event: ChangeEvent): Promise<OutRecord> {
     const body = Buffer.from(JSON.stringify(event));
+    const where = await this.storeClaimCheck(event, body);
+    const pointer = claimCheckPointer(event, where, body.length);
+    return { topic: this.topic(event), key: recordKey(event.key), value: Buffer.from(JSON.stringify(pointer)) };
+  }
+
+  /**
+   * Debezium format: a skipped op (`skipped.operations`) builds nothing; a delete is followed by its
+   * tombstone (same key, null value) with `tombstones.on.delete`. The `d` of a key change gets one too,
+   * and its `c` carries no `old_key` (as Debezium).
+   */
+  private tryBuildDebezium(event: ChangeEvent, s: DebeziumSettings): OutRecord[] | null {
+    if (s.skippedOperations.has(event.op)) return [];
+    const columns = columnsOf(event);
+    const keyJson = debeziumKeyJson(event.key, columns, s);
+    const value = Buffer.from(debeziumEventJson(event, columns, s));
+    const key = keyJson === null ? undefined : Buffer.from(keyJson);
+    if (value.length + (key?.length ?? 0) + 1024 > this.opts.maxMessageBytes) return null;
+    return this.withTombstone(event, s, { topic: this.topic(event), key, value });
+  }
+
+  /** Debezium format, too large: the Debezium value goes to the store, the pointer is that value without row images plus `deadletter`. */
+  private async buildLargeDebezium(event: ChangeEvent, s: DebeziumSettings): Promise<OutRecord[]> {
+    if (s.skippedOperations.has(event.op)) return [];
+    const columns = columnsOf(event);
+    const body = Buffer.from(debeziumEventJson(event, columns, s));
+    const where = await this.storeClaimCheck(event, body);
+    const keyJson = debeziumKeyJson(event.key, columns, s);
+    const deadletter = `,"deadletter":${JSON.stringify({ container: where.container, blob: where.blob, bytes: body.length })}`;
+    const value = Buffer.from(debeziumEventJson({ ...event, before: null, after: null }, columns, s, deadletter));
+    return this.withTombstone(event, s, { topic: this.topic(event), key: keyJson === null ? undefined : Buffer.from(keyJson), value });
+  }
+
+  private withTombstone(event: ChangeEvent, s: DebeziumSettings, record: OutRecord): OutRecord[] {
+    return event.op === 'd' && s.tombstonesOnDelete ? [record, { topic: record.topic, key: record.key, value: null }] : [record];
+  }
+
+  /** Stores `body` (retrying until it succeeds) and tells where. */
+  private async storeClaimCheck(event: ChangeEvent, body: Buffer): Promise<{ container: string; blob: string }> {
     if (!this.claimCheck) {
       throw new Error(
         `event of ${body.length} bytes exceeds KAFKA_MAX_MESSAGE_BYTES and no claim-check store is configured (set AZURE_STORAGE_CONNECTION_STRING, DEADLETTER_CONNECTION_STRING or DEADLETTER_ACCOUNT_URL)`,
@@ -57,8 +123,7 @@ export class RecordBuilder {
           lsn: event.source.lsn,
           blob: where.blob,
         });
-        const pointer = claimCheckPointer(event, where, body.length);
-        return { topic: this.topic(event), key: recordKey(event.key), value: Buffer.from(JSON.stringify(pointer)) };
+        return where;
       } catch (err) {
         if (this.isStopping()) throw err;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
@@ -68,11 +133,18 @@ export class RecordBuilder {
     }
   }
 
-  async build(event: ChangeEvent): Promise<OutRecord> {
+  async build(event: ChangeEvent): Promise<Built> {
     return this.tryBuild(event) ?? (await this.buildLarge(event));
   }
 
   private topic(event: ChangeEvent): string {
     return topicFor(event.source.schema, event.source.table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
   }
+}
+
+/** The columns the stream or the snapshot attached for the Debezium encoder (envelope.ts `EnvelopeInput.columns`). */
+function columnsOf(event: ChangeEvent): readonly DebeziumColumn[] {
+  const columns = (event as EventWithColumns)[EVENT_COLUMNS];
+  if (columns === undefined) throw new Error(`event of ${event.source.schema}.${event.source.table} without column metadata (Debezium format)`);
+  return columns;
 }

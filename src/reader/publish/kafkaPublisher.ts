@@ -38,7 +38,9 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
   async send(records: OutRecord[]): Promise<void> {
     try {
       await this.producer.send({
-        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value, headers: r.headers })),
+        // A tombstone's null value goes through as null (the client writes a null record value; its
+        // message schema requires the property to be present, so it is not left undefined).
+        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value as Buffer, headers: r.headers })),
       });
     } catch (err) {
       throw brokerError(this.kafka, err);

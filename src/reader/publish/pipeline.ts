@@ -69,12 +69,18 @@ export class Pipeline {
 
   /** Queues a record for `entry` (the transaction it belongs to). */
   enqueue(record: OutRecord, entry: TxEntry): void {
-    const bytes = record.value.length + (record.key?.length ?? 0) + 64;
+    const bytes = (record.value?.length ?? 0) + (record.key?.length ?? 0) + 64;
     entry.pending++;
     this.queue.push({ record, bytes, entry, enqueuedAt: performance.now() });
     this.inflightBytes += bytes;
     if (this.inflightBytes > this.peakInflightBytes) this.peakInflightBytes = this.inflightBytes;
     this.kick();
+  }
+
+  /** Queues what RecordBuilder built for one event: one record (native format), or 0–2 (Debezium format). */
+  enqueueBuilt(built: OutRecord | readonly OutRecord[], entry: TxEntry): void {
+    if (!Array.isArray(built)) this.enqueue(built as OutRecord, entry);
+    else for (const r of built as readonly OutRecord[]) this.enqueue(r, entry);
   }
 
   /** True while queued + in-flight bytes exceed the bound. */

@@ -2,7 +2,8 @@
 export interface OutRecord {
   topic: string;
   key: Buffer | undefined;
-  value: Buffer;
+  /** null: a tombstone (Debezium format, after a delete), so log compaction removes the key. */
+  value: Buffer | null;
   headers?: Map<string, Buffer>;
 }
 

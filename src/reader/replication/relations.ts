@@ -5,13 +5,17 @@
 import type { Decoder } from '../encode/pgTypes.js';
 import type { TypeRegistry, Query } from '../encode/typeRegistry.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
+import type { DebeziumColumn } from '../encode/debezium.js';
 
 export interface RelationInfo {
   oid: number;
   schema: string;
   table: string;
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
-  columns: { name: string; typeOid: number; decode: Decoder }[];
+  /** `typmod`: the Relation message's type modifier (atttypmod, −1 for none). */
+  columns: { name: string; typeOid: number; typmod: number; decode: Decoder }[];
+  /** The columns as the Debezium format's encoder needs them (built once per Relation message). */
+  debeziumColumns: DebeziumColumn[];
   keyColumns: string[];
   /** The key is every column (no unique key): a NULL is then a legitimate key value. */
   wholeRowKey: boolean;
@@ -94,7 +98,7 @@ export async function describeRelation(
     schema: string;
     name: string;
     replicaIdentity: RelationInfo['replicaIdentity'];
-    columns: { name: string; typeOid: number; flags: number }[];
+    columns: { name: string; typeOid: number; typeMod: number; flags: number }[];
   },
 ): Promise<RelationInfo> {
   await types.ensure(msg.columns.map((c) => c.typeOid));
@@ -112,7 +116,8 @@ export async function describeRelation(
     schema: msg.schema,
     table: msg.name,
     replicaIdentity: msg.replicaIdentity,
-    columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, decode: types.decoder(c.typeOid) })),
+    columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typeMod, decode: types.decoder(c.typeOid) })),
+    debeziumColumns: msg.columns.map((c) => ({ name: c.name, type: types.baseTypeName(c.typeOid), typmod: c.typeMod })),
     keyColumns,
     wholeRowKey,
     keyMayRepeat: msg.replicaIdentity === 'full' && !wholeRowKey && primaryKeyDeferrable,

@@ -70,7 +70,11 @@ export class ChangeStream {
   /** Most messages ever waiting while the socket was paused (memory-bound evidence). */
   peakPending = 0;
 
+  /** Events carry their columns for the encoder in the Debezium format only (no per-event cost in the native one). */
+  private readonly withColumns: boolean;
+
   constructor(private readonly deps: StreamDeps) {
+    this.withColumns = deps.records.format === 'debezium';
     this.plugin = new TextPgoutputPlugin(deps.publication);
     this.service = new LogicalReplicationService(
       { ...deps.pg, options: SESSION_OPTIONS },
@@ -307,11 +311,12 @@ export class ChangeStream {
     if (!tx) throw new Error(`${msg.tag} outside a transaction`);
     const events = this.toEvents(lsn, tx, msg);
     for (let i = 0; i < events.length; i++) {
-      const record = this.deps.records.tryBuild(events[i]!);
-      if (record === null) return this.publishSlow(events.slice(i), tx);
-      this.deps.pipeline.enqueue(record, tx.entry);
+      const built = this.deps.records.tryBuild(events[i]!);
+      if (built === null) return this.publishSlow(events.slice(i), tx);
+      this.deps.pipeline.enqueueBuilt(built, tx.entry);
       const e = events[i]!;
-      this.deps.onEvent?.(e.source.schema, e.source.table, e.op);
+      // A skipped op (Debezium `skipped.operations`) builds no record and is not a published change.
+      if (!Array.isArray(built) || built.length > 0) this.deps.onEvent?.(e.source.schema, e.source.table, e.op);
     }
     return this.deps.pipeline.saturated ? this.deps.pipeline.waitForCapacity() : undefined;
   }
@@ -319,8 +324,9 @@ export class ChangeStream {
   /** Events too large for the hub: claim-check write first (awaited), in order. */
   private async publishSlow(events: ChangeEvent[], tx: OpenTx): Promise<void> {
     for (const event of events) {
-      this.deps.pipeline.enqueue(await this.deps.records.build(event), tx.entry);
-      this.deps.onEvent?.(event.source.schema, event.source.table, event.op);
+      const built = await this.deps.records.build(event);
+      this.deps.pipeline.enqueueBuilt(built, tx.entry);
+      if (!Array.isArray(built) || built.length > 0) this.deps.onEvent?.(event.source.schema, event.source.table, event.op);
     }
     if (this.deps.pipeline.saturated) await this.deps.pipeline.waitForCapacity();
   }
@@ -349,6 +355,7 @@ export class ChangeStream {
         unchangedToast,
         oldKey,
         columnTypes: rel.types,
+        columns: this.withColumns ? rel.debeziumColumns : undefined,
         serverName: this.deps.serverName,
         db: this.deps.db,
         schema: rel.schema,

@@ -10,7 +10,8 @@ import type { ProgressStore, TableProgress } from './progress.js';
 import type { EventOutputDeps } from '../publish/pipeline.js';
 import type { Lsn } from '../lsn.js';
 import type { TableSnapshotProgress } from '../metrics.js';
-import type { RowImage } from '../../shared/events/changeEvent.js';
+import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.js';
+import type { DebeziumColumn } from '../encode/debezium.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import { CAPTURED_COLUMN, keyFrom } from '../replication/relations.js';
 import { qualified, quoteIdent } from '../replication/sql.js';
@@ -36,13 +37,32 @@ export interface SnapshotPlan {
 /** pg type overrides: every column arrives as PostgreSQL text. */
 export const textTypes = { getTypeParser: () => (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8')) };
 
+/**
+ * What the Debezium format adds to snapshot rows (null in the native format, whose rows stay
+ * `snapshot: "true"`, `txId: null`): Debezium's markers, `first` on the first row this run reads,
+ * `last` on the very last (found by reading one row ahead, across chunks and tables), `true` between;
+ * and a `txId`, the snapshot's xmax (the first transaction it does not see: an integer as Debezium's,
+ * which is its own snapshot transaction's id; a READ ONLY transaction has none).
+ */
+interface DebeziumSnapshot {
+  txId: number;
+  /** No row has been emitted yet in this run. */
+  first: boolean;
+}
+
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
   const { client, log } = deps;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     if (plan.exportedSnapshot !== null) await client.query(`SET TRANSACTION SNAPSHOT '${plan.exportedSnapshot.replace(/'/g, "''")}'`);
     log.info('snapshot started', { tables: plan.tables.length, exported: plan.exportedSnapshot !== null, versionLsn: plan.versionLsn.toString() });
-    for (const table of plan.tables) {
+    let dbz: DebeziumSnapshot | null = null;
+    if (deps.records.format === 'debezium') {
+      const x = await client.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS x');
+      dbz = { txId: Number(x.rows[0]?.x ?? 0), first: true };
+    }
+    const pending = (t: CheckedTable): boolean => !(plan.progress.find((x) => x.schema === t.schema && x.table === t.table)?.done ?? false);
+    for (const [i, table] of plan.tables.entries()) {
       const p = plan.progress.find((x) => x.schema === table.schema && x.table === table.table) ?? {
         schema: table.schema,
         table: table.table,
@@ -54,7 +74,15 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
         deps.onProgress?.({ schema: p.schema, table: p.table, rowsDone: p.rows, rowsTotal: p.rows, done: true }, 0);
         continue;
       }
-      const result = await snapshotTable(deps, plan, table, p);
+      // Whether a row after this table's last one exists (only asked, in the Debezium format, at its last row).
+      const laterRows = async (): Promise<boolean> => {
+        for (const later of plan.tables.slice(i + 1).filter(pending)) {
+          const r = await client.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${qualified(later.schema, later.table)}) AS e`);
+          if (r.rows[0]?.e) return true;
+        }
+        return false;
+      };
+      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows);
       if (result === 'stopped') return 'stopped';
     }
     log.info('snapshot finished');
@@ -64,7 +92,14 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
   }
 }
 
-async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: CheckedTable, p: TableProgress): Promise<'done' | 'stopped'> {
+async function snapshotTable(
+  deps: SnapshotDeps,
+  plan: SnapshotPlan,
+  table: CheckedTable,
+  p: TableProgress,
+  dbz: DebeziumSnapshot | null,
+  laterRows: () => Promise<boolean>,
+): Promise<'done' | 'stopped'> {
   const { client, log } = deps;
   const name = qualified(table.schema, table.table);
   const keyed = !table.wholeRowKey;
@@ -90,28 +125,48 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
     await client.query(`DECLARE cdc_snap NO SCROLL CURSOR FOR SELECT ${select} FROM ${name}`);
     p.rows = 0;
   }
+  // The Debezium format reads one row ahead to know a table's last row (its `last` marker): a keyed
+  // chunk asks for one row more than it emits (the next chunk starts after the last emitted key), the
+  // one-pass cursor carries the extra row into the next chunk. The native format reads exactly a chunk.
+  const ahead = dbz === null ? 0 : 1;
+  let carry: Record<string, string | null>[] = [];
   for (;;) {
     if (deps.isStopping()) return 'stopped';
     let res;
     if (keyed) {
       const where = p.lastKey ? ` WHERE (${order}) > (${p.lastKey.map((_, i) => `$${i + 1}`).join(', ')})` : '';
-      res = await client.query({ text: `SELECT ${select} FROM ${name}${where} ORDER BY ${order} LIMIT ${deps.chunkRows}`, values: p.lastKey ?? [] });
+      res = await client.query({ text: `SELECT ${select} FROM ${name}${where} ORDER BY ${order} LIMIT ${deps.chunkRows + ahead}`, values: p.lastKey ?? [] });
     } else {
-      res = await client.query(`FETCH ${deps.chunkRows} FROM cdc_snap`);
+      res = await client.query(`FETCH ${deps.chunkRows + ahead - carry.length} FROM cdc_snap`);
     }
+    const read = carry.length === 0 ? (res.rows as Record<string, string | null>[]) : [...carry, ...(res.rows as Record<string, string | null>[])];
+    const rows = read.length > deps.chunkRows ? read.slice(0, deps.chunkRows) : read;
+    carry = keyed ? [] : read.slice(rows.length);
+    // Native: a short chunk ends the table. Debezium: no row beyond this chunk ends it.
+    const tableDone = dbz === null ? rows.length < deps.chunkRows : read.length <= deps.chunkRows;
+    const lastOfAll = dbz !== null && tableDone && rows.length > 0 && !(await laterRows());
     const fields = res.fields;
     await deps.types.ensure(fields.map((f) => f.dataTypeID));
     const decoders = fields.map((f) => deps.types.decoder(f.dataTypeID));
     const columnTypes = deps.types.columnTypes(fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })));
+    const columns: DebeziumColumn[] | undefined =
+      dbz === null ? undefined : fields.map((f) => ({ name: f.name, type: deps.types.baseTypeName(f.dataTypeID), typmod: f.dataTypeModifier }));
     const entry = deps.tracker.open();
     const now = Date.now();
-    for (const raw of res.rows as Record<string, string | null>[]) {
+    for (const [j, raw] of rows.entries()) {
       const row: RowImage = {};
       fields.forEach((f, i) => {
         const v = raw[f.name];
         row[f.name] = v === null || v === undefined ? null : decoders[i]!(v);
       });
       const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
+      let marker: SnapshotMarker = 'true';
+      if (dbz !== null && dbz.first) {
+        dbz.first = false;
+        marker = 'first';
+      } else if (lastOfAll && j === rows.length - 1) {
+        marker = 'last';
+      }
       const event = buildEnvelope({
         op: 'r',
         serverName: deps.serverName,
@@ -124,25 +179,26 @@ async function snapshotTable(deps: SnapshotDeps, plan: SnapshotPlan, table: Chec
         lsn: plan.versionLsn,
         commitLsn: null,
         lastCommitLsn: null,
-        txId: null,
+        txId: dbz?.txId ?? null,
         sourceTsMs: now,
-        snapshot: 'true',
+        snapshot: marker,
         nowMs: now,
         columnTypes,
+        columns,
       });
-      const record = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
-      deps.pipeline.enqueue(record, entry);
+      const built = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
+      deps.pipeline.enqueueBuilt(built, entry);
       if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
     }
     deps.tracker.close(entry, 0n);
     await deps.pipeline.drain();
     // Records still pending after drain(): the pipeline was stopped first. The chunk is not recorded as delivered.
     if (deps.pipeline.pendingRecords > 0) return 'stopped';
-    const n = res.rows.length;
+    const n = rows.length;
     p.rows += n;
-    const last = res.rows[n - 1] as Record<string, string | null> | undefined;
+    const last = rows[n - 1];
     if (keyed && last) p.lastKey = chunkKey.map((k) => last[k] as string);
-    p.done = n < deps.chunkRows;
+    p.done = tableDone;
     deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: p.rows, rowsTotal: estimate, done: p.done }, n);
     if (keyed || p.done) await deps.progress.save(p);
     const t = Date.now();

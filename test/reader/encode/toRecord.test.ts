@@ -1,0 +1,111 @@
+/** RecordBuilder in the Debezium format: the records each event becomes under Debezium's settings. */
+import { describe, expect, test } from '@jest/globals';
+import { RecordBuilder } from '../../../src/reader/encode/toRecord.js';
+import type { Built } from '../../../src/reader/encode/toRecord.js';
+import { buildEnvelope } from '../../../src/reader/encode/envelope.js';
+import type { EnvelopeInput } from '../../../src/reader/encode/envelope.js';
+import { DEBEZIUM_DEFAULTS } from '../../../src/reader/encode/debezium.js';
+import type { DebeziumSettings } from '../../../src/reader/encode/debezium.js';
+import type { ClaimCheckStore } from '../../../src/reader/publish/claimCheck.js';
+import type { OutRecord } from '../../../src/reader/publish/publisher.js';
+import { memoryLogger } from '../../../src/shared/core/logger.js';
+import type { ChangeOp } from '../../../src/shared/events/changeEvent.js';
+
+const columns = [
+  { name: 'id', type: 'int8', typmod: -1 },
+  { name: 'price', type: 'numeric', typmod: (10 << 16) + 2 + 4 },
+  { name: 'doc', type: 'text', typmod: -1 },
+];
+
+const input = (op: ChangeOp, over: Partial<EnvelopeInput> = {}): EnvelopeInput => ({
+  op,
+  serverName: 'shop',
+  db: 'postgres',
+  schema: 'public',
+  table: 'items',
+  before: null,
+  after: null,
+  key: op === 't' ? null : { id: '9007199254740993' },
+  lsn: 100n,
+  commitLsn: 120n,
+  lastCommitLsn: 90n,
+  txId: 7,
+  sourceTsMs: 1_700_000_000_123.456,
+  snapshot: 'false',
+  nowMs: 1_700_000_000_200,
+  columns,
+  ...over,
+});
+
+const builder = (s: Partial<DebeziumSettings> = {}, claimCheck: ClaimCheckStore | null = null, maxMessageBytes = 1_000_000) =>
+  new RecordBuilder(
+    { topic: 'unused', topicTemplate: '{prefix}.{schema}.{table}', prefix: 'shop', maxMessageBytes, debezium: { ...DEBEZIUM_DEFAULTS, ...s } },
+    claimCheck,
+    memoryLogger(),
+  );
+
+const records = (b: Built | null): OutRecord[] => {
+  if (b === null) throw new Error('too large');
+  return Array.isArray(b) ? b : [b];
+};
+const text = (r: OutRecord) => ({ topic: r.topic, key: r.key?.toString() ?? null, value: r.value === null ? null : r.value.toString() });
+
+describe('RecordBuilder, Debezium format', () => {
+  test('a delete: the value, then a tombstone with the same key; every column in before; exact key encoding', () => {
+    const out = records(builder().tryBuild(buildEnvelope(input('d', { before: { id: '9007199254740993' } })))).map(text);
+    expect(out).toHaveLength(2);
+    expect(out[0]!.topic).toBe('shop.public.items');
+    expect(out[0]!.key).toBe('{"id":9007199254740993}');
+    expect(out[0]!.value).toContain('"before":{"id":9007199254740993,"price":null,"doc":null},"after":null,');
+    expect(out[0]!.value).toContain('"sequence":"[\\"90\\",\\"100\\"]","ts_us":1700000000123456,"ts_ns":1700000000123456000,');
+    expect(out[0]!.value).not.toMatch(/commit_lsn|"types"|"key"/);
+    expect(out[1]).toEqual({ topic: 'shop.public.items', key: '{"id":9007199254740993}', value: null });
+  });
+
+  test('tombstones.on.delete=false: the delete alone', () => {
+    expect(records(builder({ tombstonesOnDelete: false }).tryBuild(buildEnvelope(input('d', { before: { id: '1' } }))))).toHaveLength(1);
+  });
+
+  test('skipped.operations: truncates skipped by default, emitted with none (null key); any op can be skipped', () => {
+    expect(builder().tryBuild(buildEnvelope(input('t')))).toEqual([]);
+    const t = records(builder({ skippedOperations: new Set() }).tryBuild(buildEnvelope(input('t')))).map(text);
+    expect(t).toHaveLength(1);
+    expect(t[0]!.key).toBeNull();
+    expect(JSON.parse(t[0]!.value!)).toMatchObject({ op: 't', before: null, after: null });
+    expect(builder({ skippedOperations: new Set(['u']) }).tryBuild(buildEnvelope(input('u', { after: { id: '1', price: '1.50', doc: 'x' } })))).toEqual([]);
+  });
+
+  test('a key change create carries no old_key; an unchanged TOAST value is the placeholder', () => {
+    const event = buildEnvelope(input('c', { after: { id: '2', price: '1.50' }, oldKey: { id: '1' }, unchangedToast: ['doc'] }));
+    const [r, ...rest] = records(builder({ unavailableValuePlaceholder: '__gone' }).tryBuild(event)).map(text);
+    expect(rest).toEqual([]);
+    const value = JSON.parse(r!.value!) as Record<string, unknown>;
+    expect(value).not.toHaveProperty('old_key');
+    expect(value.after).toEqual({ id: 2, price: 'AJY=', doc: '__gone' });
+  });
+
+  test('too large: the Debezium value goes to the claim-check store, the pointer keeps the layout without rows', async () => {
+    const stored: { name: string; body: string }[] = [];
+    const store: ClaimCheckStore = {
+      put: (name, body) => {
+        stored.push({ name, body: body.toString() });
+        return Promise.resolve({ container: 'c', blob: name });
+      },
+    };
+    const b = builder({}, store, 1100);
+    const event = buildEnvelope(input('d', { before: { id: '1', doc: 'x'.repeat(2000) } }));
+    expect(b.tryBuild(event)).toBeNull();
+    const out = records(await b.buildLarge(event)).map(text);
+    expect(out).toHaveLength(2);
+    expect(JSON.parse(stored[0]!.body)).toMatchObject({ op: 'd', before: { id: 1, doc: 'x'.repeat(2000) } });
+    expect(JSON.parse(out[0]!.value!)).toMatchObject({ before: null, after: null, op: 'd', deadletter: { container: 'c', blob: stored[0]!.name } });
+    expect(out[1]!.value).toBeNull();
+  });
+
+  test('the native format is untouched by the columns: they are never serialised', () => {
+    const native = new RecordBuilder({ topic: 't', topicTemplate: null, prefix: 'p', maxMessageBytes: 1_000_000 }, null, memoryLogger());
+    const r = records(native.tryBuild(buildEnvelope(input('c', { after: { id: '1' } }))))[0]!;
+    expect(r.value!.toString()).not.toContain('typmod');
+    expect(JSON.stringify(buildEnvelope(input('c')))).not.toContain('typmod');
+  });
+});
