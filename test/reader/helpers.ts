@@ -6,7 +6,8 @@ import { serviceEnv, uniqueName, eventually } from '../helpers/services.js';
 import { loadConfig } from '../../src/reader/config.js';
 import type { ReaderConfig } from '../../src/reader/config.js';
 import { Reader } from '../../src/reader/reader.js';
-import { startPostgres, stopPostgres } from '../services/services.mjs';
+import { spawnEntryPoint, type ChildRun } from '../helpers/childProcess.js';
+import { freePort, startPostgres, stopPostgres } from '../services/services.mjs';
 import { StartupError } from '../../src/reader/errors.js';
 import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
 import type { BrokerCheck } from '../../src/reader/publish/brokerCheck.js';
@@ -14,11 +15,7 @@ import type { OutRecord, Publisher } from '../../src/reader/publish/publisher.js
 import { BlobClaimCheckStore } from '../../src/reader/publish/claimCheck.js';
 import { memoryLogger } from '../../src/shared/core/logger.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -204,45 +201,11 @@ export class TopicCollector {
   }
 }
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+export type ChildReader = ChildRun;
 
-export interface ChildReader {
-  proc: ChildProcess;
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
-
-/** Runs the real entry point (src/reader/main.ts through the dev loader) as a child process. */
+/** Runs the real entry point (src/reader/main.ts) as a child process. */
 export function spawnReader(env: Record<string, string>): ChildReader {
-  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', 'src/reader/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  proc.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  let err = '';
-  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      if (err) lines.push({ stderr: err });
-      resolve(code);
-    }),
-  );
-  return { proc, lines, exited };
+  return spawnEntryPoint('src/reader/main.ts', env);
 }
 
 export async function slotInactive(c: pg.Client, slot: string): Promise<void> {
@@ -291,16 +254,7 @@ export function applyPerKey(items: Collected[]): Map<string, Record<string, unkn
 }
 
 /** A port nothing listens on (taken from the OS, then released): connections to it are refused. */
-export async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
+export const closedPort = freePort;
 
 export interface PasswordPostgres {
   host: string;

@@ -8,3 +8,5 @@ export interface PostgresService {
 export function startPostgres(workDir: string, options?: { extraConf?: string[]; password?: string }): Promise<PostgresService>;
 export function stopPostgres(service: PostgresService): Promise<void>;
 export function serviceUser(): { user: string; uid: number; gid: number } | null;
+/** A TCP port nothing listens on right now (taken from the OS, then released). */
+export function freePort(): Promise<number>;

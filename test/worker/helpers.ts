@@ -2,9 +2,6 @@
  * Test helpers for the sink worker: topics on the real broker, a worker in process or as a child
  * process (the real entry point), committed offsets as the broker has them, Elasticsearch indices.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { Admin, Producer } from '@platformatic/kafka';
 import type { Client } from '@elastic/elasticsearch';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
@@ -18,6 +15,8 @@ import { Worker } from '../../src/worker/worker.js';
 import { changeEvent, order } from '../helpers/events.js';
 import { eventually, serviceEnv, uniqueName } from '../helpers/services.js';
 import { testRoutes, uniqueIndex } from '../shared/esTestKit.js';
+import { spawnEntryPoint, type ChildRun } from '../helpers/childProcess.js';
+import { freePort } from '../services/services.mjs';
 
 export { eventually, uniqueName };
 
@@ -250,52 +249,12 @@ export async function indexingStats(client: Client, index: string): Promise<{ in
   return { indexed: indexing.index_total, versionConflicts: indexing.index_failed_due_to_version_conflict ?? 0 };
 }
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+export type ChildWorker = ChildRun;
 
-export interface ChildWorker {
-  proc: ChildProcess;
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
-
-/** Runs the real entry point (src/worker/main.ts through the reader's dev loader) as a child process. */
+/** Runs the real entry point (src/worker/main.ts) as a child process. */
 export function spawnWorker(env: Record<string, string>): ChildWorker {
-  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', 'src/worker/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  proc.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  });
-  let err = '';
-  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      if (err) lines.push({ stderr: err });
-      resolve(code);
-    }),
-  );
-  return { proc, lines, exited };
+  return spawnEntryPoint('src/worker/main.ts', env);
 }
 
 /** A TCP port nobody listens on right now (for a child's HEALTH_PORT). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort };

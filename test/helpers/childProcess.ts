@@ -1,0 +1,45 @@
+/** Runs an entry point of the project (TypeScript, through the dev loader) as a child process, collecting its JSON log lines. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ChildRun {
+  proc: ChildProcess;
+  /** Each stdout line parsed as JSON (`{ msg }` when it is not), then `{ stderr }` once it exits. */
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** `entry` relative to the repository root, e.g. `src/reader/main.ts`; the child sees only PATH and `env`. */
+export function spawnEntryPoint(entry: string, env: Record<string, string>): ChildRun {
+  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', entry], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  let err = '';
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      if (err) lines.push({ stderr: err });
+      resolve(code);
+    }),
+  );
+  return { proc, lines, exited };
+}
