@@ -7,7 +7,7 @@ import type { ReaderConfig } from './config.js';
 import { createLogger, errorFields } from '../shared/core/logger.js';
 import { startHealthServer } from '../shared/core/health.js';
 import { Reader } from './reader.js';
-import { bounded } from './async.js';
+import { bounded } from '../shared/core/async.js';
 import { KafkaPublisher } from './publish/kafkaPublisher.js';
 import { BlobClaimCheckStore } from './publish/claimCheck.js';
 import { attachOpenTelemetry } from './otel.js';

@@ -18,7 +18,7 @@ import type { Logger } from '../shared/core/logger.js';
 import { errorFields } from '../shared/core/logger.js';
 import type { Lsn } from './lsn.js';
 import { formatLsn, parseLsn } from './lsn.js';
-import { bounded, deferred } from './async.js';
+import { bounded, deferred } from '../shared/core/async.js';
 import { ReaderMetrics } from './metrics.js';
 import { startMonitors } from './monitors.js';
 import type { Monitors } from './monitors.js';

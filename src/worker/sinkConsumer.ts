@@ -20,6 +20,7 @@
  * A failed stream or group membership closes the session without committing anything further and
  * opens a new one (backoff 1 s doubling to 30 s); `/readyz` says so meanwhile.
  */
+import { settlesWithin } from '../shared/core/async.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, type ConsumeOptions, type ConsumerOptions, type GroupAssignment, type MessagesStream } from '@platformatic/kafka';
@@ -62,20 +63,6 @@ const CLOSE_TIMEOUT_MS = 5_000;
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return sleep(ms, undefined, { signal }).catch(() => undefined);
-}
-
-/** Resolves to whether `promise` settled within `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const abort = new AbortController();
-  const settled = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    sleep(ms, false, { signal: abort.signal }).catch(() => false),
-  ]);
-  abort.abort();
-  return settled;
 }
 
 interface Queued {
@@ -164,7 +151,7 @@ class Session {
     try {
       session.attach(await session.consumer.consume(session.streamOptions()));
     } catch (error) {
-      await within(session.consumer.close(true), CLOSE_TIMEOUT_MS);
+      await settlesWithin(session.consumer.close(true), CLOSE_TIMEOUT_MS);
       throw describeKafkaConnectError(error, options.kafka, { name: options.origin.topic, setting: 'CDC_TOPIC' });
     }
     session.lagTimer = setInterval(() => void session.refreshLag(), LAG_INTERVAL_MS).unref();
@@ -431,7 +418,7 @@ class Session {
       const inFlight = [...this.partitions.values(), ...this.draining.values()]
         .map((p) => (p instanceof Partition ? p.running : p))
         .filter((r) => r !== undefined);
-      if (!(await within(Promise.allSettled(inFlight), graceful.timeoutMs))) {
+      if (!(await settlesWithin(Promise.allSettled(inFlight), graceful.timeoutMs))) {
         // Counted in abandonedBatches when they end, if the process is still there.
         const left = [...this.partitions.values()].filter((p) => p.running !== undefined).length;
         this.options.logger.warn(`${this.name}: ${left} batches still in flight after ${graceful.timeoutMs} ms: abandoned, not committed`);
@@ -442,7 +429,7 @@ class Session {
     this.commitsClosed = true;
     this.closing = true;
     clearInterval(this.lagTimer);
-    if (!(await within(this.consumer.close(true), CLOSE_TIMEOUT_MS))) {
+    if (!(await settlesWithin(this.consumer.close(true), CLOSE_TIMEOUT_MS))) {
       this.options.logger.warn(
         `${this.name}: leaving the group took longer than ${CLOSE_TIMEOUT_MS} ms; the broker drops the member after its session timeout`,
       );
@@ -515,7 +502,7 @@ export class SinkConsumer {
     this.stopSignal.abort();
     await this.session?.close({ timeoutMs });
     // A reconnect in progress closes what it opens (it sees `stopped`): waited for within the close bound only.
-    if (this.loop) await within(this.loop, CLOSE_TIMEOUT_MS);
+    if (this.loop) await settlesWithin(this.loop, CLOSE_TIMEOUT_MS);
     this.metrics.state = 'stopped';
   }
 }

@@ -7,6 +7,7 @@
  * at most `CDC_MAX_INFLIGHT_BYTES` of events (flow control pauses the socket while the handler waits
  * for capacity). Aborted transactions are never sent, so nothing uncommitted reaches a sink.
  */
+import { bounded } from '../../shared/core/async.js';
 import type { ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
@@ -115,9 +116,7 @@ export class ChangeStream {
   /** Graceful stop: take no more messages, wait for the broker, confirm, disconnect. */
   async stop(drainTimeoutMs = 30_000): Promise<void> {
     this.stopping = true;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.deps.pipeline.drain(), new Promise((r) => (timer = setTimeout(r, drainTimeoutMs)))]);
-    clearTimeout(timer);
+    await bounded(this.deps.pipeline.drain(), drainTimeoutMs);
     this.deps.tracker.advance();
     this.sendStatus(true);
     if (this.statusTimer) clearInterval(this.statusTimer);

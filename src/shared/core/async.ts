@@ -1,4 +1,4 @@
-/** Small promise helpers of the reader's lifecycle (`reader.ts`, `main.ts`). */
+/** Small promise helpers of the hosts' lifecycles (the reader's phases and shutdown, the worker's). */
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -25,4 +25,13 @@ export async function bounded<T>(work: Promise<T>, ms: number): Promise<T | unde
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether `promise` settled (fulfilled or rejected) within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return (await bounded(settled, ms)) ?? false;
 }

@@ -39,7 +39,8 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 type ItemAnswer = Pick<estypes.BulkResponseItem, 'status' | 'error' | '_index' | '_id'>;
 
-function statusOf(error: unknown): number | undefined {
+/** The HTTP status of an @elastic/elasticsearch client error (`meta.statusCode`), if it has one. */
+export function statusOf(error: unknown): number | undefined {
   return (error as { meta?: { statusCode?: number } }).meta?.statusCode;
 }
 

@@ -31,7 +31,7 @@ import { canRetry, ConfigError, describeError, PermanentRecordError, TransientSi
 import { silentLogger, type Logger } from '../core/logger.js';
 import { qualifiedName, routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
-import { writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
+import { statusOf, writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
 import { boundedId } from './documentIds.js';
 import { storedDocuments, storedKey } from './storedDocuments.js';
 import { createIndexIfMissing, putTableTemplates, type TemplateOptions } from './templates.js';
@@ -93,10 +93,6 @@ function copyColumns(document: Record<string, unknown>, base: Record<string, unk
 function onlyKey(event: ChangeEvent): boolean {
   const key = event.key ?? {};
   return event.before === null || Object.keys(event.before).every((column) => column in key);
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { meta?: { statusCode?: number } }).meta?.statusCode;
 }
 
 interface Watermark {
@@ -482,7 +478,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
         if ('found' in doc && doc.found && doc._source) result.set(doc._source.index, doc._source.version);
       }
     } catch (error) {
-      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode === 404) return result;
+      if (statusOf(error) === 404) return result;
       throw new TransientSinkError('Could not read truncate watermarks', error);
     }
     return result;
@@ -501,7 +497,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       });
     } catch (error) {
       // 409: a newer truncate is already recorded; the delete-by-query below is still harmless.
-      if ((error as { meta?: { statusCode?: number } }).meta?.statusCode !== 409) throw new TransientSinkError(`Could not record truncate of ${index}`, error);
+      if (statusOf(error) !== 409) throw new TransientSinkError(`Could not record truncate of ${index}`, error);
     }
     // Soft-delete every live document older than the truncate, page by page. Each page leaves the
     // query (its `__version` becomes the truncate's), so the loop ends; documents changed meanwhile
