@@ -4,6 +4,9 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { cleanup, eventually, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from './helpers.js';
 import { serviceEnv } from '../helpers/services.js';
+import { loadConfig } from '../../src/reader/config.js';
+import { KafkaPublisher } from '../../src/reader/publish/kafkaPublisher.js';
+import type { Publisher } from '../../src/reader/publish/publisher.js';
 
 describe('reader: large transactions, oversized events, heartbeats', () => {
   let c: pg.Client;
@@ -22,7 +25,18 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     names.push({ name, schema });
     await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.t (id int PRIMARY KEY, payload text)`);
     const bound = 2 * 1024 * 1024;
-    const r = await startReader(readerEnv(name, { CDC_TABLES: `${schema}.t`, CDC_SNAPSHOT_MODE: 'never', CDC_MAX_INFLIGHT_BYTES: String(bound) }));
+    const env = readerEnv(name, { CDC_TABLES: `${schema}.t`, CDC_SNAPSHOT_MODE: 'never', CDC_MAX_INFLIGHT_BYTES: String(bound) });
+    // A broker slower than decoding (as in production), so the bound is reached and reading pauses
+    // on every machine: a fast local broker on an idle machine may otherwise never fill it.
+    const kafka = await KafkaPublisher.create(loadConfig(env).kafka);
+    const slowBroker: Publisher = {
+      send: async (records) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        await kafka.send(records);
+      },
+      close: () => kafka.close(),
+    };
+    const r = await startReader(env, 'streaming', { publisher: slowBroker });
     const topic = await TopicCollector.start([`${name}_events`], { keysOnly: true });
     const rows = 200_000;
     await c.query(`INSERT INTO ${schema}.t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, ${rows}) g`);
@@ -30,6 +44,7 @@ describe('reader: large transactions, oversized events, heartbeats', () => {
     const peak = r.reader.peakBytesInFlight;
     const pendingPeak = r.reader.peakPendingMessages;
     await r.stop();
+    await slowBroker.close();
     await topic.close();
     expect(topic.keys.size).toBe(rows);
     // The reader never held more than the bound (plus one event) of the transaction.
