@@ -6,7 +6,8 @@
 #
 #   bash .ci/reader-image-compile.sh [path/to/Dockerfile] [stage]   (defaults: ./Dockerfile, build)
 #
-# The reader's image builds in stage `build`, the sink worker's in stage `build-worker`.
+# The reader's image builds in stage `build`, the sink worker's in `build-worker`, the Functions app's
+# in `build-functions` and the compose setup job's in `build-setup`.
 #
 # node_modules is linked from the repository instead of the stage's `npm ci`.
 set -euo pipefail
@@ -14,8 +15,14 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 dockerfile=${1:-Dockerfile}
 stage_name=${2:-build}
-# What the stage's image runs: the reader's entry point, or the worker's for build-worker.
-case $stage_name in build-worker) entrypoint=dist/src/worker/main.js; what='the worker' ;; *) entrypoint=dist/src/reader/main.js; what='the reader' ;; esac
+# What the stage's image runs: the reader's entry point, the worker's, the Functions app's entry files
+# (package.json `main`: dist/src/functions/*.js) or the setup job's scripts.
+case $stage_name in
+  build-worker) entrypoints=(dist/src/worker/main.js); what='the worker' ;;
+  build-functions) entrypoints=(dist/src/functions/sinks.js dist/src/functions/ordersGenerator.js); what='the Functions app' ;;
+  build-setup) entrypoints=(dist/scripts/es-setup.js dist/scripts/adx-setup.js); what='the setup scripts' ;;
+  *) entrypoints=(dist/src/reader/main.js); what='the reader' ;;
+esac
 fail() { echo "[reader-image-compile] $*" >&2; exit 1; }
 [ -f "$dockerfile" ] || fail "no Dockerfile at $dockerfile"
 [ -d node_modules ] || fail "node_modules missing: run npm ci first"
@@ -99,6 +106,8 @@ done
 app="$tmp/${workdir#/}"
 ln -s "$repo/node_modules" "$app/node_modules"
 echo "[reader-image-compile] in $workdir: $tsc_cmd"
-(cd "$app" && eval "$tsc_cmd") || fail "$what does not compile from the files the image contains (see the errors above): copy what it needs in stage $stage_name of $dockerfile"
-[ -f "$app/$entrypoint" ] || fail "compiled, but $entrypoint is missing (the image's CMD runs it)"
-echo "[reader-image-compile] ok: $what compiles from exactly the files stage $stage_name copies"
+(cd "$app" && eval "$tsc_cmd") || fail "$what: the compile fails with only the files the image contains (see the errors above): copy what it needs in stage $stage_name of $dockerfile"
+for entrypoint in "${entrypoints[@]}"; do
+  [ -f "$app/$entrypoint" ] || fail "compiled, but $entrypoint is missing (the image runs it)"
+done
+echo "[reader-image-compile] ok: $what, compiled from exactly the files stage $stage_name copies"
