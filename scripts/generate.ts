@@ -1,12 +1,12 @@
 /**
  * `npm run generate -- --rate N --duration S [--mix 70:25:5] [--workload orders|holding]`: changes on
  * the demo tables at a steady rate, for demos and load (src/shared/generator). Prints a summary at the
- * end or on Ctrl-C (exit 0); a bad flag exits 2, a failure to start or failed batches exit 1.
+ * end or on Ctrl-C (exit 0); a bad flag or setting exits 2, a failure to start or failed batches exit 1.
  */
 import { parseGenerateArgs, USAGE, UsageError } from '../src/shared/generator/args.js';
 import { formatMix } from '../src/shared/generator/mix.js';
 import { runGenerator, type GeneratorSummary } from '../src/shared/generator/generator.js';
-import { describeError } from '../src/shared/core/errors.js';
+import { ConfigError, describeError } from '../src/shared/core/errors.js';
 import { createLogger } from '../src/shared/core/logger.js';
 
 function line(text: string): void {
@@ -24,8 +24,10 @@ let command;
 try {
   command = parseGenerateArgs(process.argv.slice(2), process.env);
 } catch (error) {
-  process.stderr.write(`generate: ${error instanceof UsageError ? error.message : describeError(error)}\n`);
-  process.exit(error instanceof UsageError ? 2 : 1);
+  // A bad flag or setting (exit 2: fix the command line or the environment); anything else is a bug (1).
+  const bad = error instanceof UsageError || error instanceof ConfigError;
+  process.stderr.write(`generate: ${bad ? error.message : describeError(error)}\n`);
+  process.exit(bad ? 2 : 1);
 }
 if (command.help) {
   process.stdout.write(`${USAGE}\n`);
