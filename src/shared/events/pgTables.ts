@@ -81,19 +81,22 @@ const IDENTITY = { d: 'default', n: 'nothing', f: 'full', i: 'index' } as const;
 
 /** The catalog entry of `schema.table` (a table or partitioned table), or undefined when there is none. */
 export async function tableCatalog(query: Query, schema: string, table: string): Promise<TableCatalog | undefined> {
+  // One json value: the same result whether the session parses types or reads every value as text (`textTypes`).
   const { rows } = await query(
-    `SELECT c.oid::int AS oid, c.relreplident::text AS relreplident,
-            has_table_privilege(c.oid, 'SELECT') AS can_select,
-            ${indexColumnsSql('c.oid', 'i.indisprimary')} AS pk,
-            ${indexColumnsSql('c.oid', 'i.indisreplident')} AS ri,
-            (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}) AS cols,
-            EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable
+    `SELECT json_build_object(
+              'oid', c.oid::int, 'relreplident', c.relreplident::text,
+              'can_select', has_table_privilege(c.oid, 'SELECT'),
+              'pk', ${indexColumnsSql('c.oid', 'i.indisprimary')},
+              'ri', ${indexColumnsSql('c.oid', 'i.indisreplident')},
+              'cols', (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}),
+              'pk_deferrable', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate)) AS j
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
     [schema, table],
   );
-  const r = rows[0] as
+  const j = rows[0]?.j;
+  const r = (typeof j === 'string' ? JSON.parse(j) : j) as
     | {
         oid: number;
         relreplident: TableCatalog['relreplident'];
