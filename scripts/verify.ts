@@ -8,6 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { describeError } from '../src/shared/core/errors.js';
+import { redact } from '../src/shared/core/redact.js';
+import { secretsOf } from '../src/shared/sinks/secrets.js';
 import { verifyDepsFromEnv, verifyPipeline } from '../src/shared/verify/verify.js';
 
 let max = 20;
@@ -22,11 +24,12 @@ try {
   process.exit(2);
 }
 
+const secrets = secretsOf(process.env);
 const notes: string[] = [];
 try {
   const deps = await verifyDepsFromEnv(process.env, notes);
   try {
-    for (const note of notes) process.stdout.write(`verify: ${note}\n`);
+    for (const note of notes) process.stdout.write(`verify: ${redact(note, secrets)}\n`);
     const report = await verifyPipeline({ ...deps, maxShown: max });
     process.stdout.write(`${report.format()}\n`);
     process.exitCode = report.differences === 0 ? 0 : 1;
@@ -34,6 +37,6 @@ try {
     await deps.close();
   }
 } catch (error) {
-  process.stderr.write(`verify failed: ${describeError(error)}\n`);
+  process.stderr.write(`verify failed: ${redact(describeError(error), secrets)}\n`);
   process.exitCode = 2;
 }
