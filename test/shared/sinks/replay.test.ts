@@ -74,8 +74,12 @@ const source = async (id: string, where = index) => {
   const doc = await client.get<Record<string, unknown>>({ index: where, id });
   return { version: doc._version, ...doc._source };
 };
-const metadata = async (): Promise<Record<string, Record<string, string>>> =>
-  Object.fromEntries(await Promise.all((await blobNames()).map(async (blob) => [blob, (await container.getBlobClient(blob).getProperties()).metadata ?? {}])));
+/** Each blob's metadata, by blob name. */
+async function metadata(): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const blob of await blobNames()) out[blob] = (await container.getBlobClient(blob).getProperties()).metadata ?? {};
+  return out;
+}
 async function blobNames(): Promise<string[]> {
   const names: string[] = [];
   for await (const b of container.listBlobsFlat()) names.push(b.name);
