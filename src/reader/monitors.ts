@@ -4,7 +4,7 @@
  * probe (every 10 s). The timers are unref'd, so they never keep the process alive; `stop()` clears
  * them all.
  */
-import type { Query } from './encode/typeRegistry.js';
+import type { Query } from '../shared/events/typeRegistry.js';
 import type { Logger } from '../shared/core/logger.js';
 import { errorFields } from '../shared/core/logger.js';
 import type { ReaderMetrics } from './metrics.js';

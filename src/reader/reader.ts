@@ -24,8 +24,8 @@ import { startMonitors } from './monitors.js';
 import type { Monitors } from './monitors.js';
 import { connectDatabase, preflight } from './preflight.js';
 import type { Preflight } from './preflight.js';
-import { TypeRegistry } from './encode/typeRegistry.js';
-import type { Query } from './encode/typeRegistry.js';
+import { TypeRegistry } from '../shared/events/typeRegistry.js';
+import type { Query } from '../shared/events/typeRegistry.js';
 import { RecordBuilder } from './encode/toRecord.js';
 import { AckTracker } from './publish/ackTracker.js';
 import { Pipeline } from './publish/pipeline.js';
@@ -33,12 +33,13 @@ import type { Publisher } from './publish/publisher.js';
 import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { ClaimCheckStore } from './publish/claimCheck.js';
 import { slotState } from './replication/checks.js';
-import { quoteIdent } from './replication/sql.js';
-import { ChangeStream, SESSION_OPTIONS } from './replication/stream.js';
+import { quoteIdent } from '../shared/core/sql.js';
+import { ChangeStream } from './replication/stream.js';
+import { SESSION_OPTIONS, textTypes } from '../shared/events/pgTables.js';
 import { freshSnapshotVersion, planSnapshot } from './snapshot/plan.js';
 import type { SnapshotStep } from './snapshot/plan.js';
 import type { SnapshotState } from './snapshot/progress.js';
-import { runSnapshot, textTypes } from './snapshot/snapshot.js';
+import { runSnapshot } from './snapshot/snapshot.js';
 
 export type ReaderPhase = 'starting' | 'snapshot' | 'streaming' | 'stopping' | 'stopped' | 'failed';
 

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/reader/config.js';
 import { loadAdxConfig } from '../../src/shared/adx/config.js';
 import { elasticsearchClientFromEnv } from '../../src/shared/elasticsearch/client.js';
 import { setupOptionsFromEnv } from '../../src/shared/elasticsearch/setup.js';
-import { ordersGeneratorConfigFromEnv } from '../../src/shared/orders/ordersGenerator.js';
+import { generatorConfigFromEnv } from '../../src/shared/generator/config.js';
 import { SINKS } from '../../src/shared/sinks/registry.js';
 import { composeProblems, documentedSettings, environmentOf, readSources, type ComposeContext, type ComposeDoc } from './composeCheck.js';
 
@@ -84,7 +84,7 @@ describe('docker-compose.yml', () => {
     const env = plainEnv('functions');
     for (const sink of SINKS) expect(() => sink.depsFromEnv(env)).not.toThrow();
     expect(loadAdxConfig(env)).toMatchObject({ mode: 'inline', clusterUrl: 'http://kusto:8080', database: 'NetDefaultDB' });
-    const generator = ordersGeneratorConfigFromEnv(env);
+    const generator = generatorConfigFromEnv(env);
     expect(generator.enabled).toBe(true);
     expect(generator.pg).toMatchObject({ host: 'postgres', port: 5432, database: 'postgres' });
     expect(eventHubNamespace(env)).toBe('eventhubs');

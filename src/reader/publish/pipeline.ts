@@ -9,7 +9,7 @@ import { errorFields } from '../../shared/core/logger.js';
 import type { OutRecord, Publisher } from './publisher.js';
 import type { AckTracker, TxEntry } from './ackTracker.js';
 import type { RecordBuilder } from '../encode/toRecord.js';
-import type { TypeRegistry } from '../encode/typeRegistry.js';
+import type { TypeRegistry } from '../../shared/events/typeRegistry.js';
 
 interface Queued {
   record: OutRecord;

@@ -4,8 +4,8 @@
 import type { Client } from 'pg';
 import type { TableRef } from '../config.js';
 import { StartupError } from '../errors.js';
-import { CAPTURED_COLUMN, eventKeyColumns, indexColumnsSql } from './relations.js';
-import { qualified, quoteIdent } from './sql.js';
+import { catalogKeyColumns, tableCatalog } from '../../shared/events/pgTables.js';
+import { qualified, quoteIdent } from '../../shared/core/sql.js';
 
 export interface CheckedTable extends TableRef {
   oid: number;
@@ -19,8 +19,6 @@ export interface CheckedTable extends TableRef {
   /** No unique key: the key is every column (the snapshot then reads the table in one pass). */
   wholeRowKey: boolean;
 }
-
-const IDENTITY = { d: 'default', n: 'nothing', f: 'full', i: 'index' } as const;
 
 export async function checkWalLevel(client: Client): Promise<void> {
   const { rows } = await client.query<{ wal_level: string }>('SHOW wal_level');
@@ -69,41 +67,21 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
   } else refs = tables;
   const out: CheckedTable[] = [];
   for (const t of refs) {
-    const { rows } = await client.query<{
-      oid: number;
-      relreplident: string;
-      can_select: boolean;
-      pk: string[] | null;
-      ri: string[] | null;
-      cols: string[] | null;
-      pk_deferrable: boolean;
-    }>(
-      `SELECT c.oid::int AS oid, c.relreplident::text AS relreplident,
-              has_table_privilege(c.oid, 'SELECT') AS can_select,
-              ${indexColumnsSql('c.oid', 'i.indisprimary')} AS pk,
-              ${indexColumnsSql('c.oid', 'i.indisreplident')} AS ri,
-              (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}) AS cols,
-              EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-      [t.schema, t.table],
-    );
-    const r = rows[0];
+    const r = await tableCatalog((sql, params) => client.query(sql, params), t.schema, t.table);
     const name = qualified(t.schema, t.table);
     if (!r)
       throw new StartupError(
         'TABLE_NOT_FOUND',
         `table ${name} does not exist (CDC_TABLES lists it). Check the name; quote parts with upper case or punctuation: "My Schema"."My Table".`,
       );
-    if (!r.can_select) {
+    if (!r.canSelect) {
       throw new StartupError(
         'MISSING_SELECT_PRIVILEGE',
         `no SELECT privilege on ${name} (needed for the snapshot and TOAST handling). Fix: GRANT SELECT ON ${name} TO current_user's role, e.g. GRANT SELECT ON ${name} TO ${quoteIdent('<reader role>')};`,
       );
     }
-    const pk = r.pk ?? [];
-    const ident = r.relreplident as CheckedTable['replicaIdentity'];
+    const pk = r.primaryKey;
+    const ident = r.relreplident;
     if (ident === 'n' || (ident === 'd' && pk.length === 0)) {
       throw new StartupError(
         'NO_PRIMARY_KEY_OR_REPLICA_IDENTITY',
@@ -111,7 +89,7 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
           `Fix: add a primary key (ALTER TABLE ${name} ADD PRIMARY KEY (...)), or ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <unique index>).`,
       );
     }
-    if (ident === 'd' && r.pk_deferrable) {
+    if (ident === 'd' && r.primaryKeyDeferrable) {
       // PostgreSQL cannot use a deferrable key as replica identity: once the table is published, the
       // application's own UPDATE and DELETE on it fail ("does not have a replica identity").
       throw new StartupError(
@@ -122,15 +100,7 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
     }
     // The columns the server will flag as the replica identity in its Relation message, so the snapshot
     // keys rows exactly as the stream will (eventKeyColumns).
-    const cols = r.cols ?? [];
-    const identity = ident === 'd' ? pk : ident === 'i' ? (r.ri ?? []) : ident === 'f' ? cols : [];
-    const { keyColumns, wholeRowKey } = eventKeyColumns({
-      replicaIdentity: IDENTITY[ident],
-      identity: cols.filter((c) => identity.includes(c)), // flagged in attribute order, as the server sends them
-      columns: cols,
-      primaryKey: pk,
-      identityIndex: r.ri ?? [],
-    });
+    const { keyColumns, wholeRowKey } = catalogKeyColumns(r);
     out.push({ schema: t.schema, table: t.table, oid: r.oid, replicaIdentity: ident, primaryKey: pk, keyColumns, wholeRowKey });
   }
   return out;

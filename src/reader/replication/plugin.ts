@@ -10,7 +10,7 @@
 import { PgoutputPlugin } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Client } from 'pg';
-import { quoteIdent, quoteLiteral } from './sql.js';
+import { quoteIdent, quoteLiteral } from '../../shared/core/sql.js';
 import type { Lsn } from '../lsn.js';
 
 const identity = (raw: unknown): unknown => raw;

@@ -2,8 +2,9 @@
  * What the reader knows about each published table: columns with decoders, and the event key (see
  * `eventKeyColumns`). Refreshed whenever pgoutput sends a Relation message (schema change).
  */
-import type { Decoder } from '../encode/pgTypes.js';
-import type { TypeRegistry, Query } from '../encode/typeRegistry.js';
+import type { Decoder } from '../../shared/events/pgTypes.js';
+import { eventKeyColumns, indexColumnsSql, type ReplicaIdentity } from '../../shared/events/pgTables.js';
+import type { TypeRegistry, Query } from '../../shared/events/typeRegistry.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn } from '../encode/debezium.js';
 
@@ -11,7 +12,7 @@ export interface RelationInfo {
   oid: number;
   schema: string;
   table: string;
-  replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
+  replicaIdentity: ReplicaIdentity;
   /** `typmod`: the Relation message's type modifier (atttypmod, −1 for none). */
   columns: { name: string; typeOid: number; typmod: number; decode: Decoder }[];
   /** The columns as the Debezium format's encoder needs them (built once per Relation message). */
@@ -30,22 +31,6 @@ export interface RelationInfo {
   types: Record<string, string>;
 }
 
-/**
- * SQL condition on `pg_attribute a`: the columns pgoutput sends (PostgreSQL ≤ 17 skips dropped and
- * generated columns; PostgreSQL 18 sends stored generated ones only with `publish_generated_columns`,
- * which the reader does not set). The snapshot reads exactly these, in attribute order, so snapshot rows
- * and streamed rows have one column set and a whole-row key is the same in both.
- */
-export const CAPTURED_COLUMN = "a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''";
-
-/** SQL: the columns of the index of relation `rel` matching `cond`, in index key order (null when there is none). */
-export const indexColumnsSql = (rel: string, cond: string): string =>
-  `(SELECT array_agg(a.attname::text ORDER BY k.ord)
-      FROM pg_catalog.pg_index i
-      JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-     WHERE i.indrelid = ${rel} AND ${cond})`;
-
 /** The primary key and the replica identity index of a table from the catalog, each in index key order. */
 export async function catalogKeys(query: Query, relOid: number): Promise<{ primaryKey: string[]; primaryKeyDeferrable: boolean; identityIndex: string[] }> {
   const { rows } = await query(
@@ -55,39 +40,6 @@ export async function catalogKeys(query: Query, relOid: number): Promise<{ prima
   );
   const r = rows[0] as { pk: string[] | null; ri: string[] | null; pk_deferrable: boolean } | undefined;
   return { primaryKey: r?.pk ?? [], primaryKeyDeferrable: r?.pk_deferrable ?? false, identityIndex: r?.ri ?? [] };
-}
-
-/**
- * The event key's columns: one rule for the snapshot (from the catalog, `checks.ts`) and the stream
- * (from the Relation message), so both key a row the same way, and the key can always be taken from what
- * the server sends for a change (the new tuple; for an update of the key or a delete the old key tuple,
- * which holds exactly the replica identity columns).
- * - DEFAULT and USING INDEX: the replica identity columns (`identity`: the columns pgoutput flags, i.e.
- *   the primary key, or the identity index's columns), in the catalog index's key order when it has the
- *   same columns (the order of the record key's JSON and of a composite document id), else in attribute
- *   order. The catalog only orders: the columns themselves come from the WAL, which stays right when the
- *   reader lags behind a schema change.
- * - FULL (every column flagged; old tuples carry the whole row): the primary key when the table has one
- *   and all its columns are sent, else every column (`wholeRowKey`).
- * - no identity (NOTHING, DEFAULT without a primary key, a dropped identity index): the server publishes
- *   only inserts for such a table; keyed as FULL.
- */
-export function eventKeyColumns(k: {
-  replicaIdentity: RelationInfo['replicaIdentity'];
-  /** Replica identity columns as the server flags them, in attribute order. */
-  identity: string[];
-  /** Every column the stream carries, in attribute order. */
-  columns: string[];
-  primaryKey: string[];
-  identityIndex: string[];
-}): { keyColumns: string[]; wholeRowKey: boolean } {
-  if (k.replicaIdentity !== 'full' && k.identity.length > 0) {
-    const catalog = k.replicaIdentity === 'index' ? k.identityIndex : k.primaryKey;
-    const same = catalog.length === k.identity.length && catalog.every((c) => k.identity.includes(c));
-    return { keyColumns: same ? catalog : k.identity, wholeRowKey: false };
-  }
-  if (k.primaryKey.length > 0 && k.primaryKey.every((c) => k.columns.includes(c))) return { keyColumns: k.primaryKey, wholeRowKey: false };
-  return { keyColumns: k.columns, wholeRowKey: true };
 }
 
 export async function describeRelation(

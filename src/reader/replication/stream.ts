@@ -13,7 +13,8 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
 import type { ChangeEvent, ChangeOp, RowImage } from '../../shared/events/changeEvent.js';
 import { buildEnvelope } from '../encode/envelope.js';
-import type { Query } from '../encode/typeRegistry.js';
+import { SESSION_OPTIONS } from '../../shared/events/pgTables.js';
+import type { Query } from '../../shared/events/typeRegistry.js';
 import { errorFields } from '../../shared/core/logger.js';
 import type { Lsn } from '../lsn.js';
 import { formatLsn, parseLsn } from '../lsn.js';
@@ -22,8 +23,6 @@ import type { EventOutputDeps } from '../publish/pipeline.js';
 import { BeginMessage, TextPgoutputPlugin } from './plugin.js';
 import type { RelationInfo } from './relations.js';
 import { decodeTuple, describeRelation, relationKey } from './relations.js';
-
-export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3';
 
 export interface StreamDeps extends EventOutputDeps {
   pg: ClientConfig;

@@ -4,7 +4,7 @@
  * delivered chunk.
  */
 import type { Client } from 'pg';
-import { qualified, quoteIdent } from '../replication/sql.js';
+import { qualified, quoteIdent } from '../../shared/core/sql.js';
 
 export interface TableProgress {
   schema: string;

@@ -13,8 +13,9 @@ import type { TableSnapshotProgress } from '../metrics.js';
 import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn } from '../encode/debezium.js';
 import { buildEnvelope } from '../encode/envelope.js';
-import { CAPTURED_COLUMN, keyFrom } from '../replication/relations.js';
-import { qualified, quoteIdent } from '../replication/sql.js';
+import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
+import { keyFrom } from '../replication/relations.js';
+import { qualified, quoteIdent } from '../../shared/core/sql.js';
 
 export interface SnapshotDeps extends EventOutputDeps {
   /** A connection whose type parsers return text (see `textTypes`). */
@@ -33,9 +34,6 @@ export interface SnapshotPlan {
   /** Exported snapshot name (first run) or null (resume: fresh snapshot). */
   exportedSnapshot: string | null;
 }
-
-/** pg type overrides: every column arrives as PostgreSQL text. */
-export const textTypes = { getTypeParser: () => (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8')) };
 
 /**
  * What the Debezium format adds to snapshot rows (null in the native format, whose rows stay

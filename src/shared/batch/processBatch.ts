@@ -22,6 +22,8 @@ export interface ProcessBatchOptions<T> {
   logger?: Logger;
   /** Fetches the full event of a pointer event (`deadletter` set by the reader for oversized events). */
   pointers?: PointerResolver;
+  /** Called with every record's outcome once they are final, before a retry error is thrown (dlq:replay reports them one by one). */
+  onReport?: (report: BatchReport) => void;
 }
 
 export async function processBatch<T>(records: readonly EventRecord[], options: ProcessBatchOptions<T>): Promise<BatchReport> {
@@ -99,6 +101,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
       retryErrors.push(outcome.error);
     }
   }
+  options.onReport?.(report);
   logger.info(
     `${batch.functionName}: partition ${batch.partitionId} offsets ${batch.firstOffset}..${batch.lastOffset}: ` +
       `${report.total} records, ${report.ok} ok, ${report.skipped} skipped, ${report.deadLettered} dead-lettered, ${report.retried} to retry`,

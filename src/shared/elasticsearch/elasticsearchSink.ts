@@ -67,6 +67,13 @@ export interface ElasticsearchSinkOptions {
   ensureTemplates?: boolean;
   templates?: TemplateOptions;
   logger?: Logger;
+  /**
+   * `external_gte` for a replay of dead letters (`npm run dlq:replay`): a version Elasticsearch refused
+   * left a rejection marker at that very version, which the replayed event must replace; an equal
+   * version is otherwise the same event, so rewriting it is harmless, and a newer one still wins (409).
+   * Default `external`: an equal version is a duplicate, answered 409 without writing.
+   */
+  versionType?: 'external' | 'external_gte';
 }
 
 const TRUNCATE_PAGE_SIZE = 1000;
@@ -205,7 +212,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       if (item.kind !== 'write' || failures.has(index)) continue;
       ops.push({
         recordIndex: index,
-        action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: 'external' } },
+        action: { index: { _index: item.index, _id: item.id, version: item.version, version_type: this.#options.versionType ?? 'external' } },
         document: item.document,
       });
     }
@@ -529,7 +536,12 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   }
 }
 
-export function elasticsearchSinkFromEnv(env: Env, client: Client, logger?: Logger): ElasticsearchSink {
+export function elasticsearchSinkFromEnv(
+  env: Env,
+  client: Client,
+  logger?: Logger,
+  versionType: ElasticsearchSinkOptions['versionType'] = 'external',
+): ElasticsearchSink {
   const options: ElasticsearchSinkOptions = {
     client,
     router: routerFromEnv(env),
@@ -541,6 +553,7 @@ export function elasticsearchSinkFromEnv(env: Env, client: Client, logger?: Logg
     controlIndex: getString(env, 'ES_CONTROL_INDEX', 'cdc-control'),
     ensureTemplates: getBool(env, 'ES_ENSURE_TEMPLATES', true),
     templates: { replicas: getInt(env, 'ES_NUMBER_OF_REPLICAS', 1, { min: 0 }) },
+    versionType,
   };
   if (logger) options.logger = logger;
   return new ElasticsearchSink(options);

@@ -18,14 +18,17 @@ async function readText(stream: Readable, encoding: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** `_source` of every found document, by `storedKey(index, id)`; a missing index finds nothing. */
-export async function storedDocuments(
-  client: Client,
-  docs: readonly { _index: string; _id: string }[],
-  what: string,
-): Promise<Map<string, Record<string, unknown>>> {
-  const found = new Map<string, Record<string, unknown>>();
-  if (docs.length === 0) return found;
+/** A found document as `mget` returns it, its `_source` parsed losslessly. */
+export interface StoredDocument {
+  _index: string;
+  _id: string;
+  _version?: number;
+  _source: Record<string, unknown>;
+}
+
+/** Every found document of `docs` (with its `_version`); a missing index finds nothing. */
+export async function storedDocumentList(client: Client, docs: readonly { _index: string; _id: string }[], what: string): Promise<StoredDocument[]> {
+  if (docs.length === 0) return [];
   let text: string;
   let status: number;
   try {
@@ -35,10 +38,22 @@ export async function storedDocuments(
   } catch (error) {
     throw new TransientSinkError(`Could not read documents to ${what}`, error);
   }
-  if (status === 404) return found;
+  if (status === 404) return [];
   if (status < 200 || status >= 300)
     throw new TransientSinkError(`Could not read documents to ${what}: Elasticsearch answered ${status} ${text.slice(0, 300)}`);
-  const body = parseJsonLossless(text) as { docs?: { _index: string; _id: string; found?: boolean; _source?: Record<string, unknown> }[] };
-  for (const doc of body.docs ?? []) if (doc.found && doc._source) found.set(storedKey(doc._index, doc._id), doc._source);
+  const body = parseJsonLossless(text) as { docs?: (Partial<StoredDocument> & { _index: string; _id: string; found?: boolean })[] };
+  const found: StoredDocument[] = [];
+  for (const doc of body.docs ?? []) if (doc.found && doc._source) found.push(doc as StoredDocument);
+  return found;
+}
+
+/** `_source` of every found document, by `storedKey(index, id)`; a missing index finds nothing. */
+export async function storedDocuments(
+  client: Client,
+  docs: readonly { _index: string; _id: string }[],
+  what: string,
+): Promise<Map<string, Record<string, unknown>>> {
+  const found = new Map<string, Record<string, unknown>>();
+  for (const doc of await storedDocumentList(client, docs, what)) found.set(storedKey(doc._index, doc._id), doc._source);
   return found;
 }

@@ -32,8 +32,10 @@ export interface SinkDefinition {
   /**
    * Builds the sink and its stores; throws `ConfigError` naming a missing or bad setting. `logger`
    * gets the lines of building it (the configuration, a deprecated setting), not the sink's writes.
+   * `mode: 'replay'` (`npm run dlq:replay`): the Elasticsearch sink replaces a rejection marker at the
+   * replayed event's own version (`versionType: 'external_gte'`); the other sinks are the same.
    */
-  depsFromEnv(env: Env, logger?: Logger): SinkDeps;
+  depsFromEnv(env: Env, logger?: Logger, mode?: 'replay'): SinkDeps;
 }
 
 const stores = (env: Env) => ({ deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env) });
@@ -49,7 +51,10 @@ export const SINKS: readonly SinkDefinition[] = [
     name: 'elasticsearchSink',
     consumerGroupSetting: 'ES_CONSUMER_GROUP',
     defaultConsumerGroup: 'elasticsearch-sink',
-    depsFromEnv: (env) => ({ sink: elasticsearchSinkFromEnv(env, elasticsearchClientFromEnv(env)), ...stores(env) }),
+    depsFromEnv: (env, _logger, mode) => ({
+      sink: elasticsearchSinkFromEnv(env, elasticsearchClientFromEnv(env), undefined, mode === 'replay' ? 'external_gte' : 'external'),
+      ...stores(env),
+    }),
   },
   {
     name: 'changeHistory',

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { serviceEnv, uniqueName } from '../../helpers/services.js';
-import { TypeRegistry } from '../../../src/reader/encode/typeRegistry.js';
+import { TypeRegistry } from '../../../src/shared/events/typeRegistry.js';
 import { DEBEZIUM_DEFAULTS, debeziumRow } from '../../../src/reader/encode/debezium.js';
 import type { DebeziumSettings } from '../../../src/reader/encode/debezium.js';
-import { SESSION_OPTIONS } from '../../../src/reader/replication/stream.js';
+import { SESSION_OPTIONS } from '../../../src/shared/events/pgTables.js';
 
 const fixtures = new URL('../../fixtures/debezium/', import.meta.url);
 const meta = JSON.parse(readFileSync(new URL('meta.json', fixtures), 'utf8')) as { schema: string; workload: { setup: string[]; stream: string[] } };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { decodeJson } from '../../../src/reader/encode/pgTypes.js';
+import { decodeJson } from '../../../src/shared/events/pgTypes.js';
 import { buildEnvelope, recordKey, serializeEvent, topicFor } from '../../../src/reader/encode/envelope.js';
 
 describe('envelope', () => {

@@ -8,7 +8,7 @@ import {
   decodeTimestamptz,
   parseArray,
   decodeInt,
-} from '../../../src/reader/encode/pgTypes.js';
+} from '../../../src/shared/events/pgTypes.js';
 
 describe('type decoding', () => {
   test('int8 exact: number while safe, string beyond 2^53', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { quoteIdent, quoteLiteral } from '../../../src/reader/replication/sql.js';
+import { quoteIdent, quoteLiteral } from '../../../src/shared/core/sql.js';
 
 describe('identifiers', () => {
   test('quoteIdent / quoteLiteral', () => {
