@@ -11,9 +11,9 @@ export interface ChildRun {
   exited: Promise<number | null>;
 }
 
-/** `entry` relative to the repository root, e.g. `src/reader/main.ts`; the child sees only PATH and `env`. */
-export function spawnEntryPoint(entry: string, env: Record<string, string>): ChildRun {
-  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', entry], {
+/** `entry` relative to the repository root, e.g. `src/reader/main.ts`, with its command-line `args`; the child sees only PATH and `env`. */
+export function spawnEntryPoint(entry: string, env: Record<string, string>, args: string[] = []): ChildRun {
+  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', entry, ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

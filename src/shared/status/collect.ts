@@ -8,7 +8,7 @@ import type { Client } from '@elastic/elasticsearch';
 import { Admin } from '@platformatic/kafka';
 import { bounded } from '../core/async.js';
 import { blobServiceClient } from '../core/blobService.js';
-import { getInt, getOneOf, getOptionalString, getString, getUrl, type Env } from '../core/env.js';
+import { getBool, getInt, getOneOf, getOptionalString, getString, getUrl, type Env } from '../core/env.js';
 import { ConfigError } from '../core/errors.js';
 import { EVENT_HUB_CONNECTION, eventHubNamespace } from '../core/eventHubs.js';
 import { describeKafkaConnectError, kafkaClientOptions, kafkaSettingsFromEnv } from '../core/kafka.js';
@@ -95,6 +95,8 @@ export async function collectStatus(sources: StatusSources, options: CollectOpti
 }
 
 export interface StatusSettings {
+  /** Whether a long-running component (the worker) serves the status on its probe port (`STATUS_ENABLED`). */
+  enabled: boolean;
   timeoutMs: number;
   /** How often a status server samples for its throughput chart; 0 = only when asked. */
   sampleIntervalMs: number;
@@ -102,6 +104,7 @@ export interface StatusSettings {
 
 export function statusSettingsFromEnv(env: Env): StatusSettings {
   return {
+    enabled: getBool(env, 'STATUS_ENABLED', true),
     timeoutMs: getInt(env, 'STATUS_SOURCE_TIMEOUT_MS', 5_000, { min: 100, max: 120_000 }),
     sampleIntervalMs: getInt(env, 'STATUS_SAMPLE_INTERVAL_MS', 10_000, { min: 0, max: 600_000 }),
   };

@@ -78,10 +78,10 @@ export function throughputChart(samples: StatusSample[], now: number): string {
 
 const CSS = `body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#111}h1{font-size:1.3em;margin:0}h2{font-size:1em;margin:0 0 .3em}
 .line{font-family:ui-monospace,monospace;background:#f4f4f5;padding:.4em .6em;border-radius:4px}
-.flow{display:flex;align-items:stretch;gap:0;margin:1em 0;flex-wrap:wrap}.sinks{display:flex;flex-direction:column;gap:.5em}
-.sink{display:flex;align-items:center}.stage{border:2px solid #16a34a;border-radius:6px;padding:.5em .7em;min-width:11em;background:#f0fdf4}
+.flow{display:flex;align-items:center;margin:1em 0;flex-wrap:nowrap;overflow-x:auto}.sinks{display:flex;flex-direction:column;gap:.5em}
+.sink{display:flex;align-items:center}.stage{border:2px solid #16a34a;border-radius:6px;padding:.5em .7em;min-width:11em;max-width:17em;overflow-wrap:anywhere;background:#f0fdf4}
 .stage.err{border-color:#dc2626;background:#fef2f2}.stage.off{border-color:#a1a1aa;background:#fafafa}.stage p{margin:.2em 0}
-.err{color:#b91c1c}.off{color:#71717a}.arrow{display:flex;align-items:center;min-width:8em;justify-content:center;position:relative}
+.err{color:#b91c1c}.off{color:#71717a}.arrow{display:flex;align-items:center;min-width:6.5em;justify-content:center;flex:none}.stage{flex:none}
 .arrow span{border-bottom:2px solid #555;padding:0 .4em;font-size:.9em}.arrow span::after{content:"▶";margin-left:.2em;color:#555}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
 td.reason{max-width:48em;white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:.9em}`;

@@ -108,6 +108,7 @@ export function statusText(status: PipelineStatus): string {
   } else out.push(`hub         ${failed(status.hub)}`);
   const es = partValue(status.elasticsearch);
   if (es) {
+    out.push(`Elasticsearch ${formatCount(es.documents)} documents in the table indices, newest change ${es.newestCommitTime ?? '-'}`);
     for (const i of es.indices) {
       out.push(
         `  ${i.index}${i.exists ? '' : ' (missing)'}: ${formatCount(i.documents)} documents, ${formatCount(i.liveDocuments)} in ${i.liveAlias}, newest change ${i.newestCommitTime ?? '-'}`,
