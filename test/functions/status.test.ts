@@ -32,7 +32,8 @@ describe('status function', () => {
     const logged: string[] = [];
     const context = new InvocationContext({ invocationId: 'status-1', functionName: 'status', logHandler: (_level, ...args) => logged.push(args.join(' ')) });
     const request = new HttpRequest({ method: 'GET', url: 'http://localhost:7071/api/status' });
-    const response = await statusHandler(kit.env)(request, context);
+    const handler = statusHandler(kit.env);
+    const response = await handler(request, context).finally(() => handler.close());
     expect(response.status).toBe(200);
     expect(response.headers).toEqual({ 'cache-control': 'no-store' });
     const body = response.jsonBody as PipelineStatus;

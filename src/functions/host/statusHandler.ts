@@ -12,12 +12,16 @@ import { statusLine } from '../../shared/status/summary.js';
 
 export function statusHandler(env: Env = process.env, overrides: SourceOverrides = {}) {
   const sources = lazy(() => statusSourcesFromEnv(env, overrides));
-  return async (_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+  let built = false;
+  const handler = async (_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     const { timeoutMs } = statusSettingsFromEnv(env);
+    built = true;
     const status = await collectStatus(await sources(), { timeoutMs });
     context.log(`status: ${statusLine(status)}`);
     return { status: 200, jsonBody: status, headers: { 'cache-control': 'no-store' } };
   };
+  // The host never stops a handler; tests close the clients the first call built.
+  return Object.assign(handler, { close: async () => (built ? (await sources()).close() : undefined) });
 }
 
 export function statusFunctionOptions(env: Env = process.env): HttpFunctionOptions {
