@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * `node bench/start.mjs [npm start flags]`: how long `npm start` takes from its launch to the first
- * order in Elasticsearch's `-live` index, and how long Ctrl-C (SIGINT) then takes to stop it all.
+ * order of the run in Elasticsearch's `-live` index (the first increase of its count), and how long Ctrl-C (SIGINT) then takes to stop it all.
  * Runs the real `npm start` (with your environment: unset PGHOST & co. for the cold case, so it
  * starts its own services) and reads the Elasticsearch URL from its "services ready" line.
  *   cold: node bench/start.mjs --fresh     (services not running, state folder removed first)
@@ -29,11 +29,17 @@ void exited.then(() => (done = true));
 
 const deadline = Date.now() + 600_000;
 let first;
+// The count once Elasticsearch answers (0 while the index does not exist): a warm start's index
+// already holds the earlier runs' orders, so the first order of this run is the first increase.
+/** @type {number | undefined} */
+let baseline;
 while (!done && Date.now() < deadline) {
   if (esUrl) {
     try {
       const res = await fetch(`${esUrl}/${index}-live/_count`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200 && /** @type {{ count: number }} */ (await res.json()).count > 0) {
+      const count = res.status === 200 ? /** @type {{ count: number }} */ (await res.json()).count : res.status === 404 ? 0 : undefined;
+      if (count !== undefined) baseline ??= count;
+      if (count !== undefined && baseline !== undefined && count > baseline) {
         first = seconds();
         break;
       }
