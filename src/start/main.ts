@@ -71,16 +71,26 @@ function commandLine(pid: number): string | undefined {
   }
 }
 
+/** Whether the process is a child of an `npm start` on `stateDir`: its entry point, and START_STATE_DIR in its environment. */
+function isOurChild(pid: number, entry: string, stateDir: string): boolean {
+  try {
+    return commandLine(pid)?.includes(entry) === true && fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`START_STATE_DIR=${stateDir}`);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A previous launcher killed hard (SIGKILL, a closed terminal) leaves its children running, and the old
- * reader would hold the slot: stop the ones still running, recognised by pid and command line.
+ * reader would hold the slot: stop the ones still running, recognised by pid, entry point and the
+ * START_STATE_DIR the launcher gave them (a pid alone may have been reused by then).
  */
-async function stopLeftovers(previous: PidFile): Promise<void> {
+async function stopLeftovers(previous: PidFile, stateDir: string): Promise<void> {
   const entries: Record<string, string> = { reader: 'src/reader/main.ts', worker: 'src/worker/main.ts' };
   for (const [name, pids] of Object.entries(previous.children)) {
     for (const pid of pids) {
       const entry = entries[name];
-      if (entry === undefined || !commandLine(pid)?.includes(entry)) continue;
+      if (entry === undefined || !isOurChild(pid, entry, stateDir)) continue;
       say(`${name} pid ${pid} of an earlier npm start still runs: stopping it`);
       process.kill(pid, 'SIGTERM');
       const deadline = Date.now() + CHILD_GRACE_MS;
@@ -161,7 +171,7 @@ async function run(config: StartConfig): Promise<number> {
     say(`another npm start (pid ${previous.launcher}) uses ${stateDir}: stop it first, or give this one its own folder with START_STATE_DIR`);
     return 1;
   }
-  if (previous) await stopLeftovers(previous);
+  if (previous) await stopLeftovers(previous, stateDir);
   if (config.fresh && fs.existsSync(stateDir)) {
     say(`--fresh: removing ${stateDir}`);
     // Services an earlier run left running hold files in it: stop them first (this removes their data).
@@ -228,7 +238,15 @@ async function run(config: StartConfig): Promise<number> {
     };
     const child = (name: string, entry: string, port: number, nodeFlags: string[] = []) =>
       new Supervised(
-        { name, entry, nodeFlags, cwd: repoRoot, env: { ...childEnv, HEALTH_PORT: String(port) }, logFile: path.join(logsDir, `${name}.log`), secrets },
+        {
+          name,
+          entry,
+          nodeFlags,
+          cwd: repoRoot,
+          env: { ...childEnv, HEALTH_PORT: String(port), START_STATE_DIR: stateDir },
+          logFile: path.join(logsDir, `${name}.log`),
+          secrets,
+        },
         events,
       );
     // The reader's heap bounds of `npm run reader`.

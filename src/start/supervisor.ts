@@ -1,7 +1,7 @@
 /**
  * One child process of `npm start` (the reader, the worker): the TypeScript entry point run as
- * `npm run reader` runs it, its output appended to a log file, its last lines kept for the console,
- * and a restart policy.
+ * `npm run reader` runs it, its output appended to a log file (its warnings and errors also on the
+ * console), its last lines kept for when it fails, and a restart policy.
  *
  * Policy: a child that exits while nobody asked it to stop is restarted after a backoff (1 s, 2 s,
  * 4 s … 30 s), because both are built to be restarted (the reader resumes from its slot, the worker
@@ -36,6 +36,7 @@ export interface SupervisorEvents {
 }
 
 const TAIL_LINES = 15;
+const FOLLOW_MS = 250;
 const MAX_QUICK_FAILURES = 5;
 const QUICK_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
@@ -69,42 +70,38 @@ export class Supervised {
 
   start(): void {
     const { spec } = this;
-    const log = fs.createWriteStream(spec.logFile, { flags: 'a' });
     const startedAt = Date.now();
+    // The child writes its log file itself (stdout and stderr), and the launcher follows the file:
+    // through a pipe, a child would die of EPIPE at its next line if the launcher were killed
+    // hard, or not, depending on when it next logs; this way it keeps running, recorded in
+    // start.json, until the next `npm start` stops it.
+    const offset = fs.existsSync(spec.logFile) ? fs.statSync(spec.logFile).size : 0;
+    const out = fs.openSync(spec.logFile, 'a');
     // Its own process group: Ctrl-C in the terminal reaches the launcher only, which stops the
     // children in order (generator, then reader and worker) instead of all at once.
     const proc = spawn(process.execPath, [...(spec.nodeFlags ?? []), ...TYPESCRIPT_FLAGS, spec.entry], {
       cwd: spec.cwd,
       env: spec.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', out, out],
       detached: true,
     });
+    fs.closeSync(out);
     this.proc = proc;
     if (proc.pid !== undefined) {
       this.pids.push(proc.pid);
       this.events.started(spec.name, proc.pid);
     }
-    const keep = (stream: 'out' | 'err') => {
-      let buf = '';
-      return (chunk: Buffer) => {
-        log.write(chunk);
-        buf += chunk.toString();
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          this.line(buf.slice(0, i), stream);
-          buf = buf.slice(i + 1);
-        }
-      };
-    };
-    proc.stdout.on('data', keep('out'));
-    proc.stderr.on('data', keep('err'));
+    const follow = this.follow(offset);
+    const timer = setInterval(follow, FOLLOW_MS);
     this.exited = new Promise<void>((resolve) => {
       proc.on('error', (err) => {
+        clearInterval(timer);
         this.events.say(`${spec.name}: could not start: ${err.message}`);
         resolve();
       });
       proc.on('exit', (code, signal) => {
-        log.end();
+        clearInterval(timer);
+        follow();
         resolve();
         if (this.stopping) return;
         this.unexpectedExit(code, signal, Date.now() - startedAt);
@@ -112,18 +109,49 @@ export class Supervised {
     });
   }
 
-  private line(text: string, stream: 'out' | 'err'): void {
+  /** Reads the lines added to the log file since `offset` (call repeatedly). */
+  private follow(offset: number): () => void {
+    let position = offset;
+    let partial = '';
+    return () => {
+      let fd: number;
+      try {
+        fd = fs.openSync(this.spec.logFile, 'r');
+      } catch {
+        return;
+      }
+      try {
+        const chunk = Buffer.alloc(64 * 1024);
+        let n: number;
+        while ((n = fs.readSync(fd, chunk, 0, chunk.length, position)) > 0) {
+          position += n;
+          partial += chunk.subarray(0, n).toString();
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      let i: number;
+      while ((i = partial.indexOf('\n')) >= 0) {
+        this.line(partial.slice(0, i));
+        partial = partial.slice(i + 1);
+      }
+    };
+  }
+
+  private line(text: string): void {
     if (text.trim() === '') return;
     this.lines.push(text);
     if (this.lines.length > TAIL_LINES) this.lines.shift();
     // The children log JSON lines; their warnings and errors reach the console, the rest the log file.
     let entry: { level?: unknown; msg?: unknown } | undefined;
     try {
-      entry = JSON.parse(text) as { level?: unknown; msg?: unknown };
+      const parsed: unknown = JSON.parse(text);
+      entry = typeof parsed === 'object' && parsed !== null ? parsed : undefined;
     } catch {
       entry = undefined;
     }
-    if (entry === undefined && stream === 'err') this.events.say(`${this.spec.name}: ${redact(text, this.spec.secrets)}`);
+    // A line that is not JSON is a crash's stack or Node's own warning: always shown.
+    if (entry === undefined) this.events.say(`${this.spec.name}: ${redact(text, this.spec.secrets)}`);
     else if (entry !== undefined && (entry.level === 'warn' || entry.level === 'error'))
       this.events.say(`${this.spec.name} ${String(entry.level)}: ${redact(String(entry.msg), this.spec.secrets)} (${this.spec.logFile})`);
   }

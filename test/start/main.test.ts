@@ -111,7 +111,7 @@ describe('npm start', () => {
     await client.end();
   });
   afterAll(async () => {
-    for (const run of runs) if (run.proc.exitCode === null) run.interrupt();
+    for (const run of runs) if (run.proc.exitCode === null && run.proc.signalCode === null) run.interrupt();
     await Promise.all(runs.map((r) => r.exited));
     await query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${base}'`, services.pg.database).catch(
       () => undefined,
@@ -163,5 +163,24 @@ describe('npm start', () => {
     // Nothing indexed that PostgreSQL does not have.
     const all = new Set(await pgOrderIds());
     for (const id of await indexedOrderIds()) expect(all.has(id)).toBe(true);
+  }, 420_000);
+
+  it('stops the children a launcher killed hard left behind before it starts its own', async () => {
+    const killed = spawnNpm(['start'], env);
+    runs.push(killed);
+    await eventually('the worker of the run', () => (/^worker ready/m.test(output(killed)) ? true : undefined), 150_000, 200);
+    const orphans = Object.values(readPids().children).flat();
+    process.kill(readPids().launcher, 'SIGKILL');
+    await killed.exited;
+    for (const pid of orphans) expect(alive(pid)).toBe(true);
+
+    const next = spawnNpm(['start'], env);
+    runs.push(next);
+    await eventually('the worker of the next run', () => (/^worker ready/m.test(output(next)) ? true : undefined), 150_000, 200);
+    for (const pid of orphans) {
+      expect(alive(pid)).toBe(false);
+      expect(output(next)).toMatch(new RegExp(`^(reader|worker) pid ${pid} of an earlier npm start still runs: stopping it$`, 'm'));
+    }
+    await interruptAndCheck(next);
   }, 420_000);
 });
