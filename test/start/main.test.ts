@@ -118,6 +118,7 @@ describe('npm start', () => {
     );
     await query(`DROP DATABASE IF EXISTS ${base} WITH (FORCE)`, services.pg.database).catch(() => undefined);
     await cleanup(es, indices);
+    await es.indices.deleteIndexTemplate({ name: `cdc-history-${dash}-history` }).catch(() => undefined);
     await es.close();
     const kafka = new Admin({ clientId: 'start-test', bootstrapBrokers: services.kafkaBrokers });
     await kafka.deleteTopics({ topics: [dash] }).catch(() => undefined);
