@@ -10,7 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { down, freePort, up } from '../../test/services/services.mjs';
+import { createHash } from 'node:crypto';
+import { down, freePort, serviceUserCanReach, up } from '../../test/services/services.mjs';
 import { getOptionalString } from '../shared/core/env.js';
 import type { Logger } from '../shared/core/logger.js';
 import { describeError } from '../shared/core/errors.js';
@@ -152,6 +153,21 @@ async function waitReady(url: string, stop: AbortSignal, timeoutMs: number): Pro
   return false;
 }
 
+/**
+ * As root, PostgreSQL and Elasticsearch run as an unprivileged user, which cannot reach a state folder
+ * under a private parent (a clone in /root, a mktemp directory). Their data then lives under /var/tmp,
+ * one folder per state folder, linked from `<state>/services` so the state stays in one place to look
+ * at, and `--fresh` removes both.
+ */
+function servicesHome(stateDir: string): string {
+  const dir = path.join('/var/tmp', `pg-cdc-start-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(dir, 0o755);
+  fs.symlinkSync(dir, path.join(stateDir, 'services'));
+  say(`services: ${stateDir} is not reachable by the services' user (a private parent folder), so their data is in ${dir} (linked as services/)`);
+  return dir;
+}
+
 /** The generator's warnings (a failed batch, reconnecting) as console lines. */
 const sayLogger: Logger = {
   debug: () => undefined,
@@ -176,7 +192,9 @@ async function run(config: StartConfig): Promise<number> {
   const t0 = Date.now();
   const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   const { stateDir } = config;
-  const servicesDir = path.join(stateDir, 'services');
+  const servicesLink = path.join(stateDir, 'services');
+  // The services' data, normally inside the state folder; see servicesHome.
+  let servicesDir = fs.existsSync(servicesLink) ? fs.realpathSync(servicesLink) : servicesLink;
   const logsDir = path.join(stateDir, 'logs');
   const pidPath = path.join(stateDir, 'start.json');
 
@@ -190,11 +208,14 @@ async function run(config: StartConfig): Promise<number> {
     say(`--fresh: removing ${stateDir}`);
     // Services an earlier run left running hold files in it: stop them first (this removes their data).
     await down({ stateDir: servicesDir });
+    if (servicesDir !== servicesLink) fs.rmSync(servicesDir, { recursive: true, force: true });
     fs.rmSync(stateDir, { recursive: true, force: true });
+    servicesDir = servicesLink;
   }
   fs.mkdirSync(logsDir, { recursive: true });
   // The service user (PostgreSQL and Elasticsearch refuse root) must reach its data inside.
   fs.chmodSync(stateDir, 0o755);
+  if (!fs.existsSync(servicesLink) && !serviceUserCanReach(stateDir)) servicesDir = servicesHome(stateDir);
   const pids: PidFile = { launcher: process.pid, startedAt: new Date().toISOString(), services: {}, children: {} };
   const savePids = () => fs.writeFileSync(pidPath, JSON.stringify(pids, null, 2) + '\n');
   savePids();

@@ -8,6 +8,8 @@ export interface PostgresService {
 export function startPostgres(workDir: string, options?: { extraConf?: string[]; password?: string }): Promise<PostgresService>;
 export function stopPostgres(service: PostgresService): Promise<void>;
 export function serviceUser(): { user: string; uid: number; gid: number } | null;
+/** Whether the user that runs the services (the unprivileged one when we are root) can reach `dir`. */
+export function serviceUserCanReach(dir: string): boolean;
 /** A TCP port nothing listens on right now (taken from the OS, then released). */
 export function freePort(): Promise<number>;
 export type ServiceName = 'postgres' | 'kafka' | 'elasticsearch' | 'azurite';

@@ -179,14 +179,20 @@ export function serviceUser() {
   }
 }
 
+/** Whether the user that runs the services (ourselves, or the unprivileged one when we are root) can reach `dir`: every parent searchable. */
+export function serviceUserCanReach(dir) {
+  const owner = serviceUser();
+  if (!owner) return true;
+  return spawnSync('test', ['-x', dir], { uid: owner.uid, gid: owner.gid }).status === 0;
+}
+
 /** As root, the unprivileged service user must be able to reach `dir` (every parent searchable). */
 function assertReachable(dir) {
+  if (serviceUserCanReach(dir)) return;
   const owner = serviceUser();
-  if (!owner) return;
-  if (spawnSync('test', ['-x', dir], { uid: owner.uid, gid: owner.gid }).status === 0) return;
   throw new ServiceError(
     'setup',
-    `the user '${owner.user}', which runs PostgreSQL and Elasticsearch when you are root, cannot reach ${dir}`,
+    `the user '${owner?.user}', which runs PostgreSQL and Elasticsearch when you are root, cannot reach ${dir}`,
     `make every parent directory searchable (chmod o+x), or keep the data somewhere it can reach, e.g. under /var/tmp`,
   );
 }
