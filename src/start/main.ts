@@ -215,7 +215,8 @@ async function run(config: StartConfig): Promise<number> {
   fs.mkdirSync(logsDir, { recursive: true });
   // The service user (PostgreSQL and Elasticsearch refuse root) must reach its data inside.
   fs.chmodSync(stateDir, 0o755);
-  if (!fs.existsSync(servicesLink) && !serviceUserCanReach(stateDir)) servicesDir = servicesHome(stateDir);
+  const startsServices = ['PGHOST', 'KAFKA_BROKERS', 'ELASTICSEARCH_URL', 'AZURE_STORAGE_CONNECTION_STRING'].some((k) => !process.env[k]);
+  if (startsServices && !fs.existsSync(servicesLink) && !serviceUserCanReach(stateDir)) servicesDir = servicesHome(stateDir);
   const pids: PidFile = { launcher: process.pid, startedAt: new Date().toISOString(), services: {}, children: {} };
   const savePids = () => fs.writeFileSync(pidPath, JSON.stringify(pids, null, 2) + '\n');
   savePids();
