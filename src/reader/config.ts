@@ -3,6 +3,7 @@
  * start-up, and a bad value fails fast naming the variable and what it expects.
  */
 import { getInt, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
+import { appInsightsConnectionString } from '../shared/core/appInsights.js';
 import { ConfigError } from '../shared/core/errors.js';
 import { pgSettingsFromEnv, type PgSettings } from '../shared/core/postgres.js';
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../shared/core/kafka.js';
@@ -195,41 +196,6 @@ export function secretsOf(config: ReaderConfig): string[] {
   return [config.pg.password, config.kafka.saslPassword, config.claimCheck.connectionString, config.appInsightsConnectionString].filter(
     (s): s is string => typeof s === 'string' && s.length > 0,
   );
-}
-
-/**
- * Application Insights connection string: needs `InstrumentationKey=<lower-case GUID>` (the exporter
- * rejects anything else) and an `IngestionEndpoint` that is an http(s) URL when given.
- */
-function appInsightsConnectionString(env: Env): string | undefined {
-  const name = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
-  const cs = getOptionalString(env, name);
-  if (cs === undefined) return undefined;
-  const fields = new Map(
-    cs
-      .split(';')
-      .map((kv) => kv.trim())
-      .filter(Boolean)
-      .map((kv) => {
-        const i = kv.indexOf('=');
-        return [
-          kv
-            .slice(0, i < 0 ? kv.length : i)
-            .trim()
-            .toLowerCase(),
-          i < 0 ? '' : kv.slice(i + 1).trim(),
-        ] as const;
-      }),
-  );
-  const ikey = fields.get('instrumentationkey') ?? '';
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ikey)) {
-    throw new ConfigError(name, 'an Application Insights connection string with InstrumentationKey=<lower-case GUID>', cs, { secret: true });
-  }
-  const ingestion = fields.get('ingestionendpoint');
-  if (ingestion !== undefined && !/^https?:\/\/[^\s/]+/i.test(ingestion)) {
-    throw new ConfigError(name, 'an IngestionEndpoint=https://... in the connection string', cs, { secret: true });
-  }
-  return cs;
 }
 
 export function loadConfig(env: Env = process.env): ReaderConfig {

@@ -2,7 +2,7 @@
  * Batches shaped exactly as the Event Hubs trigger (`cardinality: 'many'`) delivers them to a
  * Node.js v4 handler (the events themselves come from test/helpers/events.ts).
  */
-import { InvocationContext, type LogHandler } from '@azure/functions';
+import { InvocationContext, type LogHandler, type TraceContext } from '@azure/functions';
 
 export interface TriggerOptions {
   partitionId?: string;
@@ -16,6 +16,8 @@ export interface TriggerOptions {
   /** Enqueued time of the first event, ms (a recreated hub enqueues offset 0 again, later). */
   firstEnqueuedMs?: number;
   invocationId?: string;
+  /** The W3C trace context the host started for the invocation. */
+  traceContext?: TraceContext;
 }
 
 /**
@@ -31,6 +33,7 @@ export function triggerBatch(bodies: unknown[], options: TriggerOptions = {}): {
     invocationId: options.invocationId ?? `inv-${firstOffset}`,
     functionName: options.functionName ?? 'elasticsearchSink',
     logHandler: options.logHandler ?? ((level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`)),
+    ...(options.traceContext ? { traceContext: options.traceContext } : {}),
     ...(options.retryCount === undefined ? {} : { retryContext: { retryCount: options.retryCount, maxRetryCount: -1 } }),
     triggerMetadata: {
       partitionContext: {

@@ -5,102 +5,22 @@
  *
  * The exporter rewrites an `http://` IngestionEndpoint to `https://` (ConnectionStringParser.sanitizeUrl),
  * so the stand-in serves HTTPS with a throw-away self-signed certificate for 127.0.0.1 (made with the
- * openssl CLI), which the reader process trusts through NODE_EXTRA_CA_CERTS. Nothing in the reader
+ * openssl CLI), which the reader process trusts through NODE_EXTRA_CA_CERTS (test/helpers/breeze.ts). Nothing in the reader
  * disables TLS verification.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:https';
-import type { Server } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
 import type pg from 'pg';
 import { ConfigError, loadConfig } from '../../src/reader/config.js';
+import { fakeBreeze, metricPoints as points, type FakeBreeze } from '../helpers/breeze.js';
 import { ReaderMetrics } from '../../src/reader/metrics.js';
 import { cleanup, eventually, pgClient, readerEnv, spawnReader, TopicCollector, uniqueName } from './helpers.js';
-
-interface Envelope {
-  name: string;
-  iKey: string;
-  tags?: Record<string, string>;
-  data: {
-    baseType: string;
-    baseData: { metrics: { name: string; value: number; count?: number; min?: number; max?: number }[]; properties?: Record<string, string> };
-  };
-}
-
-/** Plays the Application Insights ingestion endpoint: records envelopes, answers as Breeze does. */
-async function fakeBreeze(): Promise<{
-  server: Server;
-  port: number;
-  caFile: string;
-  dir: string;
-  envelopes: Envelope[];
-  requests: { path: string; encoding: string | undefined }[];
-}> {
-  const dir = mkdtempSync(join(tmpdir(), 'fake-breeze-'));
-  const keyFile = join(dir, 'key.pem');
-  const caFile = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      caFile,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const envelopes: Envelope[] = [];
-  const requests: { path: string; encoding: string | undefined }[] = [];
-  const server = createServer({ key: readFileSync(keyFile), cert: readFileSync(caFile) }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const path = (req.url ?? '').split('?')[0]!;
-      const encoding = req.headers['content-encoding'];
-      requests.push({ path, encoding });
-      if (req.method !== 'POST' || !/\/v2\.1\/track$/.test(path)) {
-        res.writeHead(404).end();
-        return;
-      }
-      let body = Buffer.concat(chunks);
-      if (encoding === 'gzip') body = gunzipSync(body);
-      const items = JSON.parse(body.toString('utf8')) as Envelope[];
-      envelopes.push(...items);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ itemsReceived: items.length, itemsAccepted: items.length, errors: [] }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port, caFile, dir, envelopes, requests };
-}
-
-/** Data points of one metric: value, count, min, max and the properties (attributes). */
-function points(envelopes: Envelope[], name: string) {
-  return envelopes.flatMap((e) => e.data.baseData.metrics.filter((m) => m.name === name).map((m) => ({ ...m, properties: e.data.baseData.properties ?? {} })));
-}
 
 describe('reader: OpenTelemetry metrics to Application Insights', () => {
   const name = uniqueName('rd_otel');
   const schema = `${name}_s`;
   const table = `${schema}.items`;
   let c: pg.Client;
-  let breeze: Awaited<ReturnType<typeof fakeBreeze>>;
+  let breeze: FakeBreeze;
 
   beforeAll(async () => {
     c = await pgClient();
@@ -109,15 +29,14 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
     breeze = await fakeBreeze();
   });
   afterAll(async () => {
-    breeze.server.close();
-    rmSync(breeze.dir, { recursive: true, force: true });
+    await breeze.close();
     await cleanup(c, name, [schema]);
     await c.end();
   });
 
   test('changes counter, slot lag, commit-to-ack histogram and snapshot progress reach the ingestion endpoint; the connection string never reaches a log line', async () => {
     const ikey = '00000000-0000-0000-0000-000000000000';
-    const connectionString = `InstrumentationKey=${ikey};IngestionEndpoint=http://127.0.0.1:${breeze.port}/`;
+    const connectionString = breeze.connectionString(ikey);
     const topic = await TopicCollector.start([`${name}_events`]);
     const child = spawnReader(
       readerEnv(name, {
@@ -163,13 +82,13 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
         );
       } catch (err) {
         throw new Error(
-          `${(err as Error).message}; metrics seen: ${[...new Set(breeze.envelopes.flatMap((e) => e.data.baseData.metrics.map((m) => m.name)))].join(', ')}; requests: ${JSON.stringify(breeze.requests.slice(0, 3))}; logs: ${JSON.stringify(child.lines.filter((l) => l.level === 'warn' || l.level === 'error').slice(-5))}`,
+          `${(err as Error).message}; metrics seen: ${[...new Set(breeze.envelopes.flatMap((e) => (e.data.baseData.metrics ?? []).map((m) => m.name)))].join(', ')}; requests: ${JSON.stringify(breeze.requests.slice(0, 3))}; logs: ${JSON.stringify(child.lines.filter((l) => l.level === 'warn' || l.level === 'error').slice(-5))}`,
           { cause: err },
         );
       }
 
       // Envelope shape as the exporter sends it to Breeze.
-      const env = breeze.envelopes.find((e) => e.data.baseData.metrics.some((m) => m.name === 'cdc.reader.changes'))!;
+      const env = breeze.envelopes.find((e) => (e.data.baseData.metrics ?? []).some((m) => m.name === 'cdc.reader.changes'))!;
       expect(env).toMatchObject({ name: 'Microsoft.ApplicationInsights.Metric', iKey: ikey, data: { baseType: 'MetricData' } });
       expect(env.tags?.['ai.cloud.role']).toBe('pg-cdc-reader');
       expect(env.data.baseData.properties).toMatchObject({ 'cdc.slot': name, 'cdc.table': table });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { processBatch } from '../../src/shared/batch/processBatch.js';
-import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink } from '../../src/shared/batch/types.js';
+import type { BatchInfo, BatchReport, EventRecord, PreparedRecord, RecordOutcome, Sink } from '../../src/shared/batch/types.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import type { DeadLetterStore } from '../../src/shared/deadletter/types.js';
 import { BatchProcessingError, ConfigError, PermanentRecordError, TransientSinkError } from '../../src/shared/core/errors.js';
@@ -40,6 +40,43 @@ class FakeSink implements Sink<number> {
 }
 
 describe('processBatch', () => {
+  it('reports commit-to-write latency for the written records only', async () => {
+    // Prepare: committed 1.5 s and 3 s ago; one record the sink rejects, one poison, one skipped.
+    const now = Date.now();
+    const sink = new FakeSink(new Map([[3, { status: 'deadLetter', reason: 'mapping' }]]));
+    const bodies = [
+      changeEvent({ after: order(1), tsMs: now - 1500 }),
+      changeEvent({ after: order(2), tsMs: now - 3000 }),
+      changeEvent({ after: order(3), tsMs: now - 1500 }),
+      changeEvent({ table: 'retail.poison', tsMs: now - 1500 }),
+      changeEvent({ table: 'retail.skip_me', tsMs: now - 1500 }),
+    ];
+    // Act
+    const report = await processBatch(records(bodies), { sink, deadLetters: new MemoryDeadLetterStore(), batch });
+    const after = Date.now();
+    // Assess: two entries, in record order, each between its age at the start and at the end.
+    expect(report).toMatchObject({ ok: 2, deadLettered: 2, skipped: 1 });
+    expect(report.commitToWriteMs).toHaveLength(2);
+    const [first, second] = report.commitToWriteMs as [number, number];
+    expect(first).toBeGreaterThanOrEqual(1500);
+    expect(first).toBeLessThanOrEqual(after - (now - 1500));
+    expect(second).toBeGreaterThanOrEqual(3000);
+    expect(second).toBeLessThanOrEqual(after - (now - 3000));
+  });
+
+  it('reports no latency when the write fails', async () => {
+    const sink = new FakeSink(new Map(), new TransientSinkError('down'));
+    let report: BatchReport | undefined;
+    const thrown = await processBatch(records([changeEvent({ after: order(1) })]), {
+      sink,
+      deadLetters: new MemoryDeadLetterStore(),
+      batch,
+      onReport: (r) => (report = r),
+    }).catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(BatchProcessingError);
+    expect(report).toMatchObject({ retried: 1, commitToWriteMs: [] });
+  });
+
   it('applies good records, dead-letters poison and skips tombstones in a mixed batch', async () => {
     // Prepare
     const sink = new FakeSink();

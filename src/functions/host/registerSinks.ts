@@ -6,10 +6,14 @@ import type { Logger } from '../../shared/core/logger.js';
 import { SINKS, type SinkDefinition } from '../../shared/sinks/registry.js';
 import { createEventHubBatchHandler } from './eventHubBatchHandler.js';
 import type { TriggerOrigin } from './fromTriggerMetadata.js';
+import type { FunctionsTelemetry } from './telemetry.js';
 import { BODY_DATA_TYPE, consumerGroup, EVENT_HUB_CONNECTION, eventHubName, eventHubNamespace, retryPolicy, type SinkTriggerOptions } from './settings.js';
 
-/** The trigger of one sink: batches of binary bodies, its own consumer group, retries that hold the checkpoint. */
-export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTriggerOptions {
+/**
+ * The trigger of one sink: batches of binary bodies, its own consumer group, retries that hold the
+ * checkpoint; with `telemetry`, a span and the batch metrics per invocation.
+ */
+export function sinkTriggerOptions(definition: SinkDefinition, env: Env, telemetry?: FunctionsTelemetry): SinkTriggerOptions {
   return {
     connection: EVENT_HUB_CONNECTION,
     eventHubName: eventHubName(env),
@@ -22,6 +26,7 @@ export function sinkTriggerOptions(definition: SinkDefinition, env: Env): SinkTr
     handler: createEventHubBatchHandler(
       lazy((logger: Logger) => definition.depsFromEnv(env, logger)),
       triggerOrigin(env, definition),
+      telemetry,
     ),
   };
 }
@@ -35,6 +40,6 @@ export function triggerOrigin(env: Env, definition: SinkDefinition): TriggerOrig
   };
 }
 
-export function registerSinks(env: Env, sinks: readonly SinkDefinition[] = SINKS): void {
-  for (const definition of sinks) app.eventHub(definition.name, sinkTriggerOptions(definition, env));
+export function registerSinks(env: Env, sinks: readonly SinkDefinition[] = SINKS, telemetry?: FunctionsTelemetry): void {
+  for (const definition of sinks) app.eventHub(definition.name, sinkTriggerOptions(definition, env, telemetry));
 }

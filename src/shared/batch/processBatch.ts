@@ -61,15 +61,21 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
     }
   });
 
+  let writtenAt = Number.NaN;
   if (prepared.length > 0) {
     try {
       const failures = await sink.write(prepared, batch, { logger });
+      writtenAt = Date.now();
       for (const [index, outcome] of failures) outcomes[index] = outcome;
     } catch (error) {
       const outcome = outcomeOfIoError(error);
       for (const p of prepared) outcomes[p.index] = outcome;
     }
   }
+  // End-to-end latency of what this write made durable: commit in PostgreSQL to the sink's answer.
+  const commitToWriteMs = prepared
+    .filter((p) => outcomes[p.index]?.status === 'ok' && Number.isFinite(p.event.source.ts_ms))
+    .map((p) => writtenAt - p.event.source.ts_ms);
 
   // Dead-letters are written before deciding the invocation's fate; a record whose dead-letter
   // cannot be stored is retried, never dropped.
@@ -90,7 +96,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
     }),
   );
 
-  const report: BatchReport = { total: records.length, ok: 0, skipped: 0, deadLettered: 0, retried: 0, outcomes };
+  const report: BatchReport = { total: records.length, ok: 0, skipped: 0, deadLettered: 0, retried: 0, outcomes, commitToWriteMs };
   const retryErrors: unknown[] = [];
   for (const outcome of outcomes) {
     if (outcome.status === 'ok') report.ok++;

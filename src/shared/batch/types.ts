@@ -77,4 +77,10 @@ export interface BatchReport {
   deadLettered: number;
   retried: number;
   outcomes: RecordOutcome[];
+  /**
+   * For each record the sink wrote in this batch (status `ok` after the write), the milliseconds
+   * from its commit in PostgreSQL (`source.ts_ms`) to the sink's answer; empty when nothing was
+   * written. Records that were skipped, dead-lettered or are to be retried have no entry.
+   */
+  commitToWriteMs: number[];
 }
