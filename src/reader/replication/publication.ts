@@ -106,18 +106,37 @@ export interface PublicationRisk {
 }
 
 /**
+ * SQL: the tables publication `p` (a pg_publication alias) covers, as `relid`: from the catalog itself,
+ * not the pg_publication_tables view, whose per-publication function fails for a publication dropped
+ * while the query runs (other sessions create and drop publications at any time). FOR ALL TABLES: every
+ * ordinary or partitioned permanent table outside the system schemas; else the listed tables and
+ * (PostgreSQL 15+) the tables of the listed schemas.
+ */
+const coveredSql = (withSchemas: boolean): string => `
+    SELECT c.oid AS relid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE p.puballtables AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND ${USER_SCHEMAS}
+    UNION SELECT pr.prrelid FROM pg_catalog.pg_publication_rel pr WHERE NOT p.puballtables AND pr.prpubid = p.oid
+    ${
+      withSchemas
+        ? `UNION SELECT c.oid FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_class c ON c.relnamespace = pn.pnnspid
+            WHERE NOT p.puballtables AND pn.pnpubid = p.oid AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p'`
+        : ''
+    }`;
+
+/**
  * Every publication of the database (not only the reader's) that publishes updates or deletes and
  * covers a table without a usable replica identity, with that table (a partitioned table's partitions
  * are checked one by one); and every FOR ALL TABLES publication, which puts each table created later
  * without a key at risk too.
  */
 export async function publicationRisks(client: Client): Promise<{ risks: PublicationRisk[]; allTablesPublications: string[] }> {
+  const version = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  const withSchemas = Number(version.rows[0]?.v ?? 0) >= 150000;
   const risks = await client.query<{ publication: string; all_tables: boolean; table: string; problem: string }>(
     `SELECT DISTINCT p.pubname::text AS publication, p.puballtables AS all_tables, lc.oid::regclass::text AS table, pr.problem
        FROM pg_catalog.pg_publication p
-       JOIN pg_catalog.pg_publication_tables pt ON pt.pubname = p.pubname
-       JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname
-       JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+       CROSS JOIN LATERAL (${coveredSql(withSchemas)}) covered
+       JOIN pg_catalog.pg_class c ON c.oid = covered.relid
        CROSS JOIN LATERAL (SELECT c.oid AS relid WHERE c.relkind <> 'p'
                            UNION ALL SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t WHERE c.relkind = 'p' AND t.isleaf) l
        JOIN pg_catalog.pg_class lc ON lc.oid = l.relid
@@ -134,13 +153,12 @@ export async function publicationRisks(client: Client): Promise<{ risks: Publica
   };
 }
 
-/** The relations a publication publishes, by oid (partitioned tables themselves, with publish_via_partition_root). */
+/** The relations a listed publication names, by oid (a partitioned table itself, not its partitions). */
 export async function publicationMembers(client: Client, name: string): Promise<Set<number>> {
+  const version = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
   const { rows } = await client.query<{ oid: number }>(
-    `SELECT c.oid::int AS oid FROM pg_catalog.pg_publication_tables pt
-       JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname
-       JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
-      WHERE pt.pubname = $1`,
+    `SELECT covered.relid::int AS oid FROM pg_catalog.pg_publication p CROSS JOIN LATERAL (${coveredSql(Number(version.rows[0]?.v ?? 0) >= 150000)}) covered
+      WHERE p.pubname = $1`,
     [name],
   );
   return new Set(rows.map((r) => Number(r.oid)));
@@ -199,8 +217,6 @@ export async function ensurePublication(
     state = 'updated';
   }
   if (mode === 'all-tables') return state;
-  // Read after the option is set: pg_publication_tables then lists a published partitioned table itself,
-  // not its partitions (before, a listed parent looked missing and ADD TABLE failed: already a member).
   const have = await publicationMembers(client, name);
   const missing = tables.filter((t) => !have.has(t.oid));
   if (missing.length === 0) return state;
@@ -238,11 +254,14 @@ export class PublicationKeeper {
 
   constructor(private readonly deps: KeeperDeps) {}
 
-  /** At start-up: logs the skipped tables (discovery), removes members at risk, logs the risky publications. */
+  /**
+   * At start-up: logs the skipped tables (discovery), removes members at risk, logs the risky
+   * publications. A failure here is logged, not fatal: the publication itself is in place, and the
+   * next refresh tries again.
+   */
   async startUp(candidates: CandidateTable[] | null): Promise<void> {
     if (candidates) this.reportSkips(candidates, 'at start-up');
-    await this.keep();
-    await this.reportRisks();
+    await this.refresh();
   }
 
   /** One round; never throws (logged), never two at once. */
