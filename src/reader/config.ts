@@ -14,6 +14,12 @@ export { ConfigError };
 export type SnapshotMode = 'initial' | 'never' | 'initial_only';
 /** `native`: the reader's own event (docs/reader.md "The event"); `debezium`: what Debezium's connector writes. */
 export type EventFormat = 'native' | 'debezium';
+/**
+ * `tables`: the publication lists tables (CDC_TABLES, or every table with a usable replica identity), so
+ * PostgreSQL never refuses a write because of it; `all-tables`: `FOR ALL TABLES` (opt-in: PostgreSQL then
+ * refuses UPDATE and DELETE on any table without a replica identity). docs/reader.md "Publication".
+ */
+export type PublicationMode = 'tables' | 'all-tables';
 
 export interface TableRef {
   schema: string;
@@ -25,8 +31,11 @@ export interface ReaderConfig {
   pg: PgSettings;
   slotName: string;
   publicationName: string;
-  /** null = every table (publication FOR ALL TABLES). */
+  /** null = every table that has a usable replica identity (or, in `all-tables` mode, every table). */
   tables: TableRef[] | null;
+  publicationMode: PublicationMode;
+  /** How often the reader adds new qualifying tables and checks the publications (0 = at start-up only). */
+  publicationRefreshMs: number;
   snapshotMode: SnapshotMode;
   snapshotChunkRows: number;
   stateSchema: string;
@@ -220,12 +229,23 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
   if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(container))
     throw new ConfigError('DEADLETTER_CONTAINER', 'a Blob container name (3-63 lower-case letters, digits, -)', container);
   const stateSchema = getString(env, 'CDC_STATE_SCHEMA', 'cdc_reader');
+  const tables = tablesRaw === undefined || tablesRaw === '*' ? null : parseTableList(tablesRaw);
+  const publicationMode = getOneOf<PublicationMode>(env, 'CDC_PUBLICATION_MODE', ['tables', 'all-tables'], 'tables');
+  // FOR ALL TABLES publishes every table: with a list it would stream tables the list leaves out.
+  if (publicationMode === 'all-tables' && tables !== null)
+    throw new ConfigError(
+      'CDC_PUBLICATION_MODE',
+      'tables (the default) when CDC_TABLES lists tables; all-tables only with CDC_TABLES unset or *',
+      publicationMode,
+    );
 
   return {
     pg: pgSettingsFromEnv(env),
     slotName: slotName(env, 'CDC_SLOT', 'pg_cdc_reader'),
     publicationName: getString(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
-    tables: tablesRaw === undefined || tablesRaw === '*' ? null : parseTableList(tablesRaw),
+    tables,
+    publicationMode,
+    publicationRefreshMs: getInt(env, 'CDC_PUBLICATION_REFRESH_MS', 60_000, { min: 0, max: 86_400_000 }),
     snapshotMode: getOneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
     snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
     stateSchema,

@@ -3,6 +3,8 @@
  * the health port, logged every minute, and observed by the OpenTelemetry instruments of `otel.ts`
  * (Application Insights export), which read these fields and never keep counts of their own.
  */
+import type { SchemaChange } from './replication/schemaChanges.js';
+import { schemaChangeFields } from './replication/schemaChanges.js';
 
 /** Latency histogram: exact percentiles over the most recent `window` samples (a ring buffer). */
 export class Histogram {
@@ -61,7 +63,16 @@ export interface TableSnapshotProgress {
   done: boolean;
 }
 
+/** Schema changes kept for /metrics and the status (the latest ones). */
+export const RECENT_SCHEMA_CHANGES = 10;
+
 export class ReaderMetrics {
+  /** Schema changes seen (Relation messages that differ from the previous one of their table). */
+  schemaChanges = 0;
+  /** `schema.table` (captured name) → schema changes seen. */
+  readonly schemaChangesByTable = new Map<string, number>();
+  /** The latest schema changes, newest last. */
+  readonly recentSchemaChanges: SchemaChange[] = [];
   /** Streamed change events (snapshot rows not included), the sum of `changesByTable`. */
   changes = 0;
   /** schema → table → counts by op. */
@@ -92,6 +103,14 @@ export class ReaderMetrics {
     t.byOp[op] = (t.byOp[op] ?? 0) + 1;
   }
 
+  /** Counts a schema change and keeps it among the latest. */
+  schemaChange(change: SchemaChange): void {
+    this.schemaChanges++;
+    this.schemaChangesByTable.set(change.table, (this.schemaChangesByTable.get(change.table) ?? 0) + 1);
+    this.recentSchemaChanges.push(change);
+    if (this.recentSchemaChanges.length > RECENT_SCHEMA_CHANGES) this.recentSchemaChanges.shift();
+  }
+
   /** Records the snapshot progress of a table; `added` rows were delivered since the last call. */
   snapshotProgress(p: TableSnapshotProgress, added: number): void {
     this.snapshotRows += added;
@@ -118,6 +137,8 @@ export class ReaderMetrics {
       snapshotDone: this.snapshotDone,
       snapshotTables: [...this.snapshotTables.values()],
       claimChecked: this.claimChecked,
+      schemaChanges: this.schemaChanges,
+      recentSchemaChanges: this.recentSchemaChanges.map((c) => ({ ...schemaChangeFields(c), at: c.at })),
       slotLagBytes: this.slotLagBytes,
       slotLagSeconds: this.slotLagSeconds,
       inflightBytes: this.inflightBytes,

@@ -1,7 +1,7 @@
 /**
  * What runs on timers beside the change stream: the metrics tick (every second), the slot lag query
  * (every 10 s), the optional heartbeat message, the metrics log line (every minute) and the broker
- * probe (every 10 s). The timers are unref'd, so they never keep the process alive; `stop()` clears
+ * probe (every 10 s), and the publication check (every `CDC_PUBLICATION_REFRESH_MS`). The timers are unref'd, so they never keep the process alive; `stop()` clears
  * them all.
  */
 import type { Query } from '../shared/events/typeRegistry.js';
@@ -11,6 +11,7 @@ import type { ReaderMetrics } from './metrics.js';
 import type { AckTracker } from './publish/ackTracker.js';
 import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { Pipeline } from './publish/pipeline.js';
+import type { PublicationKeeper } from './replication/publication.js';
 
 export interface MonitorDeps {
   metrics: ReaderMetrics;
@@ -25,6 +26,8 @@ export interface MonitorDeps {
   /** Probed so that a broker gone away shows (on /readyz, in the log) even while nothing is sent. */
   broker: BrokerCheck;
   onBrokerReachable: (reachable: boolean) => void;
+  /** Keeps the publication current every `refreshMs` (0 = never: start-up only). */
+  publication: { keeper: PublicationKeeper; refreshMs: number };
 }
 
 export interface Monitors {
@@ -65,6 +68,8 @@ export function startMonitors(deps: MonitorDeps): Monitors {
     });
   }
   every(60_000, () => log.info('reader metrics', metrics.toJSON()));
+  // New qualifying tables are added, members that lost their identity removed (refresh never throws).
+  if (deps.publication.refreshMs > 0) every(deps.publication.refreshMs, () => void deps.publication.keeper.refresh());
   let probing = false;
   let reachable = true;
   every(BROKER_PROBE_INTERVAL_MS, () => {

@@ -44,6 +44,7 @@ export const METRIC_NAMES = {
   inflightBytes: 'cdc.reader.inflight.bytes',
   snapshotRowsDone: 'cdc.reader.snapshot.rows.done',
   snapshotRowsTotal: 'cdc.reader.snapshot.rows.total',
+  schemaChanges: 'cdc.reader.schema_changes',
 } as const;
 
 /** Routes OpenTelemetry's internal diagnostics (export failures) to the reader's log, warnings and up. */
@@ -119,6 +120,14 @@ export function attachOpenTelemetry(options: OtelOptions, metrics: ReaderMetrics
     })
     .addCallback((r) => {
       for (const t of metrics.snapshotTables.values()) r.observe(t.rowsTotal, { ...base, 'cdc.table': `${t.schema}.${t.table}`, 'cdc.snapshot.done': t.done });
+    });
+  meter
+    .createObservableCounter(METRIC_NAMES.schemaChanges, {
+      description: 'Schema changes seen (Relation messages differing from the previous one of their table), by table',
+      unit: '{change}',
+    })
+    .addCallback((r) => {
+      for (const [table, n] of metrics.schemaChangesByTable) r.observe(n, { ...base, 'cdc.table': table });
     });
   const latency = meter.createHistogram(METRIC_NAMES.commitToAckMs, {
     description: 'Commit time in PostgreSQL to broker acknowledgement of the whole transaction',

@@ -13,7 +13,9 @@ import type { Logger } from '../shared/core/logger.js';
 import { BrokerError, brokerCheckTopics } from './publish/brokerCheck.js';
 import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { CheckedTable, SlotState } from './replication/checks.js';
-import { checkReplicationPrivilege, checkSlotUsable, checkTables, checkWalLevel, ensurePublication, slotState } from './replication/checks.js';
+import { checkReplicationPrivilege, checkSlotUsable, checkTables, checkWalLevel, slotState } from './replication/checks.js';
+import { CapturedTables } from './replication/captured.js';
+import { ensurePublication, PublicationKeeper } from './replication/publication.js';
 import { ProgressStore } from './snapshot/progress.js';
 import type { SnapshotState } from './snapshot/progress.js';
 
@@ -24,20 +26,47 @@ export interface Preflight {
   progress: ProgressStore | null;
   /** What `progress` holds for this slot (null when nothing, or in mode `never`). */
   stored: SnapshotState | null;
+  /** The tables the slot captures, by relation id: their captured names and last shapes. */
+  captured: CapturedTables;
+  /** Keeps the publication current while streaming (`refresh()`). */
+  keeper: PublicationKeeper;
 }
 
 /** Runs the checks on `meta` (connected by `connectDatabase`) and on `broker`, and prepares the publication and the progress table. */
 export async function preflight(meta: pg.Client, broker: BrokerCheck, config: ReaderConfig, log: Logger): Promise<Preflight> {
   await checkWalLevel(meta);
   await checkReplicationPrivilege(meta);
-  const tables = await checkTables(meta, config.tables, config.stateSchema);
   const slot = await slotState(meta, config.slotName);
   checkSlotUsable(config.slotName, slot);
+  const captured = new CapturedTables((sql, params) => meta.query(sql, params), config.stateSchema, config.slotName, log);
+  await captured.init(!slot.exists);
+  const { tables, candidates } = await checkTables(meta, config.tables, {
+    excludeSchema: config.stateSchema,
+    mode: config.publicationMode,
+    captured,
+    log,
+  });
   await checkBroker(broker, config);
-  const publicationState = await ensurePublication(meta, config.publicationName, tables, config.tables === null);
+  const publicationState = await ensurePublication(meta, config.publicationName, config.publicationMode, tables);
+  if (publicationState === 'converted')
+    log.warn(`publication converted to ${config.publicationMode === 'all-tables' ? 'FOR ALL TABLES' : 'a table list'} (CDC_PUBLICATION_MODE)`, {
+      publication: config.publicationName,
+      mode: config.publicationMode,
+    });
+  const keeper = new PublicationKeeper({
+    client: meta,
+    log,
+    publication: config.publicationName,
+    mode: config.publicationMode,
+    configured: config.tables === null ? null : tables.map((t) => t.oid),
+    stateSchema: config.stateSchema,
+    captured,
+  });
+  await keeper.startUp(candidates);
   log.info('start-up checks passed', {
     tables: tables.map((t) => `${t.schema}.${t.table}`),
     publication: config.publicationName,
+    publicationMode: config.publicationMode,
     publicationState,
     slot: config.slotName,
     slotExists: slot.exists,
@@ -46,7 +75,7 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
   if (progress) await progress.init();
   // Loaded only for an existing slot: a fresh slot plans its progress anew.
   const stored = progress && slot.exists ? await progress.load() : null;
-  return { tables, slot, progress, stored };
+  return { tables, slot, progress, stored, captured, keeper };
 }
 
 /** The broker connection and authentication (with the configured security protocol and SASL), and the topic. */

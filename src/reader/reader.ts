@@ -333,6 +333,8 @@ export class Reader {
       confirmedFlush: slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : null,
       onFatal: (err) => this.fail(err),
       onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
+      captured: session.captured,
+      onSchemaChange: (change) => this.metrics.schemaChange(change),
     });
     await this.untilFailed(this.stream.start());
     if (this.stopping) return;
@@ -347,6 +349,7 @@ export class Reader {
       log,
       broker: this.deps.broker,
       onBrokerReachable: (reachable) => (this.brokerReachable = reachable),
+      publication: { keeper: session.keeper, refreshMs: config.publicationRefreshMs },
     });
   }
 

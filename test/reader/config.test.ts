@@ -12,6 +12,8 @@ describe('config', () => {
       slotName: 'pg_cdc_reader',
       publicationName: 'pg_cdc_publication',
       tables: null,
+      publicationMode: 'tables',
+      publicationRefreshMs: 60_000,
       snapshotMode: 'initial',
       topic: 'cdc-events',
       topicTemplate: null,
@@ -71,6 +73,17 @@ describe('config', () => {
 
   test('a secret in a bad value is not echoed', () => {
     expect(() => loadConfig({ EVENTHUBS_CONNECTION_STRING: 'SharedAccessKey=topsecret' })).toThrow(/redacted/);
+  });
+
+  test('CDC_PUBLICATION_MODE: tables by default; all-tables only without a table list, refused with one naming why', () => {
+    expect(loadConfig({ ...base, CDC_PUBLICATION_MODE: 'all-tables' }).publicationMode).toBe('all-tables');
+    expect(loadConfig({ ...base, CDC_PUBLICATION_MODE: 'all-tables', CDC_TABLES: '*' }).tables).toBeNull();
+    expect(() => loadConfig({ ...base, CDC_PUBLICATION_MODE: 'all-tables', CDC_TABLES: 'app.t' })).toThrow(
+      /CDC_PUBLICATION_MODE.*when CDC_TABLES lists tables/,
+    );
+    expect(() => loadConfig({ ...base, CDC_PUBLICATION_MODE: 'all' })).toThrow(ConfigError);
+    expect(loadConfig({ ...base, CDC_PUBLICATION_REFRESH_MS: '0' }).publicationRefreshMs).toBe(0);
+    expect(() => loadConfig({ ...base, CDC_PUBLICATION_REFRESH_MS: 'soon' })).toThrow(/CDC_PUBLICATION_REFRESH_MS/);
   });
 
   test('table list: quoting, case folding, weird names', () => {

@@ -297,3 +297,66 @@ export async function startupError(env: Record<string, string>): Promise<Startup
   expect(err).toBeInstanceOf(StartupError);
   return err as StartupError;
 }
+
+/**
+ * A database of its own on the shared server, for tests of the reader without a table list or with a
+ * FOR ALL TABLES publication: those cover every table of their database, and other tests' tables (some
+ * keyless) must not be put at risk or streamed. `drop()` drops its slots, then the database.
+ */
+export interface PrivateDatabase {
+  name: string;
+  /** A session in it. */
+  client: pg.Client;
+  drop(): Promise<void>;
+}
+
+export async function privateDatabase(prefix: string): Promise<PrivateDatabase> {
+  const name = uniqueName(prefix);
+  const admin = await pgClient();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  const client = new pg.Client({ ...serviceEnv().pg, database: name });
+  await client.connect();
+  return {
+    name,
+    client,
+    drop: async () => {
+      await client.end().catch(() => undefined);
+      await eventually(
+        'slots of the database inactive',
+        async () => {
+          const r = await admin.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = $1 AND active', [name]);
+          return (r.rows[0] as { n: number }).n === 0 ? true : undefined;
+        },
+        20_000,
+      );
+      await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [name]);
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+/** A publisher whose sends wait while held (a broker holding the reader back: the reader then lags behind the WAL). */
+export class GatedPublisher implements Publisher, BrokerCheck {
+  private gate: Promise<void> | null = null;
+  private openGate: (() => void) | null = null;
+  constructor(readonly inner: KafkaPublisher) {}
+  hold(): void {
+    this.gate ??= new Promise<void>((resolve) => (this.openGate = resolve));
+  }
+  release(): void {
+    this.openGate?.();
+    this.gate = null;
+    this.openGate = null;
+  }
+  async send(records: OutRecord[]): Promise<void> {
+    while (this.gate) await this.gate;
+    return this.inner.send(records);
+  }
+  check(topics: string[]): Promise<void> {
+    return this.inner.check(topics);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

@@ -34,7 +34,7 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
     await c.end();
   });
 
-  test('changes counter, slot lag, commit-to-ack histogram and snapshot progress reach the ingestion endpoint; the connection string never reaches a log line', async () => {
+  test('changes counter, schema changes counter, slot lag, commit-to-ack histogram and snapshot progress reach the ingestion endpoint; the connection string never reaches a log line', async () => {
     const ikey = '00000000-0000-0000-0000-000000000000';
     const connectionString = breeze.connectionString(ikey);
     const topic = await TopicCollector.start([`${name}_events`]);
@@ -58,7 +58,10 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
       for (let i = 100; i < 110; i++) await c.query(`INSERT INTO ${table} VALUES ($1, 'new')`, [i]);
       for (let i = 100; i < 106; i++) await c.query(`UPDATE ${table} SET v = 'upd' WHERE id = $1`, [i]);
       for (let i = 1; i <= 4; i++) await c.query(`DELETE FROM ${table} WHERE id = $1`, [i]);
-      await topic.waitFor('20 streamed changes', (ev) => ev.filter((e) => e.op !== 'r').length >= 20);
+      // A schema change, seen with the insert after it: the 21st change.
+      await c.query(`ALTER TABLE ${table} ADD COLUMN extra text`);
+      await c.query(`INSERT INTO ${table} VALUES (300, 'after', 'x')`);
+      await topic.waitFor('21 streamed changes', (ev) => ev.filter((e) => e.op !== 'r').length >= 21);
 
       const sum = (n: string, filter: (p: Record<string, string>) => boolean = () => true) =>
         points(breeze.envelopes, n)
@@ -70,10 +73,11 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
           'exported changes, latency and slot lag',
           () => {
             const lat = points(breeze.envelopes, 'cdc.reader.commit_to_ack.ms');
-            return byOp('c') >= 10 &&
+            return byOp('c') >= 11 &&
               byOp('u') >= 6 &&
               byOp('d') >= 4 &&
-              lat.reduce((a, p) => a + (p.count ?? 0), 0) >= 20 &&
+              lat.reduce((a, p) => a + (p.count ?? 0), 0) >= 21 &&
+              sum('cdc.reader.schema_changes', (p) => p['cdc.table'] === table) >= 1 &&
               points(breeze.envelopes, 'cdc.reader.slot.lag.bytes').length > 0
               ? true
               : undefined;
@@ -95,12 +99,13 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
       expect(breeze.requests.every((r) => /\/v2\.1\/track$/.test(r.path))).toBe(true);
 
       // Delta counter: the exported deltas add up to exactly the streamed changes (no more, no fewer).
-      expect(byOp('c')).toBe(10);
+      expect(byOp('c')).toBe(11);
       expect(byOp('u')).toBe(6);
       expect(byOp('d')).toBe(4);
+      expect(sum('cdc.reader.schema_changes', (p) => p['cdc.table'] === table)).toBe(1);
       // Histogram: one sample per transaction, plausible latencies (ms, positive, below a minute).
       const lat = points(breeze.envelopes, 'cdc.reader.commit_to_ack.ms');
-      expect(lat.reduce((a, p) => a + (p.count ?? 0), 0)).toBe(20);
+      expect(lat.reduce((a, p) => a + (p.count ?? 0), 0)).toBe(21);
       for (const p of lat.filter((x) => (x.count ?? 0) > 0)) {
         expect(p.min).toBeGreaterThanOrEqual(0);
         expect(p.max).toBeLessThan(60_000);

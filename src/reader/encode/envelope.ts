@@ -28,6 +28,8 @@ export interface EnvelopeInput {
   unchangedToast?: string[];
   /** `source.types`: type names of the columns whose JSON value does not tell the type (TypeRegistry.columnTypes). */
   columnTypes?: Record<string, string> | undefined;
+  /** `source.renamed_to`: the table's current `schema.table` when it differs from its captured name (docs/reader.md "Renames"). */
+  renamedTo?: string | undefined;
   /** `old_key`: on the create of a primary-key change, the row's previous key (docs/reader.md). */
   oldKey?: RowImage | undefined;
   /**
@@ -65,6 +67,7 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
   };
   if (input.unchangedToast && input.unchangedToast.length > 0) event.source.unchanged_toast = input.unchangedToast;
   if (input.columnTypes !== undefined) event.source.types = input.columnTypes;
+  if (input.renamedTo !== undefined) event.source.renamed_to = input.renamedTo;
   if (input.oldKey !== undefined) event.old_key = input.oldKey;
   if (input.columns !== undefined) (event as EventWithColumns)[EVENT_COLUMNS] = input.columns;
   return event;
@@ -95,7 +98,8 @@ export function serializeEvent(event: ChangeEvent, keyJson: string | null): stri
     `{"before":${row(event.before)},"after":${row(event.after)},"source":{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},` +
     `"ts_ms":${num(s.ts_ms)},"snapshot":${J(s.snapshot)},"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},` +
     `"lsn":${num(s.lsn)},"sequence":${str(s.sequence)}${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}` +
-    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}${s.types === undefined ? '' : `,"types":${types(s.types)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}${event.old_key === undefined ? '' : `,"old_key":${J(event.old_key)}`}}`
+    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}${s.types === undefined ? '' : `,"types":${types(s.types)}`}` +
+    `${s.renamed_to === undefined ? '' : `,"renamed_to":${J(s.renamed_to)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}${event.old_key === undefined ? '' : `,"old_key":${J(event.old_key)}`}}`
   );
 }
 

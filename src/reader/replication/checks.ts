@@ -2,13 +2,26 @@
  * Start-up checks. Each failure is a StartupError whose message says what is wrong and how to fix it.
  */
 import type { Client } from 'pg';
-import type { TableRef } from '../config.js';
+import type { PublicationMode, TableRef } from '../config.js';
 import { StartupError } from '../errors.js';
-import { catalogKeyColumns, tableCatalog } from '../../shared/events/pgTables.js';
+import { catalogKeyColumns, tableCatalog, tableCatalogByOid } from '../../shared/events/pgTables.js';
+import type { TableCatalog } from '../../shared/events/pgTables.js';
 import { qualified, quoteIdent } from '../../shared/core/sql.js';
+import type { Logger } from '../../shared/core/logger.js';
+import type { CapturedTables } from './captured.js';
+import { discoverTables, identityProblems, skipFix } from './publication.js';
+import type { CandidateTable } from './publication.js';
 
 export interface CheckedTable extends TableRef {
+  /**
+   * `schema`/`table`: the name the slot captured the table under (`CapturedTables`), the name of its
+   * events; the table's current name when it was not renamed since.
+   */
   oid: number;
+  /** The table's current name, quoted, for SQL. */
+  relation: string;
+  /** Its current `schema.table` when it differs from the captured name (renamed): `source.renamed_to`. */
+  renamedTo?: string;
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
   primaryKey: string[];
   /**
@@ -52,32 +65,61 @@ export async function checkReplicationPrivilege(client: Client): Promise<void> {
   }
 }
 
-/** Resolves and checks the tables to capture: existence, SELECT privilege, key / replica identity. */
-export async function checkTables(client: Client, tables: TableRef[] | null, excludeSchema?: string): Promise<CheckedTable[]> {
-  let refs: TableRef[];
+export interface TableSelection {
+  tables: CheckedTable[];
+  /** Without CDC_TABLES: every table considered, with why each skipped one is (null with a list). */
+  candidates: CandidateTable[] | null;
+}
+
+/**
+ * Resolves and checks the tables to capture. With CDC_TABLES: each must exist (a name the slot captured
+ * a renamed table under is found by its relation id), be readable and have a usable replica identity,
+ * or the reader does not start. Without: every table that qualifies (`discoverTables`); the others are
+ * skipped and named by the caller.
+ */
+export async function checkTables(
+  client: Client,
+  tables: TableRef[] | null,
+  opts: { excludeSchema: string; mode: PublicationMode; captured: CapturedTables; log: Logger },
+): Promise<TableSelection> {
+  const query = (sql: string, params: unknown[]) => client.query(sql, params);
   if (tables === null) {
-    const { rows } = await client.query<{ schema: string; table: string }>(
-      `SELECT n.nspname::text AS schema, c.relname::text AS table
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-        ORDER BY 1, 2`,
-    );
-    refs = rows.filter((r) => r.schema !== excludeSchema);
-  } else refs = tables;
+    const candidates = await discoverTables(client, opts.excludeSchema, opts.mode === 'tables');
+    const out: CheckedTable[] = [];
+    for (const t of candidates.filter((c) => c.skip === null)) {
+      const r = await tableCatalogByOid(query, t.oid);
+      if (r) out.push(await checked(r, opts.captured, opts.log));
+    }
+    return { tables: out, candidates };
+  }
   const out: CheckedTable[] = [];
-  for (const t of refs) {
-    const r = await tableCatalog((sql, params) => client.query(sql, params), t.schema, t.table);
+  for (const t of tables) {
     const name = qualified(t.schema, t.table);
+    let r = await tableCatalog(query, t.schema, t.table);
+    if (!r) {
+      // Renamed since this slot captured it: the publication and the slot follow it by its relation id.
+      const oid = opts.captured.oidOf(t.schema, t.table);
+      r = oid === undefined ? undefined : await tableCatalogByOid(query, oid);
+      if (r)
+        opts.log.warn('CDC_TABLES names a table that was renamed: following it by its relation id', {
+          configured: `${t.schema}.${t.table}`,
+          now: `${r.schema}.${r.table}`,
+          oid: r.oid,
+          events: `keep source.schema/source.table ${t.schema}.${t.table} (the name it was captured under), with source.renamed_to ${r.schema}.${r.table}`,
+          fix: `put ${qualified(r.schema, r.table)} in CDC_TABLES in place of ${name} (the events keep their name either way)`,
+        });
+    }
     if (!r)
       throw new StartupError(
         'TABLE_NOT_FOUND',
-        `table ${name} does not exist (CDC_TABLES lists it). Check the name; quote parts with upper case or punctuation: "My Schema"."My Table".`,
+        `table ${name} does not exist (CDC_TABLES lists it), and this slot has captured no table of that name that was renamed since. ` +
+          `Check the name; quote parts with upper case or punctuation: "My Schema"."My Table". If it was renamed before this slot captured it, put its new name in CDC_TABLES.`,
       );
+    const current = qualified(r.schema, r.table);
     if (!r.canSelect) {
       throw new StartupError(
         'MISSING_SELECT_PRIVILEGE',
-        `no SELECT privilege on ${name} (needed for the snapshot and TOAST handling). Fix: GRANT SELECT ON ${name} TO current_user's role, e.g. GRANT SELECT ON ${name} TO ${quoteIdent('<reader role>')};`,
+        `no SELECT privilege on ${current} (needed for the snapshot and TOAST handling). Fix: GRANT SELECT ON ${current} TO current_user's role, e.g. GRANT SELECT ON ${current} TO ${quoteIdent('<reader role>')};`,
       );
     }
     const pk = r.primaryKey;
@@ -85,25 +127,49 @@ export async function checkTables(client: Client, tables: TableRef[] | null, exc
     if (ident === 'n' || (ident === 'd' && pk.length === 0)) {
       throw new StartupError(
         'NO_PRIMARY_KEY_OR_REPLICA_IDENTITY',
-        `table ${name} has ${ident === 'n' ? 'REPLICA IDENTITY NOTHING' : 'no primary key'}, so updates and deletes cannot be captured by key. ` +
-          `Fix: add a primary key (ALTER TABLE ${name} ADD PRIMARY KEY (...)), or ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <unique index>).`,
+        `table ${current} has ${ident === 'n' ? 'REPLICA IDENTITY NOTHING' : 'no primary key'}, so updates and deletes cannot be captured by key. ` +
+          `Fix: add a primary key (ALTER TABLE ${current} ADD PRIMARY KEY (...)), or ALTER TABLE ${current} REPLICA IDENTITY FULL (or USING INDEX <unique index>).`,
       );
     }
-    if (ident === 'd' && r.primaryKeyDeferrable) {
-      // PostgreSQL cannot use a deferrable key as replica identity: once the table is published, the
-      // application's own UPDATE and DELETE on it fail ("does not have a replica identity").
+    // PostgreSQL cannot use a deferrable key as replica identity, nor a dropped identity index, and checks
+    // each partition's own identity: once published, the application's UPDATE and DELETE there would fail.
+    const problem = (await identityProblems(client, [r.oid])).get(r.oid);
+    if (problem !== undefined) {
       throw new StartupError(
         'NO_PRIMARY_KEY_OR_REPLICA_IDENTITY',
-        `table ${name} has a DEFERRABLE primary key, which PostgreSQL cannot use as replica identity: publishing it would make every UPDATE and DELETE on it fail. ` +
-          `Fix: ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX <a non-deferrable unique index on NOT NULL columns>).`,
+        `table ${current} has ${problem}: publishing it would make PostgreSQL refuse every UPDATE and DELETE on it. ` +
+          `Fix: ${skipFix(current, problem)} (for a partition: on that partition; USING INDEX <a non-deferrable unique index on NOT NULL columns> also works).`,
       );
     }
-    // The columns the server will flag as the replica identity in its Relation message, so the snapshot
-    // keys rows exactly as the stream will (eventKeyColumns).
-    const { keyColumns, wholeRowKey } = catalogKeyColumns(r);
-    out.push({ schema: t.schema, table: t.table, oid: r.oid, replicaIdentity: ident, primaryKey: pk, keyColumns, wholeRowKey });
+    out.push(await checked(r, opts.captured, opts.log));
   }
-  return out;
+  return { tables: out, candidates: null };
+}
+
+/** A checked table under the name the slot captured it (registered now when it is new). */
+async function checked(r: TableCatalog, captured: CapturedTables, log: Logger): Promise<CheckedTable> {
+  const name = await captured.register(r.oid, r.schema, r.table);
+  const renamed = name.schema !== r.schema || name.table !== r.table;
+  if (renamed)
+    log.info('table renamed since it was captured: its events keep the captured name', {
+      captured: `${name.schema}.${name.table}`,
+      now: `${r.schema}.${r.table}`,
+      oid: r.oid,
+    });
+  // The columns the server will flag as the replica identity in its Relation message, so the snapshot
+  // keys rows exactly as the stream will (eventKeyColumns).
+  const { keyColumns, wholeRowKey } = catalogKeyColumns(r);
+  return {
+    schema: name.schema,
+    table: name.table,
+    oid: r.oid,
+    relation: qualified(r.schema, r.table),
+    ...(renamed ? { renamedTo: `${r.schema}.${r.table}` } : {}),
+    replicaIdentity: r.relreplident,
+    primaryKey: r.primaryKey,
+    keyColumns,
+    wholeRowKey,
+  };
 }
 
 export interface SlotState {
@@ -147,48 +213,4 @@ export function checkSlotUsable(slot: string, state: SlotState): void {
       `replication slot ${quoteIdent(slot)} uses output plugin '${state.plugin ?? '?'}', not pgoutput. Choose another CDC_SLOT or drop it: SELECT pg_drop_replication_slot('${slot}');`,
     );
   }
-}
-
-/**
- * Creates the publication when missing; adds listed tables missing from an existing one.
- *
- * Always with `publish_via_partition_root = true` (an existing publication without it is altered): a
- * partitioned table's changes are then published under the parent's name, as its snapshot rows are
- * (`SELECT` from the parent), instead of under each partition's name, so every event of the table has one
- * schema.table and sinks route them together. (PostgreSQL 13+.)
- */
-export async function ensurePublication(
-  client: Client,
-  name: string,
-  tables: CheckedTable[],
-  allTables: boolean,
-): Promise<'created' | 'updated' | 'unchanged'> {
-  const { rows } = await client.query<{ puballtables: boolean; pubviaroot: boolean }>(
-    'SELECT puballtables, pubviaroot FROM pg_catalog.pg_publication WHERE pubname = $1',
-    [name],
-  );
-  const list = tables.map((t) => qualified(t.schema, t.table)).join(', ');
-  const options = 'WITH (publish_via_partition_root = true)';
-  if (!rows[0]) {
-    if (allTables) await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES ${options}`);
-    else await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list} ${options}`);
-    return 'created';
-  }
-  let state: 'updated' | 'unchanged' = 'unchanged';
-  if (!rows[0].pubviaroot) {
-    await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET (publish_via_partition_root = true)`);
-    state = 'updated';
-  }
-  if (rows[0].puballtables) return state;
-  // Read after the option is set: pg_publication_tables then lists a published partitioned table itself,
-  // not its partitions (before, a listed parent looked missing and ADD TABLE failed: already a member).
-  const existing = await client.query<{ schemaname: string; tablename: string }>(
-    'SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables WHERE pubname = $1',
-    [name],
-  );
-  const have = new Set(existing.rows.map((r) => `${r.schemaname}\u0000${r.tablename}`));
-  const missing = tables.filter((t) => !have.has(`${t.schema}\u0000${t.table}`));
-  if (missing.length === 0) return state;
-  await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing.map((t) => qualified(t.schema, t.table)).join(', ')}`);
-  return 'updated';
 }

@@ -10,8 +10,11 @@ import type { DebeziumColumn } from '../encode/debezium.js';
 
 export interface RelationInfo {
   oid: number;
+  /** The name the table was captured under (`CapturedTables`): its events' `source.schema`/`source.table`. */
   schema: string;
   table: string;
+  /** Its name in this Relation message, when it differs from the captured one: `source.renamed_to`. */
+  renamedTo?: string;
   replicaIdentity: ReplicaIdentity;
   /** `typmod`: the Relation message's type modifier (atttypmod, −1 for none). */
   columns: { name: string; typeOid: number; typmod: number; decode: Decoder }[];
@@ -52,6 +55,8 @@ export async function describeRelation(
     replicaIdentity: RelationInfo['replicaIdentity'];
     columns: { name: string; typeOid: number; typeMod: number; flags: number }[];
   },
+  /** The captured name (the message's own when not given). */
+  captured: { schema: string; table: string } = { schema: msg.schema, table: msg.name },
 ): Promise<RelationInfo> {
   await types.ensure(msg.columns.map((c) => c.typeOid));
   const { primaryKey, primaryKeyDeferrable, identityIndex } = await catalogKeys(query, msg.relationOid);
@@ -63,10 +68,12 @@ export async function describeRelation(
     primaryKey,
     identityIndex,
   });
+  const renamed = captured.schema !== msg.schema || captured.table !== msg.name;
   return {
     oid: msg.relationOid,
-    schema: msg.schema,
-    table: msg.name,
+    schema: captured.schema,
+    table: captured.table,
+    ...(renamed ? { renamedTo: `${msg.schema}.${msg.name}` } : {}),
     replicaIdentity: msg.replicaIdentity,
     columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typeMod, decode: types.decoder(c.typeOid) })),
     debeziumColumns: msg.columns.map((c) => ({ name: c.name, type: types.baseTypeName(c.typeOid), typmod: c.typeMod })),

@@ -23,6 +23,9 @@ import type { EventOutputDeps } from '../publish/pipeline.js';
 import { BeginMessage, TextPgoutputPlugin } from './plugin.js';
 import type { RelationInfo } from './relations.js';
 import { decodeTuple, describeRelation, relationKey } from './relations.js';
+import type { CapturedTables, RelationShape } from './captured.js';
+import { relationShape, schemaChangeFields, schemaDiff } from './schemaChanges.js';
+import type { SchemaChange } from './schemaChanges.js';
 
 export interface StreamDeps extends EventOutputDeps {
   pg: ClientConfig;
@@ -37,6 +40,10 @@ export interface StreamDeps extends EventOutputDeps {
   onFatal: (err: Error) => void;
   /** Called for every change event handed to the pipeline. */
   onEvent?: (schema: string, table: string, op: string) => void;
+  /** The captured tables: the name every event carries, and the shapes schema changes are told by. */
+  captured: CapturedTables;
+  /** Called with every schema change (after it was logged). */
+  onSchemaChange?: (change: SchemaChange) => void;
 }
 
 interface OpenTx {
@@ -55,6 +62,8 @@ export class ChangeStream {
   private readonly service: LogicalReplicationService;
   private readonly plugin: TextPgoutputPlugin;
   private readonly relations = new Map<number, RelationInfo>();
+  /** The shape of the last Relation message of each relation in this run. */
+  private readonly shapes = new Map<number, RelationShape>();
   private tx: OpenTx | null = null;
   private lastCommitLsn: Lsn | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
@@ -283,16 +292,43 @@ export class ChangeStream {
   }
 
   private async onRelation(msg: Pgoutput.MessageRelation): Promise<void> {
-    const info = await describeRelation(this.deps.query, this.deps.types, msg);
-    const prev = this.relations.get(msg.relationOid);
+    const { captured, log } = this.deps;
+    // The reader's own state tables (published only in all-tables mode, never emitted) are not captured.
+    if (msg.schema === this.deps.stateSchema) {
+      this.relations.set(msg.relationOid, await describeRelation(this.deps.query, this.deps.types, msg));
+      return;
+    }
+    // Events carry the name the table was captured under, whatever it is called now (docs/reader.md "Renames").
+    const name = await captured.register(msg.relationOid, msg.schema, msg.name);
+    const info = await describeRelation(this.deps.query, this.deps.types, msg, name);
     this.relations.set(msg.relationOid, info);
-    if (prev && prev.columns.map((c) => c.name).join('\u0000') !== info.columns.map((c) => c.name).join('\u0000')) {
-      this.deps.log.info('table schema changed', { table: `${info.schema}.${info.table}`, columns: info.columns.map((c) => c.name) });
-    }
-    if (prev && prev.keyColumns.join('\u0000') !== info.keyColumns.join('\u0000')) {
-      // Sinks address rows by key: events from here on use other key columns.
-      this.deps.log.warn('table key columns changed', { table: `${info.schema}.${info.table}`, from: prev.keyColumns, to: info.keyColumns });
-    }
+    const shape = await relationShape(this.deps.query, msg, info.keyColumns, info.replicaIdentity);
+    const lsn = this.tx?.commitLsn ?? null;
+    const inRun = this.shapes.get(msg.relationOid);
+    this.shapes.set(msg.relationOid, shape);
+    const stored = captured.shapeOf(msg.relationOid);
+    // A stored shape newer than this message: WAL read again after a restart, already reported.
+    const replay = stored !== undefined && stored.lsn !== null && lsn !== null && lsn < stored.lsn;
+    const before = inRun ?? (replay ? undefined : stored?.shape);
+    if (!replay && (stored === undefined || schemaDiff(stored.shape, shape).length > 0)) await captured.saveShape(msg.relationOid, shape, lsn);
+    if (before === undefined) return;
+    const changed = schemaDiff(before, shape);
+    if (changed.length === 0) return;
+    const change: SchemaChange = {
+      table: `${info.schema}.${info.table}`,
+      oid: msg.relationOid,
+      lsn: lsn === null ? null : formatLsn(lsn),
+      at: new Date().toISOString(),
+      changed,
+      acrossRestart: inRun === undefined,
+      before,
+      after: shape,
+    };
+    // A new key re-addresses the table's rows in every key-addressed sink: worth a warning.
+    const fields = schemaChangeFields(change);
+    if (changed.includes('key')) log.warn('table schema changed: key columns changed', fields);
+    else log.info('table schema changed', fields);
+    this.deps.onSchemaChange?.(change);
   }
 
   private relation(oid: number): RelationInfo {
@@ -365,6 +401,7 @@ export class ChangeStream {
         sourceTsMs: tx.commitTimeMs,
         snapshot: 'false',
         nowMs: now,
+        renamedTo: rel.renamedTo,
       });
     if (msg.tag === 'truncate') {
       const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.deps.stateSchema);

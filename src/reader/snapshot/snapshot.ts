@@ -15,7 +15,7 @@ import type { DebeziumColumn } from '../encode/debezium.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
 import { keyFrom } from '../replication/relations.js';
-import { qualified, quoteIdent } from '../../shared/core/sql.js';
+import { quoteIdent } from '../../shared/core/sql.js';
 
 export interface SnapshotDeps extends EventOutputDeps {
   /** A connection whose type parsers return text (see `textTypes`). */
@@ -75,7 +75,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
       // Whether a row after this table's last one exists (only asked, in the Debezium format, at its last row).
       const laterRows = async (): Promise<boolean> => {
         for (const later of plan.tables.slice(i + 1).filter(pending)) {
-          const r = await client.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${qualified(later.schema, later.table)}) AS e`);
+          const r = await client.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${later.relation}) AS e`);
           if (r.rows[0]?.e) return true;
         }
         return false;
@@ -99,7 +99,7 @@ async function snapshotTable(
   laterRows: () => Promise<boolean>,
 ): Promise<'done' | 'stopped'> {
   const { client, log } = deps;
-  const name = qualified(table.schema, table.table);
+  const name = table.relation;
   const keyed = !table.wholeRowKey;
   // Exactly the columns the stream carries (not `SELECT *`: generated columns are not replicated), read
   // in this transaction's snapshot, so snapshot rows have the stream's column set and order, and a
@@ -183,6 +183,7 @@ async function snapshotTable(
         nowMs: now,
         columnTypes,
         columns,
+        renamedTo: table.renamedTo,
       });
       const built = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
       deps.pipeline.enqueueBuilt(built, entry);

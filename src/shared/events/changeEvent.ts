@@ -8,7 +8,8 @@
  *   consumers (Azure/azure-event-hubs-for-kafka#114);
  * - `source.commit_lsn`: the LSN of the transaction's commit record;
  * - `source.types`: the type names of the columns whose JSON value does not tell their type;
- * - `old_key`: on the create of a primary-key change, the previous key.
+ * - `old_key`: on the create of a primary-key change, the previous key;
+ * - `source.renamed_to`: the table's current name when it was renamed since the reader captured it.
  */
 
 /** c = create, u = update, d = delete, r = read (snapshot), t = truncate, m = logical message (heartbeat). */
@@ -50,6 +51,12 @@ export interface SourceInfo {
    * Absent columns are boolean, int2/int4/oid, text-like or enum columns.
    */
   types?: Record<string, string>;
+  /**
+   * The table's name (`schema.table`) at this change, when it differs from `schema` and `table` (extension):
+   * the table was renamed (or moved to another schema) after the reader captured it, and its events keep
+   * the name it was captured under, so routes and indices do not split (docs/reader.md "Renames").
+   */
+  renamed_to?: string;
 }
 
 export interface ChangeEvent {

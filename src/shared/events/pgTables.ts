@@ -67,6 +67,9 @@ export function eventKeyColumns(k: {
 /** What the catalog says about a table: its identity, keys and captured columns. */
 export interface TableCatalog {
   oid: number;
+  /** Its current name. */
+  schema: string;
+  table: string;
   /** `pg_class.relreplident`: d(efault), n(othing), f(ull), i(ndex). */
   relreplident: 'd' | 'n' | 'f' | 'i';
   canSelect: boolean;
@@ -81,10 +84,19 @@ const IDENTITY = { d: 'default', n: 'nothing', f: 'full', i: 'index' } as const;
 
 /** The catalog entry of `schema.table` (a table or partitioned table), or undefined when there is none. */
 export async function tableCatalog(query: Query, schema: string, table: string): Promise<TableCatalog | undefined> {
+  return catalogWhere(query, 'n.nspname = $1 AND c.relname = $2', [schema, table]);
+}
+
+/** The catalog entry of the table with relation id `oid` (whatever its name now), or undefined when there is none. */
+export async function tableCatalogByOid(query: Query, oid: number): Promise<TableCatalog | undefined> {
+  return catalogWhere(query, 'c.oid = $1', [oid]);
+}
+
+async function catalogWhere(query: Query, where: string, params: unknown[]): Promise<TableCatalog | undefined> {
   // One json value: the same result whether the session parses types or reads every value as text (`textTypes`).
   const { rows } = await query(
     `SELECT json_build_object(
-              'oid', c.oid::int, 'relreplident', c.relreplident::text,
+              'oid', c.oid::int, 'schema', n.nspname::text, 'table', c.relname::text, 'relreplident', c.relreplident::text,
               'can_select', has_table_privilege(c.oid, 'SELECT'),
               'pk', ${indexColumnsSql('c.oid', 'i.indisprimary')},
               'ri', ${indexColumnsSql('c.oid', 'i.indisreplident')},
@@ -92,13 +104,15 @@ export async function tableCatalog(query: Query, schema: string, table: string):
                         WHERE a.attrelid = c.oid AND ${CAPTURED_COLUMN}),
               'pk_deferrable', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate)) AS j
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-    [schema, table],
+      WHERE ${where} AND c.relkind IN ('r', 'p')`,
+    params,
   );
   const j = rows[0]?.j;
   const r = (typeof j === 'string' ? JSON.parse(j) : j) as
     | {
         oid: number;
+        schema: string;
+        table: string;
         relreplident: TableCatalog['relreplident'];
         can_select: boolean;
         pk: string[] | null;
@@ -110,6 +124,8 @@ export async function tableCatalog(query: Query, schema: string, table: string):
   if (!r) return undefined;
   return {
     oid: Number(r.oid),
+    schema: r.schema,
+    table: r.table,
     relreplident: r.relreplident,
     canSelect: r.can_select,
     primaryKey: r.pk ?? [],

@@ -6,7 +6,7 @@
  * consumer groups, error messages, dead-letter reasons: hostile input) goes through `escapeHtml`.
  */
 import { CHART_WINDOW_MS, type StatusSample } from './monitor.js';
-import { formatBytes, formatCount, formatDuration, statusLine } from './summary.js';
+import { formatBytes, formatCount, formatDuration, schemaChangeSummary, statusLine } from './summary.js';
 import { isPartError, partValue, type Part, type PipelineStatus } from './types.js';
 
 export function escapeHtml(value: unknown): string {
@@ -107,7 +107,16 @@ export function renderStatusPage(status: PipelineStatus, samples: StatusSample[]
     'reader',
     reader
       ? `<p>${stat('reader.changes', reader.changes)} changes</p><p>${stat('reader.changesPerSec', reader.changesPerSec)} /s</p>` +
-          `<p>snapshot ${stat('reader.snapshotRows', reader.snapshotRows)} rows${reader.snapshotDone ? ' (done)' : ''}</p><p>claim checks ${stat('reader.claimChecked', reader.claimChecked)}</p>`
+          `<p>snapshot ${stat('reader.snapshotRows', reader.snapshotRows)} rows${reader.snapshotDone ? ' (done)' : ''}</p><p>claim checks ${stat('reader.claimChecked', reader.claimChecked)}</p>` +
+          `<p>schema changes ${stat('reader.schemaChanges', reader.schemaChanges)}</p>` +
+          // The latest few, newest first: table and column names are data (escaped).
+          (reader.recentSchemaChanges.length > 0
+            ? `<ul class="schema-changes">${reader.recentSchemaChanges
+                .slice(-3)
+                .reverse()
+                .map((c) => `<li>${escapeHtml(c.at ?? '?')} ${escapeHtml(schemaChangeSummary(c))}</li>`)
+                .join('')}</ul>`
+            : '')
       : '',
     status.reader,
   );

@@ -3,10 +3,27 @@
  * (`HEALTH_PORT`, src/reader/metrics.ts). Read over HTTP, by field name: the status never imports
  * the reader.
  */
-import type { ReaderStatus } from './types.js';
+import type { ReaderSchemaChange, ReaderStatus } from './types.js';
 
 const numberOr = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
 const numberOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+const record = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
+
+/** One entry of the reader's `recentSchemaChanges` (src/reader/replication/schemaChanges.ts `schemaChangeFields`). */
+function schemaChange(v: unknown): ReaderSchemaChange {
+  const c = record(v);
+  return {
+    table: typeof c.table === 'string' ? c.table : '?',
+    at: typeof c.at === 'string' ? c.at : null,
+    changed: strings(c.changed),
+    added: strings(c.added),
+    dropped: strings(c.dropped),
+    retyped: strings(c.retyped),
+    keyBefore: strings(record(c.before).key),
+    keyAfter: strings(record(c.after).key),
+  };
+}
 
 /** `url`: the reader's metrics endpoint (`READER_METRICS_URL`, e.g. `http://reader:8080/metrics`). */
 export async function collectReader(url: string, timeoutMs: number): Promise<ReaderStatus> {
@@ -41,5 +58,8 @@ export async function collectReader(url: string, timeoutMs: number): Promise<Rea
     inflightBytes: numberOr(body.inflightBytes, 0),
     lastPublishedCommitTime: typeof body.lastPublishedCommitTime === 'string' ? body.lastPublishedCommitTime : null,
     commitToAckMs: { count: numberOr(latency.count, 0), p50: numberOrNull(latency.p50), p99: numberOrNull(latency.p99) },
+    // A reader older than schema-change reporting has neither field.
+    schemaChanges: numberOr(body.schemaChanges, 0),
+    recentSchemaChanges: Array.isArray(body.recentSchemaChanges) ? body.recentSchemaChanges.map(schemaChange) : [],
   };
 }

@@ -2,10 +2,22 @@
  * The status in words: `statusLine` (one compact line, for a launcher that prints it every few
  * seconds) and `statusText` (the terminal form of `npm run status`). Both read only the model.
  */
-import { isPartError, partValue, type Part, type PipelineStatus } from './types.js';
+import { isPartError, partValue, type Part, type PipelineStatus, type ReaderSchemaChange } from './types.js';
 
 export const formatCount = (n: number | null | undefined): string =>
   typeof n === 'number' && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '?';
+
+/** One schema change in a few words: `app.t: key id -> code; added c; dropped s; s: text -> jsonb`. */
+export function schemaChangeSummary(c: ReaderSchemaChange): string {
+  const parts: string[] = [];
+  if (c.changed.includes('name')) parts.push('renamed');
+  if (c.changed.includes('key')) parts.push(`key ${c.keyBefore.join(', ') || '-'} -> ${c.keyAfter.join(', ') || '-'}`);
+  if (c.added.length > 0) parts.push(`added ${c.added.join(', ')}`);
+  if (c.dropped.length > 0) parts.push(`dropped ${c.dropped.join(', ')}`);
+  parts.push(...c.retyped);
+  if (c.changed.includes('identity')) parts.push('replica identity');
+  return `${c.table}: ${parts.join('; ') || c.changed.join(', ')}`;
+}
 
 export function formatBytes(n: number | null | undefined): string {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '?';
@@ -95,6 +107,9 @@ export function statusText(status: PipelineStatus): string {
           `in flight ${formatBytes(reader.inflightBytes)}, commit-to-ack p50 ${formatDuration(reader.commitToAckMs.p50)}`
       : `reader      ${failed(status.reader)}`,
   );
+  const latestChange = reader?.recentSchemaChanges.at(-1);
+  if (reader && latestChange)
+    out.push(`            ${formatCount(reader.schemaChanges)} schema changes, latest ${latestChange.at ?? '?'} ${schemaChangeSummary(latestChange)}`);
   const hub = partValue(status.hub);
   if (hub) {
     out.push(`hub         ${hub.kind} ${hub.topic}: ${formatCount(hub.published)} events published over ${hub.partitions.length} partitions`);

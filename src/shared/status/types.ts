@@ -62,6 +62,24 @@ export interface ReaderStatus {
   /** Commit time of the newest transaction the broker confirmed (ISO), null before the first. */
   lastPublishedCommitTime: string | null;
   commitToAckMs: { count: number; p50: number | null; p99: number | null };
+  /** Schema changes the reader saw (Relation messages differing from the previous one of their table). */
+  schemaChanges: number;
+  /** The latest of them, newest last (what changed; the reader's log line has the old and new columns). */
+  recentSchemaChanges: ReaderSchemaChange[];
+}
+
+export interface ReaderSchemaChange {
+  /** The table as its events name it. */
+  table: string;
+  /** When the reader read it (ISO). */
+  at: string | null;
+  /** Of `name`, `columns`, `types`, `key`, `identity`. */
+  changed: string[];
+  added: string[];
+  dropped: string[];
+  retyped: string[];
+  keyBefore: string[];
+  keyAfter: string[];
 }
 
 export interface HubPartition {
