@@ -26,16 +26,15 @@ export interface InfraConfig {
   };
   reader: { image: string; registryId: string | undefined; cpu: number; memory: string };
   elasticsearch: { url: string; apiKey: pulumi.Output<string> };
-  adx:
-    | { mode: 'none' }
-    | { mode: 'create'; sku: string; database: string }
-    | { mode: 'existing'; clusterId: string; database: string };
+  adx: { mode: 'none' } | { mode: 'create'; sku: string; database: string } | { mode: 'existing'; clusterId: string; database: string };
   functions: { maximumInstanceCount: number; instanceMemoryMB: number };
   alerts: { slotLagBytes: number; slotLagSeconds: number; sinkStallMinutes: number; email: string | undefined };
 }
 
 function fail(key: string, expected: string, got: unknown): never {
-  throw new Error(`Pulumi config ${key}: expected ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)} (set it with: pulumi config set ${key} <value>)`);
+  throw new Error(
+    `Pulumi config ${key}: expected ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)} (set it with: pulumi config set ${key} <value>)`,
+  );
 }
 
 /** Reads and checks the stack's config; a missing or bad key fails naming the key and how to set it. */
@@ -44,8 +43,8 @@ export function readConfig(config = new pulumi.Config()): InfraConfig {
   if (!/^[a-z][a-z0-9]{1,9}$/.test(prefix)) fail('prefix', '2-10 lower-case letters and digits, starting with a letter', prefix);
   const partitions = config.getNumber('partitions') ?? 4;
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > 32) fail('partitions', 'an integer 1-32 (Event Hubs Standard)', partitions);
-  const adxMode = (config.get('adxMode') ?? 'none') as AdxMode;
-  if (!['none', 'create', 'existing'].includes(adxMode)) fail('adxMode', 'none, create or existing', adxMode);
+  const adxMode = config.get('adxMode') ?? 'none';
+  if (!isAdxMode(adxMode)) fail('adxMode', 'none, create or existing', adxMode);
   const adxDatabase = config.get('adxDatabase') ?? 'cdc';
   const adx: InfraConfig['adx'] =
     adxMode === 'none'
@@ -72,7 +71,10 @@ export function readConfig(config = new pulumi.Config()): InfraConfig {
     reader: { image: config.require('readerImage'), registryId, cpu: config.getNumber('readerCpu') ?? 0.5, memory: config.get('readerMemory') ?? '1Gi' },
     elasticsearch: { url: config.require('elasticsearchUrl'), apiKey: config.requireSecret('elasticsearchApiKey') },
     adx,
-    functions: { maximumInstanceCount: config.getNumber('functionsMaxInstances') ?? 40, instanceMemoryMB: config.getNumber('functionsInstanceMemoryMB') ?? 2048 },
+    functions: {
+      maximumInstanceCount: config.getNumber('functionsMaxInstances') ?? 40,
+      instanceMemoryMB: config.getNumber('functionsInstanceMemoryMB') ?? 2048,
+    },
     alerts: {
       slotLagBytes: config.getNumber('alertSlotLagBytes') ?? 1024 ** 3,
       slotLagSeconds: config.getNumber('alertSlotLagSeconds') ?? 300,
@@ -80,6 +82,10 @@ export function readConfig(config = new pulumi.Config()): InfraConfig {
       email: email === undefined || email === '' ? undefined : email,
     },
   };
+}
+
+function isAdxMode(mode: string): mode is AdxMode {
+  return mode === 'none' || mode === 'create' || mode === 'existing';
 }
 
 function existingClusterId(id: string | undefined): string {

@@ -39,13 +39,19 @@ function answer(type: string, name: string, inputs: Record<string, unknown>): { 
     }
     case 'eventhub:ConsumerGroup': {
       const group = str(inputs.consumerGroupName, name);
-      return { id: `${base}/Microsoft.EventHub/namespaces/${str(inputs.namespaceName, '?')}/eventhubs/${str(inputs.eventHubName, '?')}/consumergroups/${group}`, state: { ...inputs, name: group } };
+      return {
+        id: `${base}/Microsoft.EventHub/namespaces/${str(inputs.namespaceName, '?')}/eventhubs/${str(inputs.eventHubName, '?')}/consumergroups/${group}`,
+        state: { ...inputs, name: group },
+      };
     }
     case 'storage:StorageAccount':
       return { id: `${base}/Microsoft.Storage/storageAccounts/${name}`, state: { ...inputs, name } };
     case 'storage:BlobContainer': {
       const c = str(inputs.containerName, name);
-      return { id: `${base}/Microsoft.Storage/storageAccounts/${str(inputs.accountName, '?')}/blobServices/default/containers/${c}`, state: { ...inputs, name: c } };
+      return {
+        id: `${base}/Microsoft.Storage/storageAccounts/${str(inputs.accountName, '?')}/blobServices/default/containers/${c}`,
+        state: { ...inputs, name: c },
+      };
     }
     case 'keyvault:Vault':
       return { id: `${base}/Microsoft.KeyVault/vaults/${name}`, state: { ...inputs, name } };
@@ -61,7 +67,12 @@ function answer(type: string, name: string, inputs: Record<string, unknown>): { 
     case 'web:WebApp':
       return {
         id: `${base}/Microsoft.Web/sites/${name}`,
-        state: { ...inputs, name, defaultHostName: `${name}.azurewebsites.net`, identity: { type: 'SystemAssigned', principalId: MOCK_APP_PRINCIPAL, tenantId: MOCK_TENANT } },
+        state: {
+          ...inputs,
+          name,
+          defaultHostName: `${name}.azurewebsites.net`,
+          identity: { type: 'SystemAssigned', principalId: MOCK_APP_PRINCIPAL, tenantId: MOCK_TENANT },
+        },
       };
     case 'managedidentity:UserAssignedIdentity':
       return {
@@ -82,7 +93,10 @@ function answer(type: string, name: string, inputs: Record<string, unknown>): { 
     case 'kusto:ReadWriteDatabase': {
       const db = str(inputs.databaseName, name);
       // ARM names a database `<cluster>/<database>`.
-      return { id: `${base}/Microsoft.Kusto/clusters/${str(inputs.clusterName, '?')}/databases/${db}`, state: { ...inputs, name: `${str(inputs.clusterName, '?')}/${db}` } };
+      return {
+        id: `${base}/Microsoft.Kusto/clusters/${str(inputs.clusterName, '?')}/databases/${db}`,
+        state: { ...inputs, name: `${str(inputs.clusterName, '?')}/${db}` },
+      };
     }
     default:
       return { id: `${base}/${type}/${name}`, state: { ...inputs, name } };
@@ -140,6 +154,12 @@ export function secretValue(value: string): pulumi.Output<string> {
 
 /** Runs `readConfig` on the given stack config (`key` without the project prefix). */
 export function withConfig<T>(values: Record<string, string>, read: () => T): T {
-  pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(values).map(([k, v]) => [`pg-cdc:${k}`, v])), Object.keys(values).filter((k) => /password|apikey/i.test(k)).map((k) => `pg-cdc:${k}`));
+  const key = (k: string) => `${pulumi.getProject()}:${k}`;
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(values).map(([k, v]) => [key(k), v])),
+    Object.keys(values)
+      .filter((k) => /password|apikey/i.test(k))
+      .map(key),
+  );
   return read();
 }

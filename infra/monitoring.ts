@@ -9,7 +9,7 @@
  */
 import * as applicationinsights from '@pulumi/azure-native/applicationinsights/index.js';
 import * as monitor from '@pulumi/azure-native/monitor/index.js';
-import * as pulumi from '@pulumi/pulumi';
+import type * as pulumi from '@pulumi/pulumi';
 import { createHash } from 'node:crypto';
 import { SINK_NAMES } from '../src/shared/sinks/names.js';
 
@@ -92,7 +92,7 @@ export function alertDefinitions(t: AlertThresholds): AlertDefinition[] {
       displayName: 'CDC: a sink is not consuming',
       description:
         `The reader published changes in the last ${t.sinkStallMinutes} minutes and a sink finished no batch in that time (its consumer lag grows). ` +
-        'Based on the sinks\' batch log lines, since the Functions app exports no lag metric of its own.',
+        "Based on the sinks' batch log lines, since the Functions app exports no lag metric of its own.",
       severity: 2,
       evaluationFrequency: 'PT5M',
       windowSize: `PT${t.sinkStallMinutes}M`,
@@ -215,7 +215,7 @@ export function workbook(appInsightsId: string): Workbook {
         content: {
           json:
             '## CDC pipeline\nThe reader (PostgreSQL → Event Hubs) and the sinks (Event Hubs → ADX, Elasticsearch, change history). ' +
-            'Reader figures are its OpenTelemetry metrics; sink figures are parsed from the sinks\' batch log lines.',
+            "Reader figures are its OpenTelemetry metrics; sink figures are parsed from the sinks' batch log lines.",
         },
       },
       query('slot-lag-bytes', 'Replication slot lag (bytes)', readerSeries(READER_METRICS.slotLagBytes, 'max(value)', 'lagBytes'), 'timechart'),
@@ -302,7 +302,11 @@ export interface MonitoringArgs {
   identity: string;
 }
 
-export function createMonitoring(args: MonitoringArgs): { workbook: applicationinsights.Workbook; alerts: monitor.ScheduledQueryRule[]; actionGroup?: monitor.ActionGroup } {
+export function createMonitoring(args: MonitoringArgs): {
+  workbook: applicationinsights.Workbook;
+  alerts: monitor.ScheduledQueryRule[];
+  actionGroup?: monitor.ActionGroup;
+} {
   const book = new applicationinsights.Workbook('workbook', {
     resourceGroupName: args.resourceGroupName,
     location: args.location,

@@ -109,7 +109,13 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
   const vault = new keyvault.Vault(`${p}kv`, {
     resourceGroupName: rg,
     location,
-    properties: { tenantId: client.tenantId, sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true, enableSoftDelete: true, softDeleteRetentionInDays: 7 },
+    properties: {
+      tenantId: client.tenantId,
+      sku: { family: 'A', name: 'standard' },
+      enableRbacAuthorization: true,
+      enableSoftDelete: true,
+      softDeleteRetentionInDays: 7,
+    },
   });
   const pgPassword = new keyvault.Secret('postgres-password', {
     resourceGroupName: rg,
@@ -126,7 +132,8 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
   const secretUri = (s: keyvault.Secret) => s.properties.apply((x) => x.secretUri ?? '');
 
   // ADX: a new cluster and database, an existing one, or none.
-  let adx: { clusterName: pulumi.Input<string>; resourceGroupName: pulumi.Input<string>; uri: pulumi.Output<string>; database: pulumi.Output<string> } | undefined;
+  let adx:
+    { clusterName: pulumi.Input<string>; resourceGroupName: pulumi.Input<string>; uri: pulumi.Output<string>; database: pulumi.Output<string> } | undefined;
   if (cfg.adx.mode === 'create') {
     const cluster = new kusto.Cluster(`${p}adx`, {
       resourceGroupName: rg,
@@ -150,7 +157,13 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
   }
 
   // The Functions app: Flex Consumption, Node 22, system-assigned identity, identity-based connections.
-  const plan = new web.AppServicePlan(`${p}-plan`, { resourceGroupName: rg, location, kind: 'functionapp', reserved: true, sku: { name: 'FC1', tier: 'FlexConsumption' } });
+  const plan = new web.AppServicePlan(`${p}-plan`, {
+    resourceGroupName: rg,
+    location,
+    kind: 'functionapp',
+    reserved: true,
+    sku: { name: 'FC1', tier: 'FlexConsumption' },
+  });
   const settings = functionAppSettings({
     storageAccountName: account.name,
     blobEndpoint,
@@ -190,7 +203,8 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
   const appRole = (name: string, role: Parameters<typeof assignRole>[1]['role'], scope: pulumi.Input<string>) =>
     assignRole(`app-${name}`, { subscriptionId, principalId: appPrincipal, role, scope });
   appRole('eventhubs-receiver', 'eventHubsDataReceiver', hub.id);
-  for (const key of ['hostLeases', 'hostCheckpoints', 'hostSecrets', 'deployment', 'sinkDeadLetters'] as const) appRole(`blob-owner-${CONTAINERS[key]}`, 'storageBlobDataOwner', containers[key].id);
+  for (const key of ['hostLeases', 'hostCheckpoints', 'hostSecrets', 'deployment', 'sinkDeadLetters'] as const)
+    appRole(`blob-owner-${CONTAINERS[key]}`, 'storageBlobDataOwner', containers[key].id);
   appRole('blob-reader-claim-check', 'storageBlobDataReader', containers.claimCheck.id);
   appRole('kv-postgres-password', 'keyVaultSecretsUser', pgPassword.id);
   appRole('kv-elasticsearch-api-key', 'keyVaultSecretsUser', esApiKey.id);

@@ -7,7 +7,16 @@ import { beforeAll, describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InfraConfig } from '../../infra/config.js';
-import { MOCK_APP_PRINCIPAL, MOCK_READER_CLIENT, MOCK_READER_PRINCIPAL, MOCK_SUBSCRIPTION, runWithMocks, secretValue, valueOf, type RecordedResource } from '../../infra/mocks.js';
+import {
+  MOCK_APP_PRINCIPAL,
+  MOCK_READER_CLIENT,
+  MOCK_READER_PRINCIPAL,
+  MOCK_SUBSCRIPTION,
+  runWithMocks,
+  secretValue,
+  valueOf,
+  type RecordedResource,
+} from '../../infra/mocks.js';
 import { createPipeline, FUNCTIONS_RUNTIME } from '../../infra/pipeline.js';
 import { ROLES } from '../../infra/roles.js';
 import {
@@ -58,7 +67,8 @@ interface Deployment {
 async function deploy(cfg: InfraConfig): Promise<Deployment> {
   const run = await runWithMocks(() => createPipeline(cfg, 'test'));
   const outputs: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(run.result)) outputs[k] = v === undefined ? undefined : await valueOf(v);
+  const entries = Object.entries(run.result) as [string, Parameters<typeof valueOf<string>>[0] | undefined][];
+  for (const [k, v] of entries) outputs[k] = v === undefined ? undefined : await valueOf(v);
   return { resources: run.resources, outputs };
 }
 
@@ -98,7 +108,12 @@ function roleLines(d: Deployment): string[] {
       const def = String(r.inputs.roleDefinitionId);
       expect(def).toMatch(new RegExp(`^/subscriptions/${MOCK_SUBSCRIPTION}/providers/Microsoft\\.Authorization/roleDefinitions/[0-9a-f-]{36}$`));
       expect(r.inputs.principalType).toBe('ServicePrincipal');
-      const principal = r.inputs.principalId === MOCK_APP_PRINCIPAL ? 'app' : r.inputs.principalId === MOCK_READER_PRINCIPAL ? 'reader' : `unknown ${String(r.inputs.principalId)}`;
+      const principal =
+        r.inputs.principalId === MOCK_APP_PRINCIPAL
+          ? 'app'
+          : r.inputs.principalId === MOCK_READER_PRINCIPAL
+            ? 'reader'
+            : `unknown ${String(r.inputs.principalId)}`;
       const scope = String(r.inputs.scope)
         .replace(/^.*\/providers\//, '')
         .replace(/^Microsoft\.Storage\/storageAccounts\/[^/]+\/blobServices\/default\/containers\//, 'container ')
@@ -118,14 +133,21 @@ const documentedCode = {
 describe('infra: the pipeline with a new ADX cluster', () => {
   let d: Deployment;
   beforeAll(async () => {
-    d = await deploy(config({ mode: 'create', sku: 'Dev(No SLA)_Standard_E2a_v4', database: 'cdc' }, '/subscriptions/s/resourceGroups/shared/providers/Microsoft.ContainerRegistry/registries/MyRegistry'));
+    d = await deploy(
+      config(
+        { mode: 'create', sku: 'Dev(No SLA)_Standard_E2a_v4', database: 'cdc' },
+        '/subscriptions/s/resourceGroups/shared/providers/Microsoft.ContainerRegistry/registries/MyRegistry',
+      ),
+    );
   });
 
   test('every role assignment: principal, role and scope, and nothing more', () => {
     expect(roleLines(d)).toEqual(
       [
         'app eventHubsDataReceiver hub cdc-events',
-        ...['azure-webjobs-hosts', 'azure-webjobs-eventhub', 'azure-webjobs-secrets', 'app-package', 'cdc-sink-deadletter'].map((c) => `app storageBlobDataOwner container ${c}`),
+        ...['azure-webjobs-hosts', 'azure-webjobs-eventhub', 'azure-webjobs-secrets', 'app-package', 'cdc-sink-deadletter'].map(
+          (c) => `app storageBlobDataOwner container ${c}`,
+        ),
         'app storageBlobDataReader container cdc-deadletter',
         'app keyVaultSecretsUser secret postgres-password',
         'app keyVaultSecretsUser secret elasticsearch-api-key',
@@ -141,7 +163,9 @@ describe('infra: the pipeline with a new ADX cluster', () => {
       expect(byId(d, r.inputs.scope)).toBeDefined();
     }
     // ADX: the app is Ingestor and Viewer on the database (ADX's own roles, not Azure RBAC).
-    const adx = ofType(d, 'kusto:DatabasePrincipalAssignment').map((r) => `${String(r.inputs.principalId)} ${String(r.inputs.role)} ${String(r.inputs.databaseName)} ${String(r.inputs.principalType)}`);
+    const adx = ofType(d, 'kusto:DatabasePrincipalAssignment').map(
+      (r) => `${String(r.inputs.principalId)} ${String(r.inputs.role)} ${String(r.inputs.databaseName)} ${String(r.inputs.principalType)}`,
+    );
     expect(adx.sort()).toEqual([`${MOCK_APP_PRINCIPAL} Ingestor cdc App`, `${MOCK_APP_PRINCIPAL} Viewer cdc App`]);
   });
 
@@ -152,7 +176,11 @@ describe('infra: the pipeline with a new ADX cluster', () => {
     const { app, container } = readerContainer(d);
     expect(container.env.find((e) => e.name === 'PGPASSWORD')).toEqual({ name: 'PGPASSWORD', secretRef: 'postgres-password' });
     expect((app.inputs.configuration as { secrets: unknown[] }).secrets).toEqual([
-      { name: 'postgres-password', keyVaultUrl: 'https://pgcdckv.vault.azure.net/secrets/postgres-password', identity: byName(d, 'managedidentity:UserAssignedIdentity').id },
+      {
+        name: 'postgres-password',
+        keyVaultUrl: 'https://pgcdckv.vault.azure.net/secrets/postgres-password',
+        identity: byName(d, 'managedidentity:UserAssignedIdentity').id,
+      },
     ]);
     // The plain secrets appear in exactly one resource each: their Key Vault secret.
     for (const secret of [PG_PASSWORD, ES_API_KEY]) {
@@ -161,7 +189,18 @@ describe('infra: the pipeline with a new ADX cluster', () => {
     // No key, connection string with a key, or password anywhere in the settings.
     const values = [...Object.values(settings), ...container.env.map((e) => e.value ?? '')];
     for (const v of values) expect(v).not.toMatch(/AccountKey=|SharedAccessKey=|Password=|ClientSecret/i);
-    const secretSettings = ['KAFKA_SASL_PASSWORD', 'EVENTHUBS_CONNECTION_STRING', 'ELASTICSEARCH_PASSWORD', 'ADX_CLIENT_SECRET', 'SINK_DEADLETTER_CONNECTION_STRING', 'READER_DEADLETTER_CONNECTION_STRING', 'AZURE_STORAGE_CONNECTION_STRING', 'AzureWebJobsStorage', 'EventHubConnection', 'DEADLETTER_CONNECTION_STRING'];
+    const secretSettings = [
+      'KAFKA_SASL_PASSWORD',
+      'EVENTHUBS_CONNECTION_STRING',
+      'ELASTICSEARCH_PASSWORD',
+      'ADX_CLIENT_SECRET',
+      'SINK_DEADLETTER_CONNECTION_STRING',
+      'READER_DEADLETTER_CONNECTION_STRING',
+      'AZURE_STORAGE_CONNECTION_STRING',
+      'AzureWebJobsStorage',
+      'EventHubConnection',
+      'DEADLETTER_CONNECTION_STRING',
+    ];
     for (const name of secretSettings) {
       expect(settings[name]).toBeUndefined();
       expect(container.env.find((e) => e.name === name)).toBeUndefined();
@@ -184,7 +223,11 @@ describe('infra: the pipeline with a new ADX cluster', () => {
     expect(container.env.find((e) => e.name === 'AZURE_CLIENT_ID')?.value).toBe(MOCK_READER_CLIENT);
     const port = Number(container.env.find((e) => e.name === 'HEALTH_PORT')?.value);
     expect(port).toBe(READER_HEALTH_PORT);
-    expect(container.probes.map((p) => `${p.type} ${p.httpGet.path} ${p.httpGet.port}`)).toEqual([`Startup /healthz ${port}`, `Liveness /healthz ${port}`, `Readiness /readyz ${port}`]);
+    expect(container.probes.map((p) => `${p.type} ${p.httpGet.path} ${p.httpGet.port}`)).toEqual([
+      `Startup /healthz ${port}`,
+      `Liveness /healthz ${port}`,
+      `Readiness /readyz ${port}`,
+    ]);
     // No ingress: nothing reaches the reader from outside.
     expect((app.inputs.configuration as { ingress?: unknown }).ingress).toBeUndefined();
   });
@@ -198,14 +241,23 @@ describe('infra: the pipeline with a new ADX cluster', () => {
     expect(FUNCTIONS_RUNTIME.version).toBe('22');
     const engines = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
     expect(engines).toMatch(/^>=22\./);
-    expect(fac.deployment.storage).toMatchObject({ value: 'https://pgcdcstore.blob.core.windows.net/app-package', authentication: { type: 'SystemAssignedIdentity' } });
+    expect(fac.deployment.storage).toMatchObject({
+      value: 'https://pgcdcstore.blob.core.windows.net/app-package',
+      authentication: { type: 'SystemAssignedIdentity' },
+    });
     const settings = appSettings(d);
     // Flex Consumption refuses these as app settings: the runtime is functionAppConfig's.
-    for (const name of ['FUNCTIONS_WORKER_RUNTIME', 'FUNCTIONS_EXTENSION_VERSION', 'WEBSITE_NODE_DEFAULT_VERSION', 'WEBSITE_RUN_FROM_PACKAGE']) expect(settings[name]).toBeUndefined();
+    for (const name of ['FUNCTIONS_WORKER_RUNTIME', 'FUNCTIONS_EXTENSION_VERSION', 'WEBSITE_NODE_DEFAULT_VERSION', 'WEBSITE_RUN_FROM_PACKAGE'])
+      expect(settings[name]).toBeUndefined();
     expect(settings.EventHubConnection__fullyQualifiedNamespace).toBe('pgcdc-eh.servicebus.windows.net');
     expect(settings.AzureWebJobsStorage__accountName).toBe('pgcdcstore');
     expect(eventHubNamespace(settings)).toBe('pgcdc-eh.servicebus.windows.net');
-    expect(d.outputs).toMatchObject({ functionAppName: 'pgcdc-func', functionAppHostName: 'pgcdc-func.azurewebsites.net', adxClusterUrl: 'https://pgcdcadx.westeurope.kusto.windows.net', adxDatabase: 'cdc' });
+    expect(d.outputs).toMatchObject({
+      functionAppName: 'pgcdc-func',
+      functionAppHostName: 'pgcdc-func.azurewebsites.net',
+      adxClusterUrl: 'https://pgcdcadx.westeurope.kusto.windows.net',
+      adxDatabase: 'cdc',
+    });
   });
 
   test("Event Hubs Standard with Kafka, the reader's hub, and one consumer group per sink, as the sinks name them", () => {
@@ -219,7 +271,11 @@ describe('infra: the pipeline with a new ADX cluster', () => {
     const settings = appSettings(d);
     for (const sink of SINKS) {
       expect(settings[sink.consumerGroupSetting]).toBe(sink.defaultConsumerGroup);
-      expect(sinkTriggerOptions(sink, settings)).toMatchObject({ consumerGroup: `%${sink.consumerGroupSetting}%`, eventHubName: '%CDC_TOPIC%', connection: 'EventHubConnection' });
+      expect(sinkTriggerOptions(sink, settings)).toMatchObject({
+        consumerGroup: `%${sink.consumerGroupSetting}%`,
+        eventHubName: '%CDC_TOPIC%',
+        connection: 'EventHubConnection',
+      });
     }
     expect(settings.CDC_TOPIC).toBe(hub.inputs.eventHubName);
     expect(readerContainer(d).container.env.find((e) => e.name === 'CDC_TOPIC')?.value).toBe(hub.inputs.eventHubName);
@@ -227,13 +283,20 @@ describe('infra: the pipeline with a new ADX cluster', () => {
 
   test('the storage account holds the Functions host, the dead letters and the claim check, each in its container', () => {
     expect(ofType(d, 'storage:StorageAccount')).toHaveLength(1);
-    expect(ofType(d, 'storage:BlobContainer').map((c) => c.inputs.containerName).sort()).toEqual(Object.values(CONTAINERS).sort());
+    expect(
+      ofType(d, 'storage:BlobContainer')
+        .map((c) => c.inputs.containerName)
+        .sort(),
+    ).toEqual(Object.values(CONTAINERS).sort());
     const settings = appSettings(d);
-    expect(settings).toMatchObject({ SINK_DEADLETTER_CONTAINER: CONTAINERS.sinkDeadLetters, SINK_DEADLETTER_ACCOUNT_URL: 'https://pgcdcstore.blob.core.windows.net' });
+    expect(settings).toMatchObject({
+      SINK_DEADLETTER_CONTAINER: CONTAINERS.sinkDeadLetters,
+      SINK_DEADLETTER_ACCOUNT_URL: 'https://pgcdcstore.blob.core.windows.net',
+    });
     expect(readerContainer(d).container.env).toEqual(expect.arrayContaining([{ name: 'DEADLETTER_CONTAINER', value: CONTAINERS.claimCheck }]));
   });
 
-  test('the app settings are exactly the settings the Functions code reads (set, or left unset for a reason), plus the host\'s own', () => {
+  test("the app settings are exactly the settings the Functions code reads (set, or left unset for a reason), plus the host's own", () => {
     const settings = appSettings(d);
     const read = documentedCode.functions();
     const set = Object.keys(settings);
@@ -245,7 +308,11 @@ describe('infra: the pipeline with a new ADX cluster', () => {
     expect(Object.keys(FUNCTIONS_LEFT_UNSET).filter((n) => !read.has(n))).toEqual([]);
     expect(Object.keys(FUNCTIONS_HOST_SETTINGS).filter((n) => !(n in settings) && n !== 'AzureWebJobs.adxSink.Disabled')).toEqual([]);
     // And the code's own loaders accept them.
-    expect(loadAdxConfig(settings)).toMatchObject({ clusterUrl: 'https://pgcdcadx.westeurope.kusto.windows.net', database: 'cdc', auth: { kind: 'managed-identity' } });
+    expect(loadAdxConfig(settings)).toMatchObject({
+      clusterUrl: 'https://pgcdcadx.westeurope.kusto.windows.net',
+      database: 'cdc',
+      auth: { kind: 'managed-identity' },
+    });
   });
 
   test("the reader's environment is exactly what the reader reads (set, or left unset for a reason), and passes its own validation", () => {
@@ -269,7 +336,9 @@ function byName(d: Deployment, type: string): RecordedResource {
 
 describe('infra: ADX existing, or none', () => {
   test('an existing cluster: no cluster created, the roles on its database, its URL from Azure', async () => {
-    const d = await deploy(config({ mode: 'existing', clusterId: '/subscriptions/s/resourceGroups/data/providers/Microsoft.Kusto/clusters/shared', database: 'cdc' }));
+    const d = await deploy(
+      config({ mode: 'existing', clusterId: '/subscriptions/s/resourceGroups/data/providers/Microsoft.Kusto/clusters/shared', database: 'cdc' }),
+    );
     expect(ofType(d, 'kusto:Cluster')).toEqual([]);
     expect(ofType(d, 'kusto:ReadWriteDatabase')).toEqual([]);
     const assignments = ofType(d, 'kusto:DatabasePrincipalAssignment');
