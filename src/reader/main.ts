@@ -42,6 +42,7 @@ async function main(): Promise<number> {
           exportIntervalMs: config.otel.exportIntervalMs,
           serviceName: config.otel.serviceName,
           slot: config.slotName,
+          ready: () => reader.ready,
         },
         reader.metrics,
         log,

@@ -25,6 +25,8 @@ export interface OtelOptions {
   serviceInstanceId?: string;
   /** Replication slot: an attribute of every data point, to tell readers apart. */
   slot: string;
+  /** The reader's readiness (what `/readyz` answers), exported as `cdc.reader.ready` (1 or 0) for the readiness alert. */
+  ready?: () => boolean;
 }
 
 export interface OtelHandle {
@@ -45,6 +47,7 @@ export const METRIC_NAMES = {
   snapshotRowsDone: 'cdc.reader.snapshot.rows.done',
   snapshotRowsTotal: 'cdc.reader.snapshot.rows.total',
   schemaChanges: 'cdc.reader.schema_changes',
+  ready: 'cdc.reader.ready',
 } as const;
 
 /** Routes OpenTelemetry's internal diagnostics (export failures) to the reader's log, warnings and up. */
@@ -129,6 +132,15 @@ export function attachOpenTelemetry(options: OtelOptions, metrics: ReaderMetrics
     .addCallback((r) => {
       for (const [table, n] of metrics.schemaChangesByTable) r.observe(n, { ...base, 'cdc.table': table });
     });
+  const ready = options.ready;
+  if (ready !== undefined) {
+    meter
+      .createObservableGauge(METRIC_NAMES.ready, {
+        description: 'Whether the reader is ready (streaming or snapshotting, broker reachable): 1 or 0',
+        unit: '1',
+      })
+      .addCallback((r) => r.observe(ready() ? 1 : 0, base));
+  }
   const latency = meter.createHistogram(METRIC_NAMES.commitToAckMs, {
     description: 'Commit time in PostgreSQL to broker acknowledgement of the whole transaction',
     unit: 'ms',

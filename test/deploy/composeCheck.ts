@@ -153,10 +153,17 @@ export function codeOfTarget(dockerfile: string, target: string | undefined): st
   return [...new Set(code.map((p) => p.replace(/^\.\//, '').replace(/\/$/, '')))];
 }
 
-/** Whether `source` reads the setting `name`: a string literal of it, or `env.NAME`. Textual, as the README's own rule is. */
-function reads(source: string, name: string): boolean {
+/**
+ * Whether `source` reads the setting `name`: a string literal of it, `env.NAME`, or, for an
+ * identity-based connection's `<prefix>__<property>`, a template `${...}__<property>` where the prefix is
+ * a literal too. Textual, as the
+ * README's own rule is.
+ */
+export function reads(source: string, name: string): boolean {
   const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`(['"\`])${escaped}\\1|\\benv\\.${escaped}\\b`).test(source);
+  if (new RegExp(`(['"\`])${escaped}\\1|\\benv\\.${escaped}\\b`).test(source)) return true;
+  const parts = /^([A-Za-z]+)(__[A-Za-z]+)$/.exec(name);
+  return parts !== null && source.includes(`}${parts[2]}\``) && new RegExp(`(['"\`])${parts[1]}\\1`).test(source);
 }
 
 function imagePinned(image: string): boolean {

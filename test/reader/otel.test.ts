@@ -122,6 +122,8 @@ describe('reader: OpenTelemetry metrics to Application Insights', () => {
       const total = points(breeze.envelopes, 'cdc.reader.snapshot.rows.total').filter((p) => p.properties['cdc.table'] === table);
       expect(done.at(-1)).toMatchObject({ value: 25, properties: { 'cdc.snapshot.done': 'true' } });
       expect(total.at(-1)?.value).toBe(25);
+      // Readiness (the readiness alert's metric): streaming, so ready.
+      expect(points(breeze.envelopes, 'cdc.reader.ready').at(-1)?.value).toBe(1);
     } finally {
       child.proc.kill('SIGTERM');
       expect(await child.exited).toBe(0);

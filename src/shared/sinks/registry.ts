@@ -1,6 +1,7 @@
 /**
  * The table of sinks every host runs: each sink's name, its default consumer group (one per sink, or
- * they would compete for the same events) and how its dependencies are built from the environment.
+ * they would compete for the same events; both from `names.ts`, which infra/ reads too) and how its
+ * dependencies are built from the environment.
  * The Functions host (src/functions/host/registerSinks.ts) registers one Event Hubs function per
  * entry; a worker host runs the same entries from Kafka consumer groups.
  */
@@ -15,6 +16,7 @@ import type { DeadLetterStore } from '../deadletter/types.js';
 import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
 import { elasticsearchSinkFromEnv } from '../elasticsearch/elasticsearchSink.js';
 import { historySinkFromEnv } from '../history/historySink.js';
+import { sinkNamed, type SinkName } from './names.js';
 
 /** What running a sink needs: the sink, where poison records go, and how pointer events are read. */
 export interface SinkDeps<T = unknown> {
@@ -26,7 +28,7 @@ export interface SinkDeps<T = unknown> {
 
 export interface SinkDefinition {
   /** Function name in the Functions host; also the sink's name in logs and dead-letter paths. */
-  name: 'adxSink' | 'elasticsearchSink' | 'changeHistory';
+  name: SinkName;
   /** Setting that overrides the consumer group, and the group used without it. */
   consumerGroupSetting: string;
   defaultConsumerGroup: string;
@@ -43,24 +45,18 @@ const stores = (env: Env) => ({ deadLetters: deadLetterStoreFromEnv(env), pointe
 
 export const SINKS: readonly SinkDefinition[] = [
   {
-    name: 'adxSink',
-    consumerGroupSetting: 'ADX_CONSUMER_GROUP',
-    defaultConsumerGroup: 'adx-sink',
+    ...sinkNamed('adxSink'),
     depsFromEnv: (env, logger) => ({ sink: createAdxSinkFromEnv(env, logger ? { logger } : {}), ...stores(env) }),
   },
   {
-    name: 'elasticsearchSink',
-    consumerGroupSetting: 'ES_CONSUMER_GROUP',
-    defaultConsumerGroup: 'elasticsearch-sink',
+    ...sinkNamed('elasticsearchSink'),
     depsFromEnv: (env, _logger, mode) => ({
       sink: elasticsearchSinkFromEnv(env, elasticsearchClientFromEnv(env), undefined, mode === 'replay' ? 'external_gte' : 'external'),
       ...stores(env),
     }),
   },
   {
-    name: 'changeHistory',
-    consumerGroupSetting: 'HISTORY_CONSUMER_GROUP',
-    defaultConsumerGroup: 'change-history',
+    ...sinkNamed('changeHistory'),
     depsFromEnv: (env) => ({ sink: historySinkFromEnv(env, elasticsearchClientFromEnv(env)), ...stores(env) }),
   },
 ];

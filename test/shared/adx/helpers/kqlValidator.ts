@@ -93,3 +93,10 @@ export function validateKql(text: string, globals?: unknown): string[] {
   });
   return problems;
 }
+
+/** A database of plain tables (`name` → `(col:type, ...)` schema text), e.g. Application Insights' tables for the workbook and alert queries. */
+export function tablesDatabase(name: string, tables: Readonly<Record<string, string>>): unknown {
+  const K = kusto();
+  const members = Object.entries(tables).map(([table, schema]) => new K.Symbols.TableSymbol.$ctor7(table, schema, null));
+  return K.GlobalState.Default.WithDatabase(new K.Symbols.DatabaseSymbol.ctor(name, members));
+}
