@@ -35,6 +35,11 @@ export const FUNCTIONS_HOST_SETTINGS: Readonly<Record<string, string>> = {
 /** Settings the Functions code reads that this program leaves unset, and why the default fits Azure. */
 export const FUNCTIONS_LEFT_UNSET: Readonly<Record<string, string>> = {
   ...same(
+    ['OTEL_SERVICE_NAME', 'WEBSITE_SITE_NAME'],
+    "cloud_RoleName: the platform sets WEBSITE_SITE_NAME to the app's name, which the telemetry uses when OTEL_SERVICE_NAME is unset",
+  ),
+  OTEL_NODE_RESOURCE_DETECTORS: "the app's default list (without the VM metadata detector, which has nothing to find on Flex Consumption)",
+  ...same(
     [
       'EventHubConnection',
       'AzureWebJobsStorage',
@@ -125,6 +130,8 @@ export const READER_LIBRARY_SETTINGS: Readonly<Record<string, string>> = {
 
 /** Settings the reader reads that this program leaves unset, and why the default fits Azure. */
 export const READER_LEFT_UNSET: Readonly<Record<string, string>> = {
+  CDC_PUBLICATION_MODE: "tables, the default: the publication lists CDC_TABLES (FOR ALL TABLES would need a superuser, which Azure's admin is not)",
+  CDC_PUBLICATION_REFRESH_MS: 'the default: the publication is checked every minute',
   ...same(
     ['EVENTHUBS_CONNECTION_STRING', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_USERNAME', 'DEADLETTER_CONNECTION_STRING', 'AZURE_STORAGE_CONNECTION_STRING'],
     'keys: the reader uses its managed identity',
