@@ -1,7 +1,8 @@
 /**
  * A PostgreSQL of the test's own with `ssl = on` and a CA made here (openssl): a CA, an unrelated
  * "wrong" CA, and a server certificate for IP 127.0.0.1 only, signed by the first. The server also
- * listens on 127.0.0.2, which its certificate does not name.
+ * listens on 127.0.0.2, which its certificate does not name. With `password`, the server checks
+ * the postgres role's password (scram-sha-256) instead of trusting every connection.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ export interface TlsPostgres {
   stop(): Promise<void>;
 }
 
-export async function startTlsPostgres(): Promise<TlsPostgres> {
+export async function startTlsPostgres(options: { password?: string } = {}): Promise<TlsPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'pg-cdc-tls-'));
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pg-cdc test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
@@ -50,6 +51,7 @@ export async function startTlsPostgres(): Promise<TlsPostgres> {
     for (const f of ['server.key', 'server.crt']) chownSync(join(dir, f), owner.uid, owner.gid);
   }
   const server = await startPostgres(join(dir, 'server'), {
+    ...(options.password === undefined ? {} : { password: options.password }),
     extraConf: [
       `ssl = on`,
       `ssl_cert_file = '${join(dir, 'server.crt')}'`,

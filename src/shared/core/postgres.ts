@@ -16,6 +16,12 @@
  * configuration error, as in libpq. node-postgres reads `PGSSLMODE` itself when `ssl` is left unset
  * (and then verifies certificates even for `prefer`/`require`), so every client of the project takes
  * its `ssl` option from here and never leaves it unset.
+ *
+ * `PG_AUTH=entra` signs in with Microsoft Entra ID instead of a password (Azure Database for
+ * PostgreSQL): node-postgres gets a password *function* that asks the credential (`DefaultAzureCredential`,
+ * which honours `AZURE_CLIENT_ID` for a user-assigned managed identity) for a token each time a new
+ * connection authenticates, so the reader's reconnects, its replication connection and its snapshot
+ * connections each present a current token; the credential caches the token and renews it before it expires.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -23,15 +29,24 @@ import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { getInt, getOneOf, getOptionalString, getString, type Env } from './env.js';
 import { CdcError, ConfigError } from './errors.js';
+import type { TokenSource } from './kafka.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
+
+export const PG_AUTH_MODES = ['password', 'entra'] as const;
+export type PgAuth = (typeof PG_AUTH_MODES)[number];
+
+/** The Entra ID scope of Azure Database for PostgreSQL (the same in every region). */
+export const PG_ENTRA_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 
 export interface PgSettings {
   host: string;
   port: number;
   user: string;
   password: string | undefined;
+  /** `password`: PGPASSWORD (or none); `entra`: an Entra ID token per connection. */
+  auth: PgAuth;
   database: string;
   sslMode: SslMode;
   /** PEM text of the root CA(s), `'system'` for the platform's CAs, or undefined when none is given. */
@@ -46,11 +61,32 @@ export type PgSsl = false | ConnectionOptions;
 export function pgSettingsFromEnv(env: Env): PgSettings {
   const sslMode = getOneOf(env, 'PGSSLMODE', SSL_MODES, 'prefer');
   const { rootCert, rootCertSource } = rootCertFromEnv(env, sslMode);
+  const auth = getOneOf(env, 'PG_AUTH', PG_AUTH_MODES, 'password');
+  const password = getOptionalString(env, 'PGPASSWORD');
+  if (auth === 'entra') {
+    if (password !== undefined) {
+      throw new ConfigError(
+        'PGPASSWORD',
+        'PGPASSWORD unset when PG_AUTH=entra (the password is an Entra ID token got per connection); unset PGPASSWORD, or set PG_AUTH=password to use it',
+        password,
+        { secret: true },
+      );
+    }
+    // A token is a bearer credential: allow/prefer could send it over a plain connection.
+    if (sslMode === 'disable' || sslMode === 'allow' || sslMode === 'prefer') {
+      throw new ConfigError(
+        'PGSSLMODE',
+        'require, verify-ca or verify-full when PG_AUTH=entra (an Entra ID token is never sent without TLS, and Azure Database for PostgreSQL requires TLS; verify-full with PGSSLROOTCERT is recommended)',
+        sslMode,
+      );
+    }
+  }
   return {
     host: getString(env, 'PGHOST', 'localhost'),
     port: getInt(env, 'PGPORT', 5432, { min: 1, max: 65535 }),
     user: getString(env, 'PGUSER', 'postgres'),
-    password: getOptionalString(env, 'PGPASSWORD'),
+    password,
+    auth,
     database: getString(env, 'PGDATABASE', 'postgres'),
     sslMode,
     rootCert,
@@ -177,6 +213,26 @@ export function describePgConnectError(error: unknown, settings: PgSettings, ssl
   const reason = typeof e.message === 'string' ? e.message : String(error);
   const code = typeof e.code === 'string' ? e.code : '';
   const who = `PGUSER=${settings.user} at PGHOST=${settings.host} PGPORT=${settings.port} PGDATABASE=${settings.database}`;
+  if (error instanceof PgTokenError) {
+    return new PgConnectError(
+      'auth',
+      'PG_AUTH',
+      `${error.message} (for ${who}). Fix: give this process an identity DefaultAzureCredential finds (a managed identity on Azure, with AZURE_CLIENT_ID ` +
+        'for a user-assigned one; `az login` on a workstation), or set PG_AUTH=password and PGPASSWORD.',
+      error,
+    );
+  }
+  if (settings.auth === 'entra' && (code === '28P01' || code === '28000' || /password authentication failed/i.test(reason))) {
+    return new PgConnectError(
+      'auth',
+      'PG_AUTH',
+      `PostgreSQL refused the Entra ID token (PG_AUTH=entra) for ${who} (${reason}). ` +
+        "Fix: PGUSER must be the name of a PostgreSQL role created for this identity (the managed identity's name, made a Microsoft Entra admin " +
+        'with `az postgres flexible-server microsoft-entra-admin create` or created with `SELECT * FROM pgaadauth_create_principal(...)`), ' +
+        'and the server must have Microsoft Entra authentication enabled.',
+      error,
+    );
+  }
   if (code === '28P01' || /password authentication failed/i.test(reason)) {
     const passwordState = settings.password === undefined ? 'PGPASSWORD is not set' : 'PGPASSWORD is set but was rejected';
     return new PgConnectError(
@@ -256,13 +312,51 @@ export async function connectPg<C>(settings: PgSettings, connect: (ssl: PgSsl) =
   }
 }
 
-/** node-postgres client options for the settings and one TLS choice. */
-export function pgClientOptions(settings: PgSettings, ssl: PgSsl, applicationName: string) {
+/** Thrown by the `PG_AUTH=entra` password function: the credential gave no token. Never carries the token. */
+export class PgTokenError extends CdcError {
+  constructor(cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : cause === undefined ? 'the credential returned no token' : JSON.stringify(cause);
+    // A managed identity endpoint that is not ready yet can answer later.
+    super('PG_CONNECT_FAILED', `PG_AUTH=entra: could not get a token for ${PG_ENTRA_SCOPE}: ${reason}`, { canRetry: true, cause });
+  }
+}
+
+let defaultCredential: Promise<TokenSource> | undefined;
+
+/** One credential per process, so its token cache is shared by every connection. */
+function processCredential(): Promise<TokenSource> {
+  defaultCredential ??= import('@azure/identity').then(({ DefaultAzureCredential }) => new DefaultAzureCredential());
+  return defaultCredential;
+}
+
+/**
+ * The node-postgres `password` for the settings: PGPASSWORD, or with `PG_AUTH=entra` a function that
+ * node-postgres calls when the server asks a new connection for its password.
+ */
+function pgPassword(settings: PgSettings, credential: TokenSource | undefined): string | undefined | (() => Promise<string>) {
+  if (settings.auth !== 'entra') return settings.password;
+  return async () => {
+    let token: { token: string } | null;
+    try {
+      token = await (credential ?? (await processCredential())).getToken(PG_ENTRA_SCOPE);
+    } catch (error) {
+      throw new PgTokenError(error);
+    }
+    if (!token) throw new PgTokenError(undefined);
+    return token.token;
+  };
+}
+
+/**
+ * node-postgres client options for the settings and one TLS choice. `credential` replaces the
+ * process's `DefaultAzureCredential` for `PG_AUTH=entra` (tests).
+ */
+export function pgClientOptions(settings: PgSettings, ssl: PgSsl, applicationName: string, credential?: TokenSource) {
   return {
     host: settings.host,
     port: settings.port,
     user: settings.user,
-    password: settings.password,
+    password: pgPassword(settings, credential),
     database: settings.database,
     ssl,
     application_name: applicationName,
