@@ -19,8 +19,10 @@ export interface InfraConfig {
     port: number;
     database: string;
     user: string;
-    /** Kept in Key Vault; the reader and the status function get Key Vault references. */
-    password: pulumi.Output<string>;
+    /** `entra` (preferred): the reader signs in with its managed identity (`PG_AUTH=entra`), no password anywhere; `password`: PGPASSWORD. */
+    auth: 'password' | 'entra';
+    /** With `auth: password`: kept in Key Vault; the reader and the status function get Key Vault references. */
+    password: pulumi.Output<string> | undefined;
     /** `CDC_TABLES`: required, since Azure's admin is no superuser and cannot create a publication FOR ALL TABLES. */
     tables: string;
   };
@@ -56,6 +58,10 @@ export function readConfig(config = new pulumi.Config()): InfraConfig {
   if (registryId !== undefined && !/\/providers\/Microsoft\.ContainerRegistry\/registries\/[^/]+$/i.test(registryId))
     fail('readerRegistryId', 'the resource id of an Azure Container Registry (az acr show -n <name> --query id -o tsv)', registryId);
   const email = config.get('alertEmail');
+  const postgresAuth = config.get('postgresAuth') ?? 'password';
+  if (postgresAuth !== 'password' && postgresAuth !== 'entra') fail('postgresAuth', "entra (the reader's managed identity) or password", postgresAuth);
+  if (postgresAuth === 'entra' && config.get('postgresPassword') !== undefined)
+    fail('postgresPassword', 'unset with postgresAuth=entra (no password is stored; pulumi config rm postgresPassword)', '(set)');
   return {
     prefix,
     topic: config.get('topic') ?? 'cdc-events',
@@ -65,7 +71,8 @@ export function readConfig(config = new pulumi.Config()): InfraConfig {
       port: config.getNumber('postgresPort') ?? 5432,
       database: config.get('postgresDatabase') ?? 'postgres',
       user: config.get('postgresUser') ?? 'cdc_reader',
-      password: config.requireSecret('postgresPassword'),
+      auth: postgresAuth,
+      password: postgresAuth === 'entra' ? undefined : config.requireSecret('postgresPassword'),
       tables: config.require('cdcTables'),
     },
     reader: { image: config.require('readerImage'), registryId, cpu: config.getNumber('readerCpu') ?? 0.5, memory: config.get('readerMemory') ?? '1Gi' },

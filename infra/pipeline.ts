@@ -117,12 +117,16 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
       softDeleteRetentionInDays: 7,
     },
   });
-  const pgPassword = new keyvault.Secret('postgres-password', {
-    resourceGroupName: rg,
-    vaultName: vault.name,
-    secretName: 'postgres-password',
-    properties: { value: cfg.postgres.password },
-  });
+  // With postgresAuth=entra there is no password: the reader signs in with its managed identity.
+  const pgPassword =
+    cfg.postgres.password === undefined
+      ? undefined
+      : new keyvault.Secret('postgres-password', {
+          resourceGroupName: rg,
+          vaultName: vault.name,
+          secretName: 'postgres-password',
+          properties: { value: cfg.postgres.password },
+        });
   const esApiKey = new keyvault.Secret('elasticsearch-api-key', {
     resourceGroupName: rg,
     vaultName: vault.name,
@@ -173,7 +177,7 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
     appInsightsConnectionString: insights.connectionString,
     elasticsearch: { url: cfg.elasticsearch.url, apiKeySecretUri: secretUri(esApiKey) },
     adx: adx === undefined ? undefined : { clusterUri: adx.uri, database: adx.database },
-    postgres: { ...cfg.postgres, passwordSecretUri: secretUri(pgPassword) },
+    postgres: pgPassword === undefined ? undefined : { ...cfg.postgres, passwordSecretUri: secretUri(pgPassword) },
   });
   const functionApp = new web.WebApp(`${p}-func`, {
     resourceGroupName: rg,
@@ -206,7 +210,7 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
   for (const key of ['hostLeases', 'hostCheckpoints', 'hostSecrets', 'deployment', 'sinkDeadLetters'] as const)
     appRole(`blob-owner-${CONTAINERS[key]}`, 'storageBlobDataOwner', containers[key].id);
   appRole('blob-reader-claim-check', 'storageBlobDataReader', containers.claimCheck.id);
-  appRole('kv-postgres-password', 'keyVaultSecretsUser', pgPassword.id);
+  if (pgPassword !== undefined) appRole('kv-postgres-password', 'keyVaultSecretsUser', pgPassword.id);
   appRole('kv-elasticsearch-api-key', 'keyVaultSecretsUser', esApiKey.id);
   if (adx !== undefined) {
     for (const role of ['Ingestor', 'Viewer'] as const) {
@@ -230,8 +234,8 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
   const readerRoles = [
     readerRole('eventhubs-sender', 'eventHubsDataSender', hub.id),
     readerRole('blob-contributor-claim-check', 'storageBlobDataContributor', containers.claimCheck.id),
-    readerRole('kv-postgres-password', 'keyVaultSecretsUser', pgPassword.id),
   ];
+  if (pgPassword !== undefined) readerRoles.push(readerRole('kv-postgres-password', 'keyVaultSecretsUser', pgPassword.id));
   let registry: { server: string; identity: pulumi.Output<string> } | undefined;
   if (cfg.reader.registryId !== undefined) {
     readerRoles.push(readerRole('acr-pull', 'acrPull', cfg.reader.registryId));
@@ -261,7 +265,7 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
       identity: { type: 'UserAssigned', userAssignedIdentities: [readerIdentity.id] },
       configuration: {
         activeRevisionsMode: 'Single',
-        secrets: [{ name: passwordSecretName, keyVaultUrl: secretUri(pgPassword), identity: readerIdentity.id }],
+        secrets: pgPassword === undefined ? [] : [{ name: passwordSecretName, keyVaultUrl: secretUri(pgPassword), identity: readerIdentity.id }],
         ...(registry ? { registries: [registry] } : {}),
       },
       template: {
@@ -276,8 +280,8 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
               topic: hub.name,
               blobEndpoint,
               appInsightsConnectionString: insights.connectionString,
-              postgres: cfg.postgres,
-              passwordSecretName,
+              postgres: { ...cfg.postgres, user: cfg.postgres.auth === 'entra' ? readerIdentity.name : cfg.postgres.user },
+              passwordSecretName: pgPassword === undefined ? undefined : passwordSecretName,
             }),
             probes: [
               // A snapshot's start can take a while: up to 5 minutes before liveness counts.

@@ -34,6 +34,8 @@ export const FUNCTIONS_HOST_SETTINGS: Readonly<Record<string, string>> = {
 
 /** Settings the Functions code reads that this program leaves unset, and why the default fits Azure. */
 export const FUNCTIONS_LEFT_UNSET: Readonly<Record<string, string>> = {
+  PG_AUTH:
+    "its default, password: the status function reads the Key Vault password (with postgresAuth=entra it has no PostgreSQL settings; the app's identity has no PostgreSQL role)",
   ...same(
     ['OTEL_SERVICE_NAME', 'WEBSITE_SITE_NAME'],
     "cloud_RoleName: the platform sets WEBSITE_SITE_NAME to the app's name, which the telemetry uses when OTEL_SERVICE_NAME is unset",
@@ -130,6 +132,7 @@ export const READER_LIBRARY_SETTINGS: Readonly<Record<string, string>> = {
 
 /** Settings the reader reads that this program leaves unset, and why the default fits Azure. */
 export const READER_LEFT_UNSET: Readonly<Record<string, string>> = {
+  PG_AUTH: 'set only with postgresAuth=entra; its default, password, reads PGPASSWORD from Key Vault',
   CDC_PUBLICATION_MODE: "tables, the default: the publication lists CDC_TABLES (FOR ALL TABLES would need a superuser, which Azure's admin is not)",
   CDC_PUBLICATION_REFRESH_MS: 'the default: the publication is checked every minute',
   ...same(
@@ -174,7 +177,8 @@ export interface FunctionSettingsInputs {
   appInsightsConnectionString: pulumi.Input<string>;
   elasticsearch: { url: string; apiKeySecretUri: pulumi.Input<string> };
   adx: { clusterUri: pulumi.Input<string>; database: pulumi.Input<string> } | undefined;
-  postgres: { host: string; port: number; database: string; user: string; passwordSecretUri: pulumi.Input<string> };
+  /** Undefined with postgresAuth=entra: the status function then reports PostgreSQL as not configured (its own identity has no PostgreSQL role). */
+  postgres: { host: string; port: number; database: string; user: string; passwordSecretUri: pulumi.Input<string> } | undefined;
 }
 
 export function functionAppSettings(i: FunctionSettingsInputs): Record<string, pulumi.Input<string>> {
@@ -188,15 +192,17 @@ export function functionAppSettings(i: FunctionSettingsInputs): Record<string, p
     READER_DEADLETTER_ACCOUNT_URL: i.blobEndpoint,
     ELASTICSEARCH_URL: i.elasticsearch.url,
     ELASTICSEARCH_API_KEY: keyVaultReference(i.elasticsearch.apiKeySecretUri),
-    // The status function's slot part (lag, WAL retained): the same server and user as the reader.
-    PGHOST: i.postgres.host,
-    PGPORT: String(i.postgres.port),
-    PGDATABASE: i.postgres.database,
-    PGUSER: i.postgres.user,
-    PGSSLMODE: 'verify-full',
-    PGSSLROOTCERT: 'system',
-    PGPASSWORD: keyVaultReference(i.postgres.passwordSecretUri),
   };
+  if (i.postgres !== undefined) {
+    // The status function's slot part (lag, WAL retained): the same server and user as the reader.
+    settings.PGHOST = i.postgres.host;
+    settings.PGPORT = String(i.postgres.port);
+    settings.PGDATABASE = i.postgres.database;
+    settings.PGUSER = i.postgres.user;
+    settings.PGSSLMODE = 'verify-full';
+    settings.PGSSLROOTCERT = 'system';
+    settings.PGPASSWORD = keyVaultReference(i.postgres.passwordSecretUri);
+  }
   for (const sink of SINK_NAMES) {
     const group = i.consumerGroups[sink.consumerGroupSetting];
     if (group === undefined) throw new Error(`no consumer group for ${sink.name} (${sink.consumerGroupSetting})`);
@@ -216,9 +222,10 @@ export interface ReaderEnvInputs {
   topic: pulumi.Input<string>;
   blobEndpoint: pulumi.Input<string>;
   appInsightsConnectionString: pulumi.Input<string>;
-  postgres: { host: string; port: number; database: string; user: string; tables: string };
-  /** Name of the Container Apps secret holding PGPASSWORD (a Key Vault reference). */
-  passwordSecretName: string;
+  /** `user` is the reader identity's name with `auth: entra` (a managed identity's PostgreSQL role is named after it). */
+  postgres: { host: string; port: number; database: string; user: pulumi.Input<string>; tables: string; auth: 'password' | 'entra' };
+  /** Name of the Container Apps secret holding PGPASSWORD (a Key Vault reference); undefined with `auth: entra`. */
+  passwordSecretName: string | undefined;
 }
 
 /** The reader container's environment: plain values, or `secretRef` to a Container Apps secret (itself a Key Vault reference). */
@@ -240,6 +247,9 @@ export function readerEnv(i: ReaderEnvInputs): { name: string; value?: pulumi.In
     { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: i.appInsightsConnectionString },
     { name: 'AZURE_CLIENT_ID', value: i.identityClientId },
     { name: 'CDC_TABLES', value: i.postgres.tables },
-    { name: 'PGPASSWORD', secretRef: i.passwordSecretName },
+    // Entra: a token from the reader's managed identity (AZURE_CLIENT_ID) for every new connection.
+    i.postgres.auth === 'entra' || i.passwordSecretName === undefined
+      ? { name: 'PG_AUTH', value: 'entra' }
+      : { name: 'PGPASSWORD', secretRef: i.passwordSecretName },
   ];
 }

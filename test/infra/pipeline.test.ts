@@ -31,6 +31,7 @@ import {
 import { eventHubNamespace } from '../../src/functions/host/settings.js';
 import { sinkTriggerOptions } from '../../src/functions/host/registerSinks.js';
 import { loadConfig } from '../../src/reader/config.js';
+import { pgSettingsFromEnv } from '../../src/shared/core/postgres.js';
 import { loadAdxConfig } from '../../src/shared/adx/config.js';
 import { SINKS } from '../../src/shared/sinks/registry.js';
 import { entryFiles, reachable, root, settingsRead } from './settingsScan.js';
@@ -48,6 +49,7 @@ function config(adx: InfraConfig['adx'], registryId?: string): InfraConfig {
       port: 5432,
       database: 'shop',
       user: 'cdc_reader',
+      auth: 'password',
       password: secretValue(PG_PASSWORD),
       tables: 'retail.orders_info,bank.holding',
     },
@@ -361,5 +363,28 @@ describe('infra: ADX existing, or none', () => {
     expect(Object.keys(settings).filter((n) => n in unset)).toEqual([]);
     // The consumer groups stay one per sink: enabling ADX later needs no hub change.
     expect(ofType(d, 'eventhub:ConsumerGroup')).toHaveLength(SINKS.length);
+  });
+});
+
+describe('postgresAuth=entra', () => {
+  test('the reader signs in with its managed identity: PG_AUTH=entra, PGUSER its name, no password secret or Key Vault role', async () => {
+    const base = config({ mode: 'none' });
+    const e = await deploy({ ...base, postgres: { ...base.postgres, auth: 'entra', password: undefined } });
+    const { app, container } = readerContainer(e);
+    const env = Object.fromEntries(container.env.map((v) => [v.name, v.value ?? v.secretRef]));
+    expect(env.PG_AUTH).toBe('entra');
+    expect(env.PGPASSWORD).toBeUndefined();
+    expect(env.PGSSLMODE).toBe('verify-full');
+    // The identity's name (its PostgreSQL role's name), not the password role's postgresUser.
+    expect(env.PGUSER).toMatch(/reader-id/);
+    expect(env.AZURE_CLIENT_ID).toBeDefined();
+    expect((app.inputs.configuration as { secrets: unknown[] }).secrets).toEqual([]);
+    expect(ofType(e, 'keyvault:Secret').map((r) => String(r.inputs.secretName))).toEqual(['elasticsearch-api-key']);
+    expect(roleLines(e).filter((l) => l.includes('postgres-password'))).toEqual([]);
+    expect(appSettings(e).PGPASSWORD).toBeUndefined();
+    expect(appSettings(e).PGHOST).toBeUndefined();
+    // What the reader's own config makes of this environment: entra with TLS, no password.
+    const pgEnv = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('PG')));
+    expect(pgSettingsFromEnv(pgEnv)).toMatchObject({ auth: 'entra', password: undefined, sslMode: 'verify-full' });
   });
 });
