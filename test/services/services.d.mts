@@ -1,4 +1,4 @@
-// Types of the parts of the test-service orchestrator (services.mjs) that TypeScript tests use.
+// Types of the parts of the test-service orchestrator (services.mjs) that TypeScript code uses.
 export interface PostgresService {
   pid: number;
   dir: string;
@@ -10,3 +10,19 @@ export function stopPostgres(service: PostgresService): Promise<void>;
 export function serviceUser(): { user: string; uid: number; gid: number } | null;
 /** A TCP port nothing listens on right now (taken from the OS, then released). */
 export function freePort(): Promise<number>;
+export type ServiceName = 'postgres' | 'kafka' | 'elasticsearch' | 'azurite';
+/**
+ * Starts what the environment does not give and what is not already running. `workDir`: persistent
+ * mode (data kept there and reused by the next `up`); `stateDir`: where `.services.env` and the state file go.
+ */
+export function up(options?: { only?: ServiceName[]; stateDir?: string; workDir?: string }): Promise<{
+  env: Record<string, string>;
+  startedNow: ServiceName[];
+  reused: ServiceName[];
+  /** Process ids of the services this orchestrator runs (started now or reused; none for those given by the environment). */
+  pids: Partial<Record<ServiceName, number>>;
+  timings: Record<string, number>;
+}>;
+/** Stops the services `up` started; `keepData` keeps a persistent work directory for the next `up`. */
+export function down(options?: { only?: ServiceName[]; stateDir?: string; keepData?: boolean }): Promise<void>;
+export function isAlive(pid: number): boolean;

@@ -9,6 +9,10 @@
  *   AZURE_STORAGE_CONNECTION_STRING) is used as is: nothing is started for it. That is how the same
  *   tests run against `docker compose` services or the Event Hubs emulator.
  * - `down()` stops what `up()` started and removes its temporary directories.
+ * - Persistent mode (`up({ stateDir, workDir })`, used by `npm start`): the data lives in `workDir`
+ *   and is reused by the next `up` (no initdb, no Kafka storage format, same Elasticsearch and Azurite
+ *   data; the previous ports when they are still free), and `down({ stateDir, keepData: true })`
+ *   stops the processes but keeps the data.
  *
  * Readiness is probed over each service's own protocol, never slept on. On failure the service's
  * log tail and the likely fix are printed.
@@ -25,9 +29,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
 // PG_CDC_SERVICES_STATE_DIR lets a second, independent set of services run beside the usual one
 // (the orchestrator's own lifecycle test uses it).
-const stateDir = process.env.PG_CDC_SERVICES_STATE_DIR ?? repoRoot;
-export const envFile = path.join(stateDir, '.services.env');
-const stateFile = path.join(stateDir, '.services.state.json');
+const defaultStateDir = process.env.PG_CDC_SERVICES_STATE_DIR ?? repoRoot;
+/** Where an orchestrator with state directory `stateDir` keeps its endpoints and its state. */
+const filesOf = (stateDir = defaultStateDir) => ({
+  envFile: path.join(stateDir, '.services.env'),
+  stateFile: path.join(stateDir, '.services.state.json'),
+});
+export const envFile = filesOf().envFile;
 
 export const KAFKA_VERSION = '4.1.1';
 export const ELASTICSEARCH_VERSION = '8.19.21';
@@ -80,6 +88,21 @@ export async function freePort() {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * `preferred` when nothing listens on it (a persistent service keeps its endpoint from one run to
+ * the next, and Kafka's KRaft controller keeps its address), else a fresh free port.
+ */
+async function portFor(preferred) {
+  if (!preferred) return freePort();
+  const free = await new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(preferred, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  return free ? preferred : freePort();
 }
 
 /** Polls `probe` until it returns true, the process dies, or the deadline passes. */
@@ -156,6 +179,18 @@ export function serviceUser() {
   }
 }
 
+/** As root, the unprivileged service user must be able to reach `dir` (every parent searchable). */
+function assertReachable(dir) {
+  const owner = serviceUser();
+  if (!owner) return;
+  if (spawnSync('test', ['-x', dir], { uid: owner.uid, gid: owner.gid }).status === 0) return;
+  throw new ServiceError(
+    'setup',
+    `the user '${owner.user}', which runs PostgreSQL and Elasticsearch when you are root, cannot reach ${dir}`,
+    `make every parent directory searchable (chmod o+x), or keep the data somewhere it can reach, e.g. under /var/tmp`,
+  );
+}
+
 function chownR(dir, owner) {
   if (owner) execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, dir]);
 }
@@ -200,8 +235,10 @@ function pgBinDir() {
 /**
  * Starts a PostgreSQL server in `workDir` (also used by tests that need a server of their own, e.g.
  * with TLS: `extraConf` lines are appended to postgresql.conf, and win over the defaults above them).
+ * `persistent`: a data directory left by an earlier start (PG_VERSION there) is started as it is,
+ * with its slots and tables; `ports.port` is tried first.
  */
-export async function startPostgres(workDir, { extraConf = [], password } = {}) {
+export async function startPostgres(workDir, { extraConf = [], password, persistent = false, ports = {} } = {}) {
   const bin = pgBinDir();
   const owner = serviceUser();
   const dir = path.join(workDir, 'postgres');
@@ -209,8 +246,38 @@ export async function startPostgres(workDir, { extraConf = [], password } = {}) 
   fs.mkdirSync(dir, { recursive: true });
   chownR(dir, owner);
   const logFile = path.join(dir, 'postgres.log');
-  const port = await freePort();
+  const port = await portFor(ports.port);
   const asOwner = owner ? { uid: owner.uid, gid: owner.gid } : {};
+  if (!(persistent && fs.existsSync(path.join(data, 'PG_VERSION')))) initPostgres({ bin, dir, data, owner, asOwner, password, persistent, extraConf });
+  // The port is given on the command line (it wins over postgresql.conf), so a kept data directory
+  // can come back on another port when its old one is taken.
+  const start = spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-l', logFile, '-o', `-p ${port}`, '-w', '-t', '60', 'start'], {
+    encoding: 'utf8',
+    ...asOwner,
+  });
+  if (start.status !== 0) {
+    throw new ServiceError(
+      'postgres',
+      `pg_ctl start failed (exit ${start.status})`,
+      'see the log; a port clash or too little shared memory are the usual causes',
+      tail(logFile),
+    );
+  }
+  const pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const endpoint = {
+    PGHOST: '127.0.0.1',
+    PGPORT: String(port),
+    PGUSER: 'postgres',
+    PGDATABASE: 'postgres',
+    ...(password === undefined ? {} : { PGPASSWORD: password }),
+  };
+  const ready = await waitUntil('postgres', () => probePostgres(endpoint), { timeoutMs: 60_000, pid });
+  if (!ready.ok) throw new ServiceError('postgres', ready.reason ?? 'not ready', 'see the log', tail(logFile));
+  return { pid, dir, logFile, bin, data, owner: owner?.user ?? null, endpoint, ports: { port } };
+}
+
+/** initdb and the service's postgresql.conf lines. */
+function initPostgres({ bin, dir, data, owner, asOwner, password, persistent, extraConf }) {
   // With a password the server authenticates every connection (scram-sha-256); else it trusts them.
   let auth = ['-A', 'trust'];
   if (password !== undefined) {
@@ -232,18 +299,16 @@ export async function startPostgres(workDir, { extraConf = [], password } = {}) 
     );
   }
   // Logical decoding for the reader; enough slots/senders for parallel test suites; durability
-  // traded for speed (only the reader is killed in crash tests, never the server).
+  // traded for speed (only the reader is killed in crash tests, never the server), except for data
+  // meant to outlive the run.
   const conf = [
-    `port = ${port}`,
     `listen_addresses = '127.0.0.1'`,
     `unix_socket_directories = '${dir}'`,
     `wal_level = logical`,
     `max_replication_slots = 64`,
     `max_wal_senders = 64`,
     `max_connections = 200`,
-    `fsync = off`,
-    `synchronous_commit = off`,
-    `full_page_writes = off`,
+    ...(persistent ? [] : [`fsync = off`, `synchronous_commit = off`, `full_page_writes = off`]),
     `shared_buffers = 256MB`,
     `logical_decoding_work_mem = 64MB`,
     `wal_sender_timeout = 60s`,
@@ -251,26 +316,6 @@ export async function startPostgres(workDir, { extraConf = [], password } = {}) 
     ...extraConf,
   ].join('\n');
   fs.appendFileSync(path.join(data, 'postgresql.conf'), `\n# pg-cdc-functions test service\n${conf}\n`);
-  const start = spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-l', logFile, '-w', '-t', '60', 'start'], { encoding: 'utf8', ...asOwner });
-  if (start.status !== 0) {
-    throw new ServiceError(
-      'postgres',
-      `pg_ctl start failed (exit ${start.status})`,
-      'see the log; a port clash or too little shared memory are the usual causes',
-      tail(logFile),
-    );
-  }
-  const pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const endpoint = {
-    PGHOST: '127.0.0.1',
-    PGPORT: String(port),
-    PGUSER: 'postgres',
-    PGDATABASE: 'postgres',
-    ...(password === undefined ? {} : { PGPASSWORD: password }),
-  };
-  const ready = await waitUntil('postgres', () => probePostgres(endpoint), { timeoutMs: 60_000, pid });
-  if (!ready.ok) throw new ServiceError('postgres', ready.reason ?? 'not ready', 'see the log', tail(logFile));
-  return { pid, dir, logFile, bin, data, owner: owner?.user ?? null, endpoint };
 }
 
 async function probePostgres(env) {
@@ -370,13 +415,19 @@ function javaHome(minMajor) {
 // ---------------------------------------------------------------------------------------------
 // Kafka
 
-async function startKafka(workDir) {
+/**
+ * `persistent`: a log directory formatted by an earlier start (meta.properties there) is kept, with
+ * its topics and committed offsets; the previous broker and controller ports are tried first (the
+ * single KRaft voter is named by node id, so a changed controller port is also accepted).
+ */
+async function startKafka(workDir, { persistent = false, ports = {} } = {}) {
   const { kafkaLibs } = ensureMavenArtifacts();
   const java = path.join(javaHome(17), 'bin', 'java');
   const dir = path.join(workDir, 'kafka');
   fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
   const logFile = path.join(dir, 'kafka.log');
-  const [port, controllerPort] = [await freePort(), await freePort()];
+  const port = await portFor(ports.port);
+  const controllerPort = await portFor(ports.controllerPort);
   const props = path.join(dir, 'server.properties');
   fs.writeFileSync(
     props,
@@ -423,7 +474,10 @@ async function startKafka(workDir) {
   const clusterId = randomBytes(16).toString('base64url');
   // `--cluster-id=<id>`, not `-t <id>`: one id in 64 starts with '-', which the tool's argument
   // parser then takes for an option ("argument --cluster-id/-t: expected one argument").
-  const format = spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], { encoding: 'utf8' });
+  const formatted = persistent && fs.existsSync(path.join(dir, 'data', 'meta.properties'));
+  const format = formatted
+    ? { status: 0, stdout: '', stderr: '' }
+    : spawnSync(java, [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props], { encoding: 'utf8' });
   if (format.status !== 0) {
     throw new ServiceError(
       'kafka',
@@ -439,7 +493,7 @@ async function startKafka(workDir) {
     await stopGroup(pid, 5000);
     throw new ServiceError('kafka', ready.reason ?? 'not ready', 'see the log; a JDK older than 17 or a port clash are the usual causes', tail(logFile));
   }
-  return { pid, dir, logFile, endpoint };
+  return { pid, dir, logFile, endpoint, ports: { port, controllerPort } };
 }
 
 /**
@@ -468,7 +522,8 @@ async function probeKafka(brokers) {
 // ---------------------------------------------------------------------------------------------
 // Elasticsearch
 
-async function startElasticsearch(workDir) {
+/** `persistent`: path.data is simply kept (Elasticsearch recovers its indices from it); the previous ports are tried first. */
+async function startElasticsearch(workDir, { ports = {} } = {}) {
   const { esHome } = ensureMavenArtifacts();
   const owner = serviceUser();
   const dir = path.join(workDir, 'elasticsearch');
@@ -477,7 +532,8 @@ async function startElasticsearch(workDir) {
   fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   fs.cpSync(path.join(esHome, 'config'), conf, { recursive: true });
-  const [port, transportPort] = [await freePort(), await freePort()];
+  const port = await portFor(ports.port);
+  const transportPort = await portFor(ports.transportPort);
   fs.writeFileSync(
     path.join(conf, 'elasticsearch.yml'),
     [
@@ -517,7 +573,7 @@ async function startElasticsearch(workDir) {
       `${tail(logFile, 10)}\n${tail(esLog, 15)}`,
     );
   }
-  return { pid, dir, logFile, endpoint: { ELASTICSEARCH_URL: url } };
+  return { pid, dir, logFile, endpoint: { ELASTICSEARCH_URL: url }, ports: { port, transportPort } };
 }
 
 async function probeElasticsearch(url) {
@@ -532,11 +588,14 @@ const AZURITE_ACCOUNT = 'devstoreaccount1';
 // Azurite's well-known development key (public, documented by Microsoft; not a secret).
 const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-async function startAzurite(workDir) {
+/** `persistent`: Azurite's `--location` is simply kept; the previous ports are tried first. */
+async function startAzurite(workDir, { ports = {} } = {}) {
   const dir = path.join(workDir, 'azurite');
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, 'azurite.log');
-  const [blobPort, queuePort, tablePort] = [await freePort(), await freePort(), await freePort()];
+  const blobPort = await portFor(ports.blobPort);
+  const queuePort = await portFor(ports.queuePort);
+  const tablePort = await portFor(ports.tablePort);
   const bin = path.join(repoRoot, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
   if (!fs.existsSync(bin)) throw new ServiceError('azurite', `${bin} not found`, 'run npm ci first (azurite is a devDependency)');
   const pid = spawnDetached(
@@ -570,7 +629,7 @@ async function startAzurite(workDir) {
     await stopGroup(pid, 5000);
     throw new ServiceError('azurite', ready.reason ?? 'not ready', 'see the log; run npm ci if azurite is missing', tail(logFile));
   }
-  return { pid, dir, logFile, endpoint: { AZURE_STORAGE_CONNECTION_STRING: connection } };
+  return { pid, dir, logFile, endpoint: { AZURE_STORAGE_CONNECTION_STRING: connection }, ports: { blobPort, queuePort, tablePort } };
 }
 
 /** Azurite readiness: a signed Blob and Queue service call through the real SDK. */
@@ -590,19 +649,23 @@ const SERVICES = {
   azurite: { start: startAzurite, stop: (s) => stopGroup(s.pid), probe: (e) => probeAzurite(e.AZURE_STORAGE_CONNECTION_STRING) },
 };
 
-function readState() {
+/**
+ * The orchestrator's state: the work directory, the services it runs, and (persistent mode) the
+ * ports of services stopped with their data kept, tried first when they start again.
+ */
+function readState(stateFile) {
   try {
-    return JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+    return { ports: {}, ...JSON.parse(fs.readFileSync(stateFile, 'utf8')) };
   } catch {
-    return { workDir: null, services: {} };
+    return { workDir: null, services: {}, ports: {} };
   }
 }
 
-function writeState(state) {
+function writeState(stateFile, state) {
   fs.writeFileSync(stateFile, JSON.stringify(state, null, 2) + '\n');
 }
 
-function writeEnvFile(env) {
+function writeEnvFile(envFile, env) {
   const lines = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   fs.writeFileSync(envFile, `# written by npm run services:up; removed by npm run services:down\n${lines.join('\n')}\n`);
 }
@@ -632,13 +695,24 @@ async function alive(name, svc) {
 
 /**
  * Starts every service not given by the environment and not already running (from an earlier `up`).
- * @param {{ only?: string[] }} [opts]
- * @returns {Promise<{ env: Record<string,string>, startedNow: string[], timings: Record<string, number> }>}
+ * - `stateDir`: where `.services.env` and the state file go (default PG_CDC_SERVICES_STATE_DIR, else
+ *   the repo root).
+ * - `workDir`: persistent mode. The services' data goes there and is reused by the next `up` with the
+ *   same `workDir` (stop with `down({ keepData: true })`); without it, a temporary directory.
+ * @param {{ only?: string[], stateDir?: string, workDir?: string }} [opts]
+ * @returns {Promise<{ env: Record<string,string>, startedNow: string[], reused: string[], pids: Record<string, number>, timings: Record<string, number> }>}
  */
 export async function up(opts = {}) {
   const names = opts.only ?? Object.keys(SERVICES);
-  const state = readState();
-  if (!state.workDir || !fs.existsSync(state.workDir)) {
+  const { envFile, stateFile } = filesOf(opts.stateDir);
+  const persistent = opts.workDir !== undefined;
+  const state = readState(stateFile);
+  if (persistent) {
+    state.workDir = path.resolve(/** @type {string} */ (opts.workDir));
+    fs.mkdirSync(state.workDir, { recursive: true });
+    fs.chmodSync(state.workDir, 0o755);
+    assertReachable(state.workDir);
+  } else if (!state.workDir || !fs.existsSync(state.workDir)) {
     state.workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pg-cdc-services-'));
     fs.chmodSync(state.workDir, 0o755); // the unprivileged service user must reach its own subfolder
   }
@@ -646,11 +720,13 @@ export async function up(opts = {}) {
   const env = {};
   /** @type {string[]} */
   const startedNow = [];
+  /** @type {string[]} */
+  const reused = [];
   /** @type {Record<string, number>} */
   const timings = {};
   /** @type {Record<string, Error>} */
   const failures = {};
-  writeState(state);
+  writeState(stateFile, state);
 
   // Maven fetch happens once, before the JVM services start in parallel.
   if (names.some((n) => (n === 'kafka' || n === 'elasticsearch') && !process.env[OVERRIDES[n]])) {
@@ -671,65 +747,77 @@ export async function up(opts = {}) {
       if (await alive(name, previous)) {
         log(`${name}: reusing the running instance (pid ${previous.pid})`);
         Object.assign(env, previous.endpoint);
+        reused.push(name);
         return;
       }
       if (previous) await SERVICES[name].stop(previous).catch(() => undefined);
       const t0 = Date.now();
       try {
-        const svc = await SERVICES[name].start(state.workDir);
+        const svc = await SERVICES[name].start(state.workDir, { persistent, ports: persistent ? (state.ports[name] ?? previous?.ports ?? {}) : {} });
         timings[name] = Date.now() - t0;
         log(`${name}: ready in ${(timings[name] / 1000).toFixed(1)} s (pid ${svc.pid})`);
         state.services[name] = svc;
+        delete state.ports[name];
         startedNow.push(name);
         Object.assign(env, svc.endpoint);
-        writeState(state);
+        writeState(stateFile, state);
       } catch (err) {
         failures[name] = err instanceof Error ? err : new Error(String(err));
       }
     }),
   );
-  writeState(state);
+  writeState(stateFile, state);
   if (Object.keys(failures).length > 0) {
-    // Leave nothing half-started behind.
-    await down({ only: startedNow });
+    // Leave nothing half-started behind (and, in persistent mode, no data lost).
+    await down({ only: startedNow, stateDir: opts.stateDir, keepData: persistent });
     throw new Error(
       Object.values(failures)
         .map((e) => e.message)
         .join('\n\n'),
     );
   }
-  writeEnvFile(env);
-  return { env, startedNow, timings };
+  writeEnvFile(envFile, env);
+  /** @type {Record<string, number>} */
+  const pids = {};
+  for (const name of [...startedNow, ...reused]) pids[name] = state.services[name].pid;
+  return { env, startedNow, reused, pids, timings };
 }
 
 /**
- * Stops the services `up` started (or only the named ones) and removes their temporary data.
- * @param {{ only?: string[] }} [opts]
+ * Stops the services `up` started (or only the named ones) and removes their temporary data;
+ * with `keepData` (persistent mode) the data and the ports stay for the next `up`.
+ * @param {{ only?: string[], stateDir?: string, keepData?: boolean }} [opts]
  */
 export async function down(opts = {}) {
-  const state = readState();
+  const { envFile, stateFile } = filesOf(opts.stateDir);
+  const state = readState(stateFile);
   const names = opts.only ?? Object.keys(state.services ?? {});
   await Promise.all(
     names.map(async (name) => {
       const svc = state.services[name];
       if (!svc) return;
       await SERVICES[name].stop(svc);
-      fs.rmSync(svc.dir, { recursive: true, force: true });
+      if (opts.keepData) state.ports[name] = svc.ports;
+      else fs.rmSync(svc.dir, { recursive: true, force: true });
       delete state.services[name];
-      log(`${name}: stopped`);
+      log(`${name}: stopped${opts.keepData ? ` (data kept in ${svc.dir})` : ''}`);
     }),
   );
   if (Object.keys(state.services).length === 0) {
-    if (state.workDir) fs.rmSync(state.workDir, { recursive: true, force: true });
-    fs.rmSync(stateFile, { force: true });
     fs.rmSync(envFile, { force: true });
+    if (opts.keepData) writeState(stateFile, state);
+    else {
+      if (state.workDir) fs.rmSync(state.workDir, { recursive: true, force: true });
+      fs.rmSync(stateFile, { force: true });
+    }
   } else {
-    writeState(state);
+    writeState(stateFile, state);
   }
 }
 
-export async function status() {
-  const state = readState();
+/** @param {{ stateDir?: string }} [opts] */
+export async function status(opts = {}) {
+  const state = readState(filesOf(opts.stateDir).stateFile);
   /** @type {Record<string, string>} */
   const out = {};
   for (const name of Object.keys(SERVICES)) {
