@@ -28,7 +28,7 @@ export default tseslint.config(
         'error',
         {
           paths: [{ name: '@azure/functions', message: 'src/shared is host-independent: Functions adapters live in src/functions/host.' }],
-          patterns: [{ regex: '(^|/)(functions|reader|worker)/', message: 'src/shared never imports a host or the reader.' }],
+          patterns: [{ regex: '(^|/)(functions|reader|worker|start)/', message: 'src/shared never imports a host or the reader.' }],
         },
       ],
     },
@@ -83,6 +83,24 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         { patterns: [{ regex: '(^|/)(reader|worker)/', message: 'The Functions host imports src/shared only, never another host (src/reader, src/worker).' }] },
+      ],
+    },
+  },
+  {
+    // `npm start` runs the reader and the worker as processes, never as imports.
+    files: ['src/start/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@azure/functions', message: 'npm start is not a Functions host.' }],
+          patterns: [
+            {
+              regex: '(^|/)(functions|reader|worker)/',
+              message: 'npm start imports src/shared (and the service orchestrator) only: it runs the reader and the worker as child processes.',
+            },
+          ],
+        },
       ],
     },
   },

@@ -76,6 +76,8 @@ export class ReaderMetrics {
   slotLagSeconds = 0;
   inflightBytes = 0;
   readonly commitToAckMs = new Histogram();
+  /** Commit time (ms) of the newest streamed transaction the broker confirmed: the status's newest committed change. */
+  lastPublishedCommitTimeMs: number | null = null;
   private lastChanges = 0;
   private lastAt = Date.now();
   changesPerSec = 0;
@@ -120,6 +122,7 @@ export class ReaderMetrics {
       slotLagSeconds: this.slotLagSeconds,
       inflightBytes: this.inflightBytes,
       memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
+      lastPublishedCommitTime: this.lastPublishedCommitTimeMs === null ? null : new Date(this.lastPublishedCommitTimeMs).toISOString(),
       commitToAckMs: { count: this.commitToAckMs.count, p50: this.commitToAckMs.percentile(0.5), p99: this.commitToAckMs.percentile(0.99) },
     };
   }

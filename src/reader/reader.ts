@@ -306,7 +306,10 @@ export class Reader {
     const { config, log } = this.deps;
     const slot = await slotState(session.meta, config.slotName);
     const tracker = new AckTracker(null, (e) => {
-      if (e.commitTimeMs > 0) this.metrics.commitToAckMs.record(performance.timeOrigin + performance.now() - e.commitTimeMs);
+      if (e.commitTimeMs > 0) {
+        this.metrics.commitToAckMs.record(performance.timeOrigin + performance.now() - e.commitTimeMs);
+        this.metrics.lastPublishedCommitTimeMs = Math.max(this.metrics.lastPublishedCommitTimeMs ?? 0, e.commitTimeMs);
+      }
     });
     const pipeline = new Pipeline(this.deps.publisher, tracker, log, {
       maxInflightBytes: config.maxInflightBytes,

@@ -4,11 +4,11 @@
  * (src/shared/core/kafka.ts), the sinks and their consumer groups are the Functions host's
  * (`SINKS`), the retry policy is the shared one; what is the worker's own is how it batches and stops.
  */
-import { getInt, getList, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
+import { getInt, getOneOf, getString, type Env } from '../shared/core/env.js';
 import { ConfigError } from '../shared/core/errors.js';
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../shared/core/kafka.js';
 import type { LogLevel } from '../shared/core/logger.js';
-import { SINKS, type SinkDefinition } from '../shared/sinks/registry.js';
+import { enabledSinks, type SinkDefinition } from '../shared/sinks/registry.js';
 import { retryPolicyFromEnv, type RetryPolicy } from '../shared/sinks/retryPolicy.js';
 
 export interface WorkerSink {
@@ -42,28 +42,9 @@ export interface WorkerConfig {
 /** host.json `extensions.eventHubs.maxEventBatchSize`: the same batches on both hosts. */
 export const DEFAULT_MAX_BATCH_SIZE = 1000;
 
-/**
- * Which sinks run: `WORKER_SINKS` (names of `SINKS`, any case), by default Elasticsearch and the
- * change history, plus ADX when it is configured (`ADX_CLUSTER_URL`): a process without ADX settings
- * should not fail for a sink nobody asked for, and one that names it gets the missing setting named.
- */
-function sinksFromEnv(env: Env): SinkDefinition[] {
-  const names = SINKS.map((s) => s.name);
-  const defaults = SINKS.filter((s) => s.name !== 'adxSink' || getOptionalString(env, 'ADX_CLUSTER_URL') !== undefined).map((s) => s.name);
-  const raw = getList(env, 'WORKER_SINKS', defaults);
-  const chosen = raw.map((name) => {
-    const definition = SINKS.find((s) => s.name.toLowerCase() === name.toLowerCase());
-    if (definition === undefined)
-      throw new ConfigError('WORKER_SINKS', `a comma-separated list of ${names.join(', ')}`, getOptionalString(env, 'WORKER_SINKS'));
-    return definition;
-  });
-  if (chosen.length === 0) throw new ConfigError('WORKER_SINKS', `at least one of ${names.join(', ')}`, getOptionalString(env, 'WORKER_SINKS'));
-  return SINKS.filter((s) => chosen.includes(s));
-}
-
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const kafka = kafkaSettingsFromEnv(env, { clientId: 'pg-cdc-worker' });
-  const sinks = sinksFromEnv(env).map((definition) => ({
+  const sinks = enabledSinks(env).map((definition) => ({
     definition,
     consumerGroup: getString(env, definition.consumerGroupSetting, definition.defaultConsumerGroup),
   }));

@@ -11,6 +11,8 @@ import { probeKafka } from '../shared/core/kafka.js';
 import { createLogger, errorFields, type Logger } from '../shared/core/logger.js';
 import { redact } from '../shared/core/redact.js';
 import type { SinkDeps } from '../shared/sinks/registry.js';
+import { statusSettingsFromEnv } from '../shared/status/collect.js';
+import { statusFromEnv, statusRequestHandler } from '../shared/status/server.js';
 import { loadWorkerConfig, secretsOf, type WorkerConfig } from './config.js';
 import { Worker } from './worker.js';
 
@@ -21,8 +23,10 @@ function configFailure(log: Logger, err: unknown): number {
 
 async function main(): Promise<number> {
   let config: WorkerConfig;
+  let statusEnabled: boolean;
   try {
     config = loadWorkerConfig();
+    statusEnabled = statusSettingsFromEnv(process.env).enabled;
   } catch (err) {
     return configFailure(createLogger({ secrets: secretsOf() }), err);
   }
@@ -69,15 +73,23 @@ async function main(): Promise<number> {
     log.error('cannot start', { ...errorFields(err), variable: (err as { variable?: unknown }).variable });
     return 1;
   }
+  // The pipeline's status (README "Status") on the probe port: GET /status and the page at GET /.
+  const status = config.healthPort > 0 && statusEnabled ? statusFromEnv(process.env) : null;
+  status?.monitor.start();
   const health =
     config.healthPort > 0
-      ? await startHealthServer(config.healthPort, { live: () => true, ready: () => !signalled && worker.ready, metrics: () => worker.metrics() })
+      ? await startHealthServer(
+          config.healthPort,
+          { live: () => true, ready: () => !signalled && worker.ready, metrics: () => worker.metrics() },
+          status ? statusRequestHandler(status.monitor) : undefined,
+        )
       : null;
   log.info('running', { sinks: config.sinks.map((s) => s.definition.name) });
 
   await stopRequested;
   await worker.stop();
   health?.close();
+  await status?.close();
   log.info('stopped', { signal: signalled });
   return 0;
 }

@@ -1,4 +1,4 @@
-/** Runs an entry point of the project (TypeScript, through the dev loader) as a child process, collecting its JSON log lines. */
+/** Runs an entry point of the project (TypeScript, through the dev loader) or an npm script as a child process, collecting its output lines. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -13,11 +13,30 @@ export interface ChildRun {
 
 /** `entry` relative to the repository root, e.g. `src/reader/main.ts`, with `args`; the child sees only PATH and `env`. */
 export function spawnEntryPoint(entry: string, env: Record<string, string>, args: readonly string[] = []): ChildRun {
-  const proc = spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', entry, ...args], {
+  return collect(
+    spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', entry, ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
+/**
+ * `npm <args>` in the repository root, as a user types it, in a process group of its own:
+ * `interrupt()` signals the whole group as a terminal's Ctrl-C does. The child sees only PATH, HOME and `env`.
+ */
+export function spawnNpm(args: string[], env: Record<string, string>): ChildRun & { interrupt(): void } {
+  const proc = spawn('npm', args, {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
+  return { ...collect(proc), interrupt: () => process.kill(-proc.pid!, 'SIGINT') };
+}
+
+function collect(proc: ChildProcess): ChildRun {
   const lines: Record<string, unknown>[] = [];
   let buf = '';
   proc.stdout?.on('data', (d: Buffer) => {

@@ -104,4 +104,15 @@ describe('reader: insert/update/delete/truncate', () => {
     });
     expect(Number(slot.rows[0]!.current)).toBeGreaterThan(0);
   });
+
+  test('its metrics name the commit time of the newest transaction the broker confirmed (the status compares it with the sinks)', async () => {
+    const newest = Math.max(...topic.events().map((e) => e.source.ts_ms ?? 0));
+    const { eventually } = await import('./helpers.js');
+    const seen = await eventually('the newest commit time in the metrics', () => {
+      const value = r.reader.metrics.toJSON().lastPublishedCommitTime;
+      return value === new Date(newest).toISOString() ? value : undefined;
+    });
+    // Commit times carry microseconds (ts_ms may be fractional); the metrics keep milliseconds.
+    expect(Date.parse(String(seen))).toBe(Math.floor(newest));
+  });
 });

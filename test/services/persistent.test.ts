@@ -1,8 +1,8 @@
 /**
  * The orchestrator's persistent mode (what `npm start` keeps between runs): `up --work-dir` starts
- * PostgreSQL, Kafka and Azurite with their data in that directory, `down --keep-data` stops them and
+ * PostgreSQL, Kafka, Elasticsearch and Azurite with their data in that directory, `down --keep-data` stops them and
  * keeps it, and the next `up` finds the data again: a table row and a replication slot, a topic's
- * record and a consumer group's committed offset, a blob. The second start finds the old ports
+ * record and a consumer group's committed offset, a document, a blob. The second start finds the old ports
  * taken, so the kept data comes back on new ports (Kafka's KRaft controller included). Its own state
  * directory and services, like lifecycle.test.ts.
  */
@@ -25,7 +25,7 @@ fs.chmodSync(stateDir, 0o755);
 const workDir = path.join(stateDir, 'data');
 const childEnv: NodeJS.ProcessEnv = { ...process.env, PG_CDC_SERVICES_STATE_DIR: stateDir };
 for (const name of ['PGHOST', 'PGPORT', 'KAFKA_BROKERS', 'ELASTICSEARCH_URL', 'AZURE_STORAGE_CONNECTION_STRING']) delete childEnv[name];
-const only = ['--only', 'postgres,kafka,azurite'];
+const only = ['--only', 'postgres,kafka,elasticsearch,azurite'];
 
 interface State {
   services: Record<string, { pid: number; ports: Record<string, number> }>;
@@ -79,7 +79,7 @@ describe('services:up --work-dir / services:down --keep-data', () => {
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('keeps PostgreSQL, Kafka and Azurite data across a stop, and starts it again on other ports', async () => {
+  it('keeps PostgreSQL, Kafka, Elasticsearch and Azurite data across a stop, and starts it again on other ports', async () => {
     await run(process.execPath, [cli, 'up', '--work-dir', workDir, ...only], { env: childEnv });
     const first = readEnv();
     await pgQuery(first, 'CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)');
@@ -96,6 +96,12 @@ describe('services:up --work-dir / services:down --keep-data', () => {
     const container = BlobServiceClient.fromConnectionString(first.AZURE_STORAGE_CONNECTION_STRING!).getContainerClient('kept');
     await container.create();
     await container.getBlockBlobClient('b').upload('blob', 4);
+    const put = await fetch(`${first.ELASTICSEARCH_URL}/kept/_doc/1?refresh=true`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ x: 42 }),
+    });
+    expect(put.status).toBe(201);
 
     const started = readState();
     await run(process.execPath, [cli, 'down', '--keep-data', ...only], { env: childEnv });
@@ -109,7 +115,7 @@ describe('services:up --work-dir / services:down --keep-data', () => {
     const taken = await Promise.all(Object.values(kept.ports).flatMap((ports) => Object.values(ports).map((port) => occupy(port))));
     try {
       const second = await run(process.execPath, [cli, 'up', '--work-dir', workDir, ...only], { env: childEnv });
-      expect(second.stdout).toMatch(/started: (postgres|kafka|azurite)(, (postgres|kafka|azurite)){2}\)/);
+      expect(second.stdout).toMatch(/started: (postgres|kafka|elasticsearch|azurite)(, (postgres|kafka|elasticsearch|azurite)){3}\)/);
     } finally {
       for (const server of taken) server.close();
     }
@@ -131,6 +137,8 @@ describe('services:up --work-dir / services:down --keep-data', () => {
     } finally {
       await admin2.disconnect();
     }
+    const doc = (await (await fetch(`${again.ELASTICSEARCH_URL}/kept/_doc/1`)).json()) as { found: boolean; _source: unknown };
+    expect(doc).toMatchObject({ found: true, _source: { x: 42 } });
     const blob = BlobServiceClient.fromConnectionString(again.AZURE_STORAGE_CONNECTION_STRING!).getContainerClient('kept').getBlobClient('b');
     expect((await blob.downloadToBuffer()).toString()).toBe('blob');
   });

@@ -93,6 +93,13 @@ describe('worker entry point', () => {
     expect(metrics.topic).toBe(names.topic);
     expect(metrics.sinks.elasticsearchSink).toMatchObject({ consumerGroup: names.group, state: 'running', partitions: { '0': {}, '1': {} } });
     expect(metrics.sinks.changeHistory).toMatchObject({ consumerGroup: `${names.group}-history`, state: 'running' });
+    // The pipeline's status on the same port: its own consumer groups on the topic, and the page.
+    const status = (await (await fetch(`${base}/status`)).json()) as { hub: { kind: string; topic: string; groups: { consumerGroup: string; lag: number }[] } };
+    expect(status.hub).toMatchObject({ kind: 'kafka', topic: names.topic });
+    expect(status.hub.groups.map((g) => g.consumerGroup)).toEqual([names.group, `${names.group}-history`]);
+    const page = await fetch(`${base}/`);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toContain(`lag <b data-stat="hub.groups.elasticsearchSink.lag" data-value="0">0</b>`);
 
     child.proc.kill('SIGTERM');
     expect(await child.exited).toBe(0);

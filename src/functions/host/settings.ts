@@ -6,39 +6,15 @@ import type { EventHubFunctionOptions, ExponentialBackoffRetryOptions } from '@a
 import type { Env } from '../../shared/core/env.js';
 import { retryPolicyFromEnv } from '../../shared/sinks/retryPolicy.js';
 
-/** Name of the connection setting prefix: `EventHubConnection` (connection string) or `EventHubConnection__fullyQualifiedNamespace` (identity). */
-export const EVENT_HUB_CONNECTION = 'EventHubConnection';
+// The connection setting and its namespace live in the plumbing core: the status of the hub reads them too.
+export { EVENT_HUB_CONNECTION, eventHubNamespace } from '../../shared/core/eventHubs.js';
+
 /**
  * The event hub carrying the change events: `CDC_TOPIC`, the same setting the reader publishes to
  * (one Kafka topic = one event hub), default `cdc-events`.
  */
 export function eventHubName(env: Env): string {
   return env.CDC_TOPIC === undefined ? 'cdc-events' : '%CDC_TOPIC%';
-}
-
-/**
- * The Event Hubs namespace the triggers read from, as configured: `EventHubConnection__fullyQualifiedNamespace`
- * (identity-based connection), else the host of the `Endpoint` in the `EventHubConnection` connection
- * string. Only used when the trigger's `partitionContext` does not carry it. Never returns or logs the
- * connection string itself (it holds the key).
- */
-export function eventHubNamespace(env: Env): string | undefined {
-  // Tolerates `sb://<ns>/` pasted in place of the bare host name.
-  const fqns = env[`${EVENT_HUB_CONNECTION}__fullyQualifiedNamespace`]
-    ?.trim()
-    .replace(/^[a-z]+:\/\//i, '')
-    .replace(/\/+$/, '');
-  if (fqns) return fqns;
-  const endpoint = env[EVENT_HUB_CONNECTION]?.split(';')
-    .map((part) => part.trim())
-    .find((part) => part.toLowerCase().startsWith('endpoint='))
-    ?.slice('endpoint='.length);
-  if (!endpoint) return undefined;
-  try {
-    return new URL(endpoint).hostname || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -2,10 +2,10 @@
  * The probe server of every long-running component (the reader, the sink worker): /healthz
  * (process alive, not failed), /readyz (doing its work: for the reader streaming or snapshotting
  * with the broker reachable, for the worker every consumer joined), GET /metrics (JSON),
- * POST /metrics/reset (fresh latency window).
+ * POST /metrics/reset (fresh latency window), and whatever `routes` a component adds.
  */
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 export interface HealthSource {
   live(): boolean;
@@ -14,9 +14,16 @@ export interface HealthSource {
   resetMetrics?(): void;
 }
 
-export function startHealthServer(port: number, source: HealthSource): Promise<Server> {
+/**
+ * More routes a component serves on its probe port (the worker's status page): answers and returns
+ * true for a request it takes, returns false for the others (the probes, then 404).
+ */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+export function startHealthServer(port: number, source: HealthSource, routes?: RouteHandler): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (routes?.(req, res) === true) return;
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));

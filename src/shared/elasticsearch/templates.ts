@@ -62,7 +62,8 @@ export function commonComponentTemplate(options: TemplateOptions = {}) {
   };
 }
 
-function patternOf(index: string): string {
+/** The indices a `"*"` route's index template can produce, as an index pattern (`{schema}`, `{table}` → `*`). */
+export function patternOf(index: string): string {
   return index.replaceAll('{schema}', '*').replaceAll('{table}', '*');
 }
 

@@ -7,7 +7,8 @@
 import { createAdxSinkFromEnv } from '../adx/adxSink.js';
 import type { PointerResolver } from '../batch/pointers.js';
 import type { Sink } from '../batch/types.js';
-import type { Env } from '../core/env.js';
+import { getList, getOptionalString, type Env } from '../core/env.js';
+import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { deadLetterStoreFromEnv, pointerResolverFromEnv } from '../deadletter/blobDeadLetterStore.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
@@ -68,4 +69,24 @@ export function sinkDefinition(name: SinkDefinition['name']): SinkDefinition {
   const definition = SINKS.find((s) => s.name === name);
   if (definition === undefined) throw new Error(`no sink named ${name}`);
   return definition;
+}
+
+/**
+ * Which sinks run: `WORKER_SINKS` (names of `SINKS`, any case), by default Elasticsearch and the
+ * change history, plus ADX when it is configured (`ADX_CLUSTER_URL`): a process without ADX settings
+ * should not fail for a sink nobody asked for, and one that names it gets the missing setting named.
+ * The worker runs these; the status reports their consumer groups.
+ */
+export function enabledSinks(env: Env): SinkDefinition[] {
+  const names = SINKS.map((s) => s.name);
+  const defaults = SINKS.filter((s) => s.name !== 'adxSink' || getOptionalString(env, 'ADX_CLUSTER_URL') !== undefined).map((s) => s.name);
+  const raw = getList(env, 'WORKER_SINKS', defaults);
+  const chosen = raw.map((name) => {
+    const definition = SINKS.find((s) => s.name.toLowerCase() === name.toLowerCase());
+    if (definition === undefined)
+      throw new ConfigError('WORKER_SINKS', `a comma-separated list of ${names.join(', ')}`, getOptionalString(env, 'WORKER_SINKS'));
+    return definition;
+  });
+  if (chosen.length === 0) throw new ConfigError('WORKER_SINKS', `at least one of ${names.join(', ')}`, getOptionalString(env, 'WORKER_SINKS'));
+  return SINKS.filter((s) => chosen.includes(s));
 }
