@@ -10,12 +10,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BlobServiceClient } from '@azure/storage-blob';
+import { Client } from '@elastic/elasticsearch';
 import fs from 'node:fs';
 import type pg from 'pg';
 import { readDeadLetters } from '../../src/shared/deadletter/readDeadLetters.js';
+import { spawnEntryPoint } from '../helpers/childProcess.js';
 import {
   bigTransaction,
   faultRun,
+  handedRows,
   injectPoison,
   killWorkerMidBatch,
   pgConnect,
@@ -25,6 +28,8 @@ import {
   stopPipeline,
   TYPES_TABLE,
   KEYLESS_TABLE,
+  UNROUTED_ROUTE,
+  UNROUTED_TABLE,
   until,
   workloadSlice,
   type CheckResult,
@@ -114,7 +119,7 @@ describe('the pipeline end to end, under faults', () => {
     expect(p.worker.starts).toBeGreaterThan(starts);
   }, 300_000);
 
-  it('dead-letters poison records (invalid JSON, a non-envelope, an unknown op) with their reasons, and carries on', async () => {
+  it('dead-letters poison records (a change of an unrouted table, invalid JSON, a non-envelope, an unknown op) with their reasons, and carries on', async () => {
     await run('poisonRecords', async () => {
       await workloadSlice(c, round++);
       await injectPoison(p);
@@ -138,6 +143,40 @@ describe('the pipeline end to end, under faults', () => {
     }
     expect(letters).toHaveLength(POISON.length * 3);
   }, 300_000);
+
+  it('dlq:replay on those dead letters: what has no fix still fails with its reason; the unrouted change lands once its route is added, once', async () => {
+    const replay = async (routes: Record<string, unknown>) => {
+      const child = spawnEntryPoint('scripts/dlq-replay.ts', { ...p.worker.env, CDC_ROUTES: JSON.stringify(routes) }, ['--container', p.deadLetterContainer]);
+      const code = await child.exited;
+      return { code, out: child.lines.map((l) => (typeof l.msg === 'string' ? l.msg : JSON.stringify(l))).join('\n') };
+    };
+    const stillFailing = (out: string) => out.split('\n').filter((l) => l.startsWith('still fails '));
+    // The cause not fixed yet: all of them still fail, each refused with its reason, none marked.
+    const before = await replay(p.routes);
+    expect(before.code).toBe(1);
+    expect(stillFailing(before.out)).toHaveLength(POISON.length * 3);
+    for (const line of stillFailing(before.out)) expect(line).toMatch(/: refused: \S/);
+    expect(before.out).toMatch(/No route for table e2e\.late/);
+    expect(before.out).toContain(`dlq:replay: 0 replayed, ${POISON.length * 3} still fail`);
+    // The route added: the change lands in every sink; the three that are no change events still fail.
+    const fixed = await replay({ ...p.routes, [UNROUTED_TABLE]: UNROUTED_ROUTE });
+    expect(fixed.code).toBe(1);
+    expect(fixed.out).toContain(`dlq:replay: 3 replayed, ${(POISON.length - 1) * 3} still fail`);
+    for (const functionName of ['elasticsearchSink', 'changeHistory', 'adxSink'])
+      expect(fixed.out).toMatch(new RegExp(`replayed \\S+ \\(${functionName} partition \\d+ offset \\d+\\): ok`));
+    const es = new Client({ node: p.services.env.ELASTICSEARCH_URL! });
+    try {
+      expect((await es.get<Record<string, unknown>>({ index: 'e2e-late', id: '1' }))._source).toMatchObject({ id: 1, note: 'routed later', __deleted: false });
+    } finally {
+      await es.close();
+    }
+    expect(handedRows(p.kusto, 'Late').map((r) => r.note)).toEqual(['routed later']);
+    // Again: the replayed ones are skipped, the rest still fail with their reasons.
+    const again = await replay({ ...p.routes, [UNROUTED_TABLE]: UNROUTED_ROUTE });
+    expect(again.out).toContain('3 already replayed (skipped)');
+    expect(again.out).toContain(`dlq:replay: 0 replayed, ${(POISON.length - 1) * 3} still fail`);
+    expect(again.code).toBe(1);
+  }, 120_000);
 
   it('a row bigger than the broker message limit arrives whole (claim check)', async () => {
     await run('oversizedRow', async () => {
