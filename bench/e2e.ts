@@ -23,7 +23,7 @@
  * - `workerPeakRssMb`: the highest VmHWM of the worker processes over the whole run.
  *
  * Settings: BENCH_E2E_CHANGES (50000), BENCH_E2E_ROUNDS (3), BENCH_E2E_LATENCY_SECONDS (30),
- * BENCH_E2E_MIXED_SECONDS (90). Targets (issue 10): lost = 0, e2eRatio ≥ 0.8, p99 ≤ 1,500 ms,
+ * BENCH_E2E_MIXED_SECONDS (60). Targets (issue 10): lost = 0, e2eRatio ≥ 0.8, p99 ≤ 1,500 ms,
  * workerPeakRssMb ≤ 256.
  */
 import { Client } from '@elastic/elasticsearch';
@@ -50,7 +50,7 @@ const int = (name: string, fallback: number) => Number(process.env[name] ?? fall
 const N = int('BENCH_E2E_CHANGES', 50_000);
 const ROUNDS = int('BENCH_E2E_ROUNDS', 3);
 const LATENCY_SECONDS = int('BENCH_E2E_LATENCY_SECONDS', 30);
-const MIXED_SECONDS = int('BENCH_E2E_MIXED_SECONDS', 90);
+const MIXED_SECONDS = int('BENCH_E2E_MIXED_SECONDS', 60);
 const RATE = 2_000;
 const TICK_MS = 100;
 const BENCH_TABLE = 'e2e.bench';
@@ -119,7 +119,11 @@ const postgresRestart = async (p: Pipeline) => {
   await p.services.start('postgres');
 };
 
-/** Workload slices until `stop` resolves, surviving the loss of its session (PostgreSQL restarted). */
+/**
+ * Workload slices, one a second, until `stop` resolves, surviving the loss of its session (PostgreSQL
+ * restarted). Paced: unpaced, the slices (whose updates touch a share of each growing table) made
+ * about 900,000 changes during a Kafka stop of 20 s, far beyond what the fault is about.
+ */
 async function workloadUntil(p: Pipeline, stop: Promise<void>): Promise<void> {
   let done = false;
   void stop.then(() => (done = true));
@@ -129,6 +133,7 @@ async function workloadUntil(p: Pipeline, stop: Promise<void>): Promise<void> {
     } catch {
       await reconnect(p);
     }
+    await sleep(1000);
   }
 }
 
