@@ -11,10 +11,14 @@ export interface ChildRun {
   exited: Promise<number | null>;
 }
 
-/** `entry` relative to the repository root, e.g. `src/reader/main.ts`, with `args`; the child sees only PATH and `env`. */
+/**
+ * `entry` relative to the repository root, e.g. `src/reader/main.ts`, with `args`; the child sees only PATH and `env`.
+ * A built entry point (`dist/...js`) runs as in production, without the TypeScript loader.
+ */
 export function spawnEntryPoint(entry: string, env: Record<string, string>, args: readonly string[] = []): ChildRun {
+  const loader = entry.endsWith('.js') ? [] : ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs'];
   return collect(
-    spawn(process.execPath, ['--experimental-transform-types', '--no-warnings', '--import', './src/reader/devLoader.mjs', entry, ...args], {
+    spawn(process.execPath, [...loader, entry, ...args], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

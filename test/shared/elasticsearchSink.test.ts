@@ -250,6 +250,31 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(live.hits.hits.map((h) => h._source?.id)).toEqual([2, 5]);
   });
 
+  it('a primary-key change whose old key is on a partition behind: the create and the later changes of its new key in the batch wait, then arrive whole', async () => {
+    const keyIndex = `${index}-keys-behind`;
+    indices.push(keyIndex);
+    const keySink = testSink(client, { 'public.keys': { elasticsearch: { index: keyIndex } } }, { controlIndex });
+    const ev = (op: 'c' | 'u' | 'd', id: number, lsn: number, row: Record<string, unknown> | null, extra: { oldKey?: number; toast?: boolean } = {}) => {
+      const e = changeEvent({ table: 'public.keys', op, key: { id }, before: op === 'd' ? { id } : null, after: row, lsn });
+      if (extra.toast) e.source.unchanged_toast = ['doc'];
+      if (extra.oldKey !== undefined) e.old_key = { id: extra.oldKey };
+      return e;
+    };
+    const deadLetters = new MemoryDeadLetterStore();
+    const sinkRun = (events: ChangeEvent[]) => processBatch(recordsOf(events), { sink: keySink, deadLetters, batch });
+    // The new key's partition first: the key change 10 → 11 and the next update of 11 (TOAST unchanged again) in one batch.
+    const newKeyBatch = [ev('c', 11, 200, { id: 11, v: 1 }, { oldKey: 10, toast: true }), ev('u', 11, 300, { id: 11, v: 2 }, { toast: true })];
+    await expect(sinkRun(newKeyBatch)).rejects.toThrow(/waiting for the delete of the old key "10"/);
+    expect(await getSource(client, keyIndex, '11')).toBeUndefined();
+    // The old key's partition catches up (its insert and the change's delete), then the batch is delivered again.
+    await sinkRun([ev('c', 10, 100, { id: 10, v: 0, doc: 'big ten' }), ev('d', 10, 200, null)]);
+    expect(await sinkRun(newKeyBatch)).toMatchObject({ ok: 2, deadLettered: 0, retried: 0 });
+    const doc = await getSource(client, keyIndex, '11');
+    expect(doc).toMatchObject({ version: 300, source: { id: 11, v: 2, doc: 'big ten', __deleted: false } });
+    expect(doc?.source).not.toHaveProperty('__unchanged_toast');
+    expect(deadLetters.documents.size).toBe(0);
+  });
+
   it('long keys (600 bytes, multi-column, unicode) land under a bounded _id instead of being dead-lettered', async () => {
     const longIndex = `${index}-long`;
     indices.push(longIndex);

@@ -417,7 +417,8 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
    * - the create of a primary-key change with unchanged TOAST columns (`fillFrom`): from the old key's
    *   document, but only once it is the old key's delete of the same change (same version, it may
    *   be on another partition): before that its values may be older than the change, so the record
-   *   is retried. A newer old-key document (the old key was used again), or a column it does not
+   *   is retried, and so are the later changes of its new key in the batch (written first, an update
+   *   would find no document to fill from, and its newer version would refuse the create). A newer old-key document (the old key was used again), or a column it does not
    *   have, cannot give the values: the record is dead-lettered with the reason, never written
    *   incomplete.
    * Returns the outcomes of the records that are not to be written now.
@@ -433,21 +434,31 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (wanted.size === 0) return outcomes;
     const stored = await storedDocuments(this.#options.client, [...wanted.values()], 'fill values the events do not carry');
     const latest = new Map<string, Record<string, unknown>>();
+    // Documents with a create waiting in this batch: their later changes in the batch wait with it.
+    // Written now, an update would find no stored document to take its unchanged TOAST values from
+    // (and carry `__unchanged_toast`), and its newer version would then refuse the create (409).
+    const waiting = new Map<string, string>();
     for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
       const key = storedKey(item.index, item.id);
+      const waitingFor = waiting.get(key);
+      if (waitingFor !== undefined) {
+        outcomes.set(index, {
+          status: 'retry',
+          error: new TransientSinkError(`Change of ${item.index}/${JSON.stringify(item.id)} waits for the earlier change of the same document: ${waitingFor}`),
+        });
+        continue;
+      }
       if (item.fillFrom !== undefined && item.unchangedToast) {
         const from = storedKey(item.index, item.fillFrom);
         const base = latest.get(from) ?? stored.get(from);
         const version = typeof base?.__version === 'number' ? base.__version : -1;
         if (version < item.version) {
-          outcomes.set(index, {
-            status: 'retry',
-            error: new TransientSinkError(
-              `Primary-key change in ${item.index}: waiting for the delete of the old key ${JSON.stringify(item.fillFrom)} at version ${item.version} ` +
-                `(it holds the unchanged TOAST values of ${item.unchangedToast.join(', ')}; it may be on another partition)`,
-            ),
-          });
+          const why =
+            `Primary-key change in ${item.index}: waiting for the delete of the old key ${JSON.stringify(item.fillFrom)} at version ${item.version} ` +
+            `(it holds the unchanged TOAST values of ${item.unchangedToast.join(', ')}; it may be on another partition)`;
+          outcomes.set(index, { status: 'retry', error: new TransientSinkError(why) });
+          waiting.set(key, why);
           continue;
         }
         const missing = version > item.version ? item.unchangedToast : copyColumns(item.document, base, item.unchangedToast);

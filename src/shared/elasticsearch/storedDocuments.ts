@@ -41,9 +41,20 @@ export async function storedDocumentList(client: Client, docs: readonly { _index
   if (status === 404) return [];
   if (status < 200 || status >= 300)
     throw new TransientSinkError(`Could not read documents to ${what}: Elasticsearch answered ${status} ${text.slice(0, 300)}`);
-  const body = parseJsonLossless(text) as { docs?: (Partial<StoredDocument> & { _index: string; _id: string; found?: boolean })[] };
+  const body = parseJsonLossless(text) as {
+    docs?: (Partial<StoredDocument> & { _index: string; _id: string; found?: boolean; error?: { type?: string; reason?: string } })[];
+  };
   const found: StoredDocument[] = [];
-  for (const doc of body.docs ?? []) if (doc.found && doc._source) found.push(doc as StoredDocument);
+  for (const doc of body.docs ?? []) {
+    // A document Elasticsearch could not read (its shard not started yet after a restart, the index
+    // closed) is not a document that does not exist: taking it for one would write rows without the
+    // values they should have kept (unchanged TOAST). Only a missing index finds nothing.
+    if (doc.error !== undefined && doc.error.type !== 'index_not_found_exception')
+      throw new TransientSinkError(
+        `Could not read documents to ${what}: ${doc._index}/${doc._id}: ${doc.error.type ?? 'error'} ${doc.error.reason ?? ''}`.trim(),
+      );
+    if (doc.found && doc._source) found.push(doc as StoredDocument);
+  }
   return found;
 }
 

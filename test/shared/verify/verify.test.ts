@@ -273,4 +273,18 @@ describe('verifyPipeline (the checker of npm run verify)', () => {
     expect(cli.out).toMatch(/verify: \d+ differences$/);
     expect(cli.code).toBe(1);
   }, 120_000);
+
+  it('a column added since the rows last changed: absent from their documents, no difference while it is null; a default value the documents lack is one', async () => {
+    // No change is written for the existing rows: their documents keep their fields as they were.
+    await c.query(`ALTER TABLE ${odd} ADD COLUMN added text, ADD COLUMN filled text DEFAULT 'x'`);
+    const all = differences(await verifyPipeline(deps())).filter((d) => d.store === 'elasticsearch');
+    // Every row whose document exists (the previous test deleted one).
+    const missing = new Set(all.filter((d) => d.kind === 'missing').map((d) => d.key));
+    const withDocument = (await c.query<{ id: string }>(`SELECT id::text FROM ${odd} ORDER BY id`)).rows.map((r) => r.id).filter((id) => !missing.has(id));
+    expect(withDocument.length).toBeGreaterThan(0);
+    expect(all.filter((d) => d.field === 'added')).toEqual([]);
+    const filled = all.filter((d) => d.field === 'filled');
+    expect(filled.map((d) => d.key)).toEqual(withDocument);
+    for (const d of filled) expect([d.kind, d.expected, d.actual, d.detail]).toEqual(['field', '"x"', undefined, 'the document lacks the field']);
+  }, 120_000);
 });
