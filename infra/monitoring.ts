@@ -1,16 +1,22 @@
 /**
  * The Azure Monitor side: a workbook and log alert rules on Application Insights, whose tables hold
- * the reader's OpenTelemetry metrics (`customMetrics`, names of src/reader/otel.ts METRIC_NAMES) and
- * the Functions host's invocations (`requests`) and log lines (`traces`, the sinks' batch lines of
- * src/shared/batch/processBatch.ts). The Functions app exports no metrics of its own yet, so the
- * per-sink figures are parsed from its batch lines; their text is pinned by test/infra/monitoring.test.ts.
- * In `customMetrics` a gauge's or a delta counter's figure is `value`; a histogram's is `value` (sum),
- * `valueCount` and `valueMax`.
+ * the OpenTelemetry metrics (`customMetrics`) of the reader (names of src/reader/otel.ts METRIC_NAMES)
+ * and of the sink functions (src/shared/batch/metrics.ts SINK_METRIC_NAMES, imported: one source of
+ * truth), and the Functions host's invocations (`requests`) and exceptions.
+ *
+ * How the Azure Monitor exporter (@azure/monitor-opentelemetry-exporter, utils/metricUtils.ts) writes
+ * a data point: one `customMetrics` row per metric, attribute set and export interval (60 s by
+ * default), the attributes as `customDimensions` keys as they are (`customDimensions["cdc.sink"]`).
+ * Counters are exported as deltas: `valueSum` (= `value`) is what was added in the interval,
+ * `valueCount` is 1. A histogram's row has `valueCount`, `valueSum`, `valueMin` and `valueMax` and
+ * no buckets, so means and maxima are exact and percentiles of single events cannot be computed
+ * (the latency tile's percentiles are of per-interval means, and say so).
  */
 import * as applicationinsights from '@pulumi/azure-native/applicationinsights/index.js';
 import * as monitor from '@pulumi/azure-native/monitor/index.js';
 import type * as pulumi from '@pulumi/pulumi';
 import { createHash } from 'node:crypto';
+import { SINK_ATTRIBUTE, SINK_METRIC_NAMES } from '../src/shared/batch/metrics.js';
 import { SINK_NAMES } from '../src/shared/sinks/names.js';
 
 /** The reader's metric names (src/reader/otel.ts METRIC_NAMES, kept as they are; the test compares). */
@@ -25,15 +31,16 @@ export const READER_METRICS = {
 } as const;
 
 const sinkList = SINK_NAMES.map((s) => `"${s.name}"`).join(', ');
+const M = SINK_METRIC_NAMES;
 
-/**
- * The sinks' batch lines (`<function>: partition P offsets a..b: N records, X ok, Y skipped, Z
- * dead-lettered, R to retry`), one row per batch with the counts as numbers.
- */
-export const SINK_BATCHES = `traces
-| where message has " records, " and message has " dead-lettered, "
-| parse message with sink:string ": partition " partition:string " offsets " offsets:string ": " records:long " records, " ok:long " ok, " skipped:long " skipped, " deadLettered:long " dead-lettered, " retried:long " to retry"
+/** Rows of the sinks' metrics `names`, with the sink (the `cdc.sink` attribute) as column `sink`. */
+export function sinkMetrics(...names: string[]): string {
+  const filter = names.length === 1 ? `name == "${names[0]}"` : `name in (${names.map((n) => `"${n}"`).join(', ')})`;
+  return `customMetrics
+| where ${filter}
+| extend sink = tostring(customDimensions["${SINK_ATTRIBUTE}"])
 | where sink in (${sinkList})`;
+}
 
 export interface AlertDefinition {
   name: string;
@@ -91,17 +98,19 @@ export function alertDefinitions(t: AlertThresholds): AlertDefinition[] {
       name: 'sink-stalled',
       displayName: 'CDC: a sink is not consuming',
       description:
-        `The reader published changes in the last ${t.sinkStallMinutes} minutes and a sink finished no batch in that time (its consumer lag grows). ` +
-        "Based on the sinks' batch log lines, since the Functions app exports no lag metric of its own.",
+        `The reader published changes in the last ${t.sinkStallMinutes} minutes and a sink finished none of the events delivered to it in that time ` +
+        `(${M.eventsIn} less ${M.eventsRetried} is 0: no batch arrived, or every batch failed and is retried), so its consumer lag grows.`,
       severity: 2,
       evaluationFrequency: 'PT5M',
       windowSize: `PT${t.sinkStallMinutes}M`,
-      query: `let published = toscalar(customMetrics | where name == "${READER_METRICS.changes}" | summarize sum(value));
-let batches = ${SINK_BATCHES.replace(/\n/g, '\n  ')}
-  | summarize batches = count() by sink;
+      // A batch that fails is delivered again: its events count in `in` and in `retried`, and only
+      // the events of batches that completed (written, skipped or dead-lettered) are progress.
+      query: `let published = toscalar(customMetrics | where name == "${READER_METRICS.changes}" | summarize sum(valueSum));
+let finished = ${sinkMetrics(M.eventsIn, M.eventsRetried).replace(/\n/g, '\n  ')}
+  | summarize finished = sumif(valueSum, name == "${M.eventsIn}") - sumif(valueSum, name == "${M.eventsRetried}") by sink;
 datatable(sink:string) [${sinkList}]
-| join kind=leftouter batches on sink
-| extend stalled = iff(coalesce(published, 0.0) > 0 and coalesce(batches, 0) == 0, 1, 0)
+| join kind=leftouter finished on sink
+| extend stalled = iff(coalesce(published, 0.0) > 0 and coalesce(finished, 0.0) <= 0, 1, 0)
 | project sink, stalled`,
       metricMeasureColumn: 'stalled',
       dimensions: ['sink'],
@@ -110,12 +119,12 @@ datatable(sink:string) [${sinkList}]
     {
       name: 'dead-letters',
       displayName: 'CDC: records dead-lettered',
-      description: 'A sink dead-lettered records in the last 15 minutes (npm run verify lists them, npm run dlq:replay re-applies them once fixed)',
+      description: `A sink dead-lettered records in the last 15 minutes (${M.eventsDeadLettered}; npm run verify lists them, npm run dlq:replay re-applies them once fixed)`,
       severity: 2,
       evaluationFrequency: 'PT5M',
       windowSize: 'PT15M',
-      query: `${SINK_BATCHES}
-| summarize deadLettered = sum(deadLettered) by sink`,
+      query: `${sinkMetrics(M.eventsDeadLettered)}
+| summarize deadLettered = sum(valueSum) by sink`,
       metricMeasureColumn: 'deadLettered',
       dimensions: ['sink'],
       threshold: 0,
@@ -204,7 +213,7 @@ const readerSeries = (metric: string, aggregate: string, alias: string) => `cust
 | summarize ${alias} = ${aggregate} by bin(timestamp, 5m), slot = tostring(customDimensions["cdc.slot"])
 | render timechart`;
 
-/** The workbook: the reader (slot lag, throughput, latency, readiness), the sinks (records, dead letters), the Functions host (failures, durations). */
+/** The workbook: the reader (slot lag, throughput, latency, readiness), the sinks (events, outcomes, dead letters, commit-to-write latency), the Functions host (failures, durations). */
 export function workbook(appInsightsId: string): Workbook {
   return {
     version: 'Notebook/1.0',
@@ -215,7 +224,7 @@ export function workbook(appInsightsId: string): Workbook {
         content: {
           json:
             '## CDC pipeline\nThe reader (PostgreSQL → Event Hubs) and the sinks (Event Hubs → ADX, Elasticsearch, change history). ' +
-            "Reader figures are its OpenTelemetry metrics; sink figures are parsed from the sinks' batch log lines.",
+            'Reader and sink figures are their OpenTelemetry metrics (`customMetrics`, `cdc.reader.*` and `cdc.sink.*`).',
         },
       },
       query('slot-lag-bytes', 'Replication slot lag (bytes)', readerSeries(READER_METRICS.slotLagBytes, 'max(value)', 'lagBytes'), 'timechart'),
@@ -241,28 +250,51 @@ export function workbook(appInsightsId: string): Workbook {
       query('inflight', 'Bytes in flight to Event Hubs', readerSeries(READER_METRICS.inflightBytes, 'max(value)', 'inflightBytes'), 'timechart'),
       query('ready', 'Reader ready (1) or not (0)', readerSeries(READER_METRICS.ready, 'min(value)', 'ready'), 'timechart'),
       query(
-        'sink-records',
-        'Records per sink per 5 minutes (published by the reader for comparison)',
-        `${SINK_BATCHES}
-| summarize records = sum(records) by bin(timestamp, 5m), series = sink
-| union (customMetrics | where name == "${READER_METRICS.changes}" | summarize records = sum(value) by bin(timestamp, 5m), series = "published by the reader")
+        'sink-events',
+        'Events per sink per 5 minutes: delivered (in) and written, against what the reader published',
+        `${sinkMetrics(M.eventsIn, M.eventsWritten)}
+| summarize events = sum(valueSum) by bin(timestamp, 5m), series = strcat(sink, iff(name == "${M.eventsIn}", " in", " written"))
+| union (customMetrics | where name == "${READER_METRICS.changes}" | summarize events = sum(valueSum) by bin(timestamp, 5m), series = "published by the reader")
 | render timechart`,
         'timechart',
       ),
       query(
         'sink-outcomes',
-        'Sink outcomes (last 24 h)',
-        `${SINK_BATCHES}
-| summarize batches = count(), records = sum(records), ok = sum(ok), skipped = sum(skipped), deadLettered = sum(deadLettered), retried = sum(retried), lastBatch = max(timestamp) by sink`,
+        'Sink outcomes and batches (time range)',
+        `${sinkMetrics(M.eventsIn, M.eventsWritten, M.eventsSkipped, M.eventsDeadLettered, M.eventsRetried, M.batchDurationMs)}
+| summarize eventsIn = sumif(valueSum, name == "${M.eventsIn}"), written = sumif(valueSum, name == "${M.eventsWritten}"),
+    skipped = sumif(valueSum, name == "${M.eventsSkipped}"), deadLettered = sumif(valueSum, name == "${M.eventsDeadLettered}"),
+    retried = sumif(valueSum, name == "${M.eventsRetried}"), batches = sumif(valueCount, name == "${M.batchDurationMs}"),
+    batchMeanMs = sumif(valueSum, name == "${M.batchDurationMs}") / sumif(valueCount, name == "${M.batchDurationMs}"),
+    batchMaxMs = maxif(valueMax, name == "${M.batchDurationMs}"), lastBatch = maxif(timestamp, name == "${M.batchDurationMs}" and valueCount > 0) by sink`,
         'table',
       ),
       query(
         'dead-letters',
-        'Dead-lettered records per sink',
-        `${SINK_BATCHES}
-| summarize deadLettered = sum(deadLettered) by bin(timestamp, 15m), sink
+        'Dead-lettered events per sink',
+        `${sinkMetrics(M.eventsDeadLettered)}
+| summarize deadLettered = sum(valueSum) by bin(timestamp, 15m), sink
 | render barchart`,
         'barchart',
+      ),
+      query(
+        'commit-to-write',
+        'Commit to sink write (ms), mean per sink',
+        `${sinkMetrics(M.commitToWriteMs)}
+| where valueCount > 0
+| summarize meanMs = sum(valueSum) / sum(valueCount) by bin(timestamp, 5m), sink
+| render timechart`,
+        'timechart',
+      ),
+      query(
+        'commit-to-write-percentiles',
+        'Commit to sink write (ms) per sink: mean and max exact, p50/p95/p99 of the per-instance, per-minute means weighted by events (the exporter sends no buckets)',
+        `${sinkMetrics(M.commitToWriteMs)}
+| where valueCount > 0
+| extend intervalMeanMs = valueSum / valueCount
+| summarize events = sum(valueCount), meanMs = sum(valueSum) / sum(valueCount), maxMs = max(valueMax),
+    percentilesw(intervalMeanMs, valueCount, 50, 95, 99) by sink`,
+        'table',
       ),
       query(
         'function-failures',

@@ -1,18 +1,15 @@
 /**
  * The workbook and alert rules infra/monitoring.ts provisions: every query is valid KQL against
  * Application Insights' tables (the Kusto language service, as queries/*.kql are checked), names only
- * metrics the reader exports, parses the sinks' batch lines as processBatch writes them, and the
- * workbook has the shape of Microsoft's workbook schema.
+ * metrics the reader and the sinks export (by their exported names, and the sinks' attribute), reads
+ * the sinks' metrics as the Azure Monitor exporter writes them, and the workbook has the shape of
+ * Microsoft's workbook schema.
  */
 import { describe, expect, test } from '@jest/globals';
-import { alertDefinitions, READER_METRICS, SINK_BATCHES, stableGuid, workbook, type WorkbookItem } from '../../infra/monitoring.js';
-import { processBatch } from '../../src/shared/batch/processBatch.js';
-import type { PreparedRecord, RecordOutcome, Sink } from '../../src/shared/batch/types.js';
-import type { Logger } from '../../src/shared/core/logger.js';
-import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
+import { alertDefinitions, READER_METRICS, sinkMetrics, stableGuid, workbook, type WorkbookItem } from '../../infra/monitoring.js';
+import { SINK_ATTRIBUTE, SINK_METRIC_NAMES } from '../../src/shared/batch/metrics.js';
 import { METRIC_NAMES } from '../../src/reader/otel.js';
 import { SINKS } from '../../src/shared/sinks/registry.js';
-import { changeEvent, order } from '../helpers/events.js';
 import { tablesDatabase, validateKql } from '../shared/adx/helpers/kqlValidator.js';
 
 /** Application Insights' (classic) tables and the columns the queries use, as Microsoft documents them. */
@@ -44,7 +41,7 @@ describe('monitoring: workbook and alert rules', () => {
     expect(validateKql('customMetrics | summarize max(valueMaximum)', appInsights)).not.toEqual([]);
   });
 
-  test('the alerts cover slot lag (bytes, seconds), consumer lag per sink, dead letters in 15 minutes, readiness, Functions failures', () => {
+  test('the alerts cover slot lag (bytes, seconds), a sink not consuming, dead letters in 15 minutes, readiness, Functions failures', () => {
     const alerts = alertDefinitions(thresholds);
     expect(alerts.map((a) => a.name)).toEqual(['slot-lag-bytes', 'slot-lag-seconds', 'sink-stalled', 'dead-letters', 'reader-not-ready', 'function-failures']);
     const byName = Object.fromEntries(alerts.map((a) => [a.name, a]));
@@ -59,45 +56,51 @@ describe('monitoring: workbook and alert rules', () => {
     }
   });
 
-  test("the queries name only metrics the reader exports, by the reader's own names", () => {
-    const exported = new Set<string>(Object.values(METRIC_NAMES));
-    expect(Object.values(READER_METRICS).filter((m) => !exported.has(m))).toEqual([]);
-    const named = allQueries.flatMap(({ query }) => [...query.matchAll(/name == "([^"]+)"/g)].map((m) => m[1]!));
-    expect(named.length).toBeGreaterThan(0);
+  test('the queries name only metrics the reader and the sinks export, by their exported names and attributes', () => {
+    const sinkNames = Object.values(SINK_METRIC_NAMES);
+    const exported = new Set<string>([...Object.values(METRIC_NAMES), ...sinkNames]);
+    expect(Object.values(READER_METRICS).filter((m) => !new Set<string>(Object.values(METRIC_NAMES)).has(m))).toEqual([]);
+    // Every "cdc.…" literal is a metric name, except inside customDimensions[...], where it is an attribute.
+    const literals = (query: string) => [...query.matchAll(/(customDimensions\[)?"(cdc\.[^"]+)"/g)];
+    const named = allQueries.flatMap(({ query }) =>
+      literals(query)
+        .filter((m) => m[1] === undefined)
+        .map((m) => m[2]!),
+    );
+    const attributes = new Set(
+      allQueries.flatMap(({ query }) =>
+        literals(query)
+          .filter((m) => m[1] !== undefined)
+          .map((m) => m[2]!),
+      ),
+    );
     expect(named.filter((m) => !exported.has(m))).toEqual([]);
+    // The sinks' figures come from the sinks' metrics: each one the sinks export is shown somewhere.
+    expect(sinkNames.filter((m) => !named.includes(m))).toEqual([]);
+    // The sink attribute is the one the sinks record; the others are the reader's (src/reader/otel.ts).
+    expect([...attributes].sort()).toEqual([SINK_ATTRIBUTE, 'cdc.op', 'cdc.slot', 'cdc.table'].sort());
     // And the sinks they list are the sinks the Functions host runs.
-    expect(SINK_BATCHES).toContain(SINKS.map((s) => `"${s.name}"`).join(', '));
+    expect(sinkMetrics(SINK_METRIC_NAMES.eventsIn)).toContain(`sink in (${SINKS.map((s) => `"${s.name}"`).join(', ')})`);
   });
 
-  test('the batch-line parse matches the line processBatch logs (names, counts)', async () => {
-    const lines: string[] = [];
-    const logger: Logger = { debug: () => undefined, info: (m) => lines.push(m), warn: () => undefined, error: () => undefined, child: () => logger };
-    const sink: Sink<number> = {
-      name: 'kept',
-      prepare: (event) => Number(event.after?.orderid),
-      write: (_prepared: readonly PreparedRecord<number>[]) => Promise.resolve(new Map<number, RecordOutcome>()),
-    };
-    const bodies = [changeEvent({ after: order(1) }), 'not json', changeEvent({ after: order(2) })];
-    await processBatch(
-      bodies.map((body, i) => ({ body, partitionId: '2', offset: String(i), sequenceNumber: String(i) })),
-      {
-        sink,
-        deadLetters: new MemoryDeadLetterStore(),
-        batch: { functionName: 'elasticsearchSink', partitionId: '2', firstOffset: '0', lastOffset: '2' },
-        logger,
-      },
-    );
-    // The KQL `parse` pattern as a regular expression: literal text between typed captures.
-    const pattern = /\| parse message with (.+)$/m.exec(SINK_BATCHES)![1]!;
-    const tokens = [...pattern.matchAll(/"([^"]*)"|(\w+):(\w+)/g)];
-    const regex = new RegExp(
-      `^${tokens.map((t) => (t[1] !== undefined ? t[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : t[3] === 'long' ? '(\\d+)' : '(.+?)')).join('')}$`,
-    );
-    const line = lines.find((l) => l.includes(' records, '));
-    expect(line).toBeDefined();
-    const m = regex.exec(line!);
-    expect(m?.slice(1)).toEqual(['elasticsearchSink', '2', '0..2', '3', '2', '0', '1', '0']);
-    expect(validateKql(`${SINK_BATCHES} | project sink, records, ok, skipped, deadLettered, retried`, appInsights)).toEqual([]);
+  test('dead letters, not consuming and the per-sink tiles read the sink counters as the exporter writes them (deltas in valueSum)', () => {
+    const byName = Object.fromEntries(alertDefinitions(thresholds).map((a) => [a.name, a]));
+    expect(byName['dead-letters']!.query).toBe(`customMetrics
+| where name == "${SINK_METRIC_NAMES.eventsDeadLettered}"
+| extend sink = tostring(customDimensions["${SINK_ATTRIBUTE}"])
+| where sink in (${SINKS.map((s) => `"${s.name}"`).join(', ')})
+| summarize deadLettered = sum(valueSum) by sink`);
+    const stalled = byName['sink-stalled']!.query;
+    expect(stalled).toContain(`name in ("${SINK_METRIC_NAMES.eventsIn}", "${SINK_METRIC_NAMES.eventsRetried}")`);
+    expect(stalled).toContain('finished = sumif(valueSum');
+    // No figure is parsed from log lines any more.
+    expect(allQueries.filter(({ query }) => /\btraces\b|\bparse\b/.test(query)).map((q) => q.name)).toEqual([]);
+    const items = Object.fromEntries(book.items.filter(isQuery).map((i) => [i.name, i.content]));
+    expect(items['sink-events']?.query).toContain(`name in ("${SINK_METRIC_NAMES.eventsIn}", "${SINK_METRIC_NAMES.eventsWritten}")`);
+    // Histograms: means from valueSum/valueCount, maxima from valueMax; percentiles only of interval means (no buckets are exported).
+    expect(items['commit-to-write-percentiles']).toMatchObject({ visualization: 'table' });
+    expect(items['commit-to-write-percentiles']?.query).toContain('percentilesw(intervalMeanMs, valueCount, 50, 95, 99) by sink');
+    expect(items['commit-to-write-percentiles']?.query).toContain('maxMs = max(valueMax)');
   });
 
   test("the workbook has the shape of Microsoft's workbook schema", () => {
