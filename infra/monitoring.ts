@@ -260,7 +260,7 @@ export function workbook(appInsightsId: string): Workbook {
       ),
       query(
         'sink-outcomes',
-        'Sink outcomes and batches (time range)',
+        'Sink outcomes and batches (last 24 h)',
         `${sinkMetrics(M.eventsIn, M.eventsWritten, M.eventsSkipped, M.eventsDeadLettered, M.eventsRetried, M.batchDurationMs)}
 | summarize eventsIn = sumif(valueSum, name == "${M.eventsIn}"), written = sumif(valueSum, name == "${M.eventsWritten}"),
     skipped = sumif(valueSum, name == "${M.eventsSkipped}"), deadLettered = sumif(valueSum, name == "${M.eventsDeadLettered}"),

@@ -39,6 +39,9 @@ describe('monitoring: workbook and alert rules', () => {
     expect(problems).toEqual([]);
     // The validator does catch a wrong column (a passing run means something).
     expect(validateKql('customMetrics | summarize max(valueMaximum)', appInsights)).not.toEqual([]);
+    // And a wrong aggregate or a wrong argument type of the ones the sink tiles use.
+    expect(validateKql('customMetrics | summarize percentilesww(valueSum, valueCount, 95)', appInsights)).not.toEqual([]);
+    expect(validateKql('customMetrics | summarize sumif(valueSum, name)', appInsights)).not.toEqual([]);
   });
 
   test('the alerts cover slot lag (bytes, seconds), a sink not consuming, dead letters in 15 minutes, readiness, Functions failures', () => {
