@@ -13,6 +13,7 @@ export const functionAppHostName = pipeline.functionAppHostName;
 export const eventHubsNamespace = pipeline.eventHubsNamespace;
 export const storageAccountName = pipeline.storageAccountName;
 export const readerAppName = pipeline.readerAppName;
+export const readerIdentityName = pipeline.readerIdentityName;
 export const appInsightsName = pipeline.appInsightsName;
 export const elasticsearchUrl = cfg.elasticsearch.url;
 export const adxClusterUrl = pipeline.adxClusterUrl ?? '';

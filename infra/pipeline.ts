@@ -34,6 +34,8 @@ export interface Pipeline {
   eventHubsNamespace: pulumi.Output<string>;
   storageAccountName: pulumi.Output<string>;
   readerAppName: pulumi.Output<string>;
+  /** The reader's user-assigned identity: its PostgreSQL role name with postgresAuth=entra (README, Deploy step 2). */
+  readerIdentityName: pulumi.Output<string>;
   appInsightsName: pulumi.Output<string>;
   adxClusterUrl: pulumi.Output<string> | undefined;
   adxDatabase: pulumi.Output<string> | undefined;
@@ -314,6 +316,7 @@ export function createPipeline(cfg: InfraConfig, stack: string): Pipeline {
     eventHubsNamespace: eventHubsHost,
     storageAccountName: account.name,
     readerAppName: reader.name,
+    readerIdentityName: readerIdentity.name,
     appInsightsName: insights.name,
     adxClusterUrl: adx?.uri,
     adxDatabase: adx?.database,
