@@ -22,6 +22,8 @@ export class SinkMetrics {
   /** Batches handled completely (written or dead-lettered), and attempts that must be retried. */
   batches = 0;
   batchAttemptsFailed = 0;
+  /** Of those, attempts whose retries only waited for another partition (retried after a short delay). */
+  batchAttemptsAwaiting = 0;
   records = { ok: 0, skipped: 0, deadLettered: 0, retried: 0 };
   /** Records read again after a rebalance or reconnect and dropped because they were already taken. */
   redelivered = 0;
@@ -53,8 +55,9 @@ export class SinkMetrics {
     this.records.deadLettered += report.deadLettered;
   }
 
-  recordFailedAttempt(retried: number, error: string): void {
+  recordFailedAttempt(retried: number, error: string, awaitingPartition = false): void {
     this.batchAttemptsFailed++;
+    if (awaitingPartition) this.batchAttemptsAwaiting++;
     this.records.retried += retried;
     this.lastError = error;
   }
@@ -66,6 +69,7 @@ export class SinkMetrics {
       state: this.state,
       batches: this.batches,
       batchAttemptsFailed: this.batchAttemptsFailed,
+      batchAttemptsAwaiting: this.batchAttemptsAwaiting,
       records: { ...this.records },
       redelivered: this.redelivered,
       abandonedBatches: this.abandonedBatches,

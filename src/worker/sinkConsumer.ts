@@ -4,7 +4,10 @@
  * one batch per partition at a time (partitions in parallel), and the offset after a batch is
  * committed only once the batch is fully handled: written or dead-lettered by `processBatch`. A
  * batch that must be retried is retried as the same records, with the shared retry policy, forever;
- * nothing after it in its partition is handled or committed meanwhile.
+ * nothing after it in its partition is handled or committed meanwhile. An attempt whose retries only
+ * wait for another partition's earlier change (a key change's old-key delete) is retried after a
+ * short delay instead (100 ms doubling to the policy's minimum): that partition usually catches up
+ * within one of its batches, and the policy's delay would cap the partition at a batch per interval.
  *
  * Rebalances: the client (classic protocol, eager) reports each new assignment on
  * `consumer:group:join`. A revoked partition's queued records are dropped and its in-flight batch
@@ -29,7 +32,7 @@ import { BatchProcessingError, describeError } from '../shared/core/errors.js';
 import { describeKafkaConnectError, kafkaClientOptions, type KafkaSettings, type TokenSource } from '../shared/core/kafka.js';
 import { errorFields, type Logger } from '../shared/core/logger.js';
 import type { SinkDeps } from '../shared/sinks/registry.js';
-import { retryDelayMs, type RetryPolicy } from '../shared/sinks/retryPolicy.js';
+import { awaitingRetryDelayMs, onlyAwaitingPartitions, retryDelayMs, type RetryPolicy } from '../shared/sinks/retryPolicy.js';
 import { SinkMetrics } from './metrics.js';
 import { batchInfo, toEventRecord, type BatchOrigin, type KafkaMessage } from './records.js';
 
@@ -317,9 +320,14 @@ class Session {
     const inFlight = { firstOffset: records[0]!.offset, lastOffset: records.at(-1)!.offset, attempts: 0 };
     const metrics = this.metrics.partition(p.id);
     metrics.inFlight = inFlight;
+    // The policy's delay grows with the failed attempts it applies to; waiting for another partition
+    // has its own short delay, growing over consecutive such attempts.
+    let delayMs = 0;
+    let policyRetries = 0;
+    let awaitingRetries = 0;
     try {
       for (let attempt = 1; ; attempt++) {
-        if (attempt > 1) await pause(retryDelayMs(retry, attempt - 1), p.abort.signal);
+        if (attempt > 1) await pause(delayMs, p.abort.signal);
         if (this.stopping || p.revoked || this.commitsClosed) {
           this.abandon(range, attempt > 1 ? 'its retry' : 'it');
           return;
@@ -338,10 +346,19 @@ class Session {
         } catch (error) {
           // Anything else than BatchProcessingError is a bug or an unexpected failure: retried all the same, never skipped.
           const retried = error instanceof BatchProcessingError ? error.errors.length : records.length;
-          this.metrics.recordFailedAttempt(retried, describeError(error));
+          const awaiting = error instanceof BatchProcessingError && onlyAwaitingPartitions(error.errors);
+          if (awaiting) {
+            awaitingRetries++;
+            delayMs = awaitingRetryDelayMs(retry, awaitingRetries);
+          } else {
+            awaitingRetries = 0;
+            policyRetries++;
+            delayMs = retryDelayMs(retry, policyRetries);
+          }
+          this.metrics.recordFailedAttempt(retried, describeError(error), awaiting);
           logger.warn(
-            `${this.name}: ${range}: ${retried} of ${records.length} records must be retried (attempt ${attempt}); ` +
-              `next attempt in ${retryDelayMs(retry, attempt) / 1000} s, the offset stays uncommitted until it succeeds`,
+            `${this.name}: ${range}: ${retried} of ${records.length} records must be retried (attempt ${attempt}${awaiting ? ', waiting for another partition' : ''}); ` +
+              `next attempt in ${delayMs / 1000} s, the offset stays uncommitted until it succeeds`,
             errorFields(error),
           );
         }

@@ -23,6 +23,11 @@ import {
   type TestNames,
 } from './helpers.js';
 import { cleanup, testClient } from '../shared/esTestKit.js';
+import type { Sink } from '../../src/shared/batch/types.js';
+import { deferred } from '../../src/shared/core/async.js';
+import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
+import type { SinkDeps } from '../../src/shared/sinks/registry.js';
+import { changeEvent, order } from '../helpers/events.js';
 
 const client = testClient();
 const used: TestNames[] = [];
@@ -124,6 +129,11 @@ describe('sink worker', () => {
     expect(await committed(names)).toEqual({ 0: 5 });
     expect(metrics.records.retried).toBeGreaterThanOrEqual(10);
     expect(metrics.partitions.get(0)?.inFlight).toMatchObject({ firstOffset: '5', lastOffset: '9' });
+    // An index write block is a sink failure: every attempt waits the policy's delay (1 s in these tests), never the short one.
+    const delays = worker.log.lines.map((l) => /offsets 5\.\.9: .*next attempt in ([\d.]+) s/.exec(String(l.msg))?.[1]).filter((d) => d !== undefined);
+    expect(delays.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(delays)).toEqual(new Set(['1']));
+    expect(metrics.batchAttemptsAwaiting).toBe(0);
 
     await client.indices.putSettings({ index: names.index, settings: { 'index.blocks.write': null } });
     await eventually('the batch lands and is committed', async () => ((await committed(names))[0] === 10 ? true : undefined), 60_000);
@@ -131,6 +141,80 @@ describe('sink worker', () => {
     expect([...docs.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
     for (const { event } of later) expect(docs.get(String(event.after!.orderid))?.version).toBe(event.source.lsn);
     expect(metrics.records.ok).toBe(10);
+  });
+
+  it('a key change whose old key is on a partition behind is retried after a short delay, not the policy delay, as the same records, and lands whole', async () => {
+    // Prepare: the key change 10 → 11 of an order (city unchanged, as an unchanged TOAST column) and the next update of 11 on
+    // partition 1; the insert of 10 and the change's delete (key-only before image) on partition 0. The policy delay is 5 s.
+    const names = await setup('w_awaiting', 2);
+    const withoutCity = (id: number, amount: number) => Object.fromEntries(Object.entries(order(id, { amount })).filter(([column]) => column !== 'city'));
+    const keepsCity = (event: ChangeEvent, oldKey?: number): ChangeEvent => {
+      event.source.unchanged_toast = ['city'];
+      if (oldKey !== undefined) event.old_key = { orderid: oldKey };
+      return event;
+    };
+    const oldKey = [changeEvent({ op: 'c', after: order(10, { city: 'Ten Town' }), lsn: 100 }), changeEvent({ op: 'd', before: { orderid: 10 }, lsn: 200 })];
+    const newKey = [
+      keepsCity(changeEvent({ op: 'c', after: withoutCity(11, 1), lsn: 200 }), 10),
+      keepsCity(changeEvent({ op: 'u', after: withoutCity(11, 2), lsn: 300 })),
+    ];
+    await produce(names.topic, [
+      ...oldKey.map((e) => ({ value: JSON.stringify(e), partition: 0 })),
+      ...newKey.map((e) => ({ value: JSON.stringify(e), partition: 1 })),
+    ]);
+    // The new key's partition is written first; the old key's lands between its first attempt and its retry.
+    const newKeyTried = deferred<void>();
+    const oldKeyWritten = deferred<void>();
+    const seen: { partition: string; offsets: string[] }[] = [];
+    const ordered = (deps: SinkDeps): SinkDeps => {
+      const inner = deps.sink;
+      const sink: Sink<unknown> = {
+        name: inner.name,
+        prepare: (event, record) => inner.prepare(event, record),
+        write: async (records, batch, context) => {
+          seen.push({ partition: batch.partitionId, offsets: records.map((r) => r.record.offset) });
+          if (batch.partitionId === '0') {
+            await newKeyTried.promise;
+            const failures = await inner.write(records, batch, context);
+            oldKeyWritten.resolve();
+            return failures;
+          }
+          if (seen.filter((b) => b.partition === '1').length > 1) await oldKeyWritten.promise;
+          try {
+            return await inner.write(records, batch, context);
+          } finally {
+            newKeyTried.resolve();
+          }
+        },
+      };
+      return { ...deps, sink };
+    };
+
+    // Act
+    const worker = await start(workerEnv(names, { CDC_RETRY_MIN_INTERVAL_SECONDS: '5', CDC_RETRY_MAX_INTERVAL_SECONDS: '5' }), ordered);
+    await eventually('both partitions committed', async () => {
+      const offsets = await committed(names);
+      return offsets[0] === 2 && offsets[1] === 2 ? true : undefined;
+    });
+
+    // Assess: one failed attempt of the new key's batch, which only waited for partition 0: retried after 0.1 s, not 5 s.
+    const metrics = worker.worker.consumers[0]!.metrics;
+    expect(metrics.toJSON()).toMatchObject({ batches: 2, batchAttemptsFailed: 1, batchAttemptsAwaiting: 1, records: { ok: 4, deadLettered: 0, retried: 2 } });
+    const retries = worker.log.lines.map((l) => String(l.msg)).filter((m) => m.includes('must be retried'));
+    expect(retries).toEqual([
+      expect.stringMatching(/partition 1 offsets 0\.\.1: 2 of 2 records must be retried \(attempt 1, waiting for another partition\); next attempt in 0\.1 s/),
+    ]);
+    // The same records on the retry, nothing skipped; the old key's batch once.
+    expect(seen.filter((b) => b.partition === '1').map((b) => b.offsets)).toEqual([
+      ['0', '1'],
+      ['0', '1'],
+    ]);
+    expect(seen.filter((b) => b.partition === '0').map((b) => b.offsets)).toEqual([['0', '1']]);
+    const docs = await documents(client, names.index);
+    expect(docs.get('11')).toMatchObject({ version: 300, source: { orderid: 11, amount: 2, city: 'Ten Town', __deleted: false } });
+    expect(docs.get('11')?.source).not.toHaveProperty('__unchanged_toast');
+    expect(docs.get('10')).toMatchObject({ version: 200, source: { city: 'Ten Town', __deleted: true } });
+    expect(await deadLetters(deadLetterContainer(names))).toEqual([]);
   });
 
   it('dead-letters a poison record (not JSON) with its position, headers and original bytes to Azurite, while the rest lands and is committed', async () => {

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'POINTER_BROKEN'
   | 'REJECTED_BY_SINK'
   | 'SINK_UNAVAILABLE'
+  | 'AWAITING_PARTITION'
   | 'DEAD_LETTER_FAILED'
   | 'BATCH_PROCESSING';
 
@@ -55,8 +56,20 @@ export class PermanentRecordError extends CdcError {
 
 /** The sink (or the dead-letter store) is unavailable, throttling or timing out: retry later. */
 export class TransientSinkError extends CdcError {
-  constructor(message: string, cause?: unknown, code: 'SINK_UNAVAILABLE' | 'DEAD_LETTER_FAILED' = 'SINK_UNAVAILABLE') {
+  constructor(message: string, cause?: unknown, code: 'SINK_UNAVAILABLE' | 'AWAITING_PARTITION' | 'DEAD_LETTER_FAILED' = 'SINK_UNAVAILABLE') {
     super(code, message, { canRetry: true, cause });
+  }
+}
+
+/**
+ * The record waits for an earlier change that sits on another partition (the delete of a key
+ * change's old key): nothing is wrong with the sink, the other partition only has to catch up, which
+ * usually takes one of its batches. A host that can choose its delay retries sooner than after a
+ * failure (src/shared/sinks/retryPolicy.ts `awaitingRetryDelayMs`).
+ */
+export class AwaitingPartitionError extends TransientSinkError {
+  constructor(message: string) {
+    super(message, undefined, 'AWAITING_PARTITION');
   }
 }
 

@@ -27,7 +27,7 @@ import { documentId, keyText } from '../events/documentId.js';
 import { fieldName, withFieldNames } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataField } from '../events/unwrap.js';
-import { canRetry, ConfigError, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
+import { AwaitingPartitionError, canRetry, ConfigError, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { qualifiedName, routerFromEnv, type Router } from '../routing/routes.js';
 import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
@@ -445,7 +445,9 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       if (waitingFor !== undefined) {
         outcomes.set(index, {
           status: 'retry',
-          error: new TransientSinkError(`Change of ${item.index}/${JSON.stringify(item.id)} waits for the earlier change of the same document: ${waitingFor}`),
+          error: new AwaitingPartitionError(
+            `Change of ${item.index}/${JSON.stringify(item.id)} waits for the earlier change of the same document: ${waitingFor}`,
+          ),
         });
         continue;
       }
@@ -457,7 +459,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
           const why =
             `Primary-key change in ${item.index}: waiting for the delete of the old key ${JSON.stringify(item.fillFrom)} at version ${item.version} ` +
             `(it holds the unchanged TOAST values of ${item.unchangedToast.join(', ')}; it may be on another partition)`;
-          outcomes.set(index, { status: 'retry', error: new TransientSinkError(why) });
+          outcomes.set(index, { status: 'retry', error: new AwaitingPartitionError(why) });
           waiting.set(key, why);
           continue;
         }
