@@ -9,13 +9,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { down, freePort, serviceUserCanReach, up } from '../../test/services/services.mjs';
 import { getOptionalString } from '../shared/core/env.js';
 import type { Logger } from '../shared/core/logger.js';
 import { describeError } from '../shared/core/errors.js';
-import { connectPg, pgClientOptions, pgSettingsFromEnv } from '../shared/core/postgres.js';
+import { connectPgClient, pgSettingsFromEnv } from '../shared/core/postgres.js';
 import { redact } from '../shared/core/redact.js';
 import { elasticsearchClientFromEnv } from '../shared/elasticsearch/client.js';
 import { setupElasticsearch, setupOptionsFromEnv } from '../shared/elasticsearch/setup.js';
@@ -106,16 +105,7 @@ async function stopLeftovers(previous: PidFile, stateDir: string): Promise<void>
 
 async function applySchema(env: Record<string, string | undefined>): Promise<void> {
   const settings = pgSettingsFromEnv(env);
-  const { connection: client } = await connectPg(settings, async (ssl) => {
-    const candidate = new pg.Client(pgClientOptions(settings, ssl, 'pg-cdc-start'));
-    try {
-      await candidate.connect();
-      return candidate;
-    } catch (error) {
-      await candidate.end().catch(() => undefined);
-      throw error;
-    }
-  });
+  const client = await connectPgClient(settings, 'pg-cdc-start');
   try {
     await client.query(fs.readFileSync(SCHEMA_FILE, 'utf8'));
   } catch (err) {

@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { signalGroup } from '../../test/services/services.mjs';
 import { redact } from '../shared/core/redact.js';
 
 export interface ChildSpec {
@@ -200,18 +201,5 @@ export class Supervised {
     await Promise.race([this.exited, killed]);
     clearTimeout(timer);
     await this.exited;
-  }
-}
-
-/** Signals the child's process group (it leads one, being detached), else the child alone. */
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
   }
 }

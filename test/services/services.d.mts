@@ -28,3 +28,5 @@ export function up(options?: { only?: ServiceName[]; stateDir?: string; workDir?
 /** Stops the services `up` started; `keepData` keeps a persistent work directory for the next `up`. */
 export function down(options?: { only?: ServiceName[]; stateDir?: string; keepData?: boolean }): Promise<void>;
 export function isAlive(pid: number): boolean;
+/** Signals the process group `pid` leads, else the process alone; a process already gone is no error. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void;

@@ -130,20 +130,23 @@ export function isAlive(pid) {
   }
 }
 
+/** Signals the process group `pid` leads (a detached child), else the process alone; a process already gone is no error. @param {number} pid @param {NodeJS.Signals} signal */
+export function signalGroup(pid, signal) {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 /** Stops a process group (SIGTERM, then SIGKILL after `graceMs`), waiting until it is gone. */
 async function stopGroup(pid, graceMs = 20_000) {
   if (!isAlive(pid)) return;
-  const kill = (sig) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        /* already gone */
-      }
-    }
-  };
+  const kill = (sig) => signalGroup(pid, sig);
   kill('SIGTERM');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && (isAlive(pid) || groupAlive(pid))) await new Promise((r) => setTimeout(r, 100));

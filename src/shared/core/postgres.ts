@@ -27,6 +27,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
+import pg from 'pg';
 import { getInt, getOneOf, getOptionalString, getString, type Env } from './env.js';
 import { CdcError, ConfigError } from './errors.js';
 import type { TokenSource } from './kafka.js';
@@ -310,6 +311,30 @@ export async function connectPg<C>(settings: PgSettings, connect: (ssl: PgSsl) =
       throw describePgConnectError(error, settings, ssl);
     }
   }
+}
+
+/**
+ * One `pg.Client` connected with PGSSLMODE's TLS choices (connectPg): `extra` adds client options
+ * (session options, type parsers, a timeout), `onError` is attached before connecting (a long-lived
+ * client must not crash the process on a connection lost between queries); a candidate that fails is closed.
+ */
+export async function connectPgClient(
+  settings: PgSettings,
+  applicationName: string,
+  { extra = {}, onError }: { extra?: pg.ClientConfig; onError?: (error: Error) => void } = {},
+): Promise<pg.Client> {
+  const { connection } = await connectPg(settings, async (ssl) => {
+    const candidate = new pg.Client({ ...pgClientOptions(settings, ssl, applicationName), ...extra });
+    if (onError) candidate.on('error', onError);
+    try {
+      await candidate.connect();
+      return candidate;
+    } catch (error) {
+      await candidate.end().catch(() => undefined);
+      throw error;
+    }
+  });
+  return connection;
 }
 
 /** Thrown by the `PG_AUTH=entra` password function: the credential gave no token. Never carries the token. */

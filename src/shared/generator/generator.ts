@@ -11,10 +11,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import { CdcError, ConfigError, describeError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { connectPg, pgClientOptions, type PgSettings } from '../core/postgres.js';
+import { connectPgClient, type PgSettings } from '../core/postgres.js';
 import type { GeneratorConfig } from './config.js';
 import { HoldingWorkload, createHoldingTableSql } from './holding.js';
 import type { Mix } from './mix.js';
@@ -81,21 +81,10 @@ export function createTableSql(workload: WorkloadName, table: string): string {
 }
 
 /** Connects with the project's one PostgreSQL setting (libpq's PGSSLMODE, src/shared/core/postgres.ts). */
-async function connect(settings: PgSettings): Promise<pg.Client> {
-  const { connection } = await connectPg(settings, async (ssl) => {
-    const candidate = new pg.Client(pgClientOptions(settings, ssl, 'pg-cdc-generator'));
-    // A connection lost between batches would otherwise be an unhandled 'error' event; the next
-    // query then fails, and the run counts it and reconnects.
-    candidate.on('error', () => undefined);
-    try {
-      await candidate.connect();
-      return candidate;
-    } catch (error) {
-      await candidate.end().catch(() => undefined);
-      throw error;
-    }
-  });
-  return connection;
+function connect(settings: PgSettings): Promise<pg.Client> {
+  // A connection lost between batches would otherwise be an unhandled 'error' event; the next
+  // query then fails, and the run counts it and reconnects.
+  return connectPgClient(settings, 'pg-cdc-generator', { onError: () => undefined });
 }
 
 /** Fails naming the table and how to create it, rather than on the first INSERT. */

@@ -3,8 +3,7 @@
  * acknowledged (`pg_current_wal_lsn() - confirmed_flush_lsn`), how much WAL the server keeps for it
  * and whether that is in danger (`wal_status`, `safe_wal_size`), and the publication it streams.
  */
-import pg from 'pg';
-import { connectPg, pgClientOptions, type PgSettings } from '../core/postgres.js';
+import { connectPgClient, type PgSettings } from '../core/postgres.js';
 import type { PostgresStatus } from './types.js';
 
 /** One query on a PostgreSQL connection (node-postgres' `client.query`). */
@@ -49,16 +48,7 @@ export async function collectPostgres(query: PgQuery, names: { slotName: string;
 
 /** Opens a connection for one collection (with the TLS choice `PGSSLMODE` makes), runs `collectPostgres`, closes it. */
 export async function collectPostgresWith(settings: PgSettings, names: { slotName: string; publicationName: string }): Promise<PostgresStatus> {
-  const { connection } = await connectPg(settings, async (ssl) => {
-    const client = new pg.Client({ ...pgClientOptions(settings, ssl, 'pg-cdc-status'), connectionTimeoutMillis: 10_000 });
-    try {
-      await client.connect();
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
-    return client;
-  });
+  const connection = await connectPgClient(settings, 'pg-cdc-status', { extra: { connectionTimeoutMillis: 10_000 } });
   try {
     return await collectPostgres((sql, params) => connection.query(sql, params), names);
   } finally {

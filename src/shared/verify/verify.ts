@@ -9,11 +9,11 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Client } from '@elastic/elasticsearch';
-import pg from 'pg';
+import type pg from 'pg';
 import type { AdxTableRoute } from '../adx/types.js';
 import { CdcError, describeError } from '../core/errors.js';
 import { getInt, getOptionalString, getString, type Env } from '../core/env.js';
-import { connectPg, pgClientOptions, pgSettingsFromEnv } from '../core/postgres.js';
+import { connectPgClient, pgSettingsFromEnv } from '../core/postgres.js';
 import { readDeadLetters, REPLAYED_AT } from '../deadletter/readDeadLetters.js';
 import { deadLetterStoreFromEnv } from '../deadletter/blobDeadLetterStore.js';
 import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
@@ -179,11 +179,7 @@ export async function summarizeDeadLetters(container: ContainerClient): Promise<
 /** Everything `npm run verify` checks, from the sinks' own settings; `close` releases it. */
 export async function verifyDepsFromEnv(env: Env, notes: string[]): Promise<VerifyDeps & { close(): Promise<void> }> {
   const settings = pgSettingsFromEnv(env);
-  const { connection: client } = await connectPg(settings, async (ssl) => {
-    const candidate = new pg.Client({ ...pgClientOptions(settings, ssl, 'pg-cdc-verify'), options: SESSION_OPTIONS, types: textTypes });
-    await candidate.connect();
-    return candidate;
-  });
+  const client = await connectPgClient(settings, 'pg-cdc-verify', { extra: { options: SESSION_OPTIONS, types: textTypes } });
   const closers: (() => Promise<void> | void)[] = [() => client.end()];
   try {
     const router = routerFromEnv(env);
