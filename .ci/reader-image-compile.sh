@@ -28,14 +28,16 @@ fail() { echo "[reader-image-compile] $*" >&2; exit 1; }
 [ -d node_modules ] || fail "node_modules missing: run npm ci first"
 
 # The build stage's instructions, continuation lines joined: "KEYWORD args" per line, from the first
-# FROM ... AS build up to the next FROM.
+# FROM ... AS build up to the next FROM. The second awk reads to the end instead of exiting at that
+# FROM: an early exit closes the pipe while the first may still be writing, and under pipefail its
+# SIGPIPE (exit 141) failed CI at random.
 stage=$(awk '
   { line = line $0 }
   /\\$/ { sub(/\\$/, "", line); next }
   { print line; line = "" }
 ' "$dockerfile" | awk -v name="$stage_name" '
-  toupper($1) == "FROM" { if (inbuild) exit; if (toupper($(NF-1)) == "AS" && $NF == name) inbuild = 1; next }
-  inbuild && toupper($1) ~ /^(COPY|ADD|WORKDIR|RUN)$/ { print }
+  toupper($1) == "FROM" { if (inbuild) done = 1; else if (toupper($(NF-1)) == "AS" && $NF == name) inbuild = 1; next }
+  inbuild && !done && toupper($1) ~ /^(COPY|ADD|WORKDIR|RUN)$/ { print }
 ')
 [ -n "$stage" ] || fail "no stage $stage_name (FROM ... AS $stage_name) with COPY lines in $dockerfile"
 
