@@ -27,6 +27,12 @@ export class SinkMetrics {
   records = { ok: 0, skipped: 0, deadLettered: 0, retried: 0 };
   /** Records read again after a rebalance or reconnect and dropped because they were already taken. */
   redelivered = 0;
+  /**
+   * Records dropped from the queue of a partition whose batch waited for another partition while the
+   * fetch bounds were reached, and read again later (`refetches`: new streams for them).
+   */
+  shedRecords = 0;
+  refetches = 0;
   /** Batches given up without a commit (partition revoked, shutdown deadline, lost connection). */
   abandonedBatches = 0;
   rebalances = 0;
@@ -72,6 +78,8 @@ export class SinkMetrics {
       batchAttemptsAwaiting: this.batchAttemptsAwaiting,
       records: { ...this.records },
       redelivered: this.redelivered,
+      shedRecords: this.shedRecords,
+      refetches: this.refetches,
       abandonedBatches: this.abandonedBatches,
       rebalances: this.rebalances,
       reconnects: this.reconnects,

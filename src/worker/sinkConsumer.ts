@@ -58,6 +58,13 @@ export interface SinkConsumerOptions {
  */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * Most bytes one fetch returns for one partition (Kafka's own `max.partition.fetch.bytes` default), so
+ * a fetch shares out `FETCH_MAX_BYTES` among the partitions instead of filling it from the first one,
+ * and re-reading a shed partition (see `shed`) costs little. The broker still returns a record larger
+ * than this whole.
+ */
+const FETCH_MAX_BYTES_PER_PARTITION = 1024 * 1024;
 /** How long the broker holds a fetch when nothing is new: also bounds how long a close waits for one. */
 const FETCH_MAX_WAIT_MS = 500;
 const LAG_INTERVAL_MS = 10_000;
@@ -89,6 +96,14 @@ class Partition {
   running: Promise<void> | undefined;
   timer: NodeJS.Timeout | undefined;
   revoked = false;
+  /** Its batch in flight is being retried only because it waits for another partition (AwaitingPartitionError). */
+  awaiting = false;
+  /**
+   * The first offset of records dropped from the queue while the batch in flight waits for another
+   * partition (see `Session.shed`): the partition takes nothing from the stream until a new stream
+   * reads it again from here.
+   */
+  shedFrom: bigint | undefined;
   /** Aborts a retry's wait when the partition is revoked or the worker stops. */
   readonly abort = new AbortController();
 
@@ -148,6 +163,7 @@ class Session {
       heartbeatInterval,
       rebalanceTimeout: Math.max(options.sessionTimeoutMs, 60_000),
       maxBytes: FETCH_MAX_BYTES,
+      maxBytesPerPartition: FETCH_MAX_BYTES_PER_PARTITION,
       maxWaitTime: FETCH_MAX_WAIT_MS,
     };
     const session = new Session(options, metrics, new Consumer<Buffer, Buffer, Buffer, Buffer>(consumerOptions));
@@ -175,7 +191,14 @@ class Session {
 
   private attach(stream: Stream): void {
     this.stream = stream;
-    for (const p of this.partitions.values()) p.stream = stream;
+    for (const p of this.partitions.values()) {
+      p.stream = stream;
+      // A new stream starts at the committed offsets: the shed records come again, from here on.
+      if (p.shedFrom !== undefined) {
+        p.nextOffset = p.shedFrom;
+        p.shedFrom = undefined;
+      }
+    }
     stream.on('data', (message) => this.onRecord(stream, message));
     stream.on('error', (error) => {
       if (stream === this.stream) this.fail(error);
@@ -251,6 +274,10 @@ class Session {
       this.metrics.redelivered++;
       return;
     }
+    if (p.shedFrom !== undefined) {
+      this.metrics.shedRecords++;
+      return;
+    }
     p.nextOffset = message.offset + 1n;
     const bytes = (message.value?.length ?? 0) + (message.key?.length ?? 0);
     p.queue.push({ message, at: Date.now(), bytes });
@@ -262,16 +289,55 @@ class Session {
     this.schedule(p);
   }
 
-  /** Pauses fetching above the bounds and resumes below half of them (see MAX_QUEUED_BYTES). */
+  /**
+   * Pauses fetching above the bounds and resumes below half of them (see MAX_QUEUED_BYTES). The
+   * client pauses the whole stream, not a partition, so a partition whose batch waits for another
+   * one (a key change waiting for its old key's delete) would fill the bounds with records it cannot
+   * take and starve the very partition it waits for: at the bounds, such a partition's queue is shed
+   * instead (read again later), and fetching goes on for the others.
+   */
   private flowControl(): void {
     const limit = 2 * this.options.maxBatchSize * Math.max(1, this.partitions.size);
-    if (!this.paused && (this.queued >= limit || this.queuedBytes >= MAX_QUEUED_BYTES)) {
+    const over = () => this.queued >= limit || this.queuedBytes >= MAX_QUEUED_BYTES;
+    if ((this.paused || over()) && !this.stopping) {
+      for (const p of this.partitions.values()) if (p.awaiting && p.shedFrom === undefined && p.queue.length > 0) this.shed(p);
+    }
+    if (!this.paused && over()) {
       this.paused = true;
       this.stream?.pause();
     } else if (this.paused && !this.stopping && this.queued < limit / 2 && this.queuedBytes < MAX_QUEUED_BYTES / 2) {
       this.paused = false;
       this.stream?.resume();
     }
+  }
+
+  /**
+   * Drops the queue of a partition whose batch in flight waits for another partition, and takes
+   * nothing more of it from this stream; once that batch is done, a new stream reads the partition
+   * again from the first dropped offset (`refetch`). Nothing is committed past what was handled, so
+   * nothing is skipped: the records are only read twice.
+   */
+  private shed(p: Partition): void {
+    const first = p.queue[0]!.message.offset;
+    clearTimeout(p.timer);
+    p.timer = undefined;
+    this.queued -= p.queue.length;
+    this.queuedBytes -= p.queuedBytes;
+    this.metrics.shedRecords += p.queue.length;
+    p.queue.length = 0;
+    p.queuedBytes = 0;
+    p.shedFrom = first;
+    this.metrics.partition(p.id).queued = 0;
+    this.options.logger.info(
+      `${this.name}: partition ${p.id}: its batch waits for another partition and its queue fills the fetch bounds: ` +
+        `records from offset ${first} are dropped and read again once that batch is done, so the other partitions keep being fetched`,
+    );
+  }
+
+  /** A new stream, from the committed offsets, for the partitions shed meanwhile. */
+  private refetch(): void {
+    this.metrics.refetches++;
+    this.replacing = this.replacing.then(() => this.replaceStream()).catch((error: unknown) => this.fail(error));
   }
 
   /** Starts the partition's next batch when it is full, else once its first record has waited `maxWaitMs`. */
@@ -308,6 +374,8 @@ class Session {
       )
       .finally(() => {
         p.running = undefined;
+        p.awaiting = false;
+        if (p.shedFrom !== undefined && !p.revoked && !this.stopping) this.refetch();
         this.schedule(p);
       });
   }
@@ -347,9 +415,11 @@ class Session {
           // Anything else than BatchProcessingError is a bug or an unexpected failure: retried all the same, never skipped.
           const retried = error instanceof BatchProcessingError ? error.errors.length : records.length;
           const awaiting = error instanceof BatchProcessingError && onlyAwaitingPartitions(error.errors);
+          p.awaiting = awaiting;
           if (awaiting) {
             awaitingRetries++;
             delayMs = awaitingRetryDelayMs(retry, awaitingRetries);
+            this.flowControl();
           } else {
             awaitingRetries = 0;
             policyRetries++;
