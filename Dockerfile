@@ -43,7 +43,9 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Give the container a termination grace period above WORKER_SHUTDOWN_TIMEOUT_MS (15 s by default).
-CMD ["node", "dist/src/worker/main.js"]
+# Heap flags as the reader's: without them V8 sizes the heap from the host's memory and lets garbage
+# pile up (572 MB RSS seen under bench:e2e); bench:e2e runs the worker with these same flags.
+CMD ["node", "--max-old-space-size=128", "--max-semi-space-size=8", "dist/src/worker/main.js"]
 
 # The Functions app: the entry points (src/functions) and the sinks and generator they run (src/shared).
 # CI compiles the same paths (.ci/reader-image-compile.sh Dockerfile build-functions).

@@ -28,6 +28,7 @@
  */
 import { Client } from '@elastic/elasticsearch';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import type pg from 'pg';
 import {
   faultRun,
@@ -56,6 +57,21 @@ const TICK_MS = 100;
 const BENCH_TABLE = 'e2e.bench';
 const BENCH_INDEX = 'e2e-bench';
 const WORKER_ENTRY = 'dist/src/worker/main.js';
+
+/**
+ * The Node flags of an image's CMD (its Dockerfile stage), so the benchmark runs the worker as deployed,
+ * heap limits included; only the unindented `CMD [...]` line (the HEALTHCHECK's is indented).
+ */
+function imageNodeFlags(stage: string): string {
+  const dockerfile = readFileSync('Dockerfile', 'utf8');
+  const body = new RegExp(`^FROM \\S+ AS ${stage}\n([\\s\\S]*?)(?=^FROM |$(?![\\s\\S]))`, 'm').exec(dockerfile)?.[1];
+  const cmd = body === undefined ? undefined : /^CMD (\[.*\])$/m.exec(body)?.[1];
+  if (cmd === undefined) throw new Error(`no CMD [...] in stage ${stage} of the Dockerfile`);
+  const argv = JSON.parse(cmd) as string[];
+  if (argv[0] !== 'node' || argv.at(-1) !== WORKER_ENTRY) throw new Error(`stage ${stage}'s CMD is not node <flags> ${WORKER_ENTRY}: ${cmd}`);
+  return argv.slice(1, -1).join(' ');
+}
+const WORKER_NODE_OPTIONS = imageNodeFlags('worker');
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -323,8 +339,10 @@ async function latencyPhase(es: Client): Promise<number[]> {
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
+  const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
   const p = await startPipeline({
     workerEntry: WORKER_ENTRY,
+    workerEnv: { NODE_OPTIONS: WORKER_NODE_OPTIONS },
     extraTables: [BENCH_TABLE],
     extraSql: `CREATE TABLE ${BENCH_TABLE} (id bigint PRIMARY KEY, tick int NOT NULL, v text)`,
     // Elasticsearch only: the throughput and latency phases run the Elasticsearch sink alone.
@@ -337,6 +355,8 @@ async function main(): Promise<void> {
     log('faults, each on its own, then mixed');
     await faultsPhase(p);
     // From here the Elasticsearch sink alone (the bench table has no ADX route).
+    const faultsPeakRssKb = peakRssKb;
+    peakRssKb = 0;
     await p.worker.stop();
     p.worker = new Supervised(WORKER_ENTRY, { ...p.worker.env, WORKER_SINKS: 'elasticsearchSink' });
     p.worker.start();
@@ -369,11 +389,14 @@ async function main(): Promise<void> {
       latencySamples: latencies.length,
       faults,
       lostTotal: Object.values(faults).reduce((a, f) => Math.max(a, f.lost), 0),
-      workerPeakRssMb: Math.round(peakRssKb / 1024),
+      workerPeakRssMb: Math.round(Math.max(faultsPeakRssKb, peakRssKb) / 1024),
+      workerPeakRssMbByPhase: { faultsThreeSinks: Math.round(faultsPeakRssKb / 1024), elasticsearchSinkAlone: Math.round(peakRssKb / 1024) },
+      workerNodeOptions: WORKER_NODE_OPTIONS,
+      loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
       notes: [
         'faults: the full worker (Elasticsearch sink, change history, ADX sink against the Kusto stand-in); lost and differences are over the whole run so far',
         'changesPerSec, p50Ms/p99Ms: the worker with the Elasticsearch sink alone (WORKER_SINKS=elasticsearchSink), table e2e.bench routed to Elasticsearch only',
-        'workerPeakRssMb: highest VmHWM of the worker processes (dist/src/worker/main.js), both workers, faults included',
+        "workerPeakRssMb: highest VmHWM of the worker processes (dist/src/worker/main.js with the worker image CMD's Node flags, workerNodeOptions), both workers, faults included",
         'one machine (2 cores) shared by PostgreSQL, Kafka, Elasticsearch, Azurite, the reader, the worker and this process',
       ],
     };

@@ -3,7 +3,7 @@
  * committed offsets and lag per partition, rebalances and reconnects. Plain counters, read by the
  * health server; nothing here blocks the batches.
  */
-import type { BatchReport } from '../shared/batch/types.js';
+import type { BatchReport, RecordOutcome } from '../shared/batch/types.js';
 
 export type SinkState = 'starting' | 'running' | 'reconnecting' | 'stopping' | 'stopped';
 
@@ -59,6 +59,15 @@ export class SinkMetrics {
     this.records.ok += report.ok;
     this.records.skipped += report.skipped;
     this.records.deadLettered += report.deadLettered;
+  }
+
+  /** Records a batch attempt settled for good before the batch's remainder is retried (see `SinkConsumer.runBatch`). */
+  recordSettled(outcomes: readonly RecordOutcome[]): void {
+    for (const o of outcomes) {
+      if (o.status === 'ok') this.records.ok++;
+      else if (o.status === 'skipped') this.records.skipped++;
+      else if (o.status === 'deadLetter') this.records.deadLettered++;
+    }
   }
 
   recordFailedAttempt(retried: number, error: string, awaitingPartition = false): void {

@@ -28,6 +28,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, type ConsumeOptions, type ConsumerOptions, type GroupAssignment, type MessagesStream } from '@platformatic/kafka';
 import { processBatch } from '../shared/batch/processBatch.js';
+import type { BatchReport } from '../shared/batch/types.js';
 import { BatchProcessingError, describeError } from '../shared/core/errors.js';
 import { describeKafkaConnectError, kafkaClientOptions, type KafkaSettings, type TokenSource } from '../shared/core/kafka.js';
 import { errorFields, type Logger } from '../shared/core/logger.js';
@@ -393,6 +394,10 @@ class Session {
     let delayMs = 0;
     let policyRetries = 0;
     let awaitingRetries = 0;
+    // What each attempt hands over: the whole batch, except after an attempt whose retries all only
+    // waited for another partition: then the rest of the batch is written (or dead-lettered) already,
+    // and rewriting it on every short retry is what kept such partitions slow (docs/worker.md).
+    let pending = records;
     try {
       for (let attempt = 1; ; attempt++) {
         if (attempt > 1) await pause(delayMs, p.abort.signal);
@@ -401,24 +406,34 @@ class Session {
           return;
         }
         inFlight.attempts = attempt;
+        let attemptReport: BatchReport | undefined;
         try {
-          const report = await processBatch(records, {
+          const report = await processBatch(pending, {
             sink: deps.sink,
             deadLetters: deps.deadLetters,
-            batch: batchInfo(origin, records, randomUUID()),
+            batch: batchInfo(origin, pending, randomUUID()),
             logger,
             ...(deps.pointers ? { pointers: deps.pointers } : {}),
+            onReport: (r) => (attemptReport = r),
           });
           this.metrics.recordReport(report);
           break;
         } catch (error) {
           // Anything else than BatchProcessingError is a bug or an unexpected failure: retried all the same, never skipped.
-          const retried = error instanceof BatchProcessingError ? error.errors.length : records.length;
+          const handed = pending.length;
+          const retried = error instanceof BatchProcessingError ? error.errors.length : handed;
           const awaiting = error instanceof BatchProcessingError && onlyAwaitingPartitions(error.errors);
           p.awaiting = awaiting;
           if (awaiting) {
             awaitingRetries++;
             delayMs = awaitingRetryDelayMs(retry, awaitingRetries);
+            // The sinks mark the later changes of a waiting record's document as waiting too, so the
+            // records kept are a key-ordered remainder; the others of this attempt are final.
+            const outcomes = attemptReport?.outcomes;
+            if (outcomes !== undefined && outcomes.length === pending.length) {
+              this.metrics.recordSettled(outcomes.filter((o) => o.status !== 'retry'));
+              pending = pending.filter((_, i) => outcomes[i]?.status === 'retry');
+            }
             this.flowControl();
           } else {
             awaitingRetries = 0;
@@ -427,7 +442,7 @@ class Session {
           }
           this.metrics.recordFailedAttempt(retried, describeError(error), awaiting);
           logger.warn(
-            `${this.name}: ${range}: ${retried} of ${records.length} records must be retried (attempt ${attempt}${awaiting ? ', waiting for another partition' : ''}); ` +
+            `${this.name}: ${range}: ${retried} of ${handed} records must be retried (attempt ${attempt}${awaiting ? ', waiting for another partition' : ''}); ` +
               `next attempt in ${delayMs / 1000} s, the offset stays uncommitted until it succeeds`,
             errorFields(error),
           );
