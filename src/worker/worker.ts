@@ -63,7 +63,7 @@ export class Worker {
     return {
       topic: this.config.topic,
       sinks: Object.fromEntries(this.consumers.map((c) => [c.name, c.metrics.toJSON()])),
-      memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+      memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, heapTotalBytes: memory.heapTotal, arrayBuffersBytes: memory.arrayBuffers },
     };
   }
 }
