@@ -484,6 +484,21 @@ class Session {
   private async refreshLag(): Promise<void> {
     if (this.closing) return;
     try {
+      // A partition this process has not committed yet (nothing new since it was assigned) shows the
+      // group's committed offset, so /metrics and the status say where it is rather than nothing.
+      const topic = this.options.origin.topic;
+      const unknown = [...this.partitions.values()].filter((p) => p.committedOffset === undefined).map((p) => p.id);
+      if (unknown.length > 0) {
+        const committed = (await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions: unknown }] })).get(topic) ?? [];
+        for (const id of unknown) {
+          const offset = committed[id];
+          const p = this.partitions.get(id);
+          if (p !== undefined && p.committedOffset === undefined && offset !== undefined && offset >= 0n) {
+            p.committedOffset = offset;
+            this.metrics.partition(id).committedOffset = Number(offset);
+          }
+        }
+      }
       const lag = (await this.consumer.getLag({ topics: [this.options.origin.topic] })).get(this.options.origin.topic) ?? [];
       for (const p of this.partitions.values()) {
         const value = lag[p.id];

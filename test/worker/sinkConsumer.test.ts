@@ -98,6 +98,16 @@ describe('sink worker', () => {
       records: { ok: 25, deadLettered: 0, retried: 0 },
       partitions: { '0': { committedOffset: 25 } },
     });
+
+    // A worker started after everything was handled has nothing to commit: its /metrics show the group's committed offset.
+    await worker.stop();
+    const next = await start(workerEnv(names));
+    await eventually(
+      'the committed offset in /metrics',
+      () => (next.worker.consumers[0]!.metrics.partitions.get(0)?.committedOffset === 25 ? true : undefined),
+      20_000,
+    );
+    expect(next.worker.consumers[0]!.metrics.toJSON()).toMatchObject({ batches: 0, partitions: { '0': { committedOffset: 25, queued: 0, inFlight: null } } });
   });
 
   it('retries a batch Elasticsearch refuses as the same records, commits nothing meanwhile, skips nothing, and lands it once the block is lifted', async () => {
