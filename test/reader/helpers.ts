@@ -108,6 +108,9 @@ export class SwitchableBroker implements Publisher, BrokerCheck {
   send(records: OutRecord[]): Promise<void> {
     return this.current.send(records);
   }
+  partitions(topic: string): Promise<number> {
+    return this.current.partitions(topic);
+  }
   check(topics: string[]): Promise<void> {
     return this.current.check(topics);
   }
@@ -352,6 +355,9 @@ export class GatedPublisher implements Publisher, BrokerCheck {
   async send(records: OutRecord[]): Promise<void> {
     while (this.gate) await this.gate;
     return this.inner.send(records);
+  }
+  partitions(topic: string): Promise<number> {
+    return this.inner.partitions(topic);
   }
   check(topics: string[]): Promise<void> {
     return this.inner.check(topics);

@@ -231,7 +231,16 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (json) document.__json = json;
   }
 
-  async write(batchRecords: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+  async write(batchRecords: readonly PreparedRecord<ElasticsearchItem>[], batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+    // A schema change splits the batch: what came before it is written first (it may create the
+    // index the change is checked against), what came after it once the change is applied.
+    const cut = batchRecords.findIndex((r, i) => i > 0 && r.item.kind === 'control' && r.item.message.kind === 'schema_change');
+    if (cut < 0) return this.#writeSegment(batchRecords);
+    const before = await this.#writeSegment(batchRecords.slice(0, cut));
+    return new Map([...before, ...(await this.write(batchRecords.slice(cut), batch))]);
+  }
+
+  async #writeSegment(batchRecords: readonly PreparedRecord<ElasticsearchItem>[]): Promise<Map<number, RecordOutcome>> {
     await this.ensureTemplates();
     const client = this.#options.client;
     // Records of a table whose index another table owns go no further (not even a rejection marker).

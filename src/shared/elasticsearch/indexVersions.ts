@@ -30,8 +30,8 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import type { ControlMessage, SchemaChangeContent } from '../events/controlMessage.js';
 import { fieldName } from '../events/fieldNames.js';
 import { statusOf } from './bulkWriter.js';
-import { commonComponentTemplate, LIVE_FILTER, type TemplateOptions } from './templates.js';
-import { fieldTypeOf, mappingForType, typeNameOf } from './typeMappings.js';
+import { commonComponentTemplate, createIndexIfMissing, LIVE_FILTER, type TemplateOptions } from './templates.js';
+import { columnMapping, fieldTypeOf, mappingForType, typeNameOf } from './typeMappings.js';
 
 export interface Building {
   /** The physical index being built: `<index>-v<version>`. */
@@ -249,8 +249,11 @@ export class IndexVersions {
       const response = await this.#options.client.indices.getMapping({ index: target });
       mapped = Object.values(response)[0]?.mappings.properties ?? {};
     } catch (error) {
-      if (statusOf(error) === 404) return null; // no index yet: the first write creates it with the new shape
-      throw new TransientSinkError(`Could not read the mapping of ${target}`, error);
+      if (statusOf(error) !== 404) throw new TransientSinkError(`Could not read the mapping of ${target}`, error);
+      // No index yet: created now with the new columns mapped, so that values of the old shape still
+      // on their way (another partition) cannot map a field for the old type first.
+      await this.#createWithColumns(target, change, properties);
+      return null;
     }
     const reasons: string[] = [];
     for (const column of changed) {
@@ -263,6 +266,21 @@ export class IndexVersions {
       if (has !== wants) reasons.push(`${field} is mapped ${has}, its column is now ${column.type} (${wants})`);
     }
     return reasons.length > 0 ? reasons.join('; ') : null;
+  }
+
+  /** Creates the table's index from its template with every column mapped as its type maps (idempotent). */
+  async #createWithColumns(index: string, change: SchemaChangeContent, properties: Record<string, unknown> | undefined): Promise<void> {
+    const columns: Record<string, estypes.MappingProperty> = {};
+    for (const column of change.columns) {
+      const field = fieldName(column.name);
+      if (properties === undefined || !Object.hasOwn(properties, field)) columns[field] = columnMapping(column.type);
+    }
+    try {
+      await createIndexIfMissing(this.#options.client, index);
+      await this.#options.client.indices.putMapping({ index, properties: columns });
+    } catch (error) {
+      throw new TransientSinkError(`Could not create ${index} with the columns of the schema change`, error);
+    }
   }
 
   /** Creates a version with the table template's mapping and the new columns' explicit mappings (idempotent). */

@@ -99,6 +99,8 @@ export function typeNameOf(formatType: string): string {
 }
 
 const STRING_FIELD = 'keyword';
+/** What the strings dynamic template (templates.ts) maps a string to. */
+const STRING_MAPPING: estypes.MappingProperty = { type: 'keyword', ignore_above: 1024, fields: { text: { type: 'text' } } };
 
 /**
  * The Elasticsearch field type a column of this `format_type` gets: its explicit mapping's, else the
@@ -113,4 +115,11 @@ export function fieldTypeOf(formatType: string): string {
   const element = elementType(name);
   if (element === 'bool') return 'boolean';
   return STRING_FIELD;
+}
+
+/** The mapping a column of this `format_type` gets: its explicit one, else the one its values would get dynamically (fieldTypeOf). */
+export function columnMapping(formatType: string): estypes.MappingProperty {
+  const explicit = mappingForType(typeNameOf(formatType));
+  if (explicit !== undefined) return explicit;
+  return fieldTypeOf(formatType) === 'boolean' ? { type: 'boolean' } : STRING_MAPPING;
 }
