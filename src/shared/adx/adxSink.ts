@@ -8,7 +8,9 @@
  * history row.
  */
 import { keyOf } from '../events/documentId.js';
-import type { BatchInfo, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
+import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
+import { controlMessage } from '../events/controlMessage.js';
+import { schemaChangeRow } from '../history/pivot.js';
 import type { Env } from '../core/env.js';
 import { describeError, PermanentRecordError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -18,7 +20,7 @@ import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand }
 import { DEFAULT_TRUNCATES_TABLE, describeAdxConfig, loadAdxConfig } from './config.js';
 import { toAdxSinkError } from './errors.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { columnTypes, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
+import { columnTypes, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, findNewColumns, parseSchemaRows, tableColumns, truncatesMapping, versionedMappingName } from './schema.js';
 import type { AdxConfig, AdxTableRoute, ColumnDef, KqlType } from './types.js';
 
@@ -69,6 +71,20 @@ export class AdxSink implements Sink<AdxRecordRows> {
       types: columnTypes(event),
     };
     return rows.row === null && rows.history.length === 0 && rows.truncate === null ? null : rows;
+  }
+
+  /**
+   * A schema change (the reader's control event) is one history row, like a truncate. The reader sends
+   * a copy to every partition; ADX does not drop duplicates of other batches, so the copy of partition 0
+   * writes it. Other control events, and tables without an ADX route or history table: nothing.
+   */
+  prepareMessage(event: ChangeEvent, record: EventRecord): AdxRecordRows | null {
+    const message = controlMessage(event);
+    if (message?.kind !== 'schema_change' || record.partitionId !== '0') return null;
+    const route = this.routes.get(tableId(event.source));
+    if (route === undefined || route.historyTable === null) return null;
+    const history = schemaChangeRow(event, message, route.history).map(toHistoryRow);
+    return history.length === 0 ? null : { route, row: null, history, truncate: null, types: new Map() };
   }
 
   /**

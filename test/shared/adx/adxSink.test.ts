@@ -329,6 +329,52 @@ describe('AdxSink, queued ingestion (default)', () => {
     expect(blobName(again[2]!)).toBe(blobName(truncates));
   });
 
+  it('records a schema change (the reader control event) as one history row, from the copy on partition 0 only', async () => {
+    const before = (await decodedMessages(storage)).length;
+    const previous = { columns: [{ name: 'orderid', type: 'integer' }], key: ['orderid'] };
+    const change = {
+      ...changeEvent({ op: 'm', after: null, key: null, lsn: 34223000 }),
+      message: {
+        prefix: 'pg-cdc',
+        kind: 'schema_change',
+        content: {
+          table: 'retail.orders_info',
+          columns: [...previous.columns, { name: 'note', type: 'text' }],
+          key: ['orderid'],
+          previous,
+          added: ['note'],
+          dropped: [],
+          retyped: [],
+          partitions: 4,
+        },
+      },
+    };
+    expect(await deliver(sink, [change], { partition: '3', first: '9300', last: '9300' })).toMatchObject({ total: 1, skipped: 1 });
+    expect(await deliver(sink, [change], { partition: '0', first: '9300', last: '9300' })).toMatchObject({ total: 1, ok: 1 });
+    const messages = (await decodedMessages(storage)).slice(before);
+    expect(messages.map((m) => m.TableName)).toEqual(['OrdersHistory']);
+    const lines = gunzipSync(await storage.downloadBlob(blobName(messages[0]!)))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([
+      {
+        SourceTable: 'retail.orders_info',
+        Key: null,
+        Op: 's',
+        CommitTime: '2020-10-07T07:56:32.691Z',
+        Lsn: 34223000,
+        TxId: 653,
+        Context: null,
+        Column: null,
+        OldValue: previous,
+        NewValue: { columns: change.message.content.columns, key: ['orderid'], added: ['note'], dropped: [], retyped: [] },
+        OldValueKnown: true,
+      },
+    ]);
+  });
+
   it('a batch of only a truncate writes the truncates table and the history, nothing into the table', async () => {
     const before = (await decodedMessages(storage)).length;
     await deliver(sink, [changeEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })], { first: '9200', last: '9200' });
