@@ -224,7 +224,8 @@ export class IndexVersions {
     if (started) {
       this.#log.warn(
         `elasticsearch: ${index} cannot take the schema change of ${table} (${started.reason}): building ${started.index}; ` +
-          `the aliases ${index} and ${index}-live move to it when the reconcile snapshot is done on all ${started.partitions} partitions`,
+          `the aliases ${index} and ${index}-live move to it when an incremental snapshot of the table started after the change is done on all ` +
+          `${started.partitions} partitions (the reader starts it with CDC_SCHEMA_CHANGE_SNAPSHOT=auto; else run npm run snapshot for the table)`,
       );
     }
     if (abandoned) {
