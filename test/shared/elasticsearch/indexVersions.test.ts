@@ -244,6 +244,46 @@ describe('Elasticsearch sink: schema changes', () => {
     expect(columnsOf(docs.get('2'))).toEqual({ id: 2, n: null, c: 'x' });
   });
 
+  it('a second incompatible change while a version is being built starts a newer one and drops the unfinished one', async () => {
+    const table = 'twice';
+    const index = `${prefix}-${SCHEMA}.${table}`;
+    const dead = new MemoryDeadLetterStore();
+    const sink = sinkFor(60);
+    const cols = (a: string) => [
+      { name: 'id', type: 'integer' },
+      { name: 'a', type: a },
+    ];
+    await run(sink, '0', [row(table, 'c', { id: 1, a: 1 }, 100, { id: 1 }), row(table, 'c', { id: 2, a: 2 }, 101, { id: 2 })], dead);
+    await run(
+      sink,
+      '0',
+      [schemaChange(table, 200, { columns: cols('integer'), key: ['id'] }, cols('text'), ['id'], 1), row(table, 'u', { id: 1, a: 'x' }, 210, { id: 1 })],
+      dead,
+    );
+    expect(await client.indices.exists({ index: `${index}-v2` })).toBe(true);
+    await run(
+      sink,
+      '0',
+      [
+        schemaChange(table, 300, { columns: cols('text'), key: ['id'] }, cols('jsonb'), ['id'], 1),
+        row(table, 'u', { id: 1, a: { k: [1] } }, 310, { id: 1 }, { a: 'jsonb' }),
+        control(table, 400, 'snapshot_started', { id: 's', where: null }),
+        row(table, 'r', { id: 1, a: { k: [1] } }, 401, { id: 1 }, { a: 'jsonb' }),
+        row(table, 'r', { id: 2, a: '2' }, 401, { id: 2 }, { a: 'jsonb' }),
+        control(table, 402, 'snapshot_done', { id: 's', where: null, rows: 2 }),
+      ],
+      dead,
+    );
+    expect([...dead.documents.values()].map((d) => d.reason)).toEqual([]);
+    expect(await client.indices.exists({ index: `${index}-v2` })).toBe(false);
+    expect(await aliasTargets(`${index}-live`)).toEqual([`${index}-v3`]);
+    const docs = await live(index);
+    expect([...docs.values()].map(columnsOf).sort((x, y) => Number(x.id) - Number(y.id))).toEqual([
+      { id: 1, a: { k: [1] } },
+      { id: 2, a: '2' },
+    ]);
+  });
+
   it('the change history records a schema change as one row of its own (its copies on other partitions add none)', async () => {
     const history = `${prefix}-history`;
     created.push(history);
