@@ -335,6 +335,7 @@ export class Reader {
       onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
       captured: session.captured,
       onSchemaChange: (change) => this.metrics.schemaChange(change),
+      topicPartitions: this.deps.publisher.partitions?.bind(this.deps.publisher),
     });
     await this.untilFailed(this.stream.start());
     if (this.stopping) return;

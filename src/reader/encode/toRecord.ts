@@ -51,6 +51,11 @@ export class RecordBuilder {
     }
   }
 
+  /** The topic of `schema.table`'s events. */
+  topicOf(schema: string, table: string): string {
+    return topicFor(schema, table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
+  }
+
   /** The event format the records are in. */
   get format(): 'native' | 'debezium' {
     return this.opts.debezium === undefined ? 'native' : 'debezium';

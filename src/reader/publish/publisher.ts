@@ -5,6 +5,8 @@ export interface OutRecord {
   /** null: a tombstone (Debezium format, after a delete), so log compaction removes the key. */
   value: Buffer | null;
   headers?: Map<string, Buffer>;
+  /** Set: this partition (control events go to every partition of a topic); unset: by the key. */
+  partition?: number;
 }
 
 export interface Publisher {
@@ -14,5 +16,7 @@ export interface Publisher {
    * without an idempotent producer (Event Hubs Standard has none).
    */
   send(records: OutRecord[]): Promise<void>;
+  /** How many partitions `topic` has (control events are published to each; README "Schema changes"). */
+  partitions?(topic: string): Promise<number>;
   close(): Promise<void>;
 }

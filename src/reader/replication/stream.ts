@@ -26,6 +26,7 @@ import { decodeTuple, describeRelation, relationKey } from './relations.js';
 import type { CapturedTables, RelationShape } from './captured.js';
 import { relationShape, schemaChangeFields, schemaDiff } from './schemaChanges.js';
 import type { SchemaChange } from './schemaChanges.js';
+import { schemaChangeEvent, toEveryPartition } from './schemaChangeEvent.js';
 
 export interface StreamDeps extends EventOutputDeps {
   pg: ClientConfig;
@@ -44,6 +45,8 @@ export interface StreamDeps extends EventOutputDeps {
   captured: CapturedTables;
   /** Called with every schema change (after it was logged). */
   onSchemaChange?: (change: SchemaChange) => void;
+  /** Partitions of a topic (the broker's metadata): a schema change goes to each (schemaChangeEvent.ts). Unset: not published. */
+  topicPartitions?: (topic: string) => Promise<number>;
 }
 
 interface OpenTx {
@@ -65,6 +68,8 @@ export class ChangeStream {
   /** The shape of the last Relation message of each relation in this run. */
   private readonly shapes = new Map<number, RelationShape>();
   private tx: OpenTx | null = null;
+  /** Schema changes read from Relation messages, published with the change that follows them (publishSchemaChanges). */
+  private schemaChanges: { change: SchemaChange; info: RelationInfo; topic: string; partitions: number }[] = [];
   private lastCommitLsn: Lsn | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -329,6 +334,34 @@ export class ChangeStream {
     if (changed.includes('key')) log.warn('table schema changed: key columns changed', fields);
     else log.info('table schema changed', fields);
     this.deps.onSchemaChange?.(change);
+    if (this.tx && this.deps.records.format === 'native' && this.deps.topicPartitions) {
+      const topic = this.deps.records.topicOf(info.schema, info.table);
+      this.schemaChanges.push({ change, info, topic, partitions: await this.deps.topicPartitions(topic) });
+    }
+  }
+
+  /**
+   * The schema changes of the Relation messages just read, as control events on every partition of
+   * their tables' topics, ahead of the change that follows them (pgoutput sends a Relation message
+   * right before its table's next change, with no WAL position of its own): versioned just below it.
+   */
+  private publishSchemaChanges(tx: OpenTx, lsn: Lsn): void {
+    for (const { change, info, topic, partitions } of this.schemaChanges) {
+      const event = schemaChangeEvent({
+        change,
+        schema: info.schema,
+        table: info.table,
+        lsn,
+        serverName: this.deps.serverName,
+        db: this.deps.db,
+        txId: tx.xid,
+        commitTimeMs: tx.commitTimeMs,
+        partitions,
+        nowMs: Date.now(),
+      });
+      this.deps.pipeline.enqueueBuilt(toEveryPartition(topic, event, partitions), tx.entry);
+    }
+    this.schemaChanges = [];
   }
 
   private relation(oid: number): RelationInfo {
@@ -343,6 +376,7 @@ export class ChangeStream {
   ): Promise<void> | undefined {
     const tx = this.tx;
     if (!tx) throw new Error(`${msg.tag} outside a transaction`);
+    if (this.schemaChanges.length > 0) this.publishSchemaChanges(tx, lsn);
     const events = this.toEvents(lsn, tx, msg);
     for (let i = 0; i < events.length; i++) {
       const built = this.deps.records.tryBuild(events[i]!);

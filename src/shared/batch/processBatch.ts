@@ -31,11 +31,16 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   const logger = options.logger ?? silentLogger;
   const outcomes: RecordOutcome[] = records.map(() => ({ status: 'ok' }));
   const prepared: PreparedRecord<T>[] = [];
+  const messages = new Set<number>();
 
   const events: (ChangeEvent | undefined)[] = records.map((record, index) => {
     try {
       const decoded = decodeBody(record.body);
       if (decoded.kind === 'event') return decoded.event;
+      if (decoded.kind === 'message' && sink.prepareMessage) {
+        messages.add(index);
+        return decoded.event;
+      }
       outcomes[index] = { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
     } catch (error) {
       outcomes[index] = outcomeOfPureStepError(error);
@@ -50,9 +55,12 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
     const record = records[index];
     if (event === undefined || record === undefined || outcomes[index]?.status !== 'ok') return;
     try {
-      const item = sink.prepare(event, record);
+      const item = messages.has(index) ? (sink.prepareMessage?.(event, record) ?? null) : sink.prepare(event, record);
       if (item === null) {
-        outcomes[index] = { status: 'skipped', reason: `not written by ${sink.name} (${tableId(event.source)} ${event.op})` };
+        outcomes[index] = {
+          status: 'skipped',
+          reason: messages.has(index) ? 'logical message' : `not written by ${sink.name} (${tableId(event.source)} ${event.op})`,
+        };
         return;
       }
       prepared.push({ index, record, event, item });

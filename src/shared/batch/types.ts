@@ -61,6 +61,12 @@ export interface PreparedRecord<T> {
 export interface Sink<T> {
   readonly name: string;
   prepare(event: ChangeEvent, record: EventRecord): T | null;
+  /**
+   * For a logical message (`op: 'm'`): what to write for it, like `prepare` (null: nothing). A sink
+   * without it skips every logical message. The reader's control events (schema changes, incremental
+   * snapshot boundaries: src/shared/events/controlMessage.ts) come this way, in order with the rows.
+   */
+  prepareMessage?(event: ChangeEvent, record: EventRecord): T | null;
   write(records: readonly PreparedRecord<T>[], batch: BatchInfo, context: SinkWriteContext): Promise<ReadonlyMap<number, RecordOutcome>>;
 }
 

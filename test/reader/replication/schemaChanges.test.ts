@@ -93,6 +93,31 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
     });
     expect(r.reader.metrics.schemaChanges).toBe(1);
     expect(r.reader.metrics.schemaChangesByTable.get(`${s}.k`)).toBe(1);
+    // The sinks' schema_change control event: one per partition of the topic (1 here), just below the first change with the new key.
+    const control = topic.controlEvents(ofTable('k'));
+    expect(control.map((i) => (i.event as unknown as { message: unknown }).message)).toEqual([
+      {
+        prefix: 'pg-cdc',
+        kind: 'schema_change',
+        content: {
+          table: `${s}.k`,
+          columns: [
+            { name: 'id', type: 'integer' },
+            { name: 'code', type: 'text' },
+            { name: 'v', type: 'text' },
+          ],
+          key: ['code'],
+          previous: { columns: expect.any(Array), key: ['id'] },
+          added: [],
+          dropped: [],
+          retyped: [],
+          partitions: 1,
+        },
+      },
+    ]);
+    const lsns = topic.events(ofTable('k')).map((e) => e.source.lsn!);
+    expect(control[0]!.event.source.lsn).toBeGreaterThan(lsns[2]!);
+    expect(control[0]!.event.source.lsn).toBeLessThan(lsns[3]!);
 
     // The status reads the reader's /metrics over HTTP, as it does in production.
     const port = await freePort();
