@@ -340,6 +340,7 @@ class Session {
             batch: batchInfo(origin, records, randomUUID()),
             logger,
             ...(deps.pointers ? { pointers: deps.pointers } : {}),
+            ...(deps.debezium ? { debezium: deps.debezium } : {}),
           });
           this.metrics.recordReport(report);
           break;

@@ -7,6 +7,7 @@
  */
 import { tableId } from '../events/changeEvent.js';
 import { decodeBody } from '../events/decode.js';
+import type { DebeziumInputOptions } from '../events/fromDebezium.js';
 import { BatchProcessingError, describeError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
@@ -24,6 +25,8 @@ export interface ProcessBatchOptions<T> {
   pointers?: PointerResolver;
   /** Called with every record's outcome once they are final, before a retry error is thrown (dlq:replay reports them one by one). */
   onReport?: (report: BatchReport) => void;
+  /** How Debezium's own events are read (their key columns, the unavailable-value placeholder). */
+  debezium?: DebeziumInputOptions;
 }
 
 export async function processBatch<T>(records: readonly EventRecord[], options: ProcessBatchOptions<T>): Promise<BatchReport> {
@@ -34,7 +37,10 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
 
   const events: (ChangeEvent | undefined)[] = records.map((record, index) => {
     try {
-      const decoded = decodeBody(record.body);
+      const decoded = decodeBody(record.body, {
+        ...(record.key !== undefined ? { recordKey: record.key } : {}),
+        ...(options.debezium ? { debezium: options.debezium } : {}),
+      });
       if (decoded.kind === 'event') return decoded.event;
       outcomes[index] = { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
     } catch (error) {
