@@ -31,6 +31,10 @@ export interface DebeziumSettings {
   skippedOperations: ReadonlySet<string>;
   /** `unavailable.value.placeholder`: what an unchanged TOAST value the server did not send becomes. */
   unavailableValuePlaceholder: string;
+  /** `value.converter.schemas.enable`: the value as `{"schema": …, "payload": …}` (debeziumSchema.ts). */
+  valueSchemasEnable: boolean;
+  /** `key.converter.schemas.enable`: the key likewise. */
+  keySchemasEnable: boolean;
 }
 
 export const DEBEZIUM_DEFAULTS: DebeziumSettings = {
@@ -41,6 +45,10 @@ export const DEBEZIUM_DEFAULTS: DebeziumSettings = {
   tombstonesOnDelete: true,
   skippedOperations: new Set(['t']),
   unavailableValuePlaceholder: UNAVAILABLE_VALUE,
+  // Connect's JsonConverter enables schemas by default; Debezium's documentation and most
+  // deployments turn them off, which is also what the reader wrote before it could write them.
+  valueSchemasEnable: false,
+  keySchemasEnable: false,
 };
 
 /** A column as the encoder needs it: the type name (TypeRegistry.baseTypeName) and the type modifier. */
@@ -50,6 +58,10 @@ export interface DebeziumColumn {
   type: string;
   /** pg_attribute.atttypmod (−1 when none). */
   typmod: number;
+  /** pg_attribute.attnotnull (read with schemas enabled only: the schema's `optional`). */
+  notNull?: boolean;
+  /** An enum's labels in their order (with schemas enabled: the schema's `allowed`). */
+  enumLabels?: readonly string[];
 }
 
 const rawJSON = (text: string): unknown => (JSON as unknown as { rawJSON: (text: string) => unknown }).rawJSON(text);

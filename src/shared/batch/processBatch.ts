@@ -6,7 +6,7 @@
  * have deterministic names.
  */
 import { tableId } from '../events/changeEvent.js';
-import { decodeBody } from '../events/decode.js';
+import { decodeBody, type DecodeOptions } from '../events/decode.js';
 import type { DebeziumInputOptions } from '../events/fromDebezium.js';
 import { BatchProcessingError, describeError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -35,12 +35,13 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   const outcomes: RecordOutcome[] = records.map(() => ({ status: 'ok' }));
   const prepared: PreparedRecord<T>[] = [];
 
+  const decodeOptions = (index: number): DecodeOptions => {
+    const key = records[index]?.key;
+    return { ...(key !== undefined ? { recordKey: key } : {}), ...(options.debezium ? { debezium: options.debezium } : {}) };
+  };
   const events: (ChangeEvent | undefined)[] = records.map((record, index) => {
     try {
-      const decoded = decodeBody(record.body, {
-        ...(record.key !== undefined ? { recordKey: record.key } : {}),
-        ...(options.debezium ? { debezium: options.debezium } : {}),
-      });
+      const decoded = decodeBody(record.body, decodeOptions(index));
       if (decoded.kind === 'event') return decoded.event;
       outcomes[index] = { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
     } catch (error) {
@@ -50,7 +51,7 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   });
 
   // Oversized events arrive as pointers to a Blob holding the full event: fetch them first.
-  await resolvePointers(events, outcomes, options.pointers);
+  await resolvePointers(events, outcomes, options.pointers, decodeOptions);
 
   events.forEach((event, index) => {
     const record = records[index];

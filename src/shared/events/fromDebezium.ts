@@ -369,6 +369,8 @@ export function fromDebezium(value: Record<string, unknown>, schema: unknown, re
   const source = { ...(value.source as Record<string, unknown>) };
   const op = value.op;
   if (op === 'm' || op === 't') return { ...value, source, key: null };
+  // A pointer to the full event in a Blob (the reader's claim check): the full event is decoded once fetched.
+  if (isObject(value.deadletter)) return { ...value, source, key: null };
   const columns = rowSchemaOf(schema);
   const placeholder = options.unavailableValuePlaceholder;
   const before = isObject(value.before) ? convertRow(value.before, columns, placeholder) : undefined;
