@@ -83,6 +83,7 @@ function toRecord(letter: StoredDeadLetter): EventRecord {
   if (d.enqueuedTimeUtc !== null) record.enqueuedTimeUtc = d.enqueuedTimeUtc;
   if (d.properties !== null) record.properties = d.properties;
   if (d.unplacedId !== null) record.unplacedId = d.unplacedId;
+  if (d.key !== undefined) record.key = Buffer.from(d.key, 'base64');
   return record;
 }
 
