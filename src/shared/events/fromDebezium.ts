@@ -122,7 +122,8 @@ function timestampText(nanos: bigint): string {
   const [y] = civilFromDays(Number(days));
   const date = dateText(Number(days));
   const time = timeOfDay(nanos - days * day);
-  return y > 0 ? `${date}T${time}` : `${date.slice(0, -3)} ${time} BC`;
+  // before year 1 as the reader writes PostgreSQL's `0044-03-15 10:00:00 BC` (`T` for the space)
+  return y > 0 ? `${date}T${time}` : `${date.slice(0, -3)}T${time} BC`;
 }
 
 /**

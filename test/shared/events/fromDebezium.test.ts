@@ -23,6 +23,8 @@ import { decodeBody } from '../../../src/shared/events/decode.js';
 import { DEBEZIUM_INPUT_DEFAULTS, UNAVAILABLE_VALUE, type DebeziumInputOptions } from '../../../src/shared/events/fromDebezium.js';
 import { ElasticsearchHistorySink } from '../../../src/shared/history/historySink.js';
 import { Router, type RoutesConfig } from '../../../src/shared/routing/routes.js';
+import { decodeDate, decodeTime, decodeTimestamp } from '../../../src/shared/events/pgTypes.js';
+import { pgClient } from '../../reader/helpers.js';
 import { cleanup, testClient, testSink, uniqueIndex } from '../esTestKit.js';
 import { debeziumMeta, nativeWorkload, recordedVariant, type NativeRecord, type RecordedRecord } from './debeziumWorkload.js';
 
@@ -216,6 +218,120 @@ describe('decoding Debezium events: the key', () => {
     expect(decoded.kind === 'event' && 'big' in (decoded.event.after ?? {})).toBe(false);
     const other = decodeBody(body, { recordKey: JSON.stringify(update.key), debezium: { unavailableValuePlaceholder: '<other>' } });
     expect(other.kind === 'event' && other.event.after?.big).toBe(DEBEZIUM_INPUT_DEFAULTS.unavailableValuePlaceholder);
+  });
+});
+
+describe("decoding Debezium events: values beyond the fixtures' workload, checked against PostgreSQL's own text", () => {
+  /** A Debezium event with the schema, one column per Connect type, for one row. */
+  const event = (fields: { field: string; type: string; name: string }[], after: Record<string, unknown>) =>
+    JSON.stringify({
+      schema: { type: 'struct', fields: [{ type: 'struct', field: 'after', fields: [{ type: 'int32', field: 'id' }, ...fields] }] },
+      payload: {
+        before: null,
+        after: { id: 1, ...after },
+        source: { version: '3.6.1.Final', connector: 'postgresql', name: 'x', ts_ms: 1, snapshot: 'false', db: 'd', schema: 's', table: 't', txId: 1, lsn: 1 },
+        op: 'c',
+        ts_ms: 1,
+      },
+    });
+  const decodeAfter = (text: string) => {
+    const decoded = decodeBody(Buffer.from(text), { recordKey: '{"id":1}' });
+    if (decoded.kind !== 'event') throw new Error('not an event');
+    return decoded.event.after ?? {};
+  };
+
+  test('day counts, epoch milli/micro/nanoseconds and times of day (BC, before 1970, far future, fractions) give what the reader gives for the same value', async () => {
+    const c = await pgClient();
+    try {
+      // PostgreSQL computes each value's text from the same count (days and microseconds apart: an
+      // interval times a large factor is computed in float8); the reader's decoders turn that text into its JSON
+      const days = [-2440588, -719529, -719528, -719163, -1, 0, 1, 2932896, 100_000_000];
+      const micros = ['-62135596800000001', '-62167219200000000', '-1', '-999', '0', '1', '1714558272123456', '253402300799999999', '9000000000000000000'];
+      const timesMicros = ['0', '1', '999999', '36672123456', '86399999999', '86400000000'];
+      const { rows } = await c.query<{ d: string[]; ts: string[]; tm: string[] }>(
+        `SELECT (SELECT array_agg(('1970-01-01'::date + n)::text ORDER BY i) FROM unnest($1::int[]) WITH ORDINALITY AS u(n, i)) AS d,
+                (SELECT array_agg(('1970-01-01 00:00:00'::timestamp + (n / 86400000000) * interval '1 day' + (n % 86400000000) * interval '1 microsecond')::text ORDER BY i)
+                   FROM unnest($2::bigint[]) WITH ORDINALITY AS u(n, i)) AS ts,
+                (SELECT array_agg(CASE WHEN n = 86400000000 THEN '24:00:00' ELSE ('00:00:00'::time + n * interval '1 microsecond')::text END ORDER BY i)
+                   FROM unnest($3::bigint[]) WITH ORDINALITY AS u(n, i)) AS tm`,
+        [days, micros, timesMicros],
+      );
+      const pgText = rows[0]!;
+      for (const [i, n] of days.entries()) {
+        const after = decodeAfter(event([{ field: 'd', type: 'int32', name: 'io.debezium.time.Date' }], { d: n }));
+        expect({ n, d: after.d }).toEqual({ n, d: decodeDate(pgText.d[i]!) });
+      }
+      for (const [i, n] of micros.entries()) {
+        const want = decodeTimestamp(pgText.ts[i]!);
+        const fields = [
+          { field: 'us', type: 'int64', name: 'io.debezium.time.MicroTimestamp' },
+          { field: 'ns', type: 'int64', name: 'io.debezium.time.NanoTimestamp' },
+        ];
+        // nanoseconds in an int64 reach ±292 years around 1970 only
+        const nanosFit = BigInt(n) * 1000n < 1n << 63n && BigInt(n) * 1000n >= -(1n << 63n);
+        const text = event(fields, {}).replace('"after":{"id":1}', `"after":{"id":1,"us":${n}${nanosFit ? `,"ns":${BigInt(n) * 1000n}` : ''}}`);
+        const after = decodeAfter(text);
+        expect({ n, us: after.us, ns: after.ns }).toEqual({ n, us: want, ns: nanosFit ? want : undefined });
+        if (BigInt(n) % 1000n === 0n) {
+          const ms = decodeAfter(
+            event([{ field: 'ms', type: 'int64', name: 'io.debezium.time.Timestamp' }], {}).replace(
+              '"after":{"id":1}',
+              `"after":{"id":1,"ms":${BigInt(n) / 1000n}}`,
+            ),
+          );
+          expect({ n, ms: ms.ms }).toEqual({ n, ms: want });
+        }
+      }
+      for (const [i, n] of timesMicros.entries()) {
+        const fields = [
+          { field: 'us', type: 'int64', name: 'io.debezium.time.MicroTime' },
+          { field: 'ns', type: 'int64', name: 'io.debezium.time.NanoTime' },
+        ];
+        const after = decodeAfter(event(fields, { us: Number(n), ns: Number(n) * 1000 }));
+        expect({ n, us: after.us, ns: after.ns }).toEqual({ n, us: decodeTime(pgText.tm[i]!), ns: decodeTime(pgText.tm[i]!) });
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  test("decimals: negative, zero, scale 0, long unscaled values (two's complement of any length) give PostgreSQL's numeric text", () => {
+    const cases: [string, number][] = [
+      ['-1.50', 2],
+      ['0.00', 2],
+      ['-128', 0],
+      ['127', 0],
+      ['-0.0000000001', 10],
+      ['-99999999999999999999999999999999999999.99', 2],
+    ];
+    for (const [text, scale] of cases) {
+      const unscaled = BigInt(text.replace('.', ''));
+      // Java BigInteger.toByteArray: minimal two's complement
+      let bytes = 1;
+      while (unscaled >= 1n << BigInt(bytes * 8 - 1) || unscaled < -(1n << BigInt(bytes * 8 - 1))) bytes++;
+      const hex = ((1n << BigInt(bytes * 8)) + unscaled)
+        .toString(16)
+        .slice(-bytes * 2)
+        .padStart(bytes * 2, '0');
+      const b64 = Buffer.from(hex, 'hex').toString('base64');
+      const fields = [
+        { field: 'fixed', type: 'bytes', name: 'org.apache.kafka.connect.data.Decimal', parameters: { scale: String(scale) } },
+        { field: 'variable', type: 'struct', name: 'io.debezium.data.VariableScaleDecimal' },
+      ];
+      const after = decodeAfter(event(fields, { fixed: b64, variable: { scale, value: b64 } }));
+      expect({ text, fixed: after.fixed, variable: after.variable }).toEqual({ text, fixed: text, variable: text });
+    }
+  });
+
+  test('the placeholder in a bytea column (its bytes, base64) is unchanged TOAST too; an unknown schema name leaves the value as it is', () => {
+    const placeholderBytes = Buffer.from(DEBEZIUM_INPUT_DEFAULTS.unavailableValuePlaceholder).toString('base64');
+    const fields = [
+      { field: 'by', type: 'bytes', name: undefined as unknown as string },
+      { field: 'geo', type: 'struct', name: 'io.debezium.data.geometry.Point' },
+    ];
+    const decoded = decodeBody(Buffer.from(event(fields, { by: placeholderBytes, geo: { x: 1, y: 2 } })), { recordKey: '{"id":1}' });
+    expect(decoded.kind === 'event' && decoded.event.source.unchanged_toast).toEqual(['by']);
+    expect(decoded.kind === 'event' && decoded.event.after).toEqual({ id: 1, geo: { x: 1, y: 2 } });
   });
 });
 
