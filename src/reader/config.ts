@@ -148,6 +148,8 @@ const DEBEZIUM_MODES = {
   'interval.handling.mode': ['numeric', 'string'],
   'binary.handling.mode': ['bytes', 'base64'],
   'tombstones.on.delete': ['true', 'false'],
+  'value.converter.schemas.enable': ['false', 'true'],
+  'key.converter.schemas.enable': ['false', 'true'],
 } as const;
 const DEBEZIUM_OPS = ['c', 'u', 'd', 't'];
 const DEBEZIUM_KEYS = [...Object.keys(DEBEZIUM_MODES), 'skipped.operations', 'unavailable.value.placeholder'];
@@ -182,6 +184,8 @@ export function parseDebeziumSettings(raw: string | undefined): DebeziumSettings
       else if (key === 'time.precision.mode') s.timePrecisionMode = v as DebeziumSettings['timePrecisionMode'];
       else if (key === 'interval.handling.mode') s.intervalHandlingMode = v as DebeziumSettings['intervalHandlingMode'];
       else if (key === 'binary.handling.mode') s.binaryHandlingMode = v as DebeziumSettings['binaryHandlingMode'];
+      else if (key === 'value.converter.schemas.enable') s.valueSchemasEnable = v === 'true';
+      else if (key === 'key.converter.schemas.enable') s.keySchemasEnable = v === 'true';
       else s.tombstonesOnDelete = v === 'true';
     } else if (key === 'skipped.operations') {
       const ops = value

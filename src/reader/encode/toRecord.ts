@@ -86,7 +86,7 @@ export class RecordBuilder {
   private tryBuildDebezium(event: ChangeEvent, s: DebeziumSettings): OutRecord[] | null {
     if (s.skippedOperations.has(event.op)) return [];
     const columns = columnsOf(event);
-    const keyJson = debeziumKeyJson(event.key, columns, s);
+    const keyJson = debeziumKeyJson(event, columns, s);
     const value = Buffer.from(debeziumEventJson(event, columns, s));
     const key = keyJson === null ? undefined : Buffer.from(keyJson);
     if (value.length + (key?.length ?? 0) + 1024 > this.opts.maxMessageBytes) return null;
@@ -99,7 +99,7 @@ export class RecordBuilder {
     const columns = columnsOf(event);
     const body = Buffer.from(debeziumEventJson(event, columns, s));
     const where = await this.storeClaimCheck(event, body);
-    const keyJson = debeziumKeyJson(event.key, columns, s);
+    const keyJson = debeziumKeyJson(event, columns, s);
     const deadletter = `,"deadletter":${JSON.stringify({ container: where.container, blob: where.blob, bytes: body.length })}`;
     const value = Buffer.from(debeziumEventJson({ ...event, before: null, after: null }, columns, s, deadletter));
     return this.withTombstone(event, s, { topic: this.topic(event), key: keyJson === null ? undefined : Buffer.from(keyJson), value });

@@ -305,7 +305,7 @@ export class ChangeStream {
     }
     // Events carry the name the table was captured under, whatever it is called now (docs/reader.md "Renames").
     const name = await captured.register(msg.relationOid, msg.schema, msg.name);
-    const info = await describeRelation(this.deps.query, this.deps.types, msg, name);
+    const info = await describeRelation(this.deps.query, this.deps.types, msg, name, this.withColumns);
     this.relations.set(msg.relationOid, info);
     const shape = await relationShape(this.deps.query, msg, info.keyColumns, info.replicaIdentity);
     const lsn = this.tx?.commitLsn ?? null;

@@ -11,6 +11,11 @@ export interface EventRecord {
   enqueuedTimeUtc?: string;
   properties?: Record<string, unknown>;
   /**
+   * The Kafka record key, where the host has it (the worker; Event Hubs' AMQP side, and so the
+   * Functions trigger, does not surface it). Read for Debezium's events, whose value has no key.
+   */
+  key?: Buffer | string;
+  /**
    * Set by the host when its metadata did not place this record (no offset, sequence number or
    * enqueued time for it): an id unique to this delivery (e.g. `<invocation id>-<index>`). Names that
    * must not collide with another batch's record (dead-letters) use it instead of the position.
