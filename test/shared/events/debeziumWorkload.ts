@@ -64,7 +64,10 @@ export async function nativeWorkload(): Promise<NativeRecord[]> {
     for (const s of debeziumMeta.workload.stream) await c.query(sql(s));
     const t = topic;
     await eventually('sentinel event', () => (t.items.some((i) => i.event.after?.id === 999) ? true : undefined), 60_000);
+    // The reader's control events (schema_change, op 'm') exist in the native format only (README "Schema
+    // changes"): what the sinks do with them is tested elsewhere; here the row events are compared.
     return [...t.items]
+      .filter((i) => i.event.op !== 'm')
       .sort((a, b) => a.partition - b.partition || Number(a.offset - b.offset))
       .map((i) => ({ key: i.key, value: i.raw.replace(`"schema":${JSON.stringify(schema)}`, `"schema":${JSON.stringify(debeziumMeta.schema)}`) }));
   } finally {
