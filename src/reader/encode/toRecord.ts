@@ -138,7 +138,12 @@ export class RecordBuilder {
   }
 
   private topic(event: ChangeEvent): string {
-    return topicFor(event.source.schema, event.source.table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
+    return this.topicOf(event.source.schema, event.source.table);
+  }
+
+  /** The topic of a table's events. */
+  topicOf(schema: string, table: string): string {
+    return topicFor(schema, table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
   }
 }
 

@@ -40,7 +40,7 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
       await this.producer.send({
         // A tombstone's null value goes through as null (the client writes a null record value; its
         // message schema requires the property to be present, so it is not left undefined).
-        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value as Buffer, headers: r.headers })),
+        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value as Buffer, headers: r.headers, partition: r.partition })),
       });
     } catch (err) {
       throw brokerError(this.kafka, err);
@@ -51,6 +51,15 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
     try {
       await this.producer.metadata({ topics: [], forceUpdate: true });
       if (topics.length > 0) await this.producer.metadata({ topics, autocreateTopics: true, retries: TOPIC_METADATA_RETRIES });
+    } catch (err) {
+      throw brokerError(this.kafka, err);
+    }
+  }
+
+  async partitions(topic: string): Promise<number> {
+    try {
+      const metadata = await this.producer.metadata({ topics: [topic], autocreateTopics: true, retries: TOPIC_METADATA_RETRIES });
+      return metadata.topics.get(topic)?.partitionsCount ?? 1;
     } catch (err) {
       throw brokerError(this.kafka, err);
     }

@@ -5,6 +5,8 @@ export interface OutRecord {
   /** null: a tombstone (Debezium format, after a delete), so log compaction removes the key. */
   value: Buffer | null;
   headers?: Map<string, Buffer>;
+  /** An explicit partition (control events go to each partition of a topic); unset: by key. */
+  partition?: number;
 }
 
 export interface Publisher {
@@ -15,4 +17,6 @@ export interface Publisher {
    */
   send(records: OutRecord[]): Promise<void>;
   close(): Promise<void>;
+  /** The partition count of a topic (creating it where the broker auto-creates topics); absent: unknown. */
+  partitions?(topic: string): Promise<number>;
 }

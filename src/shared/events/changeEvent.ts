@@ -80,6 +80,20 @@ export interface ChangeEvent {
    * reader): `before`/`after` are null here; read the full event (same JSON) from this Blob.
    */
   deadletter?: { container: string; blob: string; bytes: number };
+  /**
+   * On a control event (`op: 'm'`, no row: `before`, `after` and `key` null; extension, native format
+   * only), what it tells the sinks. The reader publishes one to every partition of a table's topic when
+   * an incremental snapshot of the table starts (`kind: 'snapshot_started'`, `source.lsn` = the first
+   * chunk's low watermark) and when it has delivered its last row (`kind: 'snapshot_done'`,
+   * `source.lsn` = the last chunk's high watermark), with `source.snapshot: 'incremental'` and
+   * `content: {table: 'schema.table', id: <signal id>, where: <filter or null>, rows: <rows emitted>}`
+   * (docs/reader.md "Incremental snapshots"). Sinks that do not know it skip `op: 'm'`.
+   */
+  message?: {
+    prefix: 'pg-cdc';
+    kind: 'snapshot_started' | 'snapshot_done';
+    content: { table: string; id: string; where: string | null; rows: number };
+  };
 }
 
 /** Fully qualified `schema.table` of an event. */

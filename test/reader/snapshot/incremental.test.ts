@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type pg from 'pg';
+import type { ChangeEvent } from '../../../src/shared/events/changeEvent.js';
+import { cleanup, converge, eventually, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from '../helpers.js';
+import type { RunningReader } from '../helpers.js';
+import { createTopic } from '../../worker/helpers.js';
+
+type Row = Record<string, unknown>;
+
+async function tableState(c: pg.Client, table: string): Promise<Map<string, Row>> {
+  const r = await c.query<{ id: number; v: number; note: string | null }>(`SELECT id, v, note FROM ${table}`);
+  return new Map(r.rows.map((row) => [JSON.stringify(row.id), { id: row.id, v: row.v, note: row.note }]));
+}
+
+/** What a sink keeping the highest version per key ends with (rows only; control events carry no key). */
+function sinkState(events: ChangeEvent[]): Map<string, Row> {
+  return new Map([...converge(events, 'id')].filter((e): e is [string, Row] => e[1] !== null));
+}
+
+const control = (events: ChangeEvent[], kind: string) => events.filter((e) => e.op === 'm' && e.message?.kind === kind);
+
+async function signal(c: pg.Client, stateSchema: string, id: string, type: string, data: string): Promise<void> {
+  await c.query(`INSERT INTO ${stateSchema}.signals (id, type, data) VALUES ($1, $2, $3)`, [id, type, data]);
+}
+
+const snapshotData = (table: string, filter?: string) =>
+  JSON.stringify({
+    'data-collections': [table],
+    type: 'incremental',
+    ...(filter === undefined ? {} : { 'additional-conditions': [{ 'data-collection': table, filter }] }),
+  });
+
+describe('reader: incremental snapshots', () => {
+  let c: pg.Client;
+  const names: { name: string; schema: string }[] = [];
+  const readers: RunningReader[] = [];
+  const collectors: TopicCollector[] = [];
+
+  beforeAll(async () => {
+    c = await pgClient();
+  });
+  afterAll(async () => {
+    for (const r of readers) await r.stop();
+    for (const t of collectors) await t.close();
+    for (const n of names) await cleanup(c, n.name, [n.schema]);
+    await c.end();
+  });
+
+  async function setup(prefix: string, rows: number, extra: Record<string, string> = {}) {
+    const name = uniqueName(prefix);
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    const table = `${schema}.items`;
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v int NOT NULL, note text);
+      INSERT INTO ${table} SELECT g, g, 'seed' FROM generate_series(1, ${rows}) g`);
+    const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SNAPSHOT_CHUNK_ROWS: '250', ...extra });
+    const topicName = `${name}_events`;
+    await createTopic(topicName, 3);
+    const topic = await TopicCollector.start([topicName]);
+    collectors.push(topic);
+    const reader = await startReader(env);
+    readers.push(reader);
+    return { name, schema, table, state: `${name}_state`, topic, reader, env };
+  }
+
+  /** Waits until everything committed so far was streamed: a marker row's change arrived. */
+  async function caughtUp(topic: TopicCollector, table: string, id: number): Promise<void> {
+    await c.query(`INSERT INTO ${table} VALUES ($1, 0, 'marker')`, [id]);
+    await topic.waitFor('marker streamed', (es) => es.some((e) => e.op === 'c' && e.after?.id === id), 60_000);
+  }
+
+  test('hot updates, deletes and inserts on the same keys during the snapshot: no row regresses, the sink ends equal to the table', async () => {
+    const rows = 6000;
+    const { table, state, topic } = await setup('rd_isnap', rows);
+    // Writers on the keys being read: short transactions, and long ones that hold a row between the
+    // watermarks (the case that a version taken at the high watermark would get wrong).
+    let writing = true;
+    const writers = await Promise.all([pgClient(), pgClient(), pgClient()]);
+    let next = rows + 1;
+    const rnd = (n: number) => 1 + Math.floor(Math.random() * n);
+    const loads = writers.map((w, i) =>
+      (async () => {
+        while (writing) {
+          const k = rnd(rows + 200);
+          if (i === 0) {
+            await w.query(`UPDATE ${table} SET v = v + 1, note = 'hot' WHERE id = $1`, [k]);
+          } else if (i === 1) {
+            await w.query('BEGIN');
+            await w.query(`UPDATE ${table} SET v = v + 1000, note = 'long' WHERE id = $1`, [k]);
+            await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 60)));
+            await w.query('COMMIT');
+          } else {
+            const id = next++;
+            await w.query(`INSERT INTO ${table} VALUES ($1, $1, 'new') ON CONFLICT (id) DO UPDATE SET note = 'upserted'`, [id]);
+            await w.query(`DELETE FROM ${table} WHERE id = $1`, [rnd(rows)]);
+            await w.query(`INSERT INTO ${table} VALUES ($1, -1, 'reborn') ON CONFLICT DO NOTHING`, [rnd(rows)]);
+          }
+        }
+      })(),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await signal(c, state, 'hot-1', 'execute-snapshot', snapshotData(table));
+    await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 240_000);
+    writing = false;
+    await Promise.all(loads);
+    for (const w of writers) await w.end();
+    await caughtUp(topic, table, 10_000_000);
+
+    const events = topic.events();
+    const snapRows = events.filter((e) => e.op === 'r');
+    expect(snapRows.length).toBeGreaterThan(rows / 2);
+    expect(snapRows.every((e) => e.source.snapshot === 'incremental')).toBe(true);
+    // Changes streamed while the snapshot ran (the writers did collide with it).
+    expect(events.filter((e) => e.op === 'u').length).toBeGreaterThan(100);
+    const want = await tableState(c, table);
+    const got = sinkState(events);
+    const wrong = [...want].filter(([k, row]) => JSON.stringify(got.get(k)) !== JSON.stringify(row)).slice(0, 5);
+    expect(wrong.map(([k, row]) => ({ key: k, table: row, sink: got.get(k) ?? null }))).toEqual([]);
+    expect(got.size).toBe(want.size);
+
+    // Control events: one per partition, started at the first low watermark, done at the last high one.
+    const started = control(events, 'snapshot_started');
+    const done = control(events, 'snapshot_done');
+    expect(started.length).toBe(3);
+    expect(done.length).toBe(3);
+    expect(new Set(topic.items.filter((i) => i.event.op === 'm').map((i) => i.partition))).toEqual(new Set([0, 1, 2]));
+    const [schemaName, tableName] = table.split('.');
+    for (const e of [...started, ...done]) {
+      expect(e).toMatchObject({ before: null, after: null, key: null, source: { schema: schemaName, table: tableName, snapshot: 'incremental' } });
+      expect(e.message).toMatchObject({ prefix: 'pg-cdc', content: { table, id: 'hot-1', where: null } });
+    }
+    expect(done[0]!.message!.content.rows).toBe(snapRows.length);
+    expect(done[0]!.source.lsn!).toBeGreaterThan(Math.max(...snapRows.map((e) => e.source.lsn!)));
+    expect(started[0]!.source.lsn!).toBeLessThanOrEqual(Math.min(...snapRows.map((e) => e.source.lsn!)));
+  }, 300_000);
+
+  test('a WHERE condition: only the rows it selects are re-read', async () => {
+    const { table, state, topic } = await setup('rd_iwhere', 1000);
+    await signal(c, state, 'where-1', 'execute-snapshot', snapshotData(table, 'id % 10 = 3 AND note IS NOT NULL'));
+    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const snap = events.filter((e) => e.op === 'r');
+    expect(snap.map((e) => e.after!.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 100 }, (_, i) => i * 10 + 3));
+    expect(control(events, 'snapshot_done')[0]!.message!.content).toEqual({ table, id: 'where-1', where: 'id % 10 = 3 AND note IS NOT NULL', rows: 100 });
+  }, 120_000);
+
+  test('bad signals are refused with the reason and the fix, and never stall the stream', async () => {
+    const { schema, table, state, topic, reader } = await setup('rd_ibad', 50);
+    await c.query(`CREATE TABLE ${schema}.not_captured (id int PRIMARY KEY)`);
+    await signal(c, state, 'bad-json', 'execute-snapshot', '{"data-collections": [');
+    await signal(c, state, 'bad-table', 'execute-snapshot', snapshotData(`${schema}.nope`));
+    await signal(c, state, 'not-captured', 'execute-snapshot', snapshotData(`${schema}.not_captured`));
+    await signal(c, state, 'bad-filter', 'execute-snapshot', snapshotData(table, 'no_such_column = 1'));
+    await signal(c, state, 'write-filter', 'execute-snapshot', snapshotData(table, 'id = 1; DELETE FROM items WHERE true'));
+    await signal(c, state, 'no-collections', 'execute-snapshot', '{"type": "incremental"}');
+    await c.query(`UPDATE ${table} SET note = 'after bad signals' WHERE id = 7`);
+    await topic.waitFor('change after the bad signals', (es) => es.some((e) => e.op === 'u' && e.after?.note === 'after bad signals'));
+    const refused = await eventually('six refusals', () => {
+      const lines = reader.log.lines.filter((l) => l.msg === 'signal refused');
+      return lines.length >= 6 ? lines : undefined;
+    });
+    const byId = new Map(refused.map((l) => [l.id, l]));
+    expect(String(byId.get('bad-json')?.reason)).toMatch(/not JSON/);
+    expect(String(byId.get('bad-table')?.reason)).toMatch(/does not exist/);
+    expect(String(byId.get('not-captured')?.reason)).toMatch(/not captured/);
+    expect(String(byId.get('bad-filter')?.reason)).toMatch(/not a valid condition.*no_such_column/);
+    expect(String(byId.get('write-filter')?.reason)).toMatch(/not a valid condition/);
+    expect(String(byId.get('no-collections')?.reason)).toMatch(/data-collections/);
+    for (const l of refused) expect(typeof l.fix).toBe('string');
+    expect((await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n).toBe(50);
+    // A good signal after them still works.
+    await signal(c, state, 'good', 'execute-snapshot', snapshotData(table));
+    await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').some((e) => e.message?.content.id === 'good'), 60_000);
+  }, 120_000);
+});
