@@ -3,23 +3,27 @@
  * that a filter selects, chunk by chunk by key while the stream goes on, so that no snapshot row ever
  * overwrites a newer change in a sink that keeps the highest version (`rowVersion`: `source.lsn`).
  *
- * Per chunk (a watermark window, as DBLog and Debezium's incremental snapshots, with two waits that the
- * LSN versioning needs):
- *  1. a low watermark, a non-transactional logical message, at WAL position L (its place in the stream
- *     is its place in commit order);
- *  2. wait until every transaction that had an id at that time has ended, so every transaction whose
- *     commit precedes L is visible to the read of step 3;
+ * Per chunk (a watermark window, as DBLog and Debezium's incremental snapshots, plus one wait that
+ * the LSN versioning needs):
+ *  1. a low watermark, a non-transactional logical message, at WAL position L (the stream receives it
+ *     at its place in commit order);
+ *  2. wait until every transaction that had a transaction id at that time has ended;
  *  3. read the chunk (`WHERE (filter) AND key > last ORDER BY key LIMIT n`, READ ONLY);
- *  4. wait again until every transaction that had an id after the read has ended: a transaction the
- *     read did not see and that commits after step 5 then got its id after the read, so all its writes
- *     are after L;
- *  5. a high watermark.
- * The stream, between the two watermarks, notes the key of every change of that table; at the high
- * watermark it emits the chunk's rows whose key did not change in the window, as `op: 'r'`,
- * `source.snapshot: 'incremental'`, with `source.lsn` = L. That version is above every change the
- * read saw or that came before the window, and below every change the read did not see and that is
- * streamed after the window (steps 2 and 4). A key changed inside the window is left to its streamed
- * change, which carries the row.
+ *  4. a high watermark.
+ * The chunk's rows get `source.lsn` = L (`op: 'r'`, `source.snapshot: 'incremental'`), emitted by the
+ * stream at the high watermark. Why no row regresses, for a sink keeping the highest version per key:
+ * - a change the read saw is older than (or equal to) the row the read returned, whatever its version;
+ * - a change the read did not see belongs to a transaction that had not ended when the read's
+ *   snapshot was taken, so (step 2) its transaction id was given after L was written, and all its
+ *   writes, hence its `source.lsn`, are after L: it wins over the snapshot row, as it should;
+ * - for one key, changes are in LSN order (the row lock, or the unique index, serialises writers).
+ * So the sink ends with the newest state of every key whichever order events arrive in. Without step
+ * 2, a transaction that wrote a row before L and committed after the read would carry a version below
+ * the stale snapshot row and be refused (test/reader/snapshot/incremental.test.ts catches it; so is a
+ * version taken at the high watermark, refused for every change written between the read and it).
+ * The window still matters: between the watermarks the stream notes the key of every change of the
+ * table, and those rows are not emitted (their change carries the row; fewer redundant writes), the
+ * control events sit at the watermarks' places in the stream, and a chunk is confirmed in stream order.
  *
  * Progress (the last delivered key and the row count) is stored in `<CDC_STATE_SCHEMA>.incremental_snapshots`
  * after the broker confirmed each chunk, so a restarted reader resumes at the next chunk.
@@ -558,7 +562,6 @@ export class IncrementalSnapshots {
       const lastRaw = result.rows[result.rows.length - 1];
       w.last = result.rows.length < this.deps.chunkRows;
       if (w.last && this.deps.records.format === 'native') w.done = await this.controlRecords(req, 'snapshot_done');
-      await this.waitForOlderTransactions(req);
       w.rows = rows;
       await this.watermark(mark, 'high');
       const out = await this.untilEmitted(emittedP);

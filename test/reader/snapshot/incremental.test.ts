@@ -75,7 +75,7 @@ describe('reader: incremental snapshots', () => {
     // Writers on the keys being read: short transactions, and long ones that hold a row between the
     // watermarks (the case that a version taken at the high watermark would get wrong).
     let writing = true;
-    const writers = await Promise.all([pgClient(), pgClient(), pgClient()]);
+    const writers = await Promise.all([pgClient(), pgClient(), pgClient(), pgClient()]);
     let next = rows + 1;
     const rnd = (n: number) => 1 + Math.floor(Math.random() * n);
     const loads = writers.map((w, i) =>
@@ -84,10 +84,11 @@ describe('reader: incremental snapshots', () => {
           const k = rnd(rows + 200);
           if (i === 0) {
             await w.query(`UPDATE ${table} SET v = v + 1, note = 'hot' WHERE id = $1`, [k]);
-          } else if (i === 1) {
+          } else if (i === 1 || i === 3) {
+            // Many keys held at once, so that every chunk meets such a transaction.
             await w.query('BEGIN');
-            await w.query(`UPDATE ${table} SET v = v + 1000, note = 'long' WHERE id = $1`, [k]);
-            await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 60)));
+            await w.query(`UPDATE ${table} SET v = v + 1000, note = 'long' WHERE id BETWEEN $1 AND $1 + 150`, [k]);
+            await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 100)));
             await w.query('COMMIT');
           } else {
             const id = next++;
