@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
 import type { ChangeEvent } from '../../../src/shared/events/changeEvent.js';
-import { cleanup, converge, eventually, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from '../helpers.js';
+import { cleanup, converge, eventually, pgClient, readerEnv, slotInactive, spawnReader, startReader, TopicCollector, uniqueName } from '../helpers.js';
+import { spawnEntryPoint } from '../../helpers/childProcess.js';
 import type { RunningReader } from '../helpers.js';
 import { createTopic } from '../../worker/helpers.js';
 
@@ -46,7 +47,7 @@ describe('reader: incremental snapshots', () => {
     await c.end();
   });
 
-  async function setup(prefix: string, rows: number, extra: Record<string, string> = {}) {
+  async function setup(prefix: string, rows: number, extra: Record<string, string> = {}, start = true) {
     const name = uniqueName(prefix);
     const schema = `${name}_s`;
     names.push({ name, schema });
@@ -58,9 +59,9 @@ describe('reader: incremental snapshots', () => {
     await createTopic(topicName, 3);
     const topic = await TopicCollector.start([topicName]);
     collectors.push(topic);
-    const reader = await startReader(env);
-    readers.push(reader);
-    return { name, schema, table, state: `${name}_state`, topic, reader, env };
+    const reader = start ? await startReader(env) : null;
+    if (reader) readers.push(reader);
+    return { name, schema, table, state: `${name}_state`, topic, reader: reader!, env };
   }
 
   /** Waits until everything committed so far was streamed: a marker row's change arrived. */
@@ -172,4 +173,107 @@ describe('reader: incremental snapshots', () => {
     await signal(c, state, 'good', 'execute-snapshot', snapshotData(table));
     await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').some((e) => e.message?.content.id === 'good'), 60_000);
   }, 120_000);
+
+  test('npm run snapshot: validates the table and the condition, then writes the signal the reader acts on', async () => {
+    const { schema, table, topic, env } = await setup('rd_icli', 300, { CDC_SNAPSHOT_CHUNK_ROWS: '100' });
+    const cli = async (args: string[]) => {
+      const run = spawnEntryPoint('scripts/snapshot.ts', env, args);
+      const code = await run.exited;
+      const out = run.lines.map((l) => (typeof l.msg === 'string' ? l.msg : typeof l.stderr === 'string' ? l.stderr : JSON.stringify(l))).join('\n');
+      return { code, out };
+    };
+    const missing = await cli(['--table', `${schema}.nope`]);
+    expect(missing.code).toBe(1);
+    expect(missing.out).toMatch(/does not exist/);
+    const badWhere = await cli(['--table', table, '--where', 'nope > 1']);
+    expect(badWhere.code).toBe(1);
+    expect(badWhere.out).toMatch(/not a valid condition[\s\S]*fix:/);
+    const noArgs = await cli([]);
+    expect(noArgs.code).toBe(2);
+    expect(noArgs.out).toMatch(/--table is required/);
+    const ok = await cli(['--table', table, '--where', 'id <= 150']);
+    expect(ok.out).toMatch(new RegExp(`requested an incremental snapshot of ${table} where id <= 150`));
+    expect(ok.code).toBe(0);
+    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    expect(events.filter((e) => e.op === 'r').length).toBe(150);
+    expect(control(events, 'snapshot_done')[0]!.message!.content).toMatchObject({ table, where: 'id <= 150', rows: 150 });
+  }, 120_000);
+
+  test('a table added to CDC_TABLES later is snapshotted incrementally at start-up (not in mode never)', async () => {
+    const { schema, table, topic, env } = await setup('rd_inew', 10, { CDC_SNAPSHOT_MODE: 'initial' });
+    await topic.waitFor('initial snapshot of the first table', (es) => es.filter((e) => e.op === 'r').length === 10);
+    const later = `${schema}.later`;
+    await c.query(
+      `CREATE TABLE ${later} (id int PRIMARY KEY, v int NOT NULL, note text); INSERT INTO ${later} SELECT g, g, 'before' FROM generate_series(1, 700) g`,
+    );
+    await readers.pop()!.stop();
+    const second = await startReader({ ...env, CDC_TABLES: `${table},${later}` });
+    readers.push(second);
+    await c.query(`UPDATE ${later} SET note = 'streamed' WHERE id = 5`);
+    const [laterSchema, laterTable] = later.split('.');
+    const events = await topic.waitFor(
+      'incremental snapshot of the new table',
+      (es) => control(es, 'snapshot_done').some((e) => e.message?.content.table === later),
+      60_000,
+    );
+    const rows = events.filter((e) => e.source.schema === laterSchema && e.source.table === laterTable);
+    const want = await tableState(c, later);
+    expect(sinkState(rows)).toEqual(want);
+    expect(second.log.lines.some((l) => l.msg === 'table captured for the first time by this slot: snapshotting it incrementally')).toBe(true);
+    // The first table is not snapshotted again.
+    expect(events.filter((e) => e.op === 'r' && e.source.table === 'items').length).toBe(10);
+  }, 120_000);
+
+  test('CDC_SCHEMA_CHANGE_SNAPSHOT=auto: a dropped column starts an incremental snapshot; an added nullable column does not', async () => {
+    const { table, topic, reader } = await setup('rd_idrop', 400);
+    await c.query(`ALTER TABLE ${table} ADD COLUMN extra text`);
+    await c.query(`UPDATE ${table} SET v = v + 1 WHERE id = 1`);
+    await topic.waitFor('change after ADD COLUMN', (es) => es.some((e) => e.op === 'u' && e.after?.id === 1));
+    await c.query(`ALTER TABLE ${table} DROP COLUMN note`);
+    await c.query(`UPDATE ${table} SET v = v + 1 WHERE id = 2`);
+    const events = await topic.waitFor('snapshot after DROP COLUMN', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const snap = events.filter((e) => e.op === 'r');
+    expect(snap.length).toBe(400);
+    expect(snap.every((e) => !('note' in e.after!) && 'extra' in e.after!)).toBe(true);
+    expect(control(events, 'snapshot_started')).toHaveLength(3);
+    expect(control(events, 'snapshot_started')[0]!.message!.content.id).toMatch(/^auto-schema-change-/);
+    expect(reader.log.lines.filter((l) => l.msg === 'incremental snapshot queued')).toHaveLength(1);
+  }, 120_000);
+
+  test('kill -9 mid-snapshot: the restarted reader resumes after the last delivered chunk', async () => {
+    const rows = 30_000;
+    const { table, state, topic, env, name } = await setup('rd_ikill', rows, { CDC_SNAPSHOT_CHUNK_ROWS: '200' }, false);
+    const child = spawnReader(env);
+    await eventually('child streaming', () => (child.lines.some((l) => l.msg === 'streaming started') ? true : undefined), 30_000);
+    await signal(c, state, 'kill-1', 'execute-snapshot', snapshotData(table));
+    const delivered = await eventually(
+      'some chunks delivered',
+      async () => {
+        const r = await c.query<{ last: string[] | null; rows: string }>(`SELECT last_key AS last, rows::text AS rows FROM ${state}.incremental_snapshots`);
+        const p = r.rows[0];
+        return p && Number(p.rows) >= 2000 ? p : undefined;
+      },
+      60_000,
+    );
+    child.proc.kill('SIGKILL');
+    await child.exited;
+    // The progress stored when it died (at least what was read above).
+    const atKill = (await c.query<{ last: string[]; done: boolean }>(`SELECT last_key AS last, done FROM ${state}.incremental_snapshots`)).rows[0]!;
+    expect(atKill.done).toBe(false);
+    expect(Number(atKill.last[0])).toBeGreaterThanOrEqual(Number(delivered.last![0]));
+    await slotInactive(c, name);
+    const second = await startReader(env);
+    readers.push(second);
+    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 120_000);
+    const resumed = second.log.lines.find((l) => l.msg === 'incremental snapshot resumed');
+    expect(resumed).toMatchObject({ id: 'kill-1', resumeAfter: atKill.last });
+    // Rows up to the stored key were delivered once and not read again; the rest at least once.
+    const last = Number(atKill.last[0]);
+    const count = new Map<number, number>();
+    for (const e of events.filter((x) => x.op === 'r')) count.set(Number(e.after!.id), (count.get(Number(e.after!.id)) ?? 0) + 1);
+    const repeated = [...count].filter(([id, n]) => id <= last && n !== 1);
+    expect(repeated).toEqual([]);
+    expect(count.size).toBe(rows);
+    expect(sinkState(events)).toEqual(await tableState(c, table));
+  }, 240_000);
 });
