@@ -370,6 +370,10 @@ export class Reader {
     await this.untilFailed(this.stream.start());
     if (this.stopping) return;
     await this.untilFailed(incremental.start());
+    if (config.snapshotMode !== 'never')
+      session.keeper.onAdded = async (_table, oid, hadRows) => {
+        if (hadRows) await incremental.requestOid(oid, 'new-table');
+      };
     for (const t of session.newTables) {
       log.info('table captured for the first time by this slot: snapshotting it incrementally', { table: `${t.schema}.${t.table}` });
       await this.untilFailed(incremental.requestOid(t.oid, 'new-table'));

@@ -241,6 +241,7 @@ export function applyPerKey(items: Collected[]): Map<string, Record<string, unkn
   const rows = new Map<string, Record<string, unknown>>();
   for (const { event: e } of items) {
     const table = `${e.source.schema}.${e.source.table}`;
+    if (e.op === 'm') continue; // a control event (incremental snapshots): no row
     if (e.op === 't') {
       for (const k of [...rows.keys()]) if (k.startsWith(`${table}\u0000`)) rows.delete(k);
       continue;

@@ -296,7 +296,7 @@ export class IncrementalSnapshots {
         });
         return;
       }
-      const members = await publicationMembers(this.deps.marks, this.deps.publication);
+      const members = await this.withReads(() => publicationMembers(this.deps.reads, this.deps.publication));
       const resolved: { cat: TableCatalog; filter: string | null }[] = [];
       for (const t of s.targets) {
         const cat = await resolveSignalTable(this.deps.query, t.name, {

@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
 import type { ChangeEvent } from '../../../src/shared/events/changeEvent.js';
-import { cleanup, converge, eventually, pgClient, readerEnv, slotInactive, spawnReader, startReader, TopicCollector, uniqueName } from '../helpers.js';
+import {
+  cleanup,
+  converge,
+  eventually,
+  pgClient,
+  privateDatabase,
+  readerEnv,
+  slotInactive,
+  spawnReader,
+  startReader,
+  TopicCollector,
+  uniqueName,
+} from '../helpers.js';
 import { spawnEntryPoint } from '../../helpers/childProcess.js';
 import type { RunningReader } from '../helpers.js';
 import { createTopic } from '../../worker/helpers.js';
@@ -276,4 +288,31 @@ describe('reader: incremental snapshots', () => {
     expect(count.size).toBe(rows);
     expect(sinkState(events)).toEqual(await tableState(c, table));
   }, 240_000);
+
+  test('without CDC_TABLES, a table the reader adds while running that already holds rows is snapshotted incrementally', async () => {
+    const db = await privateDatabase('rd_iadd');
+    try {
+      await db.client.query(`CREATE TABLE public.first (id int PRIMARY KEY)`);
+      const name = uniqueName('rd_iadd');
+      const topicName = `${name}_events`;
+      const topic = await TopicCollector.start([topicName]);
+      collectors.push(topic);
+      const reader = await startReader(readerEnv(name, { PGDATABASE: db.name, CDC_PUBLICATION_REFRESH_MS: '300' }));
+      try {
+        await db.client.query(`BEGIN; CREATE TABLE public.later (id int PRIMARY KEY, v int NOT NULL, note text);
+          INSERT INTO public.later SELECT g, g, 'before' FROM generate_series(1, 300) g; COMMIT`);
+        const events = await topic.waitFor(
+          'snapshot of the added table',
+          (es) => control(es, 'snapshot_done').some((e) => e.message?.content.table === 'public.later'),
+          60_000,
+        );
+        expect(events.filter((e) => e.op === 'r' && e.source.table === 'later')).toHaveLength(300);
+        expect(control(events, 'snapshot_started')[0]!.message!.content.id).toMatch(/^auto-new-table-/);
+      } finally {
+        await reader.stop();
+      }
+    } finally {
+      await db.drop();
+    }
+  }, 120_000);
 });
