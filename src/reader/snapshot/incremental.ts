@@ -573,7 +573,8 @@ export class IncrementalSnapshots {
       }
       req.rows += out.emittedRows;
       if (lastRaw) req.lastKey = keyColumns.map((k) => lastRaw[k] as string);
-      req.done = w.last;
+      // A stop-snapshot signal read meanwhile marked it done: it stays done.
+      req.done = w.last || this.isStopped(req);
       await this.deps.store.save(req);
       firstChunk = false;
       this.deps.onProgress?.({ schema: req.schema, table: req.table, rowsDone: req.rows, rowsTotal: estimate, done: req.done }, out.emittedRows);

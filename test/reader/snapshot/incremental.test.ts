@@ -315,4 +315,24 @@ describe('reader: incremental snapshots', () => {
       await db.drop();
     }
   }, 120_000);
+
+  test('stop-snapshot stops a running incremental snapshot for good', async () => {
+    const { table, state, topic, reader } = await setup('rd_istop', 20_000, { CDC_SNAPSHOT_CHUNK_ROWS: '100' });
+    await signal(c, state, 'long-1', 'execute-snapshot', snapshotData(table));
+    await topic.waitFor('some rows', (es) => es.filter((e) => e.op === 'r').length >= 300, 60_000);
+    await signal(c, state, 'stop-1', 'stop-snapshot', JSON.stringify({ 'data-collections': [table], type: 'incremental' }));
+    const stopped = await eventually('stopped', () => reader.log.lines.find((l) => l.msg === 'incremental snapshots stopped by signal'));
+    expect(stopped).toMatchObject({ id: 'stop-1', stopped: [{ id: 'long-1', table }] });
+    await eventually('stored as done', async () => {
+      const r = await c.query<{ done: boolean }>(`SELECT done FROM ${state}.incremental_snapshots WHERE id = 'long-1'`);
+      return r.rows[0]?.done ? true : undefined;
+    });
+    const n = topic.events().filter((e) => e.op === 'r').length;
+    await caughtUp(topic, table, 10_000_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    // At most the chunk in flight after the stop; never the rest, never a done event.
+    expect(topic.events().filter((e) => e.op === 'r').length).toBeLessThanOrEqual(n + 100);
+    expect(topic.events().filter((e) => e.op === 'r').length).toBeLessThan(20_000);
+    expect(control(topic.events(), 'snapshot_done')).toEqual([]);
+  }, 120_000);
 });
