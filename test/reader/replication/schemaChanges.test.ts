@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Server } from 'node:http';
 import type pg from 'pg';
-import { cleanup, GatedPublisher, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from '../helpers.js';
+import { cleanup, eventually, GatedPublisher, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from '../helpers.js';
 import type { RunningReader } from '../helpers.js';
 import { KafkaPublisher } from '../../../src/reader/publish/kafkaPublisher.js';
 import { loadConfig } from '../../../src/reader/config.js';
@@ -95,6 +95,8 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
     expect(r.reader.metrics.schemaChanges).toBe(1);
     expect(r.reader.metrics.schemaChangesByTable.get(`${s}.k`)).toBe(1);
 
+    // The key change started an incremental snapshot of the table (CDC_SCHEMA_CHANGE_SNAPSHOT=auto): the status shows it.
+    await eventually('reconcile snapshot done', () => (r.reader.metrics.incrementalTables.get(`${s}.k`)?.done ? true : undefined), 60_000);
     // The status reads the reader's /metrics over HTTP, as it does in production.
     const port = await freePort();
     const server: Server = await startHealthServer(port, { live: () => true, ready: () => true, metrics: () => r.reader.metrics.toJSON() });
@@ -115,7 +117,10 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
         endToEnd: { newestCommitted: null, newestCommittedSource: null, newestIndexed: null, lagMs: null },
       };
       expect(statusText(status)).toContain(`1 schema changes, latest ${reader.recentSchemaChanges[0]!.at} ${s}.k: key id -> code`);
+      expect(reader.incrementalSnapshots).toEqual([expect.objectContaining({ table: `${s}.k`, done: true, etaSec: 0 })]);
+      expect(statusText(status)).toMatch(new RegExp(`incremental snapshot ${s}\\.k: \\d+ rows \\(done\\)`));
       const page = renderStatusPage(status, []);
+      expect(page).toContain(`incremental snapshot ${s}.k:`);
       expect(page).toContain('data-stat="reader.schemaChanges"');
       expect(page).toContain(`${s}.k: key id -&#62; code`);
     } finally {

@@ -256,23 +256,30 @@ describe('reader: incremental snapshots', () => {
     const rows = 30_000;
     const { table, state, topic, env, name } = await setup('rd_ikill', rows, { CDC_SNAPSHOT_CHUNK_ROWS: '200' }, false);
     const child = spawnReader(env);
-    await eventually('child streaming', () => (child.lines.some((l) => l.msg === 'streaming started') ? true : undefined), 30_000);
-    await signal(c, state, 'kill-1', 'execute-snapshot', snapshotData(table));
-    const delivered = await eventually(
-      'some chunks delivered',
-      async () => {
-        const r = await c.query<{ last: string[] | null; rows: string }>(`SELECT last_key AS last, rows::text AS rows FROM ${state}.incremental_snapshots`);
-        const p = r.rows[0];
-        return p && Number(p.rows) >= 2000 ? p : undefined;
-      },
-      60_000,
-    );
-    child.proc.kill('SIGKILL');
-    await child.exited;
-    // The progress stored when it died (at least what was read above).
-    const atKill = (await c.query<{ last: string[]; done: boolean }>(`SELECT last_key AS last, done FROM ${state}.incremental_snapshots`)).rows[0]!;
-    expect(atKill.done).toBe(false);
-    expect(Number(atKill.last[0])).toBeGreaterThanOrEqual(Number(delivered.last![0]));
+    let atKill: { last: string[]; done: boolean };
+    try {
+      await eventually('child streaming', () => (child.lines.some((l) => l.msg === 'streaming started') ? true : undefined), 120_000);
+      await signal(c, state, 'kill-1', 'execute-snapshot', snapshotData(table));
+      const delivered = await eventually(
+        'some chunks delivered',
+        async () => {
+          const r = await c.query<{ last: string[] | null; rows: string }>(`SELECT last_key AS last, rows::text AS rows FROM ${state}.incremental_snapshots`);
+          const p = r.rows[0];
+          return p && Number(p.rows) >= 2000 ? p : undefined;
+        },
+        60_000,
+      );
+      child.proc.kill('SIGKILL');
+      await child.exited;
+      // The progress stored when it died (at least what was read above).
+      atKill = (await c.query<{ last: string[]; done: boolean }>(`SELECT last_key AS last, done FROM ${state}.incremental_snapshots`)).rows[0]!;
+      expect(atKill.done).toBe(false);
+      expect(Number(atKill.last[0])).toBeGreaterThanOrEqual(Number(delivered.last![0]));
+    } finally {
+      // Never left running (its slot would stay active) when a step above failed.
+      if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
+      await child.exited;
+    }
     await slotInactive(c, name);
     const second = await startReader(env);
     readers.push(second);
