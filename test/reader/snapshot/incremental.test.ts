@@ -342,4 +342,27 @@ describe('reader: incremental snapshots', () => {
     expect(topic.events().filter((e) => e.op === 'r').length).toBeLessThan(20_000);
     expect(control(topic.events(), 'snapshot_done')).toEqual([]);
   }, 120_000);
+
+  test('CDC_EVENT_FORMAT=debezium: rows with source.snapshot "incremental", and no control events', async () => {
+    const name = uniqueName('rd_idbz');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    const table = `${schema}.items`;
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v int NOT NULL, note text);
+      INSERT INTO ${table} SELECT g, g, 'seed' FROM generate_series(1, 120) g`);
+    const topic = await TopicCollector.start([`${name}.${schema}.items`]);
+    collectors.push(topic);
+    const reader = await startReader(
+      readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SNAPSHOT_CHUNK_ROWS: '50', CDC_EVENT_FORMAT: 'debezium', CDC_SERVER_NAME: name }),
+    );
+    readers.push(reader);
+    await signal(c, `${name}_state`, 'dbz-1', 'execute-snapshot', snapshotData(table));
+    await eventually('finished', () => reader.log.lines.find((l) => l.msg === 'incremental snapshot finished' && l.id === 'dbz-1'), 60_000);
+    await caughtUp(topic, table, 10_000);
+    const events = topic.events();
+    const snap = events.filter((e) => e.op === 'r');
+    expect(snap).toHaveLength(120);
+    expect(snap.every((e) => e.source.snapshot === 'incremental' && e.after !== null)).toBe(true);
+    expect(events.filter((e) => e.op === 'm')).toEqual([]);
+  }, 120_000);
 });
