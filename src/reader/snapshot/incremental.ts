@@ -46,7 +46,7 @@ import type { OutRecord } from '../publish/publisher.js';
 import type { CapturedTables } from '../replication/captured.js';
 import { publicationMembers } from '../replication/publication.js';
 import { keyFrom } from '../replication/relations.js';
-import { checkFilter, parseSignal, resolveSignalTable, SignalError } from './signals.js';
+import { checkFilter, parseSignal, resolveSignalTable, SignalError, splitTableName } from './signals.js';
 
 /** Prefix of the control events' `message` (sinks match on it). */
 export const CONTROL_PREFIX = 'pg-cdc';
@@ -282,7 +282,8 @@ export class IncrementalSnapshots {
       }
       if (s.kind === 'stop-snapshot') {
         const names = s.tables;
-        const hit = (r: IncrementalRequest) => names === null || names.some((n) => n === `${r.schema}.${r.table}`);
+        const named = names?.map((n) => splitTableName(n) ?? { schema: '', table: n });
+        const hit = (r: IncrementalRequest) => named === undefined || named.some((n) => n.schema === r.schema && n.table === r.table);
         const stopping = [...this.queue.filter(hit), ...(this.current && hit(this.current) ? [this.current] : [])];
         for (const r of stopping) this.stopped.add(`${r.id}\u0000${r.schema}.${r.table}`);
         this.queue = this.queue.filter((r) => !hit(r));

@@ -365,4 +365,35 @@ describe('reader: incremental snapshots', () => {
     expect(snap.every((e) => e.source.snapshot === 'incremental' && e.after !== null)).toBe(true);
     expect(events.filter((e) => e.op === 'm')).toEqual([]);
   }, 120_000);
+
+  test('hostile keys: a composite key of text, timestamptz (±infinity) and numeric, odd column names, partitioned table', async () => {
+    const name = uniqueName('rd_iodd');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    const table = `${schema}."Odd ""Table"""`;
+    await c.query(`CREATE SCHEMA ${schema};
+      CREATE TABLE ${table} ("Key Text" text, "at" timestamptz, "n" numeric, "select" text, PRIMARY KEY ("Key Text", "at", "n")) PARTITION BY HASH ("n");
+      CREATE TABLE ${schema}.p0 PARTITION OF ${table} FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+      CREATE TABLE ${schema}.p1 PARTITION OF ${table} FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+      INSERT INTO ${table}
+        SELECT k, t, n, repeat('x', (g % 7) * 300)
+          FROM generate_series(1, 500) g,
+               LATERAL (SELECT (ARRAY['', 'a''b', 'ü"\\', 'zz', repeat('long', 200)])[1 + g % 5] AS k,
+                               (ARRAY['-infinity'::timestamptz, 'infinity', '2024-02-29 23:59:59.999999+00', '1970-01-01'])[1 + g % 4] AS t,
+                               (g::numeric / 7)::numeric(30, 20) AS n) x`);
+    const topicName = `${name}_events`;
+    const topic = await TopicCollector.start([topicName]);
+    collectors.push(topic);
+    const reader = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SNAPSHOT_CHUNK_ROWS: '37' }));
+    readers.push(reader);
+    await signal(c, `${name}_state`, 'odd-1', 'execute-snapshot', snapshotData(table));
+    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 90_000);
+    const snap = events.filter((e) => e.op === 'r');
+    expect(snap).toHaveLength(500);
+    expect(new Set(snap.map((e) => JSON.stringify(e.key))).size).toBe(500);
+    expect(snap[0]!.source).toMatchObject({ schema, table: 'Odd "Table"' });
+    expect(Object.keys(snap[0]!.key!)).toEqual(['Key Text', 'at', 'n']);
+    expect(snap.some((e) => e.after!.at === '-infinity') && snap.some((e) => e.after!.at === 'infinity')).toBe(true);
+    expect(control(events, 'snapshot_done')[0]!.message!.content).toMatchObject({ table: `${schema}.Odd "Table"`, rows: 500 });
+  }, 120_000);
 });
