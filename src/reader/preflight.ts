@@ -15,12 +15,13 @@ import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { CheckedTable, SlotState } from './replication/checks.js';
 import { checkReplicationPrivilege, checkSlotUsable, checkTables, checkWalLevel, slotState } from './replication/checks.js';
 import { CapturedTables } from './replication/captured.js';
-import { ensurePublication, PublicationKeeper } from './replication/publication.js';
+import { ensurePublication, publicationMembers, PublicationKeeper } from './replication/publication.js';
 import { ProgressStore } from './snapshot/progress.js';
 import type { SnapshotState } from './snapshot/progress.js';
 import { IncrementalStore } from './snapshot/incremental.js';
 import { ensureSignalTable, SIGNALS_TABLE } from './snapshot/signals.js';
-import { qualified } from '../shared/core/sql.js';
+import { qualified, quoteIdent } from '../shared/core/sql.js';
+import { errorFields } from '../shared/core/logger.js';
 
 export interface Preflight {
   tables: CheckedTable[];
@@ -64,8 +65,8 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
   await ensureSignalTable(query, config.stateSchema);
   const signalsRelation = qualified(config.stateSchema, SIGNALS_TABLE);
   const signalsOid = Number((await meta.query<{ oid: number }>('SELECT $1::regclass::oid::int AS oid', [signalsRelation])).rows[0]!.oid);
-  const published = [...tables, { oid: signalsOid, relation: signalsRelation }];
-  const publicationState = await ensurePublication(meta, config.publicationName, config.publicationMode, published);
+  const publicationState = await ensurePublication(meta, config.publicationName, config.publicationMode, tables);
+  const signalsPublished = await publishSignals(meta, config, signalsOid, signalsRelation, log);
   if (publicationState === 'converted')
     log.warn(`publication converted to ${config.publicationMode === 'all-tables' ? 'FOR ALL TABLES' : 'a table list'} (CDC_PUBLICATION_MODE)`, {
       publication: config.publicationName,
@@ -76,7 +77,7 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
     log,
     publication: config.publicationName,
     mode: config.publicationMode,
-    configured: config.tables === null ? null : published.map((t) => t.oid),
+    configured: config.tables === null ? null : [...tables.map((t) => t.oid), ...(signalsPublished ? [signalsOid] : [])],
     stateSchema: config.stateSchema,
     captured,
   });
@@ -101,6 +102,29 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
       ? tables.filter((t) => !capturedBefore.has(t.oid) && !(stored?.tables ?? []).some((p) => p.schema === t.schema && p.table === t.table))
       : [];
   return { tables, slot, progress, stored, captured, keeper, newTables, incremental };
+}
+
+/**
+ * Puts the signal table in the publication (a `FOR ALL TABLES` one covers it). Best effort: a
+ * publication made by another role (Azure: by the tables' owner) cannot be altered by the reader; then
+ * signals (and `npm run snapshot`) do not reach it, which is logged with the fix, and everything else works.
+ */
+async function publishSignals(meta: pg.Client, config: ReaderConfig, oid: number, relation: string, log: Logger): Promise<boolean> {
+  if (config.publicationMode === 'all-tables') return true;
+  if ((await publicationMembers(meta, config.publicationName)).has(oid)) return true;
+  try {
+    await meta.query(`ALTER PUBLICATION ${quoteIdent(config.publicationName)} ADD TABLE ${relation}`);
+    return true;
+  } catch (err) {
+    log.warn('the signal table is not in the publication: incremental snapshots by signal (and npm run snapshot) do not reach the reader', {
+      ...errorFields(err),
+      table: relation,
+      publication: config.publicationName,
+      fix: `as the publication's owner: ALTER PUBLICATION ${quoteIdent(config.publicationName)} ADD TABLE ${relation}; then restart the reader`,
+      note: 'new tables and schema changes are still snapshotted incrementally',
+    });
+    return false;
+  }
 }
 
 /** The broker connection and authentication (with the configured security protocol and SASL), and the topic. */

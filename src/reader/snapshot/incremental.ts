@@ -124,7 +124,7 @@ export class IncrementalStore {
     }));
   }
 
-  /** Every table this slot ever snapshotted incrementally or queued (captured names). */
+  /** Stores a request's progress (after the broker confirmed a chunk) or its end. */
   async save(r: IncrementalRequest): Promise<void> {
     await this.query(
       `UPDATE ${this.t} SET last_key = $5::jsonb, rows = $6, done = $7, updated_at = now() WHERE slot_name = $1 AND id = $2 AND schema_name = $3 AND table_name = $4`,
@@ -175,7 +175,7 @@ interface Window {
   rows: ChunkRow[] | null;
   columnTypes: Record<string, string> | undefined;
   columns: DebeziumColumn[] | undefined;
-  first: boolean;
+  /** The table's last chunk (fewer rows than a chunk): the done event follows its rows. */
   last: boolean;
   /** Control records to send around the rows (started before, done after). */
   started: OutRecord[];
@@ -509,7 +509,6 @@ export class IncrementalSnapshots {
         rows: null,
         columnTypes: undefined,
         columns: undefined,
-        first: firstChunk,
         last: false,
         started: [],
         done: [],
