@@ -221,7 +221,10 @@ export class IncrementalSnapshots {
 
   /** Loads the unfinished requests (a restart resumes them) and starts working. */
   async start(): Promise<void> {
-    this.queue = await this.deps.store.pending();
+    // Requests the stream queued while this loaded (a signal, a schema change) are stored too: kept once.
+    const stored = await this.deps.store.pending();
+    const same = (a: IncrementalRequest, b: IncrementalRequest) => a.id === b.id && a.schema === b.schema && a.table === b.table;
+    this.queue = [...stored, ...this.queue.filter((q) => !stored.some((r) => same(r, q)))];
     if (this.queue.length > 0)
       this.deps.log.info('incremental snapshots resumed', {
         pending: this.queue.map((r) => ({ id: r.id, table: `${r.schema}.${r.table}`, rows: r.rows, resumeAfter: r.lastKey })),
