@@ -250,7 +250,7 @@ export function applyPerKey(items: Collected[]): Map<string, Record<string, unkn
   const rows = new Map<string, Record<string, unknown>>();
   for (const { event: e } of items) {
     const table = `${e.source.schema}.${e.source.table}`;
-    if (e.op === 'm') continue; // a control event (schema change): no row
+    if (e.op === 'm') continue; // a control event (a schema change, an incremental snapshot's start or end): no row
     if (e.op === 't') {
       for (const k of [...rows.keys()]) if (k.startsWith(`${table}\u0000`)) rows.delete(k);
       continue;

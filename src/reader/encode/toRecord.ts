@@ -143,7 +143,7 @@ export class RecordBuilder {
   }
 
   private topic(event: ChangeEvent): string {
-    return topicFor(event.source.schema, event.source.table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
+    return this.topicOf(event.source.schema, event.source.table);
   }
 }
 

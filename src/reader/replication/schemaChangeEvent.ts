@@ -8,7 +8,6 @@ import type { ChangeEvent } from '../../shared/events/changeEvent.js';
 import { CONTROL_PREFIX, type ColumnShape, type SchemaChangeContent } from '../../shared/events/controlMessage.js';
 import { READER_VERSION } from '../encode/envelope.js';
 import type { Lsn } from '../lsn.js';
-import type { OutRecord } from '../publish/publisher.js';
 import type { RelationShape } from './captured.js';
 import type { SchemaChange } from './schemaChanges.js';
 
@@ -29,7 +28,7 @@ export interface SchemaChangeEventInput {
 
 const columnsOf = (shape: RelationShape): ColumnShape[] => shape.columns.map((c) => ({ name: c.name, type: c.type }));
 
-export function schemaChangeEvent(input: SchemaChangeEventInput): ChangeEvent & { message: { prefix: string; kind: string; content: SchemaChangeContent } } {
+export function schemaChangeEvent(input: SchemaChangeEventInput): ChangeEvent & { message: { kind: 'schema_change'; content: SchemaChangeContent } } {
   const { change } = input;
   const had = new Map(change.before.columns.map((c) => [c.name, c.type]));
   const has = new Set(change.after.columns.map((c) => c.name));
@@ -65,10 +64,4 @@ export function schemaChangeEvent(input: SchemaChangeEventInput): ChangeEvent & 
     key: null,
     message: { prefix: CONTROL_PREFIX, kind: 'schema_change', content },
   };
-}
-
-/** One record per partition of `topic`, all with the same value. */
-export function toEveryPartition(topic: string, event: ChangeEvent, partitions: number): OutRecord[] {
-  const value = Buffer.from(JSON.stringify(event));
-  return Array.from({ length: partitions }, (_, partition) => ({ topic, key: undefined, value, partition }));
 }

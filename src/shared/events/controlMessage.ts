@@ -41,6 +41,10 @@ export interface SnapshotContent {
   rows?: number;
 }
 
+/** The `message` of a control event (`ChangeEvent.message`), as the reader writes it. */
+export type SchemaChangeMessage = { prefix: typeof CONTROL_PREFIX; kind: 'schema_change'; content: SchemaChangeContent };
+export type SnapshotMessage = { prefix: typeof CONTROL_PREFIX; kind: 'snapshot_started' | 'snapshot_done'; content: SnapshotContent };
+
 export type ControlMessage =
   { kind: 'schema_change'; lsn: number; content: SchemaChangeContent } | { kind: 'snapshot_started' | 'snapshot_done'; lsn: number; content: SnapshotContent };
 
