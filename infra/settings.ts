@@ -93,6 +93,7 @@ export const FUNCTIONS_LEFT_UNSET: Readonly<Record<string, string>> = {
       'ES_NUMBER_OF_REPLICAS',
       'ES_CONTROL_INDEX',
       'ES_ENSURE_TEMPLATES',
+      'ES_OLD_INDEX_GRACE_MINUTES',
       'HISTORY_INDEX',
     ],
     'Elasticsearch defaults, the same es:setup uses',

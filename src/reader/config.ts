@@ -12,6 +12,8 @@ import { DEBEZIUM_DEFAULTS, type DebeziumSettings } from './encode/debezium.js';
 export { ConfigError };
 
 export type SnapshotMode = 'initial' | 'never' | 'initial_only';
+/** What a schema change that is not purely additive starts (docs/reader.md "Incremental snapshots"). */
+export type SchemaChangeSnapshot = 'auto' | 'manual' | 'off';
 /** `native`: the reader's own event (docs/reader.md "The event"); `debezium`: what Debezium's connector writes. */
 export type EventFormat = 'native' | 'debezium';
 /**
@@ -38,6 +40,8 @@ export interface ReaderConfig {
   publicationRefreshMs: number;
   snapshotMode: SnapshotMode;
   snapshotChunkRows: number;
+  /** CDC_SCHEMA_CHANGE_SNAPSHOT: auto (start an incremental snapshot), manual (log the command), off. */
+  schemaChangeSnapshot: SchemaChangeSnapshot;
   stateSchema: string;
   serverName: string;
   topic: string;
@@ -148,6 +152,8 @@ const DEBEZIUM_MODES = {
   'interval.handling.mode': ['numeric', 'string'],
   'binary.handling.mode': ['bytes', 'base64'],
   'tombstones.on.delete': ['true', 'false'],
+  'value.converter.schemas.enable': ['false', 'true'],
+  'key.converter.schemas.enable': ['false', 'true'],
 } as const;
 const DEBEZIUM_OPS = ['c', 'u', 'd', 't'];
 const DEBEZIUM_KEYS = [...Object.keys(DEBEZIUM_MODES), 'skipped.operations', 'unavailable.value.placeholder'];
@@ -182,6 +188,8 @@ export function parseDebeziumSettings(raw: string | undefined): DebeziumSettings
       else if (key === 'time.precision.mode') s.timePrecisionMode = v as DebeziumSettings['timePrecisionMode'];
       else if (key === 'interval.handling.mode') s.intervalHandlingMode = v as DebeziumSettings['intervalHandlingMode'];
       else if (key === 'binary.handling.mode') s.binaryHandlingMode = v as DebeziumSettings['binaryHandlingMode'];
+      else if (key === 'value.converter.schemas.enable') s.valueSchemasEnable = v === 'true';
+      else if (key === 'key.converter.schemas.enable') s.keySchemasEnable = v === 'true';
       else s.tombstonesOnDelete = v === 'true';
     } else if (key === 'skipped.operations') {
       const ops = value
@@ -248,6 +256,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     publicationRefreshMs: getInt(env, 'CDC_PUBLICATION_REFRESH_MS', 60_000, { min: 0, max: 86_400_000 }),
     snapshotMode: getOneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
     snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
+    schemaChangeSnapshot: getOneOf<SchemaChangeSnapshot>(env, 'CDC_SCHEMA_CHANGE_SNAPSHOT', ['auto', 'manual', 'off'], 'auto'),
     stateSchema,
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),

@@ -81,6 +81,10 @@ export class ReaderMetrics {
   /** `schema.table` → progress (rows, total, done). */
   readonly snapshotTables = new Map<string, TableSnapshotProgress>();
   snapshotDone = false;
+  /** Rows emitted by incremental snapshots. */
+  incrementalSnapshotRows = 0;
+  /** `schema.table` → the latest incremental snapshot's progress, with its rate and ETA. */
+  readonly incrementalTables = new Map<string, TableSnapshotProgress & { rowsPerSec: number; etaSec: number | null; startedAt: number; startRows: number }>();
   /** Events too large for the hub, published as a claim-check pointer. */
   claimChecked = 0;
   slotLagBytes: number | null = null;
@@ -117,6 +121,26 @@ export class ReaderMetrics {
     this.snapshotTables.set(`${p.schema}.${p.table}`, { ...p, rowsTotal: p.done ? p.rowsDone : Math.max(p.rowsTotal, p.rowsDone) });
   }
 
+  /** Records the progress of an incremental snapshot of a table; `added` rows were delivered since the last call. */
+  incrementalProgress(p: TableSnapshotProgress, added: number, now = Date.now()): void {
+    this.incrementalSnapshotRows += added;
+    const key = `${p.schema}.${p.table}`;
+    const prev = this.incrementalTables.get(key);
+    const fresh = prev === undefined || (prev.done && !p.done);
+    const startedAt = fresh ? now : prev.startedAt;
+    const startRows = fresh ? p.rowsDone : prev.startRows;
+    const rate = ((p.rowsDone - startRows) / Math.max(1, now - startedAt)) * 1000;
+    const rowsTotal = p.done ? p.rowsDone : Math.max(p.rowsTotal, p.rowsDone);
+    this.incrementalTables.set(key, {
+      ...p,
+      rowsTotal,
+      rowsPerSec: Math.round(rate),
+      etaSec: p.done ? 0 : rate > 0 ? Math.round((rowsTotal - p.rowsDone) / rate) : null,
+      startedAt,
+      startRows,
+    });
+  }
+
   /** Updates the rate gauges; call periodically. */
   tick(now = Date.now()): void {
     const dt = (now - this.lastAt) / 1000;
@@ -136,6 +160,8 @@ export class ReaderMetrics {
       snapshotRows: this.snapshotRows,
       snapshotDone: this.snapshotDone,
       snapshotTables: [...this.snapshotTables.values()],
+      incrementalSnapshotRows: this.incrementalSnapshotRows,
+      incrementalSnapshots: [...this.incrementalTables.values()].map(({ startedAt: _s, startRows: _r, ...t }) => t),
       claimChecked: this.claimChecked,
       schemaChanges: this.schemaChanges,
       recentSchemaChanges: this.recentSchemaChanges.map((c) => ({ ...schemaChangeFields(c), at: c.at })),

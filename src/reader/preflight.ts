@@ -15,9 +15,13 @@ import type { BrokerCheck } from './publish/brokerCheck.js';
 import type { CheckedTable, SlotState } from './replication/checks.js';
 import { checkReplicationPrivilege, checkSlotUsable, checkTables, checkWalLevel, slotState } from './replication/checks.js';
 import { CapturedTables } from './replication/captured.js';
-import { ensurePublication, PublicationKeeper } from './replication/publication.js';
+import { ensurePublication, publicationMembers, PublicationKeeper } from './replication/publication.js';
 import { ProgressStore } from './snapshot/progress.js';
 import type { SnapshotState } from './snapshot/progress.js';
+import { IncrementalStore } from './snapshot/incremental.js';
+import { ensureSignalTable, SIGNALS_TABLE } from './snapshot/signals.js';
+import { qualified, quoteIdent } from '../shared/core/sql.js';
+import { errorFields } from '../shared/core/logger.js';
 
 export interface Preflight {
   tables: CheckedTable[];
@@ -30,6 +34,14 @@ export interface Preflight {
   captured: CapturedTables;
   /** Keeps the publication current while streaming (`refresh()`). */
   keeper: PublicationKeeper;
+  /**
+   * Tables captured for the first time by an existing slot (added to CDC_TABLES since): streamed from
+   * now on, and due an incremental snapshot (none in mode `never`, or when the slot is fresh: its
+   * initial snapshot reads them).
+   */
+  newTables: CheckedTable[];
+  /** The incremental snapshots' state table. */
+  incremental: IncrementalStore;
 }
 
 /** Runs the checks on `meta` (connected by `connectDatabase`) and on `broker`, and prepares the publication and the progress table. */
@@ -40,6 +52,7 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
   checkSlotUsable(config.slotName, slot);
   const captured = new CapturedTables((sql, params) => meta.query(sql, params), config.stateSchema, config.slotName, log);
   await captured.init(!slot.exists);
+  const capturedBefore = new Set(captured.oids());
   const { tables, candidates } = await checkTables(meta, config.tables, {
     excludeSchema: config.stateSchema,
     mode: config.publicationMode,
@@ -47,7 +60,13 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
     log,
   });
   await checkBroker(broker, config);
+  // The signal table is published with the tables, so signals come through the WAL (snapshot/signals.ts).
+  const query = (sql: string, params: unknown[]) => meta.query(sql, params);
+  await ensureSignalTable(query, config.stateSchema);
+  const signalsRelation = qualified(config.stateSchema, SIGNALS_TABLE);
+  const signalsOid = Number((await meta.query<{ oid: number }>('SELECT $1::regclass::oid::int AS oid', [signalsRelation])).rows[0]!.oid);
   const publicationState = await ensurePublication(meta, config.publicationName, config.publicationMode, tables);
+  const signalsPublished = await publishSignals(meta, config, signalsOid, signalsRelation, log);
   if (publicationState === 'converted')
     log.warn(`publication converted to ${config.publicationMode === 'all-tables' ? 'FOR ALL TABLES' : 'a table list'} (CDC_PUBLICATION_MODE)`, {
       publication: config.publicationName,
@@ -58,7 +77,7 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
     log,
     publication: config.publicationName,
     mode: config.publicationMode,
-    configured: config.tables === null ? null : tables.map((t) => t.oid),
+    configured: config.tables === null ? null : [...tables.map((t) => t.oid), ...(signalsPublished ? [signalsOid] : [])],
     stateSchema: config.stateSchema,
     captured,
   });
@@ -75,7 +94,37 @@ export async function preflight(meta: pg.Client, broker: BrokerCheck, config: Re
   if (progress) await progress.init();
   // Loaded only for an existing slot: a fresh slot plans its progress anew.
   const stored = progress && slot.exists ? await progress.load() : null;
-  return { tables, slot, progress, stored, captured, keeper };
+  const incremental = new IncrementalStore(query, config.stateSchema, config.slotName);
+  await incremental.init();
+  // Without the captured-tables state every table would look new at every start.
+  const newTables =
+    slot.exists && config.snapshotMode !== 'never' && captured.kept
+      ? tables.filter((t) => !capturedBefore.has(t.oid) && !(stored?.tables ?? []).some((p) => p.schema === t.schema && p.table === t.table))
+      : [];
+  return { tables, slot, progress, stored, captured, keeper, newTables, incremental };
+}
+
+/**
+ * Puts the signal table in the publication (a `FOR ALL TABLES` one covers it). Best effort: a
+ * publication made by another role (Azure: by the tables' owner) cannot be altered by the reader; then
+ * signals (and `npm run snapshot`) do not reach it, which is logged with the fix, and everything else works.
+ */
+async function publishSignals(meta: pg.Client, config: ReaderConfig, oid: number, relation: string, log: Logger): Promise<boolean> {
+  if (config.publicationMode === 'all-tables') return true;
+  if ((await publicationMembers(meta, config.publicationName)).has(oid)) return true;
+  try {
+    await meta.query(`ALTER PUBLICATION ${quoteIdent(config.publicationName)} ADD TABLE ${relation}`);
+    return true;
+  } catch (err) {
+    log.warn('the signal table is not in the publication: incremental snapshots by signal (and npm run snapshot) do not reach the reader', {
+      ...errorFields(err),
+      table: relation,
+      publication: config.publicationName,
+      fix: `as the publication's owner: ALTER PUBLICATION ${quoteIdent(config.publicationName)} ADD TABLE ${relation}; then restart the reader`,
+      note: 'new tables and schema changes are still snapshotted incrementally',
+    });
+    return false;
+  }
 }
 
 /** The broker connection and authentication (with the configured security protocol and SASL), and the topic. */

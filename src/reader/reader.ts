@@ -40,6 +40,9 @@ import { freshSnapshotVersion, planSnapshot } from './snapshot/plan.js';
 import type { SnapshotStep } from './snapshot/plan.js';
 import type { SnapshotState } from './snapshot/progress.js';
 import { runSnapshot } from './snapshot/snapshot.js';
+import { IncrementalSnapshots } from './snapshot/incremental.js';
+import { needsReconcile } from './replication/schemaChanges.js';
+import type { SchemaChange } from './replication/schemaChanges.js';
 
 export type ReaderPhase = 'starting' | 'snapshot' | 'streaming' | 'stopping' | 'stopped' | 'failed';
 
@@ -105,6 +108,7 @@ export class Reader {
   private pipeline: Pipeline | null = null;
   private stream: ChangeStream | null = null;
   private monitors: Monitors | null = null;
+  private incremental: IncrementalSnapshots | null = null;
   /** The broker probe's verdict while streaming (the pipeline's own covers what is being sent). */
   private brokerReachable = true;
   /** Peak bytes that the snapshot's pipeline queued for the broker (the stream's is `pipeline`'s own). */
@@ -316,6 +320,32 @@ export class Reader {
       onAck: () => this.stream?.ackAdvanced(),
     });
     this.pipeline = pipeline;
+    const reads = this.connection({ options: SESSION_OPTIONS, types: textTypes });
+    const marks = this.connection({ options: SESSION_OPTIONS });
+    await this.untilFailed(Promise.all([reads.connect(), marks.connect()]));
+    const publisher = this.deps.publisher;
+    const incremental = new IncrementalSnapshots({
+      query: session.query,
+      reads,
+      marks,
+      store: session.incremental,
+      captured: session.captured,
+      slot: config.slotName,
+      publication: config.publicationName,
+      stateSchema: config.stateSchema,
+      chunkRows: config.snapshotChunkRows,
+      partitions: async (topic) => (publisher.partitions ? publisher.partitions(topic) : null),
+      isStopping: () => this.stopping || this.shuttingDown,
+      onProgress: (p, added) => this.metrics.incrementalProgress(p, added),
+      types: session.types,
+      records: session.records,
+      pipeline,
+      tracker,
+      log: log.child({ phase: 'incremental-snapshot' }),
+      serverName: config.serverName,
+      db: config.pg.database,
+    });
+    this.incremental = incremental;
     this.stream = new ChangeStream({
       pg: this.pgConfig(),
       slot: config.slotName,
@@ -334,10 +364,21 @@ export class Reader {
       onFatal: (err) => this.fail(err),
       onEvent: (schema, table, op) => this.metrics.countChange(schema, table, op),
       captured: session.captured,
-      onSchemaChange: (change) => this.metrics.schemaChange(change),
+      onSchemaChange: (change) => this.onSchemaChange(session, change),
+      topicPartitions: this.deps.publisher.partitions?.bind(this.deps.publisher),
+      incremental,
     });
     await this.untilFailed(this.stream.start());
     if (this.stopping) return;
+    await this.untilFailed(incremental.start());
+    if (config.snapshotMode !== 'never')
+      session.keeper.onAdded = async (_table, oid, hadRows) => {
+        if (hadRows) await incremental.requestOid(oid, 'new-table');
+      };
+    for (const t of session.newTables) {
+      log.info('table captured for the first time by this slot: snapshotting it incrementally', { table: `${t.schema}.${t.table}` });
+      await this.untilFailed(incremental.requestOid(t.oid, 'new-table'));
+    }
     this.phase = 'streaming';
     this.monitors = startMonitors({
       metrics: this.metrics,
@@ -353,6 +394,32 @@ export class Reader {
     });
   }
 
+  /** A schema change: counted, and (CDC_SCHEMA_CHANGE_SNAPSHOT) reconciled by an incremental snapshot of the table. */
+  private async onSchemaChange(session: Session, change: SchemaChange): Promise<void> {
+    const { config, log } = this.deps;
+    this.metrics.schemaChange(change);
+    if (config.schemaChangeSnapshot === 'off') return;
+    try {
+      if (!(await needsReconcile(session.query, change))) return;
+      if (config.schemaChangeSnapshot === 'manual') {
+        log.warn('schema change: documents of existing rows keep their old shape until the table is snapshotted', {
+          table: change.table,
+          changed: change.changed,
+          fix: `npm run snapshot -- --table ${change.table}`,
+          note: 'CDC_SCHEMA_CHANGE_SNAPSHOT=auto starts it by itself',
+        });
+        return;
+      }
+      await this.incremental?.requestOid(change.oid, 'schema-change');
+    } catch (err) {
+      log.warn('could not start the incremental snapshot after a schema change', {
+        table: change.table,
+        ...errorFields(err),
+        fix: `npm run snapshot -- --table ${change.table}`,
+      });
+    }
+  }
+
   /**
    * The one way out of `run()`, bounded. Stops the monitors and the stream (which waits for the broker
    * at most `shutdownTimeoutMs`, unless failed, then reports as flushed only what the broker
@@ -362,6 +429,9 @@ export class Reader {
     this.shuttingDown = true;
     this.monitors?.stop();
     this.monitors = null;
+    const incremental = this.incremental;
+    this.incremental = null;
+    if (incremental) await bounded(incremental.stop(), CLOSE_TIMEOUT_MS);
     if (outcome !== 'failed' && this.phase !== 'failed') this.phase = 'stopping';
     if (this.stream) {
       const drainMs = outcome === 'failed' ? 0 : this.shutdownTimeoutMs;

@@ -28,6 +28,8 @@ export function toEventRecord(message: KafkaMessage): EventRecord {
     offset,
     sequenceNumber: offset,
   };
+  // Debezium's events have their key only here (the reader's carry it in the value too).
+  if (message.key !== undefined && message.key !== null && message.key.length > 0) record.key = message.key;
   if (message.timestamp >= 0n) record.enqueuedTimeUtc = new Date(Number(message.timestamp)).toISOString();
   if (message.headers.size > 0) {
     const properties: Record<string, unknown> = {};

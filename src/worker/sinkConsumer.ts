@@ -416,6 +416,7 @@ class Session {
             batch: batchInfo(origin, pending, randomUUID()),
             logger,
             ...(deps.pointers ? { pointers: deps.pointers } : {}),
+            ...(deps.debezium ? { debezium: deps.debezium } : {}),
             onReport: (r) => (attemptReport = r),
           });
           this.metrics.recordReport(report);

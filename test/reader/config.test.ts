@@ -133,6 +133,13 @@ describe('config', () => {
       skippedOperations: new Set(['c', 'u']),
       decimalHandlingMode: 'string',
     });
+    // the converters' schema switches, by their Connect names
+    expect(parseDebeziumSettings('value.converter.schemas.enable=true,key.converter.schemas.enable=TRUE')).toEqual({
+      ...DEBEZIUM_DEFAULTS,
+      valueSchemasEnable: true,
+      keySchemasEnable: true,
+    });
+    expect(parseDebeziumSettings('value.converter.schemas.enable=true')).toMatchObject({ valueSchemasEnable: true, keySchemasEnable: false });
   });
 
   test.each([
@@ -141,6 +148,7 @@ describe('config', () => {
     ['interval.handling.mode=iso', /interval\.handling\.mode one of numeric, string/],
     ['binary.handling.mode=hex', /binary\.handling\.mode one of bytes, base64/],
     ['tombstones.on.delete=maybe', /tombstones\.on\.delete one of true, false/],
+    ['value.converter.schemas.enable=yes', /value\.converter\.schemas\.enable one of false, true/],
     ['skipped.operations=x', /skipped\.operations none or a list of c, u, d, t/],
     ['snapshot.mode=never', /supported properties only .*got "snapshot\.mode"/],
     ['justtext', /property=value/],

@@ -108,6 +108,9 @@ export class SwitchableBroker implements Publisher, BrokerCheck {
   send(records: OutRecord[]): Promise<void> {
     return this.current.send(records);
   }
+  partitions(topic: string): Promise<number> {
+    return this.current.partitions(topic);
+  }
   check(topics: string[]): Promise<void> {
     return this.current.check(topics);
   }
@@ -187,8 +190,14 @@ export class TopicCollector {
     return c;
   }
 
+  /** The change events (the reader's control events, `op: 'm'`, are in `controlEvents`). */
   events(filter?: (e: ChangeEvent) => boolean): ChangeEvent[] {
-    return this.items.map((i) => i.event).filter((e) => (filter ? filter(e) : true));
+    return this.items.map((i) => i.event).filter((e) => e.op !== 'm' && (filter ? filter(e) : true));
+  }
+
+  /** The reader's control events (`op: 'm'`, `message.prefix: 'pg-cdc'`: schema changes), with their partitions. */
+  controlEvents(filter?: (e: ChangeEvent) => boolean): Collected[] {
+    return this.items.filter((i) => i.event.op === 'm' && (filter ? filter(i.event) : true));
   }
 
   async waitFor(what: string, predicate: (events: ChangeEvent[]) => boolean, timeoutMs = 30_000): Promise<ChangeEvent[]> {
@@ -241,6 +250,7 @@ export function applyPerKey(items: Collected[]): Map<string, Record<string, unkn
   const rows = new Map<string, Record<string, unknown>>();
   for (const { event: e } of items) {
     const table = `${e.source.schema}.${e.source.table}`;
+    if (e.op === 'm') continue; // a control event (a schema change, an incremental snapshot's start or end): no row
     if (e.op === 't') {
       for (const k of [...rows.keys()]) if (k.startsWith(`${table}\u0000`)) rows.delete(k);
       continue;
@@ -352,6 +362,9 @@ export class GatedPublisher implements Publisher, BrokerCheck {
   async send(records: OutRecord[]): Promise<void> {
     while (this.gate) await this.gate;
     return this.inner.send(records);
+  }
+  partitions(topic: string): Promise<number> {
+    return this.inner.partitions(topic);
   }
   check(topics: string[]): Promise<void> {
     return this.inner.check(topics);

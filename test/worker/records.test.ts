@@ -35,7 +35,7 @@ async function roundTrip(topic: string): Promise<KafkaMessage[]> {
 }
 
 describe('records', () => {
-  it('gives the original bytes, the offset as offset and sequence number, the record time and the headers as properties', async () => {
+  it('gives the original bytes, the record key, the offset as offset and sequence number, the record time and the headers as properties', async () => {
     const topic = uniqueName('w_records');
     await createTopic(topic, 1);
     try {
@@ -48,6 +48,8 @@ describe('records', () => {
         sequenceNumber: '0',
         enqueuedTimeUtc: new Date(Number(event.timestamp)).toISOString(),
         properties: { origin: 'reader' },
+        // the record key, which Debezium's events carry only there
+        key: Buffer.from('{"orderid":1}'),
       });
       const empty = toEventRecord(tombstone);
       expect(empty).toMatchObject({ body: Buffer.alloc(0), offset: '1', sequenceNumber: '1' });

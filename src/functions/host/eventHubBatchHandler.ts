@@ -45,13 +45,14 @@ export function createEventHubBatchHandler<T>(
           '(the checkpoint waits until it succeeds)',
       );
     }
-    const { sink, deadLetters, pointers } = await deps(logger);
+    const { sink, deadLetters, pointers, debezium } = await deps(logger);
     return processBatch(records, {
       sink,
       deadLetters,
       batch,
       logger,
       ...(pointers ? { pointers } : {}),
+      ...(debezium ? { debezium } : {}),
       ...(onReport ? { onReport: (report: BatchReport) => onReport(report, batch) } : {}),
     });
   };

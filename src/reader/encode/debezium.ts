@@ -7,6 +7,15 @@
  * constant below is taken from them.
  */
 
+import { civilFromDays, daysFromCivil } from '../../shared/events/civilDate.js';
+import {
+  DATE_INFINITY_DAYS,
+  DATE_MINUS_INFINITY_DAYS,
+  TS_INFINITY_MICROS,
+  TS_MINUS_INFINITY_MICROS,
+  UNAVAILABLE_VALUE,
+} from '../../shared/events/fromDebezium.js';
+
 export interface DebeziumSettings {
   /** `decimal.handling.mode`: `precise` (two's complement bytes, base64 in JSON) or `string`. */
   decimalHandlingMode: 'precise' | 'string';
@@ -22,10 +31,11 @@ export interface DebeziumSettings {
   skippedOperations: ReadonlySet<string>;
   /** `unavailable.value.placeholder`: what an unchanged TOAST value the server did not send becomes. */
   unavailableValuePlaceholder: string;
+  /** `value.converter.schemas.enable`: the value as `{"schema": …, "payload": …}` (debeziumSchema.ts). */
+  valueSchemasEnable: boolean;
+  /** `key.converter.schemas.enable`: the key likewise. */
+  keySchemasEnable: boolean;
 }
-
-/** Debezium's default placeholder for an unchanged out-of-line (TOAST) value it was not sent. */
-export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
 
 export const DEBEZIUM_DEFAULTS: DebeziumSettings = {
   decimalHandlingMode: 'precise',
@@ -35,6 +45,10 @@ export const DEBEZIUM_DEFAULTS: DebeziumSettings = {
   tombstonesOnDelete: true,
   skippedOperations: new Set(['t']),
   unavailableValuePlaceholder: UNAVAILABLE_VALUE,
+  // Connect's JsonConverter enables schemas by default; Debezium's documentation and most
+  // deployments turn them off, which is also what the reader wrote before it could write them.
+  valueSchemasEnable: false,
+  keySchemasEnable: false,
 };
 
 /** A column as the encoder needs it: the type name (TypeRegistry.baseTypeName) and the type modifier. */
@@ -44,6 +58,10 @@ export interface DebeziumColumn {
   type: string;
   /** pg_attribute.atttypmod (−1 when none). */
   typmod: number;
+  /** pg_attribute.attnotnull (read with schemas enabled only: the schema's `optional`). */
+  notNull?: boolean;
+  /** An enum's labels in their order (with schemas enabled: the schema's `allowed`). */
+  enumLabels?: readonly string[];
 }
 
 const rawJSON = (text: string): unknown => (JSON as unknown as { rawJSON: (text: string) => unknown }).rawJSON(text);
@@ -85,28 +103,6 @@ function decimal(text: string, s: DebeziumSettings, fixedScale: number | null): 
 /** money's text (`-$1,234.50`, lc_monetary dependent) → its decimal digits. */
 const moneyDigits = (text: string): string => text.replace(/[^0-9.-]/g, '');
 
-// Howard Hinnant's civil-date algorithms: proleptic Gregorian, any year (JS Date stops at ±275760).
-function daysFromCivil(y: number, m: number, d: number): number {
-  y -= m <= 2 ? 1 : 0;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
-
-function civilFromDays(z: number): [number, number, number] {
-  z += 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const m = mp + (mp < 10 ? 3 : -9);
-  return [era * 400 + yoe + (m <= 2 ? 1 : 0), m, d];
-}
-
 const pad = (n: number | bigint, w = 2): string => String(n).padStart(w, '0');
 /** java.time's year: four digits, `+` beyond 9999, `-` before year 0. */
 const isoYear = (y: number): string => (y > 9999 ? `+${y}` : y < 0 ? `-${pad(-y, 4)}` : pad(y, 4));
@@ -117,12 +113,6 @@ const isoDate = (days: number): string => {
 /** Fraction of a second from nanoseconds, trailing zeros dropped (java.time's ISO formatters). */
 const trimmedFraction = (nanos: bigint): string => (nanos === 0n ? '' : `.${pad(nanos, 9).replace(/0+$/, '')}`);
 
-/** The date of infinity/-infinity as pgjdbc turns them into days (recorded, not derived). */
-const DATE_INFINITY_DAYS = -2147472692;
-const DATE_MINUS_INFINITY_DAYS = -2147472691;
-/** pgjdbc's timestamp infinity constants, used by Debezium as epoch microseconds. */
-const TS_INFINITY_MICROS = 9223372036825200000n;
-const TS_MINUS_INFINITY_MICROS = -9223372036832400000n;
 const LONG_MAX = (1n << 63n) - 1n;
 const LONG_MIN = -(1n << 63n);
 

@@ -7,6 +7,7 @@
 import type { ChangeEvent, RowImage } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn, DebeziumSettings } from './debezium.js';
 import { debeziumRow } from './debezium.js';
+import { envelopeSchemaJson, keySchemaJson, type SchemaNames } from './debeziumSchema.js';
 import { READER_VERSION } from './envelope.js';
 
 const J = JSON.stringify;
@@ -20,9 +21,19 @@ function keyColumns(columns: readonly DebeziumColumn[], key: RowImage): Debezium
   return Object.keys(key).map((name) => map.get(name) ?? { name, type: 'unknown', typmod: -1 });
 }
 
-/** The record key: `{"id":1}`, each value in the key column's Debezium encoding (null for a truncate). */
-export function debeziumKeyJson(key: RowImage | null, columns: readonly DebeziumColumn[], s: DebeziumSettings): string | null {
-  return key === null ? null : J(debeziumRow(keyColumns(columns, key), key, s));
+/** The names Debezium's schema names are made of: `<topic.prefix>.<schema>.<table>`. */
+const namesOf = (event: ChangeEvent): SchemaNames => ({ prefix: event.source.name, schema: event.source.schema, table: event.source.table });
+
+/**
+ * The record key: `{"id":1}`, each value in the key column's Debezium encoding (null for a truncate);
+ * `{"schema":…,"payload":{"id":1}}` with `key.converter.schemas.enable=true`.
+ */
+export function debeziumKeyJson(event: Pick<ChangeEvent, 'key' | 'source'>, columns: readonly DebeziumColumn[], s: DebeziumSettings): string | null {
+  const key = event.key;
+  if (key === null) return null;
+  const keyed = keyColumns(columns, key);
+  const payload = J(debeziumRow(keyed, key, s));
+  return s.keySchemasEnable ? `{"schema":${keySchemaJson(keyed, namesOf(event as ChangeEvent), s)},"payload":${payload}}` : payload;
 }
 
 /** Epoch microseconds of a reader time in ms (the fractional part carries the microseconds). */
@@ -38,6 +49,12 @@ const micros = (ms: number): number => Math.round(ms * 1000);
  * `extra` is appended inside the top-level object (the claim-check pointer's `deadletter`).
  */
 export function debeziumEventJson(event: ChangeEvent, columns: readonly DebeziumColumn[], s: DebeziumSettings, extra = ''): string {
+  const payload = debeziumPayloadJson(event, columns, s, extra);
+  // `value.converter.schemas.enable=true`: the Connect schema beside the payload (debeziumSchema.ts)
+  return s.valueSchemasEnable ? `{"schema":${envelopeSchemaJson(columns, namesOf(event), s)},"payload":${payload}}` : payload;
+}
+
+function debeziumPayloadJson(event: ChangeEvent, columns: readonly DebeziumColumn[], s: DebeziumSettings, extra: string): string {
   const src = event.source;
   const us = micros(src.ts_ms);
   const nowUs = micros(event.ts_ms);

@@ -51,6 +51,11 @@ export class RecordBuilder {
     }
   }
 
+  /** The topic of `schema.table`'s events. */
+  topicOf(schema: string, table: string): string {
+    return topicFor(schema, table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
+  }
+
   /** The event format the records are in. */
   get format(): 'native' | 'debezium' {
     return this.opts.debezium === undefined ? 'native' : 'debezium';
@@ -81,7 +86,7 @@ export class RecordBuilder {
   private tryBuildDebezium(event: ChangeEvent, s: DebeziumSettings): OutRecord[] | null {
     if (s.skippedOperations.has(event.op)) return [];
     const columns = columnsOf(event);
-    const keyJson = debeziumKeyJson(event.key, columns, s);
+    const keyJson = debeziumKeyJson(event, columns, s);
     const value = Buffer.from(debeziumEventJson(event, columns, s));
     const key = keyJson === null ? undefined : Buffer.from(keyJson);
     if (value.length + (key?.length ?? 0) + 1024 > this.opts.maxMessageBytes) return null;
@@ -94,7 +99,7 @@ export class RecordBuilder {
     const columns = columnsOf(event);
     const body = Buffer.from(debeziumEventJson(event, columns, s));
     const where = await this.storeClaimCheck(event, body);
-    const keyJson = debeziumKeyJson(event.key, columns, s);
+    const keyJson = debeziumKeyJson(event, columns, s);
     const deadletter = `,"deadletter":${JSON.stringify({ container: where.container, blob: where.blob, bytes: body.length })}`;
     const value = Buffer.from(debeziumEventJson({ ...event, before: null, after: null }, columns, s, deadletter));
     return this.withTombstone(event, s, { topic: this.topic(event), key: keyJson === null ? undefined : Buffer.from(keyJson), value });
@@ -138,7 +143,7 @@ export class RecordBuilder {
   }
 
   private topic(event: ChangeEvent): string {
-    return topicFor(event.source.schema, event.source.table, { topic: this.opts.topic, template: this.opts.topicTemplate, prefix: this.opts.prefix });
+    return this.topicOf(event.source.schema, event.source.table);
   }
 }
 

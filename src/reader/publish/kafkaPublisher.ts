@@ -40,8 +40,19 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
       await this.producer.send({
         // A tombstone's null value goes through as null (the client writes a null record value; its
         // message schema requires the property to be present, so it is not left undefined).
-        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value as Buffer, headers: r.headers })),
+        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value as Buffer, headers: r.headers, partition: r.partition })),
       });
+    } catch (err) {
+      throw brokerError(this.kafka, err);
+    }
+  }
+
+  async partitions(topic: string): Promise<number> {
+    try {
+      const metadata = await this.producer.metadata({ topics: [topic], autocreateTopics: true, retries: TOPIC_METADATA_RETRIES });
+      const count = metadata.topics.get(topic)?.partitionsCount;
+      if (count === undefined || count < 1) throw new Error(`the broker reports no partitions for topic ${topic}`);
+      return count;
     } catch (err) {
       throw brokerError(this.kafka, err);
     }

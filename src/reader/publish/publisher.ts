@@ -5,6 +5,8 @@ export interface OutRecord {
   /** null: a tombstone (Debezium format, after a delete), so log compaction removes the key. */
   value: Buffer | null;
   headers?: Map<string, Buffer>;
+  /** Set: this partition (control events go to every partition of a topic); unset: by the key. */
+  partition?: number;
 }
 
 export interface Publisher {
@@ -14,5 +16,13 @@ export interface Publisher {
    * without an idempotent producer (Event Hubs Standard has none).
    */
   send(records: OutRecord[]): Promise<void>;
+  /** How many partitions `topic` has, creating it where the broker auto-creates topics (control events are published to each; README "Schema changes"). */
+  partitions?(topic: string): Promise<number>;
   close(): Promise<void>;
+}
+
+/** A control event (no key) as one record per partition of `topic`, all with the same value. */
+export function toEveryPartition(topic: string, event: unknown, partitions: number): OutRecord[] {
+  const value = Buffer.from(JSON.stringify(event));
+  return Array.from({ length: partitions }, (_, partition) => ({ topic, key: undefined, value, partition }));
 }

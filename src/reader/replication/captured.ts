@@ -88,6 +88,16 @@ export class CapturedTables {
     }
   }
 
+  /** Whether the state table is kept (false: what is captured is known within this run only). */
+  get kept(): boolean {
+    return this.persistent;
+  }
+
+  /** Every relation id captured so far. */
+  oids(): number[] {
+    return [...this.byOid.keys()];
+  }
+
   /** The name the table was captured under, if it was. */
   nameOf(oid: number): { schema: string; table: string } | undefined {
     const e = this.byOid.get(oid);

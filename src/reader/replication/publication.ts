@@ -233,8 +233,8 @@ export interface KeeperDeps {
   configured: number[] | null;
   stateSchema: string;
   captured: CapturedTables;
-  /** Called with every table added while the reader runs. */
-  onAdded?: (table: string) => void;
+  /** Called with every table added while the reader runs, and whether it held rows then. */
+  onAdded?: (table: string, oid: number, hadRows: boolean) => void | Promise<void>;
 }
 
 /**
@@ -251,8 +251,12 @@ export class PublicationKeeper {
   private readonly reportedRisks = new Set<string>();
   private readonly reportedAllTables = new Set<string>();
   private running = false;
+  /** Set by the reader once streaming (the incremental snapshots of tables added while it runs). */
+  onAdded: KeeperDeps['onAdded'];
 
-  constructor(private readonly deps: KeeperDeps) {}
+  constructor(private readonly deps: KeeperDeps) {
+    this.onAdded = deps.onAdded;
+  }
 
   /**
    * At start-up: logs the skipped tables (discovery), removes members at risk, logs the risky
@@ -326,18 +330,21 @@ export class PublicationKeeper {
       log.warn('could not add a table to the publication; retried at the next check', { table: `${t.schema}.${t.table}`, ...errorFields(err) });
       return;
     }
-    this.deps.onAdded?.(`${t.schema}.${t.table}`);
     // Rows written before the ALTER committed are not in the stream (their WAL was decoded without the
     // table in the publication); a fresh table has none.
     const rows = await client.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${name}) AS e`);
     const fields = { table: `${t.schema}.${t.table}`, oid: t.oid };
-    if (rows.rows[0]?.e)
+    const hadRows = rows.rows[0]?.e === true;
+    if (hadRows)
       log.warn('table added to the publication; rows it held before are not streamed', {
         ...fields,
-        why: 'a table added while the reader runs is streamed from then on and not snapshotted',
-        fix: 'to capture its earlier rows, re-read it (a new CDC_SLOT with CDC_SNAPSHOT_MODE=initial; incremental snapshots are planned)',
+        why: 'a table added while the reader runs is streamed from then on; its earlier rows come from an incremental snapshot',
+        fix: this.onAdded
+          ? 'none needed: the reader snapshots it incrementally (not with CDC_SNAPSHOT_MODE=never)'
+          : `npm run snapshot -- --table ${t.schema}.${t.table}`,
       });
     else log.info('table added to the publication', fields);
+    await this.onAdded?.(`${t.schema}.${t.table}`, t.oid, hadRows);
   }
 
   private async currentName(oid: number): Promise<string | null> {

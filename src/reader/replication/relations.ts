@@ -45,6 +45,27 @@ export async function catalogKeys(query: Query, relOid: number): Promise<{ prima
   return { primaryKey: r?.pk ?? [], primaryKeyDeferrable: r?.pk_deferrable ?? false, identityIndex: r?.ri ?? [] };
 }
 
+/**
+ * The column details only Debezium's schema needs (`optional` from NOT NULL, an enum's `allowed`
+ * labels, also through a domain), from the catalog as it is now (like `catalogKeys`).
+ */
+export async function withDebeziumDetails(query: Query, relOid: number, columns: readonly DebeziumColumn[]): Promise<DebeziumColumn[]> {
+  // Text results: the snapshot's connection parses no types (every value arrives as its text).
+  const { rows } = await query(
+    `SELECT a.attname AS name, a.attnotnull::text AS not_null,
+            (SELECT pg_catalog.json_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+              WHERE e.enumtypid = COALESCE(NULLIF(t.typbasetype, 0), a.atttypid))::text AS labels
+       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`,
+    [relOid],
+  );
+  const byName = new Map((rows as { name: string; not_null: string; labels: string | null }[]).map((r) => [r.name, r]));
+  return columns.map((c) => {
+    const r = byName.get(c.name);
+    return { ...c, notNull: r?.not_null === 'true', ...(r?.labels ? { enumLabels: JSON.parse(r.labels) as string[] } : {}) };
+  });
+}
+
 export async function describeRelation(
   query: Query,
   types: TypeRegistry,
@@ -57,6 +78,8 @@ export async function describeRelation(
   },
   /** The captured name (the message's own when not given). */
   captured: { schema: string; table: string } = { schema: msg.schema, table: msg.name },
+  /** The Debezium format: the columns' catalog details for its schema (`withDebeziumDetails`). */
+  debezium = false,
 ): Promise<RelationInfo> {
   await types.ensure(msg.columns.map((c) => c.typeOid));
   const { primaryKey, primaryKeyDeferrable, identityIndex } = await catalogKeys(query, msg.relationOid);
@@ -69,6 +92,7 @@ export async function describeRelation(
     identityIndex,
   });
   const renamed = captured.schema !== msg.schema || captured.table !== msg.name;
+  const dbzColumns: DebeziumColumn[] = msg.columns.map((c) => ({ name: c.name, type: types.baseTypeName(c.typeOid), typmod: c.typeMod }));
   return {
     oid: msg.relationOid,
     schema: captured.schema,
@@ -76,7 +100,7 @@ export async function describeRelation(
     ...(renamed ? { renamedTo: `${msg.schema}.${msg.name}` } : {}),
     replicaIdentity: msg.replicaIdentity,
     columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typeMod, decode: types.decoder(c.typeOid) })),
-    debeziumColumns: msg.columns.map((c) => ({ name: c.name, type: types.baseTypeName(c.typeOid), typmod: c.typeMod })),
+    debeziumColumns: debezium ? await withDebeziumDetails(query, msg.relationOid, dbzColumns) : dbzColumns,
     keyColumns,
     wholeRowKey,
     keyMayRepeat: msg.replicaIdentity === 'full' && !wholeRowKey && primaryKeyDeferrable,

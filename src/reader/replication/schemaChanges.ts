@@ -82,3 +82,26 @@ export function schemaChangeFields(c: SchemaChange): Record<string, unknown> {
     after: { name: c.after.name, columns: cols(c.after), key: c.after.key, identity: c.after.identity },
   };
 }
+
+/**
+ * Whether a schema change leaves documents that only an incremental snapshot brings up to date
+ * (CDC_SCHEMA_CHANGE_SNAPSHOT): anything but a rename of the table or columns appended without a
+ * default. A dropped, renamed or retyped column, a new key or identity change what existing rows'
+ * documents should hold; so does an added column with a default (or a volatile one that rewrote the
+ * table), which pgoutput does not tell: the catalog is asked (`atthasdef`, `atthasmissing`), and a
+ * column it no longer finds counts as one with a default (the safe side).
+ */
+export async function needsReconcile(query: Query, change: Pick<SchemaChange, 'oid' | 'changed' | 'before' | 'after'>): Promise<boolean> {
+  if (change.changed.some((k) => k !== 'name' && k !== 'columns')) return true;
+  if (!change.changed.includes('columns')) return false;
+  const before = change.before.columns.map((c) => c.name);
+  const after = change.after.columns.map((c) => c.name);
+  // Purely additive: the old columns unchanged, in order, the new ones after them.
+  if (after.length <= before.length || before.some((name, i) => after[i] !== name)) return true;
+  const added = after.slice(before.length);
+  const { rows } = await query(
+    'SELECT count(*)::int AS n FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = ANY($2::text[]) AND NOT attisdropped AND NOT atthasdef AND NOT atthasmissing',
+    [change.oid, added],
+  );
+  return Number((rows[0] as { n?: number } | undefined)?.n ?? 0) !== added.length;
+}

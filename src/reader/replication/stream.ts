@@ -26,6 +26,9 @@ import { decodeTuple, describeRelation, relationKey } from './relations.js';
 import type { CapturedTables, RelationShape } from './captured.js';
 import { relationShape, schemaChangeFields, schemaDiff } from './schemaChanges.js';
 import type { SchemaChange } from './schemaChanges.js';
+import { schemaChangeEvent } from './schemaChangeEvent.js';
+import { toEveryPartition } from '../publish/publisher.js';
+import { SIGNALS_TABLE } from '../snapshot/signals.js';
 
 export interface StreamDeps extends EventOutputDeps {
   pg: ClientConfig;
@@ -42,8 +45,24 @@ export interface StreamDeps extends EventOutputDeps {
   onEvent?: (schema: string, table: string, op: string) => void;
   /** The captured tables: the name every event carries, and the shapes schema changes are told by. */
   captured: CapturedTables;
-  /** Called with every schema change (after it was logged). */
-  onSchemaChange?: (change: SchemaChange) => void;
+  /** Called with every schema change (after it was logged); the stream waits for what it returns. */
+  onSchemaChange?: (change: SchemaChange) => void | Promise<void>;
+  /** Partitions of a topic (the broker's metadata): a schema change goes to each (schemaChangeEvent.ts). Unset: not published. */
+  topicPartitions?: (topic: string) => Promise<number>;
+  /** The incremental snapshots (snapshot/incremental.ts): signals, watermarks and the keys changed in a chunk's window. */
+  incremental?: IncrementalHooks;
+}
+
+/** What the stream tells the incremental snapshots. */
+export interface IncrementalHooks {
+  /** A chunk window is open: report the key of every change (`touched`). */
+  readonly active: boolean;
+  touched(table: string, keyJson: string): void;
+  truncated(table: string): void;
+  /** A logical message; a promise when the stream must wait (pipeline full). */
+  message(prefix: string, content: string, lsn: Lsn): Promise<void> | undefined;
+  /** A row inserted into the signal table (never rejects). */
+  signal(row: Record<string, unknown>): Promise<void>;
 }
 
 interface OpenTx {
@@ -65,6 +84,8 @@ export class ChangeStream {
   /** The shape of the last Relation message of each relation in this run. */
   private readonly shapes = new Map<number, RelationShape>();
   private tx: OpenTx | null = null;
+  /** Schema changes read from Relation messages, published with the change that follows them (publishSchemaChanges). */
+  private schemaChanges: { change: SchemaChange; info: RelationInfo; topic: string; partitions: number }[] = [];
   private lastCommitLsn: Lsn | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -261,8 +282,10 @@ export class ChangeStream {
       case 'delete':
       case 'truncate':
         return this.onChange(parseLsn(lsnText), msg);
+      case 'message':
+        return this.onMessage(lsnText, msg);
       default:
-        return undefined; // type, origin, logical messages (heartbeats)
+        return undefined; // type, origin
     }
   }
 
@@ -300,7 +323,7 @@ export class ChangeStream {
     }
     // Events carry the name the table was captured under, whatever it is called now (docs/reader.md "Renames").
     const name = await captured.register(msg.relationOid, msg.schema, msg.name);
-    const info = await describeRelation(this.deps.query, this.deps.types, msg, name);
+    const info = await describeRelation(this.deps.query, this.deps.types, msg, name, this.withColumns);
     this.relations.set(msg.relationOid, info);
     const shape = await relationShape(this.deps.query, msg, info.keyColumns, info.replicaIdentity);
     const lsn = this.tx?.commitLsn ?? null;
@@ -328,7 +351,42 @@ export class ChangeStream {
     const fields = schemaChangeFields(change);
     if (changed.includes('key')) log.warn('table schema changed: key columns changed', fields);
     else log.info('table schema changed', fields);
-    this.deps.onSchemaChange?.(change);
+    await this.deps.onSchemaChange?.(change);
+    if (this.tx && this.deps.records.format === 'native' && this.deps.topicPartitions) {
+      const topic = this.deps.records.topicOf(info.schema, info.table);
+      this.schemaChanges.push({ change, info, topic, partitions: await this.deps.topicPartitions(topic) });
+    }
+  }
+
+  /**
+   * The schema changes of the Relation messages just read, as control events on every partition of
+   * their tables' topics, ahead of the change that follows them (pgoutput sends a Relation message
+   * right before its table's next change, with no WAL position of its own): versioned just below it.
+   */
+  private publishSchemaChanges(tx: OpenTx, lsn: Lsn): void {
+    for (const { change, info, topic, partitions } of this.schemaChanges) {
+      const event = schemaChangeEvent({
+        change,
+        schema: info.schema,
+        table: info.table,
+        lsn,
+        serverName: this.deps.serverName,
+        db: this.deps.db,
+        txId: tx.xid,
+        commitTimeMs: tx.commitTimeMs,
+        partitions,
+        nowMs: Date.now(),
+      });
+      this.deps.pipeline.enqueueBuilt(toEveryPartition(topic, event, partitions), tx.entry);
+    }
+    this.schemaChanges = [];
+  }
+
+  /** Logical messages: the incremental snapshots' watermarks (others, e.g. heartbeats, are ignored). */
+  private onMessage(lsnText: string, msg: Pgoutput.MessageMessage): Promise<void> | undefined {
+    const inc = this.deps.incremental;
+    if (!inc || msg.transactional) return undefined;
+    return inc.message(msg.prefix, Buffer.from(msg.content).toString('utf8'), parseLsn(msg.messageLsn ?? lsnText));
   }
 
   private relation(oid: number): RelationInfo {
@@ -343,7 +401,21 @@ export class ChangeStream {
   ): Promise<void> | undefined {
     const tx = this.tx;
     if (!tx) throw new Error(`${msg.tag} outside a transaction`);
+    if (this.schemaChanges.length > 0) this.publishSchemaChanges(tx, lsn);
+    const inc = this.deps.incremental;
+    if (inc && msg.tag === 'insert') {
+      const rel = this.relations.get(msg.relation.relationOid);
+      // A signal (snapshot/signals.ts): read in commit order, stored before the transaction is acknowledged.
+      if (rel && rel.schema === this.deps.stateSchema && rel.table === SIGNALS_TABLE) return inc.signal(decodeTuple(rel, msg.new).row);
+    }
     const events = this.toEvents(lsn, tx, msg);
+    if (inc?.active) {
+      for (const e of events) {
+        const table = `${e.source.schema}.${e.source.table}`;
+        if (e.op === 't') inc.truncated(table);
+        else if (e.key) inc.touched(table, JSON.stringify(e.key));
+      }
+    }
     for (let i = 0; i < events.length; i++) {
       const built = this.deps.records.tryBuild(events[i]!);
       if (built === null) return this.publishSlow(events.slice(i), tx);

@@ -14,7 +14,7 @@ import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.j
 import type { DebeziumColumn } from '../encode/debezium.js';
 import { buildEnvelope } from '../encode/envelope.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
-import { keyFrom } from '../replication/relations.js';
+import { keyFrom, withDebeziumDetails } from '../replication/relations.js';
 import { quoteIdent } from '../../shared/core/sql.js';
 
 export interface SnapshotDeps extends EventOutputDeps {
@@ -128,6 +128,7 @@ async function snapshotTable(
   // one-pass cursor carries the extra row into the next chunk. The native format reads exactly a chunk.
   const ahead = dbz === null ? 0 : 1;
   let carry: Record<string, string | null>[] = [];
+  let tableColumns: DebeziumColumn[] | undefined;
   for (;;) {
     if (deps.isStopping()) return 'stopped';
     let res;
@@ -147,8 +148,15 @@ async function snapshotTable(
     await deps.types.ensure(fields.map((f) => f.dataTypeID));
     const decoders = fields.map((f) => deps.types.decoder(f.dataTypeID));
     const columnTypes = deps.types.columnTypes(fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })));
+    // the table's catalog details once per table (a chunk's fields are the same), for Debezium's schema
     const columns: DebeziumColumn[] | undefined =
-      dbz === null ? undefined : fields.map((f) => ({ name: f.name, type: deps.types.baseTypeName(f.dataTypeID), typmod: f.dataTypeModifier }));
+      dbz === null
+        ? undefined
+        : (tableColumns ??= await withDebeziumDetails(
+            (sql, params) => client.query(sql, params),
+            fields[0]?.tableID ?? 0,
+            fields.map((f) => ({ name: f.name, type: deps.types.baseTypeName(f.dataTypeID), typmod: f.dataTypeModifier })),
+          ));
     const entry = deps.tracker.open();
     const now = Date.now();
     for (const [j, raw] of rows.entries()) {

@@ -8,7 +8,9 @@
  * history row.
  */
 import { keyOf } from '../events/documentId.js';
-import type { BatchInfo, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
+import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink, SinkWriteContext } from '../batch/types.js';
+import { controlMessage } from '../events/controlMessage.js';
+import { schemaChangeRow } from '../history/pivot.js';
 import type { Env } from '../core/env.js';
 import { describeError, PermanentRecordError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -17,8 +19,9 @@ import { createClients, type ControlClient, type Ingestor } from './clients.js';
 import { alterMergeCommand, mappingCommand, showSchemaCommand, type AdxCommand } from './commands.js';
 import { DEFAULT_TRUNCATES_TABLE, describeAdxConfig, loadAdxConfig } from './config.js';
 import { toAdxSinkError } from './errors.js';
+import { adxValue, rawColumnName, rawText, UNFIT } from './columnTypes.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { columnTypes, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
+import { columnTypes, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, findNewColumns, parseSchemaRows, tableColumns, truncatesMapping, versionedMappingName } from './schema.js';
 import type { AdxConfig, AdxTableRoute, ColumnDef, KqlType } from './types.js';
 
@@ -40,6 +43,8 @@ export interface AdxRecordRows {
   truncate: AdxRow | null;
   /** The ADX types of the row's columns from `source.types` (for columns the table does not have yet). */
   types: ReadonlyMap<string, KqlType>;
+  /** A schema change of the table: read the table's columns (and their types) before its next rows. */
+  schemaChange?: boolean;
 }
 
 export class AdxSink implements Sink<AdxRecordRows> {
@@ -69,6 +74,20 @@ export class AdxSink implements Sink<AdxRecordRows> {
       types: columnTypes(event),
     };
     return rows.row === null && rows.history.length === 0 && rows.truncate === null ? null : rows;
+  }
+
+  /**
+   * A schema change (the reader's control event) is one history row, like a truncate. The reader sends
+   * a copy to every partition; ADX does not drop duplicates of other batches, so the copy of partition 0
+   * writes it. Other control events, and tables without an ADX route or history table: nothing.
+   */
+  prepareMessage(event: ChangeEvent, record: EventRecord): AdxRecordRows | null {
+    const message = controlMessage(event);
+    if (message?.kind !== 'schema_change') return null;
+    const route = this.routes.get(tableId(event.source));
+    if (route === undefined) return null;
+    const history = record.partitionId === '0' && route.historyTable !== null ? schemaChangeRow(event, message, route.history).map(toHistoryRow) : [];
+    return { route, row: null, history, truncate: null, types: new Map(), schemaChange: true };
   }
 
   /**
@@ -108,7 +127,12 @@ export class AdxSink implements Sink<AdxRecordRows> {
       batch,
       group.map(({ record }) => record),
     );
+    // After a schema change the table's columns are read again, so the types of the columns this
+    // process did not declare or add are known: a value its column's type cannot hold then goes to
+    // `__raw_<column>` (fitKnownTypes), as it does for declared columns, instead of ADX nulling it.
+    if (group.some(({ item }) => item.schemaChange === true)) await this.readColumns(route);
     if (rows.length > 0) {
+      this.fitKnownTypes(route, rows);
       // The first record naming a column's type decides (a table's types change only with its schema).
       const types = new Map<string, KqlType>();
       for (const { item } of group) for (const [name, type] of item.types) if (!types.has(name)) types.set(name, type);
@@ -122,6 +146,43 @@ export class AdxSink implements Sink<AdxRecordRows> {
       // Same tag as the table's rows: a redelivered batch is skipped here too (per target table).
       await this.ingest(route, this.truncatesTable, truncatesMapping(this.truncatesTable), truncates, tag, logger);
       logger.info(`ADX: truncate of ${route.source} at LSN ${truncates.map((t) => String(t.Lsn)).join(', ')} recorded in ${this.truncatesTable}`);
+    }
+  }
+
+  /** The table's columns as ADX reports them, beyond the declared and CDC ones, become the known ones (nothing if it cannot be read). */
+  private async readColumns(route: AdxTableRoute): Promise<void> {
+    let reported: ColumnDef[];
+    try {
+      reported = parseSchemaRows(await this.options.control.execute(showSchemaCommand(route.table).text));
+    } catch (error) {
+      throw toAdxSinkError(error, `ADX ${showSchemaCommand(route.table).description}`, { table: route.table, sourceTable: route.source });
+    }
+    if (reported.length === 0) return;
+    const declared = new Set([...route.columns.map((c) => c.name), ...CDC_COLUMN_NAMES]);
+    this.discovered.set(
+      route.table,
+      reported.filter((c) => !declared.has(c.name)),
+    );
+  }
+
+  /**
+   * Values of known, undeclared columns that their column's ADX type cannot hold (a column whose
+   * PostgreSQL type changed: text in a `long` column): null in the typed column, the text in
+   * `__raw_<column>` (a `string` column, added like any new column). Declared columns are handled
+   * when the row is made (`toTableRow`).
+   */
+  private fitKnownTypes(route: AdxTableRoute, rows: AdxRow[]): void {
+    const known = this.discovered.get(route.table);
+    if (known === undefined || known.length === 0) return;
+    const keys = new Set(route.keys);
+    for (const { name, type } of known) {
+      if (keys.has(name) || name.startsWith('__')) continue;
+      for (const row of rows) {
+        const value = row[name];
+        if (value === null || value === undefined || adxValue(type, value) !== UNFIT) continue;
+        row[name] = null;
+        row[rawColumnName(name)] = rawText(value);
+      }
     }
   }
 

@@ -6,7 +6,7 @@
  * storage unavailable is transient.
  */
 import { CdcError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
-import { decodeBody } from '../events/decode.js';
+import { decodeBody, type DecodeOptions } from '../events/decode.js';
 import type { ChangeEvent } from '../events/changeEvent.js';
 import { outcomeOfIoError, outcomeOfPureStepError } from './outcomes.js';
 import type { RecordOutcome } from './types.js';
@@ -18,7 +18,13 @@ export interface PointerResolver {
 
 const CONCURRENCY = 8;
 
-export async function resolvePointers(events: (ChangeEvent | undefined)[], outcomes: RecordOutcome[], resolver: PointerResolver | undefined): Promise<void> {
+/** `decode`: per record, how its full event is decoded (the record key and the Debezium options, for Debezium's events). */
+export async function resolvePointers(
+  events: (ChangeEvent | undefined)[],
+  outcomes: RecordOutcome[],
+  resolver: PointerResolver | undefined,
+  decode: (index: number) => DecodeOptions = () => ({}),
+): Promise<void> {
   const pending = events.flatMap((event, index) => (event?.deadletter ? [index] : []));
   if (pending.length === 0) return;
   const work = async (index: number): Promise<void> => {
@@ -42,7 +48,7 @@ export async function resolvePointers(events: (ChangeEvent | undefined)[], outco
     try {
       let decoded;
       try {
-        decoded = decodeBody(bytes);
+        decoded = decodeBody(bytes, decode(index));
       } catch (error) {
         throw notAnEvent(error);
       }

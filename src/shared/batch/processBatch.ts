@@ -6,7 +6,8 @@
  * have deterministic names.
  */
 import { tableId } from '../events/changeEvent.js';
-import { decodeBody } from '../events/decode.js';
+import { decodeBody, type DecodeOptions } from '../events/decode.js';
+import type { DebeziumInputOptions } from '../events/fromDebezium.js';
 import { BatchProcessingError, describeError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
@@ -24,6 +25,8 @@ export interface ProcessBatchOptions<T> {
   pointers?: PointerResolver;
   /** Called with every record's outcome once they are final, before a retry error is thrown (dlq:replay reports them one by one). */
   onReport?: (report: BatchReport) => void;
+  /** How Debezium's own events are read (their key columns, the unavailable-value placeholder). */
+  debezium?: DebeziumInputOptions;
 }
 
 export async function processBatch<T>(records: readonly EventRecord[], options: ProcessBatchOptions<T>): Promise<BatchReport> {
@@ -31,11 +34,20 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   const logger = options.logger ?? silentLogger;
   const outcomes: RecordOutcome[] = records.map(() => ({ status: 'ok' }));
   const prepared: PreparedRecord<T>[] = [];
+  const messages = new Set<number>();
 
+  const decodeOptions = (index: number): DecodeOptions => {
+    const key = records[index]?.key;
+    return { ...(key !== undefined ? { recordKey: key } : {}), ...(options.debezium ? { debezium: options.debezium } : {}) };
+  };
   const events: (ChangeEvent | undefined)[] = records.map((record, index) => {
     try {
-      const decoded = decodeBody(record.body);
+      const decoded = decodeBody(record.body, decodeOptions(index));
       if (decoded.kind === 'event') return decoded.event;
+      if (decoded.kind === 'message' && sink.prepareMessage) {
+        messages.add(index);
+        return decoded.event;
+      }
       outcomes[index] = { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
     } catch (error) {
       outcomes[index] = outcomeOfPureStepError(error);
@@ -44,15 +56,18 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   });
 
   // Oversized events arrive as pointers to a Blob holding the full event: fetch them first.
-  await resolvePointers(events, outcomes, options.pointers);
+  await resolvePointers(events, outcomes, options.pointers, decodeOptions);
 
   events.forEach((event, index) => {
     const record = records[index];
     if (event === undefined || record === undefined || outcomes[index]?.status !== 'ok') return;
     try {
-      const item = sink.prepare(event, record);
+      const item = messages.has(index) ? (sink.prepareMessage?.(event, record) ?? null) : sink.prepare(event, record);
       if (item === null) {
-        outcomes[index] = { status: 'skipped', reason: `not written by ${sink.name} (${tableId(event.source)} ${event.op})` };
+        outcomes[index] = {
+          status: 'skipped',
+          reason: messages.has(index) ? 'logical message' : `not written by ${sink.name} (${tableId(event.source)} ${event.op})`,
+        };
         return;
       }
       prepared.push({ index, record, event, item });

@@ -11,6 +11,11 @@ export interface EventRecord {
   enqueuedTimeUtc?: string;
   properties?: Record<string, unknown>;
   /**
+   * The Kafka record key, where the host has it (the worker; Event Hubs' AMQP side, and so the
+   * Functions trigger, does not surface it). Read for Debezium's events, whose value has no key.
+   */
+  key?: Buffer | string;
+  /**
    * Set by the host when its metadata did not place this record (no offset, sequence number or
    * enqueued time for it): an id unique to this delivery (e.g. `<invocation id>-<index>`). Names that
    * must not collide with another batch's record (dead-letters) use it instead of the position.
@@ -61,6 +66,12 @@ export interface PreparedRecord<T> {
 export interface Sink<T> {
   readonly name: string;
   prepare(event: ChangeEvent, record: EventRecord): T | null;
+  /**
+   * For a logical message (`op: 'm'`): what to write for it, like `prepare` (null: nothing). A sink
+   * without it skips every logical message. The reader's control events (schema changes, incremental
+   * snapshot boundaries: src/shared/events/controlMessage.ts) come this way, in order with the rows.
+   */
+  prepareMessage?(event: ChangeEvent, record: EventRecord): T | null;
   write(records: readonly PreparedRecord<T>[], batch: BatchInfo, context: SinkWriteContext): Promise<ReadonlyMap<number, RecordOutcome>>;
 }
 

@@ -49,6 +49,7 @@ export function toDeadLetterDocument(letter: DeadLetter, now: Date = new Date())
     properties: record.properties ?? null,
     invocationId: batch.invocationId ?? null,
     unplacedId: record.unplacedId ?? null,
+    ...(record.key !== undefined ? { key: Buffer.from(record.key).toString('base64') } : {}),
     deadLetteredAt: now.toISOString(),
   };
 }

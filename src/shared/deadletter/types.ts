@@ -26,6 +26,8 @@ export interface DeadLetterDocument {
   invocationId: string | null;
   /** Set when the host could not place the record (see `EventRecord.unplacedId`). */
   unplacedId: string | null;
+  /** The Kafka record key, base64, when the host had it (the worker): Debezium's events are keyed only there; dlq:replay hands it back. */
+  key?: string;
   deadLetteredAt: string;
 }
 

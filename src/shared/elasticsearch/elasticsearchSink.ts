@@ -30,12 +30,14 @@ import { DEFAULT_METADATA_FIELDS, parseMetadataFields, unwrap, type MetadataFiel
 import { AwaitingPartitionError, canRetry, ConfigError, describeError, PermanentRecordError, TransientSinkError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { qualifiedName, routerFromEnv, type Router } from '../routing/routes.js';
-import type { BatchInfo, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
+import type { BatchInfo, EventRecord, PreparedRecord, RecordOutcome, Sink } from '../batch/types.js';
 import { statusOf, writeBulk, type BulkOp, type BulkWriterOptions } from './bulkWriter.js';
 import { boundedId } from './documentIds.js';
 import { storedDocuments, storedKey } from './storedDocuments.js';
 import { createIndexIfMissing, putTableTemplates, type TemplateOptions } from './templates.js';
 import { isJsonType, jsonText, mappingForType } from './typeMappings.js';
+import { controlMessage, type ControlMessage } from '../events/controlMessage.js';
+import { IndexVersions } from './indexVersions.js';
 
 export type ElasticsearchItem =
   | {
@@ -53,8 +55,15 @@ export type ElasticsearchItem =
       fillFrom?: string;
       /** A delete with only the key in its before image: keep the stored row's values in the soft-deleted document. */
       mergeStored?: boolean;
+      /**
+       * Set when the write goes to a new index version being built (`index` is then that version): the
+       * routed index, whose document gives the values the event lacks while the new version has none yet.
+       */
+      logical?: string;
     }
-  | { kind: 'truncate'; index: string; version: number; /** The source table (`qualifiedName`). */ table: string };
+  | { kind: 'truncate'; index: string; version: number; /** The source table (`qualifiedName`). */ table: string }
+  /** A control event of the reader (schema change, incremental snapshot boundary; indexVersions.ts). */
+  | { kind: 'control'; index: string; table: string; message: ControlMessage; partition: string; properties?: Record<string, unknown> };
 
 export interface ElasticsearchSinkOptions {
   client: Client;
@@ -74,6 +83,8 @@ export interface ElasticsearchSinkOptions {
    * Default `external`: an equal version is a duplicate, answered 409 without writing.
    */
   versionType?: 'external' | 'external_gte';
+  /** Minutes an index version replaced after a schema change is kept (default 60; README "Schema changes"). */
+  oldIndexGraceMinutes?: number;
 }
 
 const TRUNCATE_PAGE_SIZE = 1000;
@@ -123,6 +134,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
   readonly #mappedFields = new Map<string, Map<string, Promise<void>>>();
   /** Per index, the table that owns it (read or claimed once per process; an owner never changes). */
   readonly #owners = new Map<string, Promise<string>>();
+  readonly #versions: IndexVersions;
 
   constructor(options: ElasticsearchSinkOptions) {
     this.#options = options;
@@ -132,6 +144,32 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (table !== undefined) {
       throw new ConfigError('ES_CONTROL_INDEX', `an index no table is routed to (it is the index of ${table} in CDC_ROUTES)`, this.#controlIndex);
     }
+    const versions: ConstructorParameters<typeof IndexVersions>[0] = {
+      client: options.client,
+      controlIndex: this.#controlIndex,
+      graceMinutes: options.oldIndexGraceMinutes ?? 60,
+      claim: (index, owner) => this.#claimIndex(index, owner),
+    };
+    if (options.templates) versions.templates = options.templates;
+    if (options.logger) versions.logger = options.logger;
+    this.#versions = new IndexVersions(versions);
+  }
+
+  /** The reader's control events of a routed table (schema changes, snapshot boundaries); other logical messages: nothing. */
+  prepareMessage(event: ChangeEvent, record: EventRecord): ElasticsearchItem | null {
+    const message = controlMessage(event);
+    if (message === null) return null;
+    const route = this.#options.router.route(event.source.schema, event.source.table);
+    if (!route.elasticsearch) return null;
+    const item: ElasticsearchItem = {
+      kind: 'control',
+      index: route.elasticsearch.index,
+      table: qualifiedName(event.source.schema, event.source.table),
+      message,
+      partition: record.partitionId,
+    };
+    if (route.elasticsearch.properties) item.properties = route.elasticsearch.properties;
+    return item;
   }
 
   prepare(event: ChangeEvent): ElasticsearchItem | null {
@@ -193,17 +231,35 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (json) document.__json = json;
   }
 
-  async write(batchRecords: readonly PreparedRecord<ElasticsearchItem>[], _batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+  async write(batchRecords: readonly PreparedRecord<ElasticsearchItem>[], batch: BatchInfo): Promise<ReadonlyMap<number, RecordOutcome>> {
+    // A schema change splits the batch: what came before it is written first (it may create the
+    // index the change is checked against), what came after it once the change is applied.
+    const cut = batchRecords.findIndex((r, i) => i > 0 && r.item.kind === 'control' && r.item.message.kind === 'schema_change');
+    if (cut < 0) return this.#writeSegment(batchRecords);
+    const before = await this.#writeSegment(batchRecords.slice(0, cut));
+    return new Map([...before, ...(await this.write(batchRecords.slice(cut), batch))]);
+  }
+
+  async #writeSegment(batchRecords: readonly PreparedRecord<ElasticsearchItem>[]): Promise<Map<number, RecordOutcome>> {
     await this.ensureTemplates();
     const client = this.#options.client;
     // Records of a table whose index another table owns go no further (not even a rejection marker).
     const failures = await this.#foreignRecords(batchRecords);
+    // Schema changes first: they decide which index version the later writes go to. A table whose
+    // schema change could not be applied writes nothing in this batch (retried as a whole).
+    for (const [i, outcome] of await this.#applyControls(batchRecords, failures, 'schema_change')) failures.set(i, outcome);
+    const held = new Set(batchRecords.flatMap((r) => (r.item.kind === 'control' && failures.get(r.index)?.status === 'retry' ? [r.item.index] : [])));
+    for (const r of batchRecords) {
+      if (held.has(r.item.index) && !failures.has(r.index))
+        failures.set(r.index, { status: 'retry', error: new TransientSinkError(`Waits for the schema change of ${r.item.table} to be applied`) });
+    }
     const records = failures.size === 0 ? batchRecords : batchRecords.filter((r) => !failures.has(r.index));
     const indices = [...new Set(records.map((r) => r.item.index))];
     // Truncate watermarks are read alongside the bulk write (no extra round trip on the hot path);
     // a write that turns out to be older than a truncate is soft-deleted again right after.
     const watermarksRead = this.#watermarks(indices);
     watermarksRead.catch(() => undefined);
+    await this.#routeToVersions(records);
 
     for (const [i, outcome] of await this.#fillFromStored(records)) failures.set(i, outcome);
     await this.#ensureFieldMappings(records);
@@ -223,7 +279,7 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const superseded: BulkOp[] = [];
     for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
-      const watermark = watermarks.get(item.index);
+      const watermark = watermarks.get(item.logical ?? item.index);
       if (watermark === undefined || item.version >= watermark) continue;
       failures.set(index, { status: 'skipped', reason: `superseded by truncate of ${item.index} at version ${watermark}` });
       superseded.push({
@@ -239,13 +295,60 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     for (const { index, item } of records) {
       if (item.kind !== 'truncate') continue;
       try {
-        await this.#truncate(item.index, item.version);
+        for (const target of await this.#versions.truncateTargets(item.index, item.table, item.version)) await this.#truncate(target, item.version);
         (this.#options.logger ?? silentLogger).warn(`elasticsearch: truncate of ${item.table} applied to ${item.index} at version ${item.version}`);
       } catch (error) {
         failures.set(index, canRetry(error) ? { status: 'retry', error } : { status: 'deadLetter', reason: describeError(error), error });
       }
     }
+    // Snapshot boundaries last: a version complete with this batch's rows may take over the aliases,
+    // but not while any of its table's records in this batch is still to be retried.
+    for (const [i, outcome] of await this.#applyControls(records, failures, 'snapshot')) failures.set(i, outcome);
+    for (const [index, table] of new Map(records.map((r) => [r.item.index, r.item.table]))) {
+      await this.#versions.reap(index, table).catch((error: unknown) => {
+        (this.#options.logger ?? silentLogger).warn(`elasticsearch: old versions of ${index} not deleted yet: ${describeError(error)}`);
+      });
+    }
     return failures;
+  }
+
+  /** Applies the batch's control events of one kind, in order; returns their outcomes when not ok. */
+  async #applyControls(
+    records: readonly PreparedRecord<ElasticsearchItem>[],
+    failures: ReadonlyMap<number, RecordOutcome>,
+    which: 'schema_change' | 'snapshot',
+  ): Promise<Map<number, RecordOutcome>> {
+    const outcomes = new Map<number, RecordOutcome>();
+    const waiting = new Set<string>();
+    for (const { index, item } of records) {
+      if (which === 'snapshot' && failures.get(index)?.status === 'retry') waiting.add(item.index);
+    }
+    for (const { index, item } of records) {
+      if (item.kind !== 'control' || failures.has(index)) continue;
+      if ((which === 'schema_change') !== (item.message.kind === 'schema_change')) continue;
+      if (waiting.has(item.index)) {
+        outcomes.set(index, { status: 'retry', error: new TransientSinkError(`Waits for the other records of ${item.table} in the batch`) });
+        continue;
+      }
+      try {
+        await this.#versions.apply(item.index, item.table, item.message, item.partition, item.properties);
+      } catch (error) {
+        outcomes.set(index, canRetry(error) ? { status: 'retry', error } : { status: 'deadLetter', reason: describeError(error), error });
+        waiting.add(item.index);
+      }
+    }
+    return outcomes;
+  }
+
+  /** Writes above a schema change that built a new index version go to that version (indexVersions.ts). */
+  async #routeToVersions(records: readonly PreparedRecord<ElasticsearchItem>[]): Promise<void> {
+    for (const { item } of records) {
+      if (item.kind !== 'write') continue;
+      const target = await this.#versions.target(item.index, item.table, item.version);
+      if (target === item.index) continue;
+      item.logical = item.index;
+      item.index = target;
+    }
   }
 
   /**
@@ -430,9 +533,19 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
       if (item.kind !== 'write' || (item.unchangedToast === undefined && item.mergeStored !== true)) continue;
       const id = item.fillFrom ?? item.id;
       wanted.set(storedKey(item.index, id), { _index: item.index, _id: id });
+      if (item.logical !== undefined) wanted.set(storedKey(item.logical, id), { _index: item.logical, _id: id });
     }
     if (wanted.size === 0) return outcomes;
-    const stored = await storedDocuments(this.#options.client, [...wanted.values()], 'fill values the events do not carry');
+    const found = await storedDocuments(this.#options.client, [...wanted.values()], 'fill values the events do not carry');
+    // In a version being built, a row the snapshot has not reached yet takes its values from the current version.
+    const stored = new Map(found);
+    for (const { item } of records) {
+      if (item.kind !== 'write' || item.logical === undefined) continue;
+      const id = item.fillFrom ?? item.id;
+      const key = storedKey(item.index, id);
+      const fallback = found.get(storedKey(item.logical, id));
+      if (!stored.has(key) && fallback !== undefined) stored.set(key, fallback);
+    }
     const latest = new Map<string, Record<string, unknown>>();
     // Documents with a create waiting in this batch: their later changes in the batch wait with it.
     // Written now, an update would find no stored document to take its unchanged TOAST values from
@@ -567,6 +680,7 @@ export function elasticsearchSinkFromEnv(
     ensureTemplates: getBool(env, 'ES_ENSURE_TEMPLATES', true),
     templates: { replicas: getInt(env, 'ES_NUMBER_OF_REPLICAS', 1, { min: 0 }) },
     versionType,
+    oldIndexGraceMinutes: getInt(env, 'ES_OLD_INDEX_GRACE_MINUTES', 60, { min: 0 }),
   };
   if (logger) options.logger = logger;
   return new ElasticsearchSink(options);

@@ -99,7 +99,10 @@ export async function createIndexIfMissing(client: Client, index: string): Promi
     await client.indices.create({ index });
     return true;
   } catch (error) {
-    if ((error as { meta?: { body?: { error?: { type?: string } } } }).meta?.body?.error?.type === 'resource_already_exists_exception') return false;
+    const type = (error as { meta?: { body?: { error?: { type?: string } } } }).meta?.body?.error?.type;
+    if (type === 'resource_already_exists_exception') return false;
+    // After a schema change moved it to a new version, the table's index name is an alias (README "Schema changes").
+    if (type === 'invalid_index_name_exception' && (await client.indices.existsAlias({ name: index }))) return false;
     throw error;
   }
 }

@@ -72,3 +72,54 @@ export function jsonText(value: unknown): string {
   }
   return JSON.stringify(value) ?? 'null';
 }
+
+/** `format_type` names (what a schema-change event carries) → the type names of `source.types`. */
+const FORMAT_TYPE_NAMES: Record<string, string> = {
+  smallint: 'int2',
+  integer: 'int4',
+  bigint: 'int8',
+  real: 'float4',
+  'double precision': 'float8',
+  numeric: 'numeric',
+  'timestamp without time zone': 'timestamp',
+  'timestamp with time zone': 'timestamptz',
+  date: 'date',
+  json: 'json',
+  jsonb: 'jsonb',
+  boolean: 'bool',
+  oid: 'oid',
+};
+
+/** The `source.types`-style name of a `format_type` (`numeric(10,2)` → `numeric`, `integer[]` → `int4[]`); other types as they are, without a modifier. */
+export function typeNameOf(formatType: string): string {
+  const array = formatType.endsWith('[]');
+  const base = (array ? formatType.slice(0, -2) : formatType).replace(/\(.*\)/, '').trim();
+  const name = FORMAT_TYPE_NAMES[base] ?? base;
+  return array ? `${name}[]` : name;
+}
+
+const STRING_FIELD = 'keyword';
+/** What the strings dynamic template (templates.ts) maps a string to. */
+const STRING_MAPPING: estypes.MappingProperty = { type: 'keyword', ignore_above: 1024, fields: { text: { type: 'text' } } };
+
+/**
+ * The Elasticsearch field type a column of this `format_type` gets: its explicit mapping's, else the
+ * dynamic one its JSON values get (booleans `boolean`, integers `long`, everything else a string:
+ * `keyword` by the strings template). A field already mapped with another type cannot take the column
+ * any more (README "Schema changes").
+ */
+export function fieldTypeOf(formatType: string): string {
+  const name = typeNameOf(formatType);
+  const explicit = mappingForType(name);
+  if (explicit !== undefined) return explicit.type ?? 'object';
+  const element = elementType(name);
+  if (element === 'bool') return 'boolean';
+  return STRING_FIELD;
+}
+
+/** The mapping a column of this `format_type` gets: its explicit one, else the one its values would get dynamically (fieldTypeOf). */
+export function columnMapping(formatType: string): estypes.MappingProperty {
+  const explicit = mappingForType(typeNameOf(formatType));
+  if (explicit !== undefined) return explicit;
+  return fieldTypeOf(formatType) === 'boolean' ? { type: 'boolean' } : STRING_MAPPING;
+}

@@ -11,6 +11,7 @@
  * - `old_key`: on the create of a primary-key change, the previous key;
  * - `source.renamed_to`: the table's current name when it was renamed since the reader captured it.
  */
+import type { SchemaChangeMessage, SnapshotMessage } from './controlMessage.js';
 
 /** c = create, u = update, d = delete, r = read (snapshot), t = truncate, m = logical message (heartbeat). */
 export type ChangeOp = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
@@ -80,6 +81,18 @@ export interface ChangeEvent {
    * reader): `before`/`after` are null here; read the full event (same JSON) from this Blob.
    */
   deadletter?: { container: string; blob: string; bytes: number };
+  /**
+   * On a control event (`op: 'm'`, no row: `before`, `after` and `key` null; extension, native format
+   * only), what it tells the sinks; published to every partition of the table's topic
+   * (src/shared/events/controlMessage.ts, README "Schema changes"):
+   * - `schema_change`: the table's relation changed (`source.lsn` just below the first change with the
+   *   new shape);
+   * - `snapshot_started` / `snapshot_done`: an incremental snapshot of the table started (`source.lsn` =
+   *   the first chunk's low watermark) / delivered its last row (the last chunk's high watermark), with
+   *   `source.snapshot: 'incremental'` (docs/reader.md "Incremental snapshots").
+   * Sinks that do not know it skip `op: 'm'`.
+   */
+  message?: SchemaChangeMessage | SnapshotMessage;
 }
 
 /** Fully qualified `schema.table` of an event. */

@@ -2,11 +2,13 @@
  * From an Event Hubs body to a `ChangeEvent`. The Functions host hands bodies over as already
  * `JSON.parse`d values, as strings (when the text is not JSON, or with `dataType: 'string'`) or as
  * Buffers (`dataType: 'binary'`), so all three are accepted. The Debezium envelope may be wrapped as
- * `{ schema, payload }` (`schemas.enable=true`).
+ * `{ schema, payload }` (`schemas.enable=true`). Debezium's own events (an existing Debezium connector's)
+ * are recognised by the missing `key` field and turned into the native event (fromDebezium.ts).
  */
 import { PermanentRecordError } from '../core/errors.js';
 import type { ChangeEvent, ChangeOp } from './changeEvent.js';
 import { parseJsonLossless } from './exactJson.js';
+import { DEBEZIUM_INPUT_DEFAULTS, fromDebezium, isDebeziumValue, type DebeziumInputOptions } from './fromDebezium.js';
 
 export type Decoded =
   | { kind: 'event'; event: ChangeEvent }
@@ -40,7 +42,14 @@ export function bodyBytes(body: unknown): Buffer {
   return Buffer.from(JSON.stringify(body), 'utf8');
 }
 
-export function decodeBody(body: unknown): Decoded {
+/** What decoding may need besides the body: the record's Kafka key, and how Debezium's events are read. */
+export interface DecodeOptions {
+  /** The Kafka record key as the host handed it over (the worker has it; the Functions trigger does not). */
+  recordKey?: unknown;
+  debezium?: DebeziumInputOptions;
+}
+
+export function decodeBody(body: unknown, options: DecodeOptions = {}): Decoded {
   let value: unknown = body;
   if (value === null || value === undefined) return { kind: 'tombstone' };
   if (value instanceof Uint8Array) value = Buffer.from(value).toString('utf8');
@@ -52,12 +61,16 @@ export function decodeBody(body: unknown): Decoded {
   if (!isObject(value)) {
     throw new PermanentRecordError('NOT_AN_ENVELOPE', `Body is JSON but not an object (${Array.isArray(value) ? 'array' : typeof value})`);
   }
+  let schema: unknown;
   if ('payload' in value && 'schema' in value) {
     if (value.payload === null) return { kind: 'tombstone' };
+    schema = value.schema;
     value = value.payload;
     if (!isObject(value)) throw new PermanentRecordError('NOT_AN_ENVELOPE', 'Envelope payload is not an object');
   }
-  const event = validateEnvelope(value);
+  // Debezium's own events (no `key` field): turned into the native event first (fromDebezium.ts).
+  const envelope = isDebeziumValue(value) ? fromDebezium(value, schema, options.recordKey, options.debezium ?? DEBEZIUM_INPUT_DEFAULTS) : value;
+  const event = validateEnvelope(envelope);
   return event.op === 'm' ? { kind: 'message', event } : { kind: 'event', event };
 }
 

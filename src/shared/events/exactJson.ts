@@ -19,9 +19,18 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Whether a double loses the number's text: it prints otherwise (`2.50`, `12345678901234567890123`),
+ * or it is an integer beyond 2^53, which can print the same and still not be the number
+ * (`9223372036825200000` is the double 9223372036825199616).
+ */
+function lossy(token: string, value: number): boolean {
+  return String(value) !== token || (!Number.isSafeInteger(value) && /^-?\d+$/.test(token));
+}
+
 /** Reviver: a number whose text a double does not reproduce keeps its text. */
 function exactNumbers(_key: string, value: unknown, context?: { source?: string }): unknown {
-  return typeof value === 'number' && context?.source !== undefined && String(value) !== context.source ? rawJSON(context.source) : value;
+  return typeof value === 'number' && context?.source !== undefined && lossy(context.source, value) ? rawJSON(context.source) : value;
 }
 
 /** `source.types` of a change event (also inside Debezium's `{schema, payload}`), if it has one. */
@@ -43,7 +52,7 @@ function numbersRoundTrip(text: string): boolean {
   TOKENS.lastIndex = 0;
   for (let m = TOKENS.exec(text); m !== null; m = TOKENS.exec(text)) {
     const token = m[0];
-    if (token.charCodeAt(0) !== 34 && String(Number(token)) !== token) return false;
+    if (token.charCodeAt(0) !== 34 && lossy(token, Number(token))) return false;
   }
   return true;
 }

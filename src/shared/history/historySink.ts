@@ -8,7 +8,8 @@ import { writeBulk, type BulkOp, type BulkWriterOptions } from '../elasticsearch
 import { ConfigError, TransientSinkError } from '../core/errors.js';
 import { declaredColumns, routerFromEnv, type Router } from '../routing/routes.js';
 import { DEFAULT_HISTORY_INDEX, historyDocument, historyDocumentId, putHistoryTemplate } from './historyIndex.js';
-import { historyRows, type HistoryRow } from './pivot.js';
+import { historyRows, schemaChangeRow, type HistoryRow } from './pivot.js';
+import { controlMessage } from '../events/controlMessage.js';
 
 export interface HistorySinkOptions {
   client: Client;
@@ -35,6 +36,14 @@ export class ElasticsearchHistorySink implements Sink<HistoryRow[]> {
     // sink for the same reason); truncates have no key, snapshot reads write no history.
     if (route.history?.enabled !== false && (event.op === 'c' || event.op === 'u' || event.op === 'd')) keyOf(event);
     const rows = historyRows(event, route.history, declaredColumns(route));
+    return rows.length > 0 ? rows : null;
+  }
+
+  /** A schema change is a row of its own (one per change: the copies on other partitions have the same `_id`). */
+  prepareMessage(event: ChangeEvent): HistoryRow[] | null {
+    const message = controlMessage(event);
+    if (message?.kind !== 'schema_change') return null;
+    const rows = schemaChangeRow(event, message, this.options.router.route(event.source.schema, event.source.table).history);
     return rows.length > 0 ? rows : null;
   }
 

@@ -11,6 +11,9 @@
  *   when no column is tracked (a key-only before image, no `history.columns`, no declared columns),
  *   one row with `Column` null and `OldValueKnown: false`, like a truncate's: every delete leaves a trace;
  * - truncate: one row with `Column` (and `Key`) null, marking that every row of the table went;
+ * - schema change (the reader's `schema_change` control event): one row with `Op: 's'`, `Column` and
+ *   `Key` null, `OldValue` the previous `{columns, key}` and `NewValue` the new one with what was
+ *   added, dropped and retyped (`schemaChangeRow`);
  * - snapshot reads, heartbeats: not changes, no rows. Unchanged TOAST columns are skipped.
  * Tracked columns: the route's `history.columns`, default the table's declared columns plus those the
  * images carry, without the key columns.
@@ -20,6 +23,7 @@ import { commitTime } from '../events/commitTime.js';
 import { keyText } from '../events/documentId.js';
 import { rowVersion } from '../events/rowVersion.js';
 import type { HistoryRoute } from '../routing/routes.js';
+import type { ControlMessage } from '../events/controlMessage.js';
 
 export interface HistoryRow {
   SourceTable: string;
@@ -30,7 +34,8 @@ export interface HistoryRow {
   OldValue: unknown;
   NewValue: unknown;
   OldValueKnown: boolean;
-  Op: 'c' | 'u' | 'd' | 't';
+  /** `s`: a schema change of the table (README "Schema changes"). */
+  Op: 'c' | 'u' | 'd' | 't' | 's';
   /** Commit time, ISO 8601. */
   CommitTime: string;
   Lsn: number;
@@ -110,4 +115,26 @@ function columnChanges(event: Pick<ChangeEvent, 'op' | 'before' | 'after' | 'sou
     }
   }
   return changes;
+}
+
+/** The history row of a schema change: the table's shape before and after, at the change's version. */
+export function schemaChangeRow(event: ChangeEvent, message: Extract<ControlMessage, { kind: 'schema_change' }>, route: HistoryRoute = {}): HistoryRow[] {
+  if (route.enabled === false) return [];
+  const { columns, key, previous, added, dropped, retyped } = message.content;
+  return [
+    {
+      SourceTable: tableId(event.source),
+      Key: null,
+      KeyText: null,
+      Column: null,
+      OldValue: previous,
+      NewValue: { columns, key, added, dropped, retyped },
+      OldValueKnown: true,
+      Op: 's',
+      CommitTime: commitTime(event),
+      Lsn: message.lsn,
+      TxId: event.source.txId ?? null,
+      Context: null,
+    },
+  ];
 }

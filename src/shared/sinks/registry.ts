@@ -13,6 +13,8 @@ import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { deadLetterStoreFromEnv, pointerResolverFromEnv } from '../deadletter/blobDeadLetterStore.js';
 import type { DeadLetterStore } from '../deadletter/types.js';
+import { UNAVAILABLE_VALUE, type DebeziumInputOptions } from '../events/fromDebezium.js';
+import { routerFromEnv } from '../routing/routes.js';
 import { elasticsearchClientFromEnv } from '../elasticsearch/client.js';
 import { elasticsearchSinkFromEnv } from '../elasticsearch/elasticsearchSink.js';
 import { historySinkFromEnv } from '../history/historySink.js';
@@ -24,6 +26,8 @@ export interface SinkDeps<T = unknown> {
   deadLetters: DeadLetterStore;
   /** Reads the full events behind pointer events (oversized events the reader put in a Blob). */
   pointers?: PointerResolver | undefined;
+  /** How Debezium's own events are read (fromDebezium.ts). */
+  debezium?: DebeziumInputOptions;
 }
 
 export interface SinkDefinition {
@@ -41,7 +45,29 @@ export interface SinkDefinition {
   depsFromEnv(env: Env, logger?: Logger, mode?: 'replay'): SinkDeps;
 }
 
-const stores = (env: Env) => ({ deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env) });
+/**
+ * The sinks' side: `CDC_DEBEZIUM_UNAVAILABLE_VALUE_PLACEHOLDER` (the connector's
+ * `unavailable.value.placeholder`, default Debezium's) and the key columns of `CDC_ROUTES`.
+ */
+export function debeziumInputFromEnv(env: Env): DebeziumInputOptions {
+  const setting = 'CDC_DEBEZIUM_UNAVAILABLE_VALUE_PLACEHOLDER';
+  const placeholder = getOptionalString(env, setting) ?? UNAVAILABLE_VALUE;
+  if (placeholder === '') throw new ConfigError(setting, "the connector's unavailable.value.placeholder (not empty)", placeholder);
+  const router = routerFromEnv(env);
+  return {
+    unavailableValuePlaceholder: placeholder,
+    keyColumns: (schema, table) => {
+      try {
+        return router.route(schema, table).keys;
+      } catch {
+        // an unrouted table: the sink dead-letters it with its own reason
+        return undefined;
+      }
+    },
+  };
+}
+
+const stores = (env: Env) => ({ deadLetters: deadLetterStoreFromEnv(env), pointers: pointerResolverFromEnv(env), debezium: debeziumInputFromEnv(env) });
 
 export const SINKS: readonly SinkDefinition[] = [
   {

@@ -83,6 +83,7 @@ function toRecord(letter: StoredDeadLetter): EventRecord {
   if (d.enqueuedTimeUtc !== null) record.enqueuedTimeUtc = d.enqueuedTimeUtc;
   if (d.properties !== null) record.properties = d.properties;
   if (d.unplacedId !== null) record.unplacedId = d.unplacedId;
+  if (d.key !== undefined) record.key = Buffer.from(d.key, 'base64');
   return record;
 }
 
@@ -196,6 +197,7 @@ async function replayBatch(records: EventRecord[], deps: SinkDeps, batch: BatchI
       batch,
       logger,
       pointers: deps.pointers,
+      ...(deps.debezium ? { debezium: deps.debezium } : {}),
       onReport: (r) => (report = r),
     });
   } catch (error) {
@@ -209,7 +211,10 @@ async function replayBatch(records: EventRecord[], deps: SinkDeps, batch: BatchI
 function dryRunOutcomes(records: EventRecord[], deps: SinkDeps): RecordOutcome[] {
   return records.map((record): RecordOutcome => {
     try {
-      const decoded = decodeBody(record.body);
+      const decoded = decodeBody(record.body, {
+        ...(record.key !== undefined ? { recordKey: record.key } : {}),
+        ...(deps.debezium ? { debezium: deps.debezium } : {}),
+      });
       if (decoded.kind !== 'event') return { status: 'skipped', reason: decoded.kind === 'tombstone' ? 'tombstone' : 'logical message' };
       if (decoded.event.deadletter) return { status: 'ok' };
       const item = deps.sink.prepare(decoded.event, record);

@@ -109,6 +109,12 @@ export function renderStatusPage(status: PipelineStatus, samples: StatusSample[]
       ? `<p>${stat('reader.changes', reader.changes)} changes</p><p>${stat('reader.changesPerSec', reader.changesPerSec)} /s</p>` +
           `<p>snapshot ${stat('reader.snapshotRows', reader.snapshotRows)} rows${reader.snapshotDone ? ' (done)' : ''}</p><p>claim checks ${stat('reader.claimChecked', reader.claimChecked)}</p>` +
           `<p>schema changes ${stat('reader.schemaChanges', reader.schemaChanges)}</p>` +
+          reader.incrementalSnapshots
+            .map(
+              (i) =>
+                `<p>incremental snapshot ${escapeHtml(i.table)}: ${i.rowsDone}${i.done ? ' rows (done)' : ` of ~${i.rowsTotal} rows, ${i.rowsPerSec}/s, ETA ${i.etaSec ?? '?'} s`}</p>`,
+            )
+            .join('') +
           // The latest few, newest first: table and column names are data (escaped).
           (reader.recentSchemaChanges.length > 0
             ? `<ul class="schema-changes">${reader.recentSchemaChanges

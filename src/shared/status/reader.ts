@@ -3,7 +3,7 @@
  * (`HEALTH_PORT`, src/reader/metrics.ts). Read over HTTP, by field name: the status never imports
  * the reader.
  */
-import type { ReaderSchemaChange, ReaderStatus } from './types.js';
+import type { ReaderIncrementalSnapshot, ReaderSchemaChange, ReaderStatus } from './types.js';
 
 const numberOr = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
 const numberOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
@@ -11,6 +11,18 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is
 const record = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
 
 /** One entry of the reader's `recentSchemaChanges` (src/reader/replication/schemaChanges.ts `schemaChangeFields`). */
+function incrementalSnapshot(v: unknown): ReaderIncrementalSnapshot {
+  const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+  return {
+    table: `${typeof o.schema === 'string' ? o.schema : '?'}.${typeof o.table === 'string' ? o.table : '?'}`,
+    rowsDone: numberOr(o.rowsDone, 0),
+    rowsTotal: numberOr(o.rowsTotal, 0),
+    done: o.done === true,
+    rowsPerSec: numberOr(o.rowsPerSec, 0),
+    etaSec: numberOrNull(o.etaSec),
+  };
+}
+
 function schemaChange(v: unknown): ReaderSchemaChange {
   const c = record(v);
   return {
@@ -61,5 +73,7 @@ export async function collectReader(url: string, timeoutMs: number): Promise<Rea
     // A reader older than schema-change reporting has neither field.
     schemaChanges: numberOr(body.schemaChanges, 0),
     recentSchemaChanges: Array.isArray(body.recentSchemaChanges) ? body.recentSchemaChanges.map(schemaChange) : [],
+    // A reader older than incremental snapshots has none.
+    incrementalSnapshots: Array.isArray(body.incrementalSnapshots) ? body.incrementalSnapshots.map(incrementalSnapshot) : [],
   };
 }

@@ -107,6 +107,10 @@ export function statusText(status: PipelineStatus): string {
           `in flight ${formatBytes(reader.inflightBytes)}, commit-to-ack p50 ${formatDuration(reader.commitToAckMs.p50)}`
       : `reader      ${failed(status.reader)}`,
   );
+  for (const i of reader?.incrementalSnapshots ?? [])
+    out.push(
+      `            incremental snapshot ${i.table}: ${formatCount(i.rowsDone)}${i.done ? ' rows (done)' : ` of ~${formatCount(i.rowsTotal)} rows, ${formatCount(i.rowsPerSec)}/s, ETA ${i.etaSec === null ? '?' : `${i.etaSec} s`}`}`,
+    );
   const latestChange = reader?.recentSchemaChanges.at(-1);
   if (reader && latestChange)
     out.push(`            ${formatCount(reader.schemaChanges)} schema changes, latest ${latestChange.at ?? '?'} ${schemaChangeSummary(latestChange)}`);

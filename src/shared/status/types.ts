@@ -66,6 +66,20 @@ export interface ReaderStatus {
   schemaChanges: number;
   /** The latest of them, newest last (what changed; the reader's log line has the old and new columns). */
   recentSchemaChanges: ReaderSchemaChange[];
+  /** Incremental snapshots of this run, per table (the latest one of each; docs/reader.md "Incremental snapshots"). */
+  incrementalSnapshots: ReaderIncrementalSnapshot[];
+}
+
+export interface ReaderIncrementalSnapshot {
+  /** The table as its events name it. */
+  table: string;
+  rowsDone: number;
+  /** The planner's estimate while it runs, the rows emitted once done. */
+  rowsTotal: number;
+  done: boolean;
+  rowsPerSec: number;
+  /** Seconds left at the current rate; null before a rate is known. */
+  etaSec: number | null;
 }
 
 export interface ReaderSchemaChange {

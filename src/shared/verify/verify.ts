@@ -39,6 +39,8 @@ export interface VerifyDeps {
   tables?: readonly { schema: string; table: string }[];
   /** The reader's publication (`CDC_PUBLICATION`): its tables are what is captured. */
   publication?: string;
+  /** The reader's state schema (`CDC_STATE_SCHEMA`): its tables (the signal table is in the publication) are never captured. */
+  stateSchema?: string;
   elasticsearch?: { client: Client; sink: ElasticsearchSink };
   history?: { client: Client; index: string };
   adx?: { source: AdxRowsSource; routes: readonly AdxTableRoute[] };
@@ -50,13 +52,18 @@ export interface VerifyDeps {
 }
 
 /** The tables of the publication, or (without one) the catalogue's explicit entries. */
-export async function capturedTables(client: pg.Client, router: Router, publication: string | undefined): Promise<{ schema: string; table: string }[]> {
+export async function capturedTables(
+  client: pg.Client,
+  router: Router,
+  publication: string | undefined,
+  stateSchema = 'cdc_reader',
+): Promise<{ schema: string; table: string }[]> {
   if (publication !== undefined) {
     const exists = await client.query('SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1', [publication]);
     if (exists.rows.length > 0) {
       const { rows } = await client.query<{ schema: string; table: string }>(
-        'SELECT schemaname::text AS schema, tablename::text AS table FROM pg_catalog.pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
-        [publication],
+        'SELECT schemaname::text AS schema, tablename::text AS table FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname <> $2 ORDER BY 1, 2',
+        [publication, stateSchema],
       );
       return rows;
     }
@@ -100,7 +107,7 @@ interface Check {
 export async function verifyPipeline(deps: VerifyDeps): Promise<VerifyReport> {
   const report = new VerifyReport(deps.maxShown ?? 20);
   const types = new TypeRegistry((sql, params) => deps.pg.query(sql, params));
-  const tables = deps.tables ?? (await capturedTables(deps.pg, deps.router, deps.publication));
+  const tables = deps.tables ?? (await capturedTables(deps.pg, deps.router, deps.publication, deps.stateSchema));
   for (const { schema, table } of tables) {
     const name = `${schema}.${table}`;
     const source = await describeSourceTable(deps.pg, schema, table);
@@ -187,6 +194,7 @@ export async function verifyDepsFromEnv(env: Env, notes: string[]): Promise<Veri
       pg: client,
       router,
       publication: getString(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
+      stateSchema: getString(env, 'CDC_STATE_SCHEMA', 'cdc_reader'),
       chunkRows: getInt(env, 'VERIFY_CHUNK_ROWS', 500, { min: 1, max: 10_000 }),
     };
     if (getOptionalString(env, 'ELASTICSEARCH_URL') !== undefined) {

@@ -10,6 +10,7 @@ import type { ClaimCheckStore } from '../../../src/reader/publish/claimCheck.js'
 import type { OutRecord } from '../../../src/reader/publish/publisher.js';
 import { memoryLogger } from '../../../src/shared/core/logger.js';
 import type { ChangeOp } from '../../../src/shared/events/changeEvent.js';
+import { decodeBody } from '../../../src/shared/events/decode.js';
 
 const columns = [
   { name: 'id', type: 'int8', typmod: -1 },
@@ -100,6 +101,47 @@ describe('RecordBuilder, Debezium format', () => {
     expect(JSON.parse(stored[0]!.body)).toMatchObject({ op: 'd', before: { id: 1, doc: 'x'.repeat(2000) } });
     expect(JSON.parse(out[0]!.value!)).toMatchObject({ before: null, after: null, op: 'd', deadletter: { container: 'c', blob: stored[0]!.name } });
     expect(out[1]!.value).toBeNull();
+  });
+
+  test('with schemas: key and value are {schema, payload}; too large, the stored value and the pointer keep the wrapper, and the sinks read both', async () => {
+    const stored: { name: string; body: string }[] = [];
+    const store: ClaimCheckStore = {
+      put: (name, body) => {
+        stored.push({ name, body: body.toString() });
+        return Promise.resolve({ container: 'c', blob: name });
+      },
+    };
+    const b = builder({ valueSchemasEnable: true, keySchemasEnable: true }, store, 6000);
+    const small = records(b.tryBuild(buildEnvelope(input('c', { key: { id: '1' }, after: { id: '1', price: '1.50', doc: 'x' } })))).map(text);
+    const key = JSON.parse(small[0]!.key!) as { schema: { name: string; fields: unknown[] }; payload: unknown };
+    expect(key).toEqual({
+      schema: { type: 'struct', fields: [{ type: 'int64', optional: false, field: 'id' }], optional: false, name: 'shop.public.items.Key' },
+      payload: { id: 1 },
+    });
+    const value = JSON.parse(small[0]!.value!) as { schema: { name: string; fields: { field: string; fields?: unknown[] }[] }; payload: { after: unknown } };
+    expect(value.schema.name).toBe('shop.public.items.Envelope');
+    expect(value.schema.fields.find((f) => f.field === 'after')?.fields).toEqual([
+      { type: 'int64', optional: true, field: 'id' },
+      {
+        type: 'bytes',
+        optional: true,
+        name: 'org.apache.kafka.connect.data.Decimal',
+        version: 1,
+        parameters: { scale: '2', 'connect.decimal.precision': '10' },
+        field: 'price',
+      },
+      { type: 'string', optional: true, field: 'doc' },
+    ]);
+    expect(value.payload.after).toEqual({ id: 1, price: 'AJY=', doc: 'x' });
+
+    const event = buildEnvelope(input('c', { key: { id: '1' }, after: { id: '1', price: '1.50', doc: 'x'.repeat(8000) } }));
+    expect(b.tryBuild(event)).toBeNull();
+    const [pointer] = records(await b.buildLarge(event));
+    const decodedPointer = decodeBody(pointer!.value, { recordKey: pointer!.key });
+    expect(decodedPointer.kind === 'event' && decodedPointer.event.deadletter).toMatchObject({ container: 'c', blob: stored[0]!.name });
+    const full = decodeBody(stored[0]!.body, { recordKey: pointer!.key });
+    expect(full.kind === 'event' && full.event.key).toEqual({ id: 1 });
+    expect(full.kind === 'event' && full.event.after).toEqual({ id: 1, price: '1.50', doc: 'x'.repeat(8000) });
   });
 
   test('the native format is untouched by the columns: they are never serialised', () => {

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Server } from 'node:http';
 import type pg from 'pg';
-import { cleanup, GatedPublisher, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from '../helpers.js';
+import { cleanup, eventually, GatedPublisher, pgClient, readerEnv, startReader, TopicCollector, uniqueName } from '../helpers.js';
 import type { RunningReader } from '../helpers.js';
 import { KafkaPublisher } from '../../../src/reader/publish/kafkaPublisher.js';
 import { loadConfig } from '../../../src/reader/config.js';
@@ -37,7 +37,8 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
   const opsAndKeys = (t: string) => topic.events(ofTable(t)).map((e) => [e.op, e.key]);
   /** No event key of the topic has a null column (the regression keyed replayed deletes {"code": null}). */
   const noNullKeyColumn = () => {
-    for (const e of topic.events()) if (e.op !== 't') expect(Object.values(e.key ?? { none: null }).every((v) => v !== null)).toBe(true);
+    // Truncates and control events (op m, incremental snapshots) carry no key.
+    for (const e of topic.events()) if (e.op !== 't' && e.op !== 'm') expect(Object.values(e.key ?? { none: null }).every((v) => v !== null)).toBe(true);
   };
   const keyChangeLines = (reader: RunningReader, table: string) =>
     reader.log.lines.filter((l) => l.msg === 'table schema changed: key columns changed' && l.table === `${s}.${table}`);
@@ -93,7 +94,34 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
     });
     expect(r.reader.metrics.schemaChanges).toBe(1);
     expect(r.reader.metrics.schemaChangesByTable.get(`${s}.k`)).toBe(1);
+    // The sinks' schema_change control event: one per partition of the topic (1 here), just below the first change with the new key.
+    const control = topic.controlEvents(ofTable('k'));
+    expect(control.map((i) => (i.event as unknown as { message: unknown }).message)).toEqual([
+      {
+        prefix: 'pg-cdc',
+        kind: 'schema_change',
+        content: {
+          table: `${s}.k`,
+          columns: [
+            { name: 'id', type: 'integer' },
+            { name: 'code', type: 'text' },
+            { name: 'v', type: 'text' },
+          ],
+          key: ['code'],
+          previous: { columns: expect.any(Array), key: ['id'] },
+          added: [],
+          dropped: [],
+          retyped: [],
+          partitions: 1,
+        },
+      },
+    ]);
+    const lsns = topic.events(ofTable('k')).map((e) => e.source.lsn!);
+    expect(control[0]!.event.source.lsn).toBeGreaterThan(lsns[2]!);
+    expect(control[0]!.event.source.lsn).toBeLessThan(lsns[3]!);
 
+    // The key change started an incremental snapshot of the table (CDC_SCHEMA_CHANGE_SNAPSHOT=auto): the status shows it.
+    await eventually('reconcile snapshot done', () => (r.reader.metrics.incrementalTables.get(`${s}.k`)?.done ? true : undefined), 60_000);
     // The status reads the reader's /metrics over HTTP, as it does in production.
     const port = await freePort();
     const server: Server = await startHealthServer(port, { live: () => true, ready: () => true, metrics: () => r.reader.metrics.toJSON() });
@@ -114,7 +142,10 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
         endToEnd: { newestCommitted: null, newestCommittedSource: null, newestIndexed: null, lagMs: null },
       };
       expect(statusText(status)).toContain(`1 schema changes, latest ${reader.recentSchemaChanges[0]!.at} ${s}.k: key id -> code`);
+      expect(reader.incrementalSnapshots).toEqual([expect.objectContaining({ table: `${s}.k`, done: true, etaSec: 0 })]);
+      expect(statusText(status)).toMatch(new RegExp(`incremental snapshot ${s}\\.k: \\d+ rows \\(done\\)`));
       const page = renderStatusPage(status, []);
+      expect(page).toContain(`incremental snapshot ${s}.k:`);
       expect(page).toContain('data-stat="reader.schemaChanges"');
       expect(page).toContain(`${s}.k: key id -&#62; code`);
     } finally {

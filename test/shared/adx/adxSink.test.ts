@@ -329,6 +329,54 @@ describe('AdxSink, queued ingestion (default)', () => {
     expect(blobName(again[2]!)).toBe(blobName(truncates));
   });
 
+  it('records a schema change (the reader control event) as one history row, from the copy on partition 0 only', async () => {
+    const before = (await decodedMessages(storage)).length;
+    const previous = { columns: [{ name: 'orderid', type: 'integer' }], key: ['orderid'] };
+    const change = {
+      ...changeEvent({ op: 'm', after: null, key: null, lsn: 34223000 }),
+      message: {
+        prefix: 'pg-cdc',
+        kind: 'schema_change',
+        content: {
+          table: 'retail.orders_info',
+          columns: [...previous.columns, { name: 'note', type: 'text' }],
+          key: ['orderid'],
+          previous,
+          added: ['note'],
+          dropped: [],
+          retyped: [],
+          partitions: 4,
+        },
+      },
+    };
+    // Every copy makes the sink read the table's columns again; only partition 0's writes the row.
+    expect(await deliver(sink, [change], { partition: '3', first: '9300', last: '9300' })).toMatchObject({ total: 1, ok: 1 });
+    expect((await decodedMessages(storage)).length).toBe(before);
+    expect(await deliver(sink, [change], { partition: '0', first: '9300', last: '9300' })).toMatchObject({ total: 1, ok: 1 });
+    const messages = (await decodedMessages(storage)).slice(before);
+    expect(messages.map((m) => m.TableName)).toEqual(['OrdersHistory']);
+    const lines = gunzipSync(await storage.downloadBlob(blobName(messages[0]!)))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([
+      {
+        SourceTable: 'retail.orders_info',
+        Key: null,
+        Op: 's',
+        CommitTime: '2020-10-07T07:56:32.691Z',
+        Lsn: 34223000,
+        TxId: 653,
+        Context: null,
+        Column: null,
+        OldValue: previous,
+        NewValue: { columns: change.message.content.columns, key: ['orderid'], added: ['note'], dropped: [], retyped: [] },
+        OldValueKnown: true,
+      },
+    ]);
+  });
+
   it('a batch of only a truncate writes the truncates table and the history, nothing into the table', async () => {
     const before = (await decodedMessages(storage)).length;
     await deliver(sink, [changeEvent({ table: 'bank.holding', op: 't', lsn: 34223000 })], { first: '9200', last: '9200' });
@@ -500,6 +548,95 @@ describe('AdxSink, new columns after a restart', () => {
       const before = engine.commands.length;
       await deliver(sink, [changeEvent({ op: 'c', after: { ...order(71), legacy: 'x' }, lsn: 81 })], { first: '9', last: '9' });
       expect(engine.commands.slice(before).map((c) => c.csl.slice(0, 14))).toEqual(['.ingest inline', '.ingest inline']);
+    } finally {
+      sink.close();
+      await engine.close();
+    }
+  });
+});
+
+describe('AdxSink, a column whose PostgreSQL type changed', () => {
+  it('after the schema change, a value its ADX column cannot hold goes to __raw_<column>, not to a silent null', async () => {
+    // `note` was added at run time as long (integer values); then ALTER COLUMN note TYPE text.
+    const schema = {
+      Name: 'Orders',
+      OrderedColumns: [
+        ...['orderid', 'custid', 'city'].map((n) => ({ Name: n, CslType: 'string' })),
+        { Name: 'amount', CslType: 'int' },
+        { Name: 'purchase_time', CslType: 'datetime' },
+        { Name: '__op', CslType: 'string' },
+        { Name: '__lsn', CslType: 'long' },
+        { Name: 'note', CslType: 'long' },
+      ],
+    };
+    const engine = await startKustoStandIn({
+      onCommand: (c) => {
+        // As ADX does: `.alter-merge` adds its columns to the table, `.show table … schema` reports them.
+        if (c.csl.startsWith('.alter-merge table')) {
+          for (const m of c.csl.matchAll(/\['(\w+)'\]:(\w+)/g)) schema.OrderedColumns.push({ Name: m[1]!, CslType: m[2]! });
+          return undefined;
+        }
+        return c.csl.startsWith('.show table')
+          ? {
+              status: 200,
+              body: v1Table(
+                [
+                  ['TableName', 'string'],
+                  ['Schema', 'string'],
+                ],
+                [['Orders', JSON.stringify(schema)]],
+              ),
+            }
+          : undefined;
+      },
+    });
+    const sink = createAdxSinkFromEnv({ ADX_CLUSTER_URL: engine.url, ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_MODE: 'inline' });
+    const columns = [
+      { name: 'orderid', type: 'integer' },
+      { name: 'note', type: 'integer' },
+    ];
+    const change = {
+      ...changeEvent({ op: 'm', after: null, key: null, lsn: 90 }),
+      message: {
+        prefix: 'pg-cdc',
+        kind: 'schema_change',
+        content: {
+          table: 'retail.orders_info',
+          columns: [columns[0], { name: 'note', type: 'text' }],
+          key: ['orderid'],
+          previous: { columns, key: ['orderid'] },
+          added: [],
+          dropped: [],
+          retyped: ['note: integer -> text'],
+          partitions: 4,
+        },
+      },
+    };
+    try {
+      const report = await deliver(sink, [
+        change,
+        changeEvent({ op: 'u', after: { ...order(72), note: 'call first' }, lsn: 91 }),
+        changeEvent({ op: 'u', after: { ...order(73), note: '12' }, lsn: 92 }),
+      ]);
+      expect(report).toMatchObject({ ok: 3, deadLettered: 0, retried: 0 });
+      expect(engine.commands.map((c) => c.csl.split(" '[")[0]!.split(' with ')[0])).toEqual([
+        ".show table ['Orders'] schema as json",
+        ".alter-merge table ['Orders'] (['__raw_note']:string)",
+        ".show table ['Orders'] schema as json",
+        `.create-or-alter table ['Orders'] ingestion json mapping '${versionedMappingName(
+          'OrdersEventMapping',
+          schema.OrderedColumns.map((c) => ({ name: c.Name, type: c.CslType as KqlType })),
+        )}'`,
+        expect.stringMatching(/^\.ingest inline into table \['Orders'\]/),
+        expect.stringMatching(/^\.ingest inline into table \['OrdersHistory'\]/),
+      ]);
+      const ingest = engine.commands.find((c) => c.csl.startsWith(".ingest inline into table ['Orders']"))!.csl;
+      expect(ingest).toContain('"note":null');
+      expect(ingest).toContain('"__raw_note":"call first"');
+      expect(ingest).toContain('"note":"12"');
+      expect(schema.OrderedColumns.at(-1)).toEqual({ Name: '__raw_note', CslType: 'string' });
+      const mapping = engine.commands.find((c) => c.csl.includes('ingestion json mapping'))!.csl;
+      expect(mapping).toContain('{"column":"__raw_note","datatype":"string","Properties":{"Path":"$.__raw_note"}}');
     } finally {
       sink.close();
       await engine.close();

@@ -40,6 +40,11 @@ describe('dead-letter documents', () => {
     expect(deadLetterName(unplaced)).toBe('prod.servicebus.windows.net/cdc-events/adx-sink/adxSink/1/unplaced/inv-9-3.json');
     expect(toDeadLetterDocument(unplaced, new Date(0))).toMatchObject({ unplacedId: 'inv-9-3', namespace: 'prod.servicebus.windows.net' });
   });
+  it("keep the Kafka record key when the host had it (Debezium's events are keyed only there), and no key field otherwise", () => {
+    const keyed = { ...letter, record: { ...letter.record, key: Buffer.from('{"id":1}') } };
+    expect(toDeadLetterDocument(keyed, new Date(0)).key).toBe(Buffer.from('{"id":1}').toString('base64'));
+    expect('key' in toDeadLetterDocument(letter, new Date(0))).toBe(false);
+  });
   it('keep the original bytes and the position', () => {
     expect(toDeadLetterDocument(letter, new Date(0))).toMatchObject({
       body: '3q0=',
