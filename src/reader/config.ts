@@ -2,6 +2,7 @@
  * Reader configuration: every setting comes from an environment variable, is validated once at
  * start-up, and a bad value fails fast naming the variable and what it expects.
  */
+import { availableParallelism } from 'node:os';
 import { getInt, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
 import { appInsightsConnectionString } from '../shared/core/appInsights.js';
 import { ConfigError } from '../shared/core/errors.js';
@@ -38,6 +39,8 @@ export interface ReaderConfig {
   publicationRefreshMs: number;
   snapshotMode: SnapshotMode;
   snapshotChunkRows: number;
+  /** Connections reading snapshot chunks at once (they share one snapshot). */
+  snapshotParallelism: number;
   stateSchema: string;
   serverName: string;
   topic: string;
@@ -248,6 +251,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     publicationRefreshMs: getInt(env, 'CDC_PUBLICATION_REFRESH_MS', 60_000, { min: 0, max: 86_400_000 }),
     snapshotMode: getOneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
     snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
+    snapshotParallelism: getInt(env, 'CDC_SNAPSHOT_PARALLELISM', Math.min(32, availableParallelism()), { min: 1, max: 32 }),
     stateSchema,
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),

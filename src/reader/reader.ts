@@ -281,6 +281,17 @@ export class Reader {
             serverName: config.serverName,
             db: config.pg.database,
             chunkRows: config.snapshotChunkRows,
+            parallelism: config.snapshotParallelism,
+            openClient: async () => {
+              const extra = this.connection({ options: SESSION_OPTIONS, types: textTypes });
+              try {
+                await extra.connect();
+              } catch (error) {
+                await this.release(extra);
+                throw error;
+              }
+              return { client: extra, release: () => this.release(extra) };
+            },
             isStopping: () => this.stopping,
             onProgress: (p, added) => this.metrics.snapshotProgress(p, added),
           },

@@ -89,7 +89,8 @@ describe('reader: initial snapshot', () => {
     const table = `${schema}.items`;
     await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v numeric NOT NULL, note text);
       INSERT INTO ${table} SELECT g, g, repeat('p', 200) FROM generate_series(1, 40000) g`);
-    const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_CHUNK_ROWS: '2000' });
+    // Three readers: chunks complete out of order; progress must still claim only a delivered prefix.
+    const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_CHUNK_ROWS: '2000', CDC_SNAPSHOT_PARALLELISM: '3' });
     const first = spawnReader(env);
     await eventually(
       'a few chunks delivered',
@@ -108,6 +109,25 @@ describe('reader: initial snapshot', () => {
         .rows,
     );
     expect(progressAtCrash).toBeLessThan(40000);
+    // Every row up to the recorded last key is on the topic (delivered before its progress was recorded).
+    const lastKey = (await c.query<{ k: string[] }>(`SELECT last_key AS k FROM "${name}_state".snapshot_progress WHERE slot_name = $1`, [name])).rows[0]!.k;
+    const upTo = Number(lastKey[0]);
+    expect(upTo).toBeGreaterThanOrEqual(6000);
+    expect(upTo).toBe(progressAtCrash); // ids 1..n: the last key of a delivered prefix equals its row count
+    const delivered = await TopicCollector.start([`${name}_events`]);
+    await delivered.waitFor(
+      'every row up to the recorded key',
+      (es) => new Set(es.filter((e) => e.op === 'r').map((e) => e.key!.id as number)).size >= upTo,
+      30_000,
+    );
+    const ids = new Set(
+      delivered
+        .events()
+        .filter((e) => e.op === 'r')
+        .map((e) => e.key!.id as number),
+    );
+    await delivered.close();
+    for (let id = 1; id <= upTo; id++) if (!ids.has(id)) throw new Error(`row ${id} is at or below the recorded key ${upTo} but was not delivered`);
     // Changes while the reader is down: to rows already delivered, rows not yet read, deletes, inserts.
     await c.query(`UPDATE ${table} SET v = -1, note = 'after-crash' WHERE id IN (1, 2, 39999);
       DELETE FROM ${table} WHERE id IN (3, 39998);
