@@ -9,7 +9,7 @@
 //   - the reader (the compiled entry point, its own process) in CDC_SNAPSHOT_MODE=initial_only on a fresh
 //     slot: it snapshots the table into a fresh Kafka topic and exits. Timed from its "snapshot started" to
 //     its "snapshot finished" log line; once on all cores and once pinned to one core (`taskset -c 0`).
-//     CPU seconds and peak RSS of the reader from /usr/bin/time; CPU seconds of PostgreSQL (the reader's own
+//     CPU seconds and peak RSS of the reader from /usr/bin/time, and its CPU µs per row over the snapshot phase alone; CPU seconds of PostgreSQL (the reader's own
 //     backends, found by their client ports, sampled from /proc) and of the broker's process (shared with other work).
 // BENCH_SNAPSHOT_ROUNDS (default 1) repeats the reader runs; figures are then medians with min and max.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures).
@@ -32,6 +32,8 @@ const envFile = Object.fromEntries(
 const ORDERS = Number(process.env.BENCH_SNAPSHOT_ROWS ?? 2_000_000);
 const WIDE = Math.max(1, Math.round(ORDERS / 4));
 const ROUNDS = Number(process.env.BENCH_SNAPSHOT_ROUNDS ?? 1);
+// BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader (all cores), for a paired A/B.
+const COMPARE = process.env.BENCH_COMPARE_DIST ?? null;
 const tag = `bsnap_${Date.now().toString(36)}`;
 const pgEnv = { PGHOST: envFile.PGHOST, PGPORT: envFile.PGPORT, PGUSER: envFile.PGUSER, PGDATABASE: envFile.PGDATABASE };
 const log = (msg, extra = {}) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), msg, ...extra }) + '\n');
@@ -102,8 +104,8 @@ async function ceiling(table) {
   return { jsonBytes: bytes, rowToJsonSecs: serverSecs, copySecs };
 }
 
-async function runReader(table, rows, pinned, round) {
-  const run = `${tag}_${table}_${pinned ? 'p' : 'a'}${round}`;
+async function runReader(table, rows, pinned, round, main = 'dist/src/reader/main.js') {
+  const run = `${tag}_${table}_${pinned ? 'p' : 'a'}${main === 'dist/src/reader/main.js' ? '' : 'c'}${round}`;
   const timeFile = `/tmp/${run}.time`;
   const env = {
     PATH: process.env.PATH,
@@ -122,10 +124,14 @@ async function runReader(table, rows, pinned, round) {
   };
   for (const k of ['CDC_SNAPSHOT_PARALLELISM', 'CDC_SNAPSHOT_CHUNK_ROWS', 'CDC_MAX_INFLIGHT_BYTES']) if (process.env[k]) env[k] = process.env[k];
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const node = [process.execPath, ...prof, '--max-old-space-size=128', '--max-semi-space-size=8', 'dist/src/reader/main.js'];
+  const node = [process.execPath, ...prof, '--max-old-space-size=128', '--max-semi-space-size=8', main];
   const argv = ['-f', '%e %U %S %M', '-o', timeFile, ...(pinned ? ['taskset', '-c', '0'] : []), ...node];
   const loadBefore = load();
   const proc = spawn('/usr/bin/time', argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  // The reader's own process (time's child; taskset execs it): its CPU over the snapshot phase alone.
+  const readerPid = () => Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0]);
+  let cpuAtStart = null;
+  let cpuAtEnd = null;
   let started = null;
   let finished = null;
   let tail = '';
@@ -141,8 +147,14 @@ async function runReader(table, rows, pinned, round) {
       } catch {
         continue;
       }
-      if (j.msg === 'snapshot started') started = Date.parse(j.time ?? j.timestamp) || Date.now();
-      if (j.msg === 'snapshot finished') finished = Date.parse(j.time ?? j.timestamp) || Date.now();
+      if (j.msg === 'snapshot started') {
+        started = Date.parse(j.time ?? j.timestamp) || Date.now();
+        cpuAtStart = cpuOf(readerPid());
+      }
+      if (j.msg === 'snapshot finished') {
+        finished = Date.parse(j.time ?? j.timestamp) || Date.now();
+        cpuAtEnd = cpuOf(readerPid());
+      }
       if (j.level === 'error' || j.level === 50) log('reader error', j);
     }
   });
@@ -153,7 +165,7 @@ async function runReader(table, rows, pinned, round) {
   const poll = setInterval(async () => {
     try {
       // The reader's own backends: those whose client port is one of the reader process's sockets.
-      const child = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(' ')[0]);
+      const child = readerPid();
       if (!child) return;
       const ss = execFileSync('ss', ['-tnpH', `dport = :${pgEnv.PGPORT}`], { encoding: 'utf8' });
       const ports = ss
@@ -185,13 +197,15 @@ async function runReader(table, rows, pinned, round) {
     rowsPerSec: Math.round(rows / secs),
     wallSecondsIncludingStartup: wall,
     readerCpuSecs: +(user + sys).toFixed(2),
+    // CPU of the reader between its "snapshot started" and "snapshot finished" lines, per row (start-up excluded).
+    readerCpuUsPerRow: cpuAtStart !== null && cpuAtEnd !== null ? +(((cpuAtEnd - cpuAtStart) * 1e6) / rows).toFixed(2) : null,
     pgCpuSecs: +[...pgCpu.values()].reduce((a, b) => a + b, 0).toFixed(2),
     brokerCpuSecs: brokerBefore !== null && brokerAfter !== null ? +(brokerAfter - brokerBefore).toFixed(2) : null,
     peakRssMb: Math.round(maxRssKb / 1024),
     loadBefore,
     loadAfter: load(),
   };
-  log('reader run', { table, ...out });
+  log('reader run', { table, main, ...out });
   return out;
 }
 
@@ -212,6 +226,7 @@ const result = {
     CDC_SNAPSHOT_CHUNK_ROWS: process.env.CDC_SNAPSHOT_CHUNK_ROWS ?? '(default)',
     CDC_MAX_INFLIGHT_BYTES: process.env.CDC_MAX_INFLIGHT_BYTES ?? '(default)',
     rounds: ROUNDS,
+    compareDist: COMPARE,
   },
   tables: {},
 };
@@ -236,13 +251,16 @@ try {
     log('ceiling', { table, ...t.ceiling });
     const all = [];
     const pinned = [];
+    const compare = [];
     for (let i = 0; i < ROUNDS; i++) {
       all.push(await runReader(table, rows, false, i));
       pinned.push(await runReader(table, rows, true, i));
+      if (COMPARE) compare.push(await runReader(table, rows, false, i, `${COMPARE}/src/reader/main.js`));
     }
     for (const [name, runs] of [
       ['allCores', all],
       ['oneCore', pinned],
+      ...(COMPARE ? [['compareAllCores', compare]] : []),
     ]) {
       const rps = summarise(runs, 'rowsPerSec');
       t[name] = {
@@ -252,6 +270,7 @@ try {
         ratioToCopy: +(rps.median / t.ceiling.copyRowsPerSec).toFixed(3),
         peakRssMb: summarise(runs, 'peakRssMb'),
         readerCpuSecs: summarise(runs, 'readerCpuSecs'),
+        readerCpuUsPerRow: runs.some((r) => r.readerCpuUsPerRow === null) ? null : summarise(runs, 'readerCpuUsPerRow'),
         pgCpuSecs: summarise(runs, 'pgCpuSecs'),
         brokerCpuSecs: runs.some((r) => r.brokerCpuSecs === null) ? null : summarise(runs, 'brokerCpuSecs'),
         runs,

@@ -391,22 +391,8 @@ async function queueChunk(
   const chunkKey = table.wholeRowKey ? names : table.keyColumns;
   const entry = deps.tracker.open();
   const now = Date.now();
-  for (let j = 0; j < rows.length; j++) {
-    const raw = rows[j]!;
-    const row: RowImage = {};
-    for (let i = 0; i < names.length; i++) {
-      const v = raw[i];
-      row[names[i]!] = v === null || v === undefined ? null : decoders[i]!(v);
-    }
-    const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
-    let marker: SnapshotMarker = 'true';
-    if (dbz !== null && dbz.first) {
-      dbz.first = false;
-      marker = 'first';
-    } else if (lastOfAll && j === rows.length - 1) {
-      marker = 'last';
-    }
-    const event = buildEnvelope({
+  const envelope = (row: RowImage | null, key: RowImage | null, marker: SnapshotMarker) =>
+    buildEnvelope({
       op: 'r',
       serverName: deps.serverName,
       db: deps.db,
@@ -426,8 +412,31 @@ async function queueChunk(
       columns,
       renamedTo: table.renamedTo,
     });
-    const built = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
-    deps.pipeline.enqueueBuilt(built, entry);
+  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope).
+  const shared = dbz === null ? deps.records.rowsWithEnvelope(envelope(null, null, 'true')) : null;
+  for (let j = 0; j < rows.length; j++) {
+    const raw = rows[j]!;
+    const row: RowImage = {};
+    for (let i = 0; i < names.length; i++) {
+      const v = raw[i];
+      row[names[i]!] = v === null || v === undefined ? null : decoders[i]!(v);
+    }
+    const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
+    const fast = shared?.(JSON.stringify(row), JSON.stringify(key));
+    if (fast) {
+      deps.pipeline.enqueue(fast, entry);
+    } else {
+      let marker: SnapshotMarker = 'true';
+      if (dbz !== null && dbz.first) {
+        dbz.first = false;
+        marker = 'first';
+      } else if (lastOfAll && j === rows.length - 1) {
+        marker = 'last';
+      }
+      const event = envelope(row, key, marker);
+      const built = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
+      deps.pipeline.enqueueBuilt(built, entry);
+    }
     if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
   }
   run.queuedRows += rows.length;
