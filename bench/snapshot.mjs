@@ -257,11 +257,7 @@ try {
       pinned.push(await runReader(table, rows, true, i));
       if (COMPARE) compare.push(await runReader(table, rows, false, i, `${COMPARE}/src/reader/main.js`));
     }
-    for (const [name, runs] of [
-      ['allCores', all],
-      ['oneCore', pinned],
-      ...(COMPARE ? [['compareAllCores', compare]] : []),
-    ]) {
+    for (const [name, runs] of [['allCores', all], ['oneCore', pinned], ...(COMPARE ? [['compareAllCores', compare]] : [])]) {
       const rps = summarise(runs, 'rowsPerSec');
       t[name] = {
         rowsPerSec: rps,
