@@ -90,7 +90,13 @@ describe('reader: initial snapshot', () => {
     await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v numeric NOT NULL, note text);
       INSERT INTO ${table} SELECT g, g, repeat('p', 200) FROM generate_series(1, 40000) g`);
     // Three readers: chunks complete out of order; progress must still claim only a delivered prefix.
-    const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_CHUNK_ROWS: '2000', CDC_SNAPSHOT_PARALLELISM: '3' });
+    // The smallest in-flight bound (1 MiB, about two chunks of these rows) also bounds the chunks read ahead.
+    const env = readerEnv(name, {
+      CDC_TABLES: table,
+      CDC_SNAPSHOT_CHUNK_ROWS: '2000',
+      CDC_SNAPSHOT_PARALLELISM: '3',
+      CDC_MAX_INFLIGHT_BYTES: String(1024 * 1024),
+    });
     const first = spawnReader(env);
     await eventually(
       'a few chunks delivered',

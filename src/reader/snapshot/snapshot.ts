@@ -37,12 +37,16 @@ export interface SnapshotDeps extends EventOutputDeps {
   openClient?: () => Promise<SnapshotConnection>;
   /** Connections reading chunks at once, `client` included (CDC_SNAPSHOT_PARALLELISM); default 1. */
   parallelism?: number;
+  /** Bound on the bytes of chunks read ahead of their turn (CDC_MAX_INFLIGHT_BYTES); default 8 MiB. */
+  readAheadBytes?: number;
   progress: ProgressStore;
   chunkRows: number;
   isStopping: () => boolean;
   /** Progress of a table: at its start, after every delivered chunk (`added` rows), when skipped as done. */
   onProgress?: (p: TableSnapshotProgress, added: number) => void;
 }
+
+const DEFAULT_READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 export interface SnapshotPlan {
   tables: CheckedTable[];
@@ -132,6 +136,46 @@ class Turns {
     for (const w of this.waiters.values()) w();
     this.waiters.clear();
   }
+}
+
+/**
+ * Bytes of chunks read but not yet queued (read early, waiting for their turn), kept under a bound
+ * (CDC_MAX_INFLIGHT_BYTES) like the pipeline's: a reader takes a new range only below it, so memory is
+ * the in-flight bound, this bound, and at most one chunk per reader over it.
+ */
+class ReadAhead {
+  private held = 0;
+  private waiters: (() => void)[] = [];
+  private aborted = false;
+  constructor(private readonly limit: number) {}
+
+  async room(): Promise<void> {
+    while (this.held >= this.limit && !this.aborted) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  take(bytes: number): void {
+    this.held += bytes;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  abort(): void {
+    this.aborted = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** Rough heap bytes of a chunk's text cells (V8 string header + one byte a character), for `ReadAhead`. */
+function chunkBytes(rows: (string | null)[][]): number {
+  let bytes = 0;
+  for (const row of rows) {
+    bytes += 64;
+    for (const v of row) bytes += v === null ? 8 : 24 + v.length;
+  }
+  return bytes;
 }
 
 interface TableRun {
@@ -294,8 +338,11 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
     return next;
   };
   const turns = new Turns();
+  const readAhead = new ReadAhead(deps.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES);
   const reader = async (c: Client): Promise<'done' | 'stopped'> => {
     for (;;) {
+      if (deps.isStopping() || turns.aborted) return 'stopped';
+      await readAhead.room();
       if (deps.isStopping() || turns.aborted) return 'stopped';
       const chunk = await claim(c);
       if (chunk === null) return 'done';
@@ -309,9 +356,11 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
       });
       const last = chunk.upTo === null;
       const lastOfAll = run.dbz !== null && last && res.rows.length > 0 && !(await run.laterRows(c));
+      const rows = res.rows as (string | null)[][];
+      const held = chunkBytes(rows);
+      readAhead.take(held);
       await turns.wait(chunk.index);
       if (turns.aborted || deps.isStopping()) return 'stopped';
-      const rows = res.rows as (string | null)[][];
       await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({
         ...run.p,
         rows: rowsDone,
@@ -320,6 +369,7 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
         done: last,
       }));
       turns.done();
+      readAhead.give(held);
     }
   };
   // Every reader settles before the table ends (none is left querying); the first failure is thrown.
@@ -327,11 +377,13 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
     readers.map((c) =>
       reader(c).catch((err: unknown) => {
         turns.abort();
+        readAhead.abort();
         throw err;
       }),
     ),
   );
   turns.abort();
+  readAhead.abort();
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
   return results.every((r) => r.status === 'fulfilled' && r.value === 'done') ? 'done' : 'stopped';
