@@ -375,11 +375,21 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
   // Every reader settles before the table ends (none is left querying); the first failure is thrown.
   const results = await Promise.allSettled(
     readers.map((c) =>
-      reader(c).catch((err: unknown) => {
-        turns.abort();
-        readAhead.abort();
-        throw err;
-      }),
+      // A reader that stops or fails releases the others (waiting for its chunk's turn or for room).
+      reader(c).then(
+        (r) => {
+          if (r === 'stopped') {
+            turns.abort();
+            readAhead.abort();
+          }
+          return r;
+        },
+        (err: unknown) => {
+          turns.abort();
+          readAhead.abort();
+          throw err;
+        },
+      ),
     ),
   );
   turns.abort();
