@@ -2,6 +2,7 @@
  * Reader configuration: every setting comes from an environment variable, is validated once at
  * start-up, and a bad value fails fast naming the variable and what it expects.
  */
+import { availableParallelism } from 'node:os';
 import { getInt, getOneOf, getOptionalString, getString, type Env } from '../shared/core/env.js';
 import { appInsightsConnectionString } from '../shared/core/appInsights.js';
 import { ConfigError } from '../shared/core/errors.js';
@@ -42,6 +43,8 @@ export interface ReaderConfig {
   snapshotChunkRows: number;
   /** CDC_SCHEMA_CHANGE_SNAPSHOT: auto (start an incremental snapshot), manual (log the command), off. */
   schemaChangeSnapshot: SchemaChangeSnapshot;
+  /** Connections reading snapshot chunks at once (they share one snapshot). */
+  snapshotParallelism: number;
   stateSchema: string;
   serverName: string;
   topic: string;
@@ -257,6 +260,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     snapshotMode: getOneOf<SnapshotMode>(env, 'CDC_SNAPSHOT_MODE', ['initial', 'never', 'initial_only'], 'initial'),
     snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
     schemaChangeSnapshot: getOneOf<SchemaChangeSnapshot>(env, 'CDC_SCHEMA_CHANGE_SNAPSHOT', ['auto', 'manual', 'off'], 'auto'),
+    snapshotParallelism: getInt(env, 'CDC_SNAPSHOT_PARALLELISM', Math.min(32, availableParallelism()), { min: 1, max: 32 }),
     stateSchema,
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),

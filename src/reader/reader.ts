@@ -285,6 +285,18 @@ export class Reader {
             serverName: config.serverName,
             db: config.pg.database,
             chunkRows: config.snapshotChunkRows,
+            parallelism: config.snapshotParallelism,
+            readAheadBytes: config.maxInflightBytes,
+            openClient: async () => {
+              const extra = this.connection({ options: SESSION_OPTIONS, types: textTypes });
+              try {
+                await extra.connect();
+              } catch (error) {
+                await this.release(extra);
+                throw error;
+              }
+              return { client: extra, release: () => this.release(extra) };
+            },
             isStopping: () => this.stopping,
             onProgress: (p, added) => this.metrics.snapshotProgress(p, added),
           },

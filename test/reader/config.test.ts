@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
+import { availableParallelism } from 'node:os';
 import { ConfigError, loadConfig, parseDebeziumSettings, parseTableList, secretsOf } from '../../src/reader/config.js';
 import { DEBEZIUM_DEFAULTS } from '../../src/reader/encode/debezium.js';
 import { createLogger } from '../../src/shared/core/logger.js';
@@ -27,10 +28,18 @@ describe('config', () => {
     });
   });
 
+  test('CDC_SNAPSHOT_PARALLELISM: the available cores by default (at most 32), or as set', () => {
+    expect(loadConfig(base).snapshotParallelism).toBe(Math.min(32, availableParallelism()));
+    expect(loadConfig({ ...base, CDC_SNAPSHOT_PARALLELISM: '3' }).snapshotParallelism).toBe(3);
+  });
+
   test.each([
     [{}, 'KAFKA_BROKERS'],
     [{ ...base, KAFKA_BROKERS: 'nohostport' }, 'KAFKA_BROKERS'],
     [{ ...base, CDC_SNAPSHOT_MODE: 'sometimes' }, 'CDC_SNAPSHOT_MODE'],
+    [{ ...base, CDC_SNAPSHOT_PARALLELISM: '0' }, 'CDC_SNAPSHOT_PARALLELISM'],
+    [{ ...base, CDC_SNAPSHOT_PARALLELISM: 'all' }, 'CDC_SNAPSHOT_PARALLELISM'],
+    [{ ...base, CDC_SNAPSHOT_PARALLELISM: '33' }, 'CDC_SNAPSHOT_PARALLELISM'],
     [{ ...base, CDC_SLOT: 'Bad-Slot' }, 'CDC_SLOT'],
     [{ ...base, PGPORT: 'x' }, 'PGPORT'],
     [{ ...base, KAFKA_MAX_MESSAGE_BYTES: '2000000' }, 'KAFKA_MAX_MESSAGE_BYTES'],

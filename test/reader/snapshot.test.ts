@@ -89,7 +89,14 @@ describe('reader: initial snapshot', () => {
     const table = `${schema}.items`;
     await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v numeric NOT NULL, note text);
       INSERT INTO ${table} SELECT g, g, repeat('p', 200) FROM generate_series(1, 40000) g`);
-    const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_CHUNK_ROWS: '2000' });
+    // Three readers: chunks complete out of order; progress must still claim only a delivered prefix.
+    // The smallest in-flight bound (1 MiB, about two chunks of these rows) also bounds the chunks read ahead.
+    const env = readerEnv(name, {
+      CDC_TABLES: table,
+      CDC_SNAPSHOT_CHUNK_ROWS: '2000',
+      CDC_SNAPSHOT_PARALLELISM: '3',
+      CDC_MAX_INFLIGHT_BYTES: String(1024 * 1024),
+    });
     const first = spawnReader(env);
     await eventually(
       'a few chunks delivered',
@@ -108,6 +115,25 @@ describe('reader: initial snapshot', () => {
         .rows,
     );
     expect(progressAtCrash).toBeLessThan(40000);
+    // Every row up to the recorded last key is on the topic (delivered before its progress was recorded).
+    const lastKey = (await c.query<{ k: string[] }>(`SELECT last_key AS k FROM "${name}_state".snapshot_progress WHERE slot_name = $1`, [name])).rows[0]!.k;
+    const upTo = Number(lastKey[0]);
+    expect(upTo).toBeGreaterThanOrEqual(6000);
+    expect(upTo).toBe(progressAtCrash); // ids 1..n: the last key of a delivered prefix equals its row count
+    const delivered = await TopicCollector.start([`${name}_events`]);
+    await delivered.waitFor(
+      'every row up to the recorded key',
+      (es) => new Set(es.filter((e) => e.op === 'r').map((e) => e.key!.id as number)).size >= upTo,
+      30_000,
+    );
+    const ids = new Set(
+      delivered
+        .events()
+        .filter((e) => e.op === 'r')
+        .map((e) => e.key!.id as number),
+    );
+    await delivered.close();
+    for (let id = 1; id <= upTo; id++) if (!ids.has(id)) throw new Error(`row ${id} is at or below the recorded key ${upTo} but was not delivered`);
     // Changes while the reader is down: to rows already delivered, rows not yet read, deletes, inserts.
     await c.query(`UPDATE ${table} SET v = -1, note = 'after-crash' WHERE id IN (1, 2, 39999);
       DELETE FROM ${table} WHERE id IN (3, 39998);
@@ -132,5 +158,52 @@ describe('reader: initial snapshot', () => {
     // Resumed, not restarted: rows of the first delivered chunk were not read again.
     const firstChunkRereads = events.filter((e) => e.op === 'r' && (e.key!.id as number) <= 2000).length;
     expect(firstChunkRereads).toBe(2000);
+  });
+  test('a stop in the middle of a snapshot read by 4 connections ends promptly; the recorded key is a delivered prefix', async () => {
+    const name = uniqueName('rd_snapstop');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    const table = `${schema}.items`;
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v numeric NOT NULL, note text);
+      INSERT INTO ${table} SELECT g, g, repeat('s', 300) FROM generate_series(1, 60000) g`);
+    const env = readerEnv(name, {
+      CDC_TABLES: table,
+      CDC_SNAPSHOT_CHUNK_ROWS: '500',
+      CDC_SNAPSHOT_PARALLELISM: '4',
+      CDC_MAX_INFLIGHT_BYTES: String(1024 * 1024),
+    });
+    const r = await startReader(env, 'none');
+    const progress = async () =>
+      (
+        await c
+          .query<{ rows: string; k: string[] | null; done: boolean }>(
+            `SELECT rows::text, last_key AS k, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`,
+            [name],
+          )
+          .catch(() => ({ rows: [] }))
+      ).rows[0];
+    await eventually('a few chunks recorded', async () => ((await progress()) && Number((await progress())!.rows) >= 3000 ? true : undefined), 60_000);
+    // With the broker up a stop ends long before the 30 s shutdown bound (a reader left waiting for a
+    // stopped one's chunk used to hold it until that bound).
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      (async () => {
+        await r.reader.stop();
+        await r.run;
+        return 'ended';
+      })(),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still running'), 20_000))),
+    ]);
+    clearTimeout(timer);
+    expect(outcome).toBe('ended');
+    const at = (await progress())!;
+    expect(at.done).toBe(false);
+    const upTo = Number(at.k![0]);
+    expect(upTo).toBe(Number(at.rows));
+    const topic = await TopicCollector.start([`${name}_events`]);
+    await topic.waitFor('every row up to the recorded key', (es) => new Set(es.map((e) => e.key!.id as number)).size >= upTo, 30_000);
+    const ids = new Set(topic.events().map((e) => e.key!.id as number));
+    await topic.close();
+    for (let id = 1; id <= upTo; id++) if (!ids.has(id)) throw new Error(`row ${id} is at or below the recorded key ${upTo} but was not delivered`);
   });
 });

@@ -138,6 +138,29 @@ export class RecordBuilder {
     }
   }
 
+  /**
+   * Native format: a builder of records for many rows that share one envelope (a snapshot chunk: same
+   * table, version, marker and clock), given that envelope as `template` (its `after` and `key` are
+   * ignored). Each record's value is byte-identical to `tryBuild`'s for the event with that row and key,
+   * but the envelope is serialised once, not per row, and no event object is made. Returns null (the
+   * record is too large: build the full event and use `buildLarge`). Debezium format: null (no shortcut).
+   */
+  rowsWithEnvelope(template: ChangeEvent): ((afterJson: string, keyJson: string) => OutRecord | null) | null {
+    if (this.opts.debezium !== undefined) return null;
+    // serializeEvent writes `after` second and `key` last: the envelope around them is fixed.
+    const whole = serializeEvent({ ...template, before: null, after: null, key: null }, 'null');
+    const head = '{"before":null,"after":';
+    if (!whole.startsWith(`${head}null,`) || !whole.endsWith(',"key":null}')) return null;
+    const middle = whole.slice(head.length + 4, whole.length - 5);
+    const topic = this.topic(template);
+    const limit = this.opts.maxMessageBytes - 1024;
+    return (afterJson, keyJson) => {
+      const value = Buffer.from(head + afterJson + middle + keyJson + '}');
+      const key = Buffer.from(keyJson);
+      return value.length + key.length > limit ? null : { topic, key, value };
+    };
+  }
+
   async build(event: ChangeEvent): Promise<Built> {
     return this.tryBuild(event) ?? (await this.buildLarge(event));
   }

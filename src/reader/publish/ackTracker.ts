@@ -11,6 +11,11 @@ export class TxEntry {
   commitLsn: Lsn | null = null;
   /** Commit time in ms since the epoch (0 for snapshot chunks): commit-to-ack latency, lag. */
   commitTimeMs = 0;
+  /**
+   * Called once the entry is acknowledged, that is after it and every earlier entry were confirmed
+   * (the snapshot records a chunk's progress here, so it never claims a chunk before its predecessors).
+   */
+  onAcked: (() => void) | null = null;
   /** Broker-confirmed before the entry closed: still waiting for the commit. */
   get done(): boolean {
     return this.commitLsn !== null && this.pending === 0;
@@ -56,6 +61,7 @@ export class AckTracker {
       if (this.acked === null || e.commitLsn! > this.acked) this.acked = e.commitLsn;
       this.head++;
       this.onAcked?.(e);
+      e.onAcked?.();
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue.splice(0, this.head);

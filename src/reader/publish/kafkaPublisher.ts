@@ -4,8 +4,8 @@
  * (SASL_SSL + PLAIN `$ConnectionString`, or OAUTHBEARER with a DefaultAzureCredential token), with
  * Microsoft's recommended client settings: the connection is src/shared/core/kafka.ts.
  */
-import { Producer } from '@platformatic/kafka';
-import type { ProducerOptions } from '@platformatic/kafka';
+import { defaultPartitioner, Producer } from '@platformatic/kafka';
+import type { PartitionerContext, ProducerOptions } from '@platformatic/kafka';
 import { kafkaClientOptions, type TokenSource } from '../../shared/core/kafka.js';
 import type { ReaderConfig } from '../config.js';
 import type { BrokerCheck } from './brokerCheck.js';
@@ -18,8 +18,24 @@ export async function producerOptions(kafka: ReaderConfig['kafka'], credential?:
     ...(await kafkaClientOptions(kafka, credential)),
     acks: -1,
     autocreateTopics: true,
+    partitioner: partitionFor,
     serializers: { headerKey: (k?: string) => (k === undefined ? undefined : Buffer.from(k)) },
   };
+}
+
+let keylessNext = 0;
+
+/**
+ * The client's default partitioner (murmur2 of the key, as Kafka's Java client; keyless records spread
+ * over the partitions), except that a topic the client knows to have one partition gets partition 0
+ * without hashing: murmur2 was 3-4 % of the reader's CPU on one-partition topics. The client takes the
+ * result modulo the partition count either way, so a key's partition is the default one whenever the
+ * topic has more than one.
+ */
+export function partitionFor(message: { topic: string }, key: Buffer | undefined, context: PartitionerContext): number {
+  if (context.metadata?.topics.get(message.topic)?.partitionsCount === 1) return 0;
+  if (key !== undefined) return defaultPartitioner(message as never, key);
+  return keylessNext++ & 0x7fffffff;
 }
 
 // Metadata attempts for a topic: a broker that auto-creates topics answers "unknown" until it has.

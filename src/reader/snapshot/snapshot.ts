@@ -1,8 +1,14 @@
 /**
  * Initial snapshot, chunked by key. Rows are read inside the slot's exported snapshot when it is still
  * available (first run), otherwise (resume after a crash) in a fresh REPEATABLE READ snapshot; both
- * converge (docs/reader.md "Versioning contract for sinks"). After each chunk the reader waits for the
- * broker, then records the chunk's last key, so a crash resumes at the last delivered chunk.
+ * converge (docs/reader.md "Versioning contract for sinks").
+ *
+ * Reading overlaps publishing: a chunk is queued for the broker and the next one is read at once, within
+ * `CDC_MAX_INFLIGHT_BYTES`. A keyed table is read by `parallelism` connections that share one snapshot
+ * (`SET TRANSACTION SNAPSHOT`), each taking the next key range; ranges are cut in key order (the next
+ * range's upper key is found with an index-only `OFFSET`), read in parallel, and queued in key order.
+ * A chunk's progress (its last key) is recorded only once the broker confirmed it and every chunk before
+ * it (`TxEntry.onAcked`), so a crash resumes after the last chunk whose predecessors were all delivered.
  */
 import type { Client } from 'pg';
 import type { CheckedTable } from '../replication/checks.js';
@@ -12,20 +18,35 @@ import type { Lsn } from '../lsn.js';
 import type { TableSnapshotProgress } from '../metrics.js';
 import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn } from '../encode/debezium.js';
+import type { FieldDef } from 'pg';
 import { buildEnvelope } from '../encode/envelope.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
 import { keyFrom, withDebeziumDetails } from '../replication/relations.js';
 import { quoteIdent } from '../../shared/core/sql.js';
 
+/** A further snapshot connection (text type parsers, as `client`) and how to give it back. */
+export interface SnapshotConnection {
+  client: Client;
+  release: () => Promise<void>;
+}
+
 export interface SnapshotDeps extends EventOutputDeps {
   /** A connection whose type parsers return text (see `textTypes`). */
   client: Client;
+  /** Opens a further connection like `client`, for parallel chunk readers. Absent: `client` reads alone. */
+  openClient?: () => Promise<SnapshotConnection>;
+  /** Connections reading chunks at once, `client` included (CDC_SNAPSHOT_PARALLELISM); default 1. */
+  parallelism?: number;
+  /** Bound on the bytes of chunks read ahead of their turn (CDC_MAX_INFLIGHT_BYTES); default 8 MiB. */
+  readAheadBytes?: number;
   progress: ProgressStore;
   chunkRows: number;
   isStopping: () => boolean;
   /** Progress of a table: at its start, after every delivered chunk (`added` rows), when skipped as done. */
   onProgress?: (p: TableSnapshotProgress, added: number) => void;
 }
+
+const DEFAULT_READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 export interface SnapshotPlan {
   tables: CheckedTable[];
@@ -38,9 +59,10 @@ export interface SnapshotPlan {
 /**
  * What the Debezium format adds to snapshot rows (null in the native format, whose rows stay
  * `snapshot: "true"`, `txId: null`): Debezium's markers, `first` on the first row this run reads,
- * `last` on the very last (found by reading one row ahead, across chunks and tables), `true` between;
- * and a `txId`, the snapshot's xmax (the first transaction it does not see: an integer as Debezium's,
- * which is its own snapshot transaction's id; a READ ONLY transaction has none).
+ * `last` on the very last (a table's last chunk is known before it is read: its range has no upper
+ * key, and the next table's rows are asked for), `true` between; and a `txId`, the snapshot's xmax
+ * (the first transaction it does not see: an integer as Debezium's, which is its own snapshot
+ * transaction's id; a READ ONLY transaction has none).
  */
 interface DebeziumSnapshot {
   txId: number;
@@ -48,12 +70,161 @@ interface DebeziumSnapshot {
   first: boolean;
 }
 
+/**
+ * Records delivered chunks' progress in delivery order. Saves are chained (one connection); the first
+ * failure is kept and thrown by `settle()`. After `close()`, confirmations arriving late (the reader is
+ * stopping) are not recorded: those chunks are read again on resume, never skipped.
+ */
+class ProgressRecorder {
+  private chain: Promise<void> = Promise.resolve();
+  private error: Error | null = null;
+  private closed = false;
+  constructor(private readonly store: ProgressStore) {}
+
+  record(p: TableProgress, after?: () => void): void {
+    if (this.closed) return;
+    const copy: TableProgress = { ...p, lastKey: p.lastKey === null ? null : [...p.lastKey] };
+    this.chain = this.chain.then(async () => {
+      if (this.error !== null || this.closed) return;
+      try {
+        await this.store.save(copy);
+        after?.();
+      } catch (err) {
+        this.error = err instanceof Error ? err : new Error(String(err));
+      }
+    });
+  }
+
+  get failed(): Error | null {
+    return this.error;
+  }
+
+  async settle(): Promise<void> {
+    await this.chain;
+    if (this.error !== null) throw this.error;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.chain;
+  }
+}
+
+/** Queues chunks to the pipeline in their index order, whichever reader finished first. */
+class Turns {
+  private next = 0;
+  private readonly waiters = new Map<number, () => void>();
+  aborted = false;
+
+  wait(index: number): Promise<void> {
+    if (index === this.next || this.aborted) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.set(index, resolve));
+  }
+
+  done(): void {
+    this.next++;
+    const w = this.waiters.get(this.next);
+    if (w) {
+      this.waiters.delete(this.next);
+      w();
+    }
+  }
+
+  /** Releases every waiter (a reader failed or the reader is stopping); they check `aborted`. */
+  abort(): void {
+    this.aborted = true;
+    for (const w of this.waiters.values()) w();
+    this.waiters.clear();
+  }
+}
+
+/**
+ * Bytes of chunks read but not yet queued (read early, waiting for their turn), kept under a bound
+ * (CDC_MAX_INFLIGHT_BYTES) like the pipeline's: a reader takes a new range only below it, so memory is
+ * the in-flight bound, this bound, and at most one chunk per reader over it.
+ */
+class ReadAhead {
+  private held = 0;
+  private waiters: (() => void)[] = [];
+  private aborted = false;
+  constructor(private readonly limit: number) {}
+
+  async room(): Promise<void> {
+    while (this.held >= this.limit && !this.aborted) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  take(bytes: number): void {
+    this.held += bytes;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  abort(): void {
+    this.aborted = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** Rough heap bytes of a chunk's text cells (V8 string header + one byte a character), for `ReadAhead`. */
+function chunkBytes(rows: (string | null)[][]): number {
+  let bytes = 0;
+  for (const row of rows) {
+    bytes += 64;
+    for (const v of row) bytes += v === null ? 8 : 24 + v.length;
+  }
+  return bytes;
+}
+
+interface TableRun {
+  deps: SnapshotDeps;
+  plan: SnapshotPlan;
+  table: CheckedTable;
+  p: TableProgress;
+  dbz: DebeziumSnapshot | null;
+  laterRows: (client: Client) => Promise<boolean>;
+  recorder: ProgressRecorder;
+  select: string;
+  estimate: number;
+  started: number;
+  startRows: number;
+  lastLog: number;
+  /** Rows queued so far (in key order), this table. */
+  queuedRows: number;
+  /** The Debezium format: the table's columns with their catalog details (`withDebeziumDetails`), read at its first chunk. */
+  debeziumColumns?: DebeziumColumn[];
+}
+
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
   const { client, log } = deps;
+  const extra: SnapshotConnection[] = [];
+  const readers: Client[] = [client];
+  const recorder = new ProgressRecorder(deps.progress);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    if (plan.exportedSnapshot !== null) await client.query(`SET TRANSACTION SNAPSHOT '${plan.exportedSnapshot.replace(/'/g, "''")}'`);
-    log.info('snapshot started', { tables: plan.tables.length, exported: plan.exportedSnapshot !== null, versionLsn: plan.versionLsn.toString() });
+    let snapshotName = plan.exportedSnapshot;
+    if (snapshotName !== null) await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+    const parallelism = Math.max(1, deps.parallelism ?? 1);
+    if (parallelism > 1 && deps.openClient && plan.tables.some((t) => !t.wholeRowKey)) {
+      // Resume: no exported snapshot; this transaction's own is exported, so every reader sees the same rows.
+      snapshotName ??= (await client.query<{ s: string }>('SELECT pg_catalog.pg_export_snapshot() AS s')).rows[0]?.s ?? null;
+      if (snapshotName === null) throw new Error('pg_export_snapshot() returned no snapshot');
+      for (let i = 1; i < parallelism; i++) {
+        const conn = await deps.openClient();
+        extra.push(conn);
+        await conn.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        await conn.client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+        readers.push(conn.client);
+      }
+    }
+    log.info('snapshot started', {
+      tables: plan.tables.length,
+      exported: plan.exportedSnapshot !== null,
+      versionLsn: plan.versionLsn.toString(),
+      readers: readers.length,
+    });
     let dbz: DebeziumSnapshot | null = null;
     if (deps.records.format === 'debezium') {
       const x = await client.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS x');
@@ -72,21 +243,28 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
         deps.onProgress?.({ schema: p.schema, table: p.table, rowsDone: p.rows, rowsTotal: p.rows, done: true }, 0);
         continue;
       }
-      // Whether a row after this table's last one exists (only asked, in the Debezium format, at its last row).
-      const laterRows = async (): Promise<boolean> => {
+      // Whether a row after this table's last one exists (only asked, in the Debezium format, at its last chunk).
+      const laterRows = async (c: Client): Promise<boolean> => {
         for (const later of plan.tables.slice(i + 1).filter(pending)) {
-          const r = await client.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${later.relation}) AS e`);
+          const r = await c.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${later.relation}) AS e`);
           if (r.rows[0]?.e) return true;
         }
         return false;
       };
-      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows);
+      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers);
       if (result === 'stopped') return 'stopped';
+      if (recorder.failed !== null) throw recorder.failed;
     }
+    await deps.pipeline.drain();
+    // Records still pending after drain(): the pipeline was stopped first. Their chunks are not recorded as delivered.
+    if (deps.pipeline.pendingRecords > 0) return 'stopped';
+    await recorder.settle();
     log.info('snapshot finished');
     return 'done';
   } finally {
-    await client.query('COMMIT').catch(() => undefined);
+    await recorder.close();
+    for (const c of readers) await c.query('COMMIT').catch(() => undefined);
+    for (const conn of extra) await conn.release();
   }
 }
 
@@ -96,10 +274,11 @@ async function snapshotTable(
   table: CheckedTable,
   p: TableProgress,
   dbz: DebeziumSnapshot | null,
-  laterRows: () => Promise<boolean>,
+  laterRows: (client: Client) => Promise<boolean>,
+  recorder: ProgressRecorder,
+  readers: Client[],
 ): Promise<'done' | 'stopped'> {
-  const { client, log } = deps;
-  const name = table.relation;
+  const { client } = deps;
   const keyed = !table.wholeRowKey;
   // Exactly the columns the stream carries (not `SELECT *`: generated columns are not replicated), read
   // in this transaction's snapshot, so snapshot rows have the stream's column set and order, and a
@@ -109,63 +288,215 @@ async function snapshotTable(
     [table.oid],
   );
   const columns = cols.rows.map((c) => c.name);
-  const select = columns.map(quoteIdent).join(', ');
-  const chunkKey = keyed ? table.keyColumns : columns;
   const est = await client.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_catalog.pg_class WHERE oid = $1', [table.oid]);
-  const estimate = Number(est.rows[0]?.n ?? 0);
-  const started = Date.now();
-  const startRows = p.rows;
-  let lastLog = started;
-  const order = chunkKey.map(quoteIdent).join(', ');
-  deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: keyed ? p.rows : 0, rowsTotal: estimate, done: false }, 0);
-  if (!keyed) {
-    // No usable unique key: read in one pass (a crash restarts this table).
-    await client.query(`DECLARE cdc_snap NO SCROLL CURSOR FOR SELECT ${select} FROM ${name}`);
-    p.rows = 0;
-  }
-  // The Debezium format reads one row ahead to know a table's last row (its `last` marker): a keyed
-  // chunk asks for one row more than it emits (the next chunk starts after the last emitted key), the
-  // one-pass cursor carries the extra row into the next chunk. The native format reads exactly a chunk.
-  const ahead = dbz === null ? 0 : 1;
-  let carry: Record<string, string | null>[] = [];
-  let tableColumns: DebeziumColumn[] | undefined;
+  const run: TableRun = {
+    deps,
+    plan,
+    table,
+    p,
+    dbz,
+    laterRows,
+    recorder,
+    select: columns.map(quoteIdent).join(', '),
+    estimate: Number(est.rows[0]?.n ?? 0),
+    started: Date.now(),
+    startRows: p.rows,
+    lastLog: Date.now(),
+    queuedRows: keyed ? p.rows : 0,
+  };
+  deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: keyed ? p.rows : 0, rowsTotal: run.estimate, done: false }, 0);
+  return keyed ? snapshotKeyed(run, readers) : snapshotKeyless(run);
+}
+
+/** Keyed table: readers take consecutive key ranges; chunks are queued in key order. */
+async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' | 'stopped'> {
+  const { deps, table } = run;
+  const key = table.keyColumns;
+  const order = key.map(quoteIdent).join(', ');
+  const n = key.length;
+  const params = (from: number): string => key.map((_, i) => `$${from + i}`).join(', ');
+  // The next range starts after `from`; `ended` once a range without an upper key was handed out.
+  let from = run.p.lastKey;
+  let ended = false;
+  let index = 0;
+  let claims: Promise<unknown> = Promise.resolve();
+  const claim = (c: Client): Promise<{ index: number; after: string[] | null; upTo: string[] | null } | null> => {
+    const next = claims.then(async () => {
+      if (ended) return null;
+      const after = from;
+      // The range's upper key: the chunkRows-th key after `after`, and whether any key follows it
+      // (if none does, the range is the table's last and is read without an upper key).
+      const res = await c.query<string[]>({
+        text: `SELECT ${order} FROM ${table.relation}${after ? ` WHERE (${order}) > (${params(1)})` : ''} ORDER BY ${order} OFFSET ${deps.chunkRows - 1} LIMIT 2`,
+        values: after ?? [],
+        rowMode: 'array',
+      });
+      const upTo = res.rows.length === 2 ? res.rows[0]! : null;
+      if (upTo === null) ended = true;
+      else from = upTo;
+      return { index: index++, after, upTo };
+    });
+    claims = next.catch(() => undefined);
+    return next;
+  };
+  const turns = new Turns();
+  const readAhead = new ReadAhead(deps.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES);
+  const reader = async (c: Client): Promise<'done' | 'stopped'> => {
+    for (;;) {
+      if (deps.isStopping() || turns.aborted) return 'stopped';
+      await readAhead.room();
+      if (deps.isStopping() || turns.aborted) return 'stopped';
+      const chunk = await claim(c);
+      if (chunk === null) return 'done';
+      const conds: string[] = [];
+      if (chunk.after) conds.push(`(${order}) > (${params(1)})`);
+      if (chunk.upTo) conds.push(`(${order}) <= (${params(chunk.after ? n + 1 : 1)})`);
+      const res = await c.query<unknown[]>({
+        text: `SELECT ${run.select} FROM ${table.relation}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order}`,
+        values: [...(chunk.after ?? []), ...(chunk.upTo ?? [])],
+        rowMode: 'array',
+      });
+      const last = chunk.upTo === null;
+      const lastOfAll = run.dbz !== null && last && res.rows.length > 0 && !(await run.laterRows(c));
+      const rows = res.rows as (string | null)[][];
+      const held = chunkBytes(rows);
+      readAhead.take(held);
+      await turns.wait(chunk.index);
+      if (turns.aborted || deps.isStopping()) return 'stopped';
+      await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({
+        ...run.p,
+        rows: rowsDone,
+        // A bounded range ends at its upper key; the last range's key is never needed again (done).
+        lastKey: chunk.upTo ?? (rows.length > 0 ? keyOf(res.fields, key, rows[rows.length - 1]!) : run.p.lastKey),
+        done: last,
+      }));
+      turns.done();
+      readAhead.give(held);
+    }
+  };
+  // Every reader settles before the table ends (none is left querying); the first failure is thrown.
+  const results = await Promise.allSettled(
+    readers.map((c) =>
+      // A reader that stops or fails releases the others (waiting for its chunk's turn or for room).
+      reader(c).then(
+        (r) => {
+          if (r === 'stopped') {
+            turns.abort();
+            readAhead.abort();
+          }
+          return r;
+        },
+        (err: unknown) => {
+          turns.abort();
+          readAhead.abort();
+          throw err;
+        },
+      ),
+    ),
+  );
+  turns.abort();
+  readAhead.abort();
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+  return results.every((r) => r.status === 'fulfilled' && r.value === 'done') ? 'done' : 'stopped';
+}
+
+/** No usable unique key: one pass through a cursor (a crash restarts this table). */
+async function snapshotKeyless(run: TableRun): Promise<'done' | 'stopped'> {
+  const { deps, table } = run;
+  const { client } = deps;
+  await client.query(`DECLARE cdc_snap NO SCROLL CURSOR FOR SELECT ${run.select} FROM ${table.relation}`);
+  run.p.rows = 0;
+  // The Debezium format reads one row ahead to know the table's last row (its `last` marker): the
+  // extra row is carried into the next chunk.
+  const ahead = run.dbz === null ? 0 : 1;
+  let carry: (string | null)[][] = [];
   for (;;) {
     if (deps.isStopping()) return 'stopped';
-    let res;
-    if (keyed) {
-      const where = p.lastKey ? ` WHERE (${order}) > (${p.lastKey.map((_, i) => `$${i + 1}`).join(', ')})` : '';
-      res = await client.query({ text: `SELECT ${select} FROM ${name}${where} ORDER BY ${order} LIMIT ${deps.chunkRows + ahead}`, values: p.lastKey ?? [] });
-    } else {
-      res = await client.query(`FETCH ${deps.chunkRows + ahead - carry.length} FROM cdc_snap`);
-    }
-    const read = carry.length === 0 ? (res.rows as Record<string, string | null>[]) : [...carry, ...(res.rows as Record<string, string | null>[])];
+    const res = await client.query<unknown[]>({ text: `FETCH ${deps.chunkRows + ahead - carry.length} FROM cdc_snap`, rowMode: 'array' });
+    const fetched = res.rows as (string | null)[][];
+    const read = carry.length === 0 ? fetched : [...carry, ...fetched];
     const rows = read.length > deps.chunkRows ? read.slice(0, deps.chunkRows) : read;
-    carry = keyed ? [] : read.slice(rows.length);
+    carry = read.slice(rows.length);
     // Native: a short chunk ends the table. Debezium: no row beyond this chunk ends it.
-    const tableDone = dbz === null ? rows.length < deps.chunkRows : read.length <= deps.chunkRows;
-    const lastOfAll = dbz !== null && tableDone && rows.length > 0 && !(await laterRows());
-    const fields = res.fields;
-    await deps.types.ensure(fields.map((f) => f.dataTypeID));
-    const decoders = fields.map((f) => deps.types.decoder(f.dataTypeID));
-    const columnTypes = deps.types.columnTypes(fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })));
-    // the table's catalog details once per table (a chunk's fields are the same), for Debezium's schema
-    const columns: DebeziumColumn[] | undefined =
-      dbz === null
-        ? undefined
-        : (tableColumns ??= await withDebeziumDetails(
-            (sql, params) => client.query(sql, params),
-            fields[0]?.tableID ?? 0,
-            fields.map((f) => ({ name: f.name, type: deps.types.baseTypeName(f.dataTypeID), typmod: f.dataTypeModifier })),
-          ));
-    const entry = deps.tracker.open();
-    const now = Date.now();
-    for (const [j, raw] of rows.entries()) {
-      const row: RowImage = {};
-      fields.forEach((f, i) => {
-        const v = raw[f.name];
-        row[f.name] = v === null || v === undefined ? null : decoders[i]!(v);
-      });
-      const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
+    const tableDone = run.dbz === null ? rows.length < deps.chunkRows : read.length <= deps.chunkRows;
+    const lastOfAll = run.dbz !== null && tableDone && rows.length > 0 && !(await run.laterRows(client));
+    await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey: null, done: tableDone }), !tableDone);
+    if (tableDone) break;
+  }
+  await client.query('CLOSE cdc_snap');
+  return 'done';
+}
+
+function keyOf(fields: FieldDef[], key: string[], row: (string | null)[]): string[] {
+  return key.map((k) => row[fields.findIndex((f) => f.name === k)] as string);
+}
+
+/**
+ * Encodes one chunk's rows and queues them (waiting for room under the in-flight bound); its progress
+ * (`progressAt(rows done)`) is recorded once the broker confirmed it and every earlier chunk.
+ * `skipRecord`: a keyless table's chunk before its last (only its end is recorded).
+ */
+async function queueChunk(
+  run: TableRun,
+  fields: FieldDef[],
+  rows: (string | null)[][],
+  lastOfAll: boolean,
+  progressAt: (rowsDone: number) => TableProgress,
+  skipRecord = false,
+): Promise<void> {
+  const { deps, table, dbz } = run;
+  await deps.types.ensure(fields.map((f) => f.dataTypeID));
+  const decoders = fields.map((f) => deps.types.decoder(f.dataTypeID));
+  const names = fields.map((f) => f.name);
+  const columnTypes = deps.types.columnTypes(fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })));
+  // the table's catalog details once per table (a chunk's fields are the same), for Debezium's schema
+  const columns: DebeziumColumn[] | undefined =
+    dbz === null
+      ? undefined
+      : (run.debeziumColumns ??= await withDebeziumDetails(
+          (sql, params) => deps.client.query(sql, params),
+          fields[0]?.tableID ?? 0,
+          fields.map((f) => ({ name: f.name, type: deps.types.baseTypeName(f.dataTypeID), typmod: f.dataTypeModifier })),
+        ));
+  const chunkKey = table.wholeRowKey ? names : table.keyColumns;
+  const entry = deps.tracker.open();
+  const now = Date.now();
+  const envelope = (row: RowImage | null, key: RowImage | null, marker: SnapshotMarker) =>
+    buildEnvelope({
+      op: 'r',
+      serverName: deps.serverName,
+      db: deps.db,
+      schema: table.schema,
+      table: table.table,
+      before: null,
+      after: row,
+      key,
+      lsn: run.plan.versionLsn,
+      commitLsn: null,
+      lastCommitLsn: null,
+      txId: dbz?.txId ?? null,
+      sourceTsMs: now,
+      snapshot: marker,
+      nowMs: now,
+      columnTypes,
+      columns,
+      renamedTo: table.renamedTo,
+    });
+  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope).
+  const shared = dbz === null ? deps.records.rowsWithEnvelope(envelope(null, null, 'true')) : null;
+  for (let j = 0; j < rows.length; j++) {
+    const raw = rows[j]!;
+    const row: RowImage = {};
+    for (let i = 0; i < names.length; i++) {
+      const v = raw[i];
+      row[names[i]!] = v === null || v === undefined ? null : decoders[i]!(v);
+    }
+    const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
+    const fast = shared?.(JSON.stringify(row), JSON.stringify(key));
+    if (fast) {
+      deps.pipeline.enqueue(fast, entry);
+    } else {
       let marker: SnapshotMarker = 'true';
       if (dbz !== null && dbz.first) {
         dbz.first = false;
@@ -173,57 +504,39 @@ async function snapshotTable(
       } else if (lastOfAll && j === rows.length - 1) {
         marker = 'last';
       }
-      const event = buildEnvelope({
-        op: 'r',
-        serverName: deps.serverName,
-        db: deps.db,
-        schema: table.schema,
-        table: table.table,
-        before: null,
-        after: row,
-        key,
-        lsn: plan.versionLsn,
-        commitLsn: null,
-        lastCommitLsn: null,
-        txId: dbz?.txId ?? null,
-        sourceTsMs: now,
-        snapshot: marker,
-        nowMs: now,
-        columnTypes,
-        columns,
-        renamedTo: table.renamedTo,
-      });
+      const event = envelope(row, key, marker);
       const built = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
       deps.pipeline.enqueueBuilt(built, entry);
-      if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
     }
-    deps.tracker.close(entry, 0n);
-    await deps.pipeline.drain();
-    // Records still pending after drain(): the pipeline was stopped first. The chunk is not recorded as delivered.
-    if (deps.pipeline.pendingRecords > 0) return 'stopped';
-    const n = rows.length;
-    p.rows += n;
-    const last = rows[n - 1];
-    if (keyed && last) p.lastKey = chunkKey.map((k) => last[k] as string);
-    p.done = tableDone;
-    deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: p.rows, rowsTotal: estimate, done: p.done }, n);
-    if (keyed || p.done) await deps.progress.save(p);
-    const t = Date.now();
-    if (p.done || t - lastLog > 5_000) {
-      lastLog = t;
-      const rate = ((p.rows - startRows) / Math.max(1, t - started)) * 1000;
-      const remaining = Math.max(0, estimate - p.rows);
-      log.info('snapshot progress', {
-        table: `${table.schema}.${table.table}`,
-        rows: p.rows,
-        rowsPerSec: Math.round(rate),
-        estimatedRows: estimate,
-        etaSec: p.done ? 0 : rate > 0 ? Math.round(remaining / rate) : null,
-        done: p.done,
-      });
-    }
-    if (p.done) break;
+    if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
   }
-  if (!keyed) await client.query('CLOSE cdc_snap');
-  return 'done';
+  run.queuedRows += rows.length;
+  const progress = progressAt(run.queuedRows);
+  const added = rows.length;
+  entry.onAcked = () => {
+    Object.assign(run.p, progress);
+    if (!skipRecord) run.recorder.record(progress);
+    reportProgress(run, progress, added);
+  };
+  deps.tracker.close(entry, 0n);
+}
+
+/** Metrics after a delivered chunk, and a log line every 5 s with rows/s and the ETA. */
+function reportProgress(run: TableRun, p: TableProgress, added: number): void {
+  const { deps, table } = run;
+  deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: p.rows, rowsTotal: run.estimate, done: p.done }, added);
+  const t = Date.now();
+  if (p.done || t - run.lastLog > 5_000) {
+    run.lastLog = t;
+    const rate = ((p.rows - run.startRows) / Math.max(1, t - run.started)) * 1000;
+    const remaining = Math.max(0, run.estimate - p.rows);
+    deps.log.info('snapshot progress', {
+      table: `${table.schema}.${table.table}`,
+      rows: p.rows,
+      rowsPerSec: Math.round(rate),
+      estimatedRows: run.estimate,
+      etaSec: p.done ? 0 : rate > 0 ? Math.round(remaining / rate) : null,
+      done: p.done,
+    });
+  }
 }

@@ -64,3 +64,12 @@ export function parseJsonLossless(text: string): unknown {
   const lossy = types === undefined ? !numbersRoundTrip(text) : Object.values(types).some(isJsonType);
   return lossy ? (JSON.parse(text, exactNumbers) as unknown) : value;
 }
+
+/**
+ * json/jsonb text → value, as `JSON.parse` with the exact-number reviver, but the reviver (several times
+ * a plain parse) runs only when some number in the text does not read back as the same text.
+ */
+export function parseJsonExact(text: string): unknown {
+  const value = JSON.parse(text) as unknown;
+  return numbersRoundTrip(text) ? value : (JSON.parse(text, exactNumbers) as unknown);
+}

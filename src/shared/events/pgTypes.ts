@@ -5,6 +5,8 @@
  * JSON. The mapping table is in docs/reader.md ("Type mapping").
  */
 
+import { parseJsonExact } from './exactJson.js';
+
 export type Decoder = (text: string) => unknown;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -39,13 +41,8 @@ function unescapeByteaEscape(t: string): string {
   return t.replace(/\\(\\|[0-7]{3})/g, (_m, g: string) => (g === '\\' ? '\\' : String.fromCharCode(parseInt(g, 8))));
 }
 
-/** json/jsonb → the JSON value itself; numbers a double cannot hold keep their exact digits. */
-const rawJSON = (text: string): unknown => (JSON as unknown as { rawJSON: (text: string) => unknown }).rawJSON(text);
-
 /** json/jsonb → the JSON value itself; a number keeps its exact source digits (big ints, long decimals). */
-export const decodeJson: Decoder = (t) =>
-  JSON.parse(t, ((_k: string, v: unknown, ctx?: { source?: string }) =>
-    typeof v === 'number' && ctx?.source !== undefined && String(v) !== ctx.source ? rawJSON(ctx.source) : v) as (k: string, v: unknown) => unknown);
+export const decodeJson: Decoder = parseJsonExact;
 
 /** date: `YYYY-MM-DD` (and `infinity`/`-infinity`, `… BC` as printed). */
 export const decodeDate: Decoder = (t) => t;

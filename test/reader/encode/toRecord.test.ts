@@ -151,3 +151,36 @@ describe('RecordBuilder, Debezium format', () => {
     expect(JSON.stringify(buildEnvelope(input('c')))).not.toContain('typmod');
   });
 });
+
+describe('RecordBuilder.rowsWithEnvelope (native format, snapshot chunks)', () => {
+  const native = (maxMessageBytes = 1_000_000) =>
+    new RecordBuilder({ topic: 'hub', topicTemplate: null, prefix: 'shop', maxMessageBytes }, null, memoryLogger());
+  const snap = (over: Partial<EnvelopeInput> = {}): EnvelopeInput =>
+    input('r', { snapshot: 'true', txId: null, commitLsn: null, lastCommitLsn: null, columns: undefined, ...over });
+
+  test.each([
+    ['plain row', {}, { id: '1', price: 2.5, doc: 'x' }],
+    [
+      'types, renamed table, hostile text',
+      { columnTypes: { price: 'numeric', 'we"ird': 'text' }, renamedTo: 'public.renamed' },
+      { id: '9007199254740993', 'we"ird': '"}\u2028\\ \u0000 é 😀', doc: null },
+    ],
+    ['nested json, empty row', {}, { doc: { a: [1, { b: null }], '': 'k' } }],
+  ])('%s: byte-identical to tryBuild of the same event', (_name, over, after) => {
+    const b = native();
+    const key = { id: (after as Record<string, unknown>).id ?? null };
+    const expected = b.tryBuild(buildEnvelope(snap({ ...over, after, key }))) as OutRecord;
+    const rows = b.rowsWithEnvelope(buildEnvelope(snap({ ...over, after: { ignored: 1 }, key: { ignored: 2 } })))!;
+    const got = rows(JSON.stringify(after), JSON.stringify(key))!;
+    expect(got.topic).toBe(expected.topic);
+    expect(got.key!.toString()).toBe(expected.key!.toString());
+    expect(got.value!.toString()).toBe(expected.value!.toString());
+  });
+
+  test('too large: null (the caller takes the claim-check path); the Debezium format has no shortcut', () => {
+    const rows = native(2_000).rowsWithEnvelope(buildEnvelope(snap()))!;
+    expect(rows(JSON.stringify({ doc: 'x'.repeat(500) }), '{"id":1}')).not.toBeNull();
+    expect(rows(JSON.stringify({ doc: 'x'.repeat(1_000) }), '{"id":1}')).toBeNull();
+    expect(builder().rowsWithEnvelope(buildEnvelope(snap({ columns })))).toBeNull();
+  });
+});

@@ -18,6 +18,26 @@ describe('ack tracker', () => {
     t.confirm(a, 2);
     expect(t.advance()).toBe(30n);
   });
+  test("an entry's onAcked runs once, in open order, only after every earlier entry is acknowledged", () => {
+    const t = new AckTracker();
+    const seen: string[] = [];
+    const entries = ['a', 'b', 'c'].map((name) => {
+      const e = t.open();
+      e.pending = 1;
+      e.onAcked = () => seen.push(name);
+      return e;
+    });
+    for (const e of entries) t.close(e, 0n);
+    // Confirmed out of order (the last first): nothing is acknowledged until the first one is.
+    t.confirm(entries[2]!);
+    t.confirm(entries[1]!);
+    t.advance();
+    expect(seen).toEqual([]);
+    t.confirm(entries[0]!);
+    t.advance();
+    t.advance();
+    expect(seen).toEqual(['a', 'b', 'c']);
+  });
   test('an open (uncommitted) transaction blocks acknowledgement', () => {
     const t = new AckTracker(5n);
     const a = t.open();

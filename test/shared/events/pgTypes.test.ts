@@ -33,6 +33,9 @@ describe('type decoding', () => {
   });
   test('json keeps exact numbers', () => {
     expect(JSON.stringify(decodeJson('{"a": 12345678901234567890, "b": 1.50, "c": [1, "x"]}'))).toBe('{"a":12345678901234567890,"b":1.50,"c":[1,"x"]}');
+    // Numbers a double reproduces stay plain values; the others (-0, exponents, long digits) keep their text; strings are never touched.
+    expect(decodeJson('{"a": 1, "b": [2.5, -3], "s": "1.50 12345678901234567890"}')).toEqual({ a: 1, b: [2.5, -3], s: '1.50 12345678901234567890' });
+    expect(JSON.stringify(decodeJson('[-0, 1e5, 1E-7, 0.1, "x\\"y 1.0", 123456789012345678]'))).toBe('[-0,1e5,1E-7,0.1,"x\\"y 1.0",123456789012345678]');
   });
   test('arrays: nested, quoted, NULL', () => {
     expect(parseArray('{1,2,NULL}', decodeInt)).toEqual([1, 2, null]);
