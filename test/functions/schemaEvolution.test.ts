@@ -5,11 +5,10 @@
  * Elasticsearch, with the default `"*"` route. Each case ends with the `-live` documents equal to the
  * table field by field and no dead letter.
  *
- * The reconcile snapshot: the reader's incremental snapshots are built on another branch; until it is
- * merged, `reconcile()` below publishes what its contract says the reader publishes
- * (`snapshot_started` on every partition, every row as `op: 'r'`, `source.snapshot: 'incremental'`,
- * versioned at a watermark above every earlier change, `snapshot_done` on every partition), taken with
- * the table quiet. Replace it by `CDC_SCHEMA_CHANGE_SNAPSHOT=auto` once both are merged.
+ * The reconcile snapshot is the reader's own (`CDC_SCHEMA_CHANGE_SNAPSHOT=auto`): after a change that
+ * is not purely additive it re-reads the table (`snapshot_started` on every partition, the rows as
+ * `op: 'r'`, `source.snapshot: 'incremental'`, `snapshot_done` on every partition); `reconciled()` waits
+ * for it, and the Elasticsearch sink moves the aliases once every partition's `snapshot_done` is in.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
@@ -22,7 +21,7 @@ import { ElasticsearchHistorySink } from '../../src/shared/history/historySink.j
 import { Router } from '../../src/shared/routing/routes.js';
 import { cleanup as cleanupReader, pgClient, readerEnv, startReader, TopicCollector, uniqueName, type RunningReader } from '../reader/helpers.js';
 import { cleanup as cleanupEs, testClient } from '../shared/esTestKit.js';
-import { createTopic, deleteTopic, produce } from '../worker/helpers.js';
+import { createTopic, deleteTopic } from '../worker/helpers.js';
 import { deliverAsHost, type DeliveryTarget } from './pipelineKit.js';
 
 const PARTITIONS = 3;
@@ -56,11 +55,19 @@ type Table = keyof typeof TABLES;
 const sql = (text: string, values?: unknown[]) => c.query(text, values);
 
 /** Delivers what arrived on the topic since the last call to both handlers, per partition, as the host does (with its retries). */
-async function deliver(): Promise<void> {
-  const items = topic.items.slice(delivered);
+async function deliver(options: { beforeSnapshotDoneOf?: Table } = {}): Promise<void> {
+  let items = topic.items.slice(delivered);
+  const table = options.beforeSnapshotDoneOf;
+  if (table !== undefined) {
+    // Up to the table's first snapshot_done not delivered yet: the view until the snapshot is done.
+    const done = items.findIndex((i) => i.event.source.table === table && kindOf(i.event) === 'snapshot_done');
+    if (done >= 0) items = items.slice(0, done);
+  }
   delivered += items.length;
   await deliverAsHost(items, targets);
 }
+
+const kindOf = (event: ChangeEvent): string | undefined => (event.op === 'm' ? event.message?.kind : undefined);
 
 /** Waits until the topic holds `n` more events of `table` (control events included) than it did at `since`. */
 async function arrived(table: Table, since: number, n: number): Promise<void> {
@@ -71,57 +78,19 @@ function countOf(table: Table): number {
   return topic.items.filter((i) => i.event.source.table === table).length;
 }
 
-async function currentLsn(): Promise<number> {
-  const { rows } = await c.query<{ n: string }>(`SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text AS n`);
-  return Number(rows[0]!.n);
-}
-
 async function tableRows(table: Table): Promise<RowImage[]> {
   const { rows } = await c.query<{ j: RowImage }>(`SELECT to_jsonb(t) AS j FROM ${schema}.${table} t ORDER BY id`);
   return rows.map((r) => r.j);
 }
 
-/** The reconcile snapshot of `table` as the reader's contract has it (see the header). */
-async function reconcile(table: Table, key: string[], types: Record<string, string> = {}): Promise<void> {
-  const watermark = await currentLsn();
-  const rows = await tableRows(table);
-  const source = (lsn: number) => ({
-    version: '0.1.0',
-    connector: 'postgresql' as const,
-    name: 'pgcdc',
-    ts_ms: Date.now(),
-    snapshot: 'incremental' as const,
-    db: 'postgres',
-    schema,
-    table,
-    txId: null,
-    lsn,
-    sequence: null,
-  });
-  const control = (kind: string, lsn: number) => ({
-    op: 'm',
-    before: null,
-    after: null,
-    key: null,
-    source: source(lsn),
-    ts_ms: Date.now(),
-    message: { prefix: 'pg-cdc', kind, content: { table: `${schema}.${table}`, id: `reconcile-${table}-${watermark}`, where: null, rows: rows.length } },
-  });
-  const every = (event: unknown) => Array.from({ length: PARTITIONS }, (_, partition) => ({ value: JSON.stringify(event), partition }));
-  const read = rows.map((after, i): { value: string; partition: number } => {
-    const event: ChangeEvent = {
-      op: 'r',
-      before: null,
-      after,
-      key: Object.fromEntries(key.map((k) => [k, after[k]])),
-      source: { ...source(watermark + 1), snapshot: 'incremental', ...(Object.keys(types).length > 0 ? { types } : {}) },
-      ts_ms: Date.now(),
-    };
-    return { value: JSON.stringify(event), partition: i % PARTITIONS };
-  });
-  const before = countOf(table);
-  await produce(topicName, [...every(control('snapshot_started', watermark)), ...read, ...every(control('snapshot_done', watermark + 2))]);
-  await arrived(table, before, 2 * PARTITIONS + rows.length);
+/** Waits for the reader's reconcile snapshot of `table`: started on every partition, and every one it started done. */
+async function reconciled(table: Table): Promise<void> {
+  const count = (kind: string) => topic.items.filter((i) => i.event.source.table === table && kindOf(i.event) === kind).length;
+  await topic.waitFor(
+    `the reconcile snapshot of ${table}`,
+    () => count('snapshot_started') >= PARTITIONS && count('snapshot_done') === count('snapshot_started'),
+    60_000,
+  );
 }
 
 interface Live {
@@ -159,6 +128,7 @@ beforeAll(async () => {
         .map((t) => `${schema}.${t}`)
         .join(','),
       CDC_SNAPSHOT_MODE: 'never',
+      CDC_SCHEMA_CHANGE_SNAPSHOT: 'auto',
     }),
   );
   topic = await TopicCollector.start([topicName]);
@@ -199,7 +169,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     // 4 updates, 1 insert, 1 delete, and the schema change on each partition.
     await arrived('retype', since, 6 + PARTITIONS);
     const after = topic.items.filter((i) => i.event.source.table === 'retype').slice(since);
-    const changes = after.filter((i) => i.event.op === 'm');
+    const changes = after.filter((i) => kindOf(i.event) === 'schema_change');
     expect(changes.map((i) => i.partition).sort()).toEqual([0, 1, 2]);
     // Versioned between the last change of the old shape and the first of the new one.
     const lsnOf = (op: string) => after.find((i) => i.event.op === op)!.event.source.lsn!;
@@ -212,11 +182,11 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
           .map((i) => i.event.source.lsn!),
       ),
     );
-    await deliver();
+    await deliver({ beforeSnapshotDoneOf: 'retype' });
     expect([...deadLetters.documents.values()].map((d) => d.reason)).toEqual([]);
     // Until the snapshot is done the view is the old version, whole.
     expect((await live('retype')).aliases).toEqual([indexOf('retype')]);
-    await reconcile('retype', ['id']);
+    await reconciled('retype');
     await deliver();
     const view = await expectLiveEqualsTable('retype');
     expect(view.aliases).toEqual([`${indexOf('retype')}-v2`]);
@@ -234,7 +204,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     await sql(`UPDATE ${t} SET s = jsonb_build_object('n', id, 'tags', jsonb_build_array('a', id)) WHERE id <= 5`);
     await arrived('tojson', since, 5 + PARTITIONS);
     await deliver();
-    await reconcile('tojson', ['id'], { s: 'jsonb' });
+    await reconciled('tojson');
     await deliver();
     const view = await expectLiveEqualsTable('tojson');
     expect(view.aliases).toEqual([`${indexOf('tojson')}-v2`]);
@@ -261,16 +231,17 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
           .map((x) => `${schema}.${x}`)
           .join(','),
         CDC_SNAPSHOT_MODE: 'never',
+        CDC_SCHEMA_CHANGE_SNAPSHOT: 'auto',
       }),
     );
     await arrived('rekey', since, 5 + PARTITIONS);
-    const change = topic.items.find((i) => i.event.source.table === 'rekey' && i.event.op === 'm');
+    const change = topic.items.find((i) => i.event.source.table === 'rekey' && kindOf(i.event) === 'schema_change');
     expect((change?.event as unknown as { message: { content: { key: string[]; previous: { key: string[] } } } }).message.content).toMatchObject({
       key: ['code'],
       previous: { key: ['id'] },
     });
     await deliver();
-    await reconcile('rekey', ['code']);
+    await reconciled('rekey');
     await deliver();
     const view = await expectLiveEqualsTable('rekey', 'code');
     expect(view.docs.size).toBe(22);
@@ -291,7 +262,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     await sql(`UPDATE ${t} SET c = 'y' WHERE id = 2`);
     await arrived('withdefault', since, 1 + PARTITIONS);
     await deliver();
-    await reconcile('withdefault', ['id']);
+    await reconciled('withdefault');
     await deliver();
     const view = await expectLiveEqualsTable('withdefault');
     expect(view.aliases).toEqual([indexOf('withdefault')]);
@@ -314,8 +285,8 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     await sql(`UPDATE ${schema}.renamed SET s2 = 'new' WHERE id = 1`);
     await arrived('renamed', since, 1 + PARTITIONS);
     await deliver();
-    await reconcile('dropped', ['id']);
-    await reconcile('renamed', ['id']);
+    await reconciled('dropped');
+    await reconciled('renamed');
     await deliver();
     expect((await expectLiveEqualsTable('dropped')).docs.get('4')).toEqual({ id: 4, keep: 4 });
     expect((await expectLiveEqualsTable('renamed')).docs.get('4')).toEqual({ id: 4, s2: 's4' });
@@ -333,7 +304,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     await sql(`UPDATE ${t} SET v = v + 1 WHERE id = 3`);
     await arrived('adddrop', since, 3 + 2 * PARTITIONS);
     await deliver();
-    await reconcile('adddrop', ['id']);
+    await reconciled('adddrop');
     await deliver();
     const view = await expectLiveEqualsTable('adddrop');
     expect(view.aliases).toEqual([indexOf('adddrop')]);
@@ -367,7 +338,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
       60_000,
     );
     await deliver();
-    await reconcile('underload', ['id']);
+    await reconciled('underload');
     await deliver();
     const view = await expectLiveEqualsTable('underload');
     expect(view.aliases).toEqual([`${indexOf('underload')}-v2`]);
