@@ -34,6 +34,8 @@ export const FUNCTIONS_HOST_SETTINGS: Readonly<Record<string, string>> = {
 
 /** Settings the Functions code reads that this program leaves unset, and why the default fits Azure. */
 export const FUNCTIONS_LEFT_UNSET: Readonly<Record<string, string>> = {
+  CDC_DEBEZIUM_UNAVAILABLE_VALUE_PLACEHOLDER:
+    "Debezium's default placeholder, for events from a Debezium connector (this program's reader writes the native format)",
   PG_AUTH:
     "its default, password: the status function reads the Key Vault password (with postgresAuth=entra it has no PostgreSQL settings; the app's identity has no PostgreSQL role)",
   ...same(
@@ -145,6 +147,8 @@ export const READER_LEFT_UNSET: Readonly<Record<string, string>> = {
   KAFKA_MAX_MESSAGE_BYTES: "1000000, under Event Hubs' 1 MB limit; larger events go to the claim-check container",
   ...same(['CDC_SLOT', 'CDC_PUBLICATION', 'CDC_STATE_SCHEMA', 'CDC_SERVER_NAME'], 'the defaults (the status function assumes the same slot and publication)'),
   ...same(['CDC_SNAPSHOT_MODE', 'CDC_SNAPSHOT_CHUNK_ROWS'], 'an initial snapshot in resumable chunks, the default'),
+  CDC_SNAPSHOT_PARALLELISM: "the default, the container's cores: one snapshot connection per core",
+  CDC_SCHEMA_CHANGE_SNAPSHOT: 'auto, the default: a schema change that is not purely additive reconciles the existing rows with an incremental snapshot',
   ...same(
     ['CDC_EVENT_FORMAT', 'CDC_DEBEZIUM_SETTINGS', 'CDC_TOPIC_TEMPLATE'],
     'the native event on the one hub this program creates (a topic per table needs a hub per table)',

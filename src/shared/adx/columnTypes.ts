@@ -8,6 +8,7 @@
  * not handed to ADX to be nulled silently either: the typed column gets null and the value's text goes
  * to the row's `__raw_<column>` string column, where it stays exact and queryable.
  */
+import { rawJSON, rawJsonText } from '../events/exactJson.js';
 import type { KqlType } from './types.js';
 
 /** The ADX type of a new column of this PostgreSQL type (`float8`, `numeric`, `int4[]`, `shop.mood`, ...). */
@@ -51,7 +52,6 @@ export function rawColumnName(column: string): string {
 /** Returned by `adxValue` for a value the column's type cannot hold. */
 export const UNFIT: unique symbol = Symbol('unfit');
 
-const rawJSON = (JSON as unknown as { rawJSON: (text: string) => unknown }).rawJSON;
 const INTEGER = /^-?\d+$/;
 const FINITE_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 /** A plain decimal (PostgreSQL's numeric output: no exponent); group 1 integer digits, 2 fraction. */
@@ -71,6 +71,9 @@ const DECIMAL_DIGITS = 34;
  */
 export function adxValue(type: KqlType, value: unknown): unknown {
   if (value === null || value === undefined) return value;
+  // An exact number already shaped (an int8 beyond 2^53, a json number): it fits when its text does.
+  const raw = rawJsonText(value);
+  if (raw !== undefined) return adxValue(type, raw) === UNFIT ? UNFIT : value;
   switch (type) {
     case 'real':
       if (typeof value === 'number') return value;

@@ -13,7 +13,12 @@
  */
 
 type RawJson = (text: string) => unknown;
-const rawJSON = (JSON as unknown as { rawJSON: RawJson }).rawJSON;
+/** `JSON.rawJSON` (Node 21+; not in TypeScript's lib yet): a value `JSON.stringify` writes as this exact text. */
+export const rawJSON = (JSON as unknown as { rawJSON: RawJson }).rawJSON;
+/** The text of a `JSON.rawJSON` value, or undefined for any other value. */
+export function rawJsonText(value: unknown): string | undefined {
+  return (JSON as unknown as { isRawJSON: (v: unknown) => boolean }).isRawJSON(value) ? (value as { rawJSON: string }).rawJSON : undefined;
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { adxValue, kqlTypeOf, rawText, UNFIT } from '../../../src/shared/adx/columnTypes.js';
+import { rawJSON } from '../../../src/shared/events/exactJson.js';
 
 describe('kqlTypeOf (the ADX type of a new column, from its PostgreSQL type)', () => {
   it.each([
@@ -59,6 +60,14 @@ describe('adxValue (what a value becomes in a column of its type)', () => {
     expect(JSON.stringify(adxValue('long', '-9223372036854775808'))).toBe('-9223372036854775808');
     expect([adxValue('long', 7), adxValue('long', 10.5), adxValue('long', '9223372036854775808'), adxValue('long', 'x')]).toEqual([7, UNFIT, UNFIT, UNFIT]);
     expect([adxValue('int', 2 ** 31 - 1), adxValue('int', 2 ** 31), adxValue('int', '-5')]).toEqual([2 ** 31 - 1, UNFIT, -5]);
+  });
+
+  it('a value already shaped (an exact JSON number) is checked again by its text, and kept as it is when it fits', () => {
+    // The ADX sink checks rows toTableRow already shaped against the table's reported types (after a schema change).
+    const shaped = adxValue('long', '9223372036854775807');
+    expect(adxValue('long', shaped)).toBe(shaped);
+    expect(JSON.stringify(adxValue('decimal', shaped))).toBe('9223372036854775807');
+    expect([adxValue('int', shaped), adxValue('real', rawJSON('1e400'))]).toEqual([UNFIT, UNFIT]);
   });
 
   it('datetime: infinity, BC and years beyond 9999 cannot be held; the rest is for ADX to parse', () => {
