@@ -352,6 +352,8 @@ export interface Pipeline {
 }
 
 export const TOPIC = 'e2e_events';
+/** The reader's state schema (`CDC_STATE_SCHEMA`): its signal table is in the publication, never a captured table. */
+const READER_STATE_SCHEMA = 'e2e_reader';
 export const PARTITIONS = 4;
 
 export function pgSettings(services: OwnServices): pg.ClientConfig {
@@ -405,7 +407,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     CDC_SLOT: 'e2e',
     CDC_PUBLICATION: 'e2e_pub',
     CDC_TOPIC: TOPIC,
-    CDC_STATE_SCHEMA: 'e2e_reader',
+    CDC_STATE_SCHEMA: READER_STATE_SCHEMA,
     CDC_TABLES: [...Object.keys(TABLES), ...(options.extraTables ?? [])].join(','),
     CDC_STATUS_INTERVAL_MS: '500',
     AZURE_STORAGE_CONNECTION_STRING: services.env.AZURE_STORAGE_CONNECTION_STRING!,
@@ -684,6 +686,7 @@ export async function checkPipeline(p: Pipeline): Promise<CheckResult> {
       pg: session,
       router,
       publication: 'e2e_pub',
+      stateSchema: READER_STATE_SCHEMA,
       elasticsearch: { client: es, sink: new ElasticsearchSink({ client: es, router, templates: { replicas: 0 }, controlIndex: 'e2e-control' }) },
       history: { client: es, index: 'e2e-history' },
       adx: { source: new HandedRowsSource((table) => handedRows(p.kusto, table), 'CdcTruncates'), routes: loadAdxSchemaConfig(adxEnv).routes },
