@@ -34,7 +34,8 @@ import { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchS
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { parseJsonLossless } from '../../src/shared/events/exactJson.js';
 import { SESSION_OPTIONS, textTypes } from '../../src/shared/events/pgTables.js';
-import { historyRows } from '../../src/shared/history/pivot.js';
+import { historyRows, schemaChangeRow } from '../../src/shared/history/pivot.js';
+import { controlMessage } from '../../src/shared/events/controlMessage.js';
 import { declaredColumns, DEFAULT_ROUTES, Router, type RoutesConfig, type TableRoute } from '../../src/shared/routing/routes.js';
 import { HandedRowsSource } from '../../src/shared/verify/adx.js';
 import type { VerifyReport } from '../../src/shared/verify/report.js';
@@ -543,6 +544,8 @@ export async function digestTopic(p: Pipeline): Promise<TopicDigest> {
       for (const message of batch.messages) {
         const offset = BigInt(message.offset);
         if (offset >= (target.get(batch.partition) ?? 0n)) continue;
+        // The partition's last record, whatever it is (a control event, a poison record, a tombstone).
+        if (offset + 1n >= (target.get(batch.partition) ?? 0n)) done.add(batch.partition);
         digest.records++;
         if (message.value === null) continue;
         let event: ChangeEvent;
@@ -550,6 +553,18 @@ export async function digestTopic(p: Pipeline): Promise<TopicDigest> {
           event = parseJsonLossless(message.value.toString('utf8')) as ChangeEvent;
         } catch {
           digest.notEvents++;
+          continue;
+        }
+        // The reader's control events: a schema change is one history row of its own (one per change,
+        // whichever partitions its copies are on); an incremental snapshot's start and end are none.
+        const control = typeof event === 'object' && event !== null && event.source ? controlMessage(event) : null;
+        if (control !== null) {
+          const table = `${event.source.schema}.${event.source.table}`;
+          const id = `${table}|${control.kind}|${event.source.lsn}`;
+          if (control.kind === 'schema_change' && !seen.has(id)) {
+            seen.add(id);
+            bump(digest.historyEntries, table, schemaChangeRow(event, control, router.route(event.source.schema, event.source.table).history).length);
+          }
           continue;
         }
         if (typeof event !== 'object' || event === null || !event.source || !['c', 'u', 'd', 'r', 't'].includes(event.op)) {
@@ -578,7 +593,6 @@ export async function digestTopic(p: Pipeline): Promise<TopicDigest> {
           if (event.op !== 'r') bump(digest.distinct, table);
           bump(digest.historyEntries, table, historyRows(event, route.history, declaredColumns(route)).length);
         }
-        if (offset + 1n >= (target.get(batch.partition) ?? 0n)) done.add(batch.partition);
       }
       if (done.size === target.size) finish();
     },
