@@ -204,6 +204,16 @@ export class TopicCollector {
     return eventually(what, () => (predicate(this.events()) ? this.events() : undefined), timeoutMs);
   }
 
+  /** Every event, the reader's control events included, in arrival order. */
+  allEvents(): ChangeEvent[] {
+    return this.items.map((i) => i.event);
+  }
+
+  /** `waitFor` over every event, the reader's control events included. */
+  async waitForAll(what: string, predicate: (events: ChangeEvent[]) => boolean, timeoutMs = 30_000): Promise<ChangeEvent[]> {
+    return eventually(what, () => (predicate(this.allEvents()) ? this.allEvents() : undefined), timeoutMs);
+  }
+
   async close(): Promise<void> {
     await this.stream?.close().catch(() => undefined);
     await this.consumer?.close(true).catch(() => undefined);

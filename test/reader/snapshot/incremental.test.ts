@@ -81,7 +81,7 @@ describe('reader: incremental snapshots', () => {
   /** Waits until everything committed so far was streamed: a marker row's change arrived. */
   async function caughtUp(topic: TopicCollector, table: string, id: number): Promise<void> {
     await c.query(`INSERT INTO ${table} VALUES ($1, 0, 'marker')`, [id]);
-    await topic.waitFor('marker streamed', (es) => es.some((e) => e.op === 'c' && e.after?.id === id), 60_000);
+    await topic.waitForAll('marker streamed', (es) => es.some((e) => e.op === 'c' && e.after?.id === id), 60_000);
   }
 
   test('hot updates, deletes and inserts on the same keys during the snapshot: no row regresses, the sink ends equal to the table', async () => {
@@ -116,13 +116,13 @@ describe('reader: incremental snapshots', () => {
     );
     await new Promise((r) => setTimeout(r, 300));
     await signal(c, state, 'hot-1', 'execute-snapshot', snapshotData(table));
-    await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 240_000);
+    await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 240_000);
     writing = false;
     await Promise.all(loads);
     for (const w of writers) await w.end();
     await caughtUp(topic, table, 10_000_000);
 
-    const events = topic.events();
+    const events = topic.allEvents();
     const snapRows = events.filter((e) => e.op === 'r');
     expect(snapRows.length).toBeGreaterThan(rows / 2);
     expect(snapRows.every((e) => e.source.snapshot === 'incremental')).toBe(true);
@@ -153,7 +153,7 @@ describe('reader: incremental snapshots', () => {
   test('a WHERE condition: only the rows it selects are re-read', async () => {
     const { table, state, topic } = await setup('rd_iwhere', 1000);
     await signal(c, state, 'where-1', 'execute-snapshot', snapshotData(table, 'id % 10 = 3 AND note IS NOT NULL'));
-    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
     const snap = events.filter((e) => e.op === 'r');
     expect(snap.map((e) => e.after!.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 100 }, (_, i) => i * 10 + 3));
     expect(control(events, 'snapshot_done')[0]!.message.content).toEqual({ table, id: 'where-1', where: 'id % 10 = 3 AND note IS NOT NULL', rows: 100 });
@@ -169,7 +169,7 @@ describe('reader: incremental snapshots', () => {
     await signal(c, state, 'write-filter', 'execute-snapshot', snapshotData(table, 'id = 1; DELETE FROM items WHERE true'));
     await signal(c, state, 'no-collections', 'execute-snapshot', '{"type": "incremental"}');
     await c.query(`UPDATE ${table} SET note = 'after bad signals' WHERE id = 7`);
-    await topic.waitFor('change after the bad signals', (es) => es.some((e) => e.op === 'u' && e.after?.note === 'after bad signals'));
+    await topic.waitForAll('change after the bad signals', (es) => es.some((e) => e.op === 'u' && e.after?.note === 'after bad signals'));
     const refused = await eventually('six refusals', () => {
       const lines = reader.log.lines.filter((l) => l.msg === 'signal refused');
       return lines.length >= 6 ? lines : undefined;
@@ -185,7 +185,7 @@ describe('reader: incremental snapshots', () => {
     expect((await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n).toBe(50);
     // A good signal after them still works.
     await signal(c, state, 'good', 'execute-snapshot', snapshotData(table));
-    await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').some((e) => e.message?.content.id === 'good'), 60_000);
+    await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').some((e) => e.message?.content.id === 'good'), 60_000);
   }, 120_000);
 
   test('npm run snapshot: validates the table and the condition, then writes the signal the reader acts on', async () => {
@@ -208,14 +208,14 @@ describe('reader: incremental snapshots', () => {
     const ok = await cli(['--table', table, '--where', 'id <= 150']);
     expect(ok.out).toMatch(new RegExp(`requested an incremental snapshot of ${table} where id <= 150`));
     expect(ok.code).toBe(0);
-    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
     expect(events.filter((e) => e.op === 'r').length).toBe(150);
     expect(control(events, 'snapshot_done')[0]!.message.content).toMatchObject({ table, where: 'id <= 150', rows: 150 });
   }, 120_000);
 
   test('a table added to CDC_TABLES later is snapshotted incrementally at start-up (not in mode never)', async () => {
     const { schema, table, topic, env } = await setup('rd_inew', 10, { CDC_SNAPSHOT_MODE: 'initial' });
-    await topic.waitFor('initial snapshot of the first table', (es) => es.filter((e) => e.op === 'r').length === 10);
+    await topic.waitForAll('initial snapshot of the first table', (es) => es.filter((e) => e.op === 'r').length === 10);
     const later = `${schema}.later`;
     await c.query(
       `CREATE TABLE ${later} (id int PRIMARY KEY, v int NOT NULL, note text); INSERT INTO ${later} SELECT g, g, 'before' FROM generate_series(1, 700) g`,
@@ -225,7 +225,7 @@ describe('reader: incremental snapshots', () => {
     readers.push(second);
     await c.query(`UPDATE ${later} SET note = 'streamed' WHERE id = 5`);
     const [laterSchema, laterTable] = later.split('.');
-    const events = await topic.waitFor(
+    const events = await topic.waitForAll(
       'incremental snapshot of the new table',
       (es) => control(es, 'snapshot_done').some((e) => e.message?.content.table === later),
       60_000,
@@ -242,10 +242,10 @@ describe('reader: incremental snapshots', () => {
     const { table, topic, reader } = await setup('rd_idrop', 400);
     await c.query(`ALTER TABLE ${table} ADD COLUMN extra text`);
     await c.query(`UPDATE ${table} SET v = v + 1 WHERE id = 1`);
-    await topic.waitFor('change after ADD COLUMN', (es) => es.some((e) => e.op === 'u' && e.after?.id === 1));
+    await topic.waitForAll('change after ADD COLUMN', (es) => es.some((e) => e.op === 'u' && e.after?.id === 1));
     await c.query(`ALTER TABLE ${table} DROP COLUMN note`);
     await c.query(`UPDATE ${table} SET v = v + 1 WHERE id = 2`);
-    const events = await topic.waitFor('snapshot after DROP COLUMN', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const events = await topic.waitForAll('snapshot after DROP COLUMN', (es) => control(es, 'snapshot_done').length > 0, 60_000);
     const snap = events.filter((e) => e.op === 'r');
     expect(snap.length).toBe(400);
     expect(snap.every((e) => !('note' in e.after!) && 'extra' in e.after!)).toBe(true);
@@ -285,7 +285,7 @@ describe('reader: incremental snapshots', () => {
     await slotInactive(c, name);
     const second = await startReader(env);
     readers.push(second);
-    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 120_000);
+    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 120_000);
     const resumed = second.log.lines.find((l) => l.msg === 'incremental snapshot resumed');
     expect(resumed).toMatchObject({ id: 'kill-1', resumeAfter: atKill.last });
     // Rows up to the stored key were delivered once and not read again; the rest at least once.
@@ -310,7 +310,7 @@ describe('reader: incremental snapshots', () => {
       try {
         await db.client.query(`BEGIN; CREATE TABLE public.later (id int PRIMARY KEY, v int NOT NULL, note text);
           INSERT INTO public.later SELECT g, g, 'before' FROM generate_series(1, 300) g; COMMIT`);
-        const events = await topic.waitFor(
+        const events = await topic.waitForAll(
           'snapshot of the added table',
           (es) => control(es, 'snapshot_done').some((e) => e.message?.content.table === 'public.later'),
           60_000,
@@ -328,7 +328,7 @@ describe('reader: incremental snapshots', () => {
   test('stop-snapshot stops a running incremental snapshot for good', async () => {
     const { table, state, topic, reader } = await setup('rd_istop', 20_000, { CDC_SNAPSHOT_CHUNK_ROWS: '100' });
     await signal(c, state, 'long-1', 'execute-snapshot', snapshotData(table));
-    await topic.waitFor('some rows', (es) => es.filter((e) => e.op === 'r').length >= 300, 60_000);
+    await topic.waitForAll('some rows', (es) => es.filter((e) => e.op === 'r').length >= 300, 60_000);
     await signal(c, state, 'stop-1', 'stop-snapshot', JSON.stringify({ 'data-collections': [table], type: 'incremental' }));
     const stopped = await eventually('stopped', () => reader.log.lines.find((l) => l.msg === 'incremental snapshots stopped by signal'));
     expect(stopped).toMatchObject({ id: 'stop-1', stopped: [{ id: 'long-1', table }] });
@@ -336,13 +336,13 @@ describe('reader: incremental snapshots', () => {
       const r = await c.query<{ done: boolean }>(`SELECT done FROM ${state}.incremental_snapshots WHERE id = 'long-1'`);
       return r.rows[0]?.done ? true : undefined;
     });
-    const n = topic.events().filter((e) => e.op === 'r').length;
+    const n = topic.allEvents().filter((e) => e.op === 'r').length;
     await caughtUp(topic, table, 10_000_000);
     await new Promise((r) => setTimeout(r, 1000));
     // At most the chunk in flight after the stop; never the rest, never a done event.
-    expect(topic.events().filter((e) => e.op === 'r').length).toBeLessThanOrEqual(n + 100);
-    expect(topic.events().filter((e) => e.op === 'r').length).toBeLessThan(20_000);
-    expect(control(topic.events(), 'snapshot_done')).toEqual([]);
+    expect(topic.allEvents().filter((e) => e.op === 'r').length).toBeLessThanOrEqual(n + 100);
+    expect(topic.allEvents().filter((e) => e.op === 'r').length).toBeLessThan(20_000);
+    expect(control(topic.allEvents(), 'snapshot_done')).toEqual([]);
   }, 120_000);
 
   test('CDC_EVENT_FORMAT=debezium: rows with source.snapshot "incremental", and no control events', async () => {
@@ -361,7 +361,7 @@ describe('reader: incremental snapshots', () => {
     await signal(c, `${name}_state`, 'dbz-1', 'execute-snapshot', snapshotData(table));
     await eventually('finished', () => reader.log.lines.find((l) => l.msg === 'incremental snapshot finished' && l.id === 'dbz-1'), 60_000);
     await caughtUp(topic, table, 10_000);
-    const events = topic.events();
+    const events = topic.allEvents();
     const snap = events.filter((e) => e.op === 'r');
     expect(snap).toHaveLength(120);
     expect(snap.every((e) => e.source.snapshot === 'incremental' && e.after !== null)).toBe(true);
@@ -389,7 +389,7 @@ describe('reader: incremental snapshots', () => {
     const reader = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SNAPSHOT_CHUNK_ROWS: '37' }));
     readers.push(reader);
     await signal(c, `${name}_state`, 'odd-1', 'execute-snapshot', snapshotData(table));
-    const events = await topic.waitFor('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 90_000);
+    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 90_000);
     const snap = events.filter((e) => e.op === 'r');
     expect(snap).toHaveLength(500);
     expect(new Set(snap.map((e) => JSON.stringify(e.key))).size).toBe(500);
