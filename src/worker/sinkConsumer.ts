@@ -55,9 +55,9 @@ export interface SinkConsumerOptions {
 /**
  * Bytes of records queued (fetched, not yet in a batch) above which fetching pauses; records are
  * bounded as well, to two batches per assigned partition. Together with the fetch size below this
- * bounds a sink's memory whatever the event sizes (Event Hubs allows 1 MB events). 16 MiB, so three
- * sinks in one worker stay within the image's memory target (256 MB RSS, bench:e2e) with room for
- * their batches in flight; at 64 MiB the worker peaked at 260 MB with the image's heap flags.
+ * bounds a sink's memory whatever the event sizes (Event Hubs allows 1 MB events). 16 MiB, for three
+ * sinks in one worker near the image's memory target (256 MB RSS): bench:e2e measured 255 and 259 MB
+ * with the image's heap flags, against 268 MB at 64 MiB (docs/e2e.md).
  */
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
