@@ -34,7 +34,13 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
   /** The key change of the issue: primary key `id` → `code`, in one statement. */
   const toCode = (t: string) => `ALTER TABLE ${s}.${t} DROP CONSTRAINT ${t}_pk, ADD PRIMARY KEY (code)`;
   const ofTable = (t: string) => (e: ChangeEvent) => e.source.table === t;
-  const opsAndKeys = (t: string) => topic.events(ofTable(t)).map((e) => [e.op, e.key]);
+  // The streamed changes: the reconcile snapshot a key change starts (CDC_SCHEMA_CHANGE_SNAPSHOT=auto, its
+  // rows `source.snapshot: 'incremental'`, timing-dependent) is left out; it is checked on its own below.
+  const opsAndKeys = (t: string) =>
+    topic
+      .events(ofTable(t))
+      .filter((e) => e.source.snapshot !== 'incremental')
+      .map((e) => [e.op, e.key]);
   /** No event key of the topic has a null column (the regression keyed replayed deletes {"code": null}). */
   const noNullKeyColumn = () => {
     // Truncates and control events (op m, incremental snapshots) carry no key.
