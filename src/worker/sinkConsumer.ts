@@ -233,7 +233,7 @@ class Session {
       revoked: revoked.map((p) => p.id),
     });
     if (this.stream === undefined) return;
-    this.replacing = this.replacing.then(() => this.replaceStream()).catch((error: unknown) => this.fail(error));
+    this.replaceStreamSoon();
   }
 
   private async replaceStream(): Promise<void> {
@@ -340,6 +340,11 @@ class Session {
   /** A new stream, from the committed offsets, for the partitions shed meanwhile. */
   private refetch(): void {
     this.metrics.refetches++;
+    this.replaceStreamSoon();
+  }
+
+  /** Replaces the stream after any replacement already under way (one at a time). */
+  private replaceStreamSoon(): void {
     this.replacing = this.replacing.then(() => this.replaceStream()).catch((error: unknown) => this.fail(error));
   }
 

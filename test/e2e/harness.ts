@@ -785,55 +785,22 @@ export const UNROUTED_ROUTE: TableRoute = {
   elasticsearch: { index: 'e2e-late' },
   adx: { table: 'Late', columns: { id: 'int', note: 'string' } },
 };
-const unroutedChange = {
-  op: 'c',
+/** A change envelope of `schema.table` by hand (the poison records below are not the reader's). */
+const handMadeEvent = (op: string, schema: string, table: string, row: Record<string, unknown>, key: Record<string, unknown>, lsn: number) => ({
+  op,
   before: null,
-  after: { id: 1, note: 'routed later' },
-  key: { id: 1 },
+  after: row,
+  key,
   ts_ms: 0,
-  source: {
-    version: 'e2e',
-    connector: 'postgresql',
-    name: 'e2e',
-    ts_ms: 0,
-    snapshot: 'false',
-    db: 'postgres',
-    schema: 'e2e',
-    table: 'late',
-    txId: 1,
-    lsn: 16,
-    sequence: null,
-  },
-};
+  source: { version: 'e2e', connector: 'postgresql', name: 'e2e', ts_ms: 0, snapshot: 'false', db: 'postgres', schema, table, txId: 1, lsn, sequence: null },
+});
 
 /** Kafka records no sink can take: each must be dead-lettered by every sink, with its reason. */
 export const POISON = [
-  { name: 'a change of a table without a route', value: JSON.stringify(unroutedChange) },
+  { name: 'a change of a table without a route', value: JSON.stringify(handMadeEvent('c', 'e2e', 'late', { id: 1, note: 'routed later' }, { id: 1 }, 16)) },
   { name: 'invalid JSON', value: 'not json {' },
   { name: 'a non-envelope', value: JSON.stringify({ hello: 'world' }) },
-  {
-    name: 'an unknown op',
-    value: JSON.stringify({
-      op: 'x',
-      before: null,
-      after: { orderid: 1 },
-      key: { orderid: 1 },
-      ts_ms: 0,
-      source: {
-        version: 'e2e',
-        connector: 'postgresql',
-        name: 'e2e',
-        ts_ms: 0,
-        snapshot: 'false',
-        db: 'postgres',
-        schema: 'retail',
-        table: 'orders_info',
-        txId: 1,
-        lsn: 1,
-        sequence: null,
-      },
-    }),
-  },
+  { name: 'an unknown op', value: JSON.stringify(handMadeEvent('x', 'retail', 'orders_info', { orderid: 1 }, { orderid: 1 }, 1)) },
 ];
 
 export async function injectPoison(p: Pipeline): Promise<void> {
