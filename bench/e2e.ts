@@ -15,9 +15,12 @@
  *   - `changesPerSec`: reader and worker running, N / (first commit → the Elasticsearch sink has
  *     committed the topic's end);
  *   - `helpersBulkDocsPerSec`: the client's own `helpers.bulk` writing N documents of the same
- *     shape into a fresh index of the same settings, on the same Elasticsearch;
+ *     shape (the commit time fractional like the reader's) into a fresh index of the same settings and
+ *     the sink's own mapping, on the same Elasticsearch;
  *   - `e2eRatio` = changesPerSec / min(readerOnlyPerSec, helpersBulkDocsPerSec), each the median
- *     of its rounds.
+ *     of its rounds;
+ *   - `cpuMicrosPerChange`: per phase, the CPU each part used (PostgreSQL, Kafka, Elasticsearch,
+ *     the reader, the worker, this process) in µs per change: what the 2 cores spent where.
  * - `p50Ms`, `p99Ms`: commit → searchable in `-live`, at a fixed 2,000 changes/s (200 rows per
  *   transaction every 100 ms); each transaction's rows polled every 50 ms.
  * - `workerPeakRssMb`: the highest VmHWM of the worker processes over the whole run.
@@ -27,7 +30,8 @@
  * workerPeakRssMb ≤ 256.
  */
 import { Client } from '@elastic/elasticsearch';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import type pg from 'pg';
 import {
@@ -98,6 +102,66 @@ function sampleRss(p: Pipeline): void {
   } catch {
     // the process just exited
   }
+}
+
+type Role = 'postgres' | 'kafka' | 'elasticsearch' | 'reader' | 'worker' | 'bench';
+const ROLES: readonly Role[] = ['postgres', 'kafka', 'elasticsearch', 'reader', 'worker', 'bench'];
+
+/** utime + stime in seconds of `pid` and every process below it (PostgreSQL's backends, the JVM under Elasticsearch's launcher). */
+function treeCpuSeconds(root: number | undefined, children: Map<number, number[]>, own: Map<number, number>): number {
+  if (root === undefined) return 0;
+  let total = 0;
+  for (const stack = [root]; stack.length > 0;) {
+    const pid = stack.pop()!;
+    total += own.get(pid) ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/**
+ * CPU seconds used so far by each part of the pipeline (living processes only: a phase's figure is
+ * the difference of two snapshots, with nothing started or killed in between). On 2 cores they all
+ * share the same CPU, so these say where a phase's time went.
+ */
+function cpuSnapshot(p: Pipeline): Record<Role, number> {
+  const own = new Map<number, number>();
+  const children = new Map<number, number[]>();
+  const ticks = 100; // USER_HZ on Linux
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const pid = Number(entry);
+      const ppid = Number(fields[1]);
+      own.set(pid, (Number(fields[11]) + Number(fields[12])) / ticks);
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const state = JSON.parse(readFileSync(join(p.services.stateDir, '.services.state.json'), 'utf8')) as { services: Record<string, { pid?: number }> };
+  const service = (name: string) => treeCpuSeconds(state.services[name]?.pid, children, own);
+  const usage = process.cpuUsage();
+  return {
+    postgres: service('postgres'),
+    kafka: service('kafka'),
+    elasticsearch: service('elasticsearch'),
+    reader: treeCpuSeconds(p.reader.current?.proc.pid, children, own),
+    worker: treeCpuSeconds(p.worker.current?.proc.pid, children, own),
+    bench: (usage.user + usage.system) / 1e6,
+  };
+}
+
+/** CPU µs per change of each part between two snapshots. */
+function cpuPerChange(before: Record<Role, number>, after: Record<Role, number>, changes: number): Record<Role, number> {
+  return Object.fromEntries(ROLES.map((r) => [r, Math.round(((after[r] - before[r]) * 1e6) / changes)])) as Record<Role, number>;
+}
+
+/** The median of each part over the rounds. */
+function medianPerRole(rounds: Record<Role, number>[]): Record<Role, number> {
+  return Object.fromEntries(ROLES.map((r) => [r, Math.round(median(rounds.map((x) => x[r])))])) as Record<Role, number>;
 }
 
 let c: pg.Client;
@@ -242,11 +306,14 @@ async function slotConfirmed(lsn: string): Promise<void> {
   );
 }
 
-async function helpersBulk(es: Client, roundNo: number): Promise<number> {
+async function helpersBulk(p: Pipeline, es: Client, roundNo: number): Promise<{ rate: number; cpu: Record<Role, number> }> {
   const index = `${BENCH_INDEX}-raw-${roundNo}`;
   const settings = await es.indices.getSettings({ index: BENCH_INDEX });
   const shards = Number(Object.values(settings)[0]?.settings?.index?.number_of_shards ?? 1);
-  await es.indices.create({ index, settings: { number_of_replicas: 0, number_of_shards: shards } });
+  // The sink's own mapping (the index template's: keyword + text strings, typed metadata fields), so
+  // Elasticsearch does the same work per document for both.
+  const mappings = Object.values(await es.indices.getMapping({ index: BENCH_INDEX }))[0]?.mappings;
+  await es.indices.create({ index, settings: { number_of_replicas: 0, number_of_shards: shards }, ...(mappings ? { mappings } : {}) });
   const docs = Array.from({ length: N }, (_, i) => ({
     id: i + 1,
     tick: roundNo,
@@ -254,10 +321,12 @@ async function helpersBulk(es: Client, roundNo: number): Promise<number> {
     __op: 'c',
     __table: 'bench',
     __lsn: 1_000_000 + i,
-    __source_ts_ms: Date.now(),
+    // The reader's commit time: milliseconds with the microseconds as a fraction.
+    __source_ts_ms: Date.now() + (i % 1000) / 1000,
     __deleted: false,
     __version: 1_000_000 + i,
   }));
+  const cpu0 = cpuSnapshot(p);
   const started = performance.now();
   const stats = await es.helpers.bulk({
     datasource: docs,
@@ -268,9 +337,10 @@ async function helpersBulk(es: Client, roundNo: number): Promise<number> {
     },
   });
   const rate = (N / (performance.now() - started)) * 1000;
+  const cpu = cpuPerChange(cpu0, cpuSnapshot(p), N);
   if (stats.successful !== N) throw new Error(`helpers.bulk wrote ${stats.successful} of ${N}`);
   await es.indices.delete({ index });
-  return rate;
+  return { rate, cpu };
 }
 
 async function throughputPhase(p: Pipeline, es: Client) {
@@ -278,32 +348,46 @@ async function throughputPhase(p: Pipeline, es: Client) {
   const e2e: number[] = [];
   const bulk: number[] = [];
   const drain: number[] = [];
+  const cpu: Record<'readerOnly' | 'workerDrain' | 'e2e' | 'helpersBulk', Record<Role, number>[]> = {
+    readerOnly: [],
+    workerDrain: [],
+    e2e: [],
+    helpersBulk: [],
+  };
   for (let r = 0; r < ROUNDS; r++) {
     // The reader alone: the worker stopped.
     await p.worker.stop();
+    let cpu0 = cpuSnapshot(p);
     let t0 = performance.now();
     await commitChanges(N, r);
     const { rows } = await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
     await slotConfirmed(rows[0]!.lsn);
     reader.push((N / (performance.now() - t0)) * 1000);
+    cpu.readerOnly.push(cpuPerChange(cpu0, cpuSnapshot(p), N));
     // The worker drains what the reader published meanwhile (informative), timed from when it is in
     // its group (process start and the group join are not drain).
     p.worker.start();
     await workerReady(p);
+    cpu0 = cpuSnapshot(p);
     t0 = performance.now();
     await waitCaughtUp(p, 600_000, 100);
     drain.push((N / (performance.now() - t0)) * 1000);
+    cpu.workerDrain.push(cpuPerChange(cpu0, cpuSnapshot(p), N));
     // End to end: both running.
+    cpu0 = cpuSnapshot(p);
     t0 = performance.now();
     await commitChanges(N, r);
     await waitCaughtUp(p, 600_000, 100);
     e2e.push((N / (performance.now() - t0)) * 1000);
-    bulk.push(await helpersBulk(es, r));
+    cpu.e2e.push(cpuPerChange(cpu0, cpuSnapshot(p), N));
+    const raw = await helpersBulk(p, es, r);
+    bulk.push(raw.rate);
+    cpu.helpersBulk.push(raw.cpu);
     log(
       `round ${r + 1}: reader ${Math.round(reader[r]!)}/s, e2e ${Math.round(e2e[r]!)}/s, helpers.bulk ${Math.round(bulk[r]!)}/s, worker drain ${Math.round(drain[r]!)}/s`,
     );
   }
-  return { reader, e2e, bulk, drain };
+  return { reader, e2e, bulk, drain, cpu };
 }
 
 async function latencyPhase(es: Client): Promise<number[]> {
@@ -398,6 +482,13 @@ async function main(): Promise<void> {
       helpersBulkDocsPerSec,
       e2eRatio: Math.round((changesPerSec / Math.min(readerOnlyPerSec, helpersBulkDocsPerSec)) * 100) / 100,
       workerDrainPerSec: Math.round(median(t.drain)),
+      // Where each phase's CPU went, µs per change (median of the rounds): on 2 cores every part shares the same CPU.
+      cpuMicrosPerChange: {
+        readerOnly: medianPerRole(t.cpu.readerOnly),
+        workerDrain: medianPerRole(t.cpu.workerDrain),
+        e2e: medianPerRole(t.cpu.e2e),
+        helpersBulk: medianPerRole(t.cpu.helpersBulk),
+      },
       roundsPerSec: {
         e2e: t.e2e.map(Math.round),
         readerOnly: t.reader.map(Math.round),

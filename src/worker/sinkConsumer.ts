@@ -55,11 +55,12 @@ export interface SinkConsumerOptions {
 /**
  * Bytes of records queued (fetched, not yet in a batch) above which fetching pauses; records are
  * bounded as well, to two batches per assigned partition. Together with the fetch size below this
- * bounds a sink's memory whatever the event sizes (Event Hubs allows 1 MB events). 16 MiB, for three
- * sinks in one worker near the image's memory target (256 MB RSS): bench:e2e measured 255 and 259 MB
- * with the image's heap flags, against 268 MB at 64 MiB (docs/e2e.md).
+ * bounds a sink's memory whatever the event sizes (Event Hubs allows 1 MB events). 8 MiB, for three
+ * sinks in one worker under the image's memory target (256 MB RSS): bench:e2e measured 268 MB at
+ * 64 MiB and 255–259 MB at 16 MiB with the image's heap flags (docs/e2e.md). Small events reach the
+ * record bound first (8,000 records of ~500 bytes are 4 MB), so this costs them no throughput.
  */
-const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
 /**
  * Most bytes one fetch returns for one partition (Kafka's own `max.partition.fetch.bytes` default), so
