@@ -47,6 +47,19 @@ export interface ControlClient {
 }
 
 /**
+ * zlib level for the uploaded JSON lines. The default (6) was the largest CPU cost of the ADX path
+ * (about 5 µs of 17 per event in bench:adx); level 2 takes about a third of that for ~20% more
+ * compressed bytes (66 against 54 per orders event), and faster than level 1 on these lines. ADX
+ * counts the uncompressed size (sent with the blob), so only the upload grows.
+ */
+const GZIP_LEVEL = 2;
+
+/** The gzip the queued and managed-streaming ingestions upload (azure-kusto-ingest sends a GZIP descriptor as it is). */
+export function gzipJsonLines(data: Buffer): Buffer {
+  return gzipSync(data, { level: GZIP_LEVEL });
+}
+
+/**
  * The client's types say `Readable | ArrayBuffer`, but at run time it checks `instanceof Buffer`
  * (uploads a Buffer with `uploadData`; managed streaming keeps a Buffer in memory for its retries).
  */
@@ -133,7 +146,7 @@ export class QueuedIngestor implements Ingestor {
   ) {}
 
   async ingest(request: IngestRequest): Promise<void> {
-    const compressed = gzipSync(request.data);
+    const compressed = gzipJsonLines(request.data);
     // Upload and enqueue in two steps (what `ingestFromStream` does) so the queue message carries
     // the uncompressed size, which the DM's batching policy counts (`ingestFromStream` sends none).
     const descriptor = new StreamDescriptor(bufferAsStream(compressed), request.sourceId, CompressionType.GZIP, request.data.length);
@@ -156,7 +169,7 @@ export class ManagedStreamingIngestor implements Ingestor {
   ) {}
 
   async ingest(request: IngestRequest): Promise<void> {
-    const descriptor = new StreamDescriptor(bufferAsStream(gzipSync(request.data)), request.sourceId, CompressionType.GZIP, request.data.length);
+    const descriptor = new StreamDescriptor(bufferAsStream(gzipJsonLines(request.data)), request.sourceId, CompressionType.GZIP, request.data.length);
     await this.client.ingestFromStream(descriptor, ingestionProperties(this.database, request));
   }
 
