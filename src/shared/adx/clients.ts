@@ -48,9 +48,10 @@ export interface ControlClient {
 
 /**
  * zlib level for the uploaded JSON lines. The default (6) was the largest CPU cost of the ADX path
- * (about 5 µs of 17 per event in bench:adx); level 2 takes about a third of that for ~20% more
- * compressed bytes (66 against 54 per orders event), and faster than level 1 on these lines. ADX
- * counts the uncompressed size (sent with the blob), so only the upload grows.
+ * (about 5 µs of 17 per event in bench:adx). Levels 1–3 (zlib's fast deflate) take about a third of
+ * that on these lines, all three the same within noise; 2 compresses a little better than 1 (66
+ * against 67.5 bytes per orders event; level 6: 54). ADX counts the uncompressed size (sent with the
+ * blob), so only the upload grows.
  */
 const GZIP_LEVEL = 2;
 
