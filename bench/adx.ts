@@ -1,16 +1,17 @@
 /**
  * `npm run bench:adx`: CPU time per event on the ADX path, without the network: parse the body (the
  * JSON string an event arrives as), unwrap it into the table row and the change-history rows,
- * serialise JSON lines, gzip (what queued ingestion uploads). Measured with `process.cpuUsage` (user +
+ * serialise JSON lines (as the sink does: `toJsonLines`, `toHistoryJsonLines`), gzip (`gzipJsonLines`,
+ * what queued ingestion uploads). Measured with `process.cpuUsage` (user +
  * system) over batches of BENCH_BATCH events (500, host.json maxEventBatchSize); best of BENCH_ROUNDS.
  * Standalone it writes bench/results/adx.json and the `adx*` keys of bench/results/sinks.json;
  * `bench:sinks` can call `measureAdxUsPerEvent()` instead.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import { adxRoutes } from '../src/shared/adx/config.js';
-import { toHistoryRows, toJsonLines, toTableRow } from '../src/shared/adx/rows.js';
+import { gzipJsonLines } from '../src/shared/adx/clients.js';
+import { toHistoryJsonLines, toHistoryRows, toJsonLines, toTableRow } from '../src/shared/adx/rows.js';
 import { DEFAULT_ROUTES, Router } from '../src/shared/routing/routes.js';
 import type { ChangeEvent } from '../src/shared/events/changeEvent.js';
 
@@ -98,11 +99,11 @@ export function measureAdxUsPerEvent(options: { events?: number; batch?: number;
       now = cpuMicros();
       spent.unwrap += now - t;
       t = now;
-      const lines = [toJsonLines(rows), toJsonLines(history)];
+      const lines = [toJsonLines(rows), toHistoryJsonLines(history)];
       now = cpuMicros();
       spent.serialise += now - t;
       t = now;
-      for (const l of lines) gzipBytes += gzipSync(l).length;
+      for (const l of lines) gzipBytes += gzipJsonLines(l).length;
       now = cpuMicros();
       spent.compress += now - t;
     }

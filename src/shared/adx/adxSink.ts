@@ -21,7 +21,7 @@ import { DEFAULT_TRUNCATES_TABLE, describeAdxConfig, loadAdxConfig } from './con
 import { toAdxSinkError } from './errors.js';
 import { adxValue, rawColumnName, rawText, UNFIT } from './columnTypes.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { columnTypes, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
+import { columnTypes, toHistoryJsonLines, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, findNewColumns, parseSchemaRows, tableColumns, truncatesMapping, versionedMappingName } from './schema.js';
 import type { AdxConfig, AdxTableRoute, ColumnDef, KqlType } from './types.js';
 
@@ -140,7 +140,7 @@ export class AdxSink implements Sink<AdxRecordRows> {
       await this.ingest(route, route.table, this.mappings.get(route.table) ?? route.mapping, rows, tag, logger);
     }
     if (history.length > 0 && route.historyTable !== null && route.historyMapping !== null) {
-      await this.ingest(route, route.historyTable, route.historyMapping, history, tag, logger);
+      await this.ingest(route, route.historyTable, route.historyMapping, history, tag, logger, toHistoryJsonLines);
     }
     if (truncates.length > 0) {
       // Same tag as the table's rows: a redelivered batch is skipped here too (per target table).
@@ -224,8 +224,16 @@ export class AdxSink implements Sink<AdxRecordRows> {
     this.discovered.set(route.table, [...extra.values()]);
   }
 
-  private async ingest(route: AdxTableRoute, table: string, mapping: string, rows: readonly AdxRow[], tag: string, logger: Logger): Promise<void> {
-    const data = toJsonLines(rows);
+  private async ingest(
+    route: AdxTableRoute,
+    table: string,
+    mapping: string,
+    rows: readonly AdxRow[],
+    tag: string,
+    logger: Logger,
+    jsonLines: (rows: readonly AdxRow[]) => Buffer = toJsonLines,
+  ): Promise<void> {
+    const data = jsonLines(rows);
     try {
       await this.options.ingestor.ingest({ table, mapping, data, rows: rows.length, tag, sourceId: deterministicSourceId(table, tag) });
     } catch (error) {

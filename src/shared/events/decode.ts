@@ -52,7 +52,8 @@ export interface DecodeOptions {
 export function decodeBody(body: unknown, options: DecodeOptions = {}): Decoded {
   let value: unknown = body;
   if (value === null || value === undefined) return { kind: 'tombstone' };
-  if (value instanceof Uint8Array) value = Buffer.from(value).toString('utf8');
+  // A view, not `Buffer.from(value)`: that copies every body before decoding it.
+  if (value instanceof Uint8Array) value = (Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)).toString('utf8');
   if (typeof value === 'string') {
     if (value.trim() === '') return { kind: 'tombstone' };
     value = parseText(value);

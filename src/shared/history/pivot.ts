@@ -72,15 +72,33 @@ export function historyRows(event: ChangeEvent, route: HistoryRoute = {}, declar
   };
   if (op === 't') return [{ ...base, Column: null, OldValue: null, NewValue: null, OldValueKnown: false }];
 
-  const keyColumns = new Set(Object.keys(key ?? {}));
-  const tracked =
-    route.columns ??
-    [...new Set([...declared, ...Object.keys(after ?? {}), ...Object.keys(before ?? {})])].filter((c) => !keyColumns.has(c) && !c.startsWith('__'));
+  const tracked = route.columns ?? trackedColumns(declared, after, before, key);
   const changes = columnChanges(event, tracked);
   // A row that went away is a change even when no column of it is followed (the key is all a
   // default-identity delete carries): one row for the row itself, as a truncate has one for the table.
   if (op === 'd' && changes.length === 0) return [{ ...base, Column: null, OldValue: null, NewValue: null, OldValueKnown: false }];
   return changes.map((change) => ({ ...base, ...change }));
+}
+
+/**
+ * The default tracked columns: the declared ones, then those of `after`, then of `before`, each once,
+ * without the key columns and the `__` metadata. One pass (this runs for every change on the sinks'
+ * hot path).
+ */
+function trackedColumns(declared: readonly string[], after: RowImage | null, before: RowImage | null, key: RowImage | null): string[] {
+  const seen = new Set<string>(key === null ? undefined : Object.keys(key));
+  const tracked: string[] = [];
+  const add = (columns: readonly string[]): void => {
+    for (const column of columns) {
+      if (seen.has(column)) continue;
+      seen.add(column);
+      if (!column.startsWith('__')) tracked.push(column);
+    }
+  };
+  add(declared);
+  if (after) add(Object.keys(after));
+  if (before) add(Object.keys(before));
+  return tracked;
 }
 
 interface ColumnChange {
@@ -97,10 +115,11 @@ interface ColumnChange {
  */
 function columnChanges(event: Pick<ChangeEvent, 'op' | 'before' | 'after' | 'source'>, tracked: readonly string[]): ColumnChange[] {
   const { op, before, after } = event;
-  const toast = new Set(event.source.unchanged_toast ?? []);
+  const unchanged = event.source.unchanged_toast;
+  const toast = unchanged !== undefined && unchanged.length > 0 ? new Set(unchanged) : undefined;
   const changes: ColumnChange[] = [];
   for (const column of tracked) {
-    if (toast.has(column)) continue;
+    if (toast?.has(column) === true) continue;
     if (op === 'c') {
       if (!after || !(column in after)) continue;
       changes.push({ Column: column, OldValue: null, NewValue: after[column], OldValueKnown: true });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { adxRoutes } from '../../../src/shared/adx/config.js';
-import { toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/rows.js';
+import { toHistoryJsonLines, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/rows.js';
 import { findNewColumns, HISTORY_COLUMNS } from '../../../src/shared/adx/schema.js';
 import { historyRows } from '../../../src/shared/history/pivot.js';
 import { declaredColumns, DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
@@ -208,6 +208,37 @@ describe('toTruncateRow (the truncates table)', () => {
 describe('serialisation and new columns', () => {
   it('writes JSON lines (bigint as string)', () => {
     expect(toJsonLines([{ a: 1 }, { b: 2n }]).toString()).toBe('{"a":1}\n{"b":"2"}\n');
+    expect(toJsonLines([]).length).toBe(0);
+    // Lines beyond the first buffer, and multi-byte text: the buffer grows and the bytes are UTF-8.
+    const big = Array.from({ length: 40 }, (_, i) => ({ i, text: `${'é€😀'.repeat(50 + i * 20)}` }));
+    expect(toJsonLines(big).toString('utf8')).toBe(big.map((r) => JSON.stringify(r) + '\n').join(''));
+  });
+
+  it('writes the history rows of one change with their shared fields once, and the bytes are those of toJsonLines', () => {
+    const wide = { ...order(7), note: 'a "quoted"\nnote é', tags: [1, 2], doc: { n: 12345678901234567890n } };
+    const events = [
+      changeEvent({ op: 'c', after: order(1), lsn: 10 }),
+      changeEvent({ op: 'c', after: order(2), lsn: 20 }), // another change right after: new shared fields
+      changeEvent({ op: 'u', before: { ...order(1), amount: 1 }, after: order(1), lsn: 30 }),
+      changeEvent({ op: 'u', after: wide, lsn: 40 }), // no before image; a bigint value (the replacer path)
+      changeEvent({ op: 'd', before: { orderid: 3 }, lsn: 50 }),
+      changeEvent({ table: 'bank.holding', op: 'c', after: holding(1000, 'VFIAX', 10), lsn: 60 }), // with Context
+      changeEvent({ table: 'bank.holding', op: 't', lsn: 70 }),
+    ];
+    const rows = events.flatMap((e) => toHistoryRows(e, e.source.table === 'holding' ? holdingRoute : ordersRoute));
+    // Rows that lack fields (undefined is left out by JSON.stringify), some of them all shared ones.
+    rows.push({ ...rows[0]!, TxId: undefined, Context: undefined });
+    rows.push(toHistoryRow({ ...historyRows(events[0]!)[0]!, Column: 'x', OldValue: undefined, NewValue: undefined }));
+    rows.push({ Column: 'only', OldValue: 1, NewValue: 2, OldValueKnown: true }, { SourceTable: 's', Key: null }, {});
+    expect(rows.length).toBeGreaterThan(events.length + 3);
+    const lines = toHistoryJsonLines(rows).toString('utf8');
+    expect(lines).toBe(toJsonLines(rows).toString('utf8'));
+    expect(
+      lines
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => JSON.parse(l) as unknown),
+    ).toHaveLength(rows.length);
   });
 
   it('types new columns by source.types where it names them (a null one too), else from the first non-null value', () => {

@@ -31,3 +31,15 @@ describe('decodeBody: json/jsonb numbers keep their digits', () => {
     expect(decoded).toEqual({ kind: 'event', event });
   });
 });
+
+describe('decodeBody: binary bodies', () => {
+  it('reads a Buffer and a Uint8Array view into a larger buffer (dataType binary) as their own bytes only', () => {
+    const event = changeEvent({ after: { orderid: 1, city: 'Zürich' } });
+    const text = JSON.stringify(event);
+    const bytes = Buffer.from(`xx${text}yy`);
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset + 2, bytes.length - 4);
+    expect(decodeBody(view)).toEqual({ kind: 'event', event });
+    expect(decodeBody(Buffer.from(view))).toEqual({ kind: 'event', event });
+    expect(decodeBody(new Uint8Array(Buffer.from(text)))).toEqual({ kind: 'event', event });
+  });
+});
