@@ -20,6 +20,8 @@ import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.j
 import type { DebeziumColumn } from '../encode/debezium.js';
 import type { FieldDef } from 'pg';
 import { buildEnvelope } from '../encode/envelope.js';
+import { rowJsonEncoder } from '../encode/rowJson.js';
+import type { RowJsonEncoder } from '../encode/rowJson.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
 import { keyFrom, withDebeziumDetails } from '../replication/relations.js';
 import { quoteIdent } from '../../shared/core/sql.js';
@@ -195,6 +197,8 @@ interface TableRun {
   queuedRows: number;
   /** The Debezium format: the table's columns with their catalog details (`withDebeziumDetails`), read at its first chunk. */
   debeziumColumns?: DebeziumColumn[];
+  /** The native format: the table's row and key JSON writer, made at its first chunk (null: rows go through the row object). */
+  rowJson?: RowJsonEncoder | null;
 }
 
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
@@ -483,17 +487,36 @@ async function queueChunk(
       columns,
       renamedTo: table.renamedTo,
     });
-  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope).
+  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope),
+  // and each row's JSON is written from its text cells without a row object (rowJsonEncoder).
   const shared = dbz === null ? deps.records.rowsWithEnvelope(envelope(null, null, 'true')) : null;
+  const json =
+    shared === null
+      ? null
+      : (run.rowJson ??= rowJsonEncoder(
+          fields.map((f, i) => ({ name: f.name, decoder: decoders[i]!, baseType: deps.types.baseTypeName(f.dataTypeID) })),
+          chunkKey,
+          table.wholeRowKey,
+        ));
   for (let j = 0; j < rows.length; j++) {
     const raw = rows[j]!;
+    if (shared !== null && json !== null) {
+      const after = json.row(raw);
+      const keyJson = json.keyIsRow ? after : json.key(raw);
+      const fast = keyJson === null ? null : shared(after, keyJson);
+      if (fast !== null) {
+        deps.pipeline.enqueue(fast, entry);
+        if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
+        continue;
+      }
+    }
     const row: RowImage = {};
     for (let i = 0; i < names.length; i++) {
       const v = raw[i];
       row[names[i]!] = v === null || v === undefined ? null : decoders[i]!(v);
     }
     const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
-    const fast = shared?.(JSON.stringify(row), JSON.stringify(key));
+    const fast = json === null ? shared?.(JSON.stringify(row), JSON.stringify(key)) : null;
     if (fast) {
       deps.pipeline.enqueue(fast, entry);
     } else {
