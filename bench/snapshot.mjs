@@ -12,7 +12,7 @@
 //     CPU seconds and peak RSS of the reader from /usr/bin/time, and its CPU µs per row over the snapshot phase alone; CPU seconds of PostgreSQL (the reader's own
 //     backends, found by their client ports, sampled from /proc) and of the broker's process (shared with other work).
 // BENCH_SNAPSHOT_ROUNDS (default 1) repeats the reader runs; figures are then medians with min and max.
-// BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures).
+// BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures); BENCH_NODE_FLAGS: more node flags.
 // Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES.
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
@@ -124,7 +124,10 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   };
   for (const k of ['CDC_SNAPSHOT_PARALLELISM', 'CDC_SNAPSHOT_CHUNK_ROWS', 'CDC_MAX_INFLIGHT_BYTES']) if (process.env[k]) env[k] = process.env[k];
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const node = [process.execPath, ...prof, '--max-old-space-size=128', '--max-semi-space-size=8', main];
+  // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --trace-gc); its lines that are not JSON go to /tmp/<run>.out.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const node = [process.execPath, ...prof, ...flags, '--max-old-space-size=128', '--max-semi-space-size=8', main];
+  const otherLines = [];
   const argv = ['-f', '%e %U %S %M', '-o', timeFile, ...(pinned ? ['taskset', '-c', '0'] : []), ...node];
   const loadBefore = load();
   const proc = spawn('/usr/bin/time', argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -145,6 +148,7 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
       try {
         j = JSON.parse(line);
       } catch {
+        if (flags.length > 0) otherLines.push(line);
         continue;
       }
       if (j.msg === 'snapshot started') {
@@ -185,6 +189,7 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   }, 200);
   const code = await new Promise((r) => proc.on('exit', r));
   clearInterval(poll);
+  if (otherLines.length > 0) writeFileSync(`/tmp/${run}.out`, otherLines.join('\n') + '\n');
   const brokerAfter = broker ? cpuOf(broker) : null;
   if (code !== 0) throw new Error(`reader run ${run} exited with ${code}`);
   const [wall, user, sys, maxRssKb] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);

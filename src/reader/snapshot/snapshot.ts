@@ -4,10 +4,12 @@
  * converge (docs/reader.md "Versioning contract for sinks").
  *
  * Reading overlaps publishing: a chunk is queued for the broker and the next one is read at once, within
- * `CDC_MAX_INFLIGHT_BYTES`. A keyed table is read by `parallelism` connections that share one snapshot
- * (`SET TRANSACTION SNAPSHOT`), each taking the next key range; ranges are cut in key order (the next
- * range's upper key is found with an index-only `OFFSET`), read in parallel, and queued in key order.
- * A chunk's progress (its last key) is recorded only once the broker confirmed it and every chunk before
+ * `CDC_MAX_INFLIGHT_BYTES`. A table is read by `parallelism` connections that share one snapshot
+ * (`SET TRANSACTION SNAPSHOT`), each taking the next range: key ranges for a keyed table (the next
+ * range's upper key is found with an index-only `OFFSET`), CTID block ranges for a keyless one
+ * (`ctidRanges`; one cursor pass where TID range scans are not available); ranges are cut in order,
+ * read in parallel, and queued in order.
+ * A chunk's progress (its last key, or a keyless table's next block) is recorded only once the broker confirmed it and every chunk before
  * it (`TxEntry.onAcked`), so a crash resumes after the last chunk whose predecessors were all delivered.
  */
 import type { Client } from 'pg';
@@ -20,6 +22,8 @@ import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.j
 import type { DebeziumColumn } from '../encode/debezium.js';
 import type { FieldDef } from 'pg';
 import { buildEnvelope } from '../encode/envelope.js';
+import { rowJsonEncoder } from '../encode/rowJson.js';
+import type { RowJsonEncoder } from '../encode/rowJson.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
 import { keyFrom, withDebeziumDetails } from '../replication/relations.js';
 import { quoteIdent } from '../../shared/core/sql.js';
@@ -195,6 +199,8 @@ interface TableRun {
   queuedRows: number;
   /** The Debezium format: the table's columns with their catalog details (`withDebeziumDetails`), read at its first chunk. */
   debeziumColumns?: DebeziumColumn[];
+  /** The native format: the table's row and key JSON writer, made at its first chunk (null: rows go through the row object). */
+  rowJson?: RowJsonEncoder | null;
 }
 
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
@@ -207,7 +213,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
     let snapshotName = plan.exportedSnapshot;
     if (snapshotName !== null) await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
     const parallelism = Math.max(1, deps.parallelism ?? 1);
-    if (parallelism > 1 && deps.openClient && plan.tables.some((t) => !t.wholeRowKey)) {
+    if (parallelism > 1 && deps.openClient && plan.tables.length > 0) {
       // Resume: no exported snapshot; this transaction's own is exported, so every reader sees the same rows.
       snapshotName ??= (await client.query<{ s: string }>('SELECT pg_catalog.pg_export_snapshot() AS s')).rows[0]?.s ?? null;
       if (snapshotName === null) throw new Error('pg_export_snapshot() returned no snapshot');
@@ -302,39 +308,160 @@ async function snapshotTable(
     started: Date.now(),
     startRows: p.rows,
     lastLog: Date.now(),
-    queuedRows: keyed ? p.rows : 0,
+    queuedRows: 0,
   };
-  deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: keyed ? p.rows : 0, rowsTotal: run.estimate, done: false }, 0);
-  return keyed ? snapshotKeyed(run, readers) : snapshotKeyless(run);
+  // A keyed table by key ranges; a keyless one by CTID ranges where the server can (else one cursor pass).
+  const source = keyed ? keyRanges(run) : await ctidRanges(run);
+  run.startRows = run.queuedRows = source === null ? 0 : p.rows;
+  deps.onProgress?.({ schema: table.schema, table: table.table, rowsDone: run.queuedRows, rowsTotal: run.estimate, done: false }, 0);
+  return source === null ? snapshotKeyless(run) : snapshotRanges(run, readers, source);
 }
 
-/** Keyed table: readers take consecutive key ranges; chunks are queued in key order. */
-async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' | 'stopped'> {
-  const { deps, table } = run;
+/** What a reader reads next: its rows' condition, and the progress key once they are delivered. */
+interface Range {
+  /** ` WHERE …` (or nothing) and its parameters. */
+  where: string;
+  values: string[];
+  /** The table's last range (no upper bound). */
+  last: boolean;
+  /** The stored progress key once this range and every earlier one are delivered. */
+  lastKey: (fields: FieldDef[], rows: (string | null)[][]) => string[] | null;
+}
+
+interface RangeSource {
+  /** The range after the last one claimed (claims run one at a time, in order). */
+  claim: (c: Client) => Promise<Range>;
+  /** Row order inside a range: ` ORDER BY …` or nothing. */
+  order: string;
+}
+
+/**
+ * Key ranges after the stored key: each range's upper key is the chunkRows-th key after the previous
+ * one, found with an index-only `OFFSET`, and whether any key follows it (if none does, the range is the
+ * table's last and is read without an upper key).
+ */
+function keyRanges(run: TableRun): RangeSource {
+  const { deps, table, p } = run;
   const key = table.keyColumns;
   const order = key.map(quoteIdent).join(', ');
-  const n = key.length;
   const params = (from: number): string => key.map((_, i) => `$${from + i}`).join(', ');
-  // The next range starts after `from`; `ended` once a range without an upper key was handed out.
-  let from = run.p.lastKey;
-  let ended = false;
-  let index = 0;
-  let claims: Promise<unknown> = Promise.resolve();
-  const claim = (c: Client): Promise<{ index: number; after: string[] | null; upTo: string[] | null } | null> => {
-    const next = claims.then(async () => {
-      if (ended) return null;
+  if (p.lastKey !== null && p.lastKey.length !== key.length) {
+    // The key changed since that progress was stored (or it is a keyless table's CTID position).
+    deps.log.warn('stored snapshot progress does not fit the table key: reading the table from its start', {
+      table: `${table.schema}.${table.table}`,
+      keyColumns: key,
+    });
+    p.lastKey = null;
+    p.rows = 0;
+  }
+  let from = p.lastKey;
+  return {
+    order: ` ORDER BY ${order}`,
+    claim: async (c) => {
       const after = from;
-      // The range's upper key: the chunkRows-th key after `after`, and whether any key follows it
-      // (if none does, the range is the table's last and is read without an upper key).
       const res = await c.query<string[]>({
         text: `SELECT ${order} FROM ${table.relation}${after ? ` WHERE (${order}) > (${params(1)})` : ''} ORDER BY ${order} OFFSET ${deps.chunkRows - 1} LIMIT 2`,
         values: after ?? [],
         rowMode: 'array',
       });
       const upTo = res.rows.length === 2 ? res.rows[0]! : null;
-      if (upTo === null) ended = true;
-      else from = upTo;
-      return { index: index++, after, upTo };
+      if (upTo !== null) from = upTo;
+      const conds: string[] = [];
+      if (after) conds.push(`(${order}) > (${params(1)})`);
+      if (upTo) conds.push(`(${order}) <= (${params(after ? key.length + 1 : 1)})`);
+      return {
+        where: conds.length ? ` WHERE ${conds.join(' AND ')}` : '',
+        values: [...(after ?? []), ...(upTo ?? [])],
+        last: upTo === null,
+        // A bounded range ends at its upper key; the last range's key is never needed again (done).
+        lastKey: (fields, rows) => upTo ?? (rows.length > 0 ? keyOf(fields, key, rows[rows.length - 1]!) : after),
+      };
+    },
+  };
+}
+
+/** A keyless table's stored position: `ctid:<relfilenode>:<block>`, the first block not yet delivered. */
+const CTID_PROGRESS = /^ctid:(\d+):(\d+)$/;
+/** Rows per 8 KiB block assumed for a table never analysed (about 100-byte rows): only sizes chunks. */
+const DEFAULT_ROWS_PER_BLOCK = 60;
+const tid = (block: number): string => `(${block},0)`;
+
+/**
+ * A keyless table's chunks by CTID ranges of about chunkRows rows (blocks at the table's analysed
+ * density), read with TID range scans (PostgreSQL 14+), so they are split over the connections and
+ * resumable like key ranges: the stored position is the next range's first block. A range is the
+ * table's last (no upper bound) once it reaches the size read at the start or no visible row follows
+ * it. Resuming by block is sound in a fresh snapshot for the same reason resuming by key is (rows
+ * changed since were streamed after the slot's start), as long as rows did not move without a change:
+ * VACUUM FULL, CLUSTER and TRUNCATE rewrite the table into a new file, so the position carries the
+ * file (`pg_relation_filenode`) and a different one restarts the table. Null: read the table in one
+ * cursor pass (a partitioned table, whose rows are in its partitions; a server before 14).
+ */
+async function ctidRanges(run: TableRun): Promise<RangeSource | null> {
+  const { deps, table, p } = run;
+  const info = await deps.client.query<{ kind: string; node: string | null; blocks: string; pages: string; tuples: string; version: string }>(
+    `SELECT c.relkind::text AS kind, pg_catalog.pg_relation_filenode(c.oid)::text AS node,
+            (pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint)::text AS blocks,
+            c.relpages::text AS pages, c.reltuples::text AS tuples, pg_catalog.current_setting('server_version_num') AS version
+       FROM pg_catalog.pg_class c WHERE c.oid = $1`,
+    [table.oid],
+  );
+  const r = info.rows[0];
+  if (r === undefined || r.kind !== 'r' || r.node === null || Number(r.version) < 140000) return null;
+  const node = r.node;
+  const blocks = Number(r.blocks);
+  const density = Number(r.tuples) > 0 && Number(r.pages) > 0 ? Number(r.tuples) / Number(r.pages) : DEFAULT_ROWS_PER_BLOCK;
+  const step = Math.max(1, Math.floor(deps.chunkRows / density));
+  const stored = p.lastKey?.length === 1 ? CTID_PROGRESS.exec(p.lastKey[0]!) : null;
+  let from = 0;
+  if (stored !== null && stored[1] === node) {
+    from = Number(stored[2]);
+  } else {
+    if (p.lastKey !== null)
+      deps.log.warn(
+        'stored snapshot position is of another table file (rewritten by VACUUM FULL, CLUSTER or TRUNCATE) or of a key: reading the table from its start',
+        {
+          table: `${table.schema}.${table.table}`,
+        },
+      );
+    p.lastKey = null;
+    p.rows = 0;
+  }
+  return {
+    order: '',
+    claim: async (c) => {
+      const lo = from;
+      let hi: number | null = lo + step;
+      if (hi >= blocks) hi = null;
+      else {
+        const after = await c.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${table.relation} WHERE ctid >= $1::tid) AS e`, [tid(hi)]);
+        if (!after.rows[0]?.e) hi = null;
+      }
+      if (hi !== null) from = hi;
+      const upTo = hi;
+      return {
+        where: upTo === null ? ' WHERE ctid >= $1::tid' : ' WHERE ctid >= $1::tid AND ctid < $2::tid',
+        values: upTo === null ? [tid(lo)] : [tid(lo), tid(upTo)],
+        last: upTo === null,
+        lastKey: () => (upTo === null ? null : [`ctid:${node}:${upTo}`]),
+      };
+    },
+  };
+}
+
+/** Readers take consecutive ranges of `source`, read them at once, and queue their chunks in range order. */
+async function snapshotRanges(run: TableRun, readers: Client[], source: RangeSource): Promise<'done' | 'stopped'> {
+  const { deps, table } = run;
+  // `ended` once the last range was handed out.
+  let ended = false;
+  let index = 0;
+  let claims: Promise<unknown> = Promise.resolve();
+  const claim = (c: Client): Promise<(Range & { index: number }) | null> => {
+    const next = claims.then(async () => {
+      if (ended) return null;
+      const range = await source.claim(c);
+      if (range.last) ended = true;
+      return { ...range, index: index++ };
     });
     claims = next.catch(() => undefined);
     return next;
@@ -348,28 +475,19 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
       if (deps.isStopping() || turns.aborted) return 'stopped';
       const chunk = await claim(c);
       if (chunk === null) return 'done';
-      const conds: string[] = [];
-      if (chunk.after) conds.push(`(${order}) > (${params(1)})`);
-      if (chunk.upTo) conds.push(`(${order}) <= (${params(chunk.after ? n + 1 : 1)})`);
       const res = await c.query<unknown[]>({
-        text: `SELECT ${run.select} FROM ${table.relation}${conds.length ? ` WHERE ${conds.join(' AND ')}` : ''} ORDER BY ${order}`,
-        values: [...(chunk.after ?? []), ...(chunk.upTo ?? [])],
+        text: `SELECT ${run.select} FROM ${table.relation}${chunk.where}${source.order}`,
+        values: chunk.values,
         rowMode: 'array',
       });
-      const last = chunk.upTo === null;
-      const lastOfAll = run.dbz !== null && last && res.rows.length > 0 && !(await run.laterRows(c));
+      const lastOfAll = run.dbz !== null && chunk.last && res.rows.length > 0 && !(await run.laterRows(c));
       const rows = res.rows as (string | null)[][];
       const held = chunkBytes(rows);
       readAhead.take(held);
       await turns.wait(chunk.index);
       if (turns.aborted || deps.isStopping()) return 'stopped';
-      await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({
-        ...run.p,
-        rows: rowsDone,
-        // A bounded range ends at its upper key; the last range's key is never needed again (done).
-        lastKey: chunk.upTo ?? (rows.length > 0 ? keyOf(res.fields, key, rows[rows.length - 1]!) : run.p.lastKey),
-        done: last,
-      }));
+      const lastKey = chunk.lastKey(res.fields, rows);
+      await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey, done: chunk.last }));
       turns.done();
       readAhead.give(held);
     }
@@ -401,7 +519,7 @@ async function snapshotKeyed(run: TableRun, readers: Client[]): Promise<'done' |
   return results.every((r) => r.status === 'fulfilled' && r.value === 'done') ? 'done' : 'stopped';
 }
 
-/** No usable unique key: one pass through a cursor (a crash restarts this table). */
+/** No usable unique key and no TID range scans (a partitioned table, a server before 14): one pass through a cursor (a crash restarts this table). */
 async function snapshotKeyless(run: TableRun): Promise<'done' | 'stopped'> {
   const { deps, table } = run;
   const { client } = deps;
@@ -483,17 +601,36 @@ async function queueChunk(
       columns,
       renamedTo: table.renamedTo,
     });
-  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope).
+  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope),
+  // and each row's JSON is written from its text cells without a row object (rowJsonEncoder).
   const shared = dbz === null ? deps.records.rowsWithEnvelope(envelope(null, null, 'true')) : null;
+  const json =
+    shared === null
+      ? null
+      : (run.rowJson ??= rowJsonEncoder(
+          fields.map((f, i) => ({ name: f.name, decoder: decoders[i]!, baseType: deps.types.baseTypeName(f.dataTypeID) })),
+          chunkKey,
+          table.wholeRowKey,
+        ));
   for (let j = 0; j < rows.length; j++) {
     const raw = rows[j]!;
+    if (shared !== null && json !== null) {
+      const after = json.row(raw);
+      const keyJson = json.keyIsRow ? after : json.key(raw);
+      const fast = keyJson === null ? null : shared(after, keyJson);
+      if (fast !== null) {
+        deps.pipeline.enqueue(fast, entry);
+        if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
+        continue;
+      }
+    }
     const row: RowImage = {};
     for (let i = 0; i < names.length; i++) {
       const v = raw[i];
       row[names[i]!] = v === null || v === undefined ? null : decoders[i]!(v);
     }
     const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
-    const fast = shared?.(JSON.stringify(row), JSON.stringify(key));
+    const fast = json === null ? shared?.(JSON.stringify(row), JSON.stringify(key)) : null;
     if (fast) {
       deps.pipeline.enqueue(fast, entry);
     } else {

@@ -1,0 +1,122 @@
+/**
+ * A row in PostgreSQL's text form (the snapshot's `rowMode: 'array'` rows) → the JSON of its row image
+ * and of its key, byte-identical to `JSON.stringify` of the row the decoders make (`TypeRegistry.decoder`,
+ * one property per column in column order) and of `keyFrom`'s key, without making the row object.
+ *
+ * Why: on the snapshot's hot path the row object, and for jsonb the parse into values (with the
+ * exact-number reviver whenever a number such as `45.7000000000000000` does not survive a double) and
+ * their serialisation back, were most of the reader's own CPU per row (docs/reader.md "Snapshot benchmark").
+ * Each column gets a fragment writer: the decoder's value through `JSON.stringify`, except where the
+ * text already is that JSON (int2/int4/oid, whose output is canonical digits; bool), and jsonb, whose
+ * output (`jsonb_out`) is canonical JSON with `", "` and `": "` separators: its numbers come back
+ * verbatim through the decoder either way (as doubles that print the same, or `JSON.rawJSON`), its
+ * strings are escaped as `JSON.stringify` escapes them, its keys are unique; so its JSON is the text
+ * without the blanks between tokens, unless an object key is an array index (V8 enumerates those
+ * first, in numeric order, so the parsed object prints its keys in another order: the decoder's path).
+ */
+import type { Decoder } from '../../shared/events/pgTypes.js';
+import { decodeBool, decodeInt, decodeJson } from '../../shared/events/pgTypes.js';
+
+/** A cell's text → its JSON (undefined: the property is left out, as `JSON.stringify` leaves out an undefined value). */
+export type CellJson = (text: string) => string | undefined;
+
+/** A column as the writer needs it: its decoder, and its type's name (`TypeRegistry.baseTypeName`: a domain has its base type's). */
+export interface RowJsonColumn {
+  name: string;
+  decoder: Decoder;
+  baseType: string;
+}
+
+/**
+ * The JSON writer of a column. Only jsonb's text is canonical: json (same decoder) keeps its input as
+ * written (blanks, duplicate keys, escapes), so it goes through the decoder.
+ */
+export function cellJson(column: RowJsonColumn): CellJson {
+  const { decoder } = column;
+  if (decoder === decodeInt) return (t) => t;
+  if (decoder === decodeBool) return (t) => (decoder(t) ? 'true' : 'false');
+  if (decoder === decodeJson && column.baseType === 'jsonb') return (t) => compactJsonb(t) ?? JSON.stringify(decoder(t));
+  return (t) => JSON.stringify(decoder(t));
+}
+
+/** The length of an array-index key's text is at most 10 digits (up to 2^32 − 2). */
+function isArrayIndex(t: string, from: number, to: number): boolean {
+  const n = to - from;
+  if (n < 1 || n > 10) return false;
+  for (let i = from; i < to; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  if (n > 1 && t.charCodeAt(from) === 48) return false;
+  return Number(t.slice(from, to)) <= 4294967294;
+}
+
+/**
+ * jsonb text → the same JSON without blanks between tokens, or null when an object key is an array
+ * index (see the module comment).
+ */
+export function compactJsonb(t: string): string | null {
+  let out = '';
+  let start = 0;
+  const n = t.length;
+  for (let i = 0; i < n; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 34) {
+      const open = i;
+      for (i++; i < n; i++) {
+        const d = t.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+      // A key: the string is followed by `:` (jsonb_out writes `": "`).
+      if (t.charCodeAt(i + 1) === 58 && isArrayIndex(t, open + 1, i)) return null;
+    } else if (c === 32 || c === 10 || c === 13 || c === 9) {
+      if (i > start) out += t.slice(start, i);
+      start = i + 1;
+    }
+  }
+  return start === 0 ? t : out + t.slice(start);
+}
+
+export interface RowJsonEncoder {
+  /** The row image's JSON. */
+  row(cells: readonly (string | null | undefined)[]): string;
+  /** The key's JSON (key columns in key order), or null when a key cell is NULL (the caller's `keyFrom` names the problem). */
+  key(cells: readonly (string | null | undefined)[]): string | null;
+  /** The key is the whole row in column order: its JSON is the row's. */
+  keyIsRow: boolean;
+}
+
+/**
+ * The encoder of rows with these columns (`cells[i]` is column `columns[i]`'s text, null for NULL), or
+ * null when a column name is an array index (a row object would enumerate it first) or a key column is
+ * not among the columns: use the row object (`keyFrom` names that problem).
+ * `keyColumns`: the key's columns, in key order; `wholeRowKey`: the key is the whole row, NULLs included.
+ */
+export function rowJsonEncoder(columns: readonly RowJsonColumn[], keyColumns: readonly string[], wholeRowKey: boolean): RowJsonEncoder | null {
+  const names = columns.map((c) => c.name);
+  if (names.some((n) => isArrayIndex(n, 0, n.length))) return null;
+  const cells = columns.map(cellJson);
+  const labels = names.map((n) => `${JSON.stringify(n)}:`);
+  const encode = (raw: readonly (string | null | undefined)[], order: readonly number[]): string => {
+    let out = '{';
+    for (const i of order) {
+      const v = raw[i];
+      const json = v === null || v === undefined ? 'null' : cells[i]!(v);
+      if (json === undefined) continue;
+      out += out.length === 1 ? labels[i]! + json : ',' + labels[i]! + json;
+    }
+    return out + '}';
+  };
+  const all = names.map((_, i) => i);
+  const keyIndex = keyColumns.map((k) => names.indexOf(k));
+  if (keyIndex.some((i) => i < 0)) return null;
+  return {
+    keyIsRow: wholeRowKey && keyIndex.length === all.length && keyIndex.every((k, i) => k === i),
+    row: (raw) => encode(raw, all),
+    key: (raw) => {
+      if (!wholeRowKey) for (const i of keyIndex) if (raw[i] === null || raw[i] === undefined) return null;
+      return encode(raw, keyIndex);
+    },
+  };
+}

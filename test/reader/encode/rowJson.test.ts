@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
+import { serviceEnv } from '../../helpers/services.js';
+import { SESSION_OPTIONS, textTypes } from '../../../src/shared/events/pgTables.js';
+import { TypeRegistry } from '../../../src/shared/events/typeRegistry.js';
+import { decodeJson } from '../../../src/shared/events/pgTypes.js';
+import { compactJsonb, rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
+import { keyFrom } from '../../../src/reader/replication/relations.js';
+import type { RowImage } from '../../../src/shared/events/changeEvent.js';
+
+// The row JSON writer against the reference (JSON.stringify of the decoded row), on PostgreSQL's own text output.
+describe('rowJson: row and key JSON from text cells', () => {
+  let c: pg.Client;
+  beforeAll(async () => {
+    c = new pg.Client({ ...serviceEnv().pg, options: SESSION_OPTIONS, types: textTypes });
+    await c.connect();
+  });
+  afterAll(async () => {
+    await c.end();
+  });
+
+  const jsonbInputs = [
+    '{"a": 1, "b": [2.5, -3], "s": "1.50, 12345678901234567890: x"}',
+    '{"price": 45.7000000000000000, "big": 12345678901234567890, "e": 1e5, "neg": -0.0}',
+    '{"esc": "tab\\there \\"q\\" back\\\\slash \\u0001 \\n é ☃ \\ud83d\\ude00", "k y": {"x": null, "y": true, "z": false}}',
+    '[1, [2, [3, {"deep": [{}, []]}]], "a, b: c"]',
+    '"a scalar string with: , spaces"',
+    '1.50',
+    '-0',
+    'null',
+    // Array-index keys: a parsed object enumerates them first; the writer takes the decoder's path.
+    '{"a": 1, "10": 2, "2": 3}',
+    '{"b": {"0": "zero", "x": 1}}',
+    // Not array indexes: leading zero, beyond 2^32 - 2, negative.
+    '{"a": 1, "01": 2, "4294967295": 3, "-1": 4}',
+    '{"__proto__": 1, "constructor": {"x": [1.0, 2.00]}}',
+  ];
+
+  test('jsonb: the compact text equals JSON.stringify of the decoded value', async () => {
+    for (const input of jsonbInputs) {
+      const text = (await c.query<{ j: string }>('SELECT $1::jsonb AS j', [input])).rows[0]!.j;
+      const expected = JSON.stringify(decodeJson(text));
+      const compact = compactJsonb(text);
+      if (compact !== null) expect(compact).toBe(expected);
+      const writer = rowJsonEncoder([{ name: 'j', decoder: decodeJson, baseType: 'jsonb' }], [], false)!;
+      expect(writer.row([text])).toBe(`{"j":${expected}}`);
+    }
+    // The array-index cases are the ones that leave the compact path.
+    expect(compactJsonb('{"a": 1, "10": 2}')).toBeNull();
+    expect(compactJsonb('{"a": 1, "01": 2, "4294967295": 3}')).toBe('{"a":1,"01":2,"4294967295":3}');
+  });
+
+  test('every column type: the row and key JSON equal JSON.stringify of the decoded row and of keyFrom', async () => {
+    const types = new TypeRegistry((sql, params) => c.query(sql, params));
+    await c.query(
+      'CREATE TEMP TABLE rj (id bigint, i int, s smallint, n numeric(14,4), f float8, r real, b boolean, t text, v varchar(64), ts timestamptz, tz timestamp, d date, tm time, u uuid, j jsonb, js json, a int[], ja jsonb[], ip inet, iv interval, by bytea, ch char(8), o oid, "quoted ""name""" text)',
+    );
+    await c.query(`INSERT INTO rj VALUES
+      (1, -2147483648, -32768, 12.3400, 1.5, 0.1, true, 'a "b"\\ c', 'é ☃', '2026-01-01 10:00:00.5+00', '2026-01-01 10:00:00', '2026-01-01', '10:00:00.000001', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+       '{"price": 45.7000000000000000, "10": 1, "x": [1, 2]}', '{"a" :  1.0,"a": 2}', '{1,NULL,3}', ARRAY['{"a": 1.50}'::jsonb], '10.0.0.1', '1 day 2 hours', '\\x00ff', 'ab', 4294967295, E'line\\nbreak'),
+      (9223372036854775807, NULL, NULL, NULL, 'NaN', '-Infinity', false, '', NULL, 'infinity', NULL, NULL, NULL, NULL, 'null', '[]', '{}', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+      (-9007199254740991, 0, 0, -0.0001, 1e300, 3.4e38, NULL, E'\\u0001\\t', 'x', '0044-03-15 12:00:00+00 BC', '10000-01-01 00:00:00', '0044-03-15 BC', '24:00:00', NULL, '[1.0, {"0": 0}]', '1e5', '{{1,2},{3,4}}', NULL, '::1', '-1 mons', '', 'c', 0, '')`);
+    const res = await c.query<unknown[]>({ text: 'SELECT * FROM rj ORDER BY id', rowMode: 'array' });
+    await types.ensure(res.fields.map((f) => f.dataTypeID));
+    const names = res.fields.map((f) => f.name);
+    const decoders = res.fields.map((f) => types.decoder(f.dataTypeID));
+    const columns = res.fields.map((f, i) => ({ name: f.name, decoder: decoders[i]!, baseType: types.baseTypeName(f.dataTypeID) }));
+    const table = { schema: 'pg_temp', table: 'rj' };
+    for (const [keyColumns, wholeRowKey] of [
+      [['id'], false],
+      [['u', 'id'], false],
+      [names, true],
+    ] as const) {
+      const writer = rowJsonEncoder(columns, keyColumns, wholeRowKey)!;
+      expect(writer.keyIsRow).toBe(wholeRowKey);
+      for (const raw of res.rows as (string | null)[][]) {
+        const row: RowImage = {};
+        names.forEach((n, i) => (row[n] = raw[i] === null ? null : decoders[i]!(raw[i]!)));
+        expect(writer.row(raw)).toBe(JSON.stringify(row));
+        const keyNull = !wholeRowKey && keyColumns.some((k) => row[k] === null);
+        if (keyNull) {
+          // The writer declines; keyFrom names the problem.
+          expect(writer.key(raw)).toBeNull();
+          expect(() => keyFrom(table, [...keyColumns], wholeRowKey, row)).toThrow(/NULL in the row/);
+        } else {
+          expect(writer.key(raw)).toBe(JSON.stringify(keyFrom(table, [...keyColumns], wholeRowKey, row)));
+        }
+      }
+    }
+  });
+
+  test('a column named like an array index, or a key column not read: no writer (the row object is used)', () => {
+    const col = (name: string) => ({ name, decoder: decodeJson, baseType: 'jsonb' });
+    expect(rowJsonEncoder([col('a'), col('7')], ['a'], false)).toBeNull();
+    expect(rowJsonEncoder([col('a'), col('b')], ['c'], false)).toBeNull();
+    expect(rowJsonEncoder([col('a'), col('07')], ['a'], false)).not.toBeNull();
+  });
+});
