@@ -294,6 +294,8 @@ Object.assign(result, summary(perBuild.current), { loadAverageAfter: loadavg(), 
 if (COMPARE) result.compare = { dist: COMPARE, ...summary(perBuild.compare), perRound: perBuild.compare };
 result.targets = { ratio: 0.95, bulkRowsPerSec: 100_000, p99Ms: 50, peakRssMb: 200 };
 result.command = 'npm run bench:reader';
+// The size and A/B settings of this run (unset: the defaults above).
+result.env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')));
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/reader.json', import.meta.url), JSON.stringify(result, null, 2) + '\n');
 log('result', Object.fromEntries(Object.entries(result).filter(([k]) => k !== 'perRound')));
