@@ -73,7 +73,7 @@ describe('pgoutput Insert read into column texts (TextPgoutputPlugin)', () => {
     head.writeInt32BE(oid, 1);
     head[5] = 0x4e;
     head.writeInt16BE(values.length, 6);
-    const parts = [head];
+    const parts: Buffer[] = [head];
     for (const v of values) {
       if (v === 'n' || v === 'u') parts.push(Buffer.from(v));
       else {
