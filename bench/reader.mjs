@@ -1,50 +1,70 @@
 // Reader benchmark (not a test). Writes bench/results/reader.json.
-//   npm run bench:reader          (uses .services.env: the test services must be up)
-// Phases, each on the same PostgreSQL and Kafka, the reader running as its own process (the real
-// entry point) so its peak RSS (VmHWM) is its own:
-//  1. changesPerSec: N single-row transactions are committed while the reader is down (pgbench),
-//     then the reader drains them; time from its start of streaming to PostgreSQL's confirmed_flush
-//     passing the last commit (the reader confirms only what Kafka acknowledged).
-//  2. limitPerSec: the same WAL (a second slot created at the same point) decoded by
-//     `pg_recvlogical -f -` into /dev/null, timed the same way.
-//  3. bulkRowsPerSec: one 1M-row INSERT transaction; time from its commit to its acknowledgement.
-//  4. p50Ms/p99Ms: commit-to-ack latency (reader's own histogram, commit timestamp from the WAL)
-//     at a fixed 5,000 single-row transactions/s (pgbench -R 5000).
+//   npm run bench:reader          (uses the test services: .services.env here or in $PG_CDC_SERVICES_STATE_DIR)
+// BENCH_ROUNDS paired rounds (default 5); every figure is reported as the median with min and max over
+// them, and each round's own figures are kept. A round, on the same PostgreSQL and Kafka, the reader
+// running as its own process (the compiled entry point, the container's heap flags) so its peak RSS
+// (VmHWM) and CPU time are its own:
+//  1. limitPerSec: BENCH_TX single-row transactions (pgbench) are committed while the reader is down,
+//     then `pg_recvlogical -f -` decodes them into /dev/null from a twin slot created at the same point,
+//     timed to its --endpos: the ceiling, measured in the same round as the reader.
+//  2. changesPerSec: the reader drains the same WAL; time from its readiness to PostgreSQL's
+//     confirmed_flush passing the last commit (the reader confirms only what Kafka acknowledged).
+//     ratio = changesPerSec / limitPerSec of the same round.
+//  3. bulkRowsPerSec: one BENCH_BULK-row INSERT transaction while the reader streams; time from its
+//     commit to its acknowledgement.
+//  4. p50Ms/p99Ms: commit-to-ack latency (the reader's own histogram, commit timestamp from the WAL)
+//     at a fixed BENCH_RATE single-row transactions/s (pgbench -R) for BENCH_RATE_SECONDS, after a
+//     short warm-up whose samples are reset.
+//  Also per round: the reader's peak RSS, and its CPU µs per change in phases 2 and 3 (utime+stime from
+//  /proc, steadier than rates on a shared machine), and the load average.
+// BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader on its own
+// slot over the same WAL (phase 2), then its own bulk and fixed-rate phases: a paired A/B.
+// BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process there (profiling, not for figures).
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
 import pg from 'pg';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
+const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
+if (!stateDir) throw new Error('no .services.env: start the test services (npm run services:up) or set PG_CDC_SERVICES_STATE_DIR');
 const envFile = Object.fromEntries(
-  readFileSync(new URL('../.services.env', import.meta.url), 'utf8')
+  readFileSync(`${stateDir}/.services.env`, 'utf8')
     .split('\n')
     .filter((l) => /^[A-Z_]+=/.test(l))
     .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
 );
-const N = Number(process.env.BENCH_TX ?? 200_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const N = Number(process.env.BENCH_TX ?? 100_000);
 const BULK = Number(process.env.BENCH_BULK ?? 1_000_000);
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
-const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 15);
+const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 10);
+const COMPARE = process.env.BENCH_COMPARE_DIST ?? null;
 const tag = `bench_${Date.now().toString(36)}`;
-const slot = tag;
 const limitSlot = `${tag}_limit`;
 const pgEnv = { PGHOST: envFile.PGHOST, PGPORT: envFile.PGPORT, PGUSER: envFile.PGUSER, PGDATABASE: envFile.PGDATABASE };
 const log = (msg, extra = {}) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), msg, ...extra }) + '\n');
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
 
 const c = new pg.Client({ host: pgEnv.PGHOST, port: Number(pgEnv.PGPORT), user: pgEnv.PGUSER, database: pgEnv.PGDATABASE });
 await c.connect();
+// As the pgbench load (see pgbench()): the bulk transaction commits as on a production server.
+await c.query('SET synchronous_commit = on');
 const q = (sql, p) => c.query(sql, p);
 const lsnNum = (t) => {
   const [h, l] = t.split('/');
   return (BigInt(`0x${h}`) << 32n) | BigInt(`0x${l}`);
 };
-const currentLsn = async () => lsnNum((await q('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l);
+const lsnText = (l) => `${(l >> 32n).toString(16).toUpperCase()}/${(l & 0xffffffffn).toString(16).toUpperCase()}`;
+// The insert position (pg_current_wal_lsn() is the write position, which lags behind a commit made with
+// synchronous_commit=off: a mark taken there can fall inside the transaction just committed).
+const currentLsn = async () => lsnNum((await q('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l);
 const confirmed = async (s) => {
   const r = await q('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [s]);
   return r.rows[0]?.l ? lsnNum(r.rows[0].l) : 0n;
 };
-/** The current WAL position, then an empty transaction after it the reader will confirm. */
+/** The current WAL position, then a transactional logical message after it that the reader will confirm. */
 async function markEnd() {
   const l = await currentLsn();
   await q(`SELECT pg_logical_emit_message(true, 'bench-mark', 'x')`);
@@ -58,26 +78,31 @@ async function waitConfirmed(s, target, timeoutMs = 600_000) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-function startReader(healthPort) {
+
+/** A reader build under test: its dist folder and its own slot and state schema. */
+const builds = [{ name: 'current', dist: 'dist', slot: tag, state: `${tag}_state` }];
+if (COMPARE) builds.push({ name: 'compare', dist: COMPARE, slot: `${tag}_cmp`, state: `${tag}_cmp_state` });
+
+function startReader(build) {
+  const healthPort = 18000 + Math.floor(Math.random() * 1000);
   const env = {
     PATH: process.env.PATH,
     ...pgEnv,
     KAFKA_BROKERS: envFile.KAFKA_BROKERS,
     AZURE_STORAGE_CONNECTION_STRING: envFile.AZURE_STORAGE_CONNECTION_STRING,
-    CDC_SLOT: slot,
+    CDC_SLOT: build.slot,
     CDC_PUBLICATION: `${tag}_pub`,
     CDC_TABLES: `${tag}.t`,
     CDC_TOPIC: `${tag}_events`,
-    CDC_STATE_SCHEMA: `${tag}_state`,
+    CDC_STATE_SCHEMA: build.state,
     CDC_SNAPSHOT_MODE: 'never',
     HEALTH_PORT: String(healthPort),
     LOG_LEVEL: 'warn',
     DEADLETTER_CONTAINER: tag.replace(/_/g, '-'),
   };
-  // The compiled entry point, as in the container (`npm run bench:reader` builds first).
-  // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each reader process there (profiling, not for figures).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const proc = spawn(process.execPath, [...prof, '--max-old-space-size=128', '--max-semi-space-size=8', 'dist/src/reader/main.js'], {
+  // The compiled entry point with the container's heap flags (package.json "reader:dist").
+  const proc = spawn(process.execPath, [...prof, '--max-old-space-size=128', '--max-semi-space-size=8', `${build.dist}/src/reader/main.js`], {
     cwd: root,
     env,
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -96,9 +121,11 @@ async function waitReady(r) {
     await new Promise((res) => setTimeout(res, 50));
   }
 }
-function peakRssMb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+)/.exec(status)[1]) / 1024;
+const peakRssMb = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+/** utime + stime of a process, in seconds (clock ticks of 1/100 s). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 async function stopReader(r) {
   const rss = peakRssMb(r.proc.pid);
@@ -116,30 +143,55 @@ function pgbench(args, script) {
     env: { ...process.env, PGOPTIONS: '-c synchronous_commit=on' },
   });
 }
+/** Moves an inactive slot to the current WAL position (so a build sees only the WAL of its own phases). */
+async function advance(slot) {
+  await q('SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())', [slot]);
+}
 
-const result = {
-  measuredAt: new Date().toISOString(),
-  machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-  transactions: N,
-  bulkRows: BULK,
-  rateTarget: RATE,
-};
-let peakRss = 0;
-try {
-  await q(`CREATE SCHEMA ${tag}; CREATE TABLE ${tag}.t (id bigserial PRIMARY KEY, v int NOT NULL, note text)`);
-  // Slot, publication: created by a first short reader run; then a twin slot for pg_recvlogical.
-  let r = startReader(18000 + Math.floor(Math.random() * 1000));
+/** Phase 2: a build's reader drains the round's single-row transactions. */
+async function drain(build, end) {
+  const r = startReader(build);
   await waitReady(r);
-  ({ rss: r.rssSeen } = await stopReader(r));
-  await q(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [limitSlot]);
-  // Both slots now start at (about) the same point; move the twin to the reader slot's position.
-  const start = await confirmed(slot);
-  log('generating single-row transactions while the reader is down', { n: N });
-  pgbench(['-c', '4', '-j', '2', '-t', String(N / 4)], `INSERT INTO ${tag}.t (v, note) VALUES (1, 'single-row transaction');\n`);
-  const end = await markEnd();
-  const endPos = await currentLsn();
+  const cpu0 = cpuSeconds(r.proc.pid);
+  const r0 = performance.now();
+  const r1 = await waitConfirmed(build.slot, end + 1n);
+  const cpu = cpuSeconds(r.proc.pid) - cpu0;
+  const stopped = await stopReader(r);
+  const seconds = (r1 - r0) / 1000;
+  return { changesPerSec: Math.round(N / seconds), cpuUsPerChange: +((cpu * 1e6) / N).toFixed(2), rss: stopped.rss };
+}
 
-  // 2. the physical ceiling: pg_recvlogical on the twin slot
+/** Phases 3 and 4 for a build: a bulk transaction, then a fixed rate. */
+async function bulkAndLatency(build) {
+  await advance(build.slot);
+  const r = startReader(build);
+  await waitReady(r);
+  const cpu0 = cpuSeconds(r.proc.pid);
+  await q(`INSERT INTO ${tag}.t (v, note) SELECT g, 'bulk row ' || g FROM generate_series(1, ${BULK}) g`);
+  const committed = performance.now();
+  const bulkMark = await markEnd();
+  const b1 = await waitConfirmed(build.slot, bulkMark + 1n);
+  const bulkCpu = cpuSeconds(r.proc.pid) - cpu0;
+  const bulkRowsPerSec = Math.round(BULK / ((b1 - committed) / 1000));
+  pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', '2'], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'warm-up');\n`);
+  await waitConfirmed(build.slot, (await markEnd()) + 1n);
+  await fetch(`http://127.0.0.1:${r.port}/metrics/reset`, { method: 'POST' });
+  const out = pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', String(RATE_SECONDS)], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'paced');\n`);
+  const achieved = /tps = ([\d.]+)/.exec(out);
+  await waitConfirmed(build.slot, (await markEnd()) + 1n);
+  const stopped = await stopReader(r);
+  return {
+    bulkRowsPerSec,
+    bulkCpuUsPerRow: +((bulkCpu * 1e6) / BULK).toFixed(2),
+    rateAchieved: achieved ? Math.round(Number(achieved[1])) : null,
+    p50Ms: +stopped.metrics.commitToAckMs.p50.toFixed(2),
+    p99Ms: +stopped.metrics.commitToAckMs.p99.toFixed(2),
+    latencySamples: stopped.metrics.commitToAckMs.count,
+    rss: stopped.rss,
+  };
+}
+
+function recvlogical(endPos) {
   const t0 = performance.now();
   execFileSync(
     'sh',
@@ -156,6 +208,7 @@ try {
       pgEnv.PGUSER,
       '-d',
       pgEnv.PGDATABASE,
+    ].concat([
       '--slot',
       limitSlot,
       '--start',
@@ -165,66 +218,84 @@ try {
       '-o',
       `publication_names=${tag}_pub`,
       '--endpos',
-      endPosText(endPos),
+      lsnText(endPos),
       '-f',
       '-',
-    ],
+    ]),
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
-  const limitSecs = (performance.now() - t0) / 1000;
-  result.limitPerSec = Math.round(N / limitSecs);
-  log('pg_recvlogical', { seconds: limitSecs, perSec: result.limitPerSec });
+  return Math.round(N / ((performance.now() - t0) / 1000));
+}
 
-  // 1. the reader draining the same WAL
-  r = startReader(18000 + Math.floor(Math.random() * 1000));
-  await waitReady(r);
-  const r0 = performance.now();
-  const r1 = await waitConfirmed(slot, end + 1n);
-  const readerSecs = (r1 - r0) / 1000;
-  result.changesPerSec = Math.round(N / readerSecs);
-  result.ratio = +(result.changesPerSec / result.limitPerSec).toFixed(3);
-  log('reader', { seconds: readerSecs, perSec: result.changesPerSec, ratio: result.ratio, startLsn: start.toString() });
+const stats = (xs) => {
+  const s = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
+  if (s.length === 0) return null;
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median: +median.toFixed(3), min: s[0], max: s[s.length - 1] };
+};
 
-  // 3. one 1M-row transaction while the reader streams
-  await q(`INSERT INTO ${tag}.t (v, note) SELECT g, 'bulk row ' || g FROM generate_series(1, ${BULK}) g`);
-  const bulkCommitted = performance.now();
-  const bulkEnd = await markEnd();
-  const b1 = await waitConfirmed(slot, bulkEnd + 1n);
-  result.bulkRowsPerSec = Math.round(BULK / ((b1 - bulkCommitted) / 1000));
-  log('bulk', { seconds: (b1 - bulkCommitted) / 1000, rowsPerSec: result.bulkRowsPerSec });
-  let stopped = await stopReader(r);
-  peakRss = Math.max(peakRss, stopped.rss);
-  result.readerPeakInflightBytes = stopped.metrics.inflightBytes;
-
-  // 4. latency at a fixed rate, with a fresh reader (fresh histogram)
-  r = startReader(18000 + Math.floor(Math.random() * 1000));
-  await waitReady(r);
-  pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', '3'], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'warm-up');\n`);
-  await waitConfirmed(slot, (await markEnd()) + 1n);
-  await fetch(`http://127.0.0.1:${r.port}/metrics/reset`, { method: 'POST' });
-  log('fixed-rate load', { rate: RATE, seconds: RATE_SECONDS });
-  const out = pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', String(RATE_SECONDS)], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'paced');\n`);
-  const achieved = /tps = ([\d.]+)/.exec(out);
-  await waitConfirmed(slot, (await markEnd()) + 1n);
-  stopped = await stopReader(r);
-  peakRss = Math.max(peakRss, stopped.rss);
-  result.rateAchieved = achieved ? Math.round(Number(achieved[1])) : null;
-  result.p50Ms = +stopped.metrics.commitToAckMs.p50.toFixed(2);
-  result.p99Ms = +stopped.metrics.commitToAckMs.p99.toFixed(2);
-  result.latencySamples = stopped.metrics.commitToAckMs.count;
-  result.peakRssMb = Math.round(peakRss);
-  result.targets = { ratio: 0.9, p99Ms: 50, peakRssMb: 200 };
-  result.command = 'npm run bench:reader';
+const result = {
+  measuredAt: new Date().toISOString(),
+  machine: { cpus: cpus().length, node: process.version },
+  rounds: ROUNDS,
+  transactions: N,
+  bulkRows: BULK,
+  rateTarget: RATE,
+  rateSeconds: RATE_SECONDS,
+  loadAverageBefore: loadavg(),
+};
+const perBuild = Object.fromEntries(builds.map((b) => [b.name, []]));
+try {
+  await q(`CREATE SCHEMA ${tag}; CREATE TABLE ${tag}.t (id bigserial PRIMARY KEY, v int NOT NULL, note text)`);
+  // Slots, publication, state schemas: created by a first short run of each build.
+  for (const b of builds) {
+    const r = startReader(b);
+    await waitReady(r);
+    await stopReader(r);
+  }
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Every slot at the same point: the round's WAL only.
+    for (const b of builds) await advance(b.slot);
+    await q(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [limitSlot]);
+    pgbench(['-c', '4', '-j', '2', '-t', String(Math.ceil(N / 4))], `INSERT INTO ${tag}.t (v, note) VALUES (1, 'single-row transaction');\n`);
+    const end = await markEnd();
+    const endPos = await currentLsn();
+    const load = loadavg();
+    const limitPerSec = recvlogical(endPos);
+    await q('SELECT pg_drop_replication_slot($1)', [limitSlot]);
+    // Alternate the order of the builds between rounds, so neither always runs first.
+    const order = round % 2 === 1 ? builds : [...builds].reverse();
+    const rows = {};
+    for (const b of order) {
+      const d = await drain(b, end);
+      rows[b.name] = { limitPerSec, ...d, ratio: +(d.changesPerSec / limitPerSec).toFixed(3) };
+    }
+    for (const b of order) {
+      const l = await bulkAndLatency(b);
+      const row = rows[b.name];
+      Object.assign(row, l, { peakRssMb: Math.round(Math.max(row.rss, l.rss)), loadAverage: load });
+      delete row.rss;
+      perBuild[b.name].push(row);
+      log(`round ${round}`, { build: b.name, ...row });
+    }
+  }
 } finally {
-  await q('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active', [[slot, limitSlot]]).catch(
-    () => undefined,
-  );
-  await q(`DROP PUBLICATION IF EXISTS ${tag}_pub; DROP SCHEMA IF EXISTS ${tag} CASCADE; DROP SCHEMA IF EXISTS ${tag}_state CASCADE`).catch(() => undefined);
+  await q('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active', [
+    [limitSlot, ...builds.map((b) => b.slot)],
+  ]).catch(() => undefined);
+  await q(`DROP PUBLICATION IF EXISTS ${tag}_pub; DROP SCHEMA IF EXISTS ${tag} CASCADE`).catch(() => undefined);
+  for (const b of builds) await q(`DROP SCHEMA IF EXISTS ${b.state} CASCADE`).catch(() => undefined);
   await c.end();
 }
-function endPosText(l) {
-  return `${(l >> 32n).toString(16).toUpperCase()}/${(l & 0xffffffffn).toString(16).toUpperCase()}`;
-}
+const FIGURES = ['limitPerSec', 'changesPerSec', 'ratio', 'cpuUsPerChange', 'bulkRowsPerSec', 'bulkCpuUsPerRow', 'rateAchieved', 'p50Ms', 'p99Ms', 'peakRssMb'];
+const summary = (rows) => Object.fromEntries(FIGURES.map((f) => [f, stats(rows.map((r) => r[f]))]));
+Object.assign(result, summary(perBuild.current), { loadAverageAfter: loadavg(), perRound: perBuild.current });
+if (COMPARE) result.compare = { dist: COMPARE, ...summary(perBuild.compare), perRound: perBuild.compare };
+result.targets = { ratio: 0.95, bulkRowsPerSec: 100_000, p99Ms: 50, peakRssMb: 200 };
+result.command = 'npm run bench:reader';
+// The size and A/B settings of this run (unset: the defaults above).
+result.env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')));
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/reader.json', import.meta.url), JSON.stringify(result, null, 2) + '\n');
-log('result', result);
+log('result', Object.fromEntries(Object.entries(result).filter(([k]) => k !== 'perRound')));

@@ -43,6 +43,17 @@ export interface EnvelopeInput {
 export const EVENT_COLUMNS = Symbol('columns');
 export type EventWithColumns = ChangeEvent & { [EVENT_COLUMNS]?: readonly DebeziumColumn[] };
 
+/** `source.sequence` up to the change's LSN: the previous commit is the same for every change of a transaction, so its text is kept. */
+let headLsn: Lsn | null | undefined;
+let headText = '';
+function sequenceHead(lastCommitLsn: Lsn | null): string {
+  if (lastCommitLsn !== headLsn) {
+    headLsn = lastCommitLsn;
+    headText = lastCommitLsn === null ? '[null,"' : `["${lastCommitLsn}","`;
+  }
+  return headText;
+}
+
 export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
   const event: ChangeEvent = {
     before: input.before,
@@ -58,7 +69,7 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
       table: input.table,
       txId: input.txId,
       lsn: Number(input.lsn),
-      sequence: `[${input.lastCommitLsn === null ? 'null' : `"${input.lastCommitLsn}"`},"${input.lsn}"]`,
+      sequence: `${sequenceHead(input.lastCommitLsn)}${input.lsn}"]`,
       commit_lsn: input.commitLsn === null ? null : Number(input.commitLsn),
     },
     op: input.op,
@@ -75,6 +86,21 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
 
 const J = JSON.stringify;
 const num = (n: number | null | undefined): string => (typeof n === 'number' && Number.isFinite(n) ? String(n) : 'null');
+/**
+ * `source.ts_ms`, the commit time with its microseconds as a fraction: the same for every change of a
+ * transaction, and a fractional number is slow to print, so the last one's text is kept.
+ */
+let lastTs = NaN;
+let lastTsText = 'null';
+const tsMs = (n: number | null | undefined): string => {
+  if (n === lastTs) return lastTsText;
+  const text = num(n);
+  if (typeof n === 'number') {
+    lastTs = n;
+    lastTsText = text;
+  }
+  return text;
+};
 const str = (v: string | null): string => (v === null ? 'null' : J(v));
 const row = (r: RowImage | null): string => (r === null ? 'null' : J(r));
 /** `source.types` is one object per relation: its JSON is computed once, not once per event. */
@@ -96,7 +122,7 @@ export function serializeEvent(event: ChangeEvent, keyJson: string | null): stri
   const s = event.source;
   return (
     `{"before":${row(event.before)},"after":${row(event.after)},"source":{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},` +
-    `"ts_ms":${num(s.ts_ms)},"snapshot":${J(s.snapshot)},"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},` +
+    `"ts_ms":${tsMs(s.ts_ms)},"snapshot":${J(s.snapshot)},"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},` +
     `"lsn":${num(s.lsn)},"sequence":${str(s.sequence)}${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}` +
     `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}${s.types === undefined ? '' : `,"types":${types(s.types)}`}` +
     `${s.renamed_to === undefined ? '' : `,"renamed_to":${J(s.renamed_to)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}${event.old_key === undefined ? '' : `,"old_key":${J(event.old_key)}`}}`

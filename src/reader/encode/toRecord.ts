@@ -65,7 +65,14 @@ export class RecordBuilder {
     // The key's JSON serves as the record key and inside the value (serialised once).
     const keyJson = event.key === null ? null : JSON.stringify(event.key);
     const value = Buffer.from(serializeEvent(event, keyJson));
-    const key = keyJson === null ? undefined : Buffer.from(keyJson);
+    // serializeEvent writes the key last (`…,"key":<keyJson>}`) unless an `old_key` follows: the record
+    // key is then those bytes of the value, so it is not encoded a second time.
+    const key =
+      keyJson === null
+        ? undefined
+        : event.old_key === undefined && event.transaction === undefined && event.deadletter === undefined
+          ? value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1)
+          : Buffer.from(keyJson);
     // Record overhead (headers, lengths, batch header) stays well under 1 KiB.
     if (value.length + (key?.length ?? 0) + 1024 > this.opts.maxMessageBytes) return null;
     return { topic: this.topic(event), key, value };

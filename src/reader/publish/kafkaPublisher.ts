@@ -5,7 +5,7 @@
  * Microsoft's recommended client settings: the connection is src/shared/core/kafka.ts.
  */
 import { defaultPartitioner, Producer } from '@platformatic/kafka';
-import type { PartitionerContext, ProducerOptions } from '@platformatic/kafka';
+import type { MessageToProduce, PartitionerContext, ProducerOptions } from '@platformatic/kafka';
 import { kafkaClientOptions, type TokenSource } from '../../shared/core/kafka.js';
 import type { ReaderConfig } from '../config.js';
 import type { BrokerCheck } from './brokerCheck.js';
@@ -54,9 +54,10 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
   async send(records: OutRecord[]): Promise<void> {
     try {
       await this.producer.send({
-        // A tombstone's null value goes through as null (the client writes a null record value; its
-        // message schema requires the property to be present, so it is not left undefined).
-        messages: records.map((r) => ({ topic: r.topic, key: r.key, value: r.value as Buffer, headers: r.headers, partition: r.partition })),
+        // The records as they are (the client copies what it needs into its own message objects and
+        // never writes to ours). A tombstone's null value goes through as null: the client writes a
+        // null record value; its message schema requires the property to be present, which it is.
+        messages: records as unknown as MessageToProduce<Buffer, Buffer, string, Buffer>[],
       });
     } catch (err) {
       throw brokerError(this.kafka, err);

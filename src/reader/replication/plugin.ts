@@ -6,6 +6,13 @@
  * - Begin and Commit (two of the three messages of every single-row transaction) are decoded here into
  *   numbers: the library would format each LSN as a hex string and each time as a BigInt, which the
  *   reader only parsed back. The string/BigInt fields stay available as lazy getters.
+ * - Insert (the third, and every row of a bulk load) is read here into an array of its column texts
+ *   (`InsertMessage.values`), in column order: the library builds a null-prototype object keyed by
+ *   column name (dictionary-mode, slow to fill and to read), which the reader only walked by the
+ *   relation's columns again. Its `new` tuple stays available, built on demand. The texts are read when
+ *   the message is parsed, never later: pg-protocol reuses its read buffer, so a message's bytes may be
+ *   overwritten once the next socket chunk arrives (a message waits in the stream's queue while the
+ *   socket is paused).
  */
 import { PgoutputPlugin } from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
@@ -75,6 +82,52 @@ export class CommitMessage implements Pgoutput.MessageCommit {
   }
 }
 
+/** A column value of a tuple: text, null, undefined (an unchanged TOAST value, not sent), or binary ('b', not requested). */
+export type TupleValue = string | Buffer | null | undefined;
+
+/**
+ * pgoutput Insert: Int32 relation OID, Byte1 'N', TupleData (Int16 column count; per column Byte1 kind
+ * 'n' null, 'u' unchanged TOAST, 't' text or 'b' binary followed by Int32 length and the bytes).
+ */
+export class InsertMessage implements Pgoutput.MessageInsert {
+  readonly tag = 'insert' as const;
+  /** The column values in the relation's column order (the tuple's count, which may be fewer). */
+  readonly values: TupleValue[];
+  private tuple: Record<string, unknown> | undefined;
+  constructor(
+    readonly relation: Pgoutput.MessageRelation,
+    b: Buffer,
+  ) {
+    const columns = relation.columns;
+    const n = b.readInt16BE(6);
+    if (n > columns.length) throw new Error(`insert into relation ${relation.relationOid} has ${n} columns, its Relation message ${columns.length}`);
+    const values = new Array<TupleValue>(n);
+    let p = 8;
+    for (let i = 0; i < n; i++) {
+      const kind = b[p++];
+      if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
+        const len = b.readInt32BE(p);
+        p += 4;
+        // 'b' is copied: the bytes under it are not ours to keep (see the file comment).
+        values[i] = kind === 0x74 ? b.toString('utf8', p, p + len) : Buffer.from(b.subarray(p, p + len));
+        p += len;
+      } else if (kind === 0x6e /* n */) values[i] = null;
+      else if (kind === 0x75 /* u */) values[i] = undefined;
+      else throw new Error(`unknown attribute kind ${String.fromCharCode(kind ?? 0)}`);
+    }
+    this.values = values;
+  }
+  /** The library's tuple: `{ column: value }`, null-prototype, as its parser builds it (its column parsers are the identity here). */
+  get new(): Record<string, unknown> {
+    if (this.tuple === undefined) {
+      const t = Object.create(null) as Record<string, unknown>;
+      for (let i = 0; i < this.values.length; i++) t[this.relation.columns[i]!.name] = this.values[i];
+      this.tuple = t;
+    }
+    return this.tuple;
+  }
+}
+
 export class TextPgoutputPlugin extends PgoutputPlugin {
   constructor(private readonly publication: string) {
     super({ protoVersion: 1, publicationNames: [publication], messages: true });
@@ -83,9 +136,19 @@ export class TextPgoutputPlugin extends PgoutputPlugin {
   override parse(buffer: Buffer): Pgoutput.Message {
     if (buffer[0] === 0x42 /* B */ && buffer.length >= 21) return new BeginMessage(buffer);
     if (buffer[0] === 0x43 /* C */ && buffer.length >= 26) return new CommitMessage(buffer);
+    if (buffer[0] === 0x49 /* I */ && buffer.length >= 8 && buffer[5] === 0x4e /* N */)
+      return new InsertMessage(this.cachedRelation(buffer.readInt32BE(1)), buffer);
     const msg = super.parse(buffer);
     if (msg.tag === 'relation') for (const c of msg.columns) c.parser = identity;
     return msg;
+  }
+
+  /** The Relation message the library's parser holds for this OID (it reads every Relation message). */
+  private cachedRelation(oid: number): Pgoutput.MessageRelation {
+    const cache = (this as unknown as { parser: { _relationCache: Map<number, Pgoutput.MessageRelation> } }).parser._relationCache;
+    const relation = cache.get(oid);
+    if (!relation) throw new Error('missing relation');
+    return relation;
   }
 
   override start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {

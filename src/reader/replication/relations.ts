@@ -7,6 +7,7 @@ import { eventKeyColumns, indexColumnsSql, type ReplicaIdentity } from '../../sh
 import type { TypeRegistry, Query } from '../../shared/events/typeRegistry.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn } from '../encode/debezium.js';
+import type { TupleValue } from './plugin.js';
 
 export interface RelationInfo {
   oid: number;
@@ -129,6 +130,25 @@ export function decodeTuple(rel: RelationInfo, tuple: Record<string, unknown>): 
       continue;
     }
     row[c.name] = c.decode(typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : JSON.stringify(v));
+  }
+  return { row, unchanged };
+}
+
+/**
+ * `decodeTuple` for a tuple read as an array of column values in the relation's column order
+ * (`InsertMessage.values`): the same row image and unchanged columns, without the library's
+ * name-keyed tuple. `unchanged` is undefined when no column is (the common case: no array per row).
+ */
+export function decodeValues(rel: RelationInfo, values: readonly TupleValue[]): { row: RowImage; unchanged: string[] | undefined } {
+  const row: RowImage = {};
+  let unchanged: string[] | undefined;
+  const columns = rel.columns;
+  if (values.length > columns.length) throw new Error(`a change of ${rel.schema}.${rel.table} has ${values.length} columns, its relation ${columns.length}`);
+  for (let i = 0; i < values.length; i++) {
+    const c = columns[i]!;
+    const v = values[i];
+    if (v === undefined) (unchanged ??= []).push(c.name);
+    else row[c.name] = v === null ? null : c.decode(typeof v === 'string' ? v : v.toString('utf8'));
   }
   return { row, unchanged };
 }

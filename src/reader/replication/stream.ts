@@ -20,9 +20,9 @@ import type { Lsn } from '../lsn.js';
 import { formatLsn, parseLsn } from '../lsn.js';
 import type { TxEntry } from '../publish/ackTracker.js';
 import type { EventOutputDeps } from '../publish/pipeline.js';
-import { BeginMessage, TextPgoutputPlugin } from './plugin.js';
+import { BeginMessage, InsertMessage, TextPgoutputPlugin } from './plugin.js';
 import type { RelationInfo } from './relations.js';
-import { decodeTuple, describeRelation, relationKey } from './relations.js';
+import { decodeTuple, decodeValues, describeRelation, relationKey } from './relations.js';
 import type { CapturedTables, RelationShape } from './captured.js';
 import { relationShape, schemaChangeFields, schemaDiff } from './schemaChanges.js';
 import type { SchemaChange } from './schemaChanges.js';
@@ -483,7 +483,8 @@ export class ChangeStream {
     const rel = this.relation(msg.relation.relationOid);
     if (rel.schema === this.deps.stateSchema) return [];
     if (msg.tag === 'insert') {
-      const { row, unchanged } = decodeTuple(rel, msg.new);
+      // InsertMessage (TextPgoutputPlugin) carries the column texts in order; the library's tuple otherwise.
+      const { row, unchanged } = msg instanceof InsertMessage ? decodeValues(rel, msg.values) : decodeTuple(rel, msg.new);
       return [env(rel, 'c', null, row, relationKey(rel, row), unchanged)];
     }
     if (msg.tag === 'delete') {

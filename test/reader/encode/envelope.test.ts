@@ -75,6 +75,23 @@ describe('serializeEvent (hand-assembled envelope JSON)', () => {
   test('every op: byte-identical to JSON.stringify', () => {
     for (const e of cases) expect(serializeEvent(e, e.key === null ? null : JSON.stringify(e.key))).toBe(JSON.stringify(e));
   });
+  test('byte-identical also when consecutive events share or change the commit time and previous commit (the texts kept between events)', () => {
+    const times = [1_700_000_000_123.456, 1_700_000_000_123.456, 1_700_000_000_124, Number.NaN, 1_700_000_000_124, 0.5];
+    const prev = [90n, 90n, null, 91n, 91n, null];
+    times.forEach((sourceTsMs, i) => {
+      const e = buildEnvelope({
+        ...base,
+        op: 'c',
+        before: null,
+        after: { id: i },
+        key: { id: i },
+        sourceTsMs,
+        lastCommitLsn: prev[i] ?? null,
+        lsn: BigInt(100 + i),
+      });
+      expect(serializeEvent(e, JSON.stringify(e.key))).toBe(JSON.stringify(e));
+    });
+  });
   test('events with other fields fall back to JSON.stringify', () => {
     const e = { ...cases[0]!, deadletter: { container: 'c', blob: 'b', bytes: 3 } };
     expect(serializeEvent(e, JSON.stringify(e.key))).toBe(JSON.stringify(e));

@@ -144,6 +144,19 @@ describe('RecordBuilder, Debezium format', () => {
     expect(full.kind === 'event' && full.event.after).toEqual({ id: 1, price: '1.50', doc: 'x'.repeat(8000) });
   });
 
+  test('native format: the record key is the key JSON, also when it is a slice of the value', () => {
+    const native = new RecordBuilder({ topic: 't', topicTemplate: null, prefix: 'p', maxMessageBytes: 1_000_000 }, null, memoryLogger());
+    const keys = [{ id: '1' }, { id: 'é 😀 "}' }, { a: 1, b: null }];
+    for (const key of keys) {
+      for (const over of [{}, { oldKey: { id: 'old é' } }]) {
+        const event = buildEnvelope(input('c', { after: { ...key, doc: 'x' }, key, ...over }));
+        const r = records(native.tryBuild(event))[0]!;
+        expect(r.key!.equals(Buffer.from(JSON.stringify(key)))).toBe(true);
+        expect(r.value!.toString()).toBe(JSON.stringify(event));
+      }
+    }
+  });
+
   test('the native format is untouched by the columns: they are never serialised', () => {
     const native = new RecordBuilder({ topic: 't', topicTemplate: null, prefix: 'p', maxMessageBytes: 1_000_000 }, null, memoryLogger());
     const r = records(native.tryBuild(buildEnvelope(input('c', { after: { id: '1' } }))))[0]!;
