@@ -29,7 +29,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { loadAdxSchemaConfig } from '../../src/shared/adx/config.js';
-import type { AdxRow } from '../../src/shared/adx/rows.js';
 import { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
 import type { ChangeEvent } from '../../src/shared/events/changeEvent.js';
 import { parseJsonLossless } from '../../src/shared/events/exactJson.js';
@@ -41,7 +40,9 @@ import { HandedRowsSource } from '../../src/shared/verify/adx.js';
 import type { VerifyReport } from '../../src/shared/verify/report.js';
 import { verifyPipeline } from '../../src/shared/verify/verify.js';
 import { spawnEntryPoint, type ChildRun } from '../helpers/childProcess.js';
-import { startKustoStandIn, type KustoStandIn } from '../shared/adx/helpers/kustoStandIn.js';
+import { handedRows, startKustoStandIn, type KustoStandIn } from '../shared/adx/helpers/kustoStandIn.js';
+
+export { handedRows };
 import { freePort } from '../services/services.mjs';
 
 const run = promisify(execFile);
@@ -658,19 +659,6 @@ export async function waitCaughtUp(p: Pipeline, timeoutMs: number, intervalMs = 
     timeoutMs,
     intervalMs,
   );
-}
-
-/** The rows the Kusto stand-in was handed, by ADX table: the JSON lines of its `.ingest inline` commands. */
-export function handedRows(kusto: KustoStandIn, table: string): AdxRow[] {
-  const head = `.ingest inline into table ['${table}'] `;
-  return kusto.commands
-    .filter((command) => command.csl.startsWith(head))
-    .flatMap((command) =>
-      command.csl
-        .slice(command.csl.indexOf('<|\n') + 3)
-        .split('\n')
-        .map((line) => parseJsonLossless(line) as AdxRow),
-    );
 }
 
 export interface CheckResult {

@@ -136,10 +136,20 @@ describe('adxSink handler', () => {
     expect(ingestor.requests.map((r) => [r.table, r.mapping, r.rows, r.tag])).toEqual([
       ['Orders', 'OrdersEventMapping', 2, tag],
       ['OrdersHistory', 'OrdersHistoryMapping', 9, tag],
-      ['CdcTruncates', 'CdcTruncatesMapping', 1, tag],
+      ['CdcTruncates', 'CdcTruncatesMarksMapping', 1, tag],
     ]);
     expect(text(ingestor.requests[2]!.data)).toEqual([
-      { SourceTable: 'retail.orders_info', Table: 'Orders', Lsn: 600, CommitTime: '2020-10-07T07:56:32.691Z', TxId: 653 },
+      {
+        SourceTable: 'retail.orders_info',
+        Table: 'Orders',
+        Lsn: 600,
+        CommitTime: '2020-10-07T07:56:32.691Z',
+        TxId: 653,
+        Kind: 'truncate',
+        Snapshot: null,
+        Partition: null,
+        Partitions: null,
+      },
     ]);
     expect(text(ingestor.requests[1]!.data).filter((r) => r.Op === 't')).toEqual([expect.objectContaining({ Column: null, Key: null, Lsn: 600 })]);
   });

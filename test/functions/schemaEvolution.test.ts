@@ -11,34 +11,17 @@
  * for it, and the Elasticsearch sink moves the aliases once every partition's `snapshot_done` is in.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type pg from 'pg';
 import { createEventHubBatchHandler } from '../../src/functions/host/eventHubBatchHandler.js';
 import { lazy } from '../../src/shared/core/lazy.js';
 import { MemoryDeadLetterStore } from '../../src/shared/deadletter/memoryDeadLetterStore.js';
 import { ElasticsearchSink } from '../../src/shared/elasticsearch/elasticsearchSink.js';
-import type { ChangeEvent, RowImage } from '../../src/shared/events/changeEvent.js';
+import type { RowImage } from '../../src/shared/events/changeEvent.js';
 import { ElasticsearchHistorySink } from '../../src/shared/history/historySink.js';
 import { Router } from '../../src/shared/routing/routes.js';
-import { cleanup as cleanupReader, pgClient, readerEnv, startReader, TopicCollector, uniqueName, type RunningReader } from '../reader/helpers.js';
+import { pgClient } from '../reader/helpers.js';
 import { cleanup as cleanupEs, testClient } from '../shared/esTestKit.js';
-import { createTopic, deleteTopic } from '../worker/helpers.js';
-import { deliverAsHost, type DeliveryTarget } from './pipelineKit.js';
-
-const PARTITIONS = 3;
-const name = uniqueName('e2e_schema');
-const schema = `${name}_s`;
-const topicName = `${name}_events`;
-const prefix = name.replaceAll('_', '-');
-const historyIndex = `${prefix}-history`;
-const controlIndex = `${prefix}-control`;
-const indexOf = (table: string) => `${prefix}-${schema}.${table}`;
-const client = testClient();
-const deadLetters = new MemoryDeadLetterStore();
-let c: pg.Client;
-let reader: RunningReader | undefined;
-let topic: TopicCollector;
-let targets: DeliveryTarget[];
-let delivered = 0;
+import type { DeliveryTarget } from './pipelineKit.js';
+import { kindOf, PARTITIONS, SchemaRun } from './schemaKit.js';
 
 const TABLES = {
   retype: 'id int primary key, a int',
@@ -52,46 +35,22 @@ const TABLES = {
 };
 type Table = keyof typeof TABLES;
 
-const sql = (text: string, values?: unknown[]) => c.query(text, values);
+const client = testClient();
+const deadLetters = new MemoryDeadLetterStore();
+let run: SchemaRun<Table>;
+let schema: string;
+let prefix: string;
+let historyIndex: string;
+let controlIndex: string;
+const indexOf = (table: string) => `${prefix}-${schema}.${table}`;
+let targets: DeliveryTarget[];
 
-/** Delivers what arrived on the topic since the last call to both handlers, per partition, as the host does (with its retries). */
-async function deliver(options: { beforeSnapshotDoneOf?: Table } = {}): Promise<void> {
-  let items = topic.items.slice(delivered);
-  const table = options.beforeSnapshotDoneOf;
-  if (table !== undefined) {
-    // Up to the table's first snapshot_done not delivered yet: the view until the snapshot is done.
-    const done = items.findIndex((i) => i.event.source.table === table && kindOf(i.event) === 'snapshot_done');
-    if (done >= 0) items = items.slice(0, done);
-  }
-  delivered += items.length;
-  await deliverAsHost(items, targets);
-}
-
-const kindOf = (event: ChangeEvent): string | undefined => (event.op === 'm' ? event.message?.kind : undefined);
-
-/** Waits until the topic holds `n` more events of `table` (control events included) than it did at `since`. */
-async function arrived(table: Table, since: number, n: number): Promise<void> {
-  const count = () => topic.items.filter((i) => i.event.source.table === table).length;
-  await topic.waitFor(`${n} events of ${table}`, () => count() - since >= n, 30_000);
-}
-function countOf(table: Table): number {
-  return topic.items.filter((i) => i.event.source.table === table).length;
-}
-
-async function tableRows(table: Table): Promise<RowImage[]> {
-  const { rows } = await c.query<{ j: RowImage }>(`SELECT to_jsonb(t) AS j FROM ${schema}.${table} t ORDER BY id`);
-  return rows.map((r) => r.j);
-}
-
-/** Waits for the reader's reconcile snapshot of `table`: started on every partition, and every one it started done. */
-async function reconciled(table: Table): Promise<void> {
-  const count = (kind: string) => topic.items.filter((i) => i.event.source.table === table && kindOf(i.event) === kind).length;
-  await topic.waitFor(
-    `the reconcile snapshot of ${table}`,
-    () => count('snapshot_started') >= PARTITIONS && count('snapshot_done') === count('snapshot_started'),
-    60_000,
-  );
-}
+const sql = (text: string, values?: unknown[]) => run.sql(text, values);
+const deliver = (options: { beforeSnapshotDoneOf?: Table } = {}) => run.deliver(targets, options);
+const arrived = (table: Table, since: number, n: number) => run.arrived(table, since, n);
+const countOf = (table: Table) => run.countOf(table);
+const reconciled = (table: Table) => run.reconciled(table);
+const tableRows = (table: Table) => run.tableRows(table);
 
 interface Live {
   aliases: string[];
@@ -118,20 +77,11 @@ async function expectLiveEqualsTable(table: Table, key = 'id'): Promise<Live> {
 }
 
 beforeAll(async () => {
-  c = await pgClient();
-  await sql(`CREATE SCHEMA ${schema}`);
-  for (const [table, columns] of Object.entries(TABLES)) await sql(`CREATE TABLE ${schema}.${table} (${columns})`);
-  await createTopic(topicName, PARTITIONS);
-  reader = await startReader(
-    readerEnv(name, {
-      CDC_TABLES: Object.keys(TABLES)
-        .map((t) => `${schema}.${t}`)
-        .join(','),
-      CDC_SNAPSHOT_MODE: 'never',
-      CDC_SCHEMA_CHANGE_SNAPSHOT: 'auto',
-    }),
-  );
-  topic = await TopicCollector.start([topicName]);
+  run = await SchemaRun.start('e2e_schema', TABLES);
+  schema = run.schema;
+  prefix = run.name.replaceAll('_', '-');
+  historyIndex = `${prefix}-history`;
+  controlIndex = `${prefix}-control`;
   const router = new Router({ '*': { elasticsearch: { index: `${prefix}-{schema}.{table}` } } });
   const es = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex, oldIndexGraceMinutes: 60 });
   const history = new ElasticsearchHistorySink({ client, router, index: historyIndex, replicas: 0 });
@@ -142,16 +92,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await reader?.stop();
-  await topic?.close();
-  await cleanupReader(c, name, [schema]);
-  await c.end();
+  await run?.close();
   const names = (await client.cat.indices({ index: `${prefix}*`, format: 'json', h: 'index' }).catch(() => [])) as { index?: string }[];
   await cleanupEs(client, [historyIndex, controlIndex, ...names.flatMap((n) => (n.index ? [n.index] : []))]);
   await client.indices.deleteIndexTemplate({ name: `cdc-table-${prefix}-_._` }).catch(() => undefined);
   await client.indices.deleteIndexTemplate({ name: `cdc-history-${historyIndex}` }).catch(() => undefined);
   await client.close();
-  await deleteTopic(topicName);
 }, 60_000);
 
 describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → Elasticsearch', () => {
@@ -168,7 +114,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     await sql(`DELETE FROM ${t} WHERE id = 1`);
     // 4 updates, 1 insert, 1 delete, and the schema change on each partition.
     await arrived('retype', since, 6 + PARTITIONS);
-    const after = topic.items.filter((i) => i.event.source.table === 'retype').slice(since);
+    const after = run.topic.items.filter((i) => i.event.source.table === 'retype').slice(since);
     const changes = after.filter((i) => kindOf(i.event) === 'schema_change');
     expect(changes.map((i) => i.partition).sort()).toEqual([0, 1, 2]);
     // Versioned between the last change of the old shape and the first of the new one.
@@ -176,7 +122,7 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     expect(changes[0]!.event.source.lsn).toBeLessThan(lsnOf('u'));
     expect(changes[0]!.event.source.lsn).toBeGreaterThan(
       Math.max(
-        ...topic.items
+        ...run.topic.items
           .filter((i) => i.event.source.table === 'retype')
           .slice(0, since)
           .map((i) => i.event.source.lsn!),
@@ -219,23 +165,14 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
     await sql(`DELETE FROM ${t} WHERE id > 23`);
     await arrived('rekey', since, 37);
     await deliver();
-    await reader!.stop();
-    reader = undefined;
+    await run.stopReader();
     await sql(`ALTER TABLE ${t} DROP CONSTRAINT rekey_pkey, ADD PRIMARY KEY (code)`);
     await sql(`UPDATE ${t} SET n = n + 100 WHERE id <= 4`);
     await sql(`DELETE FROM ${t} WHERE id = 23`);
     since = countOf('rekey');
-    reader = await startReader(
-      readerEnv(name, {
-        CDC_TABLES: Object.keys(TABLES)
-          .map((x) => `${schema}.${x}`)
-          .join(','),
-        CDC_SNAPSHOT_MODE: 'never',
-        CDC_SCHEMA_CHANGE_SNAPSHOT: 'auto',
-      }),
-    );
+    await run.startReader();
     await arrived('rekey', since, 5 + PARTITIONS);
-    const change = topic.items.find((i) => i.event.source.table === 'rekey' && kindOf(i.event) === 'schema_change');
+    const change = run.topic.items.find((i) => i.event.source.table === 'rekey' && kindOf(i.event) === 'schema_change');
     expect((change?.event as unknown as { message: { content: { key: string[]; previous: { key: string[] } } } }).message.content).toMatchObject({
       key: ['code'],
       previous: { key: ['id'] },
@@ -325,16 +262,16 @@ describe('schema changes: PostgreSQL → reader → Kafka → sink handlers → 
         writes++;
       }
     })();
-    await topic.waitFor('load running', () => writes >= 30, 30_000);
+    await run.topic.waitFor('load running', () => writes >= 30, 30_000);
     await sql(`ALTER TABLE ${t} ALTER COLUMN a TYPE text`);
     altered = true;
-    await topic.waitFor('load after the change', () => writes >= 150, 60_000);
+    await run.topic.waitFor('load after the change', () => writes >= 150, 60_000);
     stop = true;
     await load;
     await writer.end();
-    await topic.waitFor(
+    await run.topic.waitFor(
       'every write on the topic',
-      () => topic.items.filter((i) => i.event.source.table === 'underload' && i.event.op !== 'm').length >= 50 + writes,
+      () => run.topic.items.filter((i) => i.event.source.table === 'underload' && i.event.op !== 'm').length >= 50 + writes,
       60_000,
     );
     await deliver();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
+import { spawnEntryPoint } from '../helpers/childProcess.js';
 import { cleanup, eventually, pgClient, readerEnv, slotInactive, spawnReader, TopicCollector, uniqueName } from './helpers.js';
 
 describe('reader: kill -9 under load, graceful SIGTERM', () => {
@@ -100,4 +101,60 @@ describe('reader: kill -9 under load, graceful SIGTERM', () => {
     const maxCommit = events.reduce((m, e) => Math.max(m, e.source.commit_lsn!), 0);
     expect(Number(slot.rows[0]!.confirmed)).toBeGreaterThan(maxCommit);
   });
+});
+
+describe('reader: kill -9 between a DDL and the broker confirming its schema_change', () => {
+  const name = uniqueName('rd_kill_ddl');
+  const schema = `${name}_s`;
+  const table = `${schema}.t`;
+  let c: pg.Client;
+
+  beforeAll(async () => {
+    c = await pgClient();
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, a int)`);
+  });
+  afterAll(async () => {
+    await cleanup(c, name, [schema]);
+    await c.end();
+  });
+
+  test('the schema_change is published after the restart (the shape is stored only once its transaction is acknowledged)', async () => {
+    const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SCHEMA_CHANGE_SNAPSHOT: 'off' });
+    const topic = await TopicCollector.start([`${name}_events`]);
+    const schemaChanges = () => topic.items.map((i) => i.event).filter((e) => e.op === 'm' && e.message?.kind === 'schema_change');
+    // A reader whose broker never confirms a batch holding a schema_change (test/reader/fixtures).
+    const held = spawnEntryPoint('test/reader/fixtures/unconfirmedSchemaChange.ts', env);
+    await eventually('child streaming', () => (held.lines.some((l) => l.msg === 'streaming started') ? true : undefined), 30_000);
+    await c.query(`INSERT INTO ${table} VALUES (1, 1)`);
+    await eventually('the insert on the topic', () => (topic.events().some((e) => e.after?.id === 1) ? true : undefined), 30_000);
+    await c.query(`ALTER TABLE ${table} ADD COLUMN b text`);
+    await c.query(`INSERT INTO ${table} VALUES (2, 2, 'two')`);
+    await eventually('the schema_change held unconfirmed', () => (held.lines.some((l) => l.msg === 'held') ? true : undefined), 30_000);
+    held.proc.kill('SIGKILL');
+    await held.exited;
+    await slotInactive(c, name);
+    expect(schemaChanges()).toEqual([]);
+
+    const again = spawnReader(env);
+    try {
+      await eventually(
+        'the schema_change and the insert after it on the topic',
+        () => (schemaChanges().length > 0 && topic.events().some((e) => e.after?.id === 2) ? true : undefined),
+        30_000,
+      );
+    } catch (err) {
+      throw new Error(
+        `${(err as Error).message}; topic: ${JSON.stringify(topic.events().map((e) => [e.op, e.after?.id]))}; held: ${JSON.stringify(held.lines.slice(-5))}; again: ${JSON.stringify(again.lines.slice(-8))}`,
+        { cause: err },
+      );
+    } finally {
+      again.proc.kill('SIGTERM');
+      await again.exited;
+      await topic.close();
+    }
+    const content = (schemaChanges()[0]!.message as { content: { added: string[]; acrossRestart?: boolean } }).content;
+    expect(content.added).toEqual(['b']);
+    // Ahead of the insert that came with the new shape.
+    expect(schemaChanges()[0]!.source.lsn).toBeLessThan(topic.events().find((e) => e.after?.id === 2)!.source.lsn!);
+  }, 120_000);
 });

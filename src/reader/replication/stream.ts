@@ -333,7 +333,16 @@ export class ChangeStream {
     // A stored shape newer than this message: WAL read again after a restart, already reported.
     const replay = stored !== undefined && stored.lsn !== null && lsn !== null && lsn < stored.lsn;
     const before = inRun ?? (replay ? undefined : stored?.shape);
-    if (!replay && (stored === undefined || schemaDiff(stored.shape, shape).length > 0)) await captured.saveShape(msg.relationOid, shape, lsn);
+    if (!replay && (stored === undefined || schemaDiff(stored.shape, shape).length > 0)) {
+      const save = () => captured.saveShape(msg.relationOid, shape, lsn);
+      // Stored only once the transaction is acknowledged (its events, the schema_change control event
+      // among them, confirmed by the broker): after a crash before that, the slot sends the transaction
+      // again, and the Relation message is compared with the shape before the change, so the
+      // schema_change is published again (a duplicate at worst; the sinks are idempotent).
+      if (this.tx)
+        whenAcked(this.tx.entry, save, (err) => log.warn('could not store the table shape', { table: `${info.schema}.${info.table}`, ...errorFields(err) }));
+      else await save();
+    }
     if (before === undefined) return;
     const changed = schemaDiff(before, shape);
     if (changed.length === 0) return;
@@ -529,4 +538,13 @@ export class ChangeStream {
     }
     return [env(rel, 'u', old, after, newKey, unchanged)];
   }
+}
+
+/** Runs `action` once `entry` is acknowledged (after any callback it already has). */
+function whenAcked(entry: TxEntry, action: () => Promise<void>, onError: (err: unknown) => void): void {
+  const previous = entry.onAcked;
+  entry.onAcked = () => {
+    previous?.();
+    action().catch(onError);
+  };
 }

@@ -21,7 +21,7 @@ import { DEFAULT_TRUNCATES_TABLE, describeAdxConfig, loadAdxConfig } from './con
 import { toAdxSinkError } from './errors.js';
 import { adxValue, rawColumnName, rawText, UNFIT } from './columnTypes.js';
 import { deterministicSourceId, ingestionTag } from './idempotency.js';
-import { columnTypes, toHistoryJsonLines, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
+import { columnTypes, toHistoryJsonLines, toHistoryRow, toHistoryRows, toJsonLines, toMarkRow, toTableRow, toTruncateRow, type AdxRow } from './rows.js';
 import { CDC_COLUMN_NAMES, findNewColumns, parseSchemaRows, tableColumns, truncatesMapping, versionedMappingName } from './schema.js';
 import type { AdxConfig, AdxTableRoute, ColumnDef, KqlType } from './types.js';
 
@@ -77,17 +77,24 @@ export class AdxSink implements Sink<AdxRecordRows> {
   }
 
   /**
-   * A schema change (the reader's control event) is one history row, like a truncate. The reader sends
-   * a copy to every partition; ADX does not drop duplicates of other batches, so the copy of partition 0
-   * writes it. Other control events, and tables without an ADX route or history table: nothing.
+   * Control events of a routed table. A schema change is one history row, like a truncate: the
+   * reader sends a copy to every partition, and ADX does not drop duplicates of other batches, so the
+   * copy of partition 0 writes it; and it makes the sink read the table's columns again. A key change
+   * and the start and end of a full incremental snapshot are marks in the truncates table, one per
+   * partition's copy (`toMarkRow`: the key change hides the old-key rows once a snapshot after it is
+   * done everywhere). Other control events, and tables without an ADX route: nothing.
    */
   prepareMessage(event: ChangeEvent, record: EventRecord): AdxRecordRows | null {
     const message = controlMessage(event);
-    if (message?.kind !== 'schema_change') return null;
+    if (message === null) return null;
     const route = this.routes.get(tableId(event.source));
     if (route === undefined) return null;
-    const history = record.partitionId === '0' && route.historyTable !== null ? schemaChangeRow(event, message, route.history).map(toHistoryRow) : [];
-    return { route, row: null, history, truncate: null, types: new Map(), schemaChange: true };
+    const schemaChange = message.kind === 'schema_change';
+    const history =
+      schemaChange && record.partitionId === '0' && route.historyTable !== null ? schemaChangeRow(event, message, route.history).map(toHistoryRow) : [];
+    const truncate = toMarkRow(event, route, message, record.partitionId);
+    if (!schemaChange && truncate === null) return null;
+    return { route, row: null, history, truncate, types: new Map(), schemaChange };
   }
 
   /**
@@ -145,7 +152,7 @@ export class AdxSink implements Sink<AdxRecordRows> {
     if (truncates.length > 0) {
       // Same tag as the table's rows: a redelivered batch is skipped here too (per target table).
       await this.ingest(route, this.truncatesTable, truncatesMapping(this.truncatesTable), truncates, tag, logger);
-      logger.info(`ADX: truncate of ${route.source} at LSN ${truncates.map((t) => String(t.Lsn)).join(', ')} recorded in ${this.truncatesTable}`);
+      logger.info(`ADX: ${truncates.map((t) => `${String(t.Kind)} of ${route.source} at LSN ${String(t.Lsn)}`).join(', ')} recorded in ${this.truncatesTable}`);
     }
   }
 

@@ -7,8 +7,8 @@
  */
 import { kqlName, kqlString } from './kql.js';
 import { rawColumnName } from './columnTypes.js';
-import { CDC_COLUMN_NAMES, HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping } from './schema.js';
-import type { AdxConfig, AdxTableRoute, ColumnDef, IngestionBatchingPolicy, KqlType } from './types.js';
+import { CDC_COLUMN_NAMES, HISTORY_COLUMNS, TRUNCATE_COLUMNS, tableColumns, truncatesMapping, type MarkKind } from './schema.js';
+import type { AdxConfig, AdxTableRoute, ColumnDef, IngestionBatchingPolicy } from './types.js';
 
 export interface AdxCommand {
   /** What the command does, for `--dry-run` output and logs. */
@@ -67,11 +67,12 @@ export function batchingPolicyCommand(table: string, policy: IngestionBatchingPo
 /**
  * Latest row per key. A materialized view must end in its `summarize`, so deleted rows cannot be
  * filtered inside it: the delete is the latest row of its key (flag `__deleted`), and the function
- * from `currentFunctionCommand` filters it out.
+ * from `currentFunctionCommand` filters it out. Grouped by `__key` (the event's key as one string,
+ * `keyJson`), not by the route's key columns: after a primary-key change the events carry the new
+ * key, whose columns the route does not name, and a delete's row holds only them.
  */
 export function latestViewQuery(route: AdxTableRoute): string {
-  const by = route.keys.map(kqlName).join(', ');
-  return `${kqlName(route.table)} | summarize arg_max(${kqlName('__lsn')}, *) by ${by}`;
+  return `${kqlName(route.table)} | summarize arg_max(${kqlName('__lsn')}, *) by ${kqlName('__key')}`;
 }
 
 /**
@@ -82,7 +83,7 @@ export function latestViewQuery(route: AdxTableRoute): string {
  */
 export function latestViewCommand(route: AdxTableRoute, folder: string): AdxCommand {
   return {
-    description: `materialized view ${route.latestView} (latest row per ${route.keys.join(', ')}; backfilled; autoUpdateSchema)`,
+    description: `materialized view ${route.latestView} (latest row per __key; backfilled; autoUpdateSchema)`,
     text:
       `.create async ifnotexists materialized-view with (backfill=true, autoUpdateSchema=true, folder=${kqlString(folder)}, ` +
       `docstring=${kqlString(`Latest change per key of ${route.table} (deleted rows flagged by __deleted)`)}) ` +
@@ -100,6 +101,23 @@ export function showMaterializedViewsCommand(): AdxCommand {
 export interface ExistingView {
   isEnabled: boolean;
   autoUpdateSchema: boolean;
+  /** The view's query, when `.show materialized-views` gave it. */
+  query?: string;
+}
+
+/**
+ * Why an existing latest-state view cannot be brought up to date in place, or null: a view created
+ * before `__key` groups by the route's key columns, and ADX cannot change a materialized view's
+ * group-by keys with `.alter materialized-view`. The fix is in the message (docs/adx.md "Key changes").
+ */
+export function viewMigrationNeeded(route: AdxTableRoute, existing: ExistingView): string | null {
+  if (existing.query === undefined || /\bby\s+(\['__key'\]|__key)\s*$/.test(existing.query.trim())) return null;
+  return (
+    `materialized view ${route.latestView} groups by the route's key columns (created by an earlier version), ` +
+    `not by __key, and ADX cannot change a view's group-by keys in place: run ` +
+    `.drop materialized-view ${kqlName(route.latestView)}, then npm run adx:setup again (it creates the view by __key, backfilled), ` +
+    `then npm run snapshot -- --table ${route.source} (rows ingested before __key existed are left out of ${route.currentFunction}() until the snapshot writes them again)`
+  );
 }
 
 /**
@@ -130,9 +148,16 @@ export function viewUpgradeCommands(route: AdxTableRoute, existing: ExistingView
 }
 
 /**
- * The body of the current-rows function: the latest row per key, without deletes and without rows
- * older than the table's latest truncate (`__lsn` below its `Lsn`; the versioning contract). A key
- * written again after the truncate has a higher `__lsn` and shows; a late event from before it does not.
+ * The body of the current-rows function: the latest row per `__key`, without deletes and without the
+ * rows a mark in the truncates table hides (`__lsn` below it; the versioning contract):
+ * - the table's latest truncate (`Kind` `truncate`, or empty in rows from before `Kind`): a key
+ *   written again after it has a higher `__lsn` and shows; a late event from before it does not;
+ * - the table's latest key change (`key_change` at the schema change's LSN) that a full incremental
+ *   snapshot started after it (`snapshot_started` above its `Lsn`) has completed on all its
+ *   `Partitions` (one `snapshot_done` per partition): every current row has then been written again
+ *   with the new key, so the rows keyed by the old key (deleted rows included) are gone. Until then
+ *   they stay (docs/adx.md "Key changes").
+ * Rows without `__key` (ingested before the column existed) are left out.
  *
  * Unchanged TOAST values (docs/adx.md "Unchanged TOAST values"): a latest row that lists columns in
  * `__unchanged_toast` (the reader could not send them; the row holds null there) gets each listed
@@ -140,25 +165,30 @@ export function viewUpgradeCommands(route: AdxTableRoute, existing: ExistingView
  * delete, not listing it), but only from the key's current lineage: rows at or after its latest
  * insert or snapshot read (`c`/`r`, which carry every column), so a key deleted and used again never
  * takes a value of its earlier life. When that insert is the `c` of a primary-key change which itself
- * lacks the column, the value comes the same way from the old key (`__old_key`) before the change.
- * What cannot be found (the earlier row not ingested yet, or two key changes in a row without the
- * column being written) stays null and stays listed in `__unchanged_toast`: the function's rows list
- * exactly the columns whose value is not the real one. `columns` are the table's columns (default:
- * the declared ones and the CDC columns); the fill covers those.
+ * lacks the column, the value comes the same way from the old key (`__from_key`, the old key's
+ * `__key`) before the change. What cannot be found (the earlier row not ingested yet, or two key
+ * changes in a row without the column being written) stays null and stays listed in
+ * `__unchanged_toast`: the function's rows list exactly the columns whose value is not the real one.
+ * `columns` are the table's columns (default: the declared ones and the CDC columns); the fill covers those.
  */
 export function currentFunctionBody(route: AdxTableRoute, truncatesTable: string, columns: readonly ColumnDef[] = tableColumns(route)): string {
   const q = kqlName;
-  const truncated =
-    `let truncatedBelow = toscalar(${q(truncatesTable)} | where ${q('Table')} == ${kqlString(route.table)} | summarize max(${q('Lsn')})); ` +
-    `let latestRows = ${q(route.latestView)} | where not(${q('__deleted')}) and (isnull(truncatedBelow) or ${q('__lsn')} >= truncatedBelow);`;
+  const marks = `${q(truncatesTable)} | where ${q('Table')} == ${kqlString(route.table)}`;
+  const kind = (k: MarkKind) => `${q('Kind')} == ${kqlString(k)}`;
+  const hidden =
+    `let truncatedBelow = toscalar(${marks} | where isempty(${q('Kind')}) or ${kind('truncate')} | summarize max(${q('Lsn')})); ` +
+    `let snapshotsDone = ${marks} | where ${kind('snapshot_started')} | summarize __started = min(${q('Lsn')}) by ${q('Snapshot')} ` +
+    `| join kind=inner (${marks} | where ${kind('snapshot_done')} | summarize __done = array_length(make_set(${q('Partition')})) by ${q('Snapshot')}) on ${q('Snapshot')} ` +
+    `| extend __all = 1; ` +
+    `let rekeyedBelow = toscalar(${marks} | where ${kind('key_change')} | extend __all = 1 | join kind=inner (snapshotsDone) on __all ` +
+    `| where __started > ${q('Lsn')} and __done >= ${q('Partitions')} | summarize max(${q('Lsn')})); ` +
+    `let hiddenBelow = max_of(coalesce(truncatedBelow, long(-1)), coalesce(rekeyedBelow, long(-1))); ` +
+    `let latestRows = ${q(route.latestView)} | where isnotempty(${q('__key')}) and not(${q('__deleted')}) and ${q('__lsn')} >= hiddenBelow;`;
   const names = new Set(columns.map((c) => c.name));
   const keySet = new Set(route.keys);
   const targets = columns.filter((c) => !keySet.has(c.name) && !CDC_COLUMN_NAMES.has(c.name) && !c.name.startsWith(RAW_PREFIX));
-  const typed = new Map(columns.map((c) => [c.name, c.type]));
-  // A dynamic key cannot be joined on: such rows keep their listed columns (docs/adx.md).
-  const keyTypes = route.keys.map((k) => typed.get(k) ?? 'string');
-  if (targets.length === 0 || keyTypes.includes('dynamic')) return `{ ${truncated} latestRows }`;
-  const keys = route.keys.map(q).join(', ');
+  if (targets.length === 0) return `{ ${hidden} latestRows }`;
+  const key = q('__key');
   const listed = (column: string) => `(isnotnull(${q('__unchanged_toast')}) and set_has_element(${q('__unchanged_toast')}, ${kqlString(column)}))`;
   const start = `iff(${q('__op')} in ('c', 'r'), ${q('__lsn')}, long(-1))`;
   const carried = (column: string) => `iff(${q('__op')} != 'd' and not${listed(column)}, ${q('__lsn')}, long(-1))`;
@@ -172,16 +202,15 @@ export function currentFunctionBody(route: AdxTableRoute, truncatesTable: string
         return `(${outputs.join(', ')}) = arg_max(${carried(c.name)}, ${[q(c.name), ...(r ? [q(r)] : [])].join(', ')})`;
       })
       .join(', ');
-  const partial = `let partialRows = latestRows | where array_length(${q('__unchanged_toast')}) > 0 | project ${keys}, __at = ${q('__lsn')};`;
+  const partial = `let partialRows = latestRows | where array_length(${q('__unchanged_toast')}) > 0 | project ${key}, __at = ${q('__lsn')};`;
   const own =
-    `let ownFills = partialRows | join kind=inner (${q(route.table)}) on ${keys} | where ${q('__lsn')} <= __at ` +
-    `| summarize (__start, __start_old) = arg_max(${start}, ${q('__old_key')}), ${latestCarried('__')} by ${keys}, __at;`;
-  const oldKey = route.keys.map((k, i) => `${q(`__j_${k}`)} = ${CONVERT[keyTypes[i] as Exclude<KqlType, 'dynamic'>]}(__start_old[${kqlString(k)}])`).join(', ');
+    `let ownFills = partialRows | join kind=inner (${q(route.table)}) on ${key} | where ${q('__lsn')} <= __at ` +
+    `| summarize (__start, __start_old) = arg_max(${start}, ${q('__from_key')}), ${latestCarried('__')} by ${key}, __at;`;
   const hop =
-    `let hopFills = ownFills | where __start >= 0 and isnotnull(__start_old) | project ${keys}, __at, __start, ${oldKey} ` +
-    `| join kind=inner (${q(route.table)}) on ${route.keys.map((k) => `$left.${q(`__j_${k}`)} == $right.${q(k)}`).join(', ')} ` +
-    `| where ${q('__lsn')} < __start | summarize __jstart = max(${start}), ${latestCarried('__h')} by ${keys}, __at;`;
-  const fills = `let fills = ownFills | lookup kind=leftouter hopFills on ${keys}, __at | project-rename ${q('__lsn')} = __at;`;
+    `let hopFills = ownFills | where __start >= 0 and isnotempty(__start_old) | project ${key}, __at, __start, __old = __start_old ` +
+    `| join kind=inner (${q(route.table)}) on $left.__old == $right.${key} ` +
+    `| where ${q('__lsn')} < __start | summarize __jstart = max(${start}), ${latestCarried('__h')} by ${key}, __at;`;
+  const fills = `let fills = ownFills | lookup kind=leftouter hopFills on ${key}, __at | project-rename ${q('__lsn')} = __at;`;
   const fromOwn = (c: string) => `${listed(c)} and ${q(`__l_${c}`)} >= 0 and ${q(`__l_${c}`)} >= __start`;
   const fromHop = (c: string) => `${listed(c)} and ${q(`__hl_${c}`)} >= 0 and ${q(`__hl_${c}`)} >= __jstart`;
   const decided = targets.map((c) => `${q(`__own_${c.name}`)} = ${fromOwn(c.name)}, ${q(`__hop_${c.name}`)} = ${fromHop(c.name)}`).join(', ');
@@ -205,24 +234,11 @@ export function currentFunctionBody(route: AdxTableRoute, truncatesTable: string
     }),
   ];
   return (
-    `{ ${truncated} ${partial} ${own} ${hop} ${fills} ` +
-    `latestRows | lookup kind=leftouter fills on ${keys}, ${q('__lsn')} | extend ${decided} | extend ${filled}, __left = set_difference(${q('__unchanged_toast')}, ${done}) ` +
+    `{ ${hidden} ${partial} ${own} ${hop} ${fills} ` +
+    `latestRows | lookup kind=leftouter fills on ${key}, ${q('__lsn')} | extend ${decided} | extend ${filled}, __left = set_difference(${q('__unchanged_toast')}, ${done}) ` +
     `| extend ${q('__unchanged_toast')} = iff(array_length(__left) > 0, __left, dynamic(null)) | project-away ${intermediates.map(q).join(', ')} }`
   );
 }
-
-/** The conversion of a `dynamic` (an `__old_key` value) to a key column's type, for the join. */
-const CONVERT: Record<Exclude<KqlType, 'dynamic'>, string> = {
-  bool: 'tobool',
-  datetime: 'todatetime',
-  decimal: 'todecimal',
-  guid: 'toguid',
-  int: 'toint',
-  long: 'tolong',
-  real: 'toreal',
-  string: 'tostring',
-  timespan: 'totimespan',
-};
 
 const RAW_PREFIX = rawColumnName('');
 
@@ -232,9 +248,9 @@ const RAW_PREFIX = rawColumnName('');
  */
 export function currentFunctionCommand(route: AdxTableRoute, folder: string, truncatesTable: string, columns?: readonly ColumnDef[]): AdxCommand {
   return {
-    description: `function ${route.currentFunction}() (current rows: latest per key, deletes and truncated rows excluded, unchanged TOAST values filled)`,
+    description: `function ${route.currentFunction}() (current rows: latest per key, deletes and rows hidden by a truncate or a key change excluded, unchanged TOAST values filled)`,
     text:
-      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows and rows older than the latest truncate in ${truncatesTable}; unchanged TOAST values from earlier rows (__unchanged_toast lists what is missing)`)} ` +
+      `.create-or-alter function ${withProps(folder, `Current rows of ${route.source}: ${route.latestView} without deleted rows and rows older than the latest truncate or completed key change in ${truncatesTable}; unchanged TOAST values from earlier rows (__unchanged_toast lists what is missing)`)} ` +
       `${kqlName(route.currentFunction)}() ${currentFunctionBody(route, truncatesTable, columns)}`,
     currentOf: route,
   };
@@ -244,7 +260,12 @@ export function currentFunctionCommand(route: AdxTableRoute, folder: string, tru
 export function truncatesTableCommands(config: Pick<AdxConfig, 'batching' | 'folder' | 'truncatesTable'>): AdxCommand[] {
   const table = config.truncatesTable;
   return [
-    createMergeTableCommand(table, TRUNCATE_COLUMNS, config.folder, 'TRUNCATEs of the routed tables: rows of Table with __lsn below Lsn are gone'),
+    createMergeTableCommand(
+      table,
+      TRUNCATE_COLUMNS,
+      config.folder,
+      'Marks that hide older rows of the routed tables: TRUNCATEs (rows of Table with __lsn below Lsn are gone), key changes and the incremental snapshots that complete them',
+    ),
     mappingCommand(table, truncatesMapping(table), TRUNCATE_COLUMNS),
     batchingPolicyCommand(table, config.batching),
   ];

@@ -6,10 +6,13 @@
 import { tableId, type ChangeEvent, type RowImage } from '../events/changeEvent.js';
 import { commitTime } from '../events/commitTime.js';
 import { PermanentRecordError } from '../core/errors.js';
+import { keyOf } from '../events/documentId.js';
 import { adxColumnName } from '../events/fieldNames.js';
 import { rowVersion } from '../events/rowVersion.js';
 import { historyRows, type HistoryRow } from '../history/pivot.js';
 import { adxValue, kqlTypeOf, rawColumnName, rawText, UNFIT } from './columnTypes.js';
+import type { ControlMessage } from '../events/controlMessage.js';
+import type { MarkKind } from './schema.js';
 import type { AdxTableRoute, KqlType } from './types.js';
 
 export type AdxRow = Record<string, unknown>;
@@ -88,7 +91,25 @@ export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'sourc
     // On the create of a primary-key change, the old key by its ADX columns: the current-rows
     // function takes the values the create lacks (unchanged TOAST) from that key's rows.
     __old_key: oldKey,
+    __key: keyJson(keyOf(event)),
+    __from_key: event.old_key === undefined ? null : keyJson(event.old_key),
   });
+}
+
+/**
+ * `__key`: the key the row's event carries, as one string (`{"code":"c1"}`: names and values as
+ * JSON, in the key's column order). The latest-state view groups by it, so it keys by whatever the
+ * table's key is at each row's point in the WAL: after a primary-key change the rows carry the new
+ * key, and an old-key row never merges with a new-key row whose values print the same (`{"id":5}`
+ * vs `{"code":"5"}`). Values as the event has them (an exact number stays its text), so every event
+ * of a row gives the same string.
+ */
+export function keyJson(key: RowImage): string {
+  try {
+    return JSON.stringify(key);
+  } catch {
+    return JSON.stringify(key, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  }
 }
 
 const declaredByRoute = new WeakMap<object, ReadonlyMap<string, KqlType>>();
@@ -123,12 +144,41 @@ const NO_TYPES: ReadonlyMap<string, KqlType> = new Map();
  */
 export function toTruncateRow(event: ChangeEvent, route: AdxTableRoute): AdxRow | null {
   if (event.op !== 't') return null;
+  return markRow(event, route, 'truncate', { Snapshot: null, Partition: null, Partitions: null });
+}
+
+/**
+ * The truncates-table mark of a control event (`TRUNCATE_COLUMNS`), or null: a `schema_change` whose
+ * key differs from the previous one (`key_change`, with the topic's partition count), and the start
+ * and end of a full incremental snapshot (`snapshot_started` / `snapshot_done`, by snapshot id and
+ * the partition whose copy this is; a snapshot with a WHERE condition reads part of the table and
+ * marks nothing). `<Table>Current()` hides the rows below a key change once a snapshot started after
+ * it is done on every partition (docs/adx.md "Key changes").
+ */
+export function toMarkRow(event: ChangeEvent, route: AdxTableRoute, message: ControlMessage, partition: string): AdxRow | null {
+  if (message.kind === 'schema_change') {
+    const { key, previous, partitions } = message.content;
+    if (key.join('\u0000') === previous.key.join('\u0000')) return null;
+    return markRow(event, route, 'key_change', { Snapshot: null, Partition: partition, Partitions: partitions });
+  }
+  if (message.content.where !== null) return null;
+  return markRow(event, route, message.kind, { Snapshot: message.content.id, Partition: partition, Partitions: null });
+}
+
+function markRow(
+  event: ChangeEvent,
+  route: AdxTableRoute,
+  kind: MarkKind,
+  rest: { Snapshot: string | null; Partition: string | null; Partitions: number | null },
+): AdxRow {
   return {
     SourceTable: tableId(event.source),
     Table: route.table,
     Lsn: rowVersion(event),
     CommitTime: commitTime(event),
     TxId: event.source.txId,
+    Kind: kind,
+    ...rest,
   };
 }
 

@@ -18,6 +18,8 @@ export const CDC_COLUMNS: readonly ColumnDef[] = [
   { name: '__snapshot', type: 'string' },
   { name: '__unchanged_toast', type: 'dynamic' },
   { name: '__old_key', type: 'dynamic' },
+  { name: '__key', type: 'string' },
+  { name: '__from_key', type: 'string' },
 ];
 
 export const CDC_COLUMN_NAMES: ReadonlySet<string> = new Set(CDC_COLUMNS.map((c) => c.name));
@@ -39,9 +41,13 @@ export const HISTORY_COLUMNS: readonly ColumnDef[] = [
 ];
 
 /**
- * The per-database truncates table: one row per `TRUNCATE` of a routed table. Rows of `Table` whose
- * `__lsn` is below the latest `Lsn` are gone (the versioning contract: a truncate removes the rows
- * whose version is below its `source.lsn`).
+ * The per-database truncates table: the marks that hide a routed table's older rows in its
+ * current-rows function (`Kind`, see `MARK_KINDS`). A `truncate` row (empty `Kind`: written before
+ * the column existed) hides the rows of `Table` whose `__lsn` is below its `Lsn` (the versioning
+ * contract: a truncate removes the rows whose version is below its `source.lsn`); a `key_change` at
+ * `Lsn` does the same once a full incremental snapshot started after it is done on all its
+ * `Partitions` (`snapshot_started` / `snapshot_done` rows, one per `Partition` of the topic, by
+ * `Snapshot` id): docs/adx.md "Key changes".
  */
 export const TRUNCATE_COLUMNS: readonly ColumnDef[] = [
   { name: 'SourceTable', type: 'string' },
@@ -49,11 +55,24 @@ export const TRUNCATE_COLUMNS: readonly ColumnDef[] = [
   { name: 'Lsn', type: 'long' },
   { name: 'CommitTime', type: 'datetime' },
   { name: 'TxId', type: 'long' },
+  { name: 'Kind', type: 'string' },
+  { name: 'Snapshot', type: 'string' },
+  { name: 'Partition', type: 'string' },
+  { name: 'Partitions', type: 'long' },
 ];
 
-/** Name of the truncates table's JSON mapping. */
+/** What a truncates-table row marks (`Kind`). */
+export const MARK_KINDS = ['truncate', 'key_change', 'snapshot_started', 'snapshot_done'] as const;
+export type MarkKind = (typeof MARK_KINDS)[number];
+
+/**
+ * Name of the truncates table's JSON mapping. Not `<table>Mapping` (the mapping of the five columns
+ * before `Kind`): a sink of this version ingesting marks through that mapping would lose `Kind`, and
+ * a key-change or snapshot mark read as a truncate hides every older row; with a new name the
+ * ingestion fails visibly until `adx:setup` has created the mapping.
+ */
 export function truncatesMapping(truncatesTable: string): string {
-  return `${truncatesTable}Mapping`;
+  return `${truncatesTable}MarksMapping`;
 }
 
 /** All columns of a routed table, in table order: declared source columns, then the CDC columns. */

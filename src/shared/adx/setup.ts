@@ -11,10 +11,12 @@ import {
   setupCommands,
   showMaterializedViewsCommand,
   showSchemaCommand,
+  viewMigrationNeeded,
   viewUpgradeCommands,
   type AdxCommand,
   type ExistingView,
 } from './commands.js';
+import { CdcError } from '../core/errors.js';
 import { toAdxSinkError } from './errors.js';
 import type { ControlClient } from './clients.js';
 import { parseSchemaRows } from './schema.js';
@@ -35,7 +37,9 @@ export function parseMaterializedViews(rows: readonly Record<string, unknown>[])
   const views = new Map<string, ExistingView>();
   for (const row of rows) {
     if (typeof row.Name !== 'string') continue;
-    views.set(row.Name.toLowerCase(), { isEnabled: flag(row.IsEnabled), autoUpdateSchema: flag(row.AutoUpdateSchema) });
+    const view: ExistingView = { isEnabled: flag(row.IsEnabled), autoUpdateSchema: flag(row.AutoUpdateSchema) };
+    if (typeof row.Query === 'string') view.query = row.Query;
+    views.set(row.Name.toLowerCase(), view);
   }
   return views;
 }
@@ -66,6 +70,8 @@ export async function runAdxSetup(
       continue;
     }
     const view = command.route === undefined ? undefined : existing.get(command.route.latestView.toLowerCase());
+    const migration = command.route === undefined || view === undefined ? null : viewMigrationNeeded(command.route, view);
+    if (migration !== null) throw new CdcError('ADX_VIEW_MIGRATION', `adx:setup: ${migration}`, { canRetry: false });
     let toRun = command.route !== undefined && view !== undefined ? [...viewUpgradeCommands(command.route, view), command] : [command];
     if (command.currentOf !== undefined) {
       const columns = parseSchemaRows(await execute(showSchemaCommand(command.currentOf.table)));

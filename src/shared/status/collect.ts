@@ -154,7 +154,7 @@ function webJobsContainer(env: Env): ContainerClient {
 
 /**
  * Which sources are configured, from the settings every component already reads: PostgreSQL from
- * `PGHOST` (slot `CDC_SLOT`, publication `CDC_PUBLICATION`, the reader's names), the reader from
+ * `PGHOST` (slot `CDC_SLOT`, publication `CDC_PUBLICATION`, state schema `CDC_STATE_SCHEMA`: the reader's names), the reader from
  * `READER_METRICS_URL`, the hub from `STATUS_HUB` (`auto`: Event Hubs with the Functions host's
  * checkpoints when `EventHubConnection*` is set, else Kafka when `KAFKA_BROKERS` or
  * `EVENTHUBS_CONNECTION_STRING` is), Elasticsearch from `ELASTICSEARCH_URL` (indices from
@@ -169,7 +169,11 @@ export function statusSourcesFromEnv(env: Env, overrides: SourceOverrides = {}):
     if (getOptionalString(env, 'PGHOST') === undefined)
       return notConfigured("set PGHOST (and PGPORT, PGUSER, PGPASSWORD, PGDATABASE) to the source database, CDC_SLOT to the reader's slot");
     const settings = pgSettingsFromEnv(env);
-    const names = { slotName: getString(env, 'CDC_SLOT', 'pg_cdc_reader'), publicationName: getString(env, 'CDC_PUBLICATION', 'pg_cdc_publication') };
+    const names = {
+      slotName: getString(env, 'CDC_SLOT', 'pg_cdc_reader'),
+      publicationName: getString(env, 'CDC_PUBLICATION', 'pg_cdc_publication'),
+      stateSchema: getString(env, 'CDC_STATE_SCHEMA', 'cdc_reader'),
+    };
     return () => collectPostgresWith(settings, names);
   });
 

@@ -15,15 +15,27 @@ const SLOT_SQL = `SELECT slot_name, plugin, active, confirmed_flush_lsn::text AS
   (pg_catalog.pg_current_wal_lsn() - restart_lsn)::bigint::text AS retained
 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`;
 
-const PUBLICATION_SQL = `SELECT p.puballtables AS all_tables, (SELECT count(*) FROM pg_catalog.pg_publication_tables t WHERE t.pubname = p.pubname)::int AS tables
+/**
+ * The publication's tables without the reader's own (`<CDC_STATE_SCHEMA>.signals`, published so that
+ * snapshot signals are read in WAL order): the count is the user's captured tables.
+ */
+const PUBLICATION_SQL = `SELECT p.puballtables AS all_tables,
+  (SELECT count(*) FROM pg_catalog.pg_publication_tables t WHERE t.pubname = p.pubname AND t.schemaname <> $2)::int AS tables
 FROM pg_catalog.pg_publication p WHERE p.pubname = $1`;
 
 const num = (v: unknown): number | null => (typeof v === 'string' && v !== '' ? Number(v) : typeof v === 'number' ? v : null);
 const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-/** `CDC_SLOT` and `CDC_PUBLICATION` are the reader's settings; the error names them when the slot is missing. */
-export async function collectPostgres(query: PgQuery, names: { slotName: string; publicationName: string }): Promise<PostgresStatus> {
-  const [slots, publications] = await Promise.all([query(SLOT_SQL, [names.slotName]), query(PUBLICATION_SQL, [names.publicationName])]);
+/** The reader's settings `CDC_SLOT`, `CDC_PUBLICATION` and `CDC_STATE_SCHEMA` (its own tables, left out of the publication's count). */
+export interface ReaderNames {
+  slotName: string;
+  publicationName: string;
+  stateSchema: string;
+}
+
+/** The error names `CDC_SLOT` when the slot is missing. */
+export async function collectPostgres(query: PgQuery, names: ReaderNames): Promise<PostgresStatus> {
+  const [slots, publications] = await Promise.all([query(SLOT_SQL, [names.slotName]), query(PUBLICATION_SQL, [names.publicationName, names.stateSchema])]);
   const row = slots.rows[0];
   if (row === undefined) {
     throw new Error(`PostgreSQL has no replication slot ${names.slotName} (CDC_SLOT): the reader creates it on its first start; is CDC_SLOT the reader's?`);
@@ -47,7 +59,7 @@ export async function collectPostgres(query: PgQuery, names: { slotName: string;
 }
 
 /** Opens a connection for one collection (with the TLS choice `PGSSLMODE` makes), runs `collectPostgres`, closes it. */
-export async function collectPostgresWith(settings: PgSettings, names: { slotName: string; publicationName: string }): Promise<PostgresStatus> {
+export async function collectPostgresWith(settings: PgSettings, names: ReaderNames): Promise<PostgresStatus> {
   const connection = await connectPgClient(settings, 'pg-cdc-status', { extra: { connectionTimeoutMillis: 10_000 } });
   try {
     return await collectPostgres((sql, params) => connection.query(sql, params), names);

@@ -21,7 +21,8 @@ import type { ControlClient } from '../adx/clients.js';
 import { kqlName } from '../adx/kql.js';
 import type { AdxTableRoute } from '../adx/types.js';
 import { describeError } from '../core/errors.js';
-import type { ChangeEvent } from '../events/changeEvent.js';
+import type { ChangeEvent, RowImage } from '../events/changeEvent.js';
+import { parseJsonExact } from '../events/exactJson.js';
 import { keyText } from '../events/documentId.js';
 import { canonicalJson } from './compare.js';
 import type { StoreSummary, VerifyReport } from './report.js';
@@ -34,36 +35,64 @@ export interface AdxRowsSource {
   close(): void;
 }
 
-const keyOfRow = (route: AdxTableRoute, row: AdxRow): string => keyText(Object.fromEntries(route.keys.map((k) => [k, row[k] ?? null])));
+/** The row's `__key` (the latest-state view's grouping), or undefined for a row from before the column. */
+const keyOfRow = (row: AdxRow): string | undefined => (typeof row.__key === 'string' && row.__key !== '' ? row.__key : undefined);
 
 const lsnOf = (row: AdxRow, column: string): number => (typeof row[column] === 'number' ? row[column] : Number(row[column]));
 
 /**
- * `<Table>Current()` over rows handed to ADX: per key the row with the highest `__lsn`
+ * The LSN below which `<Table>Current()` hides the table's rows (-1: none), from its rows in the
+ * truncates table, as the function computes it (`currentFunctionBody`): the latest truncate, and the
+ * latest key change that a full snapshot started after it has completed on all its partitions.
+ */
+export function hiddenBelow(table: string, marks: Iterable<AdxRow>): number {
+  let below = -1;
+  const keyChanges: AdxRow[] = [];
+  const started = new Map<string, number>();
+  const done = new Map<string, Set<string>>();
+  for (const mark of marks) {
+    if (mark.Table !== table) continue;
+    const kind = typeof mark.Kind === 'string' ? mark.Kind : '';
+    const id = String(mark.Snapshot);
+    if (kind === '' || kind === 'truncate') below = Math.max(below, lsnOf(mark, 'Lsn'));
+    else if (kind === 'key_change') keyChanges.push(mark);
+    else if (kind === 'snapshot_started') started.set(id, Math.min(started.get(id) ?? Infinity, lsnOf(mark, 'Lsn')));
+    else if (kind === 'snapshot_done') done.set(id, (done.get(id) ?? new Set()).add(String(mark.Partition)));
+  }
+  for (const change of keyChanges) {
+    const at = lsnOf(change, 'Lsn');
+    const completed = [...started].some(([id, lsn]) => lsn > at && (done.get(id)?.size ?? 0) >= lsnOf(change, 'Partitions'));
+    if (completed) below = Math.max(below, at);
+  }
+  return below;
+}
+
+/**
+ * `<Table>Current()` over rows handed to ADX: per `__key` the row with the highest `__lsn`
  * (`arg_max(__lsn, *)`; duplicates are equal rows), then without deletes, then without rows below
- * the table's latest truncate (`max(Lsn)` of its rows in the truncates table), then its unchanged
- * TOAST values filled as the function fills them (docs/adx.md "Unchanged TOAST values"): from the
- * key's latest earlier row in its lineage (since its latest `c`/`r`) that carries the column, else,
- * when that lineage starts with a key change's `c`, from the old key's rows before it. What cannot be
- * filled stays listed in `__unchanged_toast`.
+ * what the table's marks in the truncates table hide (`hiddenBelow`: its latest truncate, its latest
+ * completed key change), then its unchanged TOAST values filled as the function fills them
+ * (docs/adx.md "Unchanged TOAST values"): from the key's latest earlier row in its lineage (since its
+ * latest `c`/`r`) that carries the column, else, when that lineage starts with a key change's `c`,
+ * from the old key's rows before it. What cannot be filled stays listed in `__unchanged_toast`.
  */
 export function foldHandedRows(route: AdxTableRoute, rows: Iterable<AdxRow>, truncates: Iterable<AdxRow>): AdxRow[] {
   const byKey = new Map<string, AdxRow[]>();
   for (const row of rows) {
-    const key = keyOfRow(route, row);
+    const key = keyOfRow(row);
+    if (key === undefined) continue;
     const list = byKey.get(key);
     if (list) list.push(row);
     else byKey.set(key, [row]);
   }
   for (const list of byKey.values()) list.sort((a, b) => lsnOf(a, '__lsn') - lsnOf(b, '__lsn'));
-  let truncatedBelow: number | null = null;
-  for (const t of truncates) if (t.Table === route.table && (truncatedBelow === null || lsnOf(t, 'Lsn') > truncatedBelow)) truncatedBelow = lsnOf(t, 'Lsn');
+  const below = hiddenBelow(route.table, truncates);
   const current: AdxRow[] = [];
   for (const list of byKey.values()) {
     const latest = list[list.length - 1]!;
-    if (latest.__deleted === true || (truncatedBelow !== null && lsnOf(latest, '__lsn') < truncatedBelow)) continue;
+    if (latest.__deleted === true || lsnOf(latest, '__lsn') < below) continue;
     const toast = Array.isArray(latest.__unchanged_toast) ? (latest.__unchanged_toast as string[]) : [];
-    current.push(toast.length === 0 ? latest : fillToast(route, byKey, list, latest, toast));
+    current.push(toast.length === 0 ? latest : fillToast(byKey, list, latest, toast));
   }
   return current;
 }
@@ -84,10 +113,10 @@ function carrier(rows: readonly AdxRow[], column: string): AdxRow | undefined {
   return undefined;
 }
 
-function fillToast(route: AdxTableRoute, byKey: ReadonlyMap<string, AdxRow[]>, list: readonly AdxRow[], latest: AdxRow, toast: readonly string[]): AdxRow {
+function fillToast(byKey: ReadonlyMap<string, AdxRow[]>, list: readonly AdxRow[], latest: AdxRow, toast: readonly string[]): AdxRow {
   const earlier = lineage(list, list.length - 1);
   const start = earlier[0] ?? latest;
-  const oldKey = start.__op === 'c' && start.__old_key !== null && typeof start.__old_key === 'object' ? keyOfRow(route, start.__old_key as AdxRow) : undefined;
+  const oldKey = start.__op === 'c' && typeof start.__from_key === 'string' ? start.__from_key : undefined;
   const oldRows = oldKey === undefined ? [] : (byKey.get(oldKey) ?? []).filter((row) => lsnOf(row, '__lsn') < lsnOf(start, '__lsn'));
   const filled: AdxRow = { ...latest };
   const left: string[] = [];
@@ -143,6 +172,16 @@ function values(row: AdxRow): Map<string, unknown> {
   return out;
 }
 
+/**
+ * The row's key as the other stores' reports show it (`keyText`: `5`, `[2,null]`), from its `__key`
+ * (the key as of the row), else (a current row from before the column) from the route's key columns.
+ */
+function checkKey(route: AdxTableRoute, row: AdxRow): string {
+  const key = keyOfRow(row);
+  if (key === undefined) return keyText(Object.fromEntries(route.keys.map((k) => [k, row[k] ?? null])));
+  return keyText(parseJsonExact(key) as RowImage);
+}
+
 export class AdxTableCheck {
   readonly #current: Map<string, AdxRow>;
 
@@ -152,7 +191,7 @@ export class AdxTableCheck {
     private readonly route: AdxTableRoute,
     current: readonly AdxRow[],
   ) {
-    this.#current = new Map(current.map((row) => [keyOfRow(route, row), row]));
+    this.#current = new Map(current.map((row) => [checkKey(route, row), row]));
   }
 
   chunk(events: readonly ChangeEvent[]): void {
@@ -165,7 +204,7 @@ export class AdxTableCheck {
         this.report.add(this.summary, { kind: 'missing', key: JSON.stringify(event.key), detail: `the sink cannot write this row: ${describeError(error)}` });
         continue;
       }
-      const key = keyOfRow(this.route, expected);
+      const key = checkKey(this.route, expected);
       const actual = this.#current.get(key);
       if (actual === undefined) {
         this.report.add(this.summary, { kind: 'missing', key, detail: `no current row in ${this.route.table}` });

@@ -37,7 +37,9 @@ describe('reader: a renamed table keeps its events’ name', () => {
       await c.query(`INSERT INTO ${s}.t VALUES (2, 'before')`);
       await c.query(`ALTER TABLE ${s}.t RENAME TO t2`);
       await c.query(`INSERT INTO ${s}.t2 VALUES (3, 'after'); UPDATE ${s}.t2 SET v = 'upd' WHERE id = 1; DELETE FROM ${s}.t2 WHERE id = 2`);
-      const events = await topic.waitFor('snapshot row and four changes', (es) => es.length >= 5);
+      // A rename alone starts no reconcile snapshot (needsReconcile); its rows would be timing-dependent, so they are left out anyway.
+      const streamed = (es: ChangeEvent[]) => es.filter((e) => e.source.snapshot !== 'incremental');
+      const events = streamed(await topic.waitFor('snapshot row and four changes', (es) => streamed(es).length >= 5));
       expect(events.every(ofT)).toBe(true);
       expect(events.map((e) => [e.op, e.key, e.source.renamed_to])).toEqual([
         ['r', { id: 1 }, undefined],

@@ -53,9 +53,9 @@ const ordersEvents = [
 
 const expectedOrdersLines =
   [
-    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
-    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
-    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null}',
+    '{"orderid":51,"custid":306,"amount":183,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"c","__lsn":34220200,"__commit_lsn":34220208,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null,"__key":"{\\"orderid\\":51}","__from_key":null}',
+    '{"orderid":51,"custid":306,"amount":200,"city":"Austin","purchase_time":"2020-10-09 07:23:10","__op":"u","__lsn":34220300,"__commit_lsn":34220308,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":false,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null,"__key":"{\\"orderid\\":51}","__from_key":null}',
+    '{"orderid":51,"__op":"d","__lsn":34220400,"__commit_lsn":34220408,"__commit_time":"2020-10-07T07:56:32.691Z","__deleted":true,"__table":"retail.orders_info","__txid":653,"__snapshot":"false","__unchanged_toast":null,"__old_key":null,"__key":"{\\"orderid\\":51}","__from_key":null}',
   ].join('\n') + '\n';
 
 interface Delivery {
@@ -269,7 +269,8 @@ describe('AdxSink, queued ingestion (default)', () => {
       ['CdcTruncates', 1, tag],
     ]);
     expect(messages.map((m) => m.TableName)).toEqual(['Orders', 'OrdersHistory', 'CdcTruncates']);
-    const truncateLine = '{"SourceTable":"retail.orders_info","Table":"Orders","Lsn":34222100,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n';
+    const truncateLine =
+      '{"SourceTable":"retail.orders_info","Table":"Orders","Lsn":34222100,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653,"Kind":"truncate","Snapshot":null,"Partition":null,"Partitions":null}\n';
     const truncates = messages[2]!;
     expect(truncates).toMatchObject({
       BlobPath: expect.stringMatching(
@@ -283,7 +284,7 @@ describe('AdxSink, queued ingestion (default)', () => {
         authorizationContext: 'stand-in-identity-token',
         tags: JSON.stringify([`ingest-by:${tag}`]),
         ingestIfNotExists: JSON.stringify([tag]),
-        ingestionMappingReference: 'CdcTruncatesMapping',
+        ingestionMappingReference: 'CdcTruncatesMarksMapping',
         ingestionMappingType: 'Json',
         format: 'json',
       },
@@ -387,7 +388,7 @@ describe('AdxSink, queued ingestion (default)', () => {
     ]);
     const [, message] = messages;
     expect(gunzipSync(await storage.downloadBlob(blobName(message!))).toString('utf8')).toBe(
-      '{"SourceTable":"bank.holding","Table":"Holding","Lsn":34223000,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653}\n',
+      '{"SourceTable":"bank.holding","Table":"Holding","Lsn":34223000,"CommitTime":"2020-10-07T07:56:32.691Z","TxId":653,"Kind":"truncate","Snapshot":null,"Partition":null,"Partitions":null}\n',
     );
   });
 });
@@ -1181,7 +1182,7 @@ describe('adx:setup against the engine', () => {
       expect(sent.filter((c) => !c.endsWith('schema as json'))).toEqual([
         '.show materialized-views',
         ...generated.slice(0, ordersView),
-        ".alter materialized-view ['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['orderid'] }",
+        ".alter materialized-view ['OrdersLatest'] on table ['Orders'] { ['Orders'] | summarize arg_max(['__lsn'], *) by ['__key'] }",
         ".alter materialized-view ['OrdersLatest'] autoUpdateSchema true",
         ".enable materialized-view ['OrdersLatest']",
         ...generated.slice(ordersView),

@@ -1,11 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { adxRoutes } from '../../../src/shared/adx/config.js';
-import { toHistoryJsonLines, toHistoryRow, toHistoryRows, toJsonLines, toTableRow, toTruncateRow } from '../../../src/shared/adx/rows.js';
+import { toHistoryJsonLines, toHistoryRow, toHistoryRows, toJsonLines, toMarkRow, toTableRow, toTruncateRow } from '../../../src/shared/adx/rows.js';
 import { findNewColumns, HISTORY_COLUMNS } from '../../../src/shared/adx/schema.js';
 import { historyRows } from '../../../src/shared/history/pivot.js';
 import { declaredColumns, DEFAULT_ROUTES, Router } from '../../../src/shared/routing/routes.js';
 import type { AdxTableRoute } from '../../../src/shared/adx/types.js';
 import { changeEvent, holding, order } from '../../helpers/events.js';
+import { controlMessage } from '../../../src/shared/events/controlMessage.js';
+import type { ChangeEvent } from '../../../src/shared/events/changeEvent.js';
+import { rawJSON } from '../../../src/shared/events/exactJson.js';
 
 const [ordersRoute, holdingRoute] = adxRoutes(new Router(DEFAULT_ROUTES)) as [AdxTableRoute, AdxTableRoute];
 
@@ -27,7 +30,23 @@ describe('toTableRow', () => {
       __snapshot: 'false',
       __unchanged_toast: null,
       __old_key: null,
+      __key: '{"orderid":51}',
+      __from_key: null,
     });
+  });
+
+  it('keys the row by the key its event carries (__key, what the latest-state view groups by): after a key change the new key, never merging with an old key that prints the same', () => {
+    const before = changeEvent({ op: 'u', after: { ...order(5), code: '5' }, key: { orderid: 5 }, lsn: 10 });
+    const after = changeEvent({ op: 'u', after: { ...order(5), code: '5' }, key: { code: '5' }, lsn: 20 });
+    const deleted = changeEvent({ op: 'd', before: { code: '5' }, key: { code: '5' }, lsn: 30 });
+    expect([before, after, deleted].map((e) => toTableRow(e, ordersRoute)?.__key)).toEqual(['{"orderid":5}', '{"code":"5"}', '{"code":"5"}']);
+    // Two columns, in the key's order; an exact number stays its text.
+    const two = changeEvent({ op: 'c', after: { a: 1, b: '9007199254740993' }, key: { b: rawJSON('9007199254740993'), a: 1 }, lsn: 40 });
+    expect(toTableRow(two, ordersRoute)?.__key).toBe('{"b":9007199254740993,"a":1}');
+    // The create of a key change names the old key's __key.
+    const moved = changeEvent({ op: 'c', after: order(6), key: { orderid: 6 }, lsn: 50 });
+    moved.old_key = { orderid: 5 };
+    expect(toTableRow(moved, ordersRoute)).toMatchObject({ __key: '{"orderid":6}', __from_key: '{"orderid":5}' });
   });
 
   it('is the key (and before image, when there is one) with __deleted for a delete', () => {
@@ -197,11 +216,50 @@ describe('toTruncateRow (the truncates table)', () => {
       Lsn: 34230000,
       CommitTime: '2020-10-07T07:56:32.691Z',
       TxId: 653,
+      Kind: 'truncate',
+      Snapshot: null,
+      Partition: null,
+      Partitions: null,
     });
   });
 
   it('is null for every other operation', () => {
     for (const op of ['c', 'u', 'd', 'r', 'm'] as const) expect(toTruncateRow(changeEvent({ op, after: order(1), lsn: 5 }), ordersRoute)).toBeNull();
+  });
+});
+
+describe('toMarkRow (key changes and full incremental snapshots in the truncates table)', () => {
+  const control = (kind: string, content: Record<string, unknown>, lsn: number): ChangeEvent => {
+    const event = changeEvent({ op: 'm', after: null, key: null, lsn });
+    (event as unknown as { message: unknown }).message = { prefix: 'pg-cdc', kind, content: { table: 'retail.orders_info', ...content } };
+    return event;
+  };
+  const schemaChange = (key: string[], previousKey: string[]) =>
+    control('schema_change', { columns: [], key, previous: { columns: [], key: previousKey }, partitions: 3 }, 700);
+  const mark = (event: ChangeEvent, partition = '2') => toMarkRow(event, ordersRoute, controlMessage(event)!, partition);
+  const common = { SourceTable: 'retail.orders_info', Table: 'Orders', CommitTime: '2020-10-07T07:56:32.691Z', TxId: 653 };
+
+  it('a schema change that changes the key: a key_change at its LSN with the partition count; one that keeps the key: nothing', () => {
+    expect(mark(schemaChange(['code'], ['orderid']))).toEqual({ ...common, Lsn: 700, Kind: 'key_change', Snapshot: null, Partition: '2', Partitions: 3 });
+    expect(mark(schemaChange(['orderid'], ['orderid']))).toBeNull();
+  });
+
+  it('the start and end of a full snapshot: by snapshot id and partition; a snapshot with a WHERE condition: nothing', () => {
+    expect(mark(control('snapshot_started', { id: 's1', where: null }, 800), '0')).toEqual({
+      ...common,
+      Lsn: 800,
+      Kind: 'snapshot_started',
+      Snapshot: 's1',
+      Partition: '0',
+      Partitions: null,
+    });
+    expect(mark(control('snapshot_done', { id: 's1', where: null, rows: 9 }, 900), '1')).toMatchObject({
+      Lsn: 900,
+      Kind: 'snapshot_done',
+      Snapshot: 's1',
+      Partition: '1',
+    });
+    expect(mark(control('snapshot_done', { id: 's2', where: 'id < 5' }, 950))).toBeNull();
   });
 });
 

@@ -68,8 +68,14 @@ export async function statusKit(prefix: string): Promise<StatusKit> {
   const client = new pg.Client({ ...services.pg });
   await client.connect();
   closers.push(() => client.end());
-  await client.query(`CREATE SCHEMA ${name}; CREATE TABLE ${name}.t (id int PRIMARY KEY, v text); CREATE PUBLICATION ${names.publication} FOR TABLE ${name}.t`);
-  closers.push(() => client.query(`DROP PUBLICATION IF EXISTS ${names.publication}; DROP SCHEMA IF EXISTS ${name} CASCADE`));
+  // The publication also holds the reader's signal table (<CDC_STATE_SCHEMA>.signals), which the status leaves out of its count.
+  await client.query(
+    `CREATE SCHEMA ${name}; CREATE TABLE ${name}.t (id int PRIMARY KEY, v text); CREATE SCHEMA ${name}_state; CREATE TABLE ${name}_state.signals (id text PRIMARY KEY); ` +
+      `CREATE PUBLICATION ${names.publication} FOR TABLE ${name}.t, ${name}_state.signals`,
+  );
+  closers.push(() =>
+    client.query(`DROP PUBLICATION IF EXISTS ${names.publication}; DROP SCHEMA IF EXISTS ${name} CASCADE; DROP SCHEMA IF EXISTS ${name}_state CASCADE`),
+  );
   await client.query(`SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')`, [names.slot]);
   closers.push(() => client.query('SELECT pg_catalog.pg_drop_replication_slot($1)', [names.slot]));
   await client.query(`INSERT INTO ${name}.t SELECT g, repeat('x', 100) FROM generate_series(1, 200) g`);
@@ -173,6 +179,7 @@ export async function statusKit(prefix: string): Promise<StatusKit> {
     PGDATABASE: services.pg.database,
     CDC_SLOT: names.slot,
     CDC_PUBLICATION: names.publication,
+    CDC_STATE_SCHEMA: `${name}_state`,
     READER_METRICS_URL: readerUrl,
     KAFKA_BROKERS: services.kafkaBrokers.join(','),
     CDC_TOPIC: names.topic,

@@ -14,7 +14,6 @@ import type { AdxRow } from '../../../src/shared/adx/rows.js';
 import { lazy } from '../../../src/shared/core/lazy.js';
 import { MemoryDeadLetterStore } from '../../../src/shared/deadletter/memoryDeadLetterStore.js';
 import { ElasticsearchSink } from '../../../src/shared/elasticsearch/elasticsearchSink.js';
-import { parseJsonLossless } from '../../../src/shared/events/exactJson.js';
 import { SESSION_OPTIONS, textTypes } from '../../../src/shared/events/pgTables.js';
 import { ElasticsearchHistorySink } from '../../../src/shared/history/historySink.js';
 import { Router, type RoutesConfig } from '../../../src/shared/routing/routes.js';
@@ -25,7 +24,7 @@ import { spawnEntryPoint } from '../../helpers/childProcess.js';
 import { serviceEnv } from '../../helpers/services.js';
 import { deliverAsHost } from '../../functions/pipelineKit.js';
 import { cleanup, pgClient, readerEnv, startReader, TopicCollector, uniqueName, type RunningReader } from '../../reader/helpers.js';
-import { startKustoStandIn, type KustoStandIn } from '../adx/helpers/kustoStandIn.js';
+import { handedRows as handedRowsOf, startKustoStandIn, type KustoStandIn } from '../adx/helpers/kustoStandIn.js';
 import { testClient } from '../esTestKit.js';
 
 const name = uniqueName('verify');
@@ -63,18 +62,7 @@ const sinkEnv = () => ({ ADX_DATABASE: 'cdcdb', ADX_AUTH: 'none', ADX_INGESTION_
 const esSink = new ElasticsearchSink({ client, router, templates: { replicas: 0 }, controlIndex });
 const historySink = new ElasticsearchHistorySink({ client, router, index: historyIndex, replicas: 0 });
 
-/** The rows the stand-in was handed, by ADX table: the JSON lines of its `.ingest inline` commands. */
-function handedRows(table: string): AdxRow[] {
-  const head = `.ingest inline into table ['${table}'] `;
-  return engine.commands
-    .filter((command) => command.csl.startsWith(head))
-    .flatMap((command) =>
-      command.csl
-        .slice(command.csl.indexOf('<|\n') + 3)
-        .split('\n')
-        .map((line) => parseJsonLossless(line) as AdxRow),
-    );
-}
+const handedRows = (table: string): AdxRow[] => handedRowsOf(engine, table);
 
 /** Delivers what the topic got since the last call to the three sinks, twice over (a redelivery changes nothing). */
 async function deliver(expectedEvents: number): Promise<void> {

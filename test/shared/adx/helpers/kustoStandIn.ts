@@ -11,6 +11,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import type { AdxRow } from '../../../../src/shared/adx/rows.js';
+import { parseJsonLossless } from '../../../../src/shared/events/exactJson.js';
 
 export interface RecordedCommand {
   db: string;
@@ -167,4 +169,17 @@ export async function startKustoStandIn(options: StandInOptions = {}): Promise<K
         server.close(() => resolve());
       }),
   };
+}
+
+/** The rows a stand-in was handed for an ADX table: the JSON lines of its `.ingest inline` commands (inline ingestion), in order. */
+export function handedRows(kusto: Pick<KustoStandIn, 'commands'>, table: string): AdxRow[] {
+  const head = `.ingest inline into table ['${table}'] `;
+  return kusto.commands
+    .filter((command) => command.csl.startsWith(head))
+    .flatMap((command) =>
+      command.csl
+        .slice(command.csl.indexOf('<|\n') + 3)
+        .split('\n')
+        .map((line) => parseJsonLossless(line) as AdxRow),
+    );
 }
