@@ -113,7 +113,10 @@ export const FUNCTIONS_LEFT_UNSET: Readonly<Record<string, string>> = {
     ],
     'the demo change generator stays off in a deployment (ORDERS_GENERATOR_ENABLED defaults to false)',
   ),
-  ...same(['CDC_SLOT', 'CDC_PUBLICATION'], "the status reads the reader's slot and publication, which keep their defaults here"),
+  ...same(
+    ['CDC_SLOT', 'CDC_PUBLICATION', 'CDC_STATE_SCHEMA'],
+    "the status reads the reader's slot, publication and state schema, which keep their defaults here",
+  ),
   READER_METRICS_URL: "the reader has no ingress (it serves nobody); the status's reader part is off, its figures are in Application Insights",
   ...same(
     ['STATUS_ENABLED', 'STATUS_SOURCE_TIMEOUT_MS', 'STATUS_SAMPLE_INTERVAL_MS', 'HEALTH_PORT'],

@@ -15,6 +15,17 @@ import {
   uniqueName,
 } from './helpers.js';
 
+/** The reader's stored snapshot position for slot `name`, or undefined before it has one. */
+async function snapshotProgress(c: pg.Client, name: string): Promise<{ rows: string; k: string[] | null; done: boolean } | undefined> {
+  const result = await c
+    .query<{ rows: string; k: string[] | null; done: boolean }>(
+      `SELECT rows::text, last_key AS k, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`,
+      [name],
+    )
+    .catch(() => ({ rows: [] }));
+  return result.rows[0];
+}
+
 async function tableState(c: pg.Client, table: string): Promise<Map<string, Record<string, unknown>>> {
   const r = await c.query<{ id: number; v: string; note: string | null }>(`SELECT id, v::text AS v, note FROM ${table}`);
   return new Map(r.rows.map((row) => [JSON.stringify(row.id), { id: row.id, v: row.v, note: row.note }]));
@@ -185,15 +196,7 @@ describe('reader: initial snapshot', () => {
       CDC_SNAPSHOT_PARALLELISM: '3',
       CDC_MAX_INFLIGHT_BYTES: String(1024 * 1024),
     });
-    const progress = async () =>
-      (
-        await c
-          .query<{ rows: string; k: string[] | null; done: boolean }>(
-            `SELECT rows::text, last_key AS k, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`,
-            [name],
-          )
-          .catch(() => ({ rows: [] }))
-      ).rows[0];
+    const progress = () => snapshotProgress(c, name);
     const first = spawnReader(env);
     await eventually('a few ranges delivered', async () => ((await progress()) && Number((await progress())!.rows) >= 6000 ? true : undefined), 60_000);
     first.proc.kill('SIGKILL');
@@ -268,15 +271,7 @@ describe('reader: initial snapshot', () => {
       CDC_MAX_INFLIGHT_BYTES: String(1024 * 1024),
     });
     const r = await startReader(env, 'none');
-    const progress = async () =>
-      (
-        await c
-          .query<{ rows: string; k: string[] | null; done: boolean }>(
-            `SELECT rows::text, last_key AS k, done FROM "${name}_state".snapshot_progress WHERE slot_name = $1`,
-            [name],
-          )
-          .catch(() => ({ rows: [] }))
-      ).rows[0];
+    const progress = () => snapshotProgress(c, name);
     await eventually('a few chunks recorded', async () => ((await progress()) && Number((await progress())!.rows) >= 3000 ? true : undefined), 60_000);
     // With the broker up a stop ends long before the 30 s shutdown bound (a reader left waiting for a
     // stopped one's chunk used to hold it until that bound).

@@ -79,6 +79,12 @@ const NUMERIC_INTERVAL = ['iv'];
  * Elasticsearch mapping and ADX column type are the dynamic ones (declare them in CDC_ROUTES).
  */
 const STRING_DECIMALS = ['n', 'n52', 'huge'];
+/**
+ * ADX's `__from_key`, the old key on the insert of a primary-key change: Debezium's events carry no
+ * old key (no `old_key`; its `__debezium.oldkey` header's wire format was not confirmed), so it is
+ * null for them (README "Migrating from Debezium").
+ */
+const NO_OLD_KEY = ['__from_key'];
 const EDGE_ROWS_ONLY = ['n', 'ia'];
 /** Under `time.precision.mode=isostring`, row 4's `tm` (24:00:00): java.time prints it as `00:00:00Z`. */
 const ISOSTRING_EDGE = ['tm'];
@@ -436,7 +442,7 @@ describe.each(debeziumMeta.variants.map((v) => [v.name, v] as const))('sinks fro
     expect(dbzRun.reasons).toEqual([]);
     expect([nativeRun.report.retried, dbzRun.report.retried]).toEqual([0, 0]);
     expect([...dbzAdx.lines.keys()].sort()).toEqual([...nativeAdx.lines.keys()].sort());
-    const adxExcluded = stringDecimals ? STRING_DECIMALS : [];
+    const adxExcluded = [...NO_OLD_KEY, ...(stringDecimals ? STRING_DECIMALS : [])];
     const historyExcluded = new Set([...excluded, ...(variant.schemasEnable ? [] : TYPED_BY_SCHEMA)]);
     const edgeColumns = [...EDGE_ROWS_ONLY, ...(isostring ? ISOSTRING_EDGE : [])];
     for (const [table, rows] of nativeAdx.lines) {
