@@ -105,11 +105,7 @@ export function toTableRow(event: ChangeEvent, route: Pick<AdxTableRoute, 'sourc
  * of a row gives the same string.
  */
 export function keyJson(key: RowImage): string {
-  try {
-    return JSON.stringify(key);
-  } catch {
-    return JSON.stringify(key, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-  }
+  return jsonLine(key);
 }
 
 const declaredByRoute = new WeakMap<object, ReadonlyMap<string, KqlType>>();
@@ -239,6 +235,7 @@ export function toHistoryJsonLines(rows: readonly AdxRow[]): Buffer {
 }
 
 /** One row's JSON; a bigint (which JSON.stringify refuses) as its decimal string. */
+/** One row (or key) as JSON; bigint values become strings. */
 function jsonLine(row: AdxRow): string {
   try {
     // No replacer on the fast path: a replacer function makes JSON.stringify several times slower.
