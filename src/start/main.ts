@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { down, freePort, serviceUserCanReach, up } from '../../test/services/services.mjs';
+import { down, portsFor, serviceUserCanReach, up } from '../../test/services/services.mjs';
 import { getOptionalString } from '../shared/core/env.js';
 import type { Logger } from '../shared/core/logger.js';
 import { describeError } from '../shared/core/errors.js';
@@ -255,7 +255,7 @@ async function run(config: StartConfig): Promise<number> {
     );
     if (stop.signal.aborted) return;
 
-    const [readerPort, workerPort] = [await freePort(), await freePort()];
+    const [readerPort = 0, workerPort = 0] = await portsFor(undefined, undefined);
     const events = {
       say,
       started: (name: string, pid: number) => {

@@ -11,7 +11,9 @@ export function serviceUser(): { user: string; uid: number; gid: number } | null
 /** Whether the user that runs the services (the unprivileged one when we are root) can reach `dir`. */
 export function serviceUserCanReach(dir: string): boolean;
 /** A TCP port nothing listens on right now (taken from the OS, then released). */
-export function freePort(): Promise<number>;
+export function freePort(avoid?: ReadonlySet<number>): Promise<number>;
+/** One distinct port per argument: the given one when it is free, else a fresh one that is none of the others. */
+export function portsFor(...preferred: Array<number | undefined>): Promise<number[]>;
 export type ServiceName = 'postgres' | 'kafka' | 'elasticsearch' | 'azurite';
 /**
  * Starts what the environment does not give and what is not already running. `workDir`: persistent

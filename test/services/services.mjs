@@ -76,33 +76,53 @@ function tail(file, lines = 25) {
   }
 }
 
-/** A free TCP port on the loopback interface. */
-export async function freePort() {
-  return new Promise((resolve, reject) => {
+/** A free TCP port on the loopback interface, none of `avoid`. */
+export async function freePort(avoid = new Set()) {
+  // The kernel can hand the same ephemeral port to two binds in a row once the first is released,
+  // so a caller that needs several distinct ports passes the ones it already holds.
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address();
+        const port = typeof addr === 'object' && addr ? addr.port : 0;
+        srv.close(() => resolve(port));
+      });
+    });
+    if (!avoid.has(port)) return port;
+  }
+  throw new Error(`no free port outside ${[...avoid].join(', ')} after 20 attempts`);
+}
+
+async function isFree(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
 /**
- * `preferred` when nothing listens on it (a persistent service keeps its endpoint from one run to
- * the next, and Kafka's KRaft controller keeps its address), else a fresh free port.
+ * One port per entry of `preferred`, all distinct: each preferred port when nothing listens on it (a
+ * persistent service keeps its endpoint from one run to the next, and Kafka's KRaft controller keeps
+ * its address), else a fresh free port that is none of the others. Without the check across entries a
+ * fresh port for one listener could equal another listener's preferred (and just released) port, and
+ * the service would then bind the same port twice and exit during start-up.
  */
-async function portFor(preferred) {
-  if (!preferred) return freePort();
-  const free = await new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen(preferred, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-  return free ? preferred : freePort();
+export async function portsFor(...preferred) {
+  const chosen = new Array(preferred.length);
+  const avoid = new Set(preferred.filter((p) => p));
+  for (const [i, p] of preferred.entries()) {
+    if (p && (await isFree(p)) && !chosen.includes(p)) chosen[i] = p;
+  }
+  for (const [i] of preferred.entries()) {
+    if (chosen[i] !== undefined) continue;
+    chosen[i] = await freePort(new Set([...avoid, ...chosen.filter((c) => c !== undefined)]));
+  }
+  return chosen;
 }
 
 /** Polls `probe` until it returns true, the process dies, or the deadline passes. */
@@ -255,7 +275,7 @@ export async function startPostgres(workDir, { extraConf = [], password, persist
   fs.mkdirSync(dir, { recursive: true });
   chownR(dir, owner);
   const logFile = path.join(dir, 'postgres.log');
-  const port = await portFor(ports.port);
+  const [port] = await portsFor(ports.port);
   const asOwner = owner ? { uid: owner.uid, gid: owner.gid } : {};
   if (!(persistent && fs.existsSync(path.join(data, 'PG_VERSION')))) initPostgres({ bin, dir, data, owner, asOwner, password, persistent, extraConf });
   // The port is given on the command line (it wins over postgresql.conf), so a kept data directory
@@ -435,8 +455,7 @@ async function startKafka(workDir, { persistent = false, ports = {} } = {}) {
   const dir = path.join(workDir, 'kafka');
   fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
   const logFile = path.join(dir, 'kafka.log');
-  const port = await portFor(ports.port);
-  const controllerPort = await portFor(ports.controllerPort);
+  const [port, controllerPort] = await portsFor(ports.port, ports.controllerPort);
   const props = path.join(dir, 'server.properties');
   fs.writeFileSync(
     props,
@@ -541,8 +560,7 @@ async function startElasticsearch(workDir, { ports = {} } = {}) {
   fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   fs.cpSync(path.join(esHome, 'config'), conf, { recursive: true });
-  const port = await portFor(ports.port);
-  const transportPort = await portFor(ports.transportPort);
+  const [port, transportPort] = await portsFor(ports.port, ports.transportPort);
   fs.writeFileSync(
     path.join(conf, 'elasticsearch.yml'),
     [
@@ -602,9 +620,7 @@ async function startAzurite(workDir, { ports = {} } = {}) {
   const dir = path.join(workDir, 'azurite');
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, 'azurite.log');
-  const blobPort = await portFor(ports.blobPort);
-  const queuePort = await portFor(ports.queuePort);
-  const tablePort = await portFor(ports.tablePort);
+  const [blobPort, queuePort, tablePort] = await portsFor(ports.blobPort, ports.queuePort, ports.tablePort);
   const bin = path.join(repoRoot, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
   if (!fs.existsSync(bin)) throw new ServiceError('azurite', `${bin} not found`, 'run npm ci first (azurite is a devDependency)');
   const pid = spawnDetached(
