@@ -26,7 +26,7 @@
  * - `workerPeakRssMb`: the highest VmHWM of the worker processes over the whole run.
  *
  * Settings: BENCH_E2E_CHANGES (300000), BENCH_E2E_ROUNDS (3), BENCH_E2E_LATENCY_SECONDS (30),
- * BENCH_E2E_MIXED_SECONDS (60), BENCH_E2E_RECOVERY_SECONDS (900). Targets (issue 10): lost = 0, e2eRatio ≥ 0.8, p99 ≤ 1,500 ms,
+ * BENCH_E2E_MIXED_SECONDS (60), BENCH_E2E_RECOVERY_SECONDS (900), BENCH_E2E_FAULTS (on; off: see WITH_FAULTS), BENCH_CPU_PROF (see WORKER_PROFILE_FLAGS). Targets (issue 10): lost = 0, e2eRatio ≥ 0.8, p99 ≤ 1,500 ms,
  * workerPeakRssMb ≤ 256.
  */
 import { Client } from '@elastic/elasticsearch';
@@ -60,26 +60,50 @@ const LATENCY_SECONDS = int('BENCH_E2E_LATENCY_SECONDS', 30);
 const MIXED_SECONDS = int('BENCH_E2E_MIXED_SECONDS', 60);
 /** Longest a fault's recovery may take before the run fails (the machine may be shared: see loadAverage). */
 const RECOVERY_SECONDS = int('BENCH_E2E_RECOVERY_SECONDS', 900);
+/**
+ * BENCH_E2E_FAULTS=off skips the fault phase, for a quick look at the throughput, latency and memory of
+ * the Elasticsearch sink alone while working on them; such a run writes RESULTS_NO_FAULTS, never
+ * RESULTS, whose figures always include the faults.
+ */
+const WITH_FAULTS = process.env.BENCH_E2E_FAULTS !== 'off';
+const RESULTS_NO_FAULTS = 'bench/results/e2e-nofaults.json';
 const RATE = 2_000;
 const TICK_MS = 100;
 const BENCH_TABLE = 'e2e.bench';
 const BENCH_INDEX = 'e2e-bench';
 const WORKER_ENTRY = 'dist/src/worker/main.js';
 
+/** The lines of a Dockerfile stage. */
+function imageStage(stage: string): string {
+  const dockerfile = readFileSync('Dockerfile', 'utf8');
+  const body = new RegExp(`^FROM \\S+ AS ${stage}\n([\\s\\S]*?)(?=^FROM |$(?![\\s\\S]))`, 'm').exec(dockerfile)?.[1];
+  if (body === undefined) throw new Error(`no stage ${stage} in the Dockerfile`);
+  return body;
+}
+
 /**
  * The Node flags of an image's CMD (its Dockerfile stage), so the benchmark runs the worker as deployed,
  * heap limits included; only the unindented `CMD [...]` line (the HEALTHCHECK's is indented).
  */
 function imageNodeFlags(stage: string): string {
-  const dockerfile = readFileSync('Dockerfile', 'utf8');
-  const body = new RegExp(`^FROM \\S+ AS ${stage}\n([\\s\\S]*?)(?=^FROM |$(?![\\s\\S]))`, 'm').exec(dockerfile)?.[1];
-  const cmd = body === undefined ? undefined : /^CMD (\[.*\])$/m.exec(body)?.[1];
+  const cmd = /^CMD (\[.*\])$/m.exec(imageStage(stage))?.[1];
   if (cmd === undefined) throw new Error(`no CMD [...] in stage ${stage} of the Dockerfile`);
   const argv = JSON.parse(cmd) as string[];
   if (argv[0] !== 'node' || argv.at(-1) !== WORKER_ENTRY) throw new Error(`stage ${stage}'s CMD is not node <flags> ${WORKER_ENTRY}: ${cmd}`);
   return argv.slice(1, -1).join(' ');
 }
 const WORKER_NODE_OPTIONS = imageNodeFlags('worker');
+/**
+ * The allocator settings of the image's `ENV` lines (`MALLOC_*`, read by glibc at process start), so the
+ * worker's RSS is the image's; its other variables (ports, NODE_ENV) are the harness's to set.
+ */
+const WORKER_IMAGE_ENV = Object.fromEntries(
+  [...imageStage('worker').matchAll(/^ENV (.+)$/gm)]
+    .flatMap((m) => m[1]!.split(/\s+/).map((kv) => kv.split('=', 2) as [string, string]))
+    .filter(([k]) => k.startsWith('MALLOC_')),
+);
+/** BENCH_CPU_PROF=<dir>: a V8 CPU profile of each worker process there, written when it stops (profiling, not for figures). */
+const WORKER_PROFILE_FLAGS = process.env.BENCH_CPU_PROF ? ` --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` : '';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -438,7 +462,7 @@ async function main(): Promise<void> {
   const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
   const p = await startPipeline({
     workerEntry: WORKER_ENTRY,
-    workerEnv: { NODE_OPTIONS: WORKER_NODE_OPTIONS },
+    workerEnv: { ...WORKER_IMAGE_ENV, NODE_OPTIONS: WORKER_NODE_OPTIONS + WORKER_PROFILE_FLAGS },
     extraTables: [BENCH_TABLE],
     extraSql: `CREATE TABLE ${BENCH_TABLE} (id bigint PRIMARY KEY, tick int NOT NULL, v text)`,
     // Elasticsearch only: the throughput and latency phases run the Elasticsearch sink alone.
@@ -448,8 +472,10 @@ async function main(): Promise<void> {
   const es = new Client({ node: p.services.env.ELASTICSEARCH_URL! });
   try {
     await reconnect(p);
-    log('faults, each on its own, then mixed');
-    await faultsPhase(p);
+    if (WITH_FAULTS) {
+      log('faults, each on its own, then mixed');
+      await faultsPhase(p);
+    } else log('faults skipped (BENCH_E2E_FAULTS=off)');
     // From here the Elasticsearch sink alone (the bench table has no ADX route).
     const faultsPeakRssKb = peakRssKb;
     peakRssKb = 0;
@@ -503,6 +529,7 @@ async function main(): Promise<void> {
       workerPeakRssMb: Math.round(Math.max(faultsPeakRssKb, peakRssKb) / 1024),
       workerPeakRssMbByPhase: { faultsThreeSinks: Math.round(faultsPeakRssKb / 1024), elasticsearchSinkAlone: Math.round(peakRssKb / 1024) },
       workerNodeOptions: WORKER_NODE_OPTIONS,
+      workerImageEnv: WORKER_IMAGE_ENV,
       loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((x) => Math.round(x * 100) / 100) },
       notes: [
         'faults: the full worker (Elasticsearch sink, change history, ADX sink against the Kusto stand-in); lost and differences are over the whole run so far',
@@ -512,8 +539,9 @@ async function main(): Promise<void> {
       ],
     };
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync(RESULTS, JSON.stringify(result, null, 2) + '\n');
-    log(`wrote ${RESULTS}: ${JSON.stringify({ ...result, faults: undefined, notes: undefined })}`);
+    const file = WITH_FAULTS ? RESULTS : RESULTS_NO_FAULTS;
+    writeFileSync(file, JSON.stringify(WITH_FAULTS ? result : { ...result, faults: 'skipped (BENCH_E2E_FAULTS=off)' }, null, 2) + '\n');
+    log(`wrote ${file}: ${JSON.stringify({ ...result, faults: undefined, notes: undefined })}`);
   } finally {
     clearInterval(rss);
     await es.close();
