@@ -25,6 +25,12 @@ export interface WorkerConfig {
   sinks: WorkerSink[];
   /** Most records per batch (host.json's `maxEventBatchSize`). */
   maxBatchSize: number;
+  /**
+   * Most bytes (record values and keys) per batch. The Functions host bounds a batch by count alone;
+   * the worker also bounds it by size so that large events (Event Hubs allows 1 MB) cannot make a
+   * batch, decoded and in flight on every partition of three sinks at once, outgrow the image's memory.
+   */
+  maxBatchBytes: number;
   /** Longest a batch's first record waits for the batch to fill (host.json's `maxWaitTime`). */
   maxWaitMs: number;
   retry: RetryPolicy;
@@ -41,6 +47,8 @@ export interface WorkerConfig {
 
 /** host.json `extensions.eventHubs.maxEventBatchSize`: the same batches on both hosts. */
 export const DEFAULT_MAX_BATCH_SIZE = 1000;
+/** 4 MiB: 1,000 events of up to 4 KB pass whole; Elasticsearch's guidance is bulk requests of a few MB. */
+export const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const kafka = kafkaSettingsFromEnv(env, { clientId: 'pg-cdc-worker' });
@@ -66,6 +74,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     namespace: kafka.brokers[0]!.replace(/:\d+$/, ''),
     sinks,
     maxBatchSize: getInt(env, 'WORKER_MAX_BATCH_SIZE', DEFAULT_MAX_BATCH_SIZE, { min: 1, max: 100_000 }),
+    maxBatchBytes: getInt(env, 'WORKER_MAX_BATCH_BYTES', DEFAULT_MAX_BATCH_BYTES, { min: 1_024, max: 256 * 1024 * 1024 }),
     maxWaitMs: getInt(env, 'WORKER_MAX_WAIT_MS', 1_000, { min: 0, max: 300_000 }),
     retry: retryPolicyFromEnv(env),
     shutdownTimeoutMs: getInt(env, 'WORKER_SHUTDOWN_TIMEOUT_MS', 15_000, { min: 0, max: 600_000 }),

@@ -48,6 +48,7 @@ async function main(): Promise<number> {
     securityProtocol: config.kafka.securityProtocol,
     saslMechanism: config.kafka.securityProtocol === 'PLAINTEXT' ? undefined : config.kafka.saslMechanism,
     maxBatchSize: config.maxBatchSize,
+    maxBatchBytes: config.maxBatchBytes,
     maxWaitMs: config.maxWaitMs,
     retry: config.retry,
   });

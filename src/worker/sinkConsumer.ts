@@ -1,6 +1,6 @@
 /**
  * One sink run from one Kafka consumer group: the records of each assigned partition are batched
- * (at most `maxBatchSize`, the first record waiting at most `maxWaitMs`), handed to the batch core
+ * (at most `maxBatchSize` records and `maxBatchBytes`, the first record waiting at most `maxWaitMs`), handed to the batch core
  * one batch per partition at a time (partitions in parallel), and the offset after a batch is
  * committed only once the batch is fully handled: written or dead-lettered by `processBatch`. A
  * batch that must be retried is retried as the same records, with the shared retry policy, forever;
@@ -28,7 +28,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, type ConsumeOptions, type ConsumerOptions, type GroupAssignment, type MessagesStream } from '@platformatic/kafka';
 import { processBatch } from '../shared/batch/processBatch.js';
-import type { BatchReport } from '../shared/batch/types.js';
+import type { BatchReport, EventRecord } from '../shared/batch/types.js';
 import { BatchProcessingError, describeError } from '../shared/core/errors.js';
 import { describeKafkaConnectError, kafkaClientOptions, type KafkaSettings, type TokenSource } from '../shared/core/kafka.js';
 import { errorFields, type Logger } from '../shared/core/logger.js';
@@ -44,6 +44,8 @@ export interface SinkConsumerOptions {
   kafka: KafkaSettings;
   deps: SinkDeps;
   maxBatchSize: number;
+  /** Most bytes of record values and keys per batch (a record larger than this is a batch of its own). */
+  maxBatchBytes: number;
   maxWaitMs: number;
   retry: RetryPolicy;
   sessionTimeoutMs: number;
@@ -54,13 +56,21 @@ export interface SinkConsumerOptions {
 
 /**
  * Bytes of records queued (fetched, not yet in a batch) above which fetching pauses; records are
- * bounded as well, to two batches per assigned partition. Together with the fetch size below this
- * bounds a sink's memory whatever the event sizes (Event Hubs allows 1 MB events). 8 MiB, for three
- * sinks in one worker under the image's memory target (256 MB RSS): bench:e2e measured 268 MB at
- * 64 MiB and 255–259 MB at 16 MiB with the image's heap flags (docs/e2e.md). Small events reach the
- * record bound first (8,000 records of ~500 bytes are 4 MB), so this costs them no throughput.
+ * bounded as well, to QUEUED_BATCHES_PER_PARTITION batches per assigned partition. Together with the
+ * fetch size below this bounds a sink's memory whatever the event sizes (Event Hubs allows 1 MB
+ * events). 8 MiB, for three sinks in one worker under the image's memory target (256 MB RSS): bench:e2e
+ * measured 268 MB at 64 MiB and 255–259 MB at 16 MiB with the image's heap flags (docs/e2e.md). Small
+ * events reach the record bound first (4,000 records of ~500 bytes are 2 MB), so this costs them no
+ * throughput.
  */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/**
+ * One full batch waiting per partition while its batch in flight is written: enough that the next batch
+ * starts at once. Two (the bound before) kept another 4,000 records per sink in memory, whose Kafka
+ * messages (offset and timestamp bigints, a headers Map, a bound commit function each) and decoded
+ * batches took a three-sink worker past 256 MB under a backlog (docs/worker.md "Memory").
+ */
+const QUEUED_BATCHES_PER_PARTITION = 1;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
 /**
  * Most bytes one fetch returns for one partition (Kafka's own `max.partition.fetch.bytes` default), so
@@ -79,8 +89,16 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   return sleep(ms, undefined, { signal }).catch(() => undefined);
 }
 
+/**
+ * A record waiting for its batch: the sink's record, built on arrival, instead of the client's message,
+ * which also holds a headers Map and array, a bound commit function, a metadata object and a timestamp
+ * bigint that nothing reads afterwards (a few hundred bytes per queued record, per sink).
+ */
 interface Queued {
-  message: KafkaMessage;
+  record: EventRecord;
+  offset: bigint;
+  /** Of the record's batch, for the commit (KIP-320). */
+  leaderEpoch: number;
   /** When it arrived, for `maxWaitMs`. */
   at: number;
   bytes: number;
@@ -284,7 +302,7 @@ class Session {
     }
     p.nextOffset = message.offset + 1n;
     const bytes = (message.value?.length ?? 0) + (message.key?.length ?? 0);
-    p.queue.push({ message, at: Date.now(), bytes });
+    p.queue.push({ record: toEventRecord(message), offset: message.offset, leaderEpoch: message.leaderEpoch, at: Date.now(), bytes });
     p.queuedBytes += bytes;
     this.queued++;
     this.queuedBytes += bytes;
@@ -301,7 +319,7 @@ class Session {
    * instead (read again later), and fetching goes on for the others.
    */
   private flowControl(): void {
-    const limit = 2 * this.options.maxBatchSize * Math.max(1, this.partitions.size);
+    const limit = QUEUED_BATCHES_PER_PARTITION * this.options.maxBatchSize * Math.max(1, this.partitions.size);
     const over = () => this.queued >= limit || this.queuedBytes >= MAX_QUEUED_BYTES;
     if ((this.paused || over()) && !this.stopping) {
       for (const p of this.partitions.values()) if (p.awaiting && p.shedFrom === undefined && p.queue.length > 0) this.shed(p);
@@ -322,7 +340,7 @@ class Session {
    * nothing is skipped: the records are only read twice.
    */
   private shed(p: Partition): void {
-    const first = p.queue[0]!.message.offset;
+    const first = p.queue[0]!.offset;
     clearTimeout(p.timer);
     p.timer = undefined;
     this.queued -= p.queue.length;
@@ -352,7 +370,7 @@ class Session {
   /** Starts the partition's next batch when it is full, else once its first record has waited `maxWaitMs`. */
   private schedule(p: Partition): void {
     if (this.stopping || p.revoked || p.running || p.blockedBy || p.queue.length === 0) return;
-    if (p.queue.length >= this.options.maxBatchSize) {
+    if (p.queue.length >= this.options.maxBatchSize || p.queuedBytes >= this.options.maxBatchBytes) {
       this.dispatch(p);
       return;
     }
@@ -370,8 +388,15 @@ class Session {
   private dispatch(p: Partition): void {
     clearTimeout(p.timer);
     p.timer = undefined;
-    const taken = p.queue.splice(0, this.options.maxBatchSize);
-    const bytes = taken.reduce((sum, q) => sum + q.bytes, 0);
+    // At most maxBatchSize records and maxBatchBytes, but always the first record, however large.
+    let count = 0;
+    let bytes = 0;
+    for (const q of p.queue) {
+      if (count === this.options.maxBatchSize || (count > 0 && bytes + q.bytes > this.options.maxBatchBytes)) break;
+      count++;
+      bytes += q.bytes;
+    }
+    const taken = p.queue.splice(0, count);
     p.queuedBytes -= bytes;
     this.queued -= taken.length;
     this.queuedBytes -= bytes;
@@ -391,8 +416,8 @@ class Session {
 
   private async runBatch(p: Partition, taken: Queued[]): Promise<void> {
     const { deps, logger, origin, retry } = this.options;
-    const records = taken.map((q) => toEventRecord(q.message));
-    const last = taken.at(-1)!.message;
+    const records = taken.map((q) => q.record);
+    const last = taken.at(-1)!;
     const range = `partition ${p.id} offsets ${records[0]!.offset}..${records.at(-1)!.offset}`;
     const inFlight = { firstOffset: records[0]!.offset, lastOffset: records.at(-1)!.offset, attempts: 0 };
     const metrics = this.metrics.partition(p.id);

@@ -29,6 +29,7 @@ export class Worker {
           kafka: config.kafka,
           deps: deps(definition),
           maxBatchSize: config.maxBatchSize,
+          maxBatchBytes: config.maxBatchBytes,
           maxWaitMs: config.maxWaitMs,
           retry: config.retry,
           sessionTimeoutMs: config.sessionTimeoutMs,

@@ -75,7 +75,8 @@ describe('sink worker', () => {
     await eventually('first batch in flight', () => (writes.seen.length === 1 ? true : undefined));
     expect(writes.seen[0]).toEqual(offsets(0, 9));
     expect(await committed(names)).toEqual({});
-    expect(worker.worker.consumers[0]!.metrics.partitions.get(0)).toMatchObject({ queued: 15, inFlight: { firstOffset: '0', lastOffset: '9', attempts: 1 } });
+    // One full batch queued behind it (the queue's bound: one batch per partition); fetching waits for room.
+    expect(worker.worker.consumers[0]!.metrics.partitions.get(0)).toMatchObject({ queued: 10, inFlight: { firstOffset: '0', lastOffset: '9', attempts: 1 } });
 
     writes.releaseOne();
     await eventually('offset 10 committed', async () => ((await committed(names))[0] === 10 ? true : undefined));
@@ -108,6 +109,44 @@ describe('sink worker', () => {
       20_000,
     );
     expect(next.worker.consumers[0]!.metrics.toJSON()).toMatchObject({ batches: 0, partitions: { '0': { committedOffset: 25, queued: 0, inFlight: null } } });
+  });
+
+  it('bounds a batch by WORKER_MAX_BATCH_BYTES too: batches cut at the byte limit, a record larger than it a batch of its own, every offset in order', async () => {
+    // Prepare: 12 small events, one large (a 6,000-character city), 12 small, on one partition, before the worker starts.
+    const names = await setup('w_bytes', 1);
+    const small = orderEvents(1, 24, 1);
+    const big = orderEvents(100, 1, 1)[0]!;
+    big.event.after!.city = 'x'.repeat(6_000);
+    big.record.value = JSON.stringify(big.event);
+    const records = [...small.slice(0, 12), big, ...small.slice(12)].map((e) => e.record);
+    await produce(names.topic, records);
+    const sizes = records.map((r) => Buffer.byteLength(r.value as string) + Buffer.byteLength(r.key ?? ''));
+    const limit = 4 * Math.max(...sizes.filter((_, i) => i !== 12));
+    expect(sizes[12]).toBeGreaterThan(limit);
+    const writes = gate();
+    writes.releaseAll();
+    await start(workerEnv(names, { WORKER_MAX_BATCH_SIZE: '1000', WORKER_MAX_BATCH_BYTES: String(limit), WORKER_MAX_WAIT_MS: '200' }), (deps) =>
+      writes.wrap(deps),
+    );
+
+    // Act: everything is handled and committed.
+    await eventually('offset 25 committed', async () => ((await committed(names))[0] === 25 ? true : undefined));
+
+    // Assess: in order, none skipped; each batch within the limit unless it is the one large record alone;
+    // batches are cut as late as the limit allows (the next record would not have fitted).
+    expect(writes.seen.flat()).toEqual(records.map((_, i) => String(i)));
+    let offset = 0;
+    for (const batch of writes.seen) {
+      const bytes = batch.reduce((sum, o) => sum + sizes[Number(o)]!, 0);
+      if (batch.length === 1 && batch[0] === '12') expect(bytes).toBeGreaterThan(limit);
+      else expect(bytes).toBeLessThanOrEqual(limit);
+      offset += batch.length;
+      const next = sizes[offset];
+      if (next !== undefined && offset !== 12 && batch[0] !== '12') expect(bytes + next).toBeGreaterThan(limit);
+    }
+    expect(writes.seen).toContainEqual(['12']);
+    expect(writes.seen.length).toBeGreaterThanOrEqual(7);
+    expect((await documents(client, names.index)).size).toBe(25);
   });
 
   it('retries a batch Elasticsearch refuses as the same records, commits nothing meanwhile, skips nothing, and lands it once the block is lifted', async () => {
