@@ -107,8 +107,10 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
         [...byLeader(records, metadata)].map(async ([leader, topics]) => {
           const broker = metadata.brokers.get(leader);
           if (!broker) throw new Error(`the broker metadata has no broker ${leader}, the leader of a partition`);
-          const body = encodeProduceRequest(version, ACKS_ALL, PRODUCE_TIMEOUT_MS, topics, timestamp);
-          await produce(await this.connection(broker), version, body);
+          const connection = await this.connection(broker);
+          // Encoded when the connection asks for the body, which it copies into the request at once:
+          // nothing here keeps the body alive while the request is in flight (about 1 MB per request).
+          await produce(connection, version, () => encodeProduceRequest(version, ACKS_ALL, PRODUCE_TIMEOUT_MS, topics, timestamp));
         }),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -199,7 +201,7 @@ export function byLeader(records: OutRecord[], metadata: ClusterMetadata): Map<n
 }
 
 /** One Produce request on `connection`: the client adds the header and size, and parses the answer (an error for any partition's error code). */
-function produce(connection: Connection, version: number, body: Buffer): Promise<void> {
+function produce(connection: Connection, version: number, body: () => Buffer): Promise<void> {
   const parse = produceResponseParsers[version];
   if (!parse) return Promise.reject(new Error(`no response parser for Produce version ${version}`));
   const flexible = version >= FIRST_FLEXIBLE_PRODUCE_VERSION;
@@ -207,7 +209,7 @@ function produce(connection: Connection, version: number, body: Buffer): Promise
     connection.send(
       PRODUCE_API_KEY,
       version,
-      () => Writer.create().append(body),
+      () => Writer.create().append(body()),
       parse,
       flexible,
       flexible,
