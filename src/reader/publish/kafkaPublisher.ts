@@ -4,26 +4,13 @@
  * (SASL_SSL + PLAIN `$ConnectionString`, or OAUTHBEARER with a DefaultAzureCredential token), with
  * Microsoft's recommended client settings: the connection is src/shared/core/kafka.ts.
  */
-import {
-  defaultPartitioner,
-  Producer,
-  produceV3,
-  produceV4,
-  produceV5,
-  produceV6,
-  produceV7,
-  produceV8,
-  produceV9,
-  produceV10,
-  produceV11,
-  Writer,
-} from '@platformatic/kafka';
+import { defaultPartitioner, Producer, Writer } from '@platformatic/kafka';
 import type { Broker, ClusterMetadata, Connection, PartitionerContext, ProducerOptions, ResponseParser } from '@platformatic/kafka';
 import { kafkaClientOptions, type TokenSource } from '../../shared/core/kafka.js';
 import type { ReaderConfig } from '../config.js';
 import type { BrokerCheck } from './brokerCheck.js';
 import { brokerError } from './brokerCheck.js';
-import { encodeProduceRequest, MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION, type TopicRecords } from './produceRequest.js';
+import { CLIENT_PRODUCE_APIS, encodeProduceRequest, MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION, type TopicRecords } from './produceRequest.js';
 import type { OutRecord, Publisher } from './publisher.js';
 
 // acks=all: a batch is confirmed once every in-sync replica has it.
@@ -33,17 +20,9 @@ const PRODUCE_TIMEOUT_MS = 5_000;
 const PRODUCE_API_KEY = 0;
 const FIRST_FLEXIBLE_PRODUCE_VERSION = 9;
 // The client's response parsers by Produce version (the same ones its Producer uses).
-const produceResponseParsers: Record<number, ResponseParser<unknown>> = {
-  3: produceV3.parseResponse,
-  4: produceV4.parseResponse,
-  5: produceV5.parseResponse,
-  6: produceV6.parseResponse,
-  7: produceV7.parseResponse,
-  8: produceV8.parseResponse,
-  9: produceV9.parseResponse,
-  10: produceV10.parseResponse,
-  11: produceV11.parseResponse,
-};
+const produceResponseParsers: Record<number, ResponseParser<unknown>> = Object.fromEntries(
+  Object.entries(CLIENT_PRODUCE_APIS).map(([version, api]) => [version, api.parseResponse as ResponseParser<unknown>]),
+);
 
 /** The shared connection options (src/shared/core/kafka.ts) plus what a publisher needs. */
 export async function producerOptions(kafka: ReaderConfig['kafka'], credential?: TokenSource): Promise<ProducerOptions<Buffer, Buffer, string, Buffer>> {

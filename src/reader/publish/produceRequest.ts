@@ -19,8 +19,24 @@
  * length, -1 for null), value (likewise), header count varint, headers (key and value as the key).
  * Varints are zigzag-encoded.
  */
-import { crc32c } from '@platformatic/kafka';
+import { crc32c, produceV3, produceV4, produceV5, produceV6, produceV7, produceV8, produceV9, produceV10, produceV11 } from '@platformatic/kafka';
 import type { OutRecord } from './publisher.js';
+
+/**
+ * The client's Produce API modules by version: the publisher uses their response parsers, the tests
+ * their request encoders as the reference for these bytes.
+ */
+export const CLIENT_PRODUCE_APIS = {
+  3: produceV3,
+  4: produceV4,
+  5: produceV5,
+  6: produceV6,
+  7: produceV7,
+  8: produceV8,
+  9: produceV9,
+  10: produceV10,
+  11: produceV11,
+} as const;
 
 /** The Produce versions the client implements (the ones whose response parser it exports). */
 export const MIN_PRODUCE_VERSION = 3;

@@ -1,32 +1,16 @@
 import { describe, expect, test } from '@jest/globals';
+import { readRecordsBatch, Reader } from '@platformatic/kafka';
 import {
-  produceV3,
-  produceV4,
-  produceV5,
-  produceV6,
-  produceV7,
-  produceV8,
-  produceV9,
-  produceV10,
-  produceV11,
-  readRecordsBatch,
-  Reader,
-} from '@platformatic/kafka';
-import { encodeProduceRequest, MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION, type TopicRecords } from '../../../src/reader/publish/produceRequest.js';
+  CLIENT_PRODUCE_APIS,
+  encodeProduceRequest,
+  MAX_PRODUCE_VERSION,
+  MIN_PRODUCE_VERSION,
+  type TopicRecords,
+} from '../../../src/reader/publish/produceRequest.js';
 import type { OutRecord } from '../../../src/reader/publish/publisher.js';
 
 // The client's own request encoders, by version: the reference for the bytes.
-const clientEncoders: Record<number, { createRequest: (...args: never[]) => { buffer: Buffer } }> = {
-  3: produceV3,
-  4: produceV4,
-  5: produceV5,
-  6: produceV6,
-  7: produceV7,
-  8: produceV8,
-  9: produceV9,
-  10: produceV10,
-  11: produceV11,
-};
+const clientEncoders: Record<number, { createRequest: (...args: never[]) => { buffer: Buffer } }> = CLIENT_PRODUCE_APIS;
 
 function clientBytes(version: number, acks: number, timeout: number, topics: TopicRecords[], timestamp: bigint): Buffer {
   // What the Producer hands its encoder: the header keys serialised to Buffers (our headerKey serializer).
