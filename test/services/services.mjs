@@ -113,14 +113,13 @@ async function isFree(port) {
  * the service would then bind the same port twice and exit during start-up.
  */
 export async function portsFor(...preferred) {
-  const chosen = new Array(preferred.length);
-  const avoid = new Set(preferred.filter((p) => p));
-  for (const [i, p] of preferred.entries()) {
-    if (p && (await isFree(p)) && !chosen.includes(p)) chosen[i] = p;
-  }
-  for (const [i] of preferred.entries()) {
-    if (chosen[i] !== undefined) continue;
-    chosen[i] = await freePort(new Set([...avoid, ...chosen.filter((c) => c !== undefined)]));
+  const taken = new Set(preferred.filter((p) => p));
+  const chosen = [];
+  for (const p of preferred) chosen.push(p && !chosen.includes(p) && (await isFree(p)) ? p : undefined);
+  for (const [i, c] of chosen.entries()) {
+    if (c !== undefined) continue;
+    chosen[i] = await freePort(taken);
+    taken.add(chosen[i]);
   }
   return chosen;
 }

@@ -234,8 +234,7 @@ export function toHistoryJsonLines(rows: readonly AdxRow[]): Buffer {
   return out.done();
 }
 
-/** One row's JSON; a bigint (which JSON.stringify refuses) as its decimal string. */
-/** One row (or key) as JSON; bigint values become strings. */
+/** One row (or key) as JSON; a bigint (which JSON.stringify refuses) as its decimal string. */
 function jsonLine(row: AdxRow): string {
   try {
     // No replacer on the fast path: a replacer function makes JSON.stringify several times slower.
