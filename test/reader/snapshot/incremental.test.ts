@@ -34,6 +34,17 @@ function sinkState(events: ChangeEvent[]): Map<string, Row> {
 const control = (events: ChangeEvent[], kind: SnapshotMessage['kind']) =>
   events.filter((e): e is ChangeEvent & { message: SnapshotMessage } => e.op === 'm' && e.message?.kind === kind);
 
+/** Partitions of the topics `setup` creates; a topic the reader creates itself gets the broker's default, 1. */
+const PARTITIONS = 3;
+
+/**
+ * Whether the matching snapshot's `snapshot_done` has been collected from every partition. The reader
+ * writes it to each partition after that partition's rows; the first one seen says nothing about the
+ * rows of the partitions the collector has not read that far yet.
+ */
+const doneEverywhere = (events: ChangeEvent[], partitions: number, match: (e: ChangeEvent & { message: SnapshotMessage }) => boolean = () => true) =>
+  control(events, 'snapshot_done').filter(match).length >= partitions;
+
 async function signal(c: pg.Client, stateSchema: string, id: string, type: string, data: string): Promise<void> {
   await c.query(`INSERT INTO ${stateSchema}.signals (id, type, data) VALUES ($1, $2, $3)`, [id, type, data]);
 }
@@ -70,7 +81,7 @@ describe('reader: incremental snapshots', () => {
       INSERT INTO ${table} SELECT g, g, 'seed' FROM generate_series(1, ${rows}) g`);
     const env = readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SNAPSHOT_CHUNK_ROWS: '250', ...extra });
     const topicName = `${name}_events`;
-    await createTopic(topicName, 3);
+    await createTopic(topicName, PARTITIONS);
     const topic = await TopicCollector.start([topicName]);
     collectors.push(topic);
     const reader = start ? await startReader(env) : null;
@@ -116,7 +127,7 @@ describe('reader: incremental snapshots', () => {
     );
     await new Promise((r) => setTimeout(r, 300));
     await signal(c, state, 'hot-1', 'execute-snapshot', snapshotData(table));
-    await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 240_000);
+    await topic.waitForAll('snapshot done', (es) => doneEverywhere(es, PARTITIONS), 240_000);
     writing = false;
     await Promise.all(loads);
     for (const w of writers) await w.end();
@@ -153,7 +164,7 @@ describe('reader: incremental snapshots', () => {
   test('a WHERE condition: only the rows it selects are re-read', async () => {
     const { table, state, topic } = await setup('rd_iwhere', 1000);
     await signal(c, state, 'where-1', 'execute-snapshot', snapshotData(table, 'id % 10 = 3 AND note IS NOT NULL'));
-    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const events = await topic.waitForAll('snapshot done', (es) => doneEverywhere(es, PARTITIONS), 60_000);
     const snap = events.filter((e) => e.op === 'r');
     expect(snap.map((e) => e.after!.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 100 }, (_, i) => i * 10 + 3));
     expect(control(events, 'snapshot_done')[0]!.message.content).toEqual({ table, id: 'where-1', where: 'id % 10 = 3 AND note IS NOT NULL', rows: 100 });
@@ -185,7 +196,7 @@ describe('reader: incremental snapshots', () => {
     expect((await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n).toBe(50);
     // A good signal after them still works.
     await signal(c, state, 'good', 'execute-snapshot', snapshotData(table));
-    await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').some((e) => e.message?.content.id === 'good'), 60_000);
+    await topic.waitForAll('snapshot done', (es) => doneEverywhere(es, PARTITIONS, (e) => e.message.content.id === 'good'), 60_000);
   }, 120_000);
 
   test('npm run snapshot: validates the table and the condition, then writes the signal the reader acts on', async () => {
@@ -208,7 +219,7 @@ describe('reader: incremental snapshots', () => {
     const ok = await cli(['--table', table, '--where', 'id <= 150']);
     expect(ok.out).toMatch(new RegExp(`requested an incremental snapshot of ${table} where id <= 150`));
     expect(ok.code).toBe(0);
-    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const events = await topic.waitForAll('snapshot done', (es) => doneEverywhere(es, PARTITIONS), 60_000);
     expect(events.filter((e) => e.op === 'r').length).toBe(150);
     expect(control(events, 'snapshot_done')[0]!.message.content).toMatchObject({ table, where: 'id <= 150', rows: 150 });
   }, 120_000);
@@ -227,7 +238,7 @@ describe('reader: incremental snapshots', () => {
     const [laterSchema, laterTable] = later.split('.');
     const events = await topic.waitForAll(
       'incremental snapshot of the new table',
-      (es) => control(es, 'snapshot_done').some((e) => e.message?.content.table === later),
+      (es) => doneEverywhere(es, PARTITIONS, (e) => e.message.content.table === later),
       60_000,
     );
     const rows = events.filter((e) => e.source.schema === laterSchema && e.source.table === laterTable);
@@ -245,7 +256,7 @@ describe('reader: incremental snapshots', () => {
     await topic.waitForAll('change after ADD COLUMN', (es) => es.some((e) => e.op === 'u' && e.after?.id === 1));
     await c.query(`ALTER TABLE ${table} DROP COLUMN note`);
     await c.query(`UPDATE ${table} SET v = v + 1 WHERE id = 2`);
-    const events = await topic.waitForAll('snapshot after DROP COLUMN', (es) => control(es, 'snapshot_done').length > 0, 60_000);
+    const events = await topic.waitForAll('snapshot after DROP COLUMN', (es) => doneEverywhere(es, PARTITIONS), 60_000);
     const snap = events.filter((e) => e.op === 'r');
     expect(snap.length).toBe(400);
     expect(snap.every((e) => !('note' in e.after!) && 'extra' in e.after!)).toBe(true);
@@ -285,7 +296,7 @@ describe('reader: incremental snapshots', () => {
     await slotInactive(c, name);
     const second = await startReader(env);
     readers.push(second);
-    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 120_000);
+    const events = await topic.waitForAll('snapshot done', (es) => doneEverywhere(es, PARTITIONS), 120_000);
     const resumed = second.log.lines.find((l) => l.msg === 'incremental snapshot resumed');
     expect(resumed).toMatchObject({ id: 'kill-1', resumeAfter: atKill.last });
     // Rows up to the stored key were delivered once and not read again; the rest at least once.
@@ -312,7 +323,7 @@ describe('reader: incremental snapshots', () => {
           INSERT INTO public.later SELECT g, g, 'before' FROM generate_series(1, 300) g; COMMIT`);
         const events = await topic.waitForAll(
           'snapshot of the added table',
-          (es) => control(es, 'snapshot_done').some((e) => e.message?.content.table === 'public.later'),
+          (es) => doneEverywhere(es, 1, (e) => e.message.content.table === 'public.later'),
           60_000,
         );
         expect(events.filter((e) => e.op === 'r' && e.source.table === 'later')).toHaveLength(300);
@@ -389,7 +400,7 @@ describe('reader: incremental snapshots', () => {
     const reader = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_MODE: 'never', CDC_SNAPSHOT_CHUNK_ROWS: '37' }));
     readers.push(reader);
     await signal(c, `${name}_state`, 'odd-1', 'execute-snapshot', snapshotData(table));
-    const events = await topic.waitForAll('snapshot done', (es) => control(es, 'snapshot_done').length > 0, 90_000);
+    const events = await topic.waitForAll('snapshot done', (es) => doneEverywhere(es, 1), 90_000);
     const snap = events.filter((e) => e.op === 'r');
     expect(snap).toHaveLength(500);
     expect(new Set(snap.map((e) => JSON.stringify(e.key))).size).toBe(500);
