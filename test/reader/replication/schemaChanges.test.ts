@@ -101,7 +101,8 @@ describe('reader: keys from the WAL across a key change, and schema changes repo
     expect(r.reader.metrics.schemaChanges).toBe(1);
     expect(r.reader.metrics.schemaChangesByTable.get(`${s}.k`)).toBe(1);
     // The sinks' schema_change control event: one per partition of the topic (1 here), just below the first change with the new key.
-    const control = topic.controlEvents(ofTable('k'));
+    // (The key change also starts an incremental snapshot, whose own control events may or may not have arrived by now.)
+    const control = topic.controlEvents(ofTable('k')).filter((i) => (i.event as unknown as { message: { kind: string } }).message.kind === 'schema_change');
     expect(control.map((i) => (i.event as unknown as { message: unknown }).message)).toEqual([
       {
         prefix: 'pg-cdc',
