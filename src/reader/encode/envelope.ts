@@ -54,6 +54,11 @@ function sequenceHead(lastCommitLsn: Lsn | null): string {
   return headText;
 }
 
+/** `source.sequence`: Debezium's `["<previous commit LSN>","<this change's LSN>"]`, as a string. */
+export function sequenceOf(lastCommitLsn: Lsn | null, lsn: Lsn): string {
+  return `${sequenceHead(lastCommitLsn)}${lsn}"]`;
+}
+
 export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
   const event: ChangeEvent = {
     before: input.before,
@@ -69,7 +74,7 @@ export function buildEnvelope(input: EnvelopeInput): ChangeEvent {
       table: input.table,
       txId: input.txId,
       lsn: Number(input.lsn),
-      sequence: `${sequenceHead(input.lastCommitLsn)}${input.lsn}"]`,
+      sequence: sequenceOf(input.lastCommitLsn, input.lsn),
       commit_lsn: input.commitLsn === null ? null : Number(input.commitLsn),
     },
     op: input.op,
@@ -115,17 +120,49 @@ const types = (t: Record<string, string>): string => {
  * The event's JSON, byte-identical to `JSON.stringify(event)` for an event made by `buildEnvelope`, but
  * assembled from the fixed envelope layout with `keyJson` (the record key's JSON) reused, so the key is
  * serialised once per event and the constant source fields are not walked as an object. Events with
- * other fields (`transaction`, `deadletter`) go through `JSON.stringify`.
+ * other fields (`transaction`, `deadletter`) go through `JSON.stringify`. The layout is written by the
+ * functions below, which `RecordBuilder.insertsWithEnvelope` also uses for a transaction's inserts.
  */
 export function serializeEvent(event: ChangeEvent, keyJson: string | null): string {
   if (event.transaction !== undefined || event.deadletter !== undefined) return J(event);
   const s = event.source;
   return (
-    `{"before":${row(event.before)},"after":${row(event.after)},"source":{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},` +
-    `"ts_ms":${tsMs(s.ts_ms)},"snapshot":${J(s.snapshot)},"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},` +
-    `"lsn":${num(s.lsn)},"sequence":${str(s.sequence)}${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}` +
-    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}${s.types === undefined ? '' : `,"types":${types(s.types)}`}` +
-    `${s.renamed_to === undefined ? '' : `,"renamed_to":${J(s.renamed_to)}`}},"op":${J(event.op)},"ts_ms":${num(event.ts_ms)},"key":${keyJson ?? 'null'}${event.old_key === undefined ? '' : `,"old_key":${J(event.old_key)}`}}`
+    eventHeadJson(row(event.before), row(event.after)) +
+    sourceHeadJson(s) +
+    sourcePositionJson(s.lsn, s.sequence) +
+    sourceTailJson(s) +
+    eventTailJson(event.op, event.ts_ms, keyJson ?? 'null', event.old_key)
+  );
+}
+
+/** From the event's opening brace to `"source":`. */
+export function eventHeadJson(beforeJson: string, afterJson: string): string {
+  return `{"before":${beforeJson},"after":${afterJson},"source":`;
+}
+
+/** After `source`: the op, the reader's clock, the key and the previous key, and the closing brace. */
+export function eventTailJson(op: ChangeOp, nowMs: number, keyJson: string, oldKey: RowImage | undefined): string {
+  return `,"op":${J(op)},"ts_ms":${num(nowMs)},"key":${keyJson}${oldKey === undefined ? '' : `,"old_key":${J(oldKey)}`}}`;
+}
+
+/** `source` from its opening brace to `txId` and the comma after it: the same for a transaction's changes of one table. */
+export function sourceHeadJson(s: ChangeEvent['source']): string {
+  return (
+    `{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},"ts_ms":${tsMs(s.ts_ms)},"snapshot":${J(s.snapshot)},` +
+    `"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},`
+  );
+}
+
+/** `source.lsn` and `source.sequence`: the change's own position. */
+export function sourcePositionJson(lsn: number | null | undefined, sequence: string | null): string {
+  return `"lsn":${num(lsn)},"sequence":${str(sequence)}`;
+}
+
+/** `source` after `sequence`, up to its closing brace. */
+export function sourceTailJson(s: ChangeEvent['source']): string {
+  return (
+    `${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}` +
+    `${s.types === undefined ? '' : `,"types":${types(s.types)}`}${s.renamed_to === undefined ? '' : `,"renamed_to":${J(s.renamed_to)}`}}`
   );
 }
 

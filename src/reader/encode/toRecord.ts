@@ -7,7 +7,19 @@ import { errorFields } from '../../shared/core/logger.js';
 import type { ClaimCheckStore } from '../publish/claimCheck.js';
 import { claimCheckBlobName, claimCheckPointer } from '../publish/claimCheck.js';
 import type { OutRecord } from '../publish/publisher.js';
-import { EVENT_COLUMNS, recordKey, serializeEvent, topicFor } from './envelope.js';
+import type { Lsn } from '../lsn.js';
+import {
+  EVENT_COLUMNS,
+  eventHeadJson,
+  eventTailJson,
+  recordKey,
+  sequenceOf,
+  serializeEvent,
+  sourceHeadJson,
+  sourcePositionJson,
+  sourceTailJson,
+  topicFor,
+} from './envelope.js';
 import type { EventWithColumns } from './envelope.js';
 import type { DebeziumColumn, DebeziumSettings } from './debezium.js';
 import { debeziumEventJson, debeziumKeyJson } from './debeziumEnvelope.js';
@@ -164,6 +176,39 @@ export class RecordBuilder {
     return (afterJson, keyJson) => {
       const value = Buffer.from(head + afterJson + middle + keyJson + '}');
       const key = Buffer.from(keyJson);
+      return value.length + key.length > limit ? null : { topic, key, value };
+    };
+  }
+
+  /**
+   * Native format: a builder of the records of a transaction's inserts into one table, given their
+   * envelope as `template` (a `buildEnvelope` event of that transaction and table, op `c`; its row,
+   * key, `lsn`, `sequence` and clock are ignored) and the previous commit's LSN (`EnvelopeInput.lastCommitLsn`). Each record is byte-identical to `tryBuild`'s for
+   * the event `buildEnvelope` makes with that row, key, LSN and clock, but no row, key or event object
+   * is made (the stream's inserts, stream.ts; the saving is docs/reader.md "Benchmark", run 14). Returns
+   * null in the Debezium format; the builder returns null for a record too large for the hub (build the
+   * event and use `buildLarge`).
+   */
+  insertsWithEnvelope(
+    template: ChangeEvent,
+    lastCommitLsn: Lsn | null,
+  ): ((afterJson: string, keyJson: string, lsn: Lsn, nowMs: number) => OutRecord | null) | null {
+    if (this.opts.debezium !== undefined || template.op !== 'c' || template.old_key !== undefined || template.source.unchanged_toast !== undefined) return null;
+    const source = template.source;
+    const head = sourceHeadJson(source);
+    const tail = sourceTailJson(source);
+    const topic = this.topic(template);
+    const limit = this.opts.maxMessageBytes - 1024;
+    return (afterJson, keyJson, lsn, nowMs) => {
+      const value = Buffer.from(
+        eventHeadJson('null', afterJson) +
+          head +
+          sourcePositionJson(Number(lsn), sequenceOf(lastCommitLsn, lsn)) +
+          tail +
+          eventTailJson('c', nowMs, keyJson, undefined),
+      );
+      // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
+      const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
       return value.length + key.length > limit ? null : { topic, key, value };
     };
   }

@@ -161,7 +161,7 @@ export function encodeProduceRequest(
   timeoutMs: number,
   topics: TopicRecords[],
   timestamp: bigint,
-  alloc: (size: number) => Buffer = Buffer.allocUnsafe,
+  alloc: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
 ): Buffer {
   if (version < MIN_PRODUCE_VERSION || version > MAX_PRODUCE_VERSION) throw new Error(`Produce version ${version} is not supported`);
   const flexible = version >= FIRST_FLEXIBLE_VERSION;

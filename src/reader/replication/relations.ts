@@ -7,6 +7,7 @@ import { eventKeyColumns, indexColumnsSql, type ReplicaIdentity } from '../../sh
 import type { TypeRegistry, Query } from '../../shared/events/typeRegistry.js';
 import type { RowImage } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn } from '../encode/debezium.js';
+import { rowJsonEncoder, type RowJsonEncoder } from '../encode/rowJson.js';
 import type { TupleValue } from './plugin.js';
 
 export interface RelationInfo {
@@ -33,6 +34,11 @@ export interface RelationInfo {
   keyMayRepeat: boolean;
   /** `source.types` of the relation's events. */
   types: Record<string, string>;
+  /**
+   * The row's and key's JSON straight from the column texts (rowJson.ts), for the stream's inserts;
+   * null (or absent) when a column name rules it out: the row object's path then.
+   */
+  rowJson?: RowJsonEncoder | null;
 }
 
 /** The primary key and the replica identity index of a table from the catalog, each in index key order. */
@@ -94,18 +100,24 @@ export async function describeRelation(
   });
   const renamed = captured.schema !== msg.schema || captured.table !== msg.name;
   const dbzColumns: DebeziumColumn[] = msg.columns.map((c) => ({ name: c.name, type: types.baseTypeName(c.typeOid), typmod: c.typeMod }));
+  const columns = msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typeMod, decode: types.decoder(c.typeOid) }));
   return {
     oid: msg.relationOid,
     schema: captured.schema,
     table: captured.table,
     ...(renamed ? { renamedTo: `${msg.schema}.${msg.name}` } : {}),
     replicaIdentity: msg.replicaIdentity,
-    columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typeMod, decode: types.decoder(c.typeOid) })),
+    columns,
     debeziumColumns: debezium ? await withDebeziumDetails(query, msg.relationOid, dbzColumns) : dbzColumns,
     keyColumns,
     wholeRowKey,
     keyMayRepeat: msg.replicaIdentity === 'full' && !wholeRowKey && primaryKeyDeferrable,
     types: types.columnTypes(msg.columns),
+    rowJson: rowJsonEncoder(
+      columns.map((c, i) => ({ name: c.name, decoder: c.decode, baseType: dbzColumns[i]!.type })),
+      keyColumns,
+      wholeRowKey,
+    ),
   };
 }
 

@@ -21,6 +21,7 @@ import { formatLsn, parseLsn } from '../lsn.js';
 import type { TxEntry } from '../publish/ackTracker.js';
 import type { EventOutputDeps } from '../publish/pipeline.js';
 import { BeginMessage, InsertMessage, TextPgoutputPlugin } from './plugin.js';
+import type { TupleValue } from './plugin.js';
 import type { RelationInfo } from './relations.js';
 import { decodeTuple, decodeValues, describeRelation, relationKey } from './relations.js';
 import type { CapturedTables, RelationShape } from './captured.js';
@@ -28,6 +29,7 @@ import { relationShape, schemaChangeFields, schemaDiff } from './schemaChanges.j
 import type { SchemaChange } from './schemaChanges.js';
 import { schemaChangeEvent } from './schemaChangeEvent.js';
 import { toEveryPartition } from '../publish/publisher.js';
+import type { OutRecord } from '../publish/publisher.js';
 import { SIGNALS_TABLE } from '../snapshot/signals.js';
 
 export interface StreamDeps extends EventOutputDeps {
@@ -87,6 +89,9 @@ export class ChangeStream {
   /** Schema changes read from Relation messages, published with the change that follows them (publishSchemaChanges). */
   private schemaChanges: { change: SchemaChange; info: RelationInfo; topic: string; partitions: number }[] = [];
   private lastCommitLsn: Lsn | null = null;
+  /** The record writer of the open transaction's inserts into one relation (`insertRecord`): the last one made. */
+  private inserts: { tx: OpenTx; rel: RelationInfo; write: ((afterJson: string, keyJson: string, lsn: Lsn, nowMs: number) => OutRecord | null) | null } | null =
+    null;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private failed = false;
@@ -417,6 +422,16 @@ export class ChangeStream {
       // A signal (snapshot/signals.ts): read in commit order, stored before the transaction is acknowledged.
       if (rel && rel.schema === this.deps.stateSchema && rel.table === SIGNALS_TABLE) return inc.signal(decodeTuple(rel, msg.new).row);
     }
+    if (msg instanceof InsertMessage && !inc?.active) {
+      // The common case, a row inserted: its record straight from the column texts (insertRecord).
+      const rel = this.relation(msg.relation.relationOid);
+      const record = this.insertRecord(tx, rel, lsn, msg.values);
+      if (record !== null) {
+        this.deps.pipeline.enqueueBuilt(record, tx.entry);
+        this.deps.onEvent?.(rel.schema, rel.table, 'c');
+        return this.deps.pipeline.saturated ? this.deps.pipeline.waitForCapacity() : undefined;
+      }
+    }
     const events = this.toEvents(lsn, tx, msg);
     if (inc?.active) {
       for (const e of events) {
@@ -446,13 +461,73 @@ export class ChangeStream {
     if (this.deps.pipeline.saturated) await this.deps.pipeline.waitForCapacity();
   }
 
+  /**
+   * The record of an insert made without the row, key and event objects: the row's and key's JSON from
+   * the column texts (`RelationInfo.rowJson`) inside the envelope the transaction's inserts into this
+   * relation share (`RecordBuilder.insertsWithEnvelope`), byte-identical to the event's own record.
+   * Null where that does not apply (the Debezium format, the state schema's tables, a binary or
+   * missing value, a NULL key column, a record too large for the hub): the event's path then, which
+   * also names any problem.
+   */
+  private insertRecord(tx: OpenTx, rel: RelationInfo, lsn: Lsn, values: readonly TupleValue[]): OutRecord | null {
+    const json = rel.rowJson;
+    if (!json || rel.schema === this.deps.stateSchema || values.length !== rel.columns.length) return null;
+    for (const v of values) if (typeof v !== 'string' && v !== null) return null;
+    let inserts = this.inserts;
+    if (inserts === null || inserts.tx !== tx || inserts.rel !== rel) {
+      const template = this.envelope(tx, rel, lsn, Date.now(), 'c', null, null, null);
+      this.inserts = inserts = { tx, rel, write: this.deps.records.insertsWithEnvelope(template, this.lastCommitLsn) };
+    }
+    if (inserts.write === null) return null;
+    const texts = values as readonly (string | null)[];
+    const after = json.row(texts);
+    const keyJson = json.keyIsRow ? after : json.key(texts);
+    return keyJson === null ? null : inserts.write(after, keyJson, lsn, Date.now());
+  }
+
+  /** A change's event; one input object per event (no shared base object spread into each). */
+  private envelope(
+    tx: OpenTx,
+    rel: RelationInfo,
+    lsn: Lsn,
+    now: number,
+    op: ChangeOp,
+    before: RowImage | null,
+    after: RowImage | null,
+    key: RowImage | null,
+    unchangedToast?: string[],
+    oldKey?: RowImage,
+  ): ChangeEvent {
+    return buildEnvelope({
+      op,
+      before,
+      after,
+      key,
+      unchangedToast,
+      oldKey,
+      columnTypes: rel.types,
+      columns: this.withColumns ? rel.debeziumColumns : undefined,
+      serverName: this.deps.serverName,
+      db: this.deps.db,
+      schema: rel.schema,
+      table: rel.table,
+      lsn,
+      commitLsn: tx.commitLsn,
+      lastCommitLsn: this.lastCommitLsn,
+      txId: tx.xid,
+      sourceTsMs: tx.commitTimeMs,
+      snapshot: 'false',
+      nowMs: now,
+      renamedTo: rel.renamedTo,
+    });
+  }
+
   private toEvents(
     lsn: Lsn,
     tx: OpenTx,
     msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
   ): ChangeEvent[] {
     const now = Date.now();
-    // One input object per event (no shared base object spread into each).
     const env = (
       rel: RelationInfo,
       op: ChangeOp,
@@ -461,29 +536,7 @@ export class ChangeStream {
       key: RowImage | null,
       unchangedToast?: string[],
       oldKey?: RowImage,
-    ): ChangeEvent =>
-      buildEnvelope({
-        op,
-        before,
-        after,
-        key,
-        unchangedToast,
-        oldKey,
-        columnTypes: rel.types,
-        columns: this.withColumns ? rel.debeziumColumns : undefined,
-        serverName: this.deps.serverName,
-        db: this.deps.db,
-        schema: rel.schema,
-        table: rel.table,
-        lsn,
-        commitLsn: tx.commitLsn,
-        lastCommitLsn: this.lastCommitLsn,
-        txId: tx.xid,
-        sourceTsMs: tx.commitTimeMs,
-        snapshot: 'false',
-        nowMs: now,
-        renamedTo: rel.renamedTo,
-      });
+    ): ChangeEvent => this.envelope(tx, rel, lsn, now, op, before, after, key, unchangedToast, oldKey);
     if (msg.tag === 'truncate') {
       const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.deps.stateSchema);
       for (const rel of rels) tx.keyChangeCreated?.delete(rel.oid); // those rows are gone

@@ -197,3 +197,46 @@ describe('RecordBuilder.rowsWithEnvelope (native format, snapshot chunks)', () =
     expect(builder().rowsWithEnvelope(buildEnvelope(snap({ columns })))).toBeNull();
   });
 });
+
+describe('RecordBuilder.insertsWithEnvelope (native format, the stream inserts)', () => {
+  const native = (maxMessageBytes = 1_000_000) =>
+    new RecordBuilder({ topic: 'hub', topicTemplate: '{prefix}.{schema}.{table}', prefix: 'shop', maxMessageBytes }, null, memoryLogger());
+  const ins = (over: Partial<EnvelopeInput> = {}): EnvelopeInput => input('c', { columns: undefined, ...over });
+
+  test.each([
+    ['plain row', {}, { id: '1', price: 2.5, doc: 'x' }, 100n, 1_700_000_000_200],
+    [
+      'types, renamed table, hostile text, first transaction (no previous commit), fractional commit time',
+      { columnTypes: { price: 'numeric', 'we"ird': 'text' }, renamedTo: 'public.re"named', lastCommitLsn: null, sourceTsMs: 1_700_000_000_000.001 },
+      { id: '9007199254740993', 'we"ird': '"}\u2028\\ \u0000 é 😀', doc: null },
+      2n ** 40n + 17n,
+      0,
+    ],
+    ['nested json, empty key, a schema and table to escape', { schema: 'S"c', table: 't\\1' }, { doc: { a: [1, { b: null }], '': 'k' } }, 5n, 1],
+  ])('%s: byte-identical to tryBuild of the same event, for every LSN and clock', (_name, over, after, lsn, now) => {
+    const b = native();
+    const key = { id: (after as Record<string, unknown>).id ?? null };
+    const template = buildEnvelope(ins({ ...over, after: { ignored: 1 }, key: { ignored: 2 }, lsn: 1n, nowMs: 3 }));
+    const write = b.insertsWithEnvelope(template, (over as Partial<EnvelopeInput>).lastCommitLsn === null ? null : 90n)!;
+    for (const [l, n] of [
+      [lsn, now],
+      [lsn + 1_000n, now + 7],
+    ] as const) {
+      const expected = b.tryBuild(buildEnvelope(ins({ ...over, after, key, lsn: l, nowMs: n }))) as OutRecord;
+      const got = write(JSON.stringify(after), JSON.stringify(key), l, n)!;
+      expect(got.topic).toBe(expected.topic);
+      expect(got.key!.toString()).toBe(expected.key!.toString());
+      expect(got.value!.toString()).toBe(expected.value!.toString());
+    }
+  });
+
+  test('too large: null (the caller builds the event); none for the Debezium format, an update or a create with old_key or unchanged TOAST', () => {
+    const write = native(2_000).insertsWithEnvelope(buildEnvelope(ins()), 90n)!;
+    expect(write(JSON.stringify({ doc: 'x'.repeat(500) }), '{"id":1}', 100n, 1)).not.toBeNull();
+    expect(write(JSON.stringify({ doc: 'x'.repeat(1_000) }), '{"id":1}', 100n, 1)).toBeNull();
+    expect(builder().insertsWithEnvelope(buildEnvelope(input('c')), 90n)).toBeNull();
+    expect(native().insertsWithEnvelope(buildEnvelope(ins({ op: 'u' })), 90n)).toBeNull();
+    expect(native().insertsWithEnvelope(buildEnvelope(ins({ oldKey: { id: 1 } })), 90n)).toBeNull();
+    expect(native().insertsWithEnvelope(buildEnvelope(ins({ unchangedToast: ['doc'] })), 90n)).toBeNull();
+  });
+});

@@ -1,6 +1,12 @@
 import { describe, expect, test } from '@jest/globals';
 import { readRecordsBatch, Reader } from '@platformatic/kafka';
-import { CLIENT_PRODUCE_APIS, encodeProduceRequest, MAX_PRODUCE_VERSION, MIN_PRODUCE_VERSION, type TopicRecords } from '../../../src/reader/publish/produceRequest.js';
+import {
+  CLIENT_PRODUCE_APIS,
+  encodeProduceRequest,
+  MAX_PRODUCE_VERSION,
+  MIN_PRODUCE_VERSION,
+  type TopicRecords,
+} from '../../../src/reader/publish/produceRequest.js';
 import type { OutRecord } from '../../../src/reader/publish/publisher.js';
 
 // The client's own request encoders, by version: the reference for the bytes.
@@ -143,11 +149,15 @@ describe('encodeProduceRequest', () => {
     const ours = encodeProduceRequest(9, -1, 5_000, topics, 7n, (size) => dirty.subarray(0, size));
     expect(ours.buffer).toBe(dirty.buffer);
     expect(ours.equals(expected)).toBe(true);
-    expect(() => encodeProduceRequest(9, -1, 5_000, topics, 7n, (size) => Buffer.alloc(size - 1))).toThrow(`a Produce request of ${expected.length} bytes got a buffer of ${expected.length - 1}`);
+    expect(() => encodeProduceRequest(9, -1, 5_000, topics, 7n, (size) => Buffer.alloc(size - 1))).toThrow(
+      `a Produce request of ${expected.length} bytes got a buffer of ${expected.length - 1}`,
+    );
   });
 
   test('implements exactly the versions the client exports, and covers them all', () => {
-    expect(Object.keys(CLIENT_PRODUCE_APIS).map(Number)).toEqual(Array.from({ length: MAX_PRODUCE_VERSION - MIN_PRODUCE_VERSION + 1 }, (_, i) => MIN_PRODUCE_VERSION + i));
+    expect(Object.keys(CLIENT_PRODUCE_APIS).map(Number)).toEqual(
+      Array.from({ length: MAX_PRODUCE_VERSION - MIN_PRODUCE_VERSION + 1 }, (_, i) => MIN_PRODUCE_VERSION + i),
+    );
   });
 
   test('rejects a version the client does not implement and an empty partition', () => {
