@@ -142,7 +142,18 @@ export function eventHeadJson(beforeJson: string, afterJson: string): string {
 
 /** After `source`: the op, the reader's clock, the key and the previous key, and the closing brace. */
 export function eventTailJson(op: ChangeOp, nowMs: number, keyJson: string, oldKey: RowImage | undefined): string {
-  return `,"op":${J(op)},"ts_ms":${num(nowMs)},"key":${keyJson}${oldKey === undefined ? '' : `,"old_key":${J(oldKey)}`}}`;
+  return `,"op":${J(op)},"ts_ms":${clock(nowMs)},"key":${keyJson}${oldKey === undefined ? '' : `,"old_key":${J(oldKey)}`}}`;
+}
+
+/** The reader's clock (`Date.now()`) as `num` prints it: the same for every event of a millisecond, so the last text is kept. */
+let lastClock = NaN;
+let lastClockText = 'null';
+function clock(n: number): string {
+  if (n !== lastClock) {
+    lastClockText = num(n);
+    lastClock = n;
+  }
+  return lastClockText;
 }
 
 /** `source` from its opening brace to `txId` and the comma after it: the same for a transaction's changes of one table. */
@@ -156,6 +167,22 @@ export function sourceHeadJson(s: ChangeEvent['source']): string {
 /** `source.lsn` and `source.sequence`: the change's own position. */
 export function sourcePositionJson(lsn: number | null | undefined, sequence: string | null): string {
   return `"lsn":${num(lsn)},"sequence":${str(sequence)}`;
+}
+
+const MAX_SAFE_LSN = BigInt(Number.MAX_SAFE_INTEGER);
+/**
+ * `sourcePositionJson` of a transaction's changes (`sequenceOf(lastCommitLsn, lsn)`), the same text,
+ * with the previous commit's part of the sequence escaped once and the LSN's digits printed once: the
+ * sequence's JSON is its text with the quotes escaped, and an LSN up to 2^53 prints the same as a
+ * number and as a bigint.
+ */
+export function positionJsonWriter(lastCommitLsn: Lsn | null): (lsn: Lsn) => string {
+  const open = J(sequenceHead(lastCommitLsn)).slice(0, -1); // without its closing quote
+  return (lsn) => {
+    if (lsn > MAX_SAFE_LSN) return sourcePositionJson(Number(lsn), sequenceOf(lastCommitLsn, lsn));
+    const digits = String(lsn);
+    return `"lsn":${digits},"sequence":${open}${digits}\\"]"`;
+  };
 }
 
 /** `source` after `sequence`, up to its closing brace. */

@@ -7,7 +7,7 @@
  * exact-number reviver whenever a number such as `45.7000000000000000` does not survive a double) and
  * their serialisation back, were most of the reader's own CPU per row (docs/reader.md "Snapshot benchmark").
  * Each column gets a fragment writer: the decoder's value through `JSON.stringify`, except where the
- * text already is that JSON (int2/int4/oid, whose output is canonical digits; bool), and jsonb, whose
+ * text already is that JSON (int2/int4/oid and int8 up to 15 digits, whose output is canonical digits; bool), and jsonb, whose
  * output (`jsonb_out`) is canonical JSON with `", "` and `": "` separators: its numbers come back
  * verbatim through the decoder either way (as doubles that print the same, or `JSON.rawJSON`), its
  * strings are escaped as `JSON.stringify` escapes them, its keys are unique; so its JSON is the text
@@ -15,7 +15,7 @@
  * first, in numeric order, so the parsed object prints its keys in another order: the decoder's path).
  */
 import type { Decoder } from '../../shared/events/pgTypes.js';
-import { decodeBool, decodeInt, decodeJson } from '../../shared/events/pgTypes.js';
+import { decodeBool, decodeInt, decodeInt8, decodeJson } from '../../shared/events/pgTypes.js';
 
 /** A cell's text → its JSON (undefined: the property is left out, as `JSON.stringify` leaves out an undefined value). */
 export type CellJson = (text: string) => string | undefined;
@@ -34,6 +34,9 @@ export interface RowJsonColumn {
 export function cellJson(column: RowJsonColumn): CellJson {
   const { decoder } = column;
   if (decoder === decodeInt) return (t) => t;
+  // int8's output is canonical digits; up to 15 characters it is a safe integer, which the decoder
+  // turns into a number that prints as the same digits (longer ones may be strings: the decoder's path).
+  if (decoder === decodeInt8) return (t) => (t.length <= 15 ? t : JSON.stringify(decoder(t)));
   if (decoder === decodeBool) return (t) => (decoder(t) ? 'true' : 'false');
   if (decoder === decodeJson && column.baseType === 'jsonb') return (t) => compactJsonb(t) ?? JSON.stringify(decoder(t));
   return (t) => JSON.stringify(decoder(t));

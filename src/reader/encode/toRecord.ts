@@ -13,10 +13,9 @@ import {
   eventHeadJson,
   eventTailJson,
   recordKey,
-  sequenceOf,
+  positionJsonWriter,
   serializeEvent,
   sourceHeadJson,
-  sourcePositionJson,
   sourceTailJson,
   topicFor,
 } from './envelope.js';
@@ -183,8 +182,8 @@ export class RecordBuilder {
   /**
    * Native format: a builder of the records of a transaction's inserts into one table, given their
    * envelope as `template` (a `buildEnvelope` event of that transaction and table, op `c`; its row,
-   * key, `lsn`, `sequence` and clock are ignored) and the previous commit's LSN (`EnvelopeInput.lastCommitLsn`). Each record is byte-identical to `tryBuild`'s for
-   * the event `buildEnvelope` makes with that row, key, LSN and clock, but no row, key or event object
+   * key, `lsn`, `sequence` and clock are ignored) and the previous commit's LSN
+   * (`EnvelopeInput.lastCommitLsn`). Each record is byte-identical to `tryBuild`'s for the event `buildEnvelope` makes with that row, key, LSN and clock, but no row, key or event object
    * is made (the stream's inserts, stream.ts; the saving is docs/reader.md "Benchmark", run 14). Returns
    * null in the Debezium format; the builder returns null for a record too large for the hub (build the
    * event and use `buildLarge`).
@@ -197,16 +196,11 @@ export class RecordBuilder {
     const source = template.source;
     const head = sourceHeadJson(source);
     const tail = sourceTailJson(source);
+    const position = positionJsonWriter(lastCommitLsn);
     const topic = this.topic(template);
     const limit = this.opts.maxMessageBytes - 1024;
     return (afterJson, keyJson, lsn, nowMs) => {
-      const value = Buffer.from(
-        eventHeadJson('null', afterJson) +
-          head +
-          sourcePositionJson(Number(lsn), sequenceOf(lastCommitLsn, lsn)) +
-          tail +
-          eventTailJson('c', nowMs, keyJson, undefined),
-      );
+      const value = Buffer.from(eventHeadJson('null', afterJson) + head + position(lsn) + tail + eventTailJson('c', nowMs, keyJson, undefined));
       // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
       const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
       return value.length + key.length > limit ? null : { topic, key, value };

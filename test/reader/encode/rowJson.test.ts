@@ -3,8 +3,8 @@ import pg from 'pg';
 import { serviceEnv } from '../../helpers/services.js';
 import { SESSION_OPTIONS, textTypes } from '../../../src/shared/events/pgTables.js';
 import { TypeRegistry } from '../../../src/shared/events/typeRegistry.js';
-import { decodeJson } from '../../../src/shared/events/pgTypes.js';
-import { compactJsonb, rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
+import { decodeInt8, decodeJson } from '../../../src/shared/events/pgTypes.js';
+import { cellJson, compactJsonb, rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
 import { keyFrom } from '../../../src/reader/replication/relations.js';
 import type { RowImage } from '../../../src/shared/events/changeEvent.js';
 
@@ -87,6 +87,25 @@ describe('rowJson: row and key JSON from text cells', () => {
         }
       }
     }
+  });
+
+  test('int8: the text where it is a safe integer, the decoder beyond (a string past 2^53)', () => {
+    const json = cellJson({ name: 'id', decoder: decodeInt8, baseType: 'int8' });
+    const texts = [
+      '0',
+      '-1',
+      '42',
+      '999999999999999',
+      '-99999999999999',
+      '-999999999999999',
+      '9007199254740991',
+      '9007199254740992',
+      '-9007199254740993',
+      '9223372036854775807',
+      '-9223372036854775808',
+    ];
+    for (const t of texts) expect(json(t)).toBe(JSON.stringify(decodeInt8(t)));
+    expect(json('9007199254740992')).toBe('"9007199254740992"');
   });
 
   test('a column named like an array index, or a key column not read: no writer (the row object is used)', () => {

@@ -213,6 +213,7 @@ describe('RecordBuilder.insertsWithEnvelope (native format, the stream inserts)'
       0,
     ],
     ['nested json, empty key, a schema and table to escape', { schema: 'S"c', table: 't\\1' }, { doc: { a: [1, { b: null }], '': 'k' } }, 5n, 1],
+    ['an LSN past 2^53 (printed as a double in lsn, exactly in sequence)', {}, { id: '2' }, 2n ** 53n - 500n, 5],
   ])('%s: byte-identical to tryBuild of the same event, for every LSN and clock', (_name, over, after, lsn, now) => {
     const b = native();
     const key = { id: (after as Record<string, unknown>).id ?? null };
