@@ -96,7 +96,13 @@ async function viaHandler(client: Client, index: string, all: ChangeEvent[], bat
   return (all.length / (performance.now() - started)) * 1000;
 }
 
-async function viaHelpersBulk(client: Client, index: string, all: ChangeEvent[], partitions: number): Promise<number> {
+/**
+ * `helpers.bulk` as above; `flushBytes` set: requests of that size instead of the client's default
+ * 5 MB. Used with the handler's request size (`batchSize` documents) to tell the cost of the request
+ * size from the sink's own work: Elasticsearch pays per bulk request (a translog fsync each), and a
+ * Functions invocation's batch is one request.
+ */
+async function viaHelpersBulk(client: Client, index: string, all: ChangeEvent[], partitions: number, flushBytes?: number): Promise<number> {
   // The same documents the sink writes (unwrapped row + metadata), plain index actions.
   const docs = all.map((e) => {
     const u = unwrap(e);
@@ -107,6 +113,7 @@ async function viaHelpersBulk(client: Client, index: string, all: ChangeEvent[],
   const stats = await client.helpers.bulk({
     datasource: docs,
     concurrency: partitions,
+    ...(flushBytes === undefined ? {} : { flushBytes }),
     onDocument: (d) => [{ index: { _index: index, _id: d.id } }, d.doc],
     onDrop: (d) => {
       throw new Error(`helpers.bulk dropped a document: ${JSON.stringify(d.error)}`);
@@ -128,6 +135,14 @@ const rounds = int('BENCH_ROUNDS', 5);
 const prefix = `bench-sinks-${Date.now().toString(36)}`;
 const handlerRates: number[] = [];
 const helperRates: number[] = [];
+const sameRequestRates: number[] = [];
+// The NDJSON bytes of `batchSize` documents as helpers.bulk writes them: its requests then hold about
+// as many documents as one of the handler's.
+const sample = events(batchSize, 0).map((e) => {
+  const u = unwrap(e);
+  return `${JSON.stringify({ index: { _index: 'x', _id: String(e.key?.orderid) } })}\n${JSON.stringify(u.kind === 'truncate' ? {} : { ...u.row, __version: e.source.lsn })}\n`;
+});
+const sameRequestBytes = sample.reduce((n, line) => n + Buffer.byteLength(line), 0);
 try {
   // Warm-up (JIT, templates, connection pool), not measured.
   await viaHandler(client, `${prefix}-warm`, events(2000, 1000), batchSize, partitions);
@@ -136,13 +151,12 @@ try {
   // runs made seconds apart, and the median of those ratios is the figure.
   for (let round = 0; round < rounds; round++) {
     const all = events(total, 1_000_000 * (round + 1));
-    if (round % 2 === 0) {
-      helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions));
-      handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions));
-    } else {
-      handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions));
-      helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions));
-    }
+    const runs = [
+      async () => helperRates.push(await viaHelpersBulk(client, `${prefix}-helpers-${round}`, all, partitions)),
+      async () => handlerRates.push(await viaHandler(client, `${prefix}-handler-${round}`, all, batchSize, partitions)),
+      async () => sameRequestRates.push(await viaHelpersBulk(client, `${prefix}-helpers-same-${round}`, all, partitions, sameRequestBytes)),
+    ];
+    for (const run of round % 2 === 0 ? runs : runs.reverse()) await run();
     await client.indices.delete({ index: `${prefix}-*-${round}` }).catch(() => undefined);
   }
 } finally {
@@ -165,8 +179,18 @@ const result = {
   esDocsPerSec: es,
   helpersBulkDocsPerSec: helpers,
   esRatio: Math.round(median(handlerRates.map((h, i) => h / (helperRates[i] ?? h))) * 100) / 100,
-  esRoundsDocsPerSec: { handler: handlerRates.map(Math.round), helpersBulk: helperRates.map(Math.round) },
+  esRoundsDocsPerSec: {
+    handler: handlerRates.map(Math.round),
+    helpersBulk: helperRates.map(Math.round),
+    helpersBulkSameRequests: sameRequestRates.map(Math.round),
+  },
+  // The same ratio against helpers.bulk sending requests of the handler's size (`flushBytes`).
+  helpersBulkSameRequestsDocsPerSec: Math.round(median(sameRequestRates)),
+  helpersBulkSameRequestsFlushBytes: sameRequestBytes,
+  esRatioSameRequests: Math.round(median(handlerRates.map((h, i) => h / (sameRequestRates[i] ?? h))) * 100) / 100,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(RESULTS, JSON.stringify(result, null, 2) + '\n');
-process.stdout.write(`bench:sinks: handler ${es} docs/s, helpers.bulk ${helpers} docs/s, esRatio ${result.esRatio}\n`);
+process.stdout.write(
+  `bench:sinks: handler ${es} docs/s, helpers.bulk ${helpers} docs/s, esRatio ${result.esRatio}; helpers.bulk in requests of ${batchSize} documents ${result.helpersBulkSameRequestsDocsPerSec} docs/s, ratio ${result.esRatioSameRequests}\n`,
+);

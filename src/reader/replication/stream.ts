@@ -475,7 +475,7 @@ export class ChangeStream {
     for (const v of values) if (typeof v !== 'string' && v !== null) return null;
     let inserts = this.inserts;
     if (inserts === null || inserts.tx !== tx || inserts.rel !== rel) {
-      const template = this.envelope(tx, rel, lsn, Date.now(), 'c', null, null, null);
+      const template = this.envelope(tx, lsn, Date.now(), rel, 'c', null, null, null);
       this.inserts = inserts = { tx, rel, write: this.deps.records.insertsWithEnvelope(template, this.lastCommitLsn) };
     }
     if (inserts.write === null) return null;
@@ -488,9 +488,9 @@ export class ChangeStream {
   /** A change's event; one input object per event (no shared base object spread into each). */
   private envelope(
     tx: OpenTx,
-    rel: RelationInfo,
     lsn: Lsn,
     now: number,
+    rel: RelationInfo,
     op: ChangeOp,
     before: RowImage | null,
     after: RowImage | null,
@@ -528,26 +528,17 @@ export class ChangeStream {
     msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate,
   ): ChangeEvent[] {
     const now = Date.now();
-    const env = (
-      rel: RelationInfo,
-      op: ChangeOp,
-      before: RowImage | null,
-      after: RowImage | null,
-      key: RowImage | null,
-      unchangedToast?: string[],
-      oldKey?: RowImage,
-    ): ChangeEvent => this.envelope(tx, rel, lsn, now, op, before, after, key, unchangedToast, oldKey);
     if (msg.tag === 'truncate') {
       const rels = msg.relations.map((r) => this.relation(r.relationOid)).filter((rel) => rel.schema !== this.deps.stateSchema);
       for (const rel of rels) tx.keyChangeCreated?.delete(rel.oid); // those rows are gone
-      return rels.map((rel) => env(rel, 't', null, null, null));
+      return rels.map((rel) => this.envelope(tx, lsn, now, rel, 't', null, null, null));
     }
     const rel = this.relation(msg.relation.relationOid);
     if (rel.schema === this.deps.stateSchema) return [];
     if (msg.tag === 'insert') {
       // InsertMessage (TextPgoutputPlugin) carries the column texts in order; the library's tuple otherwise.
       const { row, unchanged } = msg instanceof InsertMessage ? decodeValues(rel, msg.values) : decodeTuple(rel, msg.new);
-      return [env(rel, 'c', null, row, relationKey(rel, row), unchanged)];
+      return [this.envelope(tx, lsn, now, rel, 'c', null, row, relationKey(rel, row), unchanged)];
     }
     if (msg.tag === 'delete') {
       const before = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
@@ -555,7 +546,7 @@ export class ChangeStream {
       const key = relationKey(rel, before);
       // A plain DELETE is always emitted; the row a key change created there is gone with it.
       tx.keyChangeCreated?.get(rel.oid)?.delete(JSON.stringify(key));
-      return [env(rel, 'd', before, null, key)];
+      return [this.envelope(tx, lsn, now, rel, 'd', before, null, key)];
     }
     const old = msg.old ? decodeTuple(rel, msg.old).row : msg.key ? decodeTuple(rel, msg.key).row : null;
     const { row: after, unchanged } = decodeTuple(rel, msg.new);
@@ -567,12 +558,12 @@ export class ChangeStream {
     if (oldJson !== null && newJson !== null && oldJson !== newJson) {
       // Key changed: a delete of the old key and a create of the new one (as Debezium does), so
       // key-addressed sinks do not keep the old row.
-      const create = env(rel, 'c', null, after, newKey, unchanged, oldKey ?? undefined);
+      const create = this.envelope(tx, lsn, now, rel, 'c', null, after, newKey, unchanged, oldKey ?? undefined);
       // A key that is unique row by row (a non-deferrable index) is held by one row at a time: the row
       // leaving it is the one there, and its delete is always right (also when this transaction moved it
       // there, e.g. a swap through a temporary key). So is a whole-row key's (the same row updated twice
       // in a transaction).
-      if (!rel.keyMayRepeat) return [env(rel, 'd', old, null, oldKey), create];
+      if (!rel.keyMayRepeat) return [this.envelope(tx, lsn, now, rel, 'd', old, null, oldKey), create];
       // A deferrable key lets one statement shift keys: `SET id = id + 1` decodes
       // as 1→2, 2→3, …, and the delete of 2 would remove the row that moved into 2 just before. So when
       // a key change earlier in this transaction created the old key, the row leaving it has already
@@ -587,9 +578,9 @@ export class ChangeStream {
         tx.keyChangeCreated.set(rel.oid, created);
       }
       created.add(newJson);
-      return oldReplaced ? [create] : [env(rel, 'd', old, null, oldKey), create];
+      return oldReplaced ? [create] : [this.envelope(tx, lsn, now, rel, 'd', old, null, oldKey), create];
     }
-    return [env(rel, 'u', old, after, newKey, unchanged)];
+    return [this.envelope(tx, lsn, now, rel, 'u', old, after, newKey, unchanged)];
   }
 }
 
