@@ -22,6 +22,29 @@ async function offsets(admin: Admin, topic: string, ids: number[], timestamp: bi
   return new Map((listed?.partitions ?? []).map((p) => [p.partitionIndex, p]));
 }
 
+/** Attempts at the newest-record query before the publish time is reported unknown. */
+const NEWEST_ATTEMPTS = 3;
+const NEWEST_RETRY_MS = 200;
+
+/**
+ * The record with the largest timestamp per partition (KIP-734), or none when the broker does not
+ * answer it. Asked again after a failure, because a failure loses the end-to-end lag: the suspected
+ * cause of a CI run (2026-12-02) whose status showed that lag unknown while every other figure of the
+ * hub was there (not reproduced in 16 runs since) is a partition briefly refusing the query, e.g. just
+ * after its leader was elected. A broker before 3.0 refuses it every time, and then costs the retries'
+ * 400 ms.
+ */
+async function newestRecords(admin: Admin, topic: string, ids: number[]): Promise<Map<number, { timestamp: bigint; offset: bigint }>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await offsets(admin, topic, ids, MAX_TIMESTAMP);
+    } catch {
+      if (attempt >= NEWEST_ATTEMPTS) return new Map();
+      await new Promise((resolve) => setTimeout(resolve, NEWEST_RETRY_MS));
+    }
+  }
+}
+
 export async function collectKafkaHub(admin: Admin, topic: string, groups: readonly GroupRef[]): Promise<HubStatus> {
   const metadata = await admin.metadata({ topics: [topic] });
   const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
@@ -29,7 +52,7 @@ export async function collectKafkaHub(admin: Admin, topic: string, groups: reado
   const ids = Array.from({ length: count }, (_, i) => i);
   const [ends, starts] = await Promise.all([offsets(admin, topic, ids, LATEST), offsets(admin, topic, ids, EARLIEST)]);
   // The newest record's timestamp is the publish time; older brokers (before 3.0) do not answer it.
-  const newest = await offsets(admin, topic, ids, MAX_TIMESTAMP).catch(() => new Map<number, { timestamp: bigint; offset: bigint }>());
+  const newest = await newestRecords(admin, topic, ids);
   const partitions: HubPartition[] = ids.map((id) => ({
     partition: String(id),
     start: Number(starts.get(id)?.offset ?? 0n),
