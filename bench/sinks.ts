@@ -97,6 +97,13 @@ async function viaHandler(client: Client, index: string, all: ChangeEvent[], bat
   return (all.length / (performance.now() - started)) * 1000;
 }
 
+/** The document the sink writes (unwrapped row + metadata), for helpers.bulk; `withDeleted`: with the sink's `__deleted` too. */
+function plainDocument(e: ChangeEvent, withDeleted = false): { id: string; version: number; doc: Record<string, unknown> } {
+  const u = unwrap(e);
+  const doc = u.kind === 'truncate' ? {} : { ...u.row, ...(withDeleted ? { __deleted: false } : {}), __version: e.source.lsn };
+  return { id: String(e.key?.orderid), version: e.source.lsn ?? 0, doc };
+}
+
 /**
  * `helpers.bulk` as above; `flushBytes` set: requests of that size instead of the client's default
  * 5 MB. Used with the handler's request size (`batchSize` documents) to tell the cost of the request
@@ -111,14 +118,9 @@ async function viaHelpersBulk(
   flushBytes?: number,
   asTheSink?: { mappings: estypes.MappingTypeMapping | undefined },
 ): Promise<number> {
-  // The same documents the sink writes (unwrapped row + metadata), plain index actions; `asTheSink`:
-  // the sink's own actions and documents (an external version on each, `__deleted`) into an index
-  // with the sink's mapping, without the sink.
-  const docs = all.map((e) => {
-    const u = unwrap(e);
-    const row = u.kind === 'truncate' ? {} : { ...u.row, ...(asTheSink ? { __deleted: false } : {}), __version: e.source.lsn };
-    return { id: String(e.key?.orderid), version: e.source.lsn ?? 0, doc: row };
-  });
+  // `asTheSink`: the sink's own actions and documents (an external version on each, `__deleted`) into
+  // an index with the sink's mapping, without the sink.
+  const docs = all.map((e) => plainDocument(e, asTheSink !== undefined));
   await client.indices.create({
     index,
     settings: { number_of_replicas: 0, number_of_shards: 1 },
@@ -157,11 +159,9 @@ const sameRequestRates: number[] = [];
 const sinkRequestRates: number[] = [];
 // The NDJSON bytes of `batchSize` documents as helpers.bulk writes them: its requests then hold about
 // as many documents as one of the handler's.
-const sample = events(batchSize, 0).map((e) => {
-  const u = unwrap(e);
-  return `${JSON.stringify({ index: { _index: 'x', _id: String(e.key?.orderid) } })}\n${JSON.stringify(u.kind === 'truncate' ? {} : { ...u.row, __version: e.source.lsn })}\n`;
-});
-const sameRequestBytes = sample.reduce((n, line) => n + Buffer.byteLength(line), 0);
+const sameRequestBytes = events(batchSize, 0)
+  .map((e) => plainDocument(e))
+  .reduce((n, d) => n + Buffer.byteLength(`${JSON.stringify({ index: { _index: 'x', _id: d.id } })}\n${JSON.stringify(d.doc)}\n`), 0);
 try {
   // Warm-up (JIT, templates, connection pool), not measured.
   await viaHandler(client, `${prefix}-warm`, events(2000, 1000), batchSize, partitions);

@@ -102,6 +102,7 @@ describe('reader: an event key is never built with a missing key column', () => 
       wholeRowKey: false,
       keyMayRepeat: false,
       types: {},
+      rowJson: null,
     };
     expect(() => relationKey(rel, { id: 1 })).toThrow(/key column "code" of app\.orders is missing from the row the server sent/);
     expect(() => relationKey(rel, { code: null })).toThrow(/key column "code" of app\.orders is NULL/);

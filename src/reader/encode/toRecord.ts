@@ -16,6 +16,7 @@ import {
   positionJsonWriter,
   serializeEvent,
   sourceHeadJson,
+  sourcePositionJson,
   sourceTailJson,
   topicFor,
 } from './envelope.js';
@@ -164,43 +165,48 @@ export class RecordBuilder {
    * record is too large: build the full event and use `buildLarge`). Debezium format: null (no shortcut).
    */
   rowsWithEnvelope(template: ChangeEvent): ((afterJson: string, keyJson: string) => OutRecord | null) | null {
-    if (this.opts.debezium !== undefined) return null;
-    // serializeEvent writes `after` second and `key` last: the envelope around them is fixed.
-    const whole = serializeEvent({ ...template, before: null, after: null, key: null }, 'null');
-    const head = '{"before":null,"after":';
-    if (!whole.startsWith(`${head}null,`) || !whole.endsWith(',"key":null}')) return null;
-    const middle = whole.slice(head.length + 4, whole.length - 5);
-    const topic = this.topic(template);
-    const limit = this.opts.maxMessageBytes - 1024;
-    return (afterJson, keyJson) => {
-      const value = Buffer.from(head + afterJson + middle + keyJson + '}');
-      const key = Buffer.from(keyJson);
-      return value.length + key.length > limit ? null : { topic, key, value };
-    };
+    const write = this.envelopeWriter(template);
+    if (write === null) return null;
+    const position = sourcePositionJson(template.source.lsn, template.source.sequence);
+    return (afterJson, keyJson) => write(afterJson, keyJson, position, template.ts_ms);
   }
 
   /**
    * Native format: a builder of the records of a transaction's inserts into one table, given their
    * envelope as `template` (a `buildEnvelope` event of that transaction and table, op `c`; its row,
    * key, `lsn`, `sequence` and clock are ignored) and the previous commit's LSN
-   * (`EnvelopeInput.lastCommitLsn`). Each record is byte-identical to `tryBuild`'s for the event `buildEnvelope` makes with that row, key, LSN and clock, but no row, key or event object
-   * is made (the stream's inserts, stream.ts; the saving is docs/reader.md "Benchmark", run 14). Returns
-   * null in the Debezium format; the builder returns null for a record too large for the hub (build the
+   * (`EnvelopeInput.lastCommitLsn`). Each record is byte-identical to `tryBuild`'s for the event
+   * `buildEnvelope` makes with that row, key, LSN and clock, but no row, key or event object is made
+   * (the stream's inserts, stream.ts; the saving is docs/reader.md "Benchmark", run 14). Returns null
+   * in the Debezium format; the builder returns null for a record too large for the hub (build the
    * event and use `buildLarge`).
    */
   insertsWithEnvelope(
     template: ChangeEvent,
     lastCommitLsn: Lsn | null,
   ): ((afterJson: string, keyJson: string, lsn: Lsn, nowMs: number) => OutRecord | null) | null {
-    if (this.opts.debezium !== undefined || template.op !== 'c' || template.old_key !== undefined || template.source.unchanged_toast !== undefined) return null;
-    const source = template.source;
-    const head = sourceHeadJson(source);
-    const tail = sourceTailJson(source);
+    if (template.op !== 'c' || template.source.unchanged_toast !== undefined) return null;
+    const write = this.envelopeWriter(template);
+    if (write === null) return null;
     const position = positionJsonWriter(lastCommitLsn);
+    return (afterJson, keyJson, lsn, nowMs) => write(afterJson, keyJson, position(lsn), nowMs);
+  }
+
+  /**
+   * The records of rows in `template`'s envelope (before null, no old key), from the row's and key's
+   * JSON, the change's position (`sourcePositionJson`) and the reader's clock, in `serializeEvent`'s
+   * layout; null in the Debezium format or for a template with an old key. A record too large for the
+   * hub is null.
+   */
+  private envelopeWriter(template: ChangeEvent): ((afterJson: string, keyJson: string, positionJson: string, nowMs: number) => OutRecord | null) | null {
+    if (this.opts.debezium !== undefined || template.old_key !== undefined) return null;
+    const head = sourceHeadJson(template.source);
+    const tail = sourceTailJson(template.source);
+    const op = template.op;
     const topic = this.topic(template);
     const limit = this.opts.maxMessageBytes - 1024;
-    return (afterJson, keyJson, lsn, nowMs) => {
-      const value = Buffer.from(eventHeadJson('null', afterJson) + head + position(lsn) + tail + eventTailJson('c', nowMs, keyJson, undefined));
+    return (afterJson, keyJson, positionJson, nowMs) => {
+      const value = Buffer.from(eventHeadJson('null', afterJson) + head + positionJson + tail + eventTailJson(op, nowMs, keyJson, undefined));
       // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
       const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
       return value.length + key.length > limit ? null : { topic, key, value };

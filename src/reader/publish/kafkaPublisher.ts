@@ -87,10 +87,10 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
           const broker = metadata.brokers.get(leader);
           if (!broker) throw new Error(`the broker metadata has no broker ${leader}, the leader of a partition`);
           const connection = await this.connection(broker);
-          let scratch = this.scratches.get(leader);
-          if (!scratch) this.scratches.set(leader, (scratch = new RequestScratch()));
-          const into = scratch;
-          await produce(connection, version, () => encodeProduceRequest(version, ACKS_ALL, PRODUCE_TIMEOUT_MS, topics, timestamp, (size) => into.take(size)));
+          const scratch = this.scratchFor(leader);
+          await produce(connection, version, () =>
+            encodeProduceRequest(version, ACKS_ALL, PRODUCE_TIMEOUT_MS, topics, timestamp, (size) => scratch.take(size)),
+          );
         }),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -102,6 +102,12 @@ export class KafkaPublisher implements Publisher, BrokerCheck {
     } catch (err) {
       throw brokerError(this.kafka, err);
     }
+  }
+
+  private scratchFor(leader: number): RequestScratch {
+    let scratch = this.scratches.get(leader);
+    if (!scratch) this.scratches.set(leader, (scratch = new RequestScratch()));
+    return scratch;
   }
 
   private async version(): Promise<number> {

@@ -36,9 +36,9 @@ export interface RelationInfo {
   types: Record<string, string>;
   /**
    * The row's and key's JSON straight from the column texts (rowJson.ts), for the stream's inserts;
-   * null (or absent) when a column name rules it out: the row object's path then.
+   * null when a column name rules it out: the row object's path then.
    */
-  rowJson?: RowJsonEncoder | null;
+  rowJson: RowJsonEncoder | null;
 }
 
 /** The primary key and the replica identity index of a table from the catalog, each in index key order. */
