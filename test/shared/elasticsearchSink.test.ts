@@ -414,6 +414,63 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     expect(await getSource(client, holdingIndex, '1')).toMatchObject({ version: 400, source: { __deleted: true } });
   });
 
+  it('a write held back past a truncate that another consumer applies meanwhile is still soft-deleted (the watermarks are read after the bulk)', async () => {
+    const raceIndex = `${index}-race`;
+    indices.push(raceIndex, `${raceIndex}-holding`, `${raceIndex}-control`);
+    // The lagging consumer's client holds its next bulk request until released; its mget calls are tracked.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached = (): void => undefined;
+    const bulkReached = new Promise<void>((resolve) => (reached = resolve));
+    const mgets: Promise<unknown>[] = [];
+    let holdNext = false;
+    const laggingClient = new Proxy(client, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        if (prop === 'bulk') {
+          return async (...args: unknown[]) => {
+            if (holdNext) {
+              holdNext = false;
+              reached();
+              await held;
+            }
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        if (prop === 'mget') {
+          return (...args: unknown[]) => {
+            const answer = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            mgets.push(answer.catch(() => undefined));
+            return answer;
+          };
+        }
+        return (value as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const routes = testRoutes(raceIndex);
+    const other = testSink(client, routes, { controlIndex: `${raceIndex}-control` });
+    const lagging = testSink(laggingClient, routes, { controlIndex: `${raceIndex}-control` });
+    const holding = (id: number, lsn: number) =>
+      changeEvent({ table: 'bank.holding', op: 'c', key: { holding_id: id }, after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id }, lsn });
+    const holdingIndex = `${raceIndex}-holding`;
+    const byOther = (events: ChangeEvent[]) => processBatch(recordsOf(events), { sink: other, deadLetters: new MemoryDeadLetterStore(), batch });
+    expect(await byOther([holding(1, 100)])).toMatchObject({ ok: 1 });
+
+    // The lagging consumer's batch (a change from before the truncate) gets as far as its bulk request...
+    holdNext = true;
+    const late = processBatch(recordsOf([holding(2, 200)]), { sink: lagging, deadLetters: new MemoryDeadLetterStore(), batch });
+    await bulkReached;
+    await Promise.all(mgets);
+    // ... while another consumer applies the truncate, whose sweep cannot see the held write yet.
+    expect(await byOther([changeEvent({ table: 'bank.holding', op: 't', lsn: 300, key: null })])).toMatchObject({ ok: 1, retried: 0 });
+    release();
+    expect(await late).toMatchObject({ skipped: 1, retried: 0, deadLettered: 0 });
+    await client.indices.refresh({ index: holdingIndex });
+    expect(await getSource(client, holdingIndex, '2')).toMatchObject({ version: 300, source: { __deleted: true, __op: 't' } });
+    expect((await client.count({ index: `${holdingIndex}-live` })).count).toBe(0);
+  });
+
   it('wildcard routes lower-case names, so mixed-case or quoted tables collide: each table gets its own index, and a truncate of one leaves the other live', async () => {
     const wildcardSink = testSink(client, { '*': { elasticsearch: { index: `${index}-w-{schema}.{table}` } } }, { controlIndex });
     const row = (schema: string, table: string, op: 'c' | 't', lsn: number) => {

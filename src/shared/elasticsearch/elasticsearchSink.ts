@@ -12,8 +12,11 @@
  * the index with `__version` below the truncate's is soft-deleted with the truncate's version
  * (`__op: 't'`). Later writes below the watermark (events from before the truncate that arrive late,
  * e.g. from a lagging partition) are soft-deleted again at the watermark's version right after the
- * batch's bulk write (the watermarks are read in parallel with it), so a truncate cannot be undone. (No delete-by-query: it would
- * forget versions, and the test cluster has no reindex module.)
+ * batch's bulk write, so a truncate cannot be undone. The watermarks are read once the bulk is done,
+ * never before or alongside it: a truncate recorded after that read sweeps the index after the bulk,
+ * and finds its writes (read alongside it, a truncate another consumer applied meanwhile could miss
+ * them both ways). (No delete-by-query: it would forget versions, and the test cluster has no reindex
+ * module.)
  *
  * One table per index: the first table to write an index claims it (an `owner:<index>` document in
  * the control index, created once); records of any other table routed there are dead-lettered with
@@ -183,7 +186,10 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     const unwrapped = unwrap(withFieldNames(event), { fields: this.#fields });
     if (unwrapped.kind === 'truncate') return { kind: 'truncate', index, version, table };
     const id = boundedId(documentId(event));
-    const document: Record<string, unknown> = { ...unwrapped.row, __deleted: unwrapped.kind === 'delete', __version: version };
+    // unwrap's row is a fresh object: extended in place rather than copied once more.
+    const document: Record<string, unknown> = unwrapped.row;
+    document.__deleted = unwrapped.kind === 'delete';
+    document.__version = version;
     const item: ElasticsearchItem = { kind: 'write', index, table, id, version, document };
     const toast = event.source.unchanged_toast;
     if (toast && toast.length > 0 && unwrapped.kind === 'upsert') {
@@ -254,11 +260,8 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
         failures.set(r.index, { status: 'retry', error: new TransientSinkError(`Waits for the schema change of ${r.item.table} to be applied`) });
     }
     const records = failures.size === 0 ? batchRecords : batchRecords.filter((r) => !failures.has(r.index));
+    // The routed indices, before the writes of a new index version are sent there: watermarks are by routed index.
     const indices = [...new Set(records.map((r) => r.item.index))];
-    // Truncate watermarks are read alongside the bulk write (no extra round trip on the hot path);
-    // a write that turns out to be older than a truncate is soft-deleted again right after.
-    const watermarksRead = this.#watermarks(indices);
-    watermarksRead.catch(() => undefined);
     await this.#routeToVersions(records);
 
     for (const [i, outcome] of await this.#fillFromStored(records)) failures.set(i, outcome);
@@ -275,7 +278,8 @@ export class ElasticsearchSink implements Sink<ElasticsearchItem> {
     if (ops.length > 0) for (const [i, outcome] of await writeBulk(client, ops, this.#options.bulk)) failures.set(i, outcome);
     await this.#markRejected(records, failures);
 
-    const watermarks = await watermarksRead;
+    // Read after the bulk (see the header): a write older than a truncate is soft-deleted again now.
+    const watermarks = await this.#watermarks(indices);
     const superseded: BulkOp[] = [];
     for (const { index, item } of records) {
       if (item.kind !== 'write') continue;
