@@ -452,7 +452,13 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     const other = testSink(client, routes, { controlIndex: `${raceIndex}-control` });
     const lagging = testSink(laggingClient, routes, { controlIndex: `${raceIndex}-control` });
     const holding = (id: number, lsn: number) =>
-      changeEvent({ table: 'bank.holding', op: 'c', key: { holding_id: id }, after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id }, lsn });
+      changeEvent({
+        table: 'bank.holding',
+        op: 'c',
+        key: { holding_id: id },
+        after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id },
+        lsn,
+      });
     const holdingIndex = `${raceIndex}-holding`;
     const byOther = (events: ChangeEvent[]) => processBatch(recordsOf(events), { sink: other, deadLetters: new MemoryDeadLetterStore(), batch });
     expect(await byOther([holding(1, 100)])).toMatchObject({ ok: 1 });

@@ -49,21 +49,25 @@ export function parseMetadataFields(list: readonly string[], settingName = 'CDC_
   });
 }
 
-export function metadataOf(event: ChangeEvent, fields: readonly MetadataField[]): RowImage {
-  const meta: RowImage = {};
-  for (const field of fields) meta[`__${field}`] = METADATA_FIELDS[field](event);
-  return meta;
+/** `__<field>` of every metadata field, made once rather than per row. */
+const FIELD_NAMES = Object.fromEntries(Object.keys(METADATA_FIELDS).map((field) => [field, `__${field}`])) as Record<MetadataField, string>;
+
+/** Sets the metadata fields on `row` (a fresh copy: the row image of the event is never changed). */
+function withMetadata(row: RowImage, event: ChangeEvent, fields: readonly MetadataField[]): RowImage {
+  for (const field of fields) row[FIELD_NAMES[field]] = METADATA_FIELDS[field](event);
+  return row;
 }
 
+/** The row of `event` with its metadata fields; a new object each call, which the caller may extend. */
 export function unwrap(event: ChangeEvent, options: UnwrapOptions = { fields: DEFAULT_METADATA_FIELDS }): Unwrapped {
   switch (event.op) {
     case 'c':
     case 'r':
     case 'u':
-      return { kind: 'upsert', row: { ...(event.after ?? {}), ...metadataOf(event, options.fields) } };
+      return { kind: 'upsert', row: withMetadata({ ...(event.after ?? {}) }, event, options.fields) };
     case 'd':
       // With REPLICA IDENTITY DEFAULT `before` holds the key columns only; `key` is always there.
-      return { kind: 'delete', row: { ...(event.key ?? {}), ...(event.before ?? {}), ...metadataOf(event, options.fields) } };
+      return { kind: 'delete', row: withMetadata({ ...(event.key ?? {}), ...(event.before ?? {}) }, event, options.fields) };
     case 't':
       return { kind: 'truncate' };
     case 'm':
