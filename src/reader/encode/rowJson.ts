@@ -7,7 +7,8 @@
  * exact-number reviver whenever a number such as `45.7000000000000000` does not survive a double) and
  * their serialisation back, were most of the reader's own CPU per row (docs/reader.md "Snapshot benchmark").
  * Each column gets a fragment writer: the decoder's value through `JSON.stringify`, except where the
- * text already is that JSON (int2/int4/oid and int8 up to 15 digits, whose output is canonical digits; bool), and jsonb, whose
+ * text already is that JSON (int2/int4/oid and int8 up to 15 digits, whose output is canonical digits; bool), or is
+ * that JSON's inside by position (numeric; timestamp and timestamptz in the session's UTC, re-cut), and jsonb, whose
  * output (`jsonb_out`) is canonical JSON with `", "` and `": "` separators: its numbers come back
  * verbatim through the decoder either way (as doubles that print the same, or `JSON.rawJSON`), its
  * strings are escaped as `JSON.stringify` escapes them, its keys are unique; so its JSON is the text
@@ -15,7 +16,7 @@
  * first, in numeric order, so the parsed object prints its keys in another order: the decoder's path).
  */
 import type { Decoder } from '../../shared/events/pgTypes.js';
-import { decodeBool, decodeInt, decodeInt8, decodeJson } from '../../shared/events/pgTypes.js';
+import { decodeBool, decodeInt, decodeInt8, decodeJson, decodeText, decodeTimestamp, decodeTimestamptz } from '../../shared/events/pgTypes.js';
 
 /** A cell's text → its JSON (undefined: the property is left out, as `JSON.stringify` leaves out an undefined value). */
 export type CellJson = (text: string) => string | undefined;
@@ -39,7 +40,49 @@ export function cellJson(column: RowJsonColumn): CellJson {
   if (decoder === decodeInt8) return (t) => (t.length <= 15 ? t : JSON.stringify(decoder(t)));
   if (decoder === decodeBool) return (t) => (decoder(t) ? 'true' : 'false');
   if (decoder === decodeJson && column.baseType === 'jsonb') return (t) => compactJsonb(t) ?? JSON.stringify(decoder(t));
+  if (decoder === decodeTimestamptz) return (t) => utcTimestamptzJson(t) ?? JSON.stringify(decoder(t));
+  if (decoder === decodeTimestamp) return (t) => timestampJson(t) ?? JSON.stringify(decoder(t));
+  // numeric's output is digits, sign, point, NaN or ±Infinity: nothing JSON escapes.
+  if (decoder === decodeText && column.baseType === 'numeric') return (t) => `"${t}"`;
   return (t) => JSON.stringify(decoder(t));
+}
+
+const isDigit = (t: string, i: number): boolean => {
+  const c = t.charCodeAt(i);
+  return c >= 48 && c <= 57;
+};
+
+/**
+ * Whether `t` is `YYYY-MM-DD HH:MM:SS[.f…]` up to `end` (exclusive): a four-digit year, AD, as the
+ * decoders' patterns read it. Checked by position: the regular expressions behind the decoders were
+ * the larger part of a timestamp cell's cost.
+ */
+function isPlainDateTime(t: string, end: number): boolean {
+  if (end < 19 || t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 32 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58)
+    return false;
+  for (const i of DATE_TIME_DIGITS) if (!isDigit(t, i)) return false;
+  if (end === 19) return true;
+  if (end === 20 || t.charCodeAt(19) !== 46) return false;
+  for (let i = 20; i < end; i++) if (!isDigit(t, i)) return false;
+  return true;
+}
+const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+
+/**
+ * timestamptz in the session's UTC (`2026-01-01 10:00:00.5+00`) → the decoder's JSON
+ * (`"2026-01-01T10:00:00.5Z"`) by slicing; null for anything else (another offset, infinity, BC, a
+ * five-digit year): the decoder's path.
+ */
+export function utcTimestamptzJson(t: string): string | null {
+  const n = t.length;
+  if (t.charCodeAt(n - 3) !== 43 || t.charCodeAt(n - 2) !== 48 || t.charCodeAt(n - 1) !== 48 || !isPlainDateTime(t, n - 3)) return null;
+  return `"${t.slice(0, 10)}T${t.slice(11, n - 3)}Z"`;
+}
+
+/** timestamp (`2026-01-01 10:00:00.5`) → the decoder's JSON (`"2026-01-01T10:00:00.5"`); null: the decoder's path. */
+export function timestampJson(t: string): string | null {
+  if (!isPlainDateTime(t, t.length)) return null;
+  return `"${t.slice(0, 10)}T${t.slice(11)}"`;
 }
 
 /** The length of an array-index key's text is at most 10 digits (up to 2^32 − 2). */

@@ -3,8 +3,8 @@ import pg from 'pg';
 import { serviceEnv } from '../../helpers/services.js';
 import { SESSION_OPTIONS, textTypes } from '../../../src/shared/events/pgTables.js';
 import { TypeRegistry } from '../../../src/shared/events/typeRegistry.js';
-import { decodeInt8, decodeJson } from '../../../src/shared/events/pgTypes.js';
-import { cellJson, compactJsonb, rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
+import { decodeInt8, decodeJson, decodeText, decodeTimestamp, decodeTimestamptz } from '../../../src/shared/events/pgTypes.js';
+import { cellJson, compactJsonb, rowJsonEncoder, timestampJson, utcTimestamptzJson } from '../../../src/reader/encode/rowJson.js';
 import { keyFrom } from '../../../src/reader/replication/relations.js';
 import type { RowImage } from '../../../src/shared/events/changeEvent.js';
 
@@ -87,6 +87,48 @@ describe('rowJson: row and key JSON from text cells', () => {
         }
       }
     }
+  });
+
+  test("timestamptz, timestamp and numeric: the position-checked cut equals the decoder, on PostgreSQL's output and on texts it could send", async () => {
+    const values = await c.query<string[]>({
+      rowMode: 'array',
+      text: `SELECT (timestamptz '2026-01-01 10:00:00+00' + g * interval '1.234567 second')::text,
+                    (timestamptz '2026-01-01 10:00:00+00' + g * interval '1 second')::text,
+                    (timestamp '1999-12-31 23:59:59' + g * interval '0.1 second')::text,
+                    ((g * 1.2345) - 5)::numeric(14,4)::text
+             FROM generate_series(0, 200) g
+             UNION ALL VALUES ('infinity'::timestamptz::text, '-infinity'::timestamptz::text, 'infinity'::timestamp::text, 'NaN'::numeric::text),
+                    ('0044-03-15 12:00:00+00 BC'::timestamptz::text, '10000-01-01 00:00:00+00'::timestamptz::text, '0044-03-15 12:00:00 BC'::timestamp::text, 'Infinity'::numeric::text),
+                    ('0001-01-01 00:00:00+00'::timestamptz::text, '2026-06-30 23:59:59.999999+00'::timestamptz::text, '12345-01-01 00:00:00'::timestamp::text, '-Infinity'::numeric::text)`,
+    });
+    const tz = cellJson({ name: 'x', decoder: decodeTimestamptz, baseType: 'timestamptz' });
+    const ts = cellJson({ name: 'x', decoder: decodeTimestamp, baseType: 'timestamp' });
+    const num = cellJson({ name: 'x', decoder: decodeText, baseType: 'numeric' });
+    for (const [a, b, t, n] of values.rows) {
+      expect(tz(a!)).toBe(JSON.stringify(decodeTimestamptz(a!)));
+      expect(tz(b!)).toBe(JSON.stringify(decodeTimestamptz(b!)));
+      expect(ts(t!)).toBe(JSON.stringify(decodeTimestamp(t!)));
+      expect(num(n!)).toBe(JSON.stringify(decodeText(n!)));
+    }
+    // Texts of another session time zone, or malformed ones: the decoder's path, same JSON.
+    for (const t of [
+      '2026-01-01 10:00:00+05:30',
+      '2026-01-01 10:00:00-08',
+      '2026-01-01 10:00:00.+00',
+      '2026-01-01T10:00:00+00',
+      '2026-1-01 10:00:00+00',
+      '+00',
+      '',
+    ])
+      expect(tz(t)).toBe(JSON.stringify(decodeTimestamptz(t)));
+    for (const t of ['2026-01-01 10:00:00.', '2026-01-01 10:00', '2026-01-01 10:00:00 BC', 'x026-01-01 10:00:00', ''])
+      expect(ts(t)).toBe(JSON.stringify(decodeTimestamp(t)));
+    // The cut itself takes the session's plain forms and leaves every other to the decoder.
+    expect(utcTimestamptzJson('2026-01-01 10:00:00.5+00')).toBe('"2026-01-01T10:00:00.5Z"');
+    expect(utcTimestamptzJson('2026-01-01 10:00:00+00')).toBe('"2026-01-01T10:00:00Z"');
+    expect(timestampJson('2026-01-01 10:00:00.123456')).toBe('"2026-01-01T10:00:00.123456"');
+    for (const t of ['infinity', '0044-03-15 12:00:00+00 BC', '10000-01-01 00:00:00+00', '2026-01-01 10:00:00+05:30']) expect(utcTimestamptzJson(t)).toBeNull();
+    for (const t of ['infinity', '0044-03-15 12:00:00 BC', '12345-01-01 00:00:00']) expect(timestampJson(t)).toBeNull();
   });
 
   test('int8: the text where it is a safe integer, the decoder beyond (a string past 2^53)', () => {
