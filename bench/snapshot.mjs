@@ -15,10 +15,11 @@
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures); BENCH_NODE_FLAGS: more node flags.
 // Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES.
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, existsSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { Admin } from '@platformatic/kafka';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
@@ -196,8 +197,12 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   rmSync(timeFile, { force: true });
   const secs = (finished - started) / 1000;
   await q(`DROP PUBLICATION IF EXISTS ${run}_pub`).catch(() => undefined);
+  const topicBytes = logBytesOf(`${run}_events`);
+  topicsToDelete.push(`${run}_events`);
   const out = {
     pinned,
+    // Bytes per row as the broker stores them (its log segments: record values and keys, batch headers).
+    recordBytesPerRow: topicBytes === null ? null : Math.round(topicBytes / rows),
     seconds: +secs.toFixed(2),
     rowsPerSec: Math.round(rows / secs),
     wallSecondsIncludingStartup: wall,
@@ -212,6 +217,67 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   };
   log('reader run', { table, main, ...out });
   return out;
+}
+
+/**
+ * The broker's data directory, when it is the test services' own local broker (their state file names
+ * its work directory); null otherwise. Used for the stored bytes per row and to free the disk.
+ */
+function kafkaDataDir() {
+  try {
+    const state = JSON.parse(readFileSync(`${stateDir}/.services.state.json`, 'utf8'));
+    const dir = `${state.workDir}/kafka/data`;
+    return existsSync(dir) ? dir : null;
+  } catch {
+    return null;
+  }
+}
+/** Bytes of a topic's log segments (all its partitions), or null when the broker is not local. */
+function logBytesOf(topic) {
+  const dir = kafkaDataDir();
+  if (dir === null) return null;
+  let bytes = 0;
+  for (const part of readdirSync(dir).filter((d) => d.startsWith(`${topic}-`) && /-\d+$/.test(d))) {
+    for (const f of readdirSync(`${dir}/${part}`)) if (f.endsWith('.log')) bytes += statSync(`${dir}/${part}/${f}`).size;
+  }
+  return bytes;
+}
+/** Deletes a benchmark topic (a 2M-row snapshot is about 1 GB on the broker's disk). */
+async function deleteTopic(topic) {
+  const admin = new Admin({ clientId: 'bench-snapshot', bootstrapBrokers: [envFile.KAFKA_BROKERS] });
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+  } catch (err) {
+    log('topic not deleted', { topic, error: String(err?.message ?? err) });
+  } finally {
+    await admin.close();
+  }
+}
+/** The benchmark's topics, deleted at the end. */
+const topicsToDelete = [];
+
+/**
+ * The floor under the reader's CPU for this table (bench/snapshotFloor.mjs): the same rows read through
+ * `pg` and published through the reader's KafkaPublisher as opaque values of `valueBytes`, without any
+ * encoding. The same node flags as the reader.
+ */
+function floorOf(table, valueBytes) {
+  const topic = `${tag}_${table}_floor`;
+  topicsToDelete.push(topic);
+  const out = execFileSync(process.execPath, ['--max-old-space-size=128', '--max-semi-space-size=8', 'bench/snapshotFloor.mjs'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      ...pgEnv,
+      KAFKA_BROKERS: envFile.KAFKA_BROKERS,
+      FLOOR_TABLE: `${tag}.${table}`,
+      FLOOR_KEY: 'id',
+      FLOOR_TOPIC: topic,
+      ...(valueBytes ? { FLOOR_VALUE_BYTES: String(valueBytes) } : {}),
+    },
+  });
+  return JSON.parse(out.trim().split('\n').pop());
 }
 
 const median = (xs) => {
@@ -277,11 +343,32 @@ try {
         runs,
       };
     }
+    // What bounds the rate on this machine: every row costs CPU in the reader, PostgreSQL and the broker,
+    // and they share the cores. `atReaderCpu`: the rate at which the three together use every core;
+    // `atFloor`: the same with the reader at its floor (bench/snapshotFloor.mjs).
+    const recordBytes = all[0]?.recordBytesPerRow ?? null;
+    // Values 40 bytes short of the stored bytes per row: the key and the record and batch headers.
+    const floor = floorOf(table, recordBytes === null ? null : Math.max(0, recordBytes - 40));
+    log('floor', { table, ...floor });
+    const perRow = (secs) => (secs.median * 1e6) / rows;
+    const reader = t.allCores.readerCpuUsPerRow?.median ?? null;
+    const others = perRow(t.allCores.pgCpuSecs) + (t.allCores.brokerCpuSecs === null ? 0 : perRow(t.allCores.brokerCpuSecs));
+    const cores = cpus().length;
+    t.recordBytesPerRow = recordBytes;
+    t.floor = floor;
+    t.bound = {
+      cores,
+      pgAndBrokerCpuUsPerRow: +others.toFixed(2),
+      atReaderCpuRowsPerSec: reader === null ? null : Math.round((cores * 1e6) / (reader + others)),
+      atFloorRowsPerSec: Math.round((cores * 1e6) / (floor.readAndProduce + others)),
+    };
+    log('bound', { table, ...t.bound });
     result.tables[table] = t;
   }
   result.targets = { ordersRowsPerSec: 150_000, wideRowsPerSec: 60_000, peakRssMb: 200 };
   result.command = 'npm run bench:snapshot';
 } finally {
+  for (const topic of topicsToDelete) await deleteTopic(topic);
   await q(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1 AND NOT active`, [`${tag}%`]).catch(() => undefined);
   await q(`DROP SCHEMA IF EXISTS ${tag} CASCADE; DROP SCHEMA IF EXISTS ${tag}_state CASCADE`).catch(() => undefined);
   await c.end();
