@@ -30,6 +30,15 @@ async function run(events: unknown[], deadLetters = new MemoryDeadLetterStore(),
 
 const upsert = (id: number, lsn: number, amount: number, op: 'c' | 'u' = 'u'): ChangeEvent => changeEvent({ op, after: order(id, { amount }), lsn });
 const del = (id: number, lsn: number): ChangeEvent => changeEvent({ op: 'd', before: order(id), lsn });
+/** An insert into `bank.holding` (its own index), for the truncate tests. */
+const holding = (id: number, lsn: number): ChangeEvent =>
+  changeEvent({
+    table: 'bank.holding',
+    op: 'c',
+    key: { holding_id: id },
+    after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id },
+    lsn,
+  });
 
 beforeAll(() => {
   sink = testSink(client, testRoutes(index), { controlIndex });
@@ -387,14 +396,6 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
 
   it('applies a truncate as versioned soft-deletes plus a watermark that skips late older writes', async () => {
     const t = changeEvent({ table: 'bank.holding', op: 't', lsn: 400, key: null });
-    const holding = (id: number, lsn: number) =>
-      changeEvent({
-        table: 'bank.holding',
-        op: 'c',
-        key: { holding_id: id },
-        after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id },
-        lsn,
-      });
     const holdingIndex = `${index}-holding`;
     await run([holding(1, 100), holding(2, 200), holding(3, 300)]);
     // Within one batch the older write lands first and the truncate then soft-deletes it.
@@ -451,14 +452,6 @@ describe('ElasticsearchSink (real Elasticsearch)', () => {
     const routes = testRoutes(raceIndex);
     const other = testSink(client, routes, { controlIndex: `${raceIndex}-control` });
     const lagging = testSink(laggingClient, routes, { controlIndex: `${raceIndex}-control` });
-    const holding = (id: number, lsn: number) =>
-      changeEvent({
-        table: 'bank.holding',
-        op: 'c',
-        key: { holding_id: id },
-        after: { holding_id: id, user_id: 1, holding_stock: 'VFIAX', holding_quantity: id },
-        lsn,
-      });
     const holdingIndex = `${raceIndex}-holding`;
     const byOther = (events: ChangeEvent[]) => processBatch(recordsOf(events), { sink: other, deadLetters: new MemoryDeadLetterStore(), batch });
     expect(await byOther([holding(1, 100)])).toMatchObject({ ok: 1 });
