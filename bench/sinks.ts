@@ -43,6 +43,7 @@ const int = (name: string, fallback: number) => Number(process.env[name] ?? fall
  * by the CPU they and the server spend per document.
  */
 type CpuMark = { bench: number; es: number | null };
+const CLOCK_TICKS = 100;
 let esPid: number | null | undefined;
 async function cpuMark(client: Client): Promise<CpuMark> {
   if (esPid === undefined) {
@@ -52,14 +53,15 @@ async function cpuMark(client: Client): Promise<CpuMark> {
   }
   let es: number | null = null;
   if (esPid !== null) {
-    // Fields 14 and 15 (utime, stime) in clock ticks, counted after the parenthesised command name.
-    const fields = readFileSync(`/proc/${esPid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // Fields 14 and 15 (utime, stime) in clock ticks, counted after the parenthesised command name (as
+    // bench/snapshot.mjs `cpuOf` reads them).
+    const stat = readFileSync(`/proc/${esPid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     es = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   }
   const usage = process.cpuUsage();
   return { bench: (usage.user + usage.system) / 1e6, es };
 }
-const CLOCK_TICKS = 100;
 /** µs of CPU per document between two marks. */
 function cpuPerDoc(from: CpuMark, to: CpuMark, docs: number): { bench: number; es: number | null } {
   return { bench: ((to.bench - from.bench) / docs) * 1e6, es: from.es === null || to.es === null ? null : ((to.es - from.es) / docs) * 1e6 };

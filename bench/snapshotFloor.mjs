@@ -23,13 +23,9 @@ const valueBytes = Number(process.env.FLOOR_VALUE_BYTES ?? 0);
 
 const client = new pg.Client({ options: SESSION_OPTIONS, types: textTypes });
 await client.connect();
-const keyIndex = async () => {
-  const res = await client.query({ text: `SELECT * FROM ${table} LIMIT 0`, rowMode: 'array' });
-  const at = res.fields.findIndex((f) => f.name === key);
-  if (at < 0) throw new Error(`${table} has no column ${key}`);
-  return at;
-};
-const at = await keyIndex();
+const columns = await client.query({ text: `SELECT * FROM ${table} LIMIT 0`, rowMode: 'array' });
+const at = columns.fields.findIndex((f) => f.name === key);
+if (at < 0) throw new Error(`${table} has no column ${key}`);
 
 /** One pass over the table; `perChunk` gets each chunk's rows. Returns rows and CPU µs per row. */
 async function pass(perChunk) {
@@ -69,14 +65,18 @@ const readAndProduce = await pass(async (rows) => {
     return { topic, key: Buffer.from(row[at]), value };
   });
   // In sends of at most ~900 kB, as the reader's pipeline keeps each batch under the broker's limit.
-  for (let from = 0, bytes = 0, i = 0; i <= records.length; i++) {
-    if (i === records.length || bytes + records[i].value.length > 900_000) {
-      if (i > from) await publisher.send(records.slice(from, i));
-      from = i;
+  let batch = [];
+  let bytes = 0;
+  for (const record of records) {
+    if (batch.length > 0 && bytes + record.value.length > 900_000) {
+      await publisher.send(batch);
+      batch = [];
       bytes = 0;
     }
-    if (i < records.length) bytes += records[i].value.length;
+    batch.push(record);
+    bytes += record.value.length;
   }
+  if (batch.length > 0) await publisher.send(batch);
 });
 await publisher.close();
 await client.end();

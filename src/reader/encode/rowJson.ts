@@ -52,6 +52,9 @@ const isDigit = (t: string, i: number): boolean => {
   return c >= 48 && c <= 57;
 };
 
+/** The digit positions of `YYYY-MM-DD HH:MM:SS`. */
+const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+
 /**
  * Whether `t` is `YYYY-MM-DD HH:MM:SS[.f…]` up to `end` (exclusive): a four-digit year, AD, as the
  * decoders' patterns read it. Checked by position: the regular expressions behind the decoders were
@@ -66,7 +69,6 @@ function isPlainDateTime(t: string, end: number): boolean {
   for (let i = 20; i < end; i++) if (!isDigit(t, i)) return false;
   return true;
 }
-const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
 
 /**
  * timestamptz in the session's UTC (`2026-01-01 10:00:00.5+00`) → the decoder's JSON
