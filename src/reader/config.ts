@@ -45,6 +45,8 @@ export interface ReaderConfig {
   schemaChangeSnapshot: SchemaChangeSnapshot;
   /** Connections reading snapshot chunks at once (they share one snapshot). */
   snapshotParallelism: number;
+  /** Threads encoding the native format's snapshot chunks (CDC_SNAPSHOT_ENCODERS); 0: the main thread encodes. */
+  snapshotEncoders: number;
   stateSchema: string;
   serverName: string;
   topic: string;
@@ -261,6 +263,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
     schemaChangeSnapshot: getOneOf<SchemaChangeSnapshot>(env, 'CDC_SCHEMA_CHANGE_SNAPSHOT', ['auto', 'manual', 'off'], 'auto'),
     snapshotParallelism: getInt(env, 'CDC_SNAPSHOT_PARALLELISM', Math.min(32, availableParallelism()), { min: 1, max: 32 }),
+    snapshotEncoders: getInt(env, 'CDC_SNAPSHOT_ENCODERS', 0, { min: 0, max: 8 }),
     stateSchema,
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),

@@ -286,6 +286,7 @@ export class Reader {
             db: config.pg.database,
             chunkRows: config.snapshotChunkRows,
             parallelism: config.snapshotParallelism,
+            encoders: config.snapshotEncoders,
             readAheadBytes: config.maxInflightBytes,
             openClient: async () => {
               const extra = this.connection({ options: SESSION_OPTIONS, types: textTypes });

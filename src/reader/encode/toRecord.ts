@@ -23,6 +23,8 @@ import {
 import type { EventWithColumns } from './envelope.js';
 import type { DebeziumColumn, DebeziumSettings } from './debezium.js';
 import { debeziumEventJson, debeziumKeyJson } from './debeziumEnvelope.js';
+import type { RowsLayout } from './chunkRecords.js';
+import { rowRecordText } from './chunkRecords.js';
 
 /** One record (native format) or 0–2 (Debezium format: a skipped op, a delete and its tombstone). */
 export type Built = OutRecord | OutRecord[];
@@ -36,6 +38,16 @@ export interface RecordBuilderOptions {
   onClaimCheck?: () => void;
   /** Set: records in Debezium's format with these settings (CDC_EVENT_FORMAT=debezium); unset: the native format. */
   debezium?: DebeziumSettings | undefined;
+}
+
+const ROW_MARK = '\u0000';
+const KEY_MARK = '\u0001';
+
+/** One row's record in `layout`, or null when it is too large for the hub (build the event and use `buildLarge`). */
+export function layoutRecord(layout: RowsLayout, afterJson: string, keyJson: string): OutRecord | null {
+  const value = Buffer.from(rowRecordText(layout, afterJson, keyJson));
+  const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
+  return value.length + key.length > layout.limit ? null : { topic: layout.topic, key, value };
 }
 
 export class RecordBuilder {
@@ -158,17 +170,27 @@ export class RecordBuilder {
   }
 
   /**
-   * Native format: a builder of records for many rows that share one envelope (a snapshot chunk: same
-   * table, version, marker and clock), given that envelope as `template` (its `after` and `key` are
-   * ignored). Each record's value is byte-identical to `tryBuild`'s for the event with that row and key,
-   * but the envelope is serialised once, not per row, and no event object is made. Returns null (the
-   * record is too large: build the full event and use `buildLarge`). Debezium format: null (no shortcut).
+   * Native format: the records of many rows that share one envelope (a snapshot chunk: same table,
+   * version, marker and clock) as data, given that envelope as `template` (its `after` and `key` are
+   * ignored): each record is `layoutRecord(layout, afterJson, keyJson)`, byte-identical to
+   * `tryBuild`'s for the event with that row and key, with the envelope serialised once, not per row.
+   * Structured-clonable, so a `worker_threads` encoder writes the same bytes (chunkRecords.ts).
+   * Debezium format: null (no shortcut).
    */
-  rowsWithEnvelope(template: ChangeEvent): ((afterJson: string, keyJson: string) => OutRecord | null) | null {
-    const write = this.envelopeWriter(template);
-    if (write === null) return null;
-    const position = sourcePositionJson(template.source.lsn, template.source.sequence);
-    return (afterJson, keyJson) => write(afterJson, keyJson, position, template.ts_ms);
+  rowsLayout(template: ChangeEvent): RowsLayout | null {
+    if (this.opts.debezium !== undefined || template.old_key !== undefined) return null;
+    // The envelope with markers where the row and the key go; JSON escapes control characters, so
+    // neither marker can occur in the serialised envelope itself.
+    const text =
+      eventHeadJson('null', ROW_MARK) +
+      sourceHeadJson(template.source) +
+      sourcePositionJson(template.source.lsn, template.source.sequence) +
+      sourceTailJson(template.source) +
+      eventTailJson(template.op, template.ts_ms, KEY_MARK, undefined);
+    const row = text.indexOf(ROW_MARK);
+    const key = text.indexOf(KEY_MARK);
+    if (row < 0 || key !== text.length - 2) throw new Error('unexpected envelope layout: the key must be the last field');
+    return { topic: this.topic(template), head: text.slice(0, row), middle: text.slice(row + 1, key), limit: this.opts.maxMessageBytes - 1024 };
   }
 
   /**

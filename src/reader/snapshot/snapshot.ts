@@ -18,7 +18,7 @@ import type { ProgressStore, TableProgress } from './progress.js';
 import type { EventOutputDeps } from '../publish/pipeline.js';
 import type { Lsn } from '../lsn.js';
 import type { TableSnapshotProgress } from '../metrics.js';
-import type { RowImage, SnapshotMarker } from '../../shared/events/changeEvent.js';
+import type { ChangeEvent, RowImage, SnapshotMarker } from '../../shared/events/changeEvent.js';
 import type { DebeziumColumn } from '../encode/debezium.js';
 import type { FieldDef } from 'pg';
 import { buildEnvelope } from '../encode/envelope.js';
@@ -27,6 +27,14 @@ import type { RowJsonEncoder } from '../encode/rowJson.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
 import { keyFrom, withDebeziumDetails } from '../replication/relations.js';
 import { quoteIdent } from '../../shared/core/sql.js';
+import { errorFields } from '../../shared/core/logger.js';
+import type { Decoder } from '../../shared/events/pgTypes.js';
+import type { RowsLayout } from '../encode/chunkRecords.js';
+import { layoutRecord } from '../encode/toRecord.js';
+import type { EncodedChunk } from '../encode/chunkRecords.js';
+import { chunkRecord, writeChunk } from '../encode/chunkRecords.js';
+import { ChunkEncoders } from './encoders.js';
+import type { EncoderTable } from './encoders.js';
 
 /** A further snapshot connection (text type parsers, as `client`) and how to give it back. */
 export interface SnapshotConnection {
@@ -41,6 +49,8 @@ export interface SnapshotDeps extends EventOutputDeps {
   openClient?: () => Promise<SnapshotConnection>;
   /** Connections reading chunks at once, `client` included (CDC_SNAPSHOT_PARALLELISM); default 1. */
   parallelism?: number;
+  /** Threads encoding the native format's chunks (CDC_SNAPSHOT_ENCODERS); default 0: encoded on this thread. */
+  encoders?: number;
   /** Bound on the bytes of chunks read ahead of their turn (CDC_MAX_INFLIGHT_BYTES); default 8 MiB. */
   readAheadBytes?: number;
   progress: ProgressStore;
@@ -201,6 +211,11 @@ interface TableRun {
   debeziumColumns?: DebeziumColumn[];
   /** The native format: the table's row and key JSON writer, made at its first chunk (null: rows go through the row object). */
   rowJson?: RowJsonEncoder | null;
+  /** Encoder threads (CDC_SNAPSHOT_ENCODERS), or null: chunks are encoded on this thread. */
+  encoders: ChunkEncoders | null;
+  /** This table run's id for the encoder threads, and its columns as they take them (made at its first chunk). */
+  id: number;
+  encoderTable?: EncoderTable;
 }
 
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
@@ -208,6 +223,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
   const extra: SnapshotConnection[] = [];
   const readers: Client[] = [client];
   const recorder = new ProgressRecorder(deps.progress);
+  let encoders: ChunkEncoders | null = null;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     let snapshotName = plan.exportedSnapshot;
@@ -230,6 +246,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
       exported: plan.exportedSnapshot !== null,
       versionLsn: plan.versionLsn.toString(),
       readers: readers.length,
+      encoders: deps.records.format === 'native' ? (deps.encoders ?? 0) : 0,
     });
     let dbz: DebeziumSnapshot | null = null;
     if (deps.records.format === 'debezium') {
@@ -257,7 +274,8 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
         }
         return false;
       };
-      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers);
+      if (deps.records.format === 'native' && (deps.encoders ?? 0) > 0) encoders ??= new ChunkEncoders(deps.encoders ?? 0);
+      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers, encoders, i);
       if (result === 'stopped') return 'stopped';
       if (recorder.failed !== null) throw recorder.failed;
     }
@@ -269,6 +287,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
     return 'done';
   } finally {
     await recorder.close();
+    await encoders?.close();
     for (const c of readers) await c.query('COMMIT').catch(() => undefined);
     for (const conn of extra) await conn.release();
   }
@@ -283,6 +302,8 @@ async function snapshotTable(
   laterRows: (client: Client) => Promise<boolean>,
   recorder: ProgressRecorder,
   readers: Client[],
+  encoders: ChunkEncoders | null,
+  id: number,
 ): Promise<'done' | 'stopped'> {
   const { client } = deps;
   const keyed = !table.wholeRowKey;
@@ -309,6 +330,8 @@ async function snapshotTable(
     startRows: p.rows,
     lastLog: Date.now(),
     queuedRows: 0,
+    encoders,
+    id,
   };
   // A keyed table by key ranges; a keyless one by CTID ranges where the server can (else one cursor pass).
   const source = keyed ? keyRanges(run) : await ctidRanges(run);
@@ -484,10 +507,14 @@ async function snapshotRanges(run: TableRun, readers: Client[], source: RangeSou
       const rows = res.rows as (string | null)[][];
       const held = chunkBytes(rows);
       readAhead.take(held);
+      const prep = await prepareChunk(run, res.fields);
+      // On an encoder thread the chunk is encoded while it waits for its turn; on this thread, at its
+      // turn (nothing would overlap, and its records would only be held longer).
+      const early = threadEncoding(run, prep, rows);
       await turns.wait(chunk.index);
       if (turns.aborted || deps.isStopping()) return 'stopped';
       const lastKey = chunk.lastKey(res.fields, rows);
-      await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey, done: chunk.last }));
+      await queueChunk(run, prep, rows, early, lastOfAll, (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey, done: chunk.last }));
       turns.done();
       readAhead.give(held);
     }
@@ -539,7 +566,17 @@ async function snapshotKeyless(run: TableRun): Promise<'done' | 'stopped'> {
     // Native: a short chunk ends the table. Debezium: no row beyond this chunk ends it.
     const tableDone = run.dbz === null ? rows.length < deps.chunkRows : read.length <= deps.chunkRows;
     const lastOfAll = run.dbz !== null && tableDone && rows.length > 0 && !(await run.laterRows(client));
-    await queueChunk(run, res.fields, rows, lastOfAll, (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey: null, done: tableDone }), !tableDone);
+    const prep = await prepareChunk(run, res.fields);
+    await queueChunk(
+      run,
+      prep,
+      rows,
+      // One cursor: nothing to overlap a thread's encoding with.
+      null,
+      lastOfAll,
+      (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey: null, done: tableDone }),
+      !tableDone,
+    );
     if (tableDone) break;
   }
   await client.query('CLOSE cdc_snap');
@@ -550,19 +587,20 @@ function keyOf(fields: FieldDef[], key: string[], row: (string | null)[]): strin
   return key.map((k) => row[fields.findIndex((f) => f.name === k)] as string);
 }
 
-/**
- * Encodes one chunk's rows and queues them (waiting for room under the in-flight bound); its progress
- * (`progressAt(rows done)`) is recorded once the broker confirmed it and every earlier chunk.
- * `skipRecord`: a keyless table's chunk before its last (only its end is recorded).
- */
-async function queueChunk(
-  run: TableRun,
-  fields: FieldDef[],
-  rows: (string | null)[][],
-  lastOfAll: boolean,
-  progressAt: (rowsDone: number) => TableProgress,
-  skipRecord = false,
-): Promise<void> {
+/** What a chunk's rows are encoded with: made per chunk, before its turn, so its encoding can start at once. */
+interface ChunkPrep {
+  fields: FieldDef[];
+  decoders: Decoder[];
+  names: string[];
+  chunkKey: string[];
+  envelope: (row: RowImage | null, key: RowImage | null, marker: SnapshotMarker) => ChangeEvent;
+  /** Native format: the chunk's shared envelope as data (null: the Debezium format). */
+  layout: RowsLayout | null;
+  /** Native format: the table's row and key JSON writer (null: rows go through the row object). */
+  json: RowJsonEncoder | null;
+}
+
+async function prepareChunk(run: TableRun, fields: FieldDef[]): Promise<ChunkPrep> {
   const { deps, table, dbz } = run;
   await deps.types.ensure(fields.map((f) => f.dataTypeID));
   const decoders = fields.map((f) => deps.types.decoder(f.dataTypeID));
@@ -578,9 +616,8 @@ async function queueChunk(
           fields.map((f) => ({ name: f.name, type: deps.types.baseTypeName(f.dataTypeID), typmod: f.dataTypeModifier })),
         ));
   const chunkKey = table.wholeRowKey ? names : table.keyColumns;
-  const entry = deps.tracker.open();
   const now = Date.now();
-  const envelope = (row: RowImage | null, key: RowImage | null, marker: SnapshotMarker) =>
+  const envelope = (row: RowImage | null, key: RowImage | null, marker: SnapshotMarker): ChangeEvent =>
     buildEnvelope({
       op: 'r',
       serverName: deps.serverName,
@@ -601,36 +638,92 @@ async function queueChunk(
       columns,
       renamedTo: table.renamedTo,
     });
-  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsWithEnvelope),
+  // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsLayout),
   // and each row's JSON is written from its text cells without a row object (rowJsonEncoder).
-  const shared = dbz === null ? deps.records.rowsWithEnvelope(envelope(null, null, 'true')) : null;
+  const layout = dbz === null ? deps.records.rowsLayout(envelope(null, null, 'true')) : null;
   const json =
-    shared === null
+    layout === null
       ? null
       : (run.rowJson ??= rowJsonEncoder(
           fields.map((f, i) => ({ name: f.name, decoder: decoders[i]!, baseType: deps.types.baseTypeName(f.dataTypeID) })),
           chunkKey,
           table.wholeRowKey,
         ));
-  for (let j = 0; j < rows.length; j++) {
-    const raw = rows[j]!;
-    if (shared !== null && json !== null) {
-      const after = json.row(raw);
-      const keyJson = json.keyIsRow ? after : json.key(raw);
-      const fast = keyJson === null ? null : shared(after, keyJson);
-      if (fast !== null) {
-        deps.pipeline.enqueue(fast, entry);
-        if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
-        continue;
-      }
+  return { fields, decoders, names, chunkKey, envelope, layout, json };
+}
+
+/**
+ * Starts encoding a chunk's records on an encoder thread, or null: there is none (or none left), or the
+ * chunk has no shortcut (the Debezium format, no row JSON writer); `queueChunk` then writes them here.
+ */
+function threadEncoding(run: TableRun, prep: ChunkPrep, rows: (string | null)[][]): Promise<EncodedChunk> | null {
+  const { deps, table } = run;
+  if (prep.layout === null || prep.json === null || run.encoders === null || !run.encoders.available) return null;
+  run.encoderTable ??= {
+    id: run.id,
+    columns: prep.fields.map((f) => ({ name: f.name, spec: deps.types.decoderSpec(f.dataTypeID), baseType: deps.types.baseTypeName(f.dataTypeID) })),
+    keyColumns: prep.chunkKey,
+    wholeRowKey: table.wholeRowKey,
+  };
+  const encoded = run.encoders.encode(run.encoderTable, prep.layout, rows);
+  // Awaited at the chunk's turn; a reader stopping before it must not leave the rejection unhandled.
+  encoded.catch(() => undefined);
+  return encoded;
+}
+
+/**
+ * Queues one chunk's records (waiting for room under the in-flight bound): the encoder thread's
+ * (`early`), else written here a buffer at a time (`writeChunk`), else, for a row neither has, built
+ * from the row object. Its progress (`progressAt(rows done)`) is recorded once the broker confirmed
+ * it and every earlier chunk.
+ * `skipRecord`: a keyless table's chunk before its last (only its end is recorded).
+ */
+async function queueChunk(
+  run: TableRun,
+  prep: ChunkPrep,
+  rows: (string | null)[][],
+  early: Promise<EncodedChunk> | null,
+  lastOfAll: boolean,
+  progressAt: (rowsDone: number) => TableProgress,
+  skipRecord = false,
+): Promise<void> {
+  const { deps, table, dbz } = run;
+  const { decoders, names, chunkKey, layout, json } = prep;
+  let encoded: EncodedChunk | null = null;
+  if (early !== null) {
+    try {
+      encoded = await early;
+    } catch (err) {
+      if (run.encoders?.firstFallback())
+        deps.log.warn('snapshot encoder thread failed: its chunks are encoded on the main thread', {
+          ...errorFields(err),
+          threadsLeft: run.encoders.available,
+        });
     }
+  }
+  const writeHere = encoded === null && layout !== null && json !== null;
+  // Row j's record is the (j − base)-th of `encoded`, which has the rows up to its `end`.
+  let base = 0;
+  const entry = deps.tracker.open();
+  for (let j = 0; j < rows.length; j++) {
+    if (writeHere && (encoded === null || j >= encoded.end)) {
+      encoded = writeChunk(json, layout, rows, j, true);
+      base = j;
+    }
+    const record = encoded === null || layout === null ? null : chunkRecord(encoded, j - base, layout.topic);
+    if (record !== null) {
+      deps.pipeline.enqueue(record, entry);
+      if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
+      continue;
+    }
+    const raw = rows[j]!;
     const row: RowImage = {};
     for (let i = 0; i < names.length; i++) {
       const v = raw[i];
       row[names[i]!] = v === null || v === undefined ? null : decoders[i]!(v);
     }
     const key = keyFrom(table, chunkKey, table.wholeRowKey, row);
-    const fast = json === null ? shared?.(JSON.stringify(row), JSON.stringify(key)) : null;
+    const fast = json === null && layout !== null ? layoutRecord(layout, JSON.stringify(row), JSON.stringify(key)) : null;
     if (fast) {
       deps.pipeline.enqueue(fast, entry);
     } else {
@@ -641,7 +734,7 @@ async function queueChunk(
       } else if (lastOfAll && j === rows.length - 1) {
         marker = 'last';
       }
-      const event = envelope(row, key, marker);
+      const event = prep.envelope(row, key, marker);
       const built = deps.records.tryBuild(event) ?? (await deps.records.buildLarge(event));
       deps.pipeline.enqueueBuilt(built, entry);
     }

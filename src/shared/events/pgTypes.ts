@@ -147,3 +147,27 @@ export function parseArray(text: string, element: Decoder, delimiter = ','): unk
   };
   return parseLevel();
 }
+
+/**
+ * How a type's text is decoded, as data: a built-in's OID (its decoder in `builtinDecoders`), `text`
+ * (the text itself), or an array of an element spec with its delimiter. Structured-clonable, so a
+ * `worker_threads` encoder rebuilds the very decoders (`decoderOf`) the registry hands out (the row
+ * JSON writer's fast paths compare decoders by identity).
+ */
+export type DecoderSpec = number | 'text' | { array: DecoderSpec; delimiter: string };
+
+const arrayDecoders = new WeakMap<object, Decoder>();
+
+/** The decoder a spec describes (the same function for the same built-in). */
+export function decoderOf(spec: DecoderSpec): Decoder {
+  if (spec === 'text') return decodeText;
+  if (typeof spec === 'number') return builtinDecoders.get(spec) ?? decodeText;
+  let d = arrayDecoders.get(spec);
+  if (d === undefined) {
+    const elem = decoderOf(spec.array);
+    const delim = spec.delimiter;
+    d = (t) => parseArray(t, elem, delim);
+    arrayDecoders.set(spec, d);
+  }
+  return d;
+}

@@ -5,7 +5,8 @@
  * timestamp ... does not say what the column is, and sinks that map types (Elasticsearch) need it.
  */
 import type { Decoder } from './pgTypes.js';
-import { builtinDecoders, decodeText, parseArray } from './pgTypes.js';
+import type { DecoderSpec } from './pgTypes.js';
+import { builtinDecoders, decoderOf } from './pgTypes.js';
 
 export interface TypeRegistryOptions {
   /** json/jsonb as PostgreSQL's text instead of the JSON value (the Debezium format sends the text). */
@@ -63,14 +64,14 @@ const BUILTIN_NAMES: ReadonlyMap<number, TypeName> = new Map(
 const TEXT_LIKE: ReadonlySet<string> = new Set(['text', 'varchar', 'bpchar', 'name', 'char']);
 
 export class TypeRegistry {
-  private readonly decoders = new Map<number, Decoder>(builtinDecoders);
+  private readonly specs = new Map<number, DecoderSpec>([...builtinDecoders.keys()].map((oid) => [oid, oid]));
   private readonly names = new Map<number, TypeName>(BUILTIN_NAMES);
 
   constructor(
     private readonly query: Query,
     options: TypeRegistryOptions = {},
   ) {
-    if (options.jsonAsText) for (const oid of [114, 3802]) this.decoders.set(oid, decodeText);
+    if (options.jsonAsText) for (const oid of [114, 3802]) this.specs.set(oid, 'text');
   }
 
   /** The type's name whether listed or not (`int4`, `numeric`, `text[]`, a domain's base type's): the Debezium encoder's switch. */
@@ -80,7 +81,12 @@ export class TypeRegistry {
 
   /** Synchronous lookup; call `ensure` first for OIDs that may be new. Unknown → text. */
   decoder(oid: number): Decoder {
-    return this.decoders.get(oid) ?? decodeText;
+    return decoderOf(this.decoderSpec(oid));
+  }
+
+  /** The decoder as data (`decoderOf` makes it again, in another thread too). */
+  decoderSpec(oid: number): DecoderSpec {
+    return this.specs.get(oid) ?? 'text';
   }
 
   /** The name `source.types` gives a column of this type, or null when the column is not listed. */
@@ -122,24 +128,22 @@ export class TypeRegistry {
     for (const oid of missing) {
       const r = byOid.get(oid);
       if (!r) {
-        this.decoders.set(oid, decodeText);
+        this.specs.set(oid, 'text');
         this.names.set(oid, { name: 'unknown', listed: true });
         continue;
       }
       const own = r.nspname === 'pg_catalog' ? r.typname : `${r.nspname}.${r.typname}`;
       if (r.typcategory === 'A' && r.typelem !== 0) {
-        const elem = this.decoder(Number(r.typelem));
-        const delim = r.typdelim || ',';
-        this.decoders.set(oid, (t) => parseArray(t, elem, delim));
+        this.specs.set(oid, { array: this.decoderSpec(Number(r.typelem)), delimiter: r.typdelim || ',' });
         // Always listed: a JSON array does not say what its elements are.
         this.names.set(oid, { name: `${this.names.get(Number(r.typelem))?.name ?? 'unknown'}[]`, listed: true });
       } else if (r.typtype === 'd') {
-        this.decoders.set(oid, this.decoder(Number(r.typbasetype)));
+        this.specs.set(oid, this.decoderSpec(Number(r.typbasetype)));
         this.names.set(oid, this.names.get(Number(r.typbasetype)) ?? { name: 'unknown', listed: true });
       } else {
         // enums, composites, ranges, geometric, network types: their text form; enum labels and
         // text-like types are plain strings, the others are listed by name.
-        this.decoders.set(oid, decodeText);
+        this.specs.set(oid, 'text');
         this.names.set(oid, { name: own, listed: !(r.typtype === 'e' || (r.nspname === 'pg_catalog' && TEXT_LIKE.has(r.typname))) });
       }
     }

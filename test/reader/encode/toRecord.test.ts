@@ -1,6 +1,6 @@
 /** RecordBuilder in the Debezium format: the records each event becomes under Debezium's settings. */
 import { describe, expect, test } from '@jest/globals';
-import { RecordBuilder } from '../../../src/reader/encode/toRecord.js';
+import { layoutRecord, RecordBuilder } from '../../../src/reader/encode/toRecord.js';
 import type { Built } from '../../../src/reader/encode/toRecord.js';
 import { buildEnvelope } from '../../../src/reader/encode/envelope.js';
 import type { EnvelopeInput } from '../../../src/reader/encode/envelope.js';
@@ -165,7 +165,7 @@ describe('RecordBuilder, Debezium format', () => {
   });
 });
 
-describe('RecordBuilder.rowsWithEnvelope (native format, snapshot chunks)', () => {
+describe('RecordBuilder.rowsLayout and layoutRecord (native format, snapshot chunks)', () => {
   const native = (maxMessageBytes = 1_000_000) =>
     new RecordBuilder({ topic: 'hub', topicTemplate: null, prefix: 'shop', maxMessageBytes }, null, memoryLogger());
   const snap = (over: Partial<EnvelopeInput> = {}): EnvelopeInput =>
@@ -183,18 +183,18 @@ describe('RecordBuilder.rowsWithEnvelope (native format, snapshot chunks)', () =
     const b = native();
     const key = { id: (after as Record<string, unknown>).id ?? null };
     const expected = b.tryBuild(buildEnvelope(snap({ ...over, after, key }))) as OutRecord;
-    const rows = b.rowsWithEnvelope(buildEnvelope(snap({ ...over, after: { ignored: 1 }, key: { ignored: 2 } })))!;
-    const got = rows(JSON.stringify(after), JSON.stringify(key))!;
+    const layout = b.rowsLayout(buildEnvelope(snap({ ...over, after: { ignored: 1 }, key: { ignored: 2 } })))!;
+    const got = layoutRecord(layout, JSON.stringify(after), JSON.stringify(key))!;
     expect(got.topic).toBe(expected.topic);
     expect(got.key!.toString()).toBe(expected.key!.toString());
     expect(got.value!.toString()).toBe(expected.value!.toString());
   });
 
   test('too large: null (the caller takes the claim-check path); the Debezium format has no shortcut', () => {
-    const rows = native(2_000).rowsWithEnvelope(buildEnvelope(snap()))!;
-    expect(rows(JSON.stringify({ doc: 'x'.repeat(500) }), '{"id":1}')).not.toBeNull();
-    expect(rows(JSON.stringify({ doc: 'x'.repeat(1_000) }), '{"id":1}')).toBeNull();
-    expect(builder().rowsWithEnvelope(buildEnvelope(snap({ columns })))).toBeNull();
+    const layout = native(2_000).rowsLayout(buildEnvelope(snap()))!;
+    expect(layoutRecord(layout, JSON.stringify({ doc: 'x'.repeat(500) }), '{"id":1}')).not.toBeNull();
+    expect(layoutRecord(layout, JSON.stringify({ doc: 'x'.repeat(1_000) }), '{"id":1}')).toBeNull();
+    expect(builder().rowsLayout(buildEnvelope(snap({ columns })))).toBeNull();
   });
 });
 

@@ -1,0 +1,80 @@
+import { describe, expect, test } from '@jest/globals';
+import { chunkRecord, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
+import { rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
+import { layoutRecord } from '../../../src/reader/encode/toRecord.js';
+import type { RowsLayout } from '../../../src/reader/encode/chunkRecords.js';
+import { decodeInt8, decodeText } from '../../../src/shared/events/pgTypes.js';
+
+const layout = (limit = 10_000_000): RowsLayout => ({ topic: 'hub', head: '{"before":null,"after":', middle: ',"source":{"é":"☃"},"op":"r","key":', limit });
+const json = rowJsonEncoder(
+  [
+    { name: 'id', decoder: decodeInt8, baseType: 'int8' },
+    { name: 'doc', decoder: decodeText, baseType: 'text' },
+  ],
+  ['id'],
+  false,
+)!;
+
+/** What the one-record path makes of a row (the reference). */
+const reference = (l: RowsLayout, raw: (string | null)[]) => {
+  const key = json.key(raw);
+  return key === null ? null : layoutRecord(l, json.row(raw), key);
+};
+
+describe('writeChunk / chunkRecord: a chunk of records in shared buffers', () => {
+  test('byte-identical to layoutRecord for every row, across segment boundaries and multi-byte text', () => {
+    const rows: (string | null)[][] = [];
+    // ~3 MB of values: several 1 MiB segments, rows of 1–4 byte characters, a value larger than a segment.
+    for (let i = 0; i < 6_000; i++) rows.push([String(i), ['a', 'é', '☃', '😀'][i % 4]!.repeat(i % 300)]);
+    rows.push(['900719925474099312345', 'x'.repeat(2_500_000)]);
+    rows.push(['-1', '"}\u2028\\ \u0000']);
+    const l = layout();
+    const chunk = writeChunk(json, l, rows);
+    expect(chunk.segments.length).toBeGreaterThan(3);
+    for (let j = 0; j < rows.length; j++) {
+      const got = chunkRecord(chunk, j, l.topic)!;
+      const want = reference(l, rows[j]!)!;
+      expect(got.topic).toBe('hub');
+      expect(got.key!.equals(want.key!)).toBe(true);
+      expect(got.value!.equals(want.value!)).toBe(true);
+    }
+  });
+
+  test('no record for a NULL key cell or an over-limit record (the row-object path names or stores them)', () => {
+    const l = layout(200);
+    const rows: (string | null)[][] = [
+      ['1', 'small'],
+      [null, 'key cell NULL'],
+      ['2', 'x'.repeat(300)],
+      ['3', 'after the large one'],
+    ];
+    const chunk = writeChunk(json, l, rows);
+    expect(chunkRecord(chunk, 0, 'hub')!.value!.toString()).toBe(reference(l, rows[0]!)!.value!.toString());
+    expect(chunkRecord(chunk, 1, 'hub')).toBeNull();
+    expect(reference(l, rows[2]!)).toBeNull();
+    expect(chunkRecord(chunk, 2, 'hub')).toBeNull();
+    expect(chunkRecord(chunk, 3, 'hub')!.value!.toString()).toBe(reference(l, rows[3]!)!.value!.toString());
+  });
+
+  test('one buffer at a time (the main thread): consecutive calls give every row once, each within one buffer', () => {
+    const rows: (string | null)[][] = [];
+    for (let i = 0; i < 5_000; i++) rows.push([String(i), '☃'.repeat(i % 700)]);
+    const l = layout();
+    let calls = 0;
+    for (let from = 0; from < rows.length; calls++) {
+      const chunk = writeChunk(json, l, rows, from, true);
+      expect(chunk.segments).toHaveLength(1);
+      expect(chunk.end).toBeGreaterThan(from);
+      for (let j = from; j < chunk.end; j++) expect(chunkRecord(chunk, j - from, 'hub')!.value!.equals(reference(l, rows[j]!)!.value!)).toBe(true);
+      from = chunk.end;
+    }
+    // About 5.3 MB of values: several buffers' worth, one call each.
+    expect(calls).toBeGreaterThan(4);
+  });
+
+  test('an empty chunk has no segments', () => {
+    const chunk = writeChunk(json, layout(), []);
+    expect(chunk.segments).toEqual([]);
+    expect(chunk.index.length).toBe(0);
+  });
+});
