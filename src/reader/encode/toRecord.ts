@@ -24,7 +24,7 @@ import type { EventWithColumns } from './envelope.js';
 import type { DebeziumColumn, DebeziumSettings } from './debezium.js';
 import { debeziumEventJson, debeziumKeyJson } from './debeziumEnvelope.js';
 import type { RowsLayout } from './chunkRecords.js';
-import { rowRecordText } from './chunkRecords.js';
+import { RecordBuffers, rowRecordText } from './chunkRecords.js';
 
 /** One record (native format) or 0–2 (Debezium format: a skipped op, a delete and its tombstone). */
 export type Built = OutRecord | OutRecord[];
@@ -51,6 +51,8 @@ export function layoutRecord(layout: RowsLayout, afterJson: string, keyJson: str
 }
 
 export class RecordBuilder {
+  /** Where the stream's insert records are written (`envelopeWriter`). */
+  private readonly buffers = new RecordBuffers();
   /**
    * Synchronous fast path; returns null when the event is too large (use `buildLarge`). Chosen once
    * per format in the constructor, so the native path takes no per-event format decision.
@@ -227,8 +229,9 @@ export class RecordBuilder {
     const op = template.op;
     const topic = this.topic(template);
     const limit = this.opts.maxMessageBytes - 1024;
+    const buffers = this.buffers;
     return (afterJson, keyJson, positionJson, nowMs) => {
-      const value = Buffer.from(eventHeadJson('null', afterJson) + head + positionJson + tail + eventTailJson(op, nowMs, keyJson, undefined));
+      const value = buffers.write(eventHeadJson('null', afterJson) + head + positionJson + tail + eventTailJson(op, nowMs, keyJson, undefined));
       // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
       const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
       return value.length + key.length > limit ? null : { topic, key, value };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { chunkRecord, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
+import { chunkRecord, RecordBuffers, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
 import { rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
 import { layoutRecord } from '../../../src/reader/encode/toRecord.js';
 import type { RowsLayout } from '../../../src/reader/encode/chunkRecords.js';
@@ -76,5 +76,27 @@ describe('writeChunk / chunkRecord: a chunk of records in shared buffers', () =>
     const chunk = writeChunk(json, layout(), []);
     expect(chunk.segments).toEqual([]);
     expect(chunk.index.length).toBe(0);
+  });
+});
+
+describe('RecordBuffers: the stream records written into shared buffers', () => {
+  test('each value is its text in UTF-8, across buffer boundaries; earlier values are never overwritten', () => {
+    const buffers = new RecordBuffers();
+    const texts = Array.from({ length: 20_000 }, (_, i) => ['a', 'é', '☃', '😀'][i % 4]!.repeat(i % 400) + String(i));
+    const values = texts.map((t) => buffers.write(t));
+    texts.forEach((t, i) => expect(values[i]!.equals(Buffer.from(t))).toBe(true));
+    // Shared: many values per ArrayBuffer (about 4.6 MB in all).
+    const arrayBuffers = new Set(values.map((v) => v.buffer));
+    expect(arrayBuffers.size).toBeGreaterThan(3);
+    expect(arrayBuffers.size).toBeLessThan(20);
+  });
+
+  test('a value too large to share a buffer gets one of its own', () => {
+    const buffers = new RecordBuffers();
+    const small = buffers.write('x');
+    const large = buffers.write('y'.repeat(2_000_000));
+    expect(large.length).toBe(2_000_000);
+    expect(large.buffer).not.toBe(small.buffer);
+    expect(buffers.write('z').buffer).toBe(small.buffer);
   });
 });
