@@ -108,6 +108,22 @@ const tsMs = (n: number | null | undefined): string => {
 };
 const str = (v: string | null): string => (v === null ? 'null' : J(v));
 const row = (r: RowImage | null): string => (r === null ? 'null' : J(r));
+/**
+ * The JSON of the source's names (version, connector, server, database, schema, table, snapshot
+ * marker): the same few strings in every event, so each is escaped once (a single-row transaction
+ * spent most of its `sourceHeadJson` escaping them, docs/reader.md run 16). Bounded: past that many
+ * distinct names the rest are escaped each time.
+ */
+const namesJson = new Map<string, string>();
+const NAMES_KEPT = 4096;
+const name = (v: string): string => {
+  let json = namesJson.get(v);
+  if (json === undefined) {
+    json = J(v);
+    if (namesJson.size < NAMES_KEPT) namesJson.set(v, json);
+  }
+  return json;
+};
 /** `source.types` is one object per relation: its JSON is computed once, not once per event. */
 const typesJson = new WeakMap<Record<string, string>, string>();
 const types = (t: Record<string, string>): string => {
@@ -159,8 +175,8 @@ function clock(n: number): string {
 /** `source` from its opening brace to `txId` and the comma after it: the same for a transaction's changes of one table. */
 export function sourceHeadJson(s: ChangeEvent['source']): string {
   return (
-    `{"version":${J(s.version)},"connector":${J(s.connector)},"name":${J(s.name)},"ts_ms":${tsMs(s.ts_ms)},"snapshot":${J(s.snapshot)},` +
-    `"db":${J(s.db)},"schema":${J(s.schema)},"table":${J(s.table)},"txId":${num(s.txId)},`
+    `{"version":${name(s.version)},"connector":${name(s.connector)},"name":${name(s.name)},"ts_ms":${tsMs(s.ts_ms)},"snapshot":${name(s.snapshot)},` +
+    `"db":${name(s.db)},"schema":${name(s.schema)},"table":${name(s.table)},"txId":${num(s.txId)},`
   );
 }
 
