@@ -24,13 +24,13 @@ export function rowRecordText(layout: RowsLayout, afterJson: string, keyJson: st
   return layout.head + afterJson + layout.middle + keyJson + '}';
 }
 
-/** Values of a chunk share buffers of this size (a larger value gets one of its own). */
+/** Values share buffers of this size (a value that may be larger gets one of its own). */
 const SEGMENT_BYTES = 1024 * 1024;
 /** Per row in `EncodedChunk.index`: segment (−1: no record, see `chunkRecord`), value start, value end, key start. */
 const SLOTS = 4;
 
 export interface EncodedChunk {
-  /** The buffers the records' bytes are in (their own `ArrayBuffer`s, so transferable). */
+  /** The buffers the records' bytes are in (`RecordBuffers`': their own `ArrayBuffer`s, so transferable). */
   segments: ArrayBuffer[];
   /** `SLOTS` integers per row, from the first row written; the key ends where the value's closing `}` starts. */
   index: Int32Array;
@@ -39,23 +39,23 @@ export interface EncodedChunk {
 }
 
 /**
- * Writes the records of `rows` (text cells, as the snapshot reads them). A row whose key has a NULL
- * cell, or whose record is over `layout.limit`, gets none: the caller builds it from the row object,
- * which names the problem or takes the claim-check path.
- * From row `from`, every row; `oneSegment`: only the rows that fit in one buffer (at least one), so
+ * Writes the records of `rows` (text cells, as the snapshot reads them) into `buffers`. A row whose key
+ * has a NULL cell, or whose record is over `layout.limit`, gets none: the caller builds it from the row
+ * object, which names the problem or takes the claim-check path.
+ * From row `from`, every row; `oneSegment`: only the rows that go into one buffer (at least one), so
  * that the main thread, which queues them before it writes more, holds no more than that at a time.
+ * An encoder thread passes `buffers` of the chunk's own, so that its buffers can be transferred.
  */
 export function writeChunk(
   json: RowJsonEncoder,
   layout: RowsLayout,
   rows: readonly (readonly (string | null)[])[],
+  buffers: RecordBuffers,
   from = 0,
   oneSegment = false,
 ): EncodedChunk {
   const index = new Int32Array((rows.length - from) * SLOTS);
   const segments: ArrayBuffer[] = [];
-  let segment = Buffer.allocUnsafeSlow(0);
-  let at = 0;
   for (let j = from; j < rows.length; j++) {
     const raw = rows[j]!;
     const after = json.row(raw);
@@ -66,23 +66,17 @@ export function writeChunk(
     const text = rowRecordText(layout, after, keyJson);
     // A string has at least as many UTF-8 bytes as UTF-16 code units: over the limit whatever it encodes to.
     if (text.length + keyJson.length > layout.limit) continue;
-    // A UTF-16 code unit is at most 3 bytes of UTF-8: with that much room the write is never cut short.
-    const room = text.length * 3;
-    if (at + room > segment.length) {
-      // This row is written again by the next call (one row a buffer's worth: the cost is small).
-      if (oneSegment && segments.length > 0) return { segments, index: index.subarray(0, slot), end: j };
-      segment = Buffer.allocUnsafeSlow(Math.max(SEGMENT_BYTES, room));
-      segments.push(segment.buffer);
-      at = 0;
-    }
-    const bytes = segment.write(text, at);
+    // This row's JSON is made again by the next call (one row a buffer's worth: the cost is small).
+    if (oneSegment && segments.length > 0 && !buffers.fits(text)) return { segments, index: index.subarray(0, slot), end: j };
+    const value = buffers.write(text);
     const keyBytes = Buffer.byteLength(keyJson);
-    if (bytes + keyBytes > layout.limit) continue;
+    if (value.length + keyBytes > layout.limit) continue;
+    if (segments.at(-1) !== value.buffer) segments.push(value.buffer);
+    const end = value.byteOffset + value.length;
     index[slot] = segments.length - 1;
-    index[slot + 1] = at;
-    index[slot + 2] = at + bytes;
-    index[slot + 3] = at + bytes - 1 - keyBytes;
-    at += bytes;
+    index[slot + 1] = value.byteOffset;
+    index[slot + 2] = end;
+    index[slot + 3] = end - 1 - keyBytes;
   }
   return { segments, index, end: rows.length };
 }
@@ -109,10 +103,16 @@ export class RecordBuffers {
   private segment = Buffer.allocUnsafeSlow(0);
   private at = 0;
 
-  /** `text`'s UTF-8 bytes. */
-  write(text: string): Buffer {
+  /** Whether `write(text)` puts it into the buffer the last value went into. */
+  fits(text: string): boolean {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: with that much room the write is never cut short.
     const room = text.length * 3;
-    // A value too large to share a buffer gets its own, of its size.
+    return room <= SEGMENT_BYTES && this.at + room <= this.segment.length;
+  }
+
+  /** `text`'s UTF-8 bytes, a view of a shared buffer (their own buffer, not from Node's pool, for a value too large to share one). */
+  write(text: string): Buffer<ArrayBuffer> {
+    const room = text.length * 3;
     if (room > SEGMENT_BYTES) return Buffer.from(text);
     if (this.at + room > this.segment.length) {
       this.segment = Buffer.allocUnsafeSlow(SEGMENT_BYTES);

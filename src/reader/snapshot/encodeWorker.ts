@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { rowJsonEncoder } from '../encode/rowJson.js';
 import type { RowJsonEncoder } from '../encode/rowJson.js';
-import { writeChunk } from '../encode/chunkRecords.js';
+import { RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
 import { decoderOf } from '../../shared/events/pgTypes.js';
 import type { EncodeReply, EncodeRequest } from './encoders.js';
 
@@ -29,7 +29,8 @@ port.on('message', (req: EncodeRequest) => {
       if (json === null) throw new Error('the table has no row JSON encoder (a column name is an array index); it is encoded on the main thread');
       table = { id: req.table.id, json };
     }
-    const chunk = writeChunk(table.json, req.layout, req.rows);
+    // Buffers of this chunk's own: they are transferred.
+    const chunk = writeChunk(table.json, req.layout, req.rows, new RecordBuffers());
     reply = { id: req.id, chunk };
     transfer = [...chunk.segments, chunk.index.buffer as ArrayBuffer];
   } catch (err) {

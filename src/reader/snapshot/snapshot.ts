@@ -32,7 +32,7 @@ import type { Decoder } from '../../shared/events/pgTypes.js';
 import type { RowsLayout } from '../encode/chunkRecords.js';
 import { layoutRecord } from '../encode/toRecord.js';
 import type { EncodedChunk } from '../encode/chunkRecords.js';
-import { chunkRecord, writeChunk } from '../encode/chunkRecords.js';
+import { chunkRecord, RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
 import { ChunkEncoders } from './encoders.js';
 import type { EncoderTable } from './encoders.js';
 
@@ -216,6 +216,8 @@ interface TableRun {
   /** This table run's id for the encoder threads, and its columns as they take them (made at its first chunk). */
   id: number;
   encoderTable?: EncoderTable;
+  /** Where this thread writes the table's records (`writeChunk`): a chunk goes on in the buffer the last one left. */
+  buffers: RecordBuffers;
 }
 
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
@@ -223,6 +225,8 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
   const extra: SnapshotConnection[] = [];
   const readers: Client[] = [client];
   const recorder = new ProgressRecorder(deps.progress);
+  // Only the native format has the shortcut the threads write; started at the first table to read.
+  const encoderCount = deps.records.format === 'native' ? (deps.encoders ?? 0) : 0;
   let encoders: ChunkEncoders | null = null;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
@@ -246,7 +250,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
       exported: plan.exportedSnapshot !== null,
       versionLsn: plan.versionLsn.toString(),
       readers: readers.length,
-      encoders: deps.records.format === 'native' ? (deps.encoders ?? 0) : 0,
+      encoders: encoderCount,
     });
     let dbz: DebeziumSnapshot | null = null;
     if (deps.records.format === 'debezium') {
@@ -274,7 +278,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
         }
         return false;
       };
-      if (deps.records.format === 'native' && (deps.encoders ?? 0) > 0) encoders ??= new ChunkEncoders(deps.encoders ?? 0);
+      if (encoderCount > 0) encoders ??= new ChunkEncoders(encoderCount);
       const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers, encoders, i);
       if (result === 'stopped') return 'stopped';
       if (recorder.failed !== null) throw recorder.failed;
@@ -332,6 +336,7 @@ async function snapshotTable(
     queuedRows: 0,
     encoders,
     id,
+    buffers: new RecordBuffers(),
   };
   // A keyed table by key ranges; a keyless one by CTID ranges where the server can (else one cursor pass).
   const source = keyed ? keyRanges(run) : await ctidRanges(run);
@@ -707,7 +712,7 @@ async function queueChunk(
   const entry = deps.tracker.open();
   for (let j = 0; j < rows.length; j++) {
     if (writeHere && (encoded === null || j >= encoded.end)) {
-      encoded = writeChunk(json, layout, rows, j, true);
+      encoded = writeChunk(json, layout, rows, run.buffers, j, true);
       base = j;
     }
     const record = encoded === null || layout === null ? null : chunkRecord(encoded, j - base, layout.topic);

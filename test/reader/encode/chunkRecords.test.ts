@@ -29,7 +29,7 @@ describe('writeChunk / chunkRecord: a chunk of records in shared buffers', () =>
     rows.push(['900719925474099312345', 'x'.repeat(2_500_000)]);
     rows.push(['-1', '"}\u2028\\ \u0000']);
     const l = layout();
-    const chunk = writeChunk(json, l, rows);
+    const chunk = writeChunk(json, l, rows, new RecordBuffers());
     expect(chunk.segments.length).toBeGreaterThan(3);
     for (let j = 0; j < rows.length; j++) {
       const got = chunkRecord(chunk, j, l.topic)!;
@@ -48,7 +48,7 @@ describe('writeChunk / chunkRecord: a chunk of records in shared buffers', () =>
       ['2', 'x'.repeat(300)],
       ['3', 'after the large one'],
     ];
-    const chunk = writeChunk(json, l, rows);
+    const chunk = writeChunk(json, l, rows, new RecordBuffers());
     expect(chunkRecord(chunk, 0, 'hub')!.value!.toString()).toBe(reference(l, rows[0]!)!.value!.toString());
     expect(chunkRecord(chunk, 1, 'hub')).toBeNull();
     expect(reference(l, rows[2]!)).toBeNull();
@@ -60,9 +60,10 @@ describe('writeChunk / chunkRecord: a chunk of records in shared buffers', () =>
     const rows: (string | null)[][] = [];
     for (let i = 0; i < 5_000; i++) rows.push([String(i), '☃'.repeat(i % 700)]);
     const l = layout();
+    const buffers = new RecordBuffers();
     let calls = 0;
     for (let from = 0; from < rows.length; calls++) {
-      const chunk = writeChunk(json, l, rows, from, true);
+      const chunk = writeChunk(json, l, rows, buffers, from, true);
       expect(chunk.segments).toHaveLength(1);
       expect(chunk.end).toBeGreaterThan(from);
       for (let j = from; j < chunk.end; j++) expect(chunkRecord(chunk, j - from, 'hub')!.value!.equals(reference(l, rows[j]!)!.value!)).toBe(true);
@@ -73,7 +74,7 @@ describe('writeChunk / chunkRecord: a chunk of records in shared buffers', () =>
   });
 
   test('an empty chunk has no segments', () => {
-    const chunk = writeChunk(json, layout(), []);
+    const chunk = writeChunk(json, layout(), [], new RecordBuffers());
     expect(chunk.segments).toEqual([]);
     expect(chunk.index.length).toBe(0);
   });

@@ -5,7 +5,7 @@ import { SESSION_OPTIONS, textTypes } from '../../../src/shared/events/pgTables.
 import { TypeRegistry } from '../../../src/shared/events/typeRegistry.js';
 import { decoderOf } from '../../../src/shared/events/pgTypes.js';
 import { rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
-import { chunkRecord, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
+import { chunkRecord, RecordBuffers, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
 import { layoutRecord } from '../../../src/reader/encode/toRecord.js';
 import type { RowsLayout } from '../../../src/reader/encode/chunkRecords.js';
 import { ChunkEncoders } from '../../../src/reader/snapshot/encoders.js';
@@ -61,7 +61,7 @@ describe('ChunkEncoders: snapshot chunks encoded on worker threads', () => {
       ['id'],
       false,
     )!;
-    const local = writeChunk(json, layout, rows);
+    const local = writeChunk(json, layout, rows, new RecordBuffers());
     for (let j = 0; j < rows.length; j++) {
       const raw = rows[j]!;
       const row: RowImage = {};
