@@ -16,7 +16,11 @@
 //     at a fixed BENCH_RATE single-row transactions/s (pgbench -R) for BENCH_RATE_SECONDS, after a
 //     short warm-up whose samples are reset.
 //  Also per round: the reader's peak RSS, and its CPU µs per change in phases 2 and 3 (utime+stime from
-//  /proc, steadier than rates on a shared machine), and the load average.
+//  /proc, steadier than rates on a shared machine), and the load average. In phases 1 and 2 the CPU µs
+//  per change of the slot's walsender, of pg_recvlogical and of the broker too, and `boundPerSec`: the
+//  drain rate at which the reader, its walsender and the broker together use every core (what a
+//  shared machine allows at the measured costs).
+// BENCH_READER_OUT=<file>: write the result there instead of bench/results/reader.json (probe runs).
 // BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader on its own
 // slot over the same WAL (phase 2), then its own bulk and fixed-rate phases: a paired A/B.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process there (profiling, not for figures).
@@ -25,6 +29,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import pg from 'pg';
+import { brokerPid, cpuOf, peakRssMb } from './proc.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
@@ -121,12 +126,18 @@ async function waitReady(r) {
     await new Promise((res) => setTimeout(res, 50));
   }
 }
-const peakRssMb = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
-/** utime + stime of a process, in seconds (clock ticks of 1/100 s). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+const broker = brokerPid(envFile.KAFKA_BROKERS);
+/** The walsender serving a slot, once it is active (null if it did not start within a few seconds). */
+async function walsenderOf(slot) {
+  for (let i = 0; i < 200; i++) {
+    const r = await q('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    if (r.rows[0]?.active_pid) return r.rows[0].active_pid;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  return null;
 }
+/** CPU µs per change between two readings, or null when either is missing. */
+const usPer = (a, b, n) => (a === null || b === null ? null : +(((b - a) * 1e6) / n).toFixed(2));
 async function stopReader(r) {
   const rss = peakRssMb(r.proc.pid);
   const metrics = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).json();
@@ -152,13 +163,26 @@ async function advance(slot) {
 async function drain(build, end) {
   const r = startReader(build);
   await waitReady(r);
-  const cpu0 = cpuSeconds(r.proc.pid);
+  const walsender = await walsenderOf(build.slot);
+  const cpu0 = cpuOf(r.proc.pid);
+  const ws0 = walsender === null ? null : cpuOf(walsender);
+  const br0 = broker === null ? null : cpuOf(broker);
   const r0 = performance.now();
   const r1 = await waitConfirmed(build.slot, end + 1n);
-  const cpu = cpuSeconds(r.proc.pid) - cpu0;
+  const cpuUsPerChange = usPer(cpu0, cpuOf(r.proc.pid), N);
+  const walsenderCpuUsPerChange = walsender === null ? null : usPer(ws0, cpuOf(walsender), N);
+  const brokerCpuUsPerChange = broker === null ? null : usPer(br0, cpuOf(broker), N);
   const stopped = await stopReader(r);
   const seconds = (r1 - r0) / 1000;
-  return { changesPerSec: Math.round(N / seconds), cpuUsPerChange: +((cpu * 1e6) / N).toFixed(2), rss: stopped.rss };
+  const all = cpuUsPerChange + (walsenderCpuUsPerChange ?? 0) + (brokerCpuUsPerChange ?? 0);
+  return {
+    changesPerSec: Math.round(N / seconds),
+    cpuUsPerChange,
+    walsenderCpuUsPerChange,
+    brokerCpuUsPerChange,
+    boundPerSec: Math.round((cpus().length * 1e6) / all),
+    rss: stopped.rss,
+  };
 }
 
 /** Phases 3 and 4 for a build: a bulk transaction, then a fixed rate. */
@@ -166,12 +190,12 @@ async function bulkAndLatency(build) {
   await advance(build.slot);
   const r = startReader(build);
   await waitReady(r);
-  const cpu0 = cpuSeconds(r.proc.pid);
+  const cpu0 = cpuOf(r.proc.pid);
   await q(`INSERT INTO ${tag}.t (v, note) SELECT g, 'bulk row ' || g FROM generate_series(1, ${BULK}) g`);
   const committed = performance.now();
   const bulkMark = await markEnd();
   const b1 = await waitConfirmed(build.slot, bulkMark + 1n);
-  const bulkCpu = cpuSeconds(r.proc.pid) - cpu0;
+  const bulkCpu = cpuOf(r.proc.pid) - cpu0;
   const bulkRowsPerSec = Math.round(BULK / ((b1 - committed) / 1000));
   pgbench(['-c', '4', '-j', '2', '-R', String(RATE), '-T', '2'], `INSERT INTO ${tag}.t (v, note) VALUES (2, 'warm-up');\n`);
   await waitConfirmed(build.slot, (await markEnd()) + 1n);
@@ -191,40 +215,38 @@ async function bulkAndLatency(build) {
   };
 }
 
-function recvlogical(endPos) {
+/**
+ * The round's ceiling: pg_recvlogical decodes the WAL to its end position into /dev/null. Also the CPU
+ * µs per change of its walsender (sampled every 10 ms until it exits, so its last few ms can be missed)
+ * and of pg_recvlogical itself (/usr/bin/time).
+ */
+async function recvlogical(endPos) {
+  const timeFile = `/tmp/${tag}.time`;
+  const args = ['-h', pgEnv.PGHOST, '-p', pgEnv.PGPORT, '-U', pgEnv.PGUSER, '-d', pgEnv.PGDATABASE, '--slot', limitSlot, '--start', '--no-loop'];
+  args.push('-o', 'proto_version=1', '-o', `publication_names=${tag}_pub`, '--endpos', lsnText(endPos), '-f', '-');
   const t0 = performance.now();
-  execFileSync(
-    'sh',
-    [
-      '-c',
-      'exec "$@" > /dev/null',
-      'pg_recvlogical',
-      'pg_recvlogical',
-      '-h',
-      pgEnv.PGHOST,
-      '-p',
-      pgEnv.PGPORT,
-      '-U',
-      pgEnv.PGUSER,
-      '-d',
-      pgEnv.PGDATABASE,
-    ].concat([
-      '--slot',
-      limitSlot,
-      '--start',
-      '--no-loop',
-      '-o',
-      'proto_version=1',
-      '-o',
-      `publication_names=${tag}_pub`,
-      '--endpos',
-      lsnText(endPos),
-      '-f',
-      '-',
-    ]),
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  return Math.round(N / ((performance.now() - t0) / 1000));
+  const proc = spawn('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, 'sh', '-c', 'exec "$@" > /dev/null', 'pg_recvlogical', 'pg_recvlogical', ...args], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise((r) => proc.on('exit', (code) => r(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+  const walsender = await walsenderOf(limitSlot);
+  const ws0 = walsender === null ? null : cpuOf(walsender);
+  let wsLast = ws0;
+  while (!done && walsender !== null) {
+    wsLast = cpuOf(walsender) ?? wsLast;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const code = await exited;
+  const seconds = (performance.now() - t0) / 1000;
+  if (code !== 0) throw new Error(`pg_recvlogical exited with ${code}`);
+  const [user, sys] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return {
+    limitPerSec: Math.round(N / seconds),
+    limitWalsenderCpuUsPerChange: usPer(ws0, wsLast, N),
+    recvlogicalCpuUsPerChange: +(((user + sys) * 1e6) / N).toFixed(2),
+  };
 }
 
 const stats = (xs) => {
@@ -262,14 +284,15 @@ try {
     const end = await markEnd();
     const endPos = await currentLsn();
     const load = loadavg();
-    const limitPerSec = recvlogical(endPos);
+    const limit = await recvlogical(endPos);
+    const { limitPerSec } = limit;
     await q('SELECT pg_drop_replication_slot($1)', [limitSlot]);
     // Alternate the order of the builds between rounds, so neither always runs first.
     const order = round % 2 === 1 ? builds : [...builds].reverse();
     const rows = {};
     for (const b of order) {
       const d = await drain(b, end);
-      rows[b.name] = { limitPerSec, ...d, ratio: +(d.changesPerSec / limitPerSec).toFixed(3) };
+      rows[b.name] = { ...limit, ...d, ratio: +(d.changesPerSec / limitPerSec).toFixed(3) };
     }
     for (const b of order) {
       const l = await bulkAndLatency(b);
@@ -288,7 +311,23 @@ try {
   for (const b of builds) await q(`DROP SCHEMA IF EXISTS ${b.state} CASCADE`).catch(() => undefined);
   await c.end();
 }
-const FIGURES = ['limitPerSec', 'changesPerSec', 'ratio', 'cpuUsPerChange', 'bulkRowsPerSec', 'bulkCpuUsPerRow', 'rateAchieved', 'p50Ms', 'p99Ms', 'peakRssMb'];
+const FIGURES = [
+  'limitPerSec',
+  'limitWalsenderCpuUsPerChange',
+  'recvlogicalCpuUsPerChange',
+  'changesPerSec',
+  'ratio',
+  'cpuUsPerChange',
+  'walsenderCpuUsPerChange',
+  'brokerCpuUsPerChange',
+  'boundPerSec',
+  'bulkRowsPerSec',
+  'bulkCpuUsPerRow',
+  'rateAchieved',
+  'p50Ms',
+  'p99Ms',
+  'peakRssMb',
+];
 const summary = (rows) => Object.fromEntries(FIGURES.map((f) => [f, stats(rows.map((r) => r[f]))]));
 Object.assign(result, summary(perBuild.current), { loadAverageAfter: loadavg(), perRound: perBuild.current });
 if (COMPARE) result.compare = { dist: COMPARE, ...summary(perBuild.compare), perRound: perBuild.compare };
@@ -297,5 +336,5 @@ result.command = 'npm run bench:reader';
 // The size and A/B settings of this run (unset: the defaults above).
 result.env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_')));
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('./results/reader.json', import.meta.url), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(new URL(process.env.BENCH_READER_OUT ?? './results/reader.json', import.meta.url), JSON.stringify(result, null, 2) + '\n');
 log('result', Object.fromEntries(Object.entries(result).filter(([k]) => k !== 'perRound')));

@@ -20,6 +20,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Admin } from '@platformatic/kafka';
+import { brokerPid, cpuOf } from './proc.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
@@ -39,32 +40,10 @@ const tag = `bsnap_${Date.now().toString(36)}`;
 const pgEnv = { PGHOST: envFile.PGHOST, PGPORT: envFile.PGPORT, PGUSER: envFile.PGUSER, PGDATABASE: envFile.PGDATABASE };
 const log = (msg, extra = {}) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), msg, ...extra }) + '\n');
 const load = () => loadavg().map((x) => +x.toFixed(2));
-const CLK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 const c = new pg.Client({ host: pgEnv.PGHOST, port: Number(pgEnv.PGPORT), user: pgEnv.PGUSER, database: pgEnv.PGDATABASE });
 await c.connect();
 const q = (sql, p) => c.query(sql, p);
-
-/** utime + stime of a process in seconds, or null once it is gone. */
-function cpuOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK;
-  } catch {
-    return null;
-  }
-}
-/** The broker: the process listening on KAFKA_BROKERS' port (ss -ltnp). */
-function brokerPid() {
-  const port = envFile.KAFKA_BROKERS.split(',')[0].split(':').pop();
-  try {
-    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
-    return Number(/pid=(\d+)/.exec(out)?.[1]) || null;
-  } catch {
-    return null;
-  }
-}
 
 async function createTables() {
   await q(`CREATE SCHEMA ${tag}`);
@@ -166,7 +145,7 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   });
   // PostgreSQL CPU of the reader's own backends (sampled; the last 100 ms of a backend may be missed).
   const pgCpu = new Map();
-  const broker = brokerPid();
+  const broker = brokerPid(envFile.KAFKA_BROKERS);
   const brokerBefore = broker ? cpuOf(broker) : null;
   const poll = setInterval(async () => {
     try {
