@@ -137,7 +137,7 @@ const types = (t: Record<string, string>): string => {
  * assembled from the fixed envelope layout with `keyJson` (the record key's JSON) reused, so the key is
  * serialised once per event and the constant source fields are not walked as an object. Events with
  * other fields (`transaction`, `deadletter`) go through `JSON.stringify`. The layout is written by the
- * functions below, which `RecordBuilder.insertsWithEnvelope` also uses for a transaction's inserts.
+ * functions below, which `InsertRecords` (toRecord.ts) also uses for the stream's inserts.
  */
 export function serializeEvent(event: ChangeEvent, keyJson: string | null): string {
   if (event.transaction !== undefined || event.deadletter !== undefined) return J(event);
@@ -158,13 +158,13 @@ export function eventHeadJson(beforeJson: string, afterJson: string): string {
 
 /** After `source`: the op, the reader's clock, the key and the previous key, and the closing brace. */
 export function eventTailJson(op: ChangeOp, nowMs: number, keyJson: string, oldKey: RowImage | undefined): string {
-  return `,"op":${J(op)},"ts_ms":${clock(nowMs)},"key":${keyJson}${oldKey === undefined ? '' : `,"old_key":${J(oldKey)}`}}`;
+  return `,"op":${J(op)},"ts_ms":${eventClockJson(nowMs)},"key":${keyJson}${oldKey === undefined ? '' : `,"old_key":${J(oldKey)}`}}`;
 }
 
-/** The reader's clock (`Date.now()`) as `num` prints it: the same for every event of a millisecond, so the last text is kept. */
+/** The reader's clock (`Date.now()`, the event's `ts_ms`) as `num` prints it: the same for every event of a millisecond, so the last text is kept. */
 let lastClock = NaN;
 let lastClockText = 'null';
-function clock(n: number): string {
+export function eventClockJson(n: number): string {
   if (n !== lastClock) {
     lastClockText = num(n);
     lastClock = n;
@@ -174,11 +174,23 @@ function clock(n: number): string {
 
 /** `source` from its opening brace to `txId` and the comma after it: the same for a transaction's changes of one table. */
 export function sourceHeadJson(s: ChangeEvent['source']): string {
-  return (
-    `{"version":${name(s.version)},"connector":${name(s.connector)},"name":${name(s.name)},"ts_ms":${tsMs(s.ts_ms)},"snapshot":${name(s.snapshot)},` +
-    `"db":${name(s.db)},"schema":${name(s.schema)},"table":${name(s.table)},"txId":${num(s.txId)},`
-  );
+  return `${sourceOpenJson(s)}${tsMs(s.ts_ms)}${sourceNamesJson(s)}${num(s.txId)},`;
 }
+
+/** `source` from its opening brace to the `ts_ms` value: the same in every event of a server. */
+export function sourceOpenJson(s: ChangeEvent['source']): string {
+  return `{"version":${name(s.version)},"connector":${name(s.connector)},"name":${name(s.name)},"ts_ms":`;
+}
+
+/** `source` after the `ts_ms` value up to the `txId` value: the same for a table's changes. */
+export function sourceNamesJson(s: ChangeEvent['source']): string {
+  return `,"snapshot":${name(s.snapshot)},"db":${name(s.db)},"schema":${name(s.schema)},"table":${name(s.table)},"txId":`;
+}
+
+/** `source.ts_ms`'s value, as `sourceHeadJson` prints it. */
+export const sourceTsJson: (n: number | null | undefined) => string = tsMs;
+/** `source.txId`'s value, as `sourceHeadJson` prints it. */
+export const sourceTxIdJson: (n: number | null | undefined) => string = num;
 
 /** `source.lsn` and `source.sequence`: the change's own position. */
 export function sourcePositionJson(lsn: number | null | undefined, sequence: string | null): string {
@@ -186,25 +198,40 @@ export function sourcePositionJson(lsn: number | null | undefined, sequence: str
 }
 
 const MAX_SAFE_LSN = BigInt(Number.MAX_SAFE_INTEGER);
+
 /**
- * `sourcePositionJson` of a transaction's changes (`sequenceOf(lastCommitLsn, lsn)`), the same text,
- * with the previous commit's part of the sequence escaped once and the LSN's digits printed once: the
- * sequence's JSON is its text with the quotes escaped, and an LSN up to 2^53 prints the same as a
- * number and as a bigint.
+ * The JSON of `sequenceOf(lastCommitLsn, …)` up to the change's own LSN: the same for a transaction's
+ * changes. A bigint's digits need no escaping, so it is the text with its quotes escaped.
  */
-export function positionJsonWriter(lastCommitLsn: Lsn | null): (lsn: Lsn) => string {
-  const open = J(sequenceHead(lastCommitLsn)).slice(0, -1); // without its closing quote
-  return (lsn) => {
-    if (lsn > MAX_SAFE_LSN) return sourcePositionJson(Number(lsn), sequenceOf(lastCommitLsn, lsn));
-    const digits = String(lsn);
-    return `"lsn":${digits},"sequence":${open}${digits}\\"]"`;
-  };
+export function sequenceOpenJson(lastCommitLsn: Lsn | null): string {
+  return lastCommitLsn === null ? '"[null,\\"' : `"[\\"${lastCommitLsn}\\",\\"`;
+}
+
+/**
+ * `sourcePositionJson(Number(lsn), sequenceOf(lastCommitLsn, lsn))`, the same text, given `open` =
+ * `sequenceOpenJson(lastCommitLsn)`: the LSN's digits are printed once (an LSN up to 2^53 prints the
+ * same as a number and as a bigint).
+ */
+export function positionJson(open: string, lastCommitLsn: Lsn | null, lsn: Lsn): string {
+  if (lsn > MAX_SAFE_LSN) return sourcePositionJson(Number(lsn), sequenceOf(lastCommitLsn, lsn));
+  const digits = String(lsn);
+  return `"lsn":${digits},"sequence":${open}${digits}\\"]"`;
 }
 
 /** `source` after `sequence`, up to its closing brace. */
 export function sourceTailJson(s: ChangeEvent['source']): string {
+  return `${s.commit_lsn === undefined ? '' : commitLsnJson(s.commit_lsn)}${sourceRestJson(s)}`;
+}
+
+/** `source.commit_lsn` with its leading comma. */
+export function commitLsnJson(commitLsn: number | null): string {
+  return `,"commit_lsn":${num(commitLsn)}`;
+}
+
+/** `source` after `commit_lsn` up to its closing brace: the same for a table's changes of one kind. */
+export function sourceRestJson(s: ChangeEvent['source']): string {
   return (
-    `${s.commit_lsn === undefined ? '' : `,"commit_lsn":${num(s.commit_lsn)}`}${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}` +
+    `${s.unchanged_toast === undefined ? '' : `,"unchanged_toast":${J(s.unchanged_toast)}`}` +
     `${s.types === undefined ? '' : `,"types":${types(s.types)}`}${s.renamed_to === undefined ? '' : `,"renamed_to":${J(s.renamed_to)}`}}`
   );
 }

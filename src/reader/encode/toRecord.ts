@@ -9,15 +9,23 @@ import { claimCheckBlobName, claimCheckPointer } from '../publish/claimCheck.js'
 import type { OutRecord } from '../publish/publisher.js';
 import type { Lsn } from '../lsn.js';
 import {
+  commitLsnJson,
   EVENT_COLUMNS,
   eventHeadJson,
+  eventClockJson,
   eventTailJson,
+  positionJson,
   recordKey,
-  positionJsonWriter,
+  sequenceOpenJson,
   serializeEvent,
   sourceHeadJson,
+  sourceNamesJson,
+  sourceOpenJson,
   sourcePositionJson,
+  sourceRestJson,
   sourceTailJson,
+  sourceTsJson,
+  sourceTxIdJson,
   topicFor,
 } from './envelope.js';
 import type { EventWithColumns } from './envelope.js';
@@ -51,7 +59,7 @@ export function layoutRecord(layout: RowsLayout, afterJson: string, keyJson: str
 }
 
 export class RecordBuilder {
-  /** Where the stream's insert records are written (`envelopeWriter`). */
+  /** Where the stream's insert records are written (`InsertRecords`). */
   private readonly buffers = new RecordBuffers();
   /**
    * Synchronous fast path; returns null when the event is too large (use `buildLarge`). Chosen once
@@ -196,46 +204,14 @@ export class RecordBuilder {
   }
 
   /**
-   * Native format: a builder of the records of a transaction's inserts into one table, given their
-   * envelope as `template` (a `buildEnvelope` event of that transaction and table, op `c`; its row,
-   * key, `lsn`, `sequence` and clock are ignored) and the previous commit's LSN
-   * (`EnvelopeInput.lastCommitLsn`). Each record is byte-identical to `tryBuild`'s for the event
-   * `buildEnvelope` makes with that row, key, LSN and clock, but no row, key or event object is made
-   * (the stream's inserts, stream.ts; the saving is docs/reader.md "Benchmark", run 14). Returns null
-   * in the Debezium format; the builder returns null for a record too large for the hub (build the
-   * event and use `buildLarge`).
+   * Native format: the writer of a table's inserts in the stream (`InsertRecords`), given their
+   * envelope as `template` (a `buildEnvelope` event of the table, op `c`, no old key or unchanged
+   * TOAST; its row, key, transaction and position fields are ignored). Null in the Debezium format or
+   * for another template.
    */
-  insertsWithEnvelope(
-    template: ChangeEvent,
-    lastCommitLsn: Lsn | null,
-  ): ((afterJson: string, keyJson: string, lsn: Lsn, nowMs: number) => OutRecord | null) | null {
-    if (template.op !== 'c' || template.source.unchanged_toast !== undefined) return null;
-    const write = this.envelopeWriter(template);
-    if (write === null) return null;
-    const position = positionJsonWriter(lastCommitLsn);
-    return (afterJson, keyJson, lsn, nowMs) => write(afterJson, keyJson, position(lsn), nowMs);
-  }
-
-  /**
-   * The records of rows in `template`'s envelope (before null, no old key), from the row's and key's
-   * JSON, the change's position (`sourcePositionJson`) and the reader's clock, in `serializeEvent`'s
-   * layout; null in the Debezium format or for a template with an old key. A record too large for the
-   * hub is null.
-   */
-  private envelopeWriter(template: ChangeEvent): ((afterJson: string, keyJson: string, positionJson: string, nowMs: number) => OutRecord | null) | null {
-    if (this.opts.debezium !== undefined || template.old_key !== undefined) return null;
-    const head = sourceHeadJson(template.source);
-    const tail = sourceTailJson(template.source);
-    const op = template.op;
-    const topic = this.topic(template);
-    const limit = this.opts.maxMessageBytes - 1024;
-    const buffers = this.buffers;
-    return (afterJson, keyJson, positionJson, nowMs) => {
-      const value = buffers.write(eventHeadJson('null', afterJson) + head + positionJson + tail + eventTailJson(op, nowMs, keyJson, undefined));
-      // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
-      const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
-      return value.length + key.length > limit ? null : { topic, key, value };
-    };
+  insertRecords(template: ChangeEvent): InsertRecords | null {
+    if (this.opts.debezium !== undefined || template.op !== 'c' || template.old_key !== undefined || template.source.unchanged_toast !== undefined) return null;
+    return new InsertRecords(template, this.topic(template), this.opts.maxMessageBytes - 1024, this.buffers);
   }
 
   async build(event: ChangeEvent): Promise<Built> {
@@ -252,4 +228,77 @@ function columnsOf(event: ChangeEvent): readonly DebeziumColumn[] {
   const columns = (event as EventWithColumns)[EVENT_COLUMNS];
   if (columns === undefined) throw new Error(`event of ${event.source.schema}.${event.source.table} without column metadata (Debezium format)`);
   return columns;
+}
+
+/** A transaction as `InsertRecords.write` needs it: the same object for all of its changes. */
+export interface InsertTx {
+  xid: number;
+  commitLsn: Lsn;
+  commitTimeMs: number;
+}
+
+/**
+ * The records of a table's inserts in the stream (native format; `RecordBuilder.insertRecords`), made
+ * from the row's and key's JSON without row, key or event objects (`ChangeStream.insertRecord`; the
+ * saving is docs/reader.md "Benchmark", runs 14 and 18). Each record is byte-identical to `tryBuild`'s
+ * for the event `buildEnvelope` makes with that row, key, transaction, LSN and clock. The envelope's
+ * text is kept in three kinds of parts: the table's (made once, when the table's Relation message is
+ * read), the transaction's (`ts_ms`, `txId`, `commit_lsn` and the sequence's previous commit: made at
+ * its first insert into the table) and the change's (its LSN, the clock, the row and the key). With
+ * single-row transactions the transaction's parts are made for every change, so they are only a few
+ * concatenations.
+ */
+export class InsertRecords {
+  /** `{"before":null,"after":` */
+  private readonly head: string;
+  /** `,"source":` and the source's fields up to the `ts_ms` value. */
+  private readonly open: string;
+  /** After the `ts_ms` value up to the `txId` value. */
+  private readonly names: string;
+  /** After `commit_lsn` through the source's closing brace, and the op up to the clock's value. */
+  private readonly rest: string;
+  private tx: InsertTx | null = null;
+  private lastCommitLsn: Lsn | null = null;
+  private txHead = '';
+  private sequenceOpen = '';
+  private txTail = '';
+
+  constructor(
+    template: ChangeEvent,
+    private readonly topic: string,
+    /** A record's value and key bytes together may be at most this. */
+    private readonly limit: number,
+    private readonly buffers: RecordBuffers,
+  ) {
+    const KEY = '\u0001';
+    const tail = eventTailJson(template.op, 0, KEY, undefined);
+    const at = tail.indexOf(',"ts_ms":');
+    if (at < 0 || tail.slice(at) !== `,"ts_ms":0,"key":${KEY}}`) throw new Error('unexpected envelope layout: the clock and the key must be the last fields');
+    const head = eventHeadJson('null', '');
+    this.head = head.slice(0, head.lastIndexOf(',"source":'));
+    this.open = `,"source":${sourceOpenJson(template.source)}`;
+    this.names = sourceNamesJson(template.source);
+    this.rest = `${sourceRestJson(template.source)}${tail.slice(0, at)},"ts_ms":`;
+  }
+
+  /**
+   * The record of an insert of `tx` (the same object for each of its changes; `lastCommitLsn` is the
+   * previous transaction's commit, `EnvelopeInput.lastCommitLsn`), or null when it is too large for the
+   * hub (build the event and use `buildLarge`).
+   */
+  write(tx: InsertTx, lastCommitLsn: Lsn | null, afterJson: string, keyJson: string, lsn: Lsn, nowMs: number): OutRecord | null {
+    if (tx !== this.tx || lastCommitLsn !== this.lastCommitLsn) {
+      this.tx = tx;
+      this.lastCommitLsn = lastCommitLsn;
+      this.txHead = `${this.open}${sourceTsJson(tx.commitTimeMs)}${this.names}${sourceTxIdJson(tx.xid)},`;
+      this.sequenceOpen = sequenceOpenJson(lastCommitLsn);
+      this.txTail = `${commitLsnJson(Number(tx.commitLsn))}${this.rest}`;
+    }
+    const value = this.buffers.write(
+      `${this.head}${afterJson}${this.txHead}${positionJson(this.sequenceOpen, lastCommitLsn, lsn)}${this.txTail}${eventClockJson(nowMs)},"key":${keyJson}}`,
+    );
+    // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
+    const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
+    return value.length + key.length > this.limit ? null : { topic: this.topic, key, value };
+  }
 }

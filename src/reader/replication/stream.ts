@@ -30,6 +30,7 @@ import type { SchemaChange } from './schemaChanges.js';
 import { schemaChangeEvent } from './schemaChangeEvent.js';
 import { toEveryPartition } from '../publish/publisher.js';
 import type { OutRecord } from '../publish/publisher.js';
+import type { InsertRecords } from '../encode/toRecord.js';
 import { SIGNALS_TABLE } from '../snapshot/signals.js';
 
 export interface StreamDeps extends EventOutputDeps {
@@ -89,9 +90,8 @@ export class ChangeStream {
   /** Schema changes read from Relation messages, published with the change that follows them (publishSchemaChanges). */
   private schemaChanges: { change: SchemaChange; info: RelationInfo; topic: string; partitions: number }[] = [];
   private lastCommitLsn: Lsn | null = null;
-  /** The record writer of the open transaction's inserts into one relation (`insertRecord`): the last one made. */
-  private inserts: { tx: OpenTx; rel: RelationInfo; write: ((afterJson: string, keyJson: string, lsn: Lsn, nowMs: number) => OutRecord | null) | null } | null =
-    null;
+  /** Each relation's insert records (`insertRecord`; null: not for this relation), made at its first insert. */
+  private readonly insertWriters = new WeakMap<RelationInfo, InsertRecords | null>();
   private statusTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private failed = false;
@@ -464,7 +464,7 @@ export class ChangeStream {
   /**
    * The record of an insert made without the row, key and event objects: the row's and key's JSON from
    * the column texts (`RelationInfo.rowJson`) inside the envelope the transaction's inserts into this
-   * relation share (`RecordBuilder.insertsWithEnvelope`), byte-identical to the event's own record.
+   * relation share (`InsertRecords`), byte-identical to the event's own record.
    * Null where that does not apply (the Debezium format, the state schema's tables, a binary or
    * missing value, a NULL key column, a record too large for the hub): the event's path then, which
    * also names any problem.
@@ -473,16 +473,17 @@ export class ChangeStream {
     const json = rel.rowJson;
     if (!json || rel.schema === this.deps.stateSchema || values.length !== rel.columns.length) return null;
     for (const v of values) if (typeof v !== 'string' && v !== null) return null;
-    let inserts = this.inserts;
-    if (inserts === null || inserts.tx !== tx || inserts.rel !== rel) {
-      const template = this.envelope(tx, lsn, Date.now(), rel, 'c', null, null, null);
-      this.inserts = inserts = { tx, rel, write: this.deps.records.insertsWithEnvelope(template, this.lastCommitLsn) };
+    let writer = this.insertWriters.get(rel);
+    if (writer === undefined) {
+      // The table's envelope (its transaction, position and clock fields are the writer's to fill in).
+      writer = this.deps.records.insertRecords(this.envelope(tx, lsn, Date.now(), rel, 'c', null, null, null));
+      this.insertWriters.set(rel, writer);
     }
-    if (inserts.write === null) return null;
+    if (writer === null) return null;
     const texts = values as readonly (string | null)[];
     const after = json.row(texts);
     const keyJson = json.keyIsRow ? after : json.key(texts);
-    return keyJson === null ? null : inserts.write(after, keyJson, lsn, Date.now());
+    return keyJson === null ? null : writer.write(tx, this.lastCommitLsn, after, keyJson, lsn, Date.now());
   }
 
   /** A change's event; one input object per event (no shared base object spread into each). */

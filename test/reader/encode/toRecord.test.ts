@@ -198,10 +198,13 @@ describe('RecordBuilder.rowsLayout and layoutRecord (native format, snapshot chu
   });
 });
 
-describe('RecordBuilder.insertsWithEnvelope (native format, the stream inserts)', () => {
+describe('RecordBuilder.insertRecords (native format, the stream inserts)', () => {
   const native = (maxMessageBytes = 1_000_000) =>
     new RecordBuilder({ topic: 'hub', topicTemplate: '{prefix}.{schema}.{table}', prefix: 'shop', maxMessageBytes }, null, memoryLogger());
   const ins = (over: Partial<EnvelopeInput> = {}): EnvelopeInput => input('c', { columns: undefined, ...over });
+  // The template's transaction, position and clock differ from every written change's: the writer must not keep them.
+  const template = (over: Partial<EnvelopeInput> = {}) =>
+    buildEnvelope(ins({ ...over, after: { ignored: 1 }, key: { ignored: 2 }, lsn: 1n, commitLsn: 2n, lastCommitLsn: 3n, txId: 4, sourceTsMs: 5.5, nowMs: 3 }));
 
   test.each([
     ['plain row', {}, { id: '1', price: 2.5, doc: 'x' }, 100n, 1_700_000_000_200],
@@ -214,30 +217,40 @@ describe('RecordBuilder.insertsWithEnvelope (native format, the stream inserts)'
     ],
     ['nested json, empty key, a schema and table to escape', { schema: 'S"c', table: 't\\1' }, { doc: { a: [1, { b: null }], '': 'k' } }, 5n, 1],
     ['an LSN past 2^53 (printed as a double in lsn, exactly in sequence)', {}, { id: '2' }, 2n ** 53n - 500n, 5],
-  ])('%s: byte-identical to tryBuild of the same event, for every LSN and clock', (_name, over, after, lsn, now) => {
+    ['a commit LSN past 2^53, no commit time', { commitLsn: 2n ** 60n + 3n, sourceTsMs: Number.NaN }, { id: '3' }, 2n ** 60n, 6],
+  ])('%s: byte-identical to tryBuild of the same event, for every transaction, LSN and clock', (_name, over, after, lsn, now) => {
     const b = native();
     const key = { id: (after as Record<string, unknown>).id ?? null };
-    const template = buildEnvelope(ins({ ...over, after: { ignored: 1 }, key: { ignored: 2 }, lsn: 1n, nowMs: 3 }));
-    const write = b.insertsWithEnvelope(template, (over as Partial<EnvelopeInput>).lastCommitLsn === null ? null : 90n)!;
-    for (const [l, n] of [
-      [lsn, now],
-      [lsn + 1_000n, now + 7],
+    const writer = b.insertRecords(template(over))!;
+    const base = ins(over);
+    const tx1 = { xid: base.txId!, commitLsn: base.commitLsn!, commitTimeMs: base.sourceTsMs };
+    const tx2 = { xid: base.txId! + 1, commitLsn: base.commitLsn! + 50n, commitTimeMs: base.sourceTsMs + 1.25 };
+    // Two changes of one transaction, then one of the next (whose previous commit is the first's).
+    for (const [tx, last, l, n] of [
+      [tx1, base.lastCommitLsn, lsn, now],
+      [tx1, base.lastCommitLsn, lsn + 1_000n, now + 7],
+      [tx2, tx1.commitLsn, lsn + 2_000n, now + 7],
     ] as const) {
-      const expected = b.tryBuild(buildEnvelope(ins({ ...over, after, key, lsn: l, nowMs: n }))) as OutRecord;
-      const got = write(JSON.stringify(after), JSON.stringify(key), l, n)!;
+      const event = buildEnvelope(
+        ins({ ...over, after, key, lsn: l, nowMs: n, txId: tx.xid, commitLsn: tx.commitLsn, sourceTsMs: tx.commitTimeMs, lastCommitLsn: last }),
+      );
+      const expected = b.tryBuild(event) as OutRecord;
+      const got = writer.write(tx, last, JSON.stringify(after), JSON.stringify(key), l, n)!;
       expect(got.topic).toBe(expected.topic);
       expect(got.key!.toString()).toBe(expected.key!.toString());
       expect(got.value!.toString()).toBe(expected.value!.toString());
+      expect(got.value!.toString()).toBe(JSON.stringify(event));
     }
   });
 
   test('too large: null (the caller builds the event); none for the Debezium format, an update or a create with old_key or unchanged TOAST', () => {
-    const write = native(2_000).insertsWithEnvelope(buildEnvelope(ins()), 90n)!;
-    expect(write(JSON.stringify({ doc: 'x'.repeat(500) }), '{"id":1}', 100n, 1)).not.toBeNull();
-    expect(write(JSON.stringify({ doc: 'x'.repeat(1_000) }), '{"id":1}', 100n, 1)).toBeNull();
-    expect(builder().insertsWithEnvelope(buildEnvelope(input('c')), 90n)).toBeNull();
-    expect(native().insertsWithEnvelope(buildEnvelope(ins({ op: 'u' })), 90n)).toBeNull();
-    expect(native().insertsWithEnvelope(buildEnvelope(ins({ oldKey: { id: 1 } })), 90n)).toBeNull();
-    expect(native().insertsWithEnvelope(buildEnvelope(ins({ unchangedToast: ['doc'] })), 90n)).toBeNull();
+    const writer = native(2_000).insertRecords(template())!;
+    const tx = { xid: 1, commitLsn: 200n, commitTimeMs: 1 };
+    expect(writer.write(tx, 90n, JSON.stringify({ doc: 'x'.repeat(500) }), '{"id":1}', 100n, 1)).not.toBeNull();
+    expect(writer.write(tx, 90n, JSON.stringify({ doc: 'x'.repeat(1_000) }), '{"id":1}', 100n, 1)).toBeNull();
+    expect(builder().insertRecords(buildEnvelope(input('c')))).toBeNull();
+    expect(native().insertRecords(buildEnvelope(ins({ op: 'u' })))).toBeNull();
+    expect(native().insertRecords(buildEnvelope(ins({ oldKey: { id: 1 } })))).toBeNull();
+    expect(native().insertRecords(buildEnvelope(ins({ unchangedToast: ['doc'] })))).toBeNull();
   });
 });
