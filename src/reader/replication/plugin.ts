@@ -25,7 +25,8 @@ const identity = (raw: unknown): unknown => raw;
 /** µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01. */
 const PG_EPOCH_US = 946_684_800_000_000;
 
-function lsnAt(b: Buffer, at: number): Lsn {
+/** The Int64 WAL position at `at` (through a number while that is exact: a BigInt shift is slower). */
+export function lsnAt(b: Buffer, at: number): Lsn {
   const hi = b.readUInt32BE(at);
   const lo = b.readUInt32BE(at + 4);
   return hi < 0x200000 ? BigInt(hi * 4294967296 + lo) : (BigInt(hi) << 32n) | BigInt(lo);

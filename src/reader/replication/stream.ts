@@ -20,7 +20,7 @@ import type { Lsn } from '../lsn.js';
 import { formatLsn, parseLsn } from '../lsn.js';
 import type { TxEntry } from '../publish/ackTracker.js';
 import type { EventOutputDeps } from '../publish/pipeline.js';
-import { BeginMessage, InsertMessage, TextPgoutputPlugin } from './plugin.js';
+import { BeginMessage, InsertMessage, lsnAt, TextPgoutputPlugin } from './plugin.js';
 import type { TupleValue } from './plugin.js';
 import type { RelationInfo } from './relations.js';
 import { decodeTuple, decodeValues, describeRelation, relationKey } from './relations.js';
@@ -68,6 +68,10 @@ export interface IncrementalHooks {
   signal(row: Record<string, unknown>): Promise<void>;
 }
 
+/** Streaming replication protocol: the CopyData message types of a logical replication stream. */
+const XLOG_DATA = 0x77; // 'w'
+const KEEPALIVE = 0x6b; // 'k'
+
 interface OpenTx {
   xid: number;
   commitLsn: Lsn;
@@ -99,7 +103,7 @@ export class ChangeStream {
   private statusScheduled = false;
   private lastReportedFlush: Lsn | null = null;
   /** Messages parsed from the socket chunk being read while an asynchronous step waits (see onData). */
-  private pending: ({ lsn: string; msg: Pgoutput.Message } | undefined)[] = [];
+  private pending: ({ lsn: Lsn; msg: Pgoutput.Message } | undefined)[] = [];
   private pendingHead = 0;
   private busy = false;
   /** Most messages ever waiting while the socket was paused (memory-bound evidence). */
@@ -118,11 +122,8 @@ export class ChangeStream {
       // capacity) is in progress, instead of the library's promise per message.
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
-    this.service.on('data', (lsn: string, msg: Pgoutput.Message) => this.onData(lsn, msg));
-    this.service.on('heartbeat', (walEnd: string, _ts: number, shouldRespond: boolean) => {
-      this.onKeepalive(parseLsn(walEnd));
-      if (shouldRespond) this.sendStatus();
-    });
+    // Emitted once the server answered START_REPLICATION, before its first CopyData message.
+    this.service.on('start', () => this.readCopyData());
     this.service.on('error', (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
   }
 
@@ -209,12 +210,42 @@ export class ChangeStream {
     this.deps.onFatal(err);
   }
 
+  /**
+   * The replication connection's CopyData messages are read here, not by pg-logical-replication's
+   * handler: that one formats each message's WAL position as hex text (which the reader parsed back
+   * into a number), emits each through an event emitter and calls an async function per message (a
+   * promise each), about 0.6 µs per single-row transaction (docs/reader.md "Benchmark", run 18). pg's
+   * own copyData handler is removed with it: for a replication query it does nothing
+   * (`Query.handleCopyData` is a no-op in pg 8). The message formats are PostgreSQL's streaming
+   * replication protocol: XLogData `w` (Int64 start of the data, Int64 end of WAL, Int64 send time,
+   * then the pgoutput message) and the primary keepalive `k` (Int64 end of WAL, Int64 send time, Byte
+   * reply requested).
+   */
+  private readCopyData(): void {
+    const connection = (this.service as unknown as { _connection?: NodeJS.EventEmitter | null })._connection;
+    if (!connection || connection.listenerCount('copyData') === 0) {
+      this.fail(
+        new Error('pg-logical-replication has no copyData handler on its connection: its internals changed (this reader is built for its 2.x releases)'),
+      );
+      return;
+    }
+    connection.removeAllListeners('copyData');
+    connection.on('copyData', ({ chunk }: { chunk: Buffer }) => {
+      const kind = chunk[0];
+      if (kind === XLOG_DATA) this.onData(lsnAt(chunk, 1), this.plugin.parse(chunk.subarray(25)));
+      else if (kind === KEEPALIVE) {
+        this.onKeepalive(lsnAt(chunk, 1));
+        if (chunk[17] !== 0) this.sendStatus();
+      } else this.fail(new Error(`unexpected replication message type ${kind} (expected XLogData or a keepalive)`));
+    });
+  }
+
   /** The replication socket (pg-logical-replication keeps its connection private; its own flow control pauses the same stream). */
   private socket(): { pause(): unknown; resume(): unknown } | undefined {
     return (this.service as unknown as { _connection?: { stream?: { pause(): unknown; resume(): unknown } } | null })._connection?.stream;
   }
 
-  private onData(lsnText: string, msg: Pgoutput.Message): void {
+  private onData(lsn: Lsn, msg: Pgoutput.Message): void {
     if (this.failed || this.stopping) {
       // Not handled, so never acknowledged: the slot sends it again after a restart.
       this.socket()?.pause();
@@ -222,19 +253,19 @@ export class ChangeStream {
     }
     if (this.busy) {
       // Already parsed from the socket chunk being read when the socket was paused: bounded by it.
-      this.pending.push({ lsn: lsnText, msg });
+      this.pending.push({ lsn, msg });
       const n = this.pending.length - this.pendingHead;
       if (n > this.peakPending) this.peakPending = n;
       return;
     }
-    const p = this.step(lsnText, msg);
+    const p = this.step(lsn, msg);
     if (p) this.waitThenDrain(p);
   }
 
   /** Handles one message; returns a promise only when it has to wait. */
-  private step(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
+  private step(lsn: Lsn, msg: Pgoutput.Message): Promise<void> | undefined {
     try {
-      return this.handle(lsnText, msg);
+      return this.handle(lsn, msg);
     } catch (err) {
       this.fail(err instanceof Error ? err : new Error(String(err)));
       this.socket()?.pause();
@@ -272,7 +303,7 @@ export class ChangeStream {
     if (!this.failed && !this.stopping) this.socket()?.resume();
   }
 
-  private handle(lsnText: string, msg: Pgoutput.Message): Promise<void> | undefined {
+  private handle(lsn: Lsn, msg: Pgoutput.Message): Promise<void> | undefined {
     switch (msg.tag) {
       case 'begin':
         this.onBegin(msg);
@@ -286,9 +317,9 @@ export class ChangeStream {
       case 'update':
       case 'delete':
       case 'truncate':
-        return this.onChange(parseLsn(lsnText), msg);
+        return this.onChange(lsn, msg);
       case 'message':
-        return this.onMessage(lsnText, msg);
+        return this.onMessage(lsn, msg);
       default:
         return undefined; // type, origin
     }
@@ -397,10 +428,10 @@ export class ChangeStream {
   }
 
   /** Logical messages: the incremental snapshots' watermarks (others, e.g. heartbeats, are ignored). */
-  private onMessage(lsnText: string, msg: Pgoutput.MessageMessage): Promise<void> | undefined {
+  private onMessage(lsn: Lsn, msg: Pgoutput.MessageMessage): Promise<void> | undefined {
     const inc = this.deps.incremental;
     if (!inc || msg.transactional) return undefined;
-    return inc.message(msg.prefix, Buffer.from(msg.content).toString('utf8'), parseLsn(msg.messageLsn ?? lsnText));
+    return inc.message(msg.prefix, Buffer.from(msg.content).toString('utf8'), msg.messageLsn ? parseLsn(msg.messageLsn) : lsn);
   }
 
   private relation(oid: number): RelationInfo {
