@@ -23,7 +23,8 @@
 // BENCH_READER_OUT=<file>: write the result there instead of bench/results/reader.json (probe runs).
 // BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader on its own
 // slot over the same WAL (phase 2), then its own bulk and fixed-rate phases: a paired A/B.
-// BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process there (profiling, not for figures).
+// BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process there; BENCH_NODE_FLAGS: more node flags for
+// the reader (both for profiling, not for figures).
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -107,7 +108,9 @@ function startReader(build) {
   };
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   // The compiled entry point with the container's heap flags (package.json "reader:dist").
-  const proc = spawn(process.execPath, [...prof, '--max-old-space-size=128', '--max-semi-space-size=8', `${build.dist}/src/reader/main.js`], {
+  // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --heap-prof; profiling, not for figures).
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...prof, ...flags, '--max-old-space-size=128', '--max-semi-space-size=8', `${build.dist}/src/reader/main.js`], {
     cwd: root,
     env,
     stdio: ['ignore', 'inherit', 'inherit'],

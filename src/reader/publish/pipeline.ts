@@ -15,7 +15,6 @@ interface Queued {
   record: OutRecord;
   bytes: number;
   entry: TxEntry;
-  enqueuedAt: number;
 }
 
 /** What every producer of events (the snapshot and the change stream) needs to encode and publish them. */
@@ -36,8 +35,6 @@ export interface PipelineOptions {
   maxBatchRecords?: number;
   retryInitialMs?: number;
   retryMaxMs?: number;
-  /** Called with each batch's records once the broker confirmed them (metrics). */
-  onConfirmed?: (count: number, enqueuedAt: number[]) => void;
   /** Called when the acknowledged LSN advanced. */
   onAck?: () => void;
 }
@@ -71,7 +68,7 @@ export class Pipeline {
   enqueue(record: OutRecord, entry: TxEntry): void {
     const bytes = (record.value?.length ?? 0) + (record.key?.length ?? 0) + 64;
     entry.pending++;
-    this.queue.push({ record, bytes, entry, enqueuedAt: performance.now() });
+    this.queue.push({ record, bytes, entry });
     this.inflightBytes += bytes;
     if (this.inflightBytes > this.peakInflightBytes) this.peakInflightBytes = this.inflightBytes;
     this.kick();
@@ -180,10 +177,6 @@ export class Pipeline {
         this.queue = this.queue.slice(this.qHead);
         this.qHead = 0;
       }
-      this.opts.onConfirmed?.(
-        batch.length,
-        batch.map((q) => q.enqueuedAt),
-      );
       const before = this.tracker.ackedLsn;
       if (this.tracker.advance() !== before) this.opts.onAck?.();
       if (!this.saturated) for (const w of this.capacityWaiters.splice(0)) w();
