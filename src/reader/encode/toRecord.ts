@@ -9,7 +9,7 @@ import { claimCheckBlobName, claimCheckPointer } from '../publish/claimCheck.js'
 import type { OutRecord } from '../publish/publisher.js';
 import type { Lsn } from '../lsn.js';
 import {
-  commitLsnJson,
+  commitLsnDigitsJson,
   EVENT_COLUMNS,
   eventHeadJson,
   eventClockJson,
@@ -292,7 +292,7 @@ export class InsertRecords {
       this.lastCommitLsn = lastCommitLsn;
       this.txHead = `${this.open}${sourceTsJson(tx.commitTimeMs)}${this.names}${sourceTxIdJson(tx.xid)},`;
       this.sequenceOpen = sequenceOpenJson(lastCommitLsn);
-      this.txTail = `${commitLsnJson(Number(tx.commitLsn))}${this.rest}`;
+      this.txTail = `${commitLsnDigitsJson(tx.commitLsn)}${this.rest}`;
     }
     const value = this.buffers.write(
       `${this.head}${afterJson}${this.txHead}${positionJson(this.sequenceOpen, lastCommitLsn, lsn)}${this.txTail}${eventClockJson(nowMs)},"key":${keyJson}}`,

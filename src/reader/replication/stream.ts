@@ -71,6 +71,9 @@ export interface IncrementalHooks {
 /** Streaming replication protocol: the CopyData message types of a logical replication stream. */
 const XLOG_DATA = 0x77; // 'w'
 const KEEPALIVE = 0x6b; // 'k'
+/** pgoutput: the first byte of a Begin and of a Commit message. */
+const PGOUTPUT_BEGIN = 0x42; // 'B'
+const PGOUTPUT_COMMIT = 0x43; // 'C'
 
 interface OpenTx {
   xid: number;
@@ -232,8 +235,11 @@ export class ChangeStream {
     connection.removeAllListeners('copyData');
     connection.on('copyData', ({ chunk }: { chunk: Buffer }) => {
       const kind = chunk[0];
-      if (kind === XLOG_DATA) this.onData(lsnAt(chunk, 1), this.plugin.parse(chunk.subarray(25)));
-      else if (kind === KEEPALIVE) {
+      if (kind === XLOG_DATA) {
+        // Begin and Commit carry their own positions (their header's is never read): no BigInt made for them.
+        const tag = chunk[25];
+        this.onData(tag === PGOUTPUT_BEGIN || tag === PGOUTPUT_COMMIT ? 0n : lsnAt(chunk, 1), this.plugin.parse(chunk.subarray(25)));
+      } else if (kind === KEEPALIVE) {
         this.onKeepalive(lsnAt(chunk, 1));
         if (chunk[17] !== 0) this.sendStatus();
       } else this.fail(new Error(`unexpected replication message type ${kind} (expected XLogData or a keepalive)`));

@@ -1,6 +1,16 @@
 import { describe, expect, test } from '@jest/globals';
 import { decodeJson } from '../../../src/shared/events/pgTypes.js';
-import { buildEnvelope, recordKey, serializeEvent, topicFor } from '../../../src/reader/encode/envelope.js';
+import {
+  buildEnvelope,
+  commitLsnDigitsJson,
+  commitLsnJson,
+  recordKey,
+  sequenceOf,
+  sequenceOpenJson,
+  serializeEvent,
+  sourceTsJson,
+  topicFor,
+} from '../../../src/reader/encode/envelope.js';
 
 describe('envelope', () => {
   test('Debezium fields, LSNs as numbers, key as record key', () => {
@@ -95,5 +105,34 @@ describe('serializeEvent (hand-assembled envelope JSON)', () => {
   test('events with other fields fall back to JSON.stringify', () => {
     const e = { ...cases[0]!, deadletter: { container: 'c', blob: 'b', bytes: 3 } };
     expect(serializeEvent(e, JSON.stringify(e.key))).toBe(JSON.stringify(e));
+  });
+});
+
+describe('source.ts_ms and LSN digits (printed from integer parts)', () => {
+  test('a commit time of whole microseconds prints exactly as String(n), whatever the last one printed was', () => {
+    const now = 1_764_759_664_123_456; // µs since 1970
+    const micros: number[] = [0, 1, 10, 100, 999, 1000, 1001, 1010, 1100, 123_456, now, now + 1, now + 10, now + 100, now + 1000, now + 990, now + 999];
+    for (let i = 0; i < 20_000; i++) micros.push(now + Math.floor(Math.random() * 1e12) - 5e11, Math.floor(Math.random() * 2 ** 53));
+    // Near the end of the exact range (2^43 ms) and past it.
+    for (let u = 2 ** 43 * 1000 - 2000; u < 2 ** 43 * 1000 + 2000; u += 7) micros.push(u);
+    for (const u of micros) {
+      const n = u / 1000;
+      expect(sourceTsJson(n)).toBe(String(n));
+      expect(sourceTsJson(n)).toBe(String(n)); // the kept text
+    }
+  });
+
+  test('other numbers: not whole microseconds, negative, non-finite', () => {
+    for (const n of [1_764_759_664_123.457 + 0.0003, 0.1, 0.0001, 1e-7, -1.5, -0, 2 ** 52 + 0.5, 1e21, 1.5e300, Number.MIN_VALUE])
+      expect(sourceTsJson(n)).toBe(String(n));
+    for (const n of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, null, undefined]) expect(sourceTsJson(n)).toBe('null');
+  });
+
+  test('commit_lsn from the LSN itself is the text of its number, past 2^53 too; the sequence reuses the digits', () => {
+    for (const lsn of [0n, 1n, 2n ** 32n + 5n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 60n + 3n, 2n ** 64n - 1n]) {
+      expect(commitLsnDigitsJson(lsn)).toBe(commitLsnJson(Number(lsn)));
+      expect(sequenceOpenJson(lsn)).toBe(JSON.stringify(sequenceOf(lsn, 7n)).slice(0, -1 - '7\\"]'.length));
+    }
+    expect(sequenceOpenJson(null)).toBe(JSON.stringify(sequenceOf(null, 7n)).slice(0, -1 - '7\\"]'.length));
   });
 });
