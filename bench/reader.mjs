@@ -19,7 +19,8 @@
 //  /proc, steadier than rates on a shared machine), and the load average. In phases 1 and 2 the CPU µs
 //  per change of the slot's walsender, of pg_recvlogical and of the broker too, and `boundPerSec`: the
 //  drain rate at which the reader, its walsender and the broker together use every core (what a
-//  shared machine allows at the measured costs).
+//  shared machine allows at the measured costs), and `backlogBytes`: the WAL the slot's walsender decodes
+//  before the round's first change (its restart_lsn to its confirmed position; see advance()).
 // BENCH_READER_OUT=<file>: write the result there instead of bench/results/reader.json (probe runs).
 // BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader on its own
 // slot over the same WAL (phase 2), then its own bulk and fixed-rate phases: a paired A/B.
@@ -157,13 +158,24 @@ function pgbench(args, script) {
     env: { ...process.env, PGOPTIONS: '-c synchronous_commit=on' },
   });
 }
-/** Moves an inactive slot to the current WAL position (so a build sees only the WAL of its own phases). */
+/**
+ * Moves an inactive slot to the current WAL position (so a build sees only the WAL of its own phases).
+ * A checkpoint first: it logs the running transactions, which is what lets the advance move the slot's
+ * restart_lsn too. Without it restart_lsn can stay before the last phase's bulk transaction, and the
+ * walsender then decodes that again (tens of MB) before the round's first change, while the ceiling's
+ * fresh twin slot starts at the round (`backlogBytes` per round: until 2026-12-03 up to 73 MB, and
+ * 2.5× the walsender's CPU per change in those rounds).
+ */
 async function advance(slot) {
+  await q('CHECKPOINT');
   await q('SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())', [slot]);
 }
 
 /** Phase 2: a build's reader drains the round's single-row transactions. */
 async function drain(build, end) {
+  // WAL the walsender decodes before the round's first change (from the slot's restart_lsn).
+  const slot = (await q('SELECT restart_lsn::text AS r, confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1', [build.slot])).rows[0];
+  const backlogBytes = Number(lsnNum(slot.c) - lsnNum(slot.r));
   const r = startReader(build);
   await waitReady(r);
   const walsender = await walsenderOf(build.slot);
@@ -184,6 +196,7 @@ async function drain(build, end) {
     walsenderCpuUsPerChange,
     brokerCpuUsPerChange,
     boundPerSec: Math.round((cpus().length * 1e6) / all),
+    backlogBytes,
     rss: stopped.rss,
   };
 }
