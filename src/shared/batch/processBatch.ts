@@ -36,9 +36,11 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
   const prepared: PreparedRecord<T>[] = [];
   const messages = new Set<number>();
 
+  // One options object for the records without a Kafka key (every record from the Functions trigger).
+  const keyless: DecodeOptions = options.debezium ? { debezium: options.debezium } : {};
   const decodeOptions = (index: number): DecodeOptions => {
     const key = records[index]?.key;
-    return { ...(key !== undefined ? { recordKey: key } : {}), ...(options.debezium ? { debezium: options.debezium } : {}) };
+    return key === undefined ? keyless : { ...keyless, recordKey: key };
   };
   const events: (ChangeEvent | undefined)[] = records.map((record, index) => {
     try {
@@ -94,22 +96,26 @@ export async function processBatch<T>(records: readonly EventRecord[], options: 
 
   // Dead-letters are written before deciding the invocation's fate; a record whose dead-letter
   // cannot be stored is retried, never dropped.
-  await Promise.all(
-    outcomes.map(async (outcome, index) => {
-      if (outcome.status !== 'deadLetter') return;
-      const record = records[index];
-      if (!record) return;
-      try {
-        await deadLetters.put({ record, batch, reason: outcome.reason });
-        logger.warn(`${batch.functionName}: dead-lettered partition ${record.partitionId} offset ${record.offset}: ${outcome.reason}`);
-      } catch (error) {
-        outcomes[index] = {
-          status: 'retry',
-          error: new TransientSinkError(`Dead-letter store failed for offset ${record.offset}`, error, 'DEAD_LETTER_FAILED'),
-        };
-      }
-    }),
-  );
+  // Only the dead-lettered records get a promise (a batch of 1,000 records made 1,000 of them).
+  const stores: Promise<void>[] = [];
+  outcomes.forEach((outcome, index) => {
+    const record = records[index];
+    if (outcome.status !== 'deadLetter' || !record) return;
+    stores.push(
+      (async () => {
+        try {
+          await deadLetters.put({ record, batch, reason: outcome.reason });
+          logger.warn(`${batch.functionName}: dead-lettered partition ${record.partitionId} offset ${record.offset}: ${outcome.reason}`);
+        } catch (error) {
+          outcomes[index] = {
+            status: 'retry',
+            error: new TransientSinkError(`Dead-letter store failed for offset ${record.offset}`, error, 'DEAD_LETTER_FAILED'),
+          };
+        }
+      })(),
+    );
+  });
+  await Promise.all(stores);
 
   const report: BatchReport = { total: records.length, ok: 0, skipped: 0, deadLettered: 0, retried: 0, outcomes, commitToWriteMs };
   const retryErrors: unknown[] = [];
