@@ -16,7 +16,18 @@
  * first, in numeric order, so the parsed object prints its keys in another order: the decoder's path).
  */
 import type { Decoder } from '../../shared/events/pgTypes.js';
-import { decodeBool, decodeInt, decodeInt8, decodeJson, decodeText, decodeTimestamp, decodeTimestamptz } from '../../shared/events/pgTypes.js';
+import {
+  decodeBool,
+  decodeDate,
+  decodeInt,
+  decodeInt8,
+  decodeInterval,
+  decodeJson,
+  decodeText,
+  decodeTime,
+  decodeTimestamp,
+  decodeTimestamptz,
+} from '../../shared/events/pgTypes.js';
 
 /** A cell's text → its JSON (undefined: the property is left out, as `JSON.stringify` leaves out an undefined value). */
 export type CellJson = (text: string) => string | undefined;
@@ -44,8 +55,15 @@ export function cellJson(column: RowJsonColumn): CellJson {
   if (decoder === decodeTimestamp) return (t) => timestampJson(t) ?? JSON.stringify(decoder(t));
   // numeric's output is digits, sign, point, NaN or ±Infinity: nothing JSON escapes.
   if (decoder === decodeText && column.baseType === 'numeric') return (t) => `"${t}"`;
+  // Their output (DateStyle ISO, IntervalStyle iso_8601, as the session sets them) is digits,
+  // letters, `-`, `:`, `.`, `/`, `+` and blanks: nothing JSON escapes, so the string's JSON is the text
+  // quoted (0.04 µs a cell less than JSON.stringify; a float's text checked the same way was slower than its decoder).
+  if (PLAIN_TEXT_TYPES.has(column.baseType) && IDENTITY_DECODERS.has(decoder)) return (t) => `"${t}"`;
   return (t) => JSON.stringify(decoder(t));
 }
+
+const PLAIN_TEXT_TYPES: ReadonlySet<string> = new Set(['date', 'time', 'timetz', 'interval', 'uuid', 'inet', 'cidr', 'macaddr', 'macaddr8']);
+const IDENTITY_DECODERS: ReadonlySet<Decoder> = new Set([decodeText, decodeDate, decodeTime, decodeInterval]);
 
 const isDigit = (t: string, i: number): boolean => {
   const c = t.charCodeAt(i);

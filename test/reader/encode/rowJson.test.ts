@@ -131,6 +131,28 @@ describe('rowJson: row and key JSON from text cells', () => {
     for (const t of ['infinity', '0044-03-15 12:00:00 BC', '12345-01-01 00:00:00']) expect(timestampJson(t)).toBeNull();
   });
 
+  test("date, time, timetz, interval, uuid, inet, cidr, macaddr: PostgreSQL's text quoted is the decoder's JSON", async () => {
+    const types = new TypeRegistry((sql, params) => c.query(sql, params));
+    const res = await c.query<unknown[]>({
+      text: `SELECT d, t, tz, iv, u, ip, net, mac, mac8 FROM (VALUES
+        (date '2026-01-01', time '10:00:00.000001', timetz '10:00:00+05:30', interval '1 year 2 mons -3 days 04:05:06.789', gen_random_uuid(),
+         inet '10.0.0.1/8', cidr '10.0.0.0/8', macaddr '08:00:2b:01:02:03', macaddr8 '08:00:2b:01:02:03:04:05'),
+        (date 'infinity', time '24:00:00', timetz '00:00:00-12', interval '-1 mons', uuid '00000000-0000-0000-0000-000000000000',
+         inet '::ffff:1.2.3.4', cidr '2001:db8::/32', macaddr '00:00:00:00:00:00', macaddr8 'ff:ff:ff:ff:ff:ff:ff:ff'),
+        (date '-infinity', time '00:00:00', timetz '23:59:59.999999+14', interval '0', gen_random_uuid(), inet 'fe80::1', cidr '0.0.0.0/0',
+         macaddr 'ff:ff:ff:ff:ff:ff', macaddr8 '00:00:00:00:00:00:00:00'),
+        (date '0044-03-15 BC', time '12:34:56', timetz '12:34:56+00', interval '1000000 years 1 second', gen_random_uuid(), inet '255.255.255.255',
+         cidr '192.168.0.0/16', macaddr '12:34:56:78:9a:bc', macaddr8 '12:34:56:78:9a:bc:de:f0')) v(d, t, tz, iv, u, ip, net, mac, mac8)`,
+      rowMode: 'array',
+    });
+    await types.ensure(res.fields.map((f) => f.dataTypeID));
+    for (const [i, f] of res.fields.entries()) {
+      const column = { name: f.name, decoder: types.decoder(f.dataTypeID), baseType: types.baseTypeName(f.dataTypeID) };
+      const json = cellJson(column);
+      for (const row of res.rows as string[][]) expect(json(row[i]!)).toBe(JSON.stringify(column.decoder(row[i]!)));
+    }
+  });
+
   test('int8: the text where it is a safe integer, the decoder beyond (a string past 2^53)', () => {
     const json = cellJson({ name: 'id', decoder: decodeInt8, baseType: 'int8' });
     const texts = [
