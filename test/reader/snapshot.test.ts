@@ -14,6 +14,7 @@ import {
   TopicCollector,
   uniqueName,
 } from './helpers.js';
+import { chunkRowsFor } from '../../src/reader/snapshot/snapshot.js';
 
 /** The reader's stored snapshot position for slot `name`, or undefined before it has one. */
 async function snapshotProgress(c: pg.Client, name: string): Promise<{ rows: string; k: string[] | null; done: boolean } | undefined> {
@@ -103,6 +104,39 @@ describe('reader: initial snapshot', () => {
     expect(progress.at(-1)).toMatchObject({ rows: expect.any(Number) as unknown, done: true });
     expect(progress.at(-1)).toHaveProperty('rowsPerSec');
     expect(progress.at(-1)).toHaveProperty('etaSec');
+  });
+
+  test('wide rows are read in ranges of fewer rows than CDC_SNAPSHOT_CHUNK_ROWS (about 2.5 MB each), every row once', async () => {
+    const name = uniqueName('rd_wide');
+    const schema = `${name}_s`;
+    names.push({ name, schema });
+    const table = `${schema}.wide`;
+    // 3,000 rows of 8 KB of hex that compresses only about 2:1: 24 MB of cells, with the default 5,000-row chunk one range.
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, doc text);
+      INSERT INTO ${table} SELECT g, (SELECT string_agg(md5(g::text || ':' || i), '') FROM generate_series(1, 256) i) FROM generate_series(1, 3000) g;
+      ANALYZE ${table}`);
+    const topic = await TopicCollector.start([`${name}_events`]);
+    const r = await startReader(readerEnv(name, { CDC_TABLES: table }));
+    const events = await topic.waitFor('every row', (es) => es.filter((e) => e.op === 'r').length >= 3000, 90_000);
+    await eventually('the snapshot done', () => r.log.lines.find((l) => l.msg === 'snapshot progress' && l.done === true));
+    await r.stop();
+    await topic.close();
+    const ids = events.filter((e) => e.op === 'r').map((e) => Number(e.key!.id));
+    expect(ids.sort((x, y) => x - y)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    for (const e of events.filter((x) => x.op === 'r')) expect((e.after!.doc as string).length).toBe(8192);
+    // 64 + 2 × 24 + 8,192 + the key's bytes a row: 2.5 MiB holds about 315.
+    const done = r.log.lines.find((l) => l.msg === 'snapshot progress' && l.done === true)!;
+    expect(done.chunkRows).toBeGreaterThanOrEqual(300);
+    expect(done.chunkRows).toBeLessThanOrEqual(330);
+  });
+
+  test('chunkRowsFor: the configured rows, fewer for wide rows, never under 16 unless configured so', () => {
+    expect(chunkRowsFor(5000, 230)).toBe(5000);
+    expect(chunkRowsFor(5000, 1200)).toBe(Math.floor((2.5 * 1024 * 1024) / 1200));
+    expect(chunkRowsFor(5000, 10_000_000)).toBe(16);
+    expect(chunkRowsFor(10, 10_000_000)).toBe(10);
+    expect(chunkRowsFor(5000, 0)).toBe(5000);
+    expect(chunkRowsFor(5000, Number.NaN)).toBe(5000);
   });
 
   test('a chunk too large for its encoder thread is encoded on the main thread: every row delivered, the reason logged once', async () => {

@@ -54,6 +54,7 @@ export interface SnapshotDeps extends EventOutputDeps {
   /** Bound on the bytes of chunks read ahead of their turn (CDC_MAX_INFLIGHT_BYTES); default 8 MiB. */
   readAheadBytes?: number;
   progress: ProgressStore;
+  /** The most rows a chunk holds (CDC_SNAPSHOT_CHUNK_ROWS); a table of wide rows gets fewer (`chunkRowsFor`). */
   chunkRows: number;
   isStopping: () => boolean;
   /** Progress of a table: at its start, after every delivered chunk (`added` rows), when skipped as done. */
@@ -61,6 +62,26 @@ export interface SnapshotDeps extends EventOutputDeps {
 }
 
 const DEFAULT_READ_AHEAD_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A key or CTID range holds about this many bytes of cells (`chunkBytes`' estimate) at most, however
+ * many rows `chunkRows` allows: with 5,000-row chunks of 1.2 KB rows (6 MB each, several read ahead and
+ * their records in flight) the reader's peak RSS reached 202 MB, with 2,000-row ones 184 MB, at the
+ * same rows/s (docs/reader.md, snapshot run 9).
+ */
+const CHUNK_TARGET_BYTES = 2.5 * 1024 * 1024;
+/** The fewest rows a range is cut to for that (rows of megabytes each: a chunk per row would cost a query each). */
+const MIN_CHUNK_ROWS = 16;
+
+/**
+ * Rows per range for rows of `bytesPerRow` (`chunkBytes`' estimate): `chunkRows`, or fewer for wide rows.
+ * Estimated first from the table's size on disk per row (`pg_table_size`, TOAST included, compressed
+ * values at their compressed size), then from each chunk read.
+ */
+export function chunkRowsFor(chunkRows: number, bytesPerRow: number): number {
+  if (!(bytesPerRow > 0)) return chunkRows;
+  return Math.min(chunkRows, Math.max(MIN_CHUNK_ROWS, Math.floor(CHUNK_TARGET_BYTES / bytesPerRow)));
+}
 
 export interface SnapshotPlan {
   tables: CheckedTable[];
@@ -218,6 +239,8 @@ interface TableRun {
   encoderTable?: EncoderTable;
   /** Where this thread writes the table's records (`writeChunk`): a chunk goes on in the buffer the last one left. */
   buffers: RecordBuffers;
+  /** Rows in the next key or CTID range (`chunkRowsFor`): updated from every chunk read. */
+  chunkRows: number;
 }
 
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
@@ -319,7 +342,14 @@ async function snapshotTable(
     [table.oid],
   );
   const columns = cols.rows.map((c) => c.name);
-  const est = await client.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_catalog.pg_class WHERE oid = $1', [table.oid]);
+  const est = await client.query<{ n: string; disk: string | null }>(
+    `SELECT greatest(reltuples, 0)::bigint::text AS n,
+            CASE WHEN reltuples > 0 THEN (pg_catalog.pg_table_size(oid)::float8 / reltuples)::text END AS disk
+       FROM pg_catalog.pg_class WHERE oid = $1`,
+    [table.oid],
+  );
+  // The first ranges' size: cells take about their size on disk, plus chunkBytes' per-row and per-cell overhead.
+  const disk = Number(est.rows[0]?.disk ?? 0);
   const run: TableRun = {
     deps,
     plan,
@@ -337,6 +367,7 @@ async function snapshotTable(
     encoders,
     id,
     buffers: new RecordBuffers(),
+    chunkRows: chunkRowsFor(deps.chunkRows, disk > 0 ? 64 + 24 * columns.length + disk : 0),
   };
   // A keyed table by key ranges; a keyless one by CTID ranges where the server can (else one cursor pass).
   const source = keyed ? keyRanges(run) : await ctidRanges(run);
@@ -388,7 +419,7 @@ function keyRanges(run: TableRun): RangeSource {
     claim: async (c) => {
       const after = from;
       const res = await c.query<string[]>({
-        text: `SELECT ${order} FROM ${table.relation}${after ? ` WHERE (${order}) > (${params(1)})` : ''} ORDER BY ${order} OFFSET ${deps.chunkRows - 1} LIMIT 2`,
+        text: `SELECT ${order} FROM ${table.relation}${after ? ` WHERE (${order}) > (${params(1)})` : ''} ORDER BY ${order} OFFSET ${run.chunkRows - 1} LIMIT 2`,
         values: after ?? [],
         rowMode: 'array',
       });
@@ -439,7 +470,6 @@ async function ctidRanges(run: TableRun): Promise<RangeSource | null> {
   const node = r.node;
   const blocks = Number(r.blocks);
   const density = Number(r.tuples) > 0 && Number(r.pages) > 0 ? Number(r.tuples) / Number(r.pages) : DEFAULT_ROWS_PER_BLOCK;
-  const step = Math.max(1, Math.floor(deps.chunkRows / density));
   const stored = p.lastKey?.length === 1 ? CTID_PROGRESS.exec(p.lastKey[0]!) : null;
   let from = 0;
   if (stored !== null && stored[1] === node) {
@@ -459,7 +489,7 @@ async function ctidRanges(run: TableRun): Promise<RangeSource | null> {
     order: '',
     claim: async (c) => {
       const lo = from;
-      let hi: number | null = lo + step;
+      let hi: number | null = lo + Math.max(1, Math.floor(run.chunkRows / density));
       if (hi >= blocks) hi = null;
       else {
         const after = await c.query<{ e: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${table.relation} WHERE ctid >= $1::tid) AS e`, [tid(hi)]);
@@ -512,6 +542,7 @@ async function snapshotRanges(run: TableRun, readers: Client[], source: RangeSou
       const rows = res.rows as (string | null)[][];
       const held = chunkBytes(rows);
       readAhead.take(held);
+      if (rows.length > 0) run.chunkRows = chunkRowsFor(deps.chunkRows, held / rows.length);
       const prep = await prepareChunk(run, res.fields);
       // On an encoder thread the chunk is encoded while it waits for its turn; on this thread, at its
       // turn (nothing would overlap, and its records would only be held longer).
@@ -772,6 +803,7 @@ function reportProgress(run: TableRun, p: TableProgress, added: number): void {
       estimatedRows: run.estimate,
       etaSec: p.done ? 0 : rate > 0 ? Math.round(remaining / rate) : null,
       done: p.done,
+      chunkRows: run.chunkRows,
     });
   }
 }
