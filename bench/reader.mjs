@@ -191,8 +191,8 @@ async function drain(build, end) {
   const r0 = performance.now();
   const r1 = await waitConfirmed(build.slot, end + 1n);
   const cpuUsPerChange = usPer(cpu0, cpuOf(r.proc.pid), N);
-  const walsenderCpuUsPerChange = walsender === null ? null : usPer(ws0, cpuOf(walsender), N);
-  const brokerCpuUsPerChange = broker === null ? null : usPer(br0, cpuOf(broker), N);
+  const walsenderCpuUsPerChange = usPer(ws0, walsender === null ? null : cpuOf(walsender), N);
+  const brokerCpuUsPerChange = usPer(br0, broker === null ? null : cpuOf(broker), N);
   const stopped = await stopReader(r);
   const seconds = (r1 - r0) / 1000;
   const all = cpuUsPerChange + (walsenderCpuUsPerChange ?? 0) + (brokerCpuUsPerChange ?? 0);

@@ -94,8 +94,8 @@ const num = (n: number | null | undefined): string => (typeof n === 'number' && 
 /**
  * `source.ts_ms`, the commit time with its microseconds as a fraction (`BeginMessage.commitTimeMs`):
  * the same for every change of a transaction, so the last one's text is kept. Printing a double that
- * is not a small integer costs about 0.1 µs, once per transaction (with single-row transactions a
- * the number printing was 7 % of the reader's samples, docs/reader.md run 18): a time of whole
+ * is not a small integer costs about 0.1 µs, once per transaction (with single-row transactions,
+ * number printing was 7 % of the reader's samples, docs/reader.md run 18): a time of whole
  * microseconds is printed from its integer parts instead, the milliseconds' digits kept while they do
  * not change. Exactly `String(n)`: for 0 ≤ n < 2^43 ms (the year 2248) a double is less than 0.001
  * from its neighbours, so the shortest text that reads back as `U / 1000` is the exact decimal of

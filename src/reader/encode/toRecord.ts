@@ -51,11 +51,23 @@ export interface RecordBuilderOptions {
 const ROW_MARK = '\u0000';
 const KEY_MARK = '\u0001';
 
+/**
+ * The record key of a native value whose last field is the key (`…,"key":<keyJson>}`): those bytes of
+ * the value, so the key is not encoded a second time.
+ */
+function trailingKey(value: Buffer, keyJson: string): Buffer {
+  return value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
+}
+
+/** The record of `value` (its key the trailing `keyJson`), or null when value and key are over `limit`. */
+function trailingKeyRecord(topic: string, value: Buffer, keyJson: string, limit: number): OutRecord | null {
+  const key = trailingKey(value, keyJson);
+  return value.length + key.length > limit ? null : { topic, key, value };
+}
+
 /** One row's record in `layout`, or null when it is too large for the hub (build the event and use `buildLarge`). */
 export function layoutRecord(layout: RowsLayout, afterJson: string, keyJson: string): OutRecord | null {
-  const value = Buffer.from(rowRecordText(layout, afterJson, keyJson));
-  const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
-  return value.length + key.length > layout.limit ? null : { topic: layout.topic, key, value };
+  return trailingKeyRecord(layout.topic, Buffer.from(rowRecordText(layout, afterJson, keyJson)), keyJson, layout.limit);
 }
 
 export class RecordBuilder {
@@ -99,13 +111,12 @@ export class RecordBuilder {
     // The key's JSON serves as the record key and inside the value (serialised once).
     const keyJson = event.key === null ? null : JSON.stringify(event.key);
     const value = Buffer.from(serializeEvent(event, keyJson));
-    // serializeEvent writes the key last (`…,"key":<keyJson>}`) unless an `old_key` follows: the record
-    // key is then those bytes of the value, so it is not encoded a second time.
+    // serializeEvent writes the key last unless an `old_key` follows (or the event is JSON.stringify'd).
     const key =
       keyJson === null
         ? undefined
         : event.old_key === undefined && event.transaction === undefined && event.deadletter === undefined
-          ? value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1)
+          ? trailingKey(value, keyJson)
           : Buffer.from(keyJson);
     // Record overhead (headers, lengths, batch header) stays well under 1 KiB.
     if (value.length + (key?.length ?? 0) + 1024 > this.opts.maxMessageBytes) return null;
@@ -297,8 +308,6 @@ export class InsertRecords {
     const value = this.buffers.write(
       `${this.head}${afterJson}${this.txHead}${positionJson(this.sequenceOpen, lastCommitLsn, lsn)}${this.txTail}${eventClockJson(nowMs)},"key":${keyJson}}`,
     );
-    // As tryBuildNative: the key is the value's last field, so the record key is those bytes.
-    const key = value.subarray(value.length - 1 - Buffer.byteLength(keyJson), value.length - 1);
-    return value.length + key.length > this.limit ? null : { topic: this.topic, key, value };
+    return trailingKeyRecord(this.topic, value, keyJson, this.limit);
   }
 }

@@ -225,7 +225,7 @@ export class ChangeStream {
    * reply requested).
    */
   private readCopyData(): void {
-    const connection = (this.service as unknown as { _connection?: NodeJS.EventEmitter | null })._connection;
+    const connection = this.connection();
     if (!connection || connection.listenerCount('copyData') === 0) {
       this.fail(
         new Error('pg-logical-replication has no copyData handler on its connection: its internals changed (this reader is built for its 2.x releases)'),
@@ -246,9 +246,14 @@ export class ChangeStream {
     });
   }
 
-  /** The replication socket (pg-logical-replication keeps its connection private; its own flow control pauses the same stream). */
+  /** pg's connection of the replication client (pg-logical-replication keeps it private). */
+  private connection(): (NodeJS.EventEmitter & { stream?: { pause(): unknown; resume(): unknown } }) | null | undefined {
+    return (this.service as unknown as { _connection?: (NodeJS.EventEmitter & { stream?: { pause(): unknown; resume(): unknown } }) | null })._connection;
+  }
+
+  /** The replication socket (the library's own flow control pauses the same stream). */
   private socket(): { pause(): unknown; resume(): unknown } | undefined {
-    return (this.service as unknown as { _connection?: { stream?: { pause(): unknown; resume(): unknown } } | null })._connection?.stream;
+    return this.connection()?.stream;
   }
 
   private onData(lsn: Lsn, msg: Pgoutput.Message): void {

@@ -66,8 +66,8 @@ const DEFAULT_READ_AHEAD_BYTES = 8 * 1024 * 1024;
 /**
  * A key or CTID range holds about this many bytes of cells (`chunkBytes`' estimate) at most, however
  * many rows `chunkRows` allows: with 5,000-row chunks of 1.2 KB rows (6 MB each, several read ahead and
- * their records in flight) the reader's peak RSS reached 202 MB, with 2,000-row ones 184 MB, at the
- * same rows/s (docs/reader.md, snapshot run 9).
+ * their records in flight) the reader's peak RSS reached 201–202 MB, with ranges cut to this 185 MB, at
+ * about the same rows/s (docs/reader.md, snapshot run 10).
  */
 const CHUNK_TARGET_BYTES = 2.5 * 1024 * 1024;
 /** The fewest rows a range is cut to for that (rows of megabytes each: a chunk per row would cost a query each). */
@@ -203,12 +203,17 @@ class ReadAhead {
   }
 }
 
+/** `chunkBytes`' estimate: a row's array, and a cell's string header (a NULL: its slot). */
+const ROW_BYTES = 64;
+const CELL_BYTES = 24;
+const NULL_BYTES = 8;
+
 /** Rough heap bytes of a chunk's text cells (V8 string header + one byte a character), for `ReadAhead`. */
 function chunkBytes(rows: (string | null)[][]): number {
   let bytes = 0;
   for (const row of rows) {
-    bytes += 64;
-    for (const v of row) bytes += v === null ? 8 : 24 + v.length;
+    bytes += ROW_BYTES;
+    for (const v of row) bytes += v === null ? NULL_BYTES : CELL_BYTES + v.length;
   }
   return bytes;
 }
@@ -367,7 +372,7 @@ async function snapshotTable(
     encoders,
     id,
     buffers: new RecordBuffers(),
-    chunkRows: chunkRowsFor(deps.chunkRows, disk > 0 ? 64 + 24 * columns.length + disk : 0),
+    chunkRows: chunkRowsFor(deps.chunkRows, disk > 0 ? ROW_BYTES + CELL_BYTES * columns.length + disk : 0),
   };
   // A keyed table by key ranges; a keyless one by CTID ranges where the server can (else one cursor pass).
   const source = keyed ? keyRanges(run) : await ctidRanges(run);
