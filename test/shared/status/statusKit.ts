@@ -78,7 +78,9 @@ export async function statusKit(prefix: string): Promise<StatusKit> {
   );
   await client.query(`SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')`, [names.slot]);
   closers.push(() => client.query('SELECT pg_catalog.pg_drop_replication_slot($1)', [names.slot]));
-  await client.query(`INSERT INTO ${name}.t SELECT g, repeat('x', 100) FROM generate_series(1, 200) g`);
+  // The test servers run with synchronous_commit = off, where pg_current_wal_lsn() (the write position, which the status reports
+  // against) can stay behind a commit until the WAL writer's next round: this commit waits for its flush, so the lag is there.
+  await client.query(`BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO ${name}.t SELECT g, repeat('x', 100) FROM generate_series(1, 200) g; COMMIT`);
   const lsns = await client.query<{ lag: string; confirmed: string; restart: string }>(
     `SELECT (pg_catalog.pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart
      FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`,
