@@ -13,7 +13,7 @@
 //     backends, found by their client ports, sampled from /proc) and of the broker's process (shared with other work).
 // BENCH_SNAPSHOT_ROUNDS (default 1) repeats the reader runs; figures are then medians with min and max.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures); BENCH_NODE_FLAGS: more node flags.
-// Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_ENCODERS, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES, and glibc's MALLOC_ARENA_MAX.
+// Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_ENCODERS, CDC_SNAPSHOT_READER_THREADS, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES, and glibc's MALLOC_ARENA_MAX.
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, existsSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -102,7 +102,14 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
     LOG_LEVEL: 'info',
     DEADLETTER_CONTAINER: run.replace(/_/g, '-'),
   };
-  for (const k of ['CDC_SNAPSHOT_PARALLELISM', 'CDC_SNAPSHOT_ENCODERS', 'CDC_SNAPSHOT_CHUNK_ROWS', 'CDC_MAX_INFLIGHT_BYTES', 'MALLOC_ARENA_MAX'])
+  for (const k of [
+    'CDC_SNAPSHOT_PARALLELISM',
+    'CDC_SNAPSHOT_ENCODERS',
+    'CDC_SNAPSHOT_READER_THREADS',
+    'CDC_SNAPSHOT_CHUNK_ROWS',
+    'CDC_MAX_INFLIGHT_BYTES',
+    'MALLOC_ARENA_MAX',
+  ])
     if (process.env[k]) env[k] = process.env[k];
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --trace-gc); its lines that are not JSON go to /tmp/<run>.out.
@@ -276,6 +283,7 @@ const result = {
   settings: {
     CDC_SNAPSHOT_PARALLELISM: process.env.CDC_SNAPSHOT_PARALLELISM ?? '(default)',
     CDC_SNAPSHOT_ENCODERS: process.env.CDC_SNAPSHOT_ENCODERS ?? '(default)',
+    CDC_SNAPSHOT_READER_THREADS: process.env.CDC_SNAPSHOT_READER_THREADS ?? '(default)',
     CDC_SNAPSHOT_CHUNK_ROWS: process.env.CDC_SNAPSHOT_CHUNK_ROWS ?? '(default)',
     CDC_MAX_INFLIGHT_BYTES: process.env.CDC_MAX_INFLIGHT_BYTES ?? '(default)',
     rounds: ROUNDS,

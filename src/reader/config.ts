@@ -45,8 +45,8 @@ export interface ReaderConfig {
   schemaChangeSnapshot: SchemaChangeSnapshot;
   /** Connections reading snapshot chunks at once (they share one snapshot). */
   snapshotParallelism: number;
-  /** Threads encoding the native format's snapshot chunks (CDC_SNAPSHOT_ENCODERS); 0: the main thread encodes. */
-  snapshotEncoders: number;
+  /** Threads reading and encoding the native format's snapshot ranges on connections of their own (CDC_SNAPSHOT_READER_THREADS); 0: none. */
+  snapshotReaderThreads: number;
   stateSchema: string;
   serverName: string;
   topic: string;
@@ -252,6 +252,14 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
       publicationMode,
     );
 
+  // Replaced (encoding threads no longer paid once chunks were written a buffer at a time): a setting that did something must not be ignored silently.
+  const encoders = env.CDC_SNAPSHOT_ENCODERS?.trim();
+  if (encoders !== undefined && encoders !== '' && encoders !== '0')
+    throw new ConfigError(
+      'CDC_SNAPSHOT_ENCODERS',
+      'unset: it was replaced by CDC_SNAPSHOT_READER_THREADS (threads that read and encode snapshot ranges)',
+      encoders,
+    );
   return {
     pg: pgSettingsFromEnv(env),
     slotName: slotName(env, 'CDC_SLOT', 'pg_cdc_reader'),
@@ -263,7 +271,7 @@ export function loadConfig(env: Env = process.env): ReaderConfig {
     snapshotChunkRows: getInt(env, 'CDC_SNAPSHOT_CHUNK_ROWS', 5000, { min: 1, max: 1_000_000 }),
     schemaChangeSnapshot: getOneOf<SchemaChangeSnapshot>(env, 'CDC_SCHEMA_CHANGE_SNAPSHOT', ['auto', 'manual', 'off'], 'auto'),
     snapshotParallelism: getInt(env, 'CDC_SNAPSHOT_PARALLELISM', Math.min(32, availableParallelism()), { min: 1, max: 32 }),
-    snapshotEncoders: getInt(env, 'CDC_SNAPSHOT_ENCODERS', 0, { min: 0, max: 8 }),
+    snapshotReaderThreads: getInt(env, 'CDC_SNAPSHOT_READER_THREADS', 0, { min: 0, max: 8 }),
     stateSchema,
     serverName: getString(env, 'CDC_SERVER_NAME', 'pgcdc'),
     topic: getString(env, 'CDC_TOPIC', 'cdc-events'),

@@ -286,7 +286,8 @@ export class Reader {
             db: config.pg.database,
             chunkRows: config.snapshotChunkRows,
             parallelism: config.snapshotParallelism,
-            encoders: config.snapshotEncoders,
+            readerThreads: config.snapshotReaderThreads,
+            threadConnection: { settings: config.pg, plain: this.pgSsl === false },
             readAheadBytes: config.maxInflightBytes,
             openClient: async () => {
               const extra = this.connection({ options: SESSION_OPTIONS, types: textTypes });

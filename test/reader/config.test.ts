@@ -33,8 +33,18 @@ describe('config', () => {
     expect(loadConfig({ ...base, CDC_SNAPSHOT_PARALLELISM: '3' }).snapshotParallelism).toBe(3);
   });
 
+  test('CDC_SNAPSHOT_READER_THREADS: none by default, or as set; CDC_SNAPSHOT_ENCODERS, which it replaced, is refused with the new name', () => {
+    expect(loadConfig(base).snapshotReaderThreads).toBe(0);
+    expect(loadConfig({ ...base, CDC_SNAPSHOT_READER_THREADS: '2' }).snapshotReaderThreads).toBe(2);
+    expect(loadConfig({ ...base, CDC_SNAPSHOT_ENCODERS: '0' }).snapshotReaderThreads).toBe(0);
+    expect(() => loadConfig({ ...base, CDC_SNAPSHOT_ENCODERS: '2' })).toThrow(
+      /CDC_SNAPSHOT_ENCODERS: expected unset: it was replaced by CDC_SNAPSHOT_READER_THREADS/,
+    );
+  });
+
   test.each([
     [{}, 'KAFKA_BROKERS'],
+    [{ ...base, CDC_SNAPSHOT_READER_THREADS: '9' }, 'CDC_SNAPSHOT_READER_THREADS'],
     [{ ...base, KAFKA_BROKERS: 'nohostport' }, 'KAFKA_BROKERS'],
     [{ ...base, CDC_SNAPSHOT_MODE: 'sometimes' }, 'CDC_SNAPSHOT_MODE'],
     [{ ...base, CDC_SNAPSHOT_PARALLELISM: '0' }, 'CDC_SNAPSHOT_PARALLELISM'],

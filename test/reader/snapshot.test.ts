@@ -139,25 +139,27 @@ describe('reader: initial snapshot', () => {
     expect(chunkRowsFor(5000, Number.NaN)).toBe(5000);
   });
 
-  test('a chunk too large for its encoder thread is encoded on the main thread: every row delivered, the reason logged once', async () => {
-    const name = uniqueName('rd_encfail');
+  test('a range too large for its reader thread is read again on a connection of the main thread: every row delivered, the reason logged', async () => {
+    const name = uniqueName('rd_thrfail');
     const schema = `${name}_s`;
     names.push({ name, schema });
     const table = `${schema}.big`;
-    // 320 rows of 300,000 characters in one chunk: 96 MB of cells, over the thread's 64 MB old space.
+    // 320 rows of 300,000 characters in one range (compressible: tiny on disk, so the first range is not cut): 96 MB of cells, over the thread's 64 MB old space.
     await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, doc text);
       INSERT INTO ${table} SELECT g, repeat(chr(97 + g % 26), 300000) FROM generate_series(1, 320) g`);
     const topic = await TopicCollector.start([`${name}_events`]);
-    const r = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_PARALLELISM: '2', CDC_SNAPSHOT_ENCODERS: '1' }));
+    const r = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_PARALLELISM: '1', CDC_SNAPSHOT_READER_THREADS: '1' }));
     const events = await topic.waitFor('every row', (es) => es.filter((e) => e.op === 'r').length >= 320, 90_000);
     await r.stop();
     await topic.close();
     const snap = events.filter((e) => e.op === 'r');
     expect(snap.map((e) => e.key!.id).sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 320 }, (_, i) => i + 1));
     for (const e of snap) expect(e.after!.doc).toBe(String.fromCharCode(97 + (Number(e.key!.id) % 26)).repeat(300000));
-    const warnings = r.log.lines.filter((l) => l.msg === 'snapshot encoder thread failed: its chunks are encoded on the main thread');
+    expect(r.log.lines.find((l) => l.msg === 'snapshot started')).toMatchObject({ readers: 1, readerThreads: 1 });
+    const warnings = r.log.lines.filter((l) => l.msg === 'snapshot reader thread failed: its ranges are read on a connection of the main thread');
     expect(warnings).toHaveLength(1);
-    expect(String(warnings[0]!.error)).toMatch(/snapshot encoder thread (failed|exited)/);
+    expect(String(warnings[0]!.error)).toMatch(/snapshot reader thread (failed|exited)/);
+    expect(warnings[0]).toMatchObject({ threadsLeft: 0 });
   });
 
   test('a crash mid-snapshot resumes at the last delivered chunk and still converges', async () => {
@@ -167,14 +169,14 @@ describe('reader: initial snapshot', () => {
     const table = `${schema}.items`;
     await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, v numeric NOT NULL, note text);
       INSERT INTO ${table} SELECT g, g, repeat('p', 200) FROM generate_series(1, 40000) g`);
-    // Three readers: chunks complete out of order; progress must still claim only a delivered prefix.
+    // Two reader threads read and encode the ranges (the other tests read on the main thread's connections):
+    // chunks complete out of order; progress must still claim only a delivered prefix.
     // The smallest in-flight bound (1 MiB, about two chunks of these rows) also bounds the chunks read ahead.
-    // Two encoder threads: the chunks' records come from them (the other tests encode on the main thread).
     const env = readerEnv(name, {
       CDC_TABLES: table,
       CDC_SNAPSHOT_CHUNK_ROWS: '2000',
       CDC_SNAPSHOT_PARALLELISM: '3',
-      CDC_SNAPSHOT_ENCODERS: '2',
+      CDC_SNAPSHOT_READER_THREADS: '2',
       CDC_MAX_INFLIGHT_BYTES: String(1024 * 1024),
     });
     const first = spawnReader(env);
@@ -221,9 +223,9 @@ describe('reader: initial snapshot', () => {
     await slotInactive(c, name);
     const second = await startReader(env);
     expect(second.log.lines.some((l) => l.msg === 'resuming interrupted snapshot with a fresh snapshot')).toBe(true);
-    // The resumed snapshot encoded on its threads, and none failed.
-    expect(second.log.lines.find((l) => l.msg === 'snapshot started')).toMatchObject({ readers: 3, encoders: 2 });
-    expect(second.log.lines.some((l) => String(l.msg).startsWith('snapshot encoder thread'))).toBe(false);
+    // The resumed snapshot read on its threads, and none failed.
+    expect(second.log.lines.find((l) => l.msg === 'snapshot started')).toMatchObject({ readers: 3, readerThreads: 2 });
+    expect(second.log.lines.some((l) => String(l.msg).startsWith('snapshot reader thread'))).toBe(false);
     const state = await tableState(c, table);
     const topic = await TopicCollector.start([`${name}_events`]);
     await topic.waitFor(

@@ -81,6 +81,11 @@ export function writeChunk(
   return { segments, index, end: rows.length };
 }
 
+/** Whether `writeChunk` gave the `j`-th row written a record. */
+export function chunkHasRecord(chunk: EncodedChunk, j: number): boolean {
+  return chunk.index[j * SLOTS]! >= 0;
+}
+
 /** The record of the `j`-th row written (views of the chunk's buffers, no copy), or null when `writeChunk` gave it none. */
 export function chunkRecord(chunk: EncodedChunk, j: number, topic: string): OutRecord | null {
   const slot = j * SLOTS;

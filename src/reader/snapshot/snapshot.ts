@@ -33,8 +33,9 @@ import type { RowsLayout } from '../encode/chunkRecords.js';
 import { layoutRecord } from '../encode/toRecord.js';
 import type { EncodedChunk } from '../encode/chunkRecords.js';
 import { chunkRecord, RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
-import { ChunkEncoders } from './encoders.js';
-import type { EncoderTable } from './encoders.js';
+import { ReaderThreadFailed, ReaderThreads } from './readerThreads.js';
+import type { EncoderTable, ThreadConnection } from './readerThreads.js';
+import { CELL_BYTES, chunkBytes, ROW_BYTES } from './chunkBytes.js';
 
 /** A further snapshot connection (text type parsers, as `client`) and how to give it back. */
 export interface SnapshotConnection {
@@ -49,8 +50,13 @@ export interface SnapshotDeps extends EventOutputDeps {
   openClient?: () => Promise<SnapshotConnection>;
   /** Connections reading chunks at once, `client` included (CDC_SNAPSHOT_PARALLELISM); default 1. */
   parallelism?: number;
-  /** Threads encoding the native format's chunks (CDC_SNAPSHOT_ENCODERS); default 0: encoded on this thread. */
-  encoders?: number;
+  /**
+   * Threads that each read ranges on a connection of their own and encode them (CDC_SNAPSHOT_READER_THREADS,
+   * the native format's tables with a row JSON writer); default 0: read on the main thread.
+   */
+  readerThreads?: number;
+  /** How a reader thread connects (the reader's settings and TLS choice); required for `readerThreads`. */
+  threadConnection?: ThreadConnection;
   /** Bound on the bytes of chunks read ahead of their turn (CDC_MAX_INFLIGHT_BYTES); default 8 MiB. */
   readAheadBytes?: number;
   progress: ProgressStore;
@@ -203,21 +209,6 @@ class ReadAhead {
   }
 }
 
-/** `chunkBytes`' estimate: a row's array, and a cell's string header (a NULL: its slot). */
-const ROW_BYTES = 64;
-const CELL_BYTES = 24;
-const NULL_BYTES = 8;
-
-/** Rough heap bytes of a chunk's text cells (V8 string header + one byte a character), for `ReadAhead`. */
-function chunkBytes(rows: (string | null)[][]): number {
-  let bytes = 0;
-  for (const row of rows) {
-    bytes += ROW_BYTES;
-    for (const v of row) bytes += v === null ? NULL_BYTES : CELL_BYTES + v.length;
-  }
-  return bytes;
-}
-
 interface TableRun {
   deps: SnapshotDeps;
   plan: SnapshotPlan;
@@ -237,15 +228,17 @@ interface TableRun {
   debeziumColumns?: DebeziumColumn[];
   /** The native format: the table's row and key JSON writer, made at its first chunk (null: rows go through the row object). */
   rowJson?: RowJsonEncoder | null;
-  /** Encoder threads (CDC_SNAPSHOT_ENCODERS), or null: chunks are encoded on this thread. */
-  encoders: ChunkEncoders | null;
-  /** This table run's id for the encoder threads, and its columns as they take them (made at its first chunk). */
+  /** This table run's id for the reader threads, and its columns as they take them (made at its first chunk). */
   id: number;
   encoderTable?: EncoderTable;
   /** Where this thread writes the table's records (`writeChunk`): a chunk goes on in the buffer the last one left. */
   buffers: RecordBuffers;
   /** Rows in the next key or CTID range (`chunkRowsFor`): updated from every chunk read. */
   chunkRows: number;
+  /** Reader threads (CDC_SNAPSHOT_READER_THREADS), or null. */
+  threads: ReaderThreads | null;
+  /** A further connection in the snapshot's transaction, for a reader whose thread failed. */
+  fallbackClient: () => Promise<Client>;
 }
 
 export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promise<'done' | 'stopped'> {
@@ -253,32 +246,37 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
   const extra: SnapshotConnection[] = [];
   const readers: Client[] = [client];
   const recorder = new ProgressRecorder(deps.progress);
-  // Only the native format has the shortcut the threads write; started at the first table to read.
-  const encoderCount = deps.records.format === 'native' ? (deps.encoders ?? 0) : 0;
-  let encoders: ChunkEncoders | null = null;
+  let threads: ReaderThreads | null = null;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     let snapshotName = plan.exportedSnapshot;
     if (snapshotName !== null) await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+    const join = async (conn: SnapshotConnection, name: string): Promise<Client> => {
+      extra.push(conn);
+      await conn.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await conn.client.query(`SET TRANSACTION SNAPSHOT '${name.replace(/'/g, "''")}'`);
+      return conn.client;
+    };
     const parallelism = Math.max(1, deps.parallelism ?? 1);
     if (parallelism > 1 && deps.openClient && plan.tables.length > 0) {
       // Resume: no exported snapshot; this transaction's own is exported, so every reader sees the same rows.
       snapshotName ??= (await client.query<{ s: string }>('SELECT pg_catalog.pg_export_snapshot() AS s')).rows[0]?.s ?? null;
       if (snapshotName === null) throw new Error('pg_export_snapshot() returned no snapshot');
-      for (let i = 1; i < parallelism; i++) {
-        const conn = await deps.openClient();
-        extra.push(conn);
-        await conn.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        await conn.client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
-        readers.push(conn.client);
-      }
+      for (let i = 1; i < parallelism; i++) readers.push(await join(await deps.openClient(), snapshotName));
+    }
+    // Only the native format has the shortcut the threads write (Debezium's markers need the next table's rows).
+    const threadCount = deps.records.format === 'native' && deps.threadConnection ? (deps.readerThreads ?? 0) : 0;
+    if (threadCount > 0 && plan.tables.length > 0) {
+      snapshotName ??= (await client.query<{ s: string }>('SELECT pg_catalog.pg_export_snapshot() AS s')).rows[0]?.s ?? null;
+      if (snapshotName === null) throw new Error('pg_export_snapshot() returned no snapshot');
+      threads = await ReaderThreads.open(threadCount, deps.threadConnection!, snapshotName);
     }
     log.info('snapshot started', {
       tables: plan.tables.length,
       exported: plan.exportedSnapshot !== null,
       versionLsn: plan.versionLsn.toString(),
       readers: readers.length,
-      encoders: encoderCount,
+      readerThreads: threads?.count ?? 0,
     });
     let dbz: DebeziumSnapshot | null = null;
     if (deps.records.format === 'debezium') {
@@ -306,8 +304,11 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
         }
         return false;
       };
-      if (encoderCount > 0) encoders ??= new ChunkEncoders(encoderCount);
-      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers, encoders, i);
+      const fallbackClient = async (): Promise<Client> => {
+        if (!deps.openClient || snapshotName === null) throw new Error('no further connection for a failed snapshot reader thread');
+        return join(await deps.openClient(), snapshotName);
+      };
+      const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers, threads, fallbackClient, i);
       if (result === 'stopped') return 'stopped';
       if (recorder.failed !== null) throw recorder.failed;
     }
@@ -319,7 +320,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
     return 'done';
   } finally {
     await recorder.close();
-    await encoders?.close();
+    await threads?.close();
     for (const c of readers) await c.query('COMMIT').catch(() => undefined);
     for (const conn of extra) await conn.release();
   }
@@ -334,7 +335,8 @@ async function snapshotTable(
   laterRows: (client: Client) => Promise<boolean>,
   recorder: ProgressRecorder,
   readers: Client[],
-  encoders: ChunkEncoders | null,
+  threads: ReaderThreads | null,
+  fallbackClient: () => Promise<Client>,
   id: number,
 ): Promise<'done' | 'stopped'> {
   const { client } = deps;
@@ -369,7 +371,8 @@ async function snapshotTable(
     startRows: p.rows,
     lastLog: Date.now(),
     queuedRows: 0,
-    encoders,
+    threads,
+    fallbackClient,
     id,
     buffers: new RecordBuffers(),
     chunkRows: chunkRowsFor(deps.chunkRows, disk > 0 ? ROW_BYTES + CELL_BYTES * columns.length + disk : 0),
@@ -512,9 +515,102 @@ async function ctidRanges(run: TableRun): Promise<RangeSource | null> {
   };
 }
 
+/** A chunk read: its rows as text (a reader thread's: only the rows the main thread needs, at their index), their size, how they are encoded. */
+interface ChunkRead {
+  fields: FieldDef[];
+  rows: (string | null)[][];
+  /** Bytes held until the chunk is queued (`ReadAhead`), and `chunkBytes` of its cells (the next ranges' size). */
+  held: number;
+  cellBytes: number;
+  prep: ChunkPrep;
+  /** The records a reader thread wrote (null: written here at the chunk's turn). */
+  early: EncodedChunk | null;
+  lastOfAll: boolean;
+}
+
+type ChunkReader = {
+  /** The connection a reader claims its ranges with. */
+  claims: Client;
+  read: (range: Range) => Promise<ChunkRead>;
+};
+
+/** A reader on a connection of this thread: it reads a range's rows here; the chunk is encoded at its turn (nothing would overlap, and its records would only be held longer). */
+function connectionReader(run: TableRun, source: RangeSource, c: Client): ChunkReader {
+  return {
+    claims: c,
+    read: async (range) => {
+      const res = await c.query<unknown[]>({
+        text: `SELECT ${run.select} FROM ${run.table.relation}${range.where}${source.order}`,
+        values: range.values,
+        rowMode: 'array',
+      });
+      const lastOfAll = run.dbz !== null && range.last && res.rows.length > 0 && !(await run.laterRows(c));
+      const rows = res.rows as (string | null)[][];
+      const held = chunkBytes(rows);
+      const prep = await prepareChunk(run, res.fields);
+      return { fields: res.fields, rows, held, cellBytes: held, prep, early: null, lastOfAll };
+    },
+  };
+}
+
+/**
+ * A reader thread's reader: the thread reads and encodes the range; this thread holds the records'
+ * bytes, and the rows without a record (built here from the row object) and the last one (its key is
+ * the range's progress) as text, at their index.
+ */
+function threadReader(run: TableRun, source: RangeSource, threads: ReaderThreads, i: number, fields: FieldDef[]): ChunkReader {
+  // Once the thread failed (out of memory on a chunk of huge rows, a crash): this and every later range
+  // of this reader on a connection of this thread, the failed range read again.
+  let fallback: ChunkReader | null = null;
+  return {
+    claims: run.deps.client,
+    read: async (range) => {
+      if (fallback !== null) return fallback.read(range);
+      const prep = await prepareChunk(run, fields);
+      let got;
+      try {
+        got = await threads.read(
+          i,
+          `SELECT ${run.select} FROM ${run.table.relation}${range.where}${source.order}`,
+          range.values,
+          encoderTableOf(run, prep),
+          prep.layout!,
+        );
+      } catch (err) {
+        if (!(err instanceof ReaderThreadFailed)) throw err;
+        run.deps.log.warn('snapshot reader thread failed: its ranges are read on a connection of the main thread', {
+          ...errorFields(err),
+          threadsLeft: threads.working.length,
+        });
+        fallback = connectionReader(run, source, await run.fallbackClient());
+        return fallback.read(range);
+      }
+      // Sparse: only the rows the thread sent back as text are there (`queueChunk` reads no other).
+      const rows = new Array<(string | null)[]>(got.count);
+      for (const [j, row] of got.spare) rows[j] = row;
+      let held = got.chunk.index.byteLength;
+      for (const segment of got.chunk.segments) held += segment.byteLength;
+      return { fields, rows, held, cellBytes: got.cellBytes, prep, early: got.chunk, lastOfAll: false };
+    },
+  };
+}
+
+/**
+ * The reader threads' readers, when this table's chunks can be read on them: the native format (no
+ * Debezium markers, which need the next table's rows) and a row JSON writer for its columns.
+ */
+async function threadReaders(run: TableRun, source: RangeSource): Promise<ChunkReader[] | null> {
+  const threads = run.threads;
+  if (threads === null || run.dbz !== null || threads.working.length === 0) return null;
+  const probe = await run.deps.client.query<unknown[]>({ text: `SELECT ${run.select} FROM ${run.table.relation} LIMIT 0`, rowMode: 'array' });
+  const prep = await prepareChunk(run, probe.fields);
+  if (prep.layout === null || prep.json === null) return null;
+  return threads.working.map((i) => threadReader(run, source, threads, i, probe.fields));
+}
+
 /** Readers take consecutive ranges of `source`, read them at once, and queue their chunks in range order. */
 async function snapshotRanges(run: TableRun, readers: Client[], source: RangeSource): Promise<'done' | 'stopped'> {
-  const { deps, table } = run;
+  const { deps } = run;
   // `ended` once the last range was handed out.
   let ended = false;
   let index = 0;
@@ -531,46 +627,36 @@ async function snapshotRanges(run: TableRun, readers: Client[], source: RangeSou
   };
   const turns = new Turns();
   const readAhead = new ReadAhead(deps.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES);
-  const reader = async (c: Client): Promise<'done' | 'stopped'> => {
+  const reader = async (r: ChunkReader): Promise<'done' | 'stopped'> => {
     for (;;) {
       if (deps.isStopping() || turns.aborted) return 'stopped';
       await readAhead.room();
       if (deps.isStopping() || turns.aborted) return 'stopped';
-      const chunk = await claim(c);
+      const chunk = await claim(r.claims);
       if (chunk === null) return 'done';
-      const res = await c.query<unknown[]>({
-        text: `SELECT ${run.select} FROM ${table.relation}${chunk.where}${source.order}`,
-        values: chunk.values,
-        rowMode: 'array',
-      });
-      const lastOfAll = run.dbz !== null && chunk.last && res.rows.length > 0 && !(await run.laterRows(c));
-      const rows = res.rows as (string | null)[][];
-      const held = chunkBytes(rows);
+      const { fields, rows, held, cellBytes, prep, early, lastOfAll } = await r.read(chunk);
       readAhead.take(held);
-      if (rows.length > 0) run.chunkRows = chunkRowsFor(deps.chunkRows, held / rows.length);
-      const prep = await prepareChunk(run, res.fields);
-      // On an encoder thread the chunk is encoded while it waits for its turn; on this thread, at its
-      // turn (nothing would overlap, and its records would only be held longer).
-      const early = threadEncoding(run, prep, rows);
+      if (rows.length > 0) run.chunkRows = chunkRowsFor(deps.chunkRows, cellBytes / rows.length);
       await turns.wait(chunk.index);
       if (turns.aborted || deps.isStopping()) return 'stopped';
-      const lastKey = chunk.lastKey(res.fields, rows);
+      const lastKey = chunk.lastKey(fields, rows);
       await queueChunk(run, prep, rows, early, lastOfAll, (rowsDone) => ({ ...run.p, rows: rowsDone, lastKey, done: chunk.last }));
       turns.done();
       readAhead.give(held);
     }
   };
+  const chunkReaders = (await threadReaders(run, source)) ?? readers.map((c) => connectionReader(run, source, c));
   // Every reader settles before the table ends (none is left querying); the first failure is thrown.
   const results = await Promise.allSettled(
-    readers.map((c) =>
+    chunkReaders.map((r) =>
       // A reader that stops or fails releases the others (waiting for its chunk's turn or for room).
-      reader(c).then(
-        (r) => {
-          if (r === 'stopped') {
+      reader(r).then(
+        (result) => {
+          if (result === 'stopped') {
             turns.abort();
             readAhead.abort();
           }
-          return r;
+          return result;
         },
         (err: unknown) => {
           turns.abort();
@@ -693,55 +779,36 @@ async function prepareChunk(run: TableRun, fields: FieldDef[]): Promise<ChunkPre
   return { fields, decoders, names, chunkKey, envelope, layout, json };
 }
 
-/**
- * Starts encoding a chunk's records on an encoder thread, or null: there is none (or none left), or the
- * chunk has no shortcut (the Debezium format, no row JSON writer); `queueChunk` then writes them here.
- */
-function threadEncoding(run: TableRun, prep: ChunkPrep, rows: (string | null)[][]): Promise<EncodedChunk> | null {
-  const { deps, table } = run;
-  if (prep.layout === null || prep.json === null || run.encoders === null || !run.encoders.available) return null;
-  run.encoderTable ??= {
+/** The table's columns as a reader thread rebuilds its row JSON writer (made at its first chunk). */
+function encoderTableOf(run: TableRun, prep: ChunkPrep): EncoderTable {
+  const { types } = run.deps;
+  return (run.encoderTable ??= {
     id: run.id,
-    columns: prep.fields.map((f) => ({ name: f.name, spec: deps.types.decoderSpec(f.dataTypeID), baseType: deps.types.baseTypeName(f.dataTypeID) })),
+    columns: prep.fields.map((f) => ({ name: f.name, spec: types.decoderSpec(f.dataTypeID), baseType: types.baseTypeName(f.dataTypeID) })),
     keyColumns: prep.chunkKey,
-    wholeRowKey: table.wholeRowKey,
-  };
-  const encoded = run.encoders.encode(run.encoderTable, prep.layout, rows);
-  // Awaited at the chunk's turn; a reader stopping before it must not leave the rejection unhandled.
-  encoded.catch(() => undefined);
-  return encoded;
+    wholeRowKey: run.table.wholeRowKey,
+  });
 }
 
 /**
- * Queues one chunk's records (waiting for room under the in-flight bound): the encoder thread's
- * (`early`), else written here a buffer at a time (`writeChunk`), else, for a row neither has, built
- * from the row object. Its progress (`progressAt(rows done)`) is recorded once the broker confirmed
- * it and every earlier chunk.
+ * Queues one chunk's records (waiting for room under the in-flight bound): a reader thread's
+ * (`early`: for rows it gave no record, `rows` has their text), else written here a buffer at a time
+ * (`writeChunk`), else, for a row neither has, built from the row object. Its progress
+ * (`progressAt(rows done)`) is recorded once the broker confirmed it and every earlier chunk.
  * `skipRecord`: a keyless table's chunk before its last (only its end is recorded).
  */
 async function queueChunk(
   run: TableRun,
   prep: ChunkPrep,
   rows: (string | null)[][],
-  early: Promise<EncodedChunk> | null,
+  early: EncodedChunk | null,
   lastOfAll: boolean,
   progressAt: (rowsDone: number) => TableProgress,
   skipRecord = false,
 ): Promise<void> {
   const { deps, table, dbz } = run;
   const { decoders, names, chunkKey, layout, json } = prep;
-  let encoded: EncodedChunk | null = null;
-  if (early !== null) {
-    try {
-      encoded = await early;
-    } catch (err) {
-      if (run.encoders?.firstFallback())
-        deps.log.warn('snapshot encoder thread failed: its chunks are encoded on the main thread', {
-          ...errorFields(err),
-          threadsLeft: run.encoders.available,
-        });
-    }
-  }
+  let encoded = early;
   const writeHere = encoded === null && layout !== null && json !== null;
   // Row j's record is the (j − base)-th of `encoded`, which has the rows up to its `end`.
   let base = 0;
