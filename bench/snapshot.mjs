@@ -13,7 +13,7 @@
 //     backends, found by their client ports, sampled from /proc) and of the broker's process (shared with other work).
 // BENCH_SNAPSHOT_ROUNDS (default 1) repeats the reader runs; figures are then medians with min and max.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures); BENCH_NODE_FLAGS: more node flags.
-// Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_ENCODERS, CDC_SNAPSHOT_READER_THREADS, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES, and glibc's MALLOC_ARENA_MAX.
+// Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_READER_THREADS, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES, and glibc's MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_.
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, existsSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -104,11 +104,12 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   };
   for (const k of [
     'CDC_SNAPSHOT_PARALLELISM',
-    'CDC_SNAPSHOT_ENCODERS',
     'CDC_SNAPSHOT_READER_THREADS',
     'CDC_SNAPSHOT_CHUNK_ROWS',
     'CDC_MAX_INFLIGHT_BYTES',
     'MALLOC_ARENA_MAX',
+    'MALLOC_MMAP_THRESHOLD_',
+    'MALLOC_TRIM_THRESHOLD_',
   ])
     if (process.env[k]) env[k] = process.env[k];
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
@@ -282,8 +283,10 @@ const result = {
   machine: { cpus: cpus().length, node: process.version, loadAtStart: load() },
   settings: {
     CDC_SNAPSHOT_PARALLELISM: process.env.CDC_SNAPSHOT_PARALLELISM ?? '(default)',
-    CDC_SNAPSHOT_ENCODERS: process.env.CDC_SNAPSHOT_ENCODERS ?? '(default)',
     CDC_SNAPSHOT_READER_THREADS: process.env.CDC_SNAPSHOT_READER_THREADS ?? '(default)',
+    malloc: Object.fromEntries(
+      ['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
+    ),
     CDC_SNAPSHOT_CHUNK_ROWS: process.env.CDC_SNAPSHOT_CHUNK_ROWS ?? '(default)',
     CDC_MAX_INFLIGHT_BYTES: process.env.CDC_MAX_INFLIGHT_BYTES ?? '(default)',
     rounds: ROUNDS,
