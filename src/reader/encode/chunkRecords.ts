@@ -2,7 +2,7 @@
  * A snapshot chunk's native records, written into a few large buffers instead of one buffer per value:
  * the same bytes `layoutRecord` (toRecord.ts) makes, laid out so that the whole
  * chunk can be handed between threads without a copy (the buffers are transferred, the index is an
- * `Int32Array`). `writeChunk` runs where the chunk is encoded (a `worker_threads` encoder, or the main
+ * `Int32Array`). `writeChunk` runs where the chunk is encoded (a snapshot reader thread, or the main
  * thread when there is none); `chunkRecord` gives a row's record back as views of those buffers.
  */
 import type { RowJsonEncoder } from './rowJson.js';

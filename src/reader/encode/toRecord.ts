@@ -195,7 +195,7 @@ export class RecordBuilder {
    * version, marker and clock) as data, given that envelope as `template` (its `after` and `key` are
    * ignored): each record is `layoutRecord(layout, afterJson, keyJson)`, byte-identical to
    * `tryBuild`'s for the event with that row and key, with the envelope serialised once, not per row.
-   * Structured-clonable, so a `worker_threads` encoder writes the same bytes (chunkRecords.ts).
+   * Structured-clonable, so a snapshot reader thread writes the same bytes (chunkRecords.ts).
    * Debezium format: null (no shortcut).
    */
   rowsLayout(template: ChangeEvent): RowsLayout | null {

@@ -3,8 +3,8 @@
  * connection in the snapshot's transaction (`SET TRANSACTION SNAPSHOT`), reads the ranges the main
  * thread claims for it, and turns their rows into records' bytes (`writeChunk`), sent back transferred.
  * So the rows' parsing and encoding, most of a wide table's cost, run off the main thread, which only
- * claims ranges, orders the chunks and publishes them. Only type syntax Node strips is used here (see
- * `ChunkEncoders`).
+ * claims ranges, orders the chunks and publishes them. Only type syntax Node strips is used here and in
+ * what it imports (see `ReaderThreads`).
  */
 import { parentPort } from 'node:worker_threads';
 import pg from 'pg';

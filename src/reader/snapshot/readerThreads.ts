@@ -70,7 +70,10 @@ export class ReaderThreads {
   private nextId = 0;
 
   private constructor(count: number) {
-    // From dist, the compiled file; from the sources, the TypeScript one with the development loader (as `ChunkEncoders`).
+    // From dist, the compiled file. From the sources (`npm start`, the tests) the TypeScript file, with the
+    // development loader's `./x.js` → `./x.ts` mapping; its imports use only type syntax Node strips by
+    // default (no parameter properties or enums), since a thread cannot be given the process-wide
+    // --experimental-transform-types.
     const ts = import.meta.url.endsWith('.ts');
     const file = new URL(ts ? './readWorker.ts' : './readWorker.js', import.meta.url);
     const execArgv = ts ? ['--no-warnings', '--import', fileURLToPath(new URL('../devLoader.mjs', import.meta.url))] : [];

@@ -151,7 +151,7 @@ export function parseArray(text: string, element: Decoder, delimiter = ','): unk
 /**
  * How a type's text is decoded, as data: a built-in's OID (its decoder in `builtinDecoders`), `text`
  * (the text itself), or an array of an element spec with its delimiter. Structured-clonable, so a
- * `worker_threads` encoder rebuilds the very decoders (`decoderOf`) the registry hands out (the row
+ * snapshot reader thread (`readWorker.ts`) rebuilds the very decoders (`decoderOf`) the registry hands out (the row
  * JSON writer's fast paths compare decoders by identity).
  */
 export type DecoderSpec = number | 'text' | { array: DecoderSpec; delimiter: string };
