@@ -257,20 +257,24 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
       await conn.client.query(`SET TRANSACTION SNAPSHOT '${name.replace(/'/g, "''")}'`);
       return conn.client;
     };
-    const parallelism = Math.max(1, deps.parallelism ?? 1);
-    if (parallelism > 1 && deps.openClient && plan.tables.length > 0) {
-      // Resume: no exported snapshot; this transaction's own is exported, so every reader sees the same rows.
+    // Resume: no exported snapshot; this transaction's own is exported, so every reader sees the same rows.
+    const shared = async (): Promise<string> => {
       snapshotName ??= (await client.query<{ s: string }>('SELECT pg_catalog.pg_export_snapshot() AS s')).rows[0]?.s ?? null;
       if (snapshotName === null) throw new Error('pg_export_snapshot() returned no snapshot');
-      for (let i = 1; i < parallelism; i++) readers.push(await join(await deps.openClient(), snapshotName));
+      return snapshotName;
+    };
+    const parallelism = Math.max(1, deps.parallelism ?? 1);
+    if (parallelism > 1 && deps.openClient && plan.tables.length > 0) {
+      for (let i = 1; i < parallelism; i++) readers.push(await join(await deps.openClient(), await shared()));
     }
     // Only the native format has the shortcut the threads write (Debezium's markers need the next table's rows).
     const threadCount = deps.records.format === 'native' && deps.threadConnection ? (deps.readerThreads ?? 0) : 0;
-    if (threadCount > 0 && plan.tables.length > 0) {
-      snapshotName ??= (await client.query<{ s: string }>('SELECT pg_catalog.pg_export_snapshot() AS s')).rows[0]?.s ?? null;
-      if (snapshotName === null) throw new Error('pg_export_snapshot() returned no snapshot');
-      threads = await ReaderThreads.open(threadCount, deps.threadConnection!, snapshotName);
-    }
+    if (threadCount > 0 && plan.tables.length > 0) threads = await ReaderThreads.open(threadCount, deps.threadConnection!, await shared());
+    // A further connection in the same snapshot, for a reader whose thread failed (threads, hence a shared snapshot).
+    const fallbackClient = async (): Promise<Client> => {
+      if (!deps.openClient) throw new Error('no further connection for a failed snapshot reader thread');
+      return join(await deps.openClient(), await shared());
+    };
     log.info('snapshot started', {
       tables: plan.tables.length,
       exported: plan.exportedSnapshot !== null,
@@ -303,10 +307,6 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
           if (r.rows[0]?.e) return true;
         }
         return false;
-      };
-      const fallbackClient = async (): Promise<Client> => {
-        if (!deps.openClient || snapshotName === null) throw new Error('no further connection for a failed snapshot reader thread');
-        return join(await deps.openClient(), snapshotName);
       };
       const result = await snapshotTable(deps, plan, table, p, dbz, laterRows, recorder, readers, threads, fallbackClient, i);
       if (result === 'stopped') return 'stopped';
