@@ -12,6 +12,7 @@
 //     CPU seconds and peak RSS of the reader from /usr/bin/time, and its CPU µs per row over the snapshot phase alone; CPU seconds of PostgreSQL (the reader's own
 //     backends, found by their client ports, sampled from /proc) and of the broker's process (shared with other work).
 // BENCH_SNAPSHOT_ROUNDS (default 1) repeats the reader runs; figures are then medians with min and max.
+// BENCH_SNAPSHOT_TABLES=wide (or orders): run one table only, for probes.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process (profiling, not for figures); BENCH_NODE_FLAGS: more node flags.
 // Extra reader settings pass through: CDC_SNAPSHOT_PARALLELISM, CDC_SNAPSHOT_READER_THREADS, CDC_SNAPSHOT_CHUNK_ROWS, CDC_MAX_INFLIGHT_BYTES, and glibc's MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_.
 import { spawn, execFileSync } from 'node:child_process';
@@ -34,6 +35,12 @@ const envFile = Object.fromEntries(
 const ORDERS = Number(process.env.BENCH_SNAPSHOT_ROWS ?? 2_000_000);
 const WIDE = Math.max(1, Math.round(ORDERS / 4));
 const ROUNDS = Number(process.env.BENCH_SNAPSHOT_ROUNDS ?? 1);
+// BENCH_SNAPSHOT_TABLES: a comma list of the tables to run (default both), for probes of one table.
+const TABLES = (process.env.BENCH_SNAPSHOT_TABLES ?? 'orders,wide')
+  .split(',')
+  .map((t) => t.trim())
+  .filter(Boolean);
+for (const t of TABLES) if (t !== 'orders' && t !== 'wide') throw new Error(`BENCH_SNAPSHOT_TABLES: unknown table ${t} (orders, wide)`);
 // BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader (all cores), for a paired A/B.
 const COMPARE = process.env.BENCH_COMPARE_DIST ?? null;
 const tag = `bsnap_${Date.now().toString(36)}`;
@@ -195,6 +202,8 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
     rowsPerSec: Math.round(rows / secs),
     wallSecondsIncludingStartup: wall,
     readerCpuSecs: +(user + sys).toFixed(2),
+    // Of it, the kernel's share: on loopback the sender's writes also run the receiving side of TCP.
+    readerSysSecs: sys,
     // CPU of the reader between its "snapshot started" and "snapshot finished" lines, per row (start-up excluded).
     readerCpuUsPerRow: cpuAtStart !== null && cpuAtEnd !== null ? +(((cpuAtEnd - cpuAtStart) * 1e6) / rows).toFixed(2) : null,
     pgCpuSecs: +[...pgCpu.values()].reduce((a, b) => a + b, 0).toFixed(2),
@@ -290,6 +299,7 @@ const result = {
     CDC_SNAPSHOT_CHUNK_ROWS: process.env.CDC_SNAPSHOT_CHUNK_ROWS ?? '(default)',
     CDC_MAX_INFLIGHT_BYTES: process.env.CDC_MAX_INFLIGHT_BYTES ?? '(default)',
     rounds: ROUNDS,
+    tables: TABLES,
     compareDist: COMPARE,
   },
   tables: {},
@@ -300,7 +310,7 @@ try {
   for (const [table, rows] of [
     ['orders', ORDERS],
     ['wide', WIDE],
-  ]) {
+  ].filter(([name]) => TABLES.includes(name))) {
     const ceil = await ceiling(table);
     const bytesPerRow = ceil.jsonBytes / rows;
     const t = {

@@ -139,14 +139,14 @@ describe('reader: initial snapshot', () => {
     expect(chunkRowsFor(5000, Number.NaN)).toBe(5000);
   });
 
-  test('a range too large for its reader thread is read again on a connection of the main thread: every row delivered, the reason logged', async () => {
-    const name = uniqueName('rd_thrfail');
+  test('a cell too large for a reader thread’s heap: its row comes back as bytes and is built on the main thread; every row delivered, no thread fails', async () => {
+    const name = uniqueName('rd_thrbig');
     const schema = `${name}_s`;
     names.push({ name, schema });
     const table = `${schema}.big`;
-    // 320 rows of 300,000 characters in one range (compressible: tiny on disk, so the first range is not cut): 96 MB of cells, over the thread's 64 MB old space.
-    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, doc text);
-      INSERT INTO ${table} SELECT g, repeat(chr(97 + g % 26), 300000) FROM generate_series(1, 320) g`);
+    // A json cell of 70 MB (blanks: tiny on disk, and its JSON is small): the thread would have to make a string of it (json goes through its decoder).
+    await c.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${table} (id int PRIMARY KEY, doc json);
+      INSERT INTO ${table} SELECT g, ('[' || g || repeat(' ', CASE WHEN g = 100 THEN 70000000 ELSE 1 END) || ']')::json FROM generate_series(1, 320) g`);
     const topic = await TopicCollector.start([`${name}_events`]);
     const r = await startReader(readerEnv(name, { CDC_TABLES: table, CDC_SNAPSHOT_PARALLELISM: '1', CDC_SNAPSHOT_READER_THREADS: '1' }));
     const events = await topic.waitFor('every row', (es) => es.filter((e) => e.op === 'r').length >= 320, 90_000);
@@ -154,12 +154,9 @@ describe('reader: initial snapshot', () => {
     await topic.close();
     const snap = events.filter((e) => e.op === 'r');
     expect(snap.map((e) => e.key!.id).sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 320 }, (_, i) => i + 1));
-    for (const e of snap) expect(e.after!.doc).toBe(String.fromCharCode(97 + (Number(e.key!.id) % 26)).repeat(300000));
+    for (const e of snap) expect(e.after!.doc).toEqual([Number(e.key!.id)]);
     expect(r.log.lines.find((l) => l.msg === 'snapshot started')).toMatchObject({ readers: 1, readerThreads: 1 });
-    const warnings = r.log.lines.filter((l) => l.msg === 'snapshot reader thread failed: its ranges are read on a connection of the main thread');
-    expect(warnings).toHaveLength(1);
-    expect(String(warnings[0]!.error)).toMatch(/snapshot reader thread (failed|exited)/);
-    expect(warnings[0]).toMatchObject({ threadsLeft: 0 });
+    expect(r.log.lines.filter((l) => l.msg === 'snapshot reader thread failed: its ranges are read on a connection of the main thread')).toEqual([]);
   });
 
   test('a crash mid-snapshot resumes at the last delivered chunk and still converges', async () => {

@@ -27,7 +27,7 @@ export function rowRecordText(layout: RowsLayout, afterJson: string, keyJson: st
 /** Values share buffers of this size (a value that may be larger gets one of its own). */
 const SEGMENT_BYTES = 1024 * 1024;
 /** Per row in `EncodedChunk.index`: segment (−1: no record, see `chunkRecord`), value start, value end, key start. */
-const SLOTS = 4;
+export const SLOTS = 4;
 
 export interface EncodedChunk {
   /** The buffers the records' bytes are in (`RecordBuffers`': their own `ArrayBuffer`s, so transferable). */
@@ -126,6 +126,24 @@ export class RecordBuffers {
     const bytes = this.segment.write(text, this.at);
     const value = this.segment.subarray(this.at, this.at + bytes);
     this.at += bytes;
+    return value;
+  }
+
+  /** Bytes `start`..`end` of `source`, copied into a shared buffer (as `write`; their own buffer when larger than one). */
+  copy(source: Buffer, start: number, end: number): Buffer<ArrayBuffer> {
+    const n = end - start;
+    if (n > SEGMENT_BYTES) {
+      const own = Buffer.allocUnsafeSlow(n);
+      source.copy(own, 0, start, end);
+      return own;
+    }
+    if (this.at + n > this.segment.length) {
+      this.segment = Buffer.allocUnsafeSlow(SEGMENT_BYTES);
+      this.at = 0;
+    }
+    source.copy(this.segment, this.at, start, end);
+    const value = this.segment.subarray(this.at, this.at + n);
+    this.at += n;
     return value;
   }
 }

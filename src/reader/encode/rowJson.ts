@@ -17,7 +17,10 @@
  */
 import type { Decoder } from '../../shared/events/pgTypes.js';
 import {
+  arrayElementOf,
   decodeBool,
+  decodeBytea,
+  decodeFloat,
   decodeDate,
   decodeInt,
   decodeInt8,
@@ -40,26 +43,79 @@ export interface RowJsonColumn {
 }
 
 /**
- * The JSON writer of a column. Only jsonb's text is canonical: json (same decoder) keeps its input as
- * written (blanks, duplicate keys, escapes), so it goes through the decoder.
+ * How a column's text becomes its JSON: the shortcuts below by type, else its decoder's value through
+ * `JSON.stringify`. One classification for both writers of a cell: `cellJson` (text) and the COPY
+ * transcoder (`copyRows.ts`, the cell's bytes).
  */
-export function cellJson(column: RowJsonColumn): CellJson {
+export const CELL_INT = 0;
+export const CELL_INT8 = 1;
+export const CELL_BOOL = 2;
+export const CELL_JSONB = 3;
+export const CELL_TIMESTAMPTZ = 4;
+export const CELL_TIMESTAMP = 5;
+/** The text quoted is the JSON: nothing in it is escaped (numeric; `PLAIN_TEXT_TYPES`). */
+export const CELL_QUOTED = 6;
+/** The decoder is the identity: the JSON is `JSON.stringify` of the text. */
+export const CELL_STRING = 7;
+/** float4/float8: a plain decimal of at most 15 significant digits is the JSON the decoder's number prints (the COPY transcoder's; text goes through the decoder). */
+export const CELL_FLOAT = 9;
+/** bytea in hex output: base64 of the bytes (the COPY transcoder's; text goes through the decoder). */
+export const CELL_BYTEA = 10;
+/** int2[]/int4[]/oid[] with `,` between elements: braces become brackets (the COPY transcoder's; text goes through the decoder). */
+export const CELL_INT_ARRAY = 11;
+export const CELL_OTHER = 8;
+
+/**
+ * Only jsonb's text is canonical: json (same decoder) keeps its input as written (blanks, duplicate
+ * keys, escapes), so it goes through the decoder.
+ */
+export function cellKind(column: RowJsonColumn): number {
   const { decoder } = column;
-  if (decoder === decodeInt) return (t) => t;
-  // int8's output is canonical digits; up to 15 characters it is a safe integer, which the decoder
-  // turns into a number that prints as the same digits (longer ones may be strings: the decoder's path).
-  if (decoder === decodeInt8) return (t) => (t.length <= 15 ? t : JSON.stringify(decoder(t)));
-  if (decoder === decodeBool) return (t) => (decoder(t) ? 'true' : 'false');
-  if (decoder === decodeJson && column.baseType === 'jsonb') return (t) => compactJsonb(t) ?? JSON.stringify(decoder(t));
-  if (decoder === decodeTimestamptz) return (t) => utcTimestamptzJson(t) ?? JSON.stringify(decoder(t));
-  if (decoder === decodeTimestamp) return (t) => timestampJson(t) ?? JSON.stringify(decoder(t));
+  if (decoder === decodeInt) return CELL_INT;
+  if (decoder === decodeInt8) return CELL_INT8;
+  if (decoder === decodeBool) return CELL_BOOL;
+  if (decoder === decodeJson && column.baseType === 'jsonb') return CELL_JSONB;
+  if (decoder === decodeTimestamptz) return CELL_TIMESTAMPTZ;
+  if (decoder === decodeTimestamp) return CELL_TIMESTAMP;
+  if (decoder === decodeFloat) return CELL_FLOAT;
+  if (decoder === decodeBytea) return CELL_BYTEA;
+  const array = arrayElementOf(decoder);
+  if (array !== undefined && array.element === decodeInt && array.delimiter === ',') return CELL_INT_ARRAY;
   // numeric's output is digits, sign, point, NaN or ±Infinity: nothing JSON escapes.
-  if (decoder === decodeText && column.baseType === 'numeric') return (t) => `"${t}"`;
+  if (decoder === decodeText && column.baseType === 'numeric') return CELL_QUOTED;
   // Their output (DateStyle ISO, IntervalStyle iso_8601, as the session sets them) is digits,
   // letters, `-`, `:`, `.`, `/`, `+` and blanks: nothing JSON escapes, so the string's JSON is the text
   // quoted (0.04 µs a cell less than JSON.stringify; a float's text checked the same way was slower than its decoder).
-  if (PLAIN_TEXT_TYPES.has(column.baseType) && IDENTITY_DECODERS.has(decoder)) return (t) => `"${t}"`;
-  return (t) => JSON.stringify(decoder(t));
+  if (PLAIN_TEXT_TYPES.has(column.baseType) && IDENTITY_DECODERS.has(decoder)) return CELL_QUOTED;
+  if (IDENTITY_DECODERS.has(decoder)) return CELL_STRING;
+  return CELL_OTHER;
+}
+
+/** The JSON writer of a column's text (`cellKind`). */
+export function cellJson(column: RowJsonColumn): CellJson {
+  const { decoder } = column;
+  switch (cellKind(column)) {
+    case CELL_INT:
+      return (t) => t;
+    // int8's output is canonical digits; up to 15 characters it is a safe integer, which the decoder
+    // turns into a number that prints as the same digits (longer ones may be strings: the decoder's path).
+    case CELL_INT8:
+      return (t) => (t.length <= 15 ? t : JSON.stringify(decoder(t)));
+    case CELL_BOOL:
+      return (t) => (decoder(t) ? 'true' : 'false');
+    case CELL_JSONB:
+      return (t) => compactJsonb(t) ?? JSON.stringify(decoder(t));
+    case CELL_TIMESTAMPTZ:
+      return (t) => utcTimestamptzJson(t) ?? JSON.stringify(decoder(t));
+    case CELL_TIMESTAMP:
+      return (t) => timestampJson(t) ?? JSON.stringify(decoder(t));
+    case CELL_QUOTED:
+      return (t) => `"${t}"`;
+    case CELL_STRING:
+      return (t) => JSON.stringify(t);
+    default:
+      return (t) => JSON.stringify(decoder(t));
+  }
 }
 
 const PLAIN_TEXT_TYPES: ReadonlySet<string> = new Set(['date', 'time', 'timetz', 'interval', 'uuid', 'inet', 'cidr', 'macaddr', 'macaddr8']);
@@ -71,7 +127,7 @@ const isDigit = (t: string, i: number): boolean => {
 };
 
 /** The digit positions of `YYYY-MM-DD HH:MM:SS`. */
-const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+export const DATE_TIME_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
 
 /**
  * Whether `t` is `YYYY-MM-DD HH:MM:SS[.f…]` up to `end` (exclusive): a four-digit year, AD, as the
@@ -106,7 +162,7 @@ export function timestampJson(t: string): string | null {
 }
 
 /** The length of an array-index key's text is at most 10 digits (up to 2^32 − 2). */
-function isArrayIndex(t: string, from: number, to: number): boolean {
+export function isArrayIndex(t: string, from: number, to: number): boolean {
   const n = to - from;
   if (n < 1 || n > 10) return false;
   for (let i = from; i < to; i++) {

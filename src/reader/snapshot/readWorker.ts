@@ -1,20 +1,18 @@
 /**
  * A snapshot reader thread (`worker_threads`, started by `ReaderThreads`): it owns a PostgreSQL
  * connection in the snapshot's transaction (`SET TRANSACTION SNAPSHOT`), reads the ranges the main
- * thread claims for it, and turns their rows into records' bytes (`writeChunk`), sent back transferred.
+ * thread claims for it with COPY, and turns their rows into records' bytes (`copyChunk`), sent back transferred.
  * So the rows' parsing and encoding, most of a wide table's cost, run off the main thread, which only
  * claims ranges, orders the chunks and publishes them. Only type syntax Node strips is used here and in
  * what it imports (see `ReaderThreads`).
  */
 import { parentPort } from 'node:worker_threads';
 import pg from 'pg';
-import { rowJsonEncoder } from '../encode/rowJson.js';
-import type { RowJsonEncoder } from '../encode/rowJson.js';
-import { chunkHasRecord, RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
+import { RecordBuffers } from '../encode/chunkRecords.js';
+import { copyChunk, CopyRowWriter } from '../encode/copyRows.js';
 import { decoderOf } from '../../shared/events/pgTypes.js';
 import { pgClientOptions, sslAttempts } from '../../shared/core/postgres.js';
 import { SESSION_OPTIONS, textTypes } from '../../shared/events/pgTables.js';
-import { chunkBytes } from './chunkBytes.js';
 import type { ReaderRequest, ReaderReply } from './readerThreads.js';
 
 if (parentPort === null) throw new Error('readWorker.ts runs as a worker thread (ReaderThreads), not on its own');
@@ -22,7 +20,7 @@ const port = parentPort;
 
 let client: pg.Client | null = null;
 // The encoder of the table the last chunk was of (chunks come table by table).
-let table: { id: number; json: RowJsonEncoder } | null = null;
+let table: { id: number; writer: CopyRowWriter } | null = null;
 // A query runs at a time (the main thread sends the next range after this one's reply).
 let queue: Promise<void> = Promise.resolve();
 
@@ -44,26 +42,21 @@ async function handle(req: ReaderRequest): Promise<{ reply: ReaderReply; transfe
     case 'read': {
       if (client === null) throw new Error('the reader thread has no connection (it was not opened)');
       if (table?.id !== req.table.id) {
-        const json = rowJsonEncoder(
+        const writer = CopyRowWriter.of(
           req.table.columns.map((c) => ({ name: c.name, decoder: decoderOf(c.spec), baseType: c.baseType })),
           req.table.keyColumns,
           req.table.wholeRowKey,
+          true,
         );
-        if (json === null) throw new Error('the table has no row JSON encoder (a column name is an array index)');
-        table = { id: req.table.id, json };
+        if (writer === null) throw new Error('the table has no row JSON writer (a column name is an array index)');
+        table = { id: req.table.id, writer };
       }
-      const res = await client.query<(string | null)[]>({ text: req.text, values: req.values, rowMode: 'array' });
-      const rows = res.rows;
-      // Buffers of this chunk's own: they are transferred.
-      const chunk = writeChunk(table.json, req.layout, rows, new RecordBuffers());
-      // The rows the main thread needs as text: those without a record (built there from the row object,
-      // which names the problem or takes the claim-check path), and the last (its range's progress key).
-      const spare: [number, (string | null)[]][] = [];
-      for (let j = 0; j < rows.length; j++) if (!chunkHasRecord(chunk, j) || j === rows.length - 1) spare.push([j, rows[j]!]);
-      return {
-        reply: { id: req.id, chunk, count: rows.length, cellBytes: chunkBytes(rows), spare },
-        transfer: [...chunk.segments, chunk.index.buffer as ArrayBuffer],
-      };
+      // Buffers of this chunk's own: they are transferred. The rows the main thread needs as text come
+      // back with them as their bytes: those without a record (built there from the row object, which
+      // names the problem or takes the claim-check path), and the last (its range's progress key).
+      table.writer.begin(req.layout, new RecordBuffers());
+      const got = await copyChunk(client, req.text, table.writer);
+      return { reply: { id: req.id, ...got }, transfer: [...got.chunk.segments, got.chunk.index.buffer as ArrayBuffer] };
     }
     case 'close': {
       const c = client;

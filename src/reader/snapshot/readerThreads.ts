@@ -1,6 +1,6 @@
 /**
  * Snapshot reader threads (CDC_SNAPSHOT_READER_THREADS): each owns a PostgreSQL connection in the
- * snapshot's transaction and reads, parses and encodes the ranges it is given (`readWorker.ts`); the
+ * snapshot's transaction and reads the ranges it is given with COPY, writing their records (`readWorker.ts`); the
  * main thread claims the ranges, queues the chunks in order and publishes them. Why: one thread that
  * reads and publishes a wide table tops out below the target whatever the encoding costs (the floor,
  * `bench/snapshotFloor.mjs`: 15 µs a row of 20 columns with no encoding at all, a third of it `pg`'s row
@@ -17,7 +17,8 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { PgSettings } from '../../shared/core/postgres.js';
-import type { EncodedChunk, RowsLayout } from '../encode/chunkRecords.js';
+import type { RowsLayout } from '../encode/chunkRecords.js';
+import type { CopyChunk } from '../encode/copyRows.js';
 import type { DecoderSpec } from '../../shared/events/pgTypes.js';
 
 /** A table's columns as a reader thread rebuilds its row JSON writer (`rowJsonEncoder`). */
@@ -40,23 +41,18 @@ export interface ThreadConnection {
 
 export type ReaderRequest =
   | { type: 'open'; id: number; settings: PgSettings; plain: boolean; snapshot: string }
-  | { type: 'read'; id: number; text: string; values: string[]; table: EncoderTable; layout: RowsLayout }
+  | { type: 'read'; id: number; text: string; table: EncoderTable; layout: RowsLayout }
   | { type: 'close'; id: number };
 
-/** What a thread read: its records, its row count, `chunkBytes` of its cells, and the rows the main thread needs as text. */
-export interface ThreadChunk {
+/** What a thread read (`copyChunk`): its records, its row count, the estimate of its cells, and the rows the main thread needs as text. */
+export interface ThreadChunk extends CopyChunk {
   id: number;
-  chunk: EncodedChunk;
-  count: number;
-  cellBytes: number;
-  /** [row index, text cells]: the rows without a record, and the last row. */
-  spare: [number, (string | null)[]][];
 }
 
 export type ReaderReply = ThreadChunk | { id: number } | { id: number; error: string };
 
-/** Heap limits of a thread: a chunk's rows and its records at a time (the reader's RSS bound is 200 MB). */
-const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 };
+/** Heap limits of a thread: its heap holds little (COPY's bytes and the records are Buffers outside it, and no cell over `THREAD_TEXT_CELL_BYTES` becomes a string there), and each MB of it counts against the reader's 200 MB RSS bound. */
+const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 };
 const CLOSE_TIMEOUT_MS = 5_000;
 
 interface Thread {
@@ -124,11 +120,11 @@ export class ReaderThreads {
     return this.threads.flatMap((t, i) => (t.failed === null ? [i] : []));
   }
 
-  /** Reads a range on thread `i` (`text`: the query, `values` its parameters) and encodes its rows. */
-  async read(i: number, text: string, values: string[], table: EncoderTable, layout: RowsLayout): Promise<ThreadChunk> {
+  /** Reads a range on thread `i` (`text`: its `COPY (SELECT …) TO STDOUT`) and writes its records. */
+  async read(i: number, text: string, table: EncoderTable, layout: RowsLayout): Promise<ThreadChunk> {
     const t = this.threads[i];
     if (t === undefined) throw new Error(`no snapshot reader thread ${i}`);
-    return (await this.ask(t, (id) => ({ type: 'read', id, text, values, table, layout }))) as ThreadChunk;
+    return (await this.ask(t, (id) => ({ type: 'read', id, text, table, layout }))) as ThreadChunk;
   }
 
   private ask(t: Thread, request: (id: number) => ReaderRequest): Promise<ReaderReply> {

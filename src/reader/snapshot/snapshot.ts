@@ -23,10 +23,12 @@ import type { DebeziumColumn } from '../encode/debezium.js';
 import type { FieldDef } from 'pg';
 import { buildEnvelope } from '../encode/envelope.js';
 import { rowJsonEncoder } from '../encode/rowJson.js';
-import type { RowJsonEncoder } from '../encode/rowJson.js';
+import type { RowJsonColumn, RowJsonEncoder } from '../encode/rowJson.js';
+import { copyChunk, copyLineCells, CopyRowWriter } from '../encode/copyRows.js';
+import type { CopyChunk } from '../encode/copyRows.js';
 import { CAPTURED_COLUMN } from '../../shared/events/pgTables.js';
 import { keyFrom, withDebeziumDetails } from '../replication/relations.js';
-import { quoteIdent } from '../../shared/core/sql.js';
+import { quoteIdent, quoteLiteral } from '../../shared/core/sql.js';
 import { errorFields } from '../../shared/core/logger.js';
 import type { Decoder } from '../../shared/events/pgTypes.js';
 import type { RowsLayout } from '../encode/chunkRecords.js';
@@ -386,9 +388,8 @@ async function snapshotTable(
 
 /** What a reader reads next: its rows' condition, and the progress key once they are delivered. */
 interface Range {
-  /** ` WHERE …` (or nothing) and its parameters. */
+  /** ` WHERE …` (or nothing), its bounds as literals (`quoteLiteral`): a range is read with COPY, which takes no parameters. */
   where: string;
-  values: string[];
   /** The table's last range (no upper bound). */
   last: boolean;
   /** The stored progress key once this range and every earlier one are delivered. */
@@ -412,6 +413,7 @@ function keyRanges(run: TableRun): RangeSource {
   const key = table.keyColumns;
   const order = key.map(quoteIdent).join(', ');
   const params = (from: number): string => key.map((_, i) => `$${from + i}`).join(', ');
+  const literals = (values: string[]): string => values.map(quoteLiteral).join(', ');
   if (p.lastKey !== null && p.lastKey.length !== key.length) {
     // The key changed since that progress was stored (or it is a keyless table's CTID position).
     deps.log.warn('stored snapshot progress does not fit the table key: reading the table from its start', {
@@ -434,11 +436,10 @@ function keyRanges(run: TableRun): RangeSource {
       const upTo = res.rows.length === 2 ? res.rows[0]! : null;
       if (upTo !== null) from = upTo;
       const conds: string[] = [];
-      if (after) conds.push(`(${order}) > (${params(1)})`);
-      if (upTo) conds.push(`(${order}) <= (${params(after ? key.length + 1 : 1)})`);
+      if (after) conds.push(`(${order}) > (${literals(after)})`);
+      if (upTo) conds.push(`(${order}) <= (${literals(upTo)})`);
       return {
         where: conds.length ? ` WHERE ${conds.join(' AND ')}` : '',
-        values: [...(after ?? []), ...(upTo ?? [])],
         last: upTo === null,
         // A bounded range ends at its upper key; the last range's key is never needed again (done).
         lastKey: (fields, rows) => upTo ?? (rows.length > 0 ? keyOf(fields, key, rows[rows.length - 1]!) : after),
@@ -506,8 +507,7 @@ async function ctidRanges(run: TableRun): Promise<RangeSource | null> {
       if (hi !== null) from = hi;
       const upTo = hi;
       return {
-        where: upTo === null ? ' WHERE ctid >= $1::tid' : ' WHERE ctid >= $1::tid AND ctid < $2::tid',
-        values: upTo === null ? [tid(lo)] : [tid(lo), tid(upTo)],
+        where: ` WHERE ctid >= ${quoteLiteral(tid(lo))}::tid${upTo === null ? '' : ` AND ctid < ${quoteLiteral(tid(upTo))}::tid`}`,
         last: upTo === null,
         lastKey: () => (upTo === null ? null : [`ctid:${node}:${upTo}`]),
       };
@@ -534,16 +534,21 @@ type ChunkReader = {
   read: (range: Range) => Promise<ChunkRead>;
 };
 
-/** A reader on a connection of this thread: it reads a range's rows here; the chunk is encoded at its turn (nothing would overlap, and its records would only be held longer). */
+/** A range's rows, in `source`'s order. */
+function rangeSelect(run: TableRun, source: RangeSource, range: Range): string {
+  return `SELECT ${run.select} FROM ${run.table.relation}${range.where}${source.order}`;
+}
+
+/**
+ * A reader on a connection of this thread that reads a range's rows as text (`pg`'s rows), for the
+ * tables COPY's transcoder does not take (the Debezium format; a column name that is an array index).
+ * The chunk is encoded at its turn (nothing would overlap, and its records would only be held longer).
+ */
 function connectionReader(run: TableRun, source: RangeSource, c: Client): ChunkReader {
   return {
     claims: c,
     read: async (range) => {
-      const res = await c.query<unknown[]>({
-        text: `SELECT ${run.select} FROM ${run.table.relation}${range.where}${source.order}`,
-        values: range.values,
-        rowMode: 'array',
-      });
+      const res = await c.query<unknown[]>({ text: rangeSelect(run, source, range), rowMode: 'array' });
       const lastOfAll = run.dbz !== null && range.last && res.rows.length > 0 && !(await run.laterRows(c));
       const rows = res.rows as (string | null)[][];
       const held = chunkBytes(rows);
@@ -554,11 +559,44 @@ function connectionReader(run: TableRun, source: RangeSource, c: Client): ChunkR
 }
 
 /**
- * A reader thread's reader: the thread reads and encodes the range; this thread holds the records'
- * bytes, and the rows without a record (built here from the row object) and the last one (its key is
- * the range's progress) as text, at their index.
+ * A chunk whose records were written as it was read (COPY's transcoder, here or on a reader thread):
+ * this thread holds the records' bytes, and as text the rows without a record (built here from the row
+ * object) and the last one (its key is the range's progress), at their index.
  */
-function threadReader(run: TableRun, source: RangeSource, threads: ReaderThreads, i: number, fields: FieldDef[]): ChunkReader {
+function transcodedRead(fields: FieldDef[], prep: ChunkPrep, got: CopyChunk, held: number): ChunkRead {
+  // Sparse: only the rows that came back as text are there (`queueChunk` reads no other).
+  const rows = new Array<(string | null)[]>(got.count);
+  for (const [j, row] of got.spare) rows[j] = row;
+  for (const [j, bytes] of got.spareBytes) rows[j] = copyLineCells(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), 0, bytes.length, fields.length);
+  return { fields, rows, held: held + got.chunk.index.byteLength, cellBytes: got.cellBytes, prep, early: got.chunk, lastOfAll: false };
+}
+
+/** A reader on a connection of this thread that reads a range with COPY and writes its records as the bytes arrive (`copyChunk`). */
+function copyReader(run: TableRun, source: RangeSource, c: Client, fields: FieldDef[], writer: CopyRowWriter): ChunkReader {
+  return {
+    claims: c,
+    read: async (range) => {
+      const prep = await prepareChunk(run, fields);
+      writer.begin(prep.layout!, run.buffers);
+      const got = await copyChunk(c, copyStatement(run, source, range), writer);
+      return transcodedRead(fields, prep, got, got.recordBytes);
+    },
+  };
+}
+
+function copyStatement(run: TableRun, source: RangeSource, range: Range): string {
+  return `COPY (${rangeSelect(run, source, range)}) TO STDOUT`;
+}
+
+/** A reader thread's reader: the thread reads the range with COPY and writes its records (readWorker.ts). */
+function threadReader(
+  run: TableRun,
+  source: RangeSource,
+  threads: ReaderThreads,
+  i: number,
+  fields: FieldDef[],
+  onConnection: (c: Client) => ChunkReader,
+): ChunkReader {
   // Once the thread failed (out of memory on a chunk of huge rows, a crash): this and every later range
   // of this reader on a connection of this thread, the failed range read again.
   let fallback: ChunkReader | null = null;
@@ -569,43 +607,41 @@ function threadReader(run: TableRun, source: RangeSource, threads: ReaderThreads
       const prep = await prepareChunk(run, fields);
       let got;
       try {
-        got = await threads.read(
-          i,
-          `SELECT ${run.select} FROM ${run.table.relation}${range.where}${source.order}`,
-          range.values,
-          encoderTableOf(run, prep),
-          prep.layout!,
-        );
+        got = await threads.read(i, copyStatement(run, source, range), encoderTableOf(run, prep), prep.layout!);
       } catch (err) {
         if (!(err instanceof ReaderThreadFailed)) throw err;
         run.deps.log.warn('snapshot reader thread failed: its ranges are read on a connection of the main thread', {
           ...errorFields(err),
           threadsLeft: threads.working.length,
         });
-        fallback = connectionReader(run, source, await run.fallbackClient());
+        fallback = onConnection(await run.fallbackClient());
         return fallback.read(range);
       }
-      // Sparse: only the rows the thread sent back as text are there (`queueChunk` reads no other).
-      const rows = new Array<(string | null)[]>(got.count);
-      for (const [j, row] of got.spare) rows[j] = row;
-      let held = got.chunk.index.byteLength;
+      // The thread's buffers are the chunk's own: all of them are held.
+      let held = 0;
       for (const segment of got.chunk.segments) held += segment.byteLength;
-      return { fields, rows, held, cellBytes: got.cellBytes, prep, early: got.chunk, lastOfAll: false };
+      return transcodedRead(fields, prep, got, held);
     },
   };
 }
 
 /**
- * The reader threads' readers, when this table's chunks can be read on them: the native format (no
- * Debezium markers, which need the next table's rows) and a row JSON writer for its columns.
+ * The readers of a table's ranges: in the native format with a row JSON writer, COPY's transcoder, on
+ * the reader threads if there are any working, else on `readers`; otherwise rows read as text on `readers`.
  */
-async function threadReaders(run: TableRun, source: RangeSource): Promise<ChunkReader[] | null> {
-  const threads = run.threads;
-  if (threads === null || run.dbz !== null || threads.working.length === 0) return null;
+async function rangeReaders(run: TableRun, source: RangeSource, readers: Client[]): Promise<ChunkReader[]> {
+  const text = (): ChunkReader[] => readers.map((c) => connectionReader(run, source, c));
+  if (run.dbz !== null) return text();
+  // COPY has no row description: the columns' types come from an empty SELECT of the same columns.
   const probe = await run.deps.client.query<unknown[]>({ text: `SELECT ${run.select} FROM ${run.table.relation} LIMIT 0`, rowMode: 'array' });
   const prep = await prepareChunk(run, probe.fields);
-  if (prep.layout === null || prep.json === null) return null;
-  return threads.working.map((i) => threadReader(run, source, threads, i, probe.fields));
+  if (prep.layout === null || prep.json === null) return text();
+  const writer = (): CopyRowWriter | null => CopyRowWriter.of(prep.rowColumns, prep.chunkKey, run.table.wholeRowKey);
+  if (writer() === null) return text();
+  const onConnection = (c: Client): ChunkReader => copyReader(run, source, c, probe.fields, writer()!);
+  const threads = run.threads;
+  if (threads !== null && threads.working.length > 0) return threads.working.map((i) => threadReader(run, source, threads, i, probe.fields, onConnection));
+  return readers.map(onConnection);
 }
 
 /** Readers take consecutive ranges of `source`, read them at once, and queue their chunks in range order. */
@@ -645,7 +681,7 @@ async function snapshotRanges(run: TableRun, readers: Client[], source: RangeSou
       readAhead.give(held);
     }
   };
-  const chunkReaders = (await threadReaders(run, source)) ?? readers.map((c) => connectionReader(run, source, c));
+  const chunkReaders = await rangeReaders(run, source, readers);
   // Every reader settles before the table ends (none is left querying); the first failure is thrown.
   const results = await Promise.allSettled(
     chunkReaders.map((r) =>
@@ -725,6 +761,8 @@ interface ChunkPrep {
   layout: RowsLayout | null;
   /** Native format: the table's row and key JSON writer (null: rows go through the row object). */
   json: RowJsonEncoder | null;
+  /** The columns as the row JSON writers take them. */
+  rowColumns: RowJsonColumn[];
 }
 
 async function prepareChunk(run: TableRun, fields: FieldDef[]): Promise<ChunkPrep> {
@@ -768,15 +806,9 @@ async function prepareChunk(run: TableRun, fields: FieldDef[]): Promise<ChunkPre
   // Native format: every row of the chunk shares one envelope, serialised once (RecordBuilder.rowsLayout),
   // and each row's JSON is written from its text cells without a row object (rowJsonEncoder).
   const layout = dbz === null ? deps.records.rowsLayout(envelope(null, null, 'true')) : null;
-  const json =
-    layout === null
-      ? null
-      : (run.rowJson ??= rowJsonEncoder(
-          fields.map((f, i) => ({ name: f.name, decoder: decoders[i]!, baseType: deps.types.baseTypeName(f.dataTypeID) })),
-          chunkKey,
-          table.wholeRowKey,
-        ));
-  return { fields, decoders, names, chunkKey, envelope, layout, json };
+  const rowColumns = fields.map((f, i) => ({ name: f.name, decoder: decoders[i]!, baseType: deps.types.baseTypeName(f.dataTypeID) }));
+  const json = layout === null ? null : (run.rowJson ??= rowJsonEncoder(rowColumns, chunkKey, table.wholeRowKey));
+  return { fields, decoders, names, chunkKey, envelope, layout, json, rowColumns };
 }
 
 /** The table's columns as a reader thread rebuilds its row JSON writer (made at its first chunk). */

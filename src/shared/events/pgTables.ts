@@ -7,8 +7,13 @@
  */
 import type { Query } from './typeRegistry.js';
 
-/** Session settings under which text values are decoded (pgTypes.ts relies on them). */
-export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3';
+/**
+ * Session settings under which text values are decoded (pgTypes.ts relies on them), and under which
+ * `quoteLiteral`'s literals mean their text (the snapshot's COPY ranges carry their key bounds as
+ * literals, since COPY takes no parameters; a server configured with standard_conforming_strings off
+ * would otherwise read a backslash in a key as an escape).
+ */
+export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c standard_conforming_strings=on';
 
 /** pg type overrides: every column arrives as PostgreSQL text. */
 export const textTypes = { getTypeParser: () => (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8')) };

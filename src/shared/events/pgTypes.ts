@@ -157,6 +157,12 @@ export function parseArray(text: string, element: Decoder, delimiter = ','): unk
 export type DecoderSpec = number | 'text' | { array: DecoderSpec; delimiter: string };
 
 const arrayDecoders = new WeakMap<object, Decoder>();
+const arrayElements = new WeakMap<Decoder, { element: Decoder; delimiter: string }>();
+
+/** An array decoder's element decoder and delimiter (`decoderOf`'s); undefined for any other decoder. */
+export function arrayElementOf(decoder: Decoder): { element: Decoder; delimiter: string } | undefined {
+  return arrayElements.get(decoder);
+}
 
 /** The decoder a spec describes (the same function for the same built-in). */
 export function decoderOf(spec: DecoderSpec): Decoder {
@@ -168,6 +174,7 @@ export function decoderOf(spec: DecoderSpec): Decoder {
     const delim = spec.delimiter;
     d = (t) => parseArray(t, elem, delim);
     arrayDecoders.set(spec, d);
+    arrayElements.set(d, { element: elem, delimiter: delim });
   }
   return d;
 }

@@ -6,6 +6,7 @@ import { TypeRegistry } from '../../../src/shared/events/typeRegistry.js';
 import { decoderOf } from '../../../src/shared/events/pgTypes.js';
 import { pgSettingsFromEnv } from '../../../src/shared/core/postgres.js';
 import { chunkRecord } from '../../../src/reader/encode/chunkRecords.js';
+import { copyLineCells } from '../../../src/reader/encode/copyRows.js';
 import { layoutRecord } from '../../../src/reader/encode/toRecord.js';
 import type { RowsLayout } from '../../../src/reader/encode/chunkRecords.js';
 import { chunkBytes } from '../../../src/reader/snapshot/chunkBytes.js';
@@ -77,19 +78,25 @@ describe('ReaderThreads: snapshot ranges read and encoded on threads with connec
       const rows = res.rows as (string | null)[][];
       expect(rows).toHaveLength(3002);
       const [first, second] = await Promise.all([
-        threads.read(0, `${select} WHERE id <= $1 ORDER BY id`, ['1500'], table, layout),
-        threads.read(1, `${select} WHERE id > $1 ORDER BY id`, ['1500'], table, layout),
+        threads.read(0, `COPY (${select} WHERE id <= '1500' ORDER BY id) TO STDOUT`, table, layout),
+        threads.read(1, `COPY (${select} WHERE id > '1500' ORDER BY id) TO STDOUT`, table, layout),
       ]);
       expect(first.count + second.count).toBe(rows.length);
       const split = first.count;
-      expect(first.cellBytes).toBe(chunkBytes(rows.slice(0, split)));
+      // An estimate from COPY's bytes: its escapes and multi-byte characters count a byte each, a text cell's characters one each.
+      const estimate = chunkBytes(rows.slice(0, split));
+      expect(first.cellBytes).toBeGreaterThanOrEqual(estimate);
+      expect(first.cellBytes).toBeLessThan(estimate * 1.25);
       const without: number[] = [];
       for (let j = 0; j < rows.length; j++) {
         const raw = rows[j]!;
         const row: RowImage = {};
         res.fields.forEach((f, i) => (row[f.name] = raw[i] === null ? null : types.decoder(f.dataTypeID)(raw[i]!)));
         const [got, at] = j < split ? [first, j] : [second, j - split];
-        const spare = got.spare.find(([i]) => i === at);
+        // A thread gives its rows back as COPY bytes; the main thread reads them as pg would.
+        expect(got.spare).toEqual([]);
+        const given = got.spareBytes.find(([i]) => i === at);
+        const spare = given && ([given[0], copyLineCells(Buffer.from(given[1]), 0, given[1].length, res.fields.length)] as const);
         if (row.k2 === null) {
           without.push(Number(row.id));
           expect(chunkRecord(got.chunk, at, 'hub')).toBeNull();
@@ -116,11 +123,13 @@ describe('ReaderThreads: snapshot ranges read and encoded on threads with connec
     const threads = await ReaderThreads.open(1, connection, snapshot);
     try {
       const bad: EncoderTable = { id: 2, columns: [{ name: '10', spec: 'text', baseType: 'text' }], keyColumns: ['10'], wholeRowKey: false };
-      const refused = threads.read(0, "SELECT 'x'", [], bad, layout);
+      const refused = threads.read(0, "COPY (SELECT 'x') TO STDOUT", bad, layout);
       await expect(refused).rejects.toThrow(/snapshot reader thread: .*array index/);
       await expect(refused).rejects.not.toBeInstanceOf(ReaderThreadFailed);
       const good: EncoderTable = { id: 3, columns: [{ name: 'k', spec: 'text', baseType: 'text' }], keyColumns: ['k'], wholeRowKey: false };
-      await expect(threads.read(0, `SELECT k FROM ${schema}.missing`, [], good, layout)).rejects.toThrow(/snapshot reader thread: .*does not exist/);
+      await expect(threads.read(0, `COPY (SELECT k FROM ${schema}.missing) TO STDOUT`, good, layout)).rejects.toThrow(
+        /snapshot reader thread: .*does not exist/,
+      );
       // A failed query aborts the thread's transaction: that is the snapshot's failure, not a thread's.
       expect(threads.working).toEqual([0]);
     } finally {
@@ -129,19 +138,37 @@ describe('ReaderThreads: snapshot ranges read and encoded on threads with connec
     }
   });
 
-  test('a thread that runs out of memory fails as a thread (ReaderThreadFailed, which the snapshot reads again on a connection of its own), and never hangs a read', async () => {
+  test('a cell too large for a thread’s heap comes back as bytes (its row built on the main thread); a thread that dies fails as a thread (ReaderThreadFailed), and never hangs a read', async () => {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const snapshot = (await c.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
     const threads = await ReaderThreads.open(2, connection, snapshot);
     try {
       const table: EncoderTable = { id: 1, columns: [{ name: 'k', spec: 'text', baseType: 'text' }], keyColumns: ['k'], wholeRowKey: false };
-      // Far over the thread's heap limit: one range of 200 MB of cells.
-      const huge = threads.read(0, "SELECT g::text || repeat('x', 1000000) AS k FROM generate_series(1, 200) g", [], table, layout);
-      await expect(huge).rejects.toBeInstanceOf(ReaderThreadFailed);
-      await expect(huge).rejects.toThrow(/snapshot reader thread (failed|exited)/);
-      await expect(threads.read(0, "SELECT 'x' AS k", [], table, layout)).rejects.toBeInstanceOf(ReaderThreadFailed);
+      // A cell whose JSON escapes every character: the text path would make 70 MB of text and 140 MB of JSON, far over the thread's heap.
+      const huge = await threads.read(
+        0,
+        `COPY (SELECT k FROM (SELECT repeat('"', 70000000) AS k UNION ALL SELECT 'x') t ORDER BY length(k) DESC) TO STDOUT`,
+        table,
+        layout,
+      );
+      expect(huge.count).toBe(2);
+      expect(huge.spare).toEqual([]);
+      expect(huge.spareBytes.map(([j, bytes]) => [j, bytes.length])).toEqual([
+        [0, 70_000_000],
+        [1, 1],
+      ]);
+      expect(chunkRecord(huge.chunk, 0, 'hub')).toBeNull();
+      expect(chunkRecord(huge.chunk, 1, 'hub')!.key!.toString()).toBe('{"k":"x"}');
+      expect(threads.working).toEqual([0, 1]);
+      // A thread that ends (a crash): its pending read and every later one fail as the thread's, not as the query's.
+      const internals = threads as unknown as { threads: { worker: { terminate: () => Promise<number> } }[] };
+      const pending = threads.read(0, 'COPY (SELECT pg_sleep(1)::text AS k) TO STDOUT', table, layout);
+      await internals.threads[0]!.worker.terminate();
+      await expect(pending).rejects.toBeInstanceOf(ReaderThreadFailed);
+      await expect(pending).rejects.toThrow(/snapshot reader thread exited/);
+      await expect(threads.read(0, "COPY (SELECT 'x' AS k) TO STDOUT", table, layout)).rejects.toBeInstanceOf(ReaderThreadFailed);
       expect(threads.working).toEqual([1]);
-      const ok = await threads.read(1, "SELECT 'x' AS k", [], table, layout);
+      const ok = await threads.read(1, "COPY (SELECT 'x' AS k) TO STDOUT", table, layout);
       expect(chunkRecord(ok.chunk, 0, 'hub')!.key!.toString()).toBe('{"k":"x"}');
     } finally {
       await threads.close();
