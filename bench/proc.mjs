@@ -30,3 +30,12 @@ export function brokerPid(brokers) {
     return null;
   }
 }
+
+/**
+ * The reader's heap flags as the container runs it (Dockerfile, package.json "reader:dist"), for the
+ * benchmarks. BENCH_COMPARE_NODE_FLAGS (space-separated) replaces them for a BENCH_COMPARE_DIST build's
+ * reader, so that a pair of rounds can compare flags on one build.
+ */
+export const READER_HEAP_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
+export const compareHeapFlags = () =>
+  process.env.BENCH_COMPARE_NODE_FLAGS ? process.env.BENCH_COMPARE_NODE_FLAGS.split(' ').filter(Boolean) : READER_HEAP_FLAGS;

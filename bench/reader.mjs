@@ -23,7 +23,8 @@
 //  before the round's first change (its restart_lsn to its confirmed position; see advance()).
 // BENCH_READER_OUT=<file>: write the result there instead of bench/results/reader.json (probe runs).
 // BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader on its own
-// slot over the same WAL (phase 2), then its own bulk and fixed-rate phases: a paired A/B.
+// slot over the same WAL (phase 2), then its own bulk and fixed-rate phases: a paired A/B;
+// BENCH_COMPARE_NODE_FLAGS: its heap flags instead of the container's (bench/proc.mjs), to compare flags on one build.
 // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each reader process there; BENCH_NODE_FLAGS: more node flags for
 // the reader (both for profiling, not for figures).
 import { spawn, execFileSync } from 'node:child_process';
@@ -31,7 +32,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import pg from 'pg';
-import { brokerPid, cpuOf, peakRssMb } from './proc.mjs';
+import { brokerPid, compareHeapFlags, cpuOf, peakRssMb, READER_HEAP_FLAGS } from './proc.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
@@ -111,7 +112,8 @@ function startReader(build) {
   // The compiled entry point with the container's heap flags (package.json "reader:dist").
   // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --heap-prof; profiling, not for figures).
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...prof, ...flags, '--max-old-space-size=128', '--max-semi-space-size=8', `${build.dist}/src/reader/main.js`], {
+  const heap = build.name === 'compare' ? compareHeapFlags() : READER_HEAP_FLAGS;
+  const proc = spawn(process.execPath, [...prof, ...flags, ...heap, `${build.dist}/src/reader/main.js`], {
     cwd: root,
     env,
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -283,6 +285,7 @@ const result = {
   measuredAt: new Date().toISOString(),
   machine: { cpus: cpus().length, node: process.version },
   rounds: ROUNDS,
+  heapFlags: READER_HEAP_FLAGS,
   transactions: N,
   bulkRows: BULK,
   rateTarget: RATE,
@@ -352,7 +355,7 @@ const FIGURES = [
 ];
 const summary = (rows) => Object.fromEntries(FIGURES.map((f) => [f, stats(rows.map((r) => r[f]))]));
 Object.assign(result, summary(perBuild.current), { loadAverageAfter: loadavg(), perRound: perBuild.current });
-if (COMPARE) result.compare = { dist: COMPARE, ...summary(perBuild.compare), perRound: perBuild.compare };
+if (COMPARE) result.compare = { dist: COMPARE, heapFlags: compareHeapFlags(), ...summary(perBuild.compare), perRound: perBuild.compare };
 result.targets = { ratio: 0.95, bulkRowsPerSec: 100_000, p99Ms: 50, peakRssMb: 200 };
 result.command = 'npm run bench:reader';
 // The size and A/B settings of this run (unset: the defaults above).

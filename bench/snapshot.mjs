@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Admin } from '@platformatic/kafka';
-import { brokerPid, cpuOf } from './proc.mjs';
+import { brokerPid, compareHeapFlags, cpuOf, READER_HEAP_FLAGS } from './proc.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
@@ -41,7 +41,8 @@ const TABLES = (process.env.BENCH_SNAPSHOT_TABLES ?? 'orders,wide')
   .map((t) => t.trim())
   .filter(Boolean);
 for (const t of TABLES) if (t !== 'orders' && t !== 'wide') throw new Error(`BENCH_SNAPSHOT_TABLES: unknown table ${t} (orders, wide)`);
-// BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader (all cores), for a paired A/B.
+// BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader (all cores), for a paired A/B;
+// BENCH_COMPARE_NODE_FLAGS: its heap flags instead of the container's (bench/proc.mjs), to compare flags on one build.
 const COMPARE = process.env.BENCH_COMPARE_DIST ?? null;
 const tag = `bsnap_${Date.now().toString(36)}`;
 const pgEnv = { PGHOST: envFile.PGHOST, PGPORT: envFile.PGPORT, PGUSER: envFile.PGUSER, PGDATABASE: envFile.PGDATABASE };
@@ -122,7 +123,8 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --trace-gc); its lines that are not JSON go to /tmp/<run>.out.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const node = [process.execPath, ...prof, ...flags, '--max-old-space-size=128', '--max-semi-space-size=8', main];
+  const heap = main === 'dist/src/reader/main.js' ? READER_HEAP_FLAGS : compareHeapFlags();
+  const node = [process.execPath, ...prof, ...flags, ...heap, main];
   const otherLines = [];
   const argv = ['-f', '%e %U %S %M', '-o', timeFile, ...(pinned ? ['taskset', '-c', '0'] : []), ...node];
   const loadBefore = load();
@@ -262,7 +264,7 @@ const topicsToDelete = [];
 function floorOf(table, valueBytes) {
   const topic = `${tag}_${table}_floor`;
   topicsToDelete.push(topic);
-  const out = execFileSync(process.execPath, ['--max-old-space-size=128', '--max-semi-space-size=8', 'bench/snapshotFloor.mjs'], {
+  const out = execFileSync(process.execPath, [...READER_HEAP_FLAGS, 'bench/snapshotFloor.mjs'], {
     cwd: root,
     encoding: 'utf8',
     env: {
@@ -301,6 +303,8 @@ const result = {
     rounds: ROUNDS,
     tables: TABLES,
     compareDist: COMPARE,
+    heapFlags: READER_HEAP_FLAGS,
+    compareHeapFlags: COMPARE ? compareHeapFlags() : null,
   },
   tables: {},
 };
@@ -363,7 +367,8 @@ try {
       cores,
       pgAndBrokerCpuUsPerRow: +others.toFixed(2),
       atReaderCpuRowsPerSec: reader === null ? null : Math.round((cores * 1e6) / (reader + others)),
-      atFloorRowsPerSec: Math.round((cores * 1e6) / (floor.readAndProduce + others)),
+      // The floor of a reader that reads with COPY, as this one does since run 13 (before: rows through `pg`).
+      atFloorRowsPerSec: Math.round((cores * 1e6) / ((floor.copyReadAndProduce ?? floor.readAndProduce) + others)),
     };
     log('bound', { table, ...t.bound });
     result.tables[table] = t;

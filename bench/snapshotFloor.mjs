@@ -6,6 +6,9 @@
 //                   its value the row's text cells joined by tabs, padded with spaces to FLOOR_VALUE_BYTES
 //                   (the reader's record size, so the broker and the client move as many bytes), its key
 //                   the key cell.
+//   copyRead, copyReadAndProduce: the same two passes with the rows read by COPY (`COPY (SELECT …) TO STDOUT`,
+//                   each row's bytes), as the reader reads them since snapshot run 13; the value is the row's
+//                   bytes padded to FLOOR_VALUE_BYTES.
 // Prints one JSON line: CPU µs per row (this process, user + system, over each pass alone) and value bytes
 // per row. Env: PG* and KAFKA_BROKERS, FLOOR_TABLE (schema.table), FLOOR_KEY (its bigint key column),
 // FLOOR_TOPIC, FLOOR_CHUNK_ROWS (default 5000, the reader's CDC_SNAPSHOT_CHUNK_ROWS).
@@ -78,6 +81,82 @@ const readAndProduce = await pass(async (rows) => {
   }
   if (batch.length > 0) await publisher.send(batch);
 });
+
+/** `COPY (…) TO STDOUT` through a `pg` submittable: each row's bytes (a view of pg's receive buffer) to `perRow`, as the reader reads. */
+function copy(text, perRow) {
+  return new Promise((resolve, reject) => {
+    void client.query({
+      submit: (connection) => connection.query(text),
+      handleCopyData: (msg) => perRow(msg.chunk),
+      handleCommandComplete() {},
+      handleRowDescription() {},
+      handleDataRow() {},
+      handleEmptyQuery() {},
+      handleReadyForQuery: () => resolve(),
+      handleError: reject,
+    });
+  });
+}
+
+/** The key cell of a COPY row (the `at`-th tab-separated cell, without its newline). */
+function keyBytes(row) {
+  let start = 0;
+  for (let i = 0; i < at; i++) start = row.indexOf(9, start) + 1;
+  let end = row.indexOf(9, start);
+  if (end < 0) end = row.length - 1;
+  return row.subarray(start, end);
+}
+
+/** One pass over the table read with COPY (the reader's way since snapshot run 13); `perRow` gets each row's bytes. */
+async function copyPass(perRow, perChunk = async () => undefined) {
+  const before = process.cpuUsage();
+  let last = null;
+  let rows = 0;
+  for (;;) {
+    let n = 0;
+    let lastRow = null;
+    await copy(`COPY (SELECT * FROM ${table}${last === null ? '' : ` WHERE ${key} > ${last}`} ORDER BY ${key} LIMIT ${chunkRows}) TO STDOUT`, (row) => {
+      n++;
+      perRow(row);
+      lastRow = row;
+    });
+    if (n === 0) break;
+    rows += n;
+    // The key is a bigint: its text is a literal as it is.
+    last = keyBytes(lastRow).toString('latin1');
+    await perChunk();
+  }
+  const used = process.cpuUsage(before);
+  return { rows, cpuUsPerRow: +((used.user + used.system) / rows).toFixed(2) };
+}
+
+const copyRead = await copyPass(() => undefined);
+let batch = [];
+const copyReadAndProduce = await copyPass(
+  (row) => {
+    // The row's bytes copied into a value of the reader's record size (as the reader copies its records out of pg's buffer).
+    const value = Buffer.alloc(Math.max(valueBytes, row.length), 32);
+    row.copy(value);
+    batch.push({ topic, key: Buffer.from(keyBytes(row)), value });
+  },
+  async () => {
+    // In sends of at most ~900 kB, as above.
+    const all = batch;
+    batch = [];
+    let part = [];
+    let size = 0;
+    for (const r of all) {
+      if (part.length > 0 && size + r.value.length > 900_000) {
+        await publisher.send(part);
+        part = [];
+        size = 0;
+      }
+      part.push(r);
+      size += r.value.length;
+    }
+    if (part.length > 0) await publisher.send(part);
+  },
+);
 await publisher.close();
 await client.end();
 process.stdout.write(
@@ -85,6 +164,8 @@ process.stdout.write(
     rows: read.rows,
     read: read.cpuUsPerRow,
     readAndProduce: readAndProduce.cpuUsPerRow,
+    copyRead: copyRead.cpuUsPerRow,
+    copyReadAndProduce: copyReadAndProduce.cpuUsPerRow,
     valueBytesPerRow: Math.round(valueTotal / readAndProduce.rows),
   }) + '\n',
 );
