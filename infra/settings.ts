@@ -151,7 +151,8 @@ export const READER_LEFT_UNSET: Readonly<Record<string, string>> = {
   ...same(['CDC_SLOT', 'CDC_PUBLICATION', 'CDC_STATE_SCHEMA', 'CDC_SERVER_NAME'], 'the defaults (the status function assumes the same slot and publication)'),
   ...same(['CDC_SNAPSHOT_MODE', 'CDC_SNAPSHOT_CHUNK_ROWS'], 'an initial snapshot in resumable chunks, the default'),
   CDC_SNAPSHOT_PARALLELISM: "the default, the container's cores: one snapshot connection per core",
-  CDC_SNAPSHOT_READER_THREADS: 'the default, 0: the main thread reads and transcodes (two reader threads take the wide snapshot to 231–243 MB of RSS against the 200 MB bound)',
+  CDC_SNAPSHOT_READER_THREADS:
+    'the default, 0: the main thread reads and transcodes (two reader threads take the wide snapshot to 231–243 MB of RSS against the 200 MB bound)',
   CDC_SCHEMA_CHANGE_SNAPSHOT: 'auto, the default: a schema change that is not purely additive reconciles the existing rows with an incremental snapshot',
   ...same(
     ['CDC_EVENT_FORMAT', 'CDC_DEBEZIUM_SETTINGS', 'CDC_TOPIC_TEMPLATE'],
