@@ -66,6 +66,9 @@ const FALSE_JSON = Buffer.from('false');
 /** A cell a reader thread makes text of at most (see `CopyRowWriter.of`): its string, its decoded value and its JSON stay well under the thread's heap. */
 export const THREAD_TEXT_CELL_BYTES = 1024 * 1024;
 
+/** The writer's scratch buffers are kept between chunks up to this size. */
+const SCRATCH_KEPT_BYTES = 1024 * 1024;
+
 /** Copies up to this many bytes in a loop: `Buffer.copy` is a native call, dearer than that for the short pieces (labels, numbers) a row is mostly made of. */
 const SHORT_COPY = 48;
 
@@ -157,6 +160,9 @@ export class CopyRowWriter {
     this.lastGiven = false;
     this.partial = null;
     this.lastLength = -1;
+    // A huge row grew them: give that memory back at the next chunk instead of holding it for the table.
+    if (this.out.length > SCRATCH_KEPT_BYTES) this.out = Buffer.allocUnsafeSlow(64 * 1024);
+    if (this.last.length > SCRATCH_KEPT_BYTES) this.last = Buffer.allocUnsafeSlow(4096);
   }
 
   /** A piece of COPY's output: whole rows, possibly with the end of the last piece's cut row before them and the start of a row after. */
@@ -239,8 +245,9 @@ export class CopyRowWriter {
     this.index[slot] = -1;
     this.lastGiven = false;
     this.pos = 0;
-    // The envelope, the row's JSON, the middle, the key's JSON and `}`: at most this much before a cell's own.
-    this.room(this.head.length + this.middle.length + 4 * (end - start) + 64);
+    // Room is made as the record grows: a cell's fast path writes at most its length and a few bytes, the
+    // text path makes room for its JSON, the key for its own (a 100 MB cell must not cost a 400 MB scratch).
+    this.room(this.head.length + 1);
     this.put(this.head, 0, this.head.length);
     this.byte(123); // {
     let cellBytes = ROW_BYTES;
@@ -252,7 +259,7 @@ export class CopyRowWriter {
       while (stop < end && buf[stop] !== TAB) stop++;
       const len = stop - at;
       const label = this.labels[i]!;
-      this.room(label.length + 3 * len + 8);
+      this.room(1 + label.length + len + 8);
       const mark = this.pos;
       if (!first) this.byte(44); // ,
       this.put(label, 0, label.length);
@@ -291,6 +298,7 @@ export class CopyRowWriter {
     if (at <= end) throw new Error(`a COPY row has more than the table's ${this.n} columns`);
     this.cellBytes += cellBytes;
     const rowStart = this.head.length;
+    this.room(1 + this.middle.length);
     this.byte(125); // }
     const rowEnd = this.pos;
     this.put(this.middle, 0, this.middle.length);
