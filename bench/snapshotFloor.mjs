@@ -30,6 +30,22 @@ const columns = await client.query({ text: `SELECT * FROM ${table} LIMIT 0`, row
 const at = columns.fields.findIndex((f) => f.name === key);
 if (at < 0) throw new Error(`${table} has no column ${key}`);
 
+/** A chunk's records in sends of at most ~900 kB, as the reader's pipeline keeps each batch under the broker's limit. */
+async function sendInBatches(records) {
+  let batch = [];
+  let bytes = 0;
+  for (const record of records) {
+    if (batch.length > 0 && bytes + record.value.length > 900_000) {
+      await publisher.send(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(record);
+    bytes += record.value.length;
+  }
+  if (batch.length > 0) await publisher.send(batch);
+}
+
 /** One pass over the table; `perChunk` gets each chunk's rows. Returns rows and CPU µs per row. */
 async function pass(perChunk) {
   const before = process.cpuUsage();
@@ -67,19 +83,7 @@ const readAndProduce = await pass(async (rows) => {
     valueTotal += value.length;
     return { topic, key: Buffer.from(row[at]), value };
   });
-  // In sends of at most ~900 kB, as the reader's pipeline keeps each batch under the broker's limit.
-  let batch = [];
-  let bytes = 0;
-  for (const record of records) {
-    if (batch.length > 0 && bytes + record.value.length > 900_000) {
-      await publisher.send(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(record);
-    bytes += record.value.length;
-  }
-  if (batch.length > 0) await publisher.send(batch);
+  await sendInBatches(records);
 });
 
 /** `COPY (…) TO STDOUT` through a `pg` submittable: each row's bytes (a view of pg's receive buffer) to `perRow`, as the reader reads. */
@@ -140,21 +144,9 @@ const copyReadAndProduce = await copyPass(
     batch.push({ topic, key: Buffer.from(keyBytes(row)), value });
   },
   async () => {
-    // In sends of at most ~900 kB, as above.
-    const all = batch;
+    const chunk = batch;
     batch = [];
-    let part = [];
-    let size = 0;
-    for (const r of all) {
-      if (part.length > 0 && size + r.value.length > 900_000) {
-        await publisher.send(part);
-        part = [];
-        size = 0;
-      }
-      part.push(r);
-      size += r.value.length;
-    }
-    if (part.length > 0) await publisher.send(part);
+    await sendInBatches(chunk);
   },
 );
 await publisher.close();

@@ -119,14 +119,8 @@ export class RecordBuffers {
   write(text: string): Buffer<ArrayBuffer> {
     const room = text.length * 3;
     if (room > SEGMENT_BYTES) return Buffer.from(text);
-    if (this.at + room > this.segment.length) {
-      this.segment = Buffer.allocUnsafeSlow(SEGMENT_BYTES);
-      this.at = 0;
-    }
-    const bytes = this.segment.write(text, this.at);
-    const value = this.segment.subarray(this.at, this.at + bytes);
-    this.at += bytes;
-    return value;
+    this.reserve(room);
+    return this.taken(this.segment.write(text, this.at));
   }
 
   /** Bytes `start`..`end` of `source`, copied into a shared buffer (as `write`; their own buffer when larger than one). */
@@ -137,13 +131,21 @@ export class RecordBuffers {
       source.copy(own, 0, start, end);
       return own;
     }
-    if (this.at + n > this.segment.length) {
-      this.segment = Buffer.allocUnsafeSlow(SEGMENT_BYTES);
-      this.at = 0;
-    }
-    source.copy(this.segment, this.at, start, end);
-    const value = this.segment.subarray(this.at, this.at + n);
-    this.at += n;
+    this.reserve(n);
+    return this.taken(source.copy(this.segment, this.at, start, end));
+  }
+
+  /** Room for `bytes` (at most a segment) in the current buffer, or a fresh one. */
+  private reserve(bytes: number): void {
+    if (this.at + bytes <= this.segment.length) return;
+    this.segment = Buffer.allocUnsafeSlow(SEGMENT_BYTES);
+    this.at = 0;
+  }
+
+  /** The `bytes` just written at `at`, as a view; the next value goes after them. */
+  private taken(bytes: number): Buffer<ArrayBuffer> {
+    const value = this.segment.subarray(this.at, this.at + bytes);
+    this.at += bytes;
     return value;
   }
 }

@@ -265,7 +265,7 @@ export class CopyRowWriter {
       this.put(label, 0, label.length);
       const jsonStart = this.pos;
       this.isNull[i] = 0;
-      if (len === 2 && buf[at] === BACKSLASH && buf[at + 1] === 78) {
+      if (isNullCell(buf, at, stop)) {
         this.put(NULL_JSON, 0, 4);
         this.isNull[i] = 1;
         cellBytes += NULL_BYTES;
@@ -533,10 +533,16 @@ export class CopyRowWriter {
 
   /** Row j (`buf[start, end)`) gets no record: it comes back as text, or as its bytes from a writer `forThread`. */
   private giveBack(j: number, buf: Buffer, start: number, end: number): void {
+    // A copy (`Uint8Array`'s slice, not Buffer's view): `buf` is pg's receive buffer, reused once this returns.
     if (this.forThread) this.spareBytes.push([j, Uint8Array.prototype.slice.call(buf, start, end)]);
     else this.spare.push([j, copyLineCells(buf, start, end, this.n)]);
     this.lastGiven = true;
   }
+}
+
+/** COPY's NULL, `\N` (a text cell of those two characters is written `\\N`). */
+function isNullCell(buf: Buffer, at: number, stop: number): boolean {
+  return stop - at === 2 && buf[at] === BACKSLASH && buf[at + 1] === 78;
 }
 
 /** A COPY row's text cells (`\N` → null), as `pg` reads a row of `n` columns. */
@@ -546,7 +552,7 @@ export function copyLineCells(buf: Buffer, start: number, end: number, n: number
   for (let i = 0; i < n; i++) {
     let stop = at;
     while (stop < end && buf[stop] !== TAB) stop++;
-    cells.push(stop - at === 2 && buf[at] === BACKSLASH && buf[at + 1] === 78 ? null : copyCellText(buf, at, stop));
+    cells.push(isNullCell(buf, at, stop) ? null : copyCellText(buf, at, stop));
     at = stop + 1;
   }
   return cells;
@@ -614,15 +620,11 @@ function hexByte(buf: Buffer, k: number): number {
 
 const BASE64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
 
-/** Whether `buf[from, to)` is an array index's text (ASCII digits: a latin1 view is exact). */
+/** Whether `buf[from, to)` is an array index's text (`isArrayIndex`; a key that does not start with a digit makes no string). */
 function arrayIndexBytes(buf: Buffer, from: number, to: number): boolean {
-  const n = to - from;
-  if (n < 1 || n > 10) return false;
-  for (let i = from; i < to; i++) {
-    const c = buf[i]!;
-    if (c < 48 || c > 57) return false;
-  }
-  return isArrayIndex(buf.toString('latin1', from, to), 0, n);
+  const c = buf[from]!;
+  if (to <= from || c < 48 || c > 57) return false;
+  return isArrayIndex(buf.toString('latin1', from, to), 0, to - from);
 }
 
 const ESCAPES: Record<number, number> = { 98: 8, 102: 12, 110: 10, 114: 13, 116: 9, 118: 11 };

@@ -58,12 +58,12 @@ export const CELL_QUOTED = 6;
 /** The decoder is the identity: the JSON is `JSON.stringify` of the text. */
 export const CELL_STRING = 7;
 /** float4/float8: a plain decimal of at most 15 significant digits is the JSON the decoder's number prints (the COPY transcoder's; text goes through the decoder). */
-export const CELL_FLOAT = 9;
+export const CELL_FLOAT = 8;
 /** bytea in hex output: base64 of the bytes (the COPY transcoder's; text goes through the decoder). */
-export const CELL_BYTEA = 10;
+export const CELL_BYTEA = 9;
 /** int2[]/int4[]/oid[] with `,` between elements: braces become brackets (the COPY transcoder's; text goes through the decoder). */
-export const CELL_INT_ARRAY = 11;
-export const CELL_OTHER = 8;
+export const CELL_INT_ARRAY = 10;
+export const CELL_OTHER = 11;
 
 /**
  * Only jsonb's text is canonical: json (same decoder) keeps its input as written (blanks, duplicate
