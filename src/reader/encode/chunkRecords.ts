@@ -71,9 +71,8 @@ export function writeChunk(
     const value = buffers.write(text);
     const keyBytes = Buffer.byteLength(keyJson);
     if (value.length + keyBytes > layout.limit) continue;
-    if (segments.at(-1) !== value.buffer) segments.push(value.buffer);
     const end = value.byteOffset + value.length;
-    index[slot] = segments.length - 1;
+    index[slot] = buffers.segmentOf(segments, value);
     index[slot + 1] = value.byteOffset;
     index[slot + 2] = end;
     index[slot + 3] = end - 1 - keyBytes;
@@ -103,10 +102,22 @@ export function chunkRecord(chunk: EncodedChunk, j: number, topic: string): OutR
  * stream's records, made one at a time as changes arrive, get `writeChunk`'s saving (one UTF-8 pass,
  * a hundredth as many `ArrayBuffer`s). A buffer is freed once every record in it is; so at most one
  * buffer beyond the records in flight is held.
+ *
+ * `tracked` (the snapshot's): a buffer is freed the moment the last chunk with records in it is
+ * released (`segmentOf` holds it for a chunk, `release` lets go), not at the collector's next full
+ * collection. The records' views stay on the old-generation heap until then, and so did their
+ * buffers: a wide snapshot's external memory swung between 20 and 60 MB while 8 MB were in flight
+ * (docs/reader.md, snapshot run 17).
  */
 export class RecordBuffers {
   private segment = Buffer.allocUnsafeSlow(0);
   private at = 0;
+  /** Tracked: how many hold each buffer (every chunk with records in it, and this writer while it writes into it). */
+  private readonly holds: WeakMap<ArrayBuffer, number> | null;
+
+  constructor(tracked = false) {
+    this.holds = tracked ? new WeakMap() : null;
+  }
 
   /** Whether `write(text)` puts it into the buffer the last value went into. */
   fits(text: string): boolean {
@@ -135,11 +146,53 @@ export class RecordBuffers {
     return this.taken(source.copy(this.segment, this.at, start, end));
   }
 
+  /**
+   * The index in a chunk's `segments` of the buffer `value` (just written) is in: the last one, or
+   * added, and then held for the chunk until it is released. Values are written in order, so a chunk
+   * never comes back to a buffer it has left.
+   */
+  segmentOf(segments: ArrayBuffer[], value: Buffer<ArrayBuffer>): number {
+    if (segments.at(-1) !== value.buffer) {
+      segments.push(value.buffer);
+      this.hold(value.buffer);
+    }
+    return segments.length - 1;
+  }
+
+  /** Tracked: `buffer` (a chunk's, perhaps a reader thread's) is held until `release`; otherwise nothing. */
+  hold(buffer: ArrayBuffer): void {
+    this.holds?.set(buffer, (this.holds.get(buffer) ?? 0) + 1);
+  }
+
+  /**
+   * Tracked: a chunk's records in `segments` were delivered and are read no more (the publisher has
+   * sent them and keeps no reference: `Publisher.send`); a buffer nothing else holds is freed now.
+   * A view of it that is still about reads as empty: a bug shows as a missing value, never as another
+   * record's bytes.
+   */
+  release(segments: readonly ArrayBuffer[]): void {
+    if (this.holds === null) return;
+    for (const s of segments) {
+      const n = (this.holds.get(s) ?? 1) - 1;
+      if (n > 0) {
+        this.holds.set(s, n);
+      } else {
+        this.holds.delete(s);
+        s.transfer(0);
+      }
+    }
+  }
+
   /** Room for `bytes` (at most a segment) in the current buffer, or a fresh one. */
   private reserve(bytes: number): void {
     if (this.at + bytes <= this.segment.length) return;
+    const left = this.segment.buffer;
     this.segment = Buffer.allocUnsafeSlow(SEGMENT_BYTES);
     this.at = 0;
+    if (this.holds === null) return;
+    this.hold(this.segment.buffer);
+    // The first segment (empty) was never held.
+    if (this.holds.has(left)) this.release([left]);
   }
 
   /** The `bytes` just written at `at`, as a view; the next value goes after them. */

@@ -321,9 +321,8 @@ export class CopyRowWriter {
       return;
     }
     const value = this.buffers.copy(this.out, 0, this.pos);
-    if (this.segments.at(-1) !== value.buffer) this.segments.push(value.buffer);
     const valueEnd = value.byteOffset + value.length;
-    this.index[slot] = this.segments.length - 1;
+    this.index[slot] = this.buffers.segmentOf(this.segments, value);
     this.index[slot + 1] = value.byteOffset;
     this.index[slot + 2] = valueEnd;
     this.index[slot + 3] = valueEnd - 1 - keyBytes;

@@ -13,7 +13,9 @@ export interface Publisher {
   /**
    * Sends the records in order; resolves when the broker acknowledged every one of them (acks=all),
    * rejects if any failed. Callers never have two sends outstanding, which keeps per-partition order
-   * without an idempotent producer (Event Hubs Standard has none).
+   * without an idempotent producer (Event Hubs Standard has none). Once it has settled it keeps no
+   * reference to the records' bytes: the snapshot frees a chunk's buffers when its records are
+   * confirmed (`RecordBuffers`, tracked), and a view kept past that would read as empty.
    */
   send(records: OutRecord[]): Promise<void>;
   /** How many partitions `topic` has, creating it where the broker auto-creates topics (control events are published to each; README "Schema changes"). */

@@ -376,7 +376,7 @@ async function snapshotTable(
     threads,
     fallbackClient,
     id,
-    buffers: new RecordBuffers(),
+    buffers: new RecordBuffers(true),
     chunkRows: chunkRowsFor(deps.chunkRows, disk > 0 ? ROW_BYTES + CELL_BYTES * columns.length + disk : 0),
   };
   // A keyed table by key ranges; a keyless one by CTID ranges where the server can (else one cursor pass).
@@ -617,9 +617,12 @@ function threadReader(
         fallback = onConnection(await run.fallbackClient());
         return fallback.read(range);
       }
-      // The thread's buffers are the chunk's own: all of them are held.
+      // The thread's buffers are the chunk's own: all of them are held, and freed once it is delivered.
       let held = 0;
-      for (const segment of got.chunk.segments) held += segment.byteLength;
+      for (const segment of got.chunk.segments) {
+        held += segment.byteLength;
+        run.buffers.hold(segment);
+      }
       return transcodedRead(fields, prep, got, held);
     },
   };
@@ -844,10 +847,13 @@ async function queueChunk(
   const writeHere = encoded === null && layout !== null && json !== null;
   // Row j's record is the (j − base)-th of `encoded`, which has the rows up to its `end`.
   let base = 0;
+  // The buffers the chunk's records are in, released once they are delivered (`RecordBuffers`, tracked).
+  const segments = early === null ? [] : [...early.segments];
   const entry = deps.tracker.open();
   for (let j = 0; j < rows.length; j++) {
     if (writeHere && (encoded === null || j >= encoded.end)) {
       encoded = writeChunk(json, layout, rows, run.buffers, j, true);
+      segments.push(...encoded.segments);
       base = j;
     }
     const record = encoded === null || layout === null ? null : chunkRecord(encoded, j - base, layout.topic);
@@ -884,6 +890,7 @@ async function queueChunk(
   const progress = progressAt(run.queuedRows);
   const added = rows.length;
   entry.onAcked = () => {
+    run.buffers.release(segments);
     Object.assign(run.p, progress);
     if (!skipRecord) run.recorder.record(progress);
     reportProgress(run, progress, added);

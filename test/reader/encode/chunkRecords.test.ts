@@ -101,3 +101,77 @@ describe('RecordBuffers: the stream records written into shared buffers', () => 
     expect(buffers.write('z').buffer).toBe(small.buffer);
   });
 });
+
+describe('RecordBuffers, tracked: a snapshot chunk’s buffers freed when it is released', () => {
+  /** Values of about 100 KB, so that ten fill a 1 MiB buffer. */
+  const text = (i: number) => String(i % 10).repeat(100_000);
+
+  test('a buffer is freed once every chunk with records in it is released and the writer has left it; the others keep their bytes', () => {
+    const buffers = new RecordBuffers(true);
+    // Two chunks written at once (two readers), their values interleaved in the same buffers.
+    const a: ArrayBuffer[] = [];
+    const b: ArrayBuffer[] = [];
+    const values: { chunk: 'a' | 'b'; value: Buffer<ArrayBuffer>; text: string }[] = [];
+    for (let i = 0; i < 30; i++) {
+      const chunk = i < 20 && i % 2 === 0 ? 'a' : 'b';
+      const value = buffers.write(text(i));
+      buffers.segmentOf(chunk === 'a' ? a : b, value);
+      values.push({ chunk, value, text: text(i) });
+    }
+    expect(a.length).toBeGreaterThan(1);
+    const current = values.at(-1)!.value.buffer;
+    expect(a).not.toContain(current);
+    buffers.release(a);
+    // Every buffer b shares with a keeps its bytes; a has none of its own (the two were interleaved throughout).
+    for (const v of values.filter((x) => x.chunk === 'b')) expect(v.value.toString()).toBe(v.text);
+    expect(a.every((s) => s.byteLength > 0)).toBe(true);
+    buffers.release(b);
+    for (const s of b) expect(s.byteLength).toBe(s === current ? 1024 * 1024 : 0);
+    expect(a.every((s) => s.detached)).toBe(true);
+    // The buffer being written into is freed when the writer leaves it (room for 900 KB is not left in it).
+    expect(buffers.write('x'.repeat(300_000)).buffer).not.toBe(current);
+    expect(current.detached).toBe(true);
+  });
+
+  test('a chunk that is not released keeps its buffers; one released keeps none, its own large value included', () => {
+    const buffers = new RecordBuffers(true);
+    const kept: ArrayBuffer[] = [];
+    const freed: ArrayBuffer[] = [];
+    const keptValues = Array.from({ length: 25 }, (_, i) => {
+      const v = buffers.write(text(i));
+      buffers.segmentOf(kept, v);
+      return v;
+    });
+    const large = buffers.write('L'.repeat(2_000_000));
+    buffers.segmentOf(freed, large);
+    for (let i = 0; i < 25; i++) buffers.segmentOf(freed, buffers.write(text(i)));
+    buffers.release(freed);
+    expect(large.buffer.detached).toBe(true);
+    expect(large.length).toBe(0);
+    keptValues.forEach((v, i) => expect(v.toString()).toBe(text(i)));
+  });
+
+  test('a buffer of its own (a reader thread’s) held for a chunk is freed at its release', () => {
+    const buffers = new RecordBuffers(true);
+    const own = new ArrayBuffer(1024);
+    buffers.hold(own);
+    buffers.hold(own);
+    buffers.release([own]);
+    expect(own.detached).toBe(false);
+    buffers.release([own]);
+    expect(own.detached).toBe(true);
+  });
+
+  test('untracked (the stream’s): release frees nothing, the collector does', () => {
+    const buffers = new RecordBuffers();
+    const segments: ArrayBuffer[] = [];
+    const values = Array.from({ length: 25 }, (_, i) => {
+      const v = buffers.write(text(i));
+      buffers.segmentOf(segments, v);
+      return v;
+    });
+    buffers.release(segments);
+    buffers.write('x'.repeat(1_000_000));
+    values.forEach((v, i) => expect(v.toString()).toBe(text(i)));
+  });
+});
