@@ -39,3 +39,17 @@ export function brokerPid(brokers) {
 export const READER_HEAP_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=8'];
 export const compareHeapFlags = () =>
   process.env.BENCH_COMPARE_NODE_FLAGS ? process.env.BENCH_COMPARE_NODE_FLAGS.split(' ').filter(Boolean) : READER_HEAP_FLAGS;
+
+/**
+ * BENCH_COMPARE_ENV ("NAME=value NAME2=value2"): settings for the BENCH_COMPARE_DIST build's reader
+ * only, over the run's, to compare settings on one build in the same rounds (e.g. reader threads).
+ */
+export function compareEnv() {
+  const out = {};
+  for (const pair of (process.env.BENCH_COMPARE_ENV ?? '').split(' ').filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`BENCH_COMPARE_ENV: "${pair}" is not NAME=value`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}

@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Admin } from '@platformatic/kafka';
-import { brokerPid, compareHeapFlags, cpuOf, READER_HEAP_FLAGS } from './proc.mjs';
+import { brokerPid, compareEnv, compareHeapFlags, cpuOf, READER_HEAP_FLAGS } from './proc.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const stateDir = [root, process.env.PG_CDC_SERVICES_STATE_DIR].filter(Boolean).find((d) => existsSync(`${d}/.services.env`));
@@ -42,7 +42,8 @@ const TABLES = (process.env.BENCH_SNAPSHOT_TABLES ?? 'orders,wide')
   .filter(Boolean);
 for (const t of TABLES) if (t !== 'orders' && t !== 'wide') throw new Error(`BENCH_SNAPSHOT_TABLES: unknown table ${t} (orders, wide)`);
 // BENCH_COMPARE_DIST=<another build's dist folder>: in each round, also that build's reader (all cores), for a paired A/B;
-// BENCH_COMPARE_NODE_FLAGS: its heap flags instead of the container's (bench/proc.mjs), to compare flags on one build.
+// BENCH_COMPARE_NODE_FLAGS: its heap flags instead of the container's (bench/proc.mjs), to compare flags on one build;
+// BENCH_COMPARE_ENV="CDC_SNAPSHOT_READER_THREADS=1 ...": its settings over the run's, to compare settings on one build.
 const COMPARE = process.env.BENCH_COMPARE_DIST ?? null;
 const tag = `bsnap_${Date.now().toString(36)}`;
 const pgEnv = { PGHOST: envFile.PGHOST, PGPORT: envFile.PGPORT, PGUSER: envFile.PGUSER, PGDATABASE: envFile.PGDATABASE };
@@ -120,6 +121,7 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
     'MALLOC_TRIM_THRESHOLD_',
   ])
     if (process.env[k]) env[k] = process.env[k];
+  if (main !== 'dist/src/reader/main.js') Object.assign(env, compareEnv());
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --trace-gc); its lines that are not JSON go to /tmp/<run>.out.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
@@ -305,6 +307,7 @@ const result = {
     compareDist: COMPARE,
     heapFlags: READER_HEAP_FLAGS,
     compareHeapFlags: COMPARE ? compareHeapFlags() : null,
+    compareEnv: COMPARE ? compareEnv() : null,
   },
   tables: {},
 };

@@ -85,6 +85,13 @@ export function chunkHasRecord(chunk: EncodedChunk, j: number): boolean {
   return chunk.index[j * SLOTS]! >= 0;
 }
 
+/** The key and value bytes of the `j`-th row's record (one `chunkHasRecord` is true of). */
+export function chunkRecordBytes(chunk: EncodedChunk, j: number): number {
+  const slot = j * SLOTS;
+  const end = chunk.index[slot + 2]!;
+  return end - chunk.index[slot + 1]! + (end - 1 - chunk.index[slot + 3]!);
+}
+
 /** The record of the `j`-th row written (views of the chunk's buffers, no copy), or null when `writeChunk` gave it none. */
 export function chunkRecord(chunk: EncodedChunk, j: number, topic: string): OutRecord | null {
   const slot = j * SLOTS;

@@ -34,7 +34,7 @@ import type { Decoder } from '../../shared/events/pgTypes.js';
 import type { RowsLayout } from '../encode/chunkRecords.js';
 import { layoutRecord } from '../encode/toRecord.js';
 import type { EncodedChunk } from '../encode/chunkRecords.js';
-import { chunkRecord, RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
+import { chunkHasRecord, RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
 import { ReaderThreadFailed, ReaderThreads } from './readerThreads.js';
 import type { EncoderTable, ThreadConnection } from './readerThreads.js';
 import { CELL_BYTES, chunkBytes, ROW_BYTES } from './chunkBytes.js';
@@ -856,9 +856,13 @@ async function queueChunk(
       segments.push(...encoded.segments);
       base = j;
     }
-    const record = encoded === null || layout === null ? null : chunkRecord(encoded, j - base, layout.topic);
-    if (record !== null) {
-      deps.pipeline.enqueue(record, entry);
+    if (encoded !== null && layout !== null && chunkHasRecord(encoded, j - base)) {
+      // The rows from here that have a record, up to the first without one or the end of `encoded`, as one span.
+      const to = Math.min(rows.length, encoded.end) - base;
+      let k = j - base + 1;
+      while (k < to && chunkHasRecord(encoded, k)) k++;
+      deps.pipeline.enqueueSpan({ chunk: encoded, from: j - base, to: k, topic: layout.topic }, entry);
+      j = base + k - 1;
       if (deps.pipeline.saturated) await deps.pipeline.waitForCapacity();
       continue;
     }
