@@ -35,6 +35,7 @@ import type { RowsLayout } from '../encode/chunkRecords.js';
 import { layoutRecord } from '../encode/toRecord.js';
 import type { EncodedChunk } from '../encode/chunkRecords.js';
 import { chunkHasRecord, RecordBuffers, writeChunk } from '../encode/chunkRecords.js';
+import { snapshotHeapGrowth } from './heapGrowth.js';
 import { ReaderThreadFailed, ReaderThreads } from './readerThreads.js';
 import type { EncoderTable, ThreadConnection } from './readerThreads.js';
 import { CELL_BYTES, chunkBytes, ROW_BYTES } from './chunkBytes.js';
@@ -250,6 +251,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
   const recorder = new ProgressRecorder(deps.progress);
   let threads: ReaderThreads | null = null;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  snapshotHeapGrowth(true);
   try {
     let snapshotName = plan.exportedSnapshot;
     if (snapshotName !== null) await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
@@ -321,6 +323,7 @@ export async function runSnapshot(deps: SnapshotDeps, plan: SnapshotPlan): Promi
     log.info('snapshot finished');
     return 'done';
   } finally {
+    snapshotHeapGrowth(false);
     await recorder.close();
     await threads?.close();
     for (const c of readers) await c.query('COMMIT').catch(() => undefined);
