@@ -17,8 +17,9 @@ import type { EncodedChunk } from '../encode/chunkRecords.js';
 /**
  * Records `from`..`to` (exclusive) of a snapshot chunk, every one with a record (`chunkHasRecord`), to
  * `topic`. Queued as one object and made into `OutRecord`s only as their batch is sent: three objects
- * a record, held until the broker confirmed it, were promoted to the old generation and kept the
- * collector in a mark-compact every 100–140 ms (docs/reader.md, snapshot run 17).
+ * a record (two views and the record), held until the broker confirmed it, were promoted to the old
+ * generation; queued as spans the wide snapshot peaked at 170–171 MB against 174–185 (docs/reader.md,
+ * snapshot run 17; the mark-compacts' cadence was the heap limit's, `heapGrowth.ts`).
  */
 export interface ChunkSpan {
   chunk: EncodedChunk;
