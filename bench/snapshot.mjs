@@ -94,7 +94,9 @@ async function ceiling(table) {
 }
 
 async function runReader(table, rows, pinned, round, main = 'dist/src/reader/main.js') {
-  const run = `${tag}_${table}_${pinned ? 'p' : 'a'}${main === 'dist/src/reader/main.js' ? '' : 'c'}${round}`;
+  // Another build's reader (BENCH_COMPARE_DIST): its own heap flags and settings where given.
+  const compared = main !== 'dist/src/reader/main.js';
+  const run = `${tag}_${table}_${pinned ? 'p' : 'a'}${compared ? 'c' : ''}${round}`;
   const timeFile = `/tmp/${run}.time`;
   const env = {
     PATH: process.env.PATH,
@@ -121,11 +123,11 @@ async function runReader(table, rows, pinned, round, main = 'dist/src/reader/mai
     'MALLOC_TRIM_THRESHOLD_',
   ])
     if (process.env[k]) env[k] = process.env[k];
-  if (main !== 'dist/src/reader/main.js') Object.assign(env, compareEnv());
+  if (compared) Object.assign(env, compareEnv());
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   // BENCH_NODE_FLAGS: more node flags for the reader (e.g. --trace-gc); its lines that are not JSON go to /tmp/<run>.out.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const heap = main === 'dist/src/reader/main.js' ? READER_HEAP_FLAGS : compareHeapFlags();
+  const heap = compared ? compareHeapFlags() : READER_HEAP_FLAGS;
   const node = [process.execPath, ...prof, ...flags, ...heap, main];
   const otherLines = [];
   const argv = ['-f', '%e %U %S %M', '-o', timeFile, ...(pinned ? ['taskset', '-c', '0'] : []), ...node];

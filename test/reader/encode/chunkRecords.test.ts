@@ -1,19 +1,11 @@
 import { describe, expect, test } from '@jest/globals';
 import { chunkRecord, RecordBuffers, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
-import { rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
 import { layoutRecord } from '../../../src/reader/encode/toRecord.js';
 import type { RowsLayout } from '../../../src/reader/encode/chunkRecords.js';
-import { decodeInt8, decodeText } from '../../../src/shared/events/pgTypes.js';
+import { idDocJson } from '../fixtures/idDocRows.js';
 
 const layout = (limit = 10_000_000): RowsLayout => ({ topic: 'hub', head: '{"before":null,"after":', middle: ',"source":{"é":"☃"},"op":"r","key":', limit });
-const json = rowJsonEncoder(
-  [
-    { name: 'id', decoder: decodeInt8, baseType: 'int8' },
-    { name: 'doc', decoder: decodeText, baseType: 'text' },
-  ],
-  ['id'],
-  false,
-)!;
+const json = idDocJson;
 
 /** What the one-record path makes of a row (the reference). */
 const reference = (l: RowsLayout, raw: (string | null)[]) => {

@@ -8,8 +8,7 @@ import { memoryLogger } from '../../../src/shared/core/logger.js';
 import { eventually } from '../../helpers/services.js';
 import { chunkRecord, RecordBuffers, writeChunk } from '../../../src/reader/encode/chunkRecords.js';
 import type { EncodedChunk, RowsLayout } from '../../../src/reader/encode/chunkRecords.js';
-import { rowJsonEncoder } from '../../../src/reader/encode/rowJson.js';
-import { decodeInt8, decodeText } from '../../../src/shared/events/pgTypes.js';
+import { idDocJson } from '../fixtures/idDocRows.js';
 
 const rec = (n: number, size = 10): OutRecord => ({ topic: 't', key: Buffer.from(String(n)), value: Buffer.alloc(size, n % 256) });
 
@@ -72,20 +71,12 @@ describe('pipeline', () => {
 
   describe('a snapshot chunk’s records as spans', () => {
     const layout: RowsLayout = { topic: 'hub', head: '{"after":', middle: ',"key":', limit: 1_000_000 };
-    const json = rowJsonEncoder(
-      [
-        { name: 'id', decoder: decodeInt8, baseType: 'int8' },
-        { name: 'doc', decoder: decodeText, baseType: 'text' },
-      ],
-      ['id'],
-      false,
-    )!;
-    /** A chunk of `n` rows of about 100–400 bytes, with no record for the rows whose key is NULL (`nullKeys`). */
-    const chunkOf = (n: number, nullKeys: number[] = []): EncodedChunk =>
+    /** A chunk of `n` rows of about 100–400 bytes. */
+    const chunkOf = (n: number): EncodedChunk =>
       writeChunk(
-        json,
+        idDocJson,
         layout,
-        Array.from({ length: n }, (_, i) => [nullKeys.includes(i) ? null : String(i), 'x'.repeat(100 + ((i * 37) % 300))]),
+        Array.from({ length: n }, (_, i) => [String(i), 'x'.repeat(100 + ((i * 37) % 300))]),
         new RecordBuffers(),
       );
     const keys = (records: OutRecord[]) => records.map((r) => r.key!.toString());
